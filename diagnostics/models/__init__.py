@@ -1,0 +1,1 @@
+"""Diagnostics tables, one module per concern; Django finds them all through this package."""
