@@ -213,3 +213,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Set only while a master-key rotation is rolled out (see hospitals/keys.py).
+PREVIOUS_MASTER_KEY = env_str("NEUROFED_PREVIOUS_MASTER_KEY")
+PREVIOUS_MASTER_KEY_FILE = env_str("NEUROFED_PREVIOUS_MASTER_KEY_FILE")

@@ -1,0 +1,50 @@
+"""The one way to fetch tenant data (DESIGN §2).
+
+Every helper takes the user and the hospital explicitly. Someone outside the hospital gets the same
+404 whether the object exists or not, so no URL can be used as an existence oracle. A member whose role
+does not allow the action gets 403: they already know the hospital exists.
+"""
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+
+from hospitals.audit import record_audit
+from hospitals.models import Membership, Patient, Role
+
+STAFF_ROLES = (Role.DOCTOR, Role.ADMIN)
+
+
+def access_membership(user, hospital_slug: str, *, roles=None) -> Membership:
+    """The user's membership of the hospital named in the URL; 404 when there is none."""
+    if user is None or not user.is_authenticated:
+        raise Http404("No such hospital")
+    membership = (
+        Membership.objects.select_related("hospital").filter(user=user, hospital__slug=hospital_slug).first()
+    )
+    if membership is None:
+        raise Http404("No such hospital")
+    if roles is not None and membership.role not in roles:
+        raise PermissionDenied(f"Your role ({membership.role}) does not allow this")
+    return membership
+
+
+def access_hospital(user, hospital_slug: str, *, roles=None):
+    return access_membership(user, hospital_slug, roles=roles).hospital
+
+
+def visible_patients(user, hospital, membership: Membership):
+    """Patients of this hospital the member may see: all for staff, only their own record for a patient."""
+    patients = Patient.objects.filter(hospital=hospital)
+    if membership.role in STAFF_ROLES:
+        return patients
+    return patients.filter(user=user)
+
+
+def access_patient(user, hospital, patient_id, *, membership: Membership, request=None, action="patient.read"):
+    try:
+        patient = visible_patients(user, hospital, membership).get(pk=patient_id)
+    except (Patient.DoesNotExist, ValidationError, ValueError, TypeError):
+        # A malformed id is "not found" too, never a 500 or a 400 that tells it apart.
+        raise Http404("No such patient") from None
+    record_audit(actor=user, hospital=hospital, action=action, obj=patient, request=request)
+    return patient

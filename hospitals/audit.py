@@ -1,0 +1,26 @@
+"""The audit trail: one append-only row per read or change of PHI or a scan."""
+
+from hospitals.models import AuditEvent
+
+
+def client_address(request) -> str | None:
+    if request is None:
+        return None
+    # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it.
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def record_audit(*, actor, hospital, action: str, obj=None, object_type: str = "", object_id="", request=None):
+    if obj is not None:
+        object_type = object_type or obj._meta.model_name
+        object_id = object_id or obj.pk
+    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
+    return AuditEvent.objects.create(
+        hospital_id=getattr(hospital, "id", None),
+        actor_id=actor.pk if authenticated else None,
+        actor_label=actor.get_username() if authenticated else "",
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id or ""),
+        client_address=client_address(request),
+    )

@@ -1,0 +1,143 @@
+"""Tenants and the people in them. Every tenant-owned row carries a non-null hospital key (DESIGN §2)."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from encrypted_model_fields.fields import EncryptedCharField, EncryptedDateField, EncryptedTextField
+
+
+class Role(models.TextChoices):
+    PATIENT = "patient", "Patient"
+    DOCTOR = "doctor", "Doctor"
+    ADMIN = "admin", "Admin"
+
+
+class AIResultVisibility(models.TextChoices):
+    # Default: a doctor confirms before the patient sees anything the model said.
+    AFTER_REVIEW = "after_review", "Only after a doctor confirms"
+    IMMEDIATELY = "immediately", "At once, marked preliminary"
+
+
+class Hospital(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=200)
+    # The hospital's AES-256 data key, wrapped (AES-GCM) by the platform master key; never stored plain.
+    wrapped_data_key = models.BinaryField(editable=False)
+    # Which master key wrapped it (first 16 hex digits of its SHA-256), so rotation knows what to rewrap.
+    master_key_id = models.CharField(max_length=16, editable=False)
+    patients_see_ai_results = models.CharField(
+        max_length=20, choices=AIResultVisibility.choices, default=AIResultVisibility.AFTER_REVIEW
+    )
+    federation_opt_in = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.slug
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    hospital = models.ForeignKey(Hospital, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "hospital"], name="one_membership_per_hospital")]
+        ordering = ["hospital__name", "user__email"]
+
+    def __str__(self):
+        return f"{self.user_id}@{self.hospital_id}:{self.role}"
+
+
+class Patient(models.Model):
+    """A patient record of one hospital. PHI columns are Fernet-encrypted in the database."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    hospital = models.ForeignKey(Hospital, on_delete=models.CASCADE, related_name="patients")
+    # Set when the patient has an account and signs in to see their own scans.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="patient_records"
+    )
+    full_name = EncryptedCharField(max_length=200)
+    date_of_birth = EncryptedDateField(null=True, blank=True)
+    medical_record_number = EncryptedCharField(max_length=64, blank=True, default="")
+    # Keyed HMAC of the MRN, so a record can be found by MRN without storing the MRN in clear.
+    mrn_digest = models.CharField(max_length=64, blank=True, default="", db_index=True, editable=False)
+    notes = EncryptedTextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hospital", "mrn_digest"], condition=~Q(mrn_digest=""), name="unique_mrn_per_hospital"
+            ),
+            models.UniqueConstraint(
+                fields=["hospital", "user"], condition=Q(user__isnull=False), name="one_patient_record_per_user"
+            ),
+        ]
+
+    def __str__(self):
+        return f"patient {self.id}"
+
+
+class Invitation(models.Model):
+    hospital = models.ForeignKey(Hospital, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices)
+    # Only a SHA-256 of the token is stored: a database leak does not hand out memberships.
+    token_digest = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("Audit events are append-only")
+
+    def delete(self):
+        raise PermissionError("Audit events are append-only")
+
+
+class AuditEvent(models.Model):
+    """Who read or changed PHI or a scan, when and from where. Append-only.
+
+    The hospital and actor are kept as plain ids, not foreign keys, so the trail outlives a deleted
+    hospital or account and no cascade can rewrite it.
+    """
+
+    hospital_id = models.UUIDField(null=True, db_index=True)
+    actor_id = models.BigIntegerField(null=True)
+    actor_label = models.CharField(max_length=254, blank=True, default="")
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64, blank=True, default="")
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("Audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit events are append-only")

@@ -1,0 +1,79 @@
+"""Encrypted blob storage under MEDIA_ROOT/hospitals/<hospital-uuid>/ (DESIGN §3).
+
+Names are random, so no PHI ever appears in a path. Writes go to a temporary file renamed into place,
+so a crash never leaves a half-written blob under a real name.
+"""
+
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from hospitals import crypto
+from hospitals.keys import hospital_data_key
+
+
+class BlobIntegrityError(crypto.DecryptionError):
+    """The blob decrypted, but its plaintext does not match the SHA-256 recorded when it was stored."""
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    path: str  # relative to MEDIA_ROOT
+    sha256: str  # of the plaintext
+    size: int  # of the plaintext
+
+
+def hospital_root(hospital) -> Path:
+    return Path(settings.MEDIA_ROOT) / "hospitals" / str(hospital.id)
+
+
+def _absolute(relative_path: str) -> Path:
+    root = Path(settings.MEDIA_ROOT).resolve()
+    path = (root / relative_path).resolve()
+    if root not in path.parents:
+        raise ValueError("blob path escapes MEDIA_ROOT")
+    return path
+
+
+def store_blob(hospital, plaintext: bytes, *, record_type: str, record_id) -> StoredBlob:
+    aad = crypto.blob_associated_data(str(hospital.id), record_type, str(record_id))
+    sealed = crypto.encrypt_blob(hospital_data_key(hospital), plaintext, aad)
+    directory = hospital_root(hospital) / record_type
+    directory.mkdir(parents=True, exist_ok=True)
+    name = secrets.token_hex(16) + ".bin"
+    final = directory / name
+    temporary = directory / (name + ".tmp")
+    with open(temporary, "wb") as fh:
+        fh.write(sealed)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(temporary, final)
+    return StoredBlob(
+        path=str(final.relative_to(settings.MEDIA_ROOT)), sha256=crypto.sha256_hex(plaintext), size=len(plaintext)
+    )
+
+
+def read_blob(hospital, relative_path: str, *, record_type: str, record_id, sha256: str | None = None) -> bytes:
+    path = _absolute(relative_path)
+    try:
+        sealed = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise crypto.DecryptionError("stored blob is missing") from exc
+    aad = crypto.blob_associated_data(str(hospital.id), record_type, str(record_id))
+    plaintext = crypto.decrypt_blob(hospital_data_key(hospital), sealed, aad)
+    if sha256 is not None and crypto.sha256_hex(plaintext) != sha256:
+        raise BlobIntegrityError("stored blob does not match its recorded SHA-256")
+    return plaintext
+
+
+def delete_blob(relative_path: str) -> None:
+    if relative_path:
+        _absolute(relative_path).unlink(missing_ok=True)
+
+
+def delete_hospital_files(hospital) -> None:
+    shutil.rmtree(hospital_root(hospital), ignore_errors=True)

@@ -1,0 +1,48 @@
+"""Shared fixtures: two hospitals and the owner / colleague / outsider of every access test."""
+
+from types import SimpleNamespace
+
+import pytest
+from rest_framework.test import APIClient
+
+from hospitals.models import Role
+from tests.factories import make_hospital, make_member
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def world(db):
+    """Hospital A with an admin, two doctors and two patients; hospital B with its own admin, doctor, patient.
+
+    `owner` is patient A1 (owns their scans), `colleague` is doctor A1, `outsider` is B's doctor.
+    """
+    a = make_hospital("st-anne", "St Anne's")
+    b = make_hospital("north-general", "North General")
+    w = SimpleNamespace(a=a, b=b)
+    w.admin_a = make_member(a, Role.ADMIN, "admin@st-anne.example")
+    w.doctor_a = make_member(a, Role.DOCTOR, "doctor1@st-anne.example")
+    w.doctor_a2 = make_member(a, Role.DOCTOR, "doctor2@st-anne.example")
+    w.patient_a = make_member(a, Role.PATIENT, "patient1@st-anne.example")
+    w.patient_a2 = make_member(a, Role.PATIENT, "patient2@st-anne.example")
+    w.admin_b = make_member(b, Role.ADMIN, "admin@north.example")
+    w.doctor_b = make_member(b, Role.DOCTOR, "doctor@north.example")
+    w.patient_b = make_member(b, Role.PATIENT, "patient@north.example")
+    w.owner, w.colleague, w.outsider = w.patient_a, w.doctor_a, w.doctor_b
+    return w
+
+
+@pytest.fixture
+def api():
+    """An API client factory: api(user) is authenticated as that user, api() is anonymous."""
+
+    def make(user=None):
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return make
