@@ -9,9 +9,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
 from hospitals.audit import record_audit
-from hospitals.models import Membership, Patient, Role
+from hospitals.models import Invitation, Membership, Patient, Role
 
 STAFF_ROLES = (Role.DOCTOR, Role.ADMIN)
+ALL_ROLES = (Role.PATIENT, Role.DOCTOR, Role.ADMIN)
+ADMIN_ROLES = (Role.ADMIN,)
 
 
 def access_membership(user, hospital_slug: str, *, roles=None) -> Membership:
@@ -32,8 +34,18 @@ def access_hospital(user, hospital_slug: str, *, roles=None):
     return access_membership(user, hospital_slug, roles=roles).hospital
 
 
+def _require_own_membership(user, hospital, membership: Membership, roles=None) -> None:
+    # A membership handed in by a caller must be this user's, in this hospital: a mix-up here would
+    # otherwise let one hospital's role open another hospital's rows.
+    if membership is None or membership.user_id != getattr(user, "pk", None) or membership.hospital_id != hospital.pk:
+        raise Http404("No such hospital")
+    if roles is not None and membership.role not in roles:
+        raise PermissionDenied(f"Your role ({membership.role}) does not allow this")
+
+
 def visible_patients(user, hospital, membership: Membership):
     """Patients of this hospital the member may see: all for staff, only their own record for a patient."""
+    _require_own_membership(user, hospital, membership)
     patients = Patient.objects.filter(hospital=hospital)
     if membership.role in STAFF_ROLES:
         return patients
@@ -48,3 +60,23 @@ def access_patient(user, hospital, patient_id, *, membership: Membership, reques
         raise Http404("No such patient") from None
     record_audit(actor=user, hospital=hospital, action=action, obj=patient, request=request)
     return patient
+
+
+def _lookup(queryset, object_id, message: str):
+    try:
+        return queryset.get(pk=object_id)
+    except (queryset.model.DoesNotExist, ValidationError, ValueError, TypeError):
+        raise Http404(message) from None
+
+
+def access_member(user, hospital, membership_id, *, membership: Membership) -> Membership:
+    """Another membership of this hospital, for its admin to manage."""
+    _require_own_membership(user, hospital, membership, roles=ADMIN_ROLES)
+    queryset = Membership.objects.select_related("user", "hospital").filter(hospital=hospital)
+    return _lookup(queryset, membership_id, "No such member")
+
+
+def access_invitation(user, hospital, invitation_id, *, membership: Membership) -> Invitation:
+    """An invitation of this hospital, for its admin to inspect or revoke."""
+    _require_own_membership(user, hospital, membership, roles=ADMIN_ROLES)
+    return _lookup(Invitation.objects.filter(hospital=hospital), invitation_id, "No such invitation")

@@ -10,7 +10,9 @@ def client_address(request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def record_audit(*, actor, hospital, action: str, obj=None, object_type: str = "", object_id="", request=None):
+def record_audit(
+    *, actor, hospital, action: str, obj=None, object_type: str = "", object_id="", request=None, detail: str = ""
+):
     if obj is not None:
         object_type = object_type or obj._meta.model_name
         object_id = object_id or obj.pk
@@ -23,4 +25,5 @@ def record_audit(*, actor, hospital, action: str, obj=None, object_type: str = "
         object_type=object_type,
         object_id=str(object_id or ""),
         client_address=client_address(request),
+        detail=detail,
     )

@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from encrypted_model_fields.fields import EncryptedCharField, EncryptedDateField, EncryptedTextField
 
 
@@ -100,9 +101,22 @@ class Invitation(models.Model):
     accepted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A patient invitation may name the record the new account is for, so the person sees their own
+    # scans from the first sign-in instead of an empty page until someone links them.
+    patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.CASCADE, related_name="invitations"
+    )
 
     class Meta:
         ordering = ["-created_at"]
+
+    @property
+    def status(self) -> str:
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -127,6 +141,8 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=64)
     object_id = models.CharField(max_length=64, blank=True, default="")
     client_address = models.GenericIPAddressField(null=True, blank=True)
+    # A short, PHI-free note such as "doctor -> admin"; never a name, a date of birth or an MRN.
+    detail = models.CharField(max_length=200, blank=True, default="")
     at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     objects = AuditEventQuerySet.as_manager()

@@ -1,10 +1,32 @@
-"""Writes on tenants, one verb each. Each runs in a transaction and leaves an audit event."""
+"""Writes on tenants, one verb each. Each runs in a transaction and leaves an audit event.
 
-from django.db import transaction
+Refusals a person can act on (the last admin, an expired invitation) are `DomainError`s with a code
+and a sentence; the API passes them on as they are.
+"""
 
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from hospitals import keys, storage
 from hospitals.audit import record_audit
+from hospitals.errors import DomainError
 from hospitals.keys import mrn_digest, new_wrapped_data_key
-from hospitals.models import Hospital, Membership, Patient
+from hospitals.models import Hospital, Invitation, Membership, Patient, Role
+
+log = logging.getLogger(__name__)
+
+SETTINGS_FIELDS = ("patients_see_ai_results", "federation_opt_in")
 
 
 @transaction.atomic
@@ -17,9 +39,13 @@ def create_hospital(*, slug: str, name: str, actor=None) -> Hospital:
 
 
 @transaction.atomic
-def add_member(*, hospital: Hospital, user, role: str, actor=None) -> Membership:
+def add_member(*, hospital: Hospital, user, role: str, actor=None, request=None) -> Membership:
+    if Membership.objects.filter(hospital=hospital, user=user).exists():
+        raise DomainError("already_member", "This person is already a member of the hospital.", status=409)
     membership = Membership.objects.create(hospital=hospital, user=user, role=role)
-    record_audit(actor=actor, hospital=hospital, action="membership.create", obj=membership)
+    record_audit(
+        actor=actor, hospital=hospital, action="membership.create", obj=membership, request=request, detail=role
+    )
     return membership
 
 
@@ -28,14 +54,324 @@ def create_patient(
     *, hospital: Hospital, full_name: str, date_of_birth=None, medical_record_number: str = "", user=None,
     notes: str = "", actor=None, request=None,
 ) -> Patient:
-    patient = Patient.objects.create(
-        hospital=hospital,
-        user=user,
-        full_name=full_name,
-        date_of_birth=date_of_birth,
-        medical_record_number=medical_record_number,
-        mrn_digest=mrn_digest(hospital, medical_record_number),
-        notes=notes,
+    digest = mrn_digest(hospital, medical_record_number)
+    duplicate = DomainError(
+        "duplicate_mrn", "A patient with this medical record number already exists in the hospital.", status=409
     )
+    if digest and Patient.objects.filter(hospital=hospital, mrn_digest=digest).exists():
+        raise duplicate
+    try:
+        # The savepoint keeps a concurrent insert of the same MRN a clear 409 instead of a broken transaction.
+        with transaction.atomic():
+            patient = Patient.objects.create(
+                hospital=hospital,
+                user=user,
+                full_name=full_name,
+                date_of_birth=date_of_birth,
+                medical_record_number=medical_record_number,
+                mrn_digest=digest,
+                notes=notes,
+            )
+    except IntegrityError:
+        raise duplicate from None
     record_audit(actor=actor, hospital=hospital, action="patient.create", obj=patient, request=request)
     return patient
+
+
+# --- invitations ---------------------------------------------------------------------------------------
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _find_user_by_email(email: str):
+    return get_user_model().objects.filter(email__iexact=_normalise_email(email)).order_by("pk").first()
+
+
+@transaction.atomic
+def invite_member(
+    *, hospital: Hospital, email: str, role: str, actor, patient: Patient | None = None, request=None
+) -> tuple[Invitation, str]:
+    """Invite an email address with a role. Returns the invitation and its token, which only the email sees."""
+    email = _normalise_email(email)
+    if role not in Role.values:
+        raise DomainError("invalid_role", f"Role must be one of {', '.join(Role.values)}.")
+    existing = _find_user_by_email(email)
+    if existing is not None and Membership.objects.filter(hospital=hospital, user=existing).exists():
+        raise DomainError("already_member", "This email address already belongs to a member.", status=409)
+    if patient is not None:
+        if role != Role.PATIENT:
+            raise DomainError("patient_needs_patient_role", "Only a patient invitation can name a patient record.")
+        if patient.hospital_id != hospital.pk:
+            raise DomainError("invalid_patient", "No such patient in this hospital.")
+        if patient.user_id is not None:
+            raise DomainError("patient_has_account", "This patient record is already linked to an account.", status=409)
+    # A newer invitation replaces older pending ones, so only the latest email sent can be used.
+    Invitation.objects.filter(hospital=hospital, email=email, accepted_at__isnull=True).delete()
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        hospital=hospital,
+        email=email,
+        role=role,
+        patient=patient,
+        token_digest=_token_digest(token),
+        invited_by=actor,
+        expires_at=timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS),
+    )
+    record_audit(
+        actor=actor, hospital=hospital, action="invitation.create", obj=invitation, request=request, detail=role
+    )
+    transaction.on_commit(lambda: _send_invitation(invitation, token))
+    return invitation, token
+
+
+def _send_invitation(invitation: Invitation, token: str) -> None:
+    hospital = invitation.hospital
+    send_mail(
+        subject=f"Your invitation to {hospital.name} on NeuroFed",
+        message=(
+            f"You have been invited to join {hospital.name} on NeuroFed as {invitation.get_role_display().lower()}.\n\n"
+            f"Your invitation token: {token}\n\n"
+            "Accept it with POST /api/v1/invitations/accept/ and the token (plus a password if you have no "
+            f"NeuroFed account yet). It expires at {invitation.expires_at:%Y-%m-%d %H:%M} UTC and works once.\n"
+        ),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+    log.info("invitation %s sent for hospital %s", invitation.pk, hospital.slug)
+
+
+@transaction.atomic
+def revoke_invitation(*, invitation: Invitation, actor, request=None) -> None:
+    if invitation.accepted_at is not None:
+        raise DomainError("invitation_used", "This invitation has already been accepted.", status=409)
+    record_audit(actor=actor, hospital=invitation.hospital, action="invitation.revoke", obj=invitation, request=request)
+    invitation.delete()
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    membership: Membership
+    user: object
+    account_created: bool
+
+
+@transaction.atomic
+def accept_invitation(*, token: str, password: str | None = None, user=None, request=None) -> Acceptance:
+    """Turn an invitation into a membership, creating the account when the email has none.
+
+    `user` is whoever is signed in while accepting (or None): a signed-in user can accept only an
+    invitation for their own email address.
+    """
+    invitation = (
+        Invitation.objects.select_for_update()
+        .select_related("hospital", "patient")
+        .filter(token_digest=_token_digest(token or ""))
+        .first()
+    )
+    if invitation is None:
+        raise DomainError("invalid_token", "This invitation token is not valid; ask the hospital for a new invitation.")
+    if invitation.accepted_at is not None:
+        raise DomainError("invitation_used", "This invitation has already been used; ask the hospital for a new one.")
+    if invitation.expires_at <= timezone.now():
+        raise DomainError("invitation_expired", "This invitation has expired; ask the hospital for a new one.")
+    hospital = invitation.hospital
+    signed_in = user is not None and user.is_authenticated
+    if signed_in and _normalise_email(user.email) != invitation.email:
+        raise DomainError(
+            "wrong_account", "This invitation is for another email address; sign out or sign in as that address."
+        )
+    account = user if signed_in else _find_user_by_email(invitation.email)
+    created = account is None
+    if created:
+        if not password:
+            raise DomainError("password_required", "No account exists for this email yet: choose a password.")
+        candidate = get_user_model()(username=invitation.email, email=invitation.email)
+        try:
+            validate_password(password, candidate)
+        except ValidationError as exc:
+            raise DomainError("weak_password", " ".join(exc.messages)) from None
+        account = get_user_model().objects.create_user(
+            username=invitation.email, email=invitation.email, password=password
+        )
+    membership = add_member(hospital=hospital, user=account, role=invitation.role, actor=account, request=request)
+    if invitation.patient is not None and invitation.patient.user_id is None:
+        invitation.patient.user = account
+        invitation.patient.save(update_fields=["user"])
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = account
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    record_audit(actor=account, hospital=hospital, action="invitation.accept", obj=invitation, request=request)
+    return Acceptance(membership=membership, user=account, account_created=created)
+
+
+# --- members and settings ------------------------------------------------------------------------------
+
+
+def _lock_hospital(hospital: Hospital) -> None:
+    # Every change to the set of admins takes this row lock first, so two admins demoting each other at
+    # the same moment cannot both succeed and leave the hospital without one.
+    Hospital.objects.select_for_update().filter(pk=hospital.pk).first()
+
+
+def _refuse_last_admin(hospital: Hospital, membership: Membership) -> None:
+    if membership.role != Role.ADMIN:
+        return
+    others = Membership.objects.filter(hospital=hospital, role=Role.ADMIN).exclude(pk=membership.pk)
+    if not others.exists():
+        raise DomainError(
+            "last_admin", "This is the hospital's last admin: make someone else admin first.", status=409
+        )
+
+
+@transaction.atomic
+def change_role(*, hospital: Hospital, membership: Membership, role: str, actor, request=None) -> Membership:
+    if membership.hospital_id != hospital.pk:
+        raise DomainError("invalid_member", "No such member in this hospital.")
+    if role not in Role.values:
+        raise DomainError("invalid_role", f"Role must be one of {', '.join(Role.values)}.")
+    _lock_hospital(hospital)
+    membership.refresh_from_db()
+    if membership.role == role:
+        return membership
+    if role != Role.ADMIN:
+        _refuse_last_admin(hospital, membership)
+    previous = membership.role
+    membership.role = role
+    membership.save(update_fields=["role"])
+    record_audit(
+        actor=actor, hospital=hospital, action="membership.role_change", obj=membership, request=request,
+        detail=f"{previous} -> {role}",
+    )
+    return membership
+
+
+@transaction.atomic
+def remove_member(*, hospital: Hospital, membership: Membership, actor, request=None) -> None:
+    if membership.hospital_id != hospital.pk:
+        raise DomainError("invalid_member", "No such member in this hospital.")
+    _lock_hospital(hospital)
+    membership.refresh_from_db()
+    _refuse_last_admin(hospital, membership)
+    record_audit(
+        actor=actor, hospital=hospital, action="membership.remove", obj=membership, request=request,
+        detail=membership.role,
+    )
+    # The patient record stays with the hospital (it is the hospital's medical record); without the
+    # membership the person can no longer reach it.
+    membership.delete()
+
+
+@transaction.atomic
+def update_hospital_settings(*, hospital: Hospital, actor, request=None, **changes) -> Hospital:
+    unknown = set(changes) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise DomainError("invalid_setting", f"Unknown setting: {', '.join(sorted(unknown))}.")
+    changed = {name: value for name, value in changes.items() if getattr(hospital, name) != value}
+    if not changed:
+        return hospital
+    for name, value in changed.items():
+        setattr(hospital, name, value)
+    hospital.save(update_fields=list(changed))
+    record_audit(
+        actor=actor, hospital=hospital, action="hospital.settings_update", obj=hospital, request=request,
+        detail=", ".join(f"{name}={value}" for name, value in sorted(changed.items())),
+    )
+    return hospital
+
+
+# --- keys ------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def delete_hospital(*, hospital: Hospital, actor=None) -> None:
+    """Crypto-shred a hospital: destroy its data key, then its rows; its files go once that commits.
+
+    Without the data key every blob and MRN digest of the hospital is unreadable, even in a backup of
+    the files taken before deletion.
+    """
+    hospital = Hospital.objects.select_for_update().get(pk=hospital.pk)
+    size = len(bytes(hospital.wrapped_data_key or b""))
+    # Overwrite before deleting, so the row image PostgreSQL keeps until vacuum holds no key either.
+    hospital.wrapped_data_key = secrets.token_bytes(size or 64)
+    hospital.master_key_id = "destroyed"
+    hospital.save(update_fields=["wrapped_data_key", "master_key_id"])
+    record_audit(actor=actor, hospital=hospital, action="hospital.delete", obj=hospital, detail=hospital.slug)
+    hospital_id, slug = hospital.pk, hospital.slug
+    files_of = Hospital(pk=hospital_id, slug=slug)
+    hospital.delete()
+    transaction.on_commit(lambda: storage.delete_hospital_files(files_of))
+    log.info("hospital %s (%s) deleted and its data key destroyed", slug, hospital_id)
+
+
+@dataclass
+class RotationReport:
+    rewrapped: int = 0
+    already_current: int = 0
+
+
+def rotate_master_key(*, actor=None, progress=None) -> RotationReport:
+    """Rewrap every hospital's data key under the current master key; blobs are not touched.
+
+    One transaction per hospital, so an interrupted rotation keeps what it did and a rerun finishes the
+    rest; a hospital already under the current key is left alone.
+    """
+    report = RotationReport()
+    for hospital_id in Hospital.objects.order_by("slug").values_list("pk", flat=True):
+        with transaction.atomic():
+            hospital = Hospital.objects.select_for_update().get(pk=hospital_id)
+            if keys.rewrap_data_key(hospital):
+                hospital.save(update_fields=["wrapped_data_key", "master_key_id"])
+                record_audit(
+                    actor=actor, hospital=hospital, action="hospital.key_rewrap", obj=hospital,
+                    detail=f"master key {hospital.master_key_id}",
+                )
+                report.rewrapped += 1
+            else:
+                report.already_current += 1
+        if progress is not None:
+            progress(hospital)
+    return report
+
+
+PHI_COLUMNS = ("full_name", "date_of_birth", "medical_record_number", "notes")
+
+
+def reencrypt_phi(*, progress=None) -> int:
+    """Re-encrypt every patient's PHI columns under the newest FIELD_ENCRYPTION_KEY.
+
+    Works on the stored tokens (MultiFernet.rotate), not on decrypted model fields: the field library
+    hands back the raw token when no key opens it, and saving that would encrypt ciphertext. A token
+    no configured key opens stops the rotation with an error instead. Returns the patients rewritten.
+    """
+    from cryptography.fernet import InvalidToken
+    from encrypted_model_fields import fields as encrypted_fields
+
+    crypter = encrypted_fields.CRYPTER
+    table = connection.ops.quote_name(Patient._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(c) for c in PHI_COLUMNS)
+    assignments = ", ".join(f"{connection.ops.quote_name(c)} = %s" for c in PHI_COLUMNS)
+    count = 0
+    for patient_id in Patient.objects.order_by("pk").values_list("pk", flat=True):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SELECT {columns} FROM {table} WHERE id = %s FOR UPDATE", [patient_id])
+            row = cursor.fetchone()
+            if row is None:
+                continue
+            try:
+                rotated = [None if v is None else crypter.rotate(v.encode()).decode() for v in row]
+            except InvalidToken:
+                raise DomainError(
+                    "unknown_field_key",
+                    f"patient {patient_id} has PHI no configured FIELD_ENCRYPTION_KEY opens; add the old key.",
+                ) from None
+            cursor.execute(f"UPDATE {table} SET {assignments} WHERE id = %s", [*rotated, patient_id])
+        count += 1
+        if progress is not None:
+            progress(patient_id)
+    return count

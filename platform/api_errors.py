@@ -1,9 +1,26 @@
 """API errors are for people: every error body is {"error": code, "detail": sentence}."""
 
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+from hospitals.errors import DomainError
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        set_rollback()
+        return Response({"error": exc.code, "detail": exc.detail}, status=exc.status)
+    # Django's own exceptions carry no DRF code; translate them first so the body says "not_found" or
+    # "permission_denied" rather than a generic "error".
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -16,5 +33,18 @@ def exception_handler(exc, context):
         detail = data["detail"]
         response.data = {"error": codes if isinstance(codes, str) else code, "detail": str(detail)}
     else:
-        response.data = {"error": "invalid", "detail": "The request has invalid fields.", "fields": data}
+        fields = data if isinstance(data, dict) else as_serializer_error(exc)
+        response.data = {"error": "invalid", "detail": _first_message(fields), "fields": fields}
     return response
+
+
+def _first_message(fields) -> str:
+    """A sentence naming the first bad field, so a client that shows only `detail` still helps."""
+    for name, messages in fields.items():
+        message = messages[0] if isinstance(messages, list) and messages else messages
+        if isinstance(message, dict):
+            return _first_message(message)
+        if name == "non_field_errors":
+            return str(message)
+        return f"{name}: {message}"
+    return "The request has invalid fields."

@@ -1,0 +1,257 @@
+"""Hospitals API v1. Thin views: parse, call the access helpers or a service, serialize.
+
+The hospital always comes from the URL slug through a permission class (hospitals/api/permissions.py),
+which leaves the caller's membership on the view; nothing here queries tenant data unscoped.
+"""
+
+from django.contrib.auth import authenticate, get_user_model
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.authtoken.models import Token
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from hospitals import services
+from hospitals.access import access_invitation, access_member, access_patient, visible_patients
+from hospitals.api import serializers as s
+from hospitals.api.permissions import IsHospitalAdmin, MembersReadAdminsWrite, MembersReadStaffWrite
+from hospitals.audit import record_audit
+from hospitals.errors import DomainError
+from hospitals.models import AuditEvent, Invitation, Membership
+
+
+class AuthTokenView(APIView):
+    """Exchange email and password for an API token (`Authorization: Token <token>`); DELETE revokes it."""
+
+    # Tokens only: a browser session must not be able to mint or revoke API tokens without CSRF checks.
+    authentication_classes = [TokenAuthentication]
+
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]
+
+    @extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer})
+    def post(self, request):
+        form = s.TokenRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        email, password = form.validated_data["email"], form.validated_data["password"]
+        account = get_user_model().objects.filter(email__iexact=email.strip()).order_by("pk").first()
+        # With no such account authenticate() still hashes once, so timing does not tell which emails exist.
+        username = account.get_username() if account is not None else email
+        user = authenticate(request._request, username=username, password=password)
+        if user is None:
+            raise DomainError("invalid_credentials", "The email address or password is not correct.")
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request):
+        Token.objects.filter(user=request.user).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    @extend_schema(responses=s.MeSerializer)
+    def get(self, request):
+        memberships = Membership.objects.filter(user=request.user).select_related("hospital")
+        return Response(s.MeSerializer({"user": request.user, "memberships": memberships}).data)
+
+
+class MyHospitalsView(generics.ListAPIView):
+    """The hospitals I belong to, each with my role there."""
+
+    serializer_class = s.MyHospitalSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        return Membership.objects.filter(user=self.request.user).select_related("hospital")
+
+
+class InviteMixin:
+    """POST an invitation (admin). Shared by members/ and invitations/, which both create one."""
+
+    @extend_schema(request=s.InvitationCreateSerializer, responses={201: s.InvitationSerializer})
+    def post(self, request, slug):
+        form = s.InvitationCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        hospital = self.membership.hospital
+        patient = None
+        if form.validated_data.get("patient"):
+            patient = access_patient(
+                request.user, hospital, form.validated_data["patient"], membership=self.membership,
+                request=request, action="patient.invite",
+            )
+        invitation, _token = services.invite_member(
+            hospital=hospital, email=form.validated_data["email"], role=form.validated_data["role"],
+            patient=patient, actor=request.user, request=request,
+        )
+        return Response(s.InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
+
+
+class MemberListView(InviteMixin, generics.ListAPIView):
+    """Members of the hospital (admin); POST invites someone by email."""
+
+    permission_classes = [IsHospitalAdmin]
+    serializer_class = s.MemberSerializer
+
+    def get_queryset(self):
+        return Membership.objects.filter(hospital=self.membership.hospital).select_related("user", "hospital")
+
+
+class MemberDetailView(APIView):
+    """One member (admin): read, change role, remove. The last admin is never demoted or removed."""
+
+    permission_classes = [IsHospitalAdmin]
+
+    def get_member(self, request, member_id):
+        return access_member(request.user, self.membership.hospital, member_id, membership=self.membership)
+
+    @extend_schema(responses=s.MemberSerializer)
+    def get(self, request, slug, member_id):
+        return Response(s.MemberSerializer(self.get_member(request, member_id)).data)
+
+    @extend_schema(request=s.RoleChangeSerializer, responses=s.MemberSerializer)
+    def patch(self, request, slug, member_id):
+        member = self.get_member(request, member_id)
+        form = s.RoleChangeSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        member = services.change_role(
+            hospital=self.membership.hospital, membership=member, role=form.validated_data["role"],
+            actor=request.user, request=request,
+        )
+        return Response(s.MemberSerializer(member).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, slug, member_id):
+        member = self.get_member(request, member_id)
+        services.remove_member(
+            hospital=self.membership.hospital, membership=member, actor=request.user, request=request
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PatientListView(generics.ListCreateAPIView):
+    """Patients: staff list all and create; a patient lists only their own record."""
+
+    permission_classes = [MembersReadStaffWrite]
+    serializer_class = s.PatientSerializer
+
+    def get_queryset(self):
+        return visible_patients(self.request.user, self.membership.hospital, self.membership)
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        # A list shows names and dates of birth, so reading it is a PHI read like opening one record.
+        record_audit(
+            actor=request.user, hospital=self.membership.hospital, action="patient.list", object_type="patient",
+            request=request,
+        )
+        return response
+
+    def perform_create(self, serializer):
+        serializer.instance = services.create_patient(
+            hospital=self.membership.hospital, actor=self.request.user, request=self.request,
+            **serializer.validated_data,
+        )
+
+
+class PatientDetailView(APIView):
+    permission_classes = [MembersReadStaffWrite]
+
+    @extend_schema(responses=s.PatientSerializer)
+    def get(self, request, slug, patient_id):
+        patient = access_patient(
+            request.user, self.membership.hospital, patient_id, membership=self.membership, request=request
+        )
+        return Response(s.PatientSerializer(patient).data)
+
+
+class HospitalSettingsView(APIView):
+    """The hospital's settings: every member may read them, only an admin may change them."""
+
+    permission_classes = [MembersReadAdminsWrite]
+
+    @extend_schema(responses=s.HospitalSettingsSerializer)
+    def get(self, request, slug):
+        return Response(s.HospitalSettingsSerializer(self.membership.hospital).data)
+
+    @extend_schema(request=s.HospitalSettingsSerializer, responses=s.HospitalSettingsSerializer)
+    def patch(self, request, slug):
+        return self._update(request, partial=True)
+
+    @extend_schema(request=s.HospitalSettingsSerializer, responses=s.HospitalSettingsSerializer)
+    def put(self, request, slug):
+        return self._update(request, partial=False)
+
+    def _update(self, request, *, partial):
+        hospital = self.membership.hospital
+        form = s.HospitalSettingsSerializer(hospital, data=request.data, partial=partial)
+        form.is_valid(raise_exception=True)
+        hospital = services.update_hospital_settings(
+            hospital=hospital, actor=request.user, request=request, **form.validated_data
+        )
+        return Response(s.HospitalSettingsSerializer(hospital).data)
+
+
+class InvitationListView(InviteMixin, generics.ListAPIView):
+    """Invitations of the hospital, newest first (admin); POST sends a new one."""
+
+    permission_classes = [IsHospitalAdmin]
+    serializer_class = s.InvitationSerializer
+
+    def get_queryset(self):
+        return Invitation.objects.filter(hospital=self.membership.hospital).select_related("invited_by")
+
+
+class InvitationDetailView(APIView):
+    permission_classes = [IsHospitalAdmin]
+
+    def get_invitation(self, request, invitation_id):
+        return access_invitation(request.user, self.membership.hospital, invitation_id, membership=self.membership)
+
+    @extend_schema(responses=s.InvitationSerializer)
+    def get(self, request, slug, invitation_id):
+        return Response(s.InvitationSerializer(self.get_invitation(request, invitation_id)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, slug, invitation_id):
+        invitation = self.get_invitation(request, invitation_id)
+        services.revoke_invitation(invitation=invitation, actor=request.user, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AcceptInvitationView(APIView):
+    """Accept an invitation by its token; with a password, this also creates the account."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=s.AcceptInvitationSerializer,
+        responses={200: s.AcceptedInvitationSerializer, 201: s.AcceptedInvitationSerializer},
+    )
+    def post(self, request):
+        form = s.AcceptInvitationSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        accepted = services.accept_invitation(
+            token=form.validated_data["token"], password=form.validated_data.get("password") or None,
+            user=request.user, request=request,
+        )
+        code = status.HTTP_201_CREATED if accepted.account_created else status.HTTP_200_OK
+        return Response(s.AcceptedInvitationSerializer(accepted).data, status=code)
+
+
+class AuditEventListView(generics.ListAPIView):
+    """The hospital's audit trail, newest first (admin, read-only). Filter with ?action=patient.read."""
+
+    permission_classes = [IsHospitalAdmin]
+    serializer_class = s.AuditEventSerializer
+
+    @extend_schema(parameters=[OpenApiParameter("action", str, description="Only events with this action")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        events = AuditEvent.objects.filter(hospital_id=self.membership.hospital.pk)
+        action = self.request.query_params.get("action")
+        return events.filter(action=action) if action else events
