@@ -220,3 +220,10 @@ LOGGING = {
 # Set only while a master-key rotation is rolled out (see hospitals/keys.py).
 PREVIOUS_MASTER_KEY = env_str("NEUROFED_PREVIOUS_MASTER_KEY")
 PREVIOUS_MASTER_KEY_FILE = env_str("NEUROFED_PREVIOUS_MASTER_KEY_FILE")
+
+# --- API docs (hospitals/API): Swagger UI and Redoc come from drf-spectacular-sidecar's bundled static
+# files, never from a CDN, so /api/docs/ works on a hospital network without outside access.
+INSTALLED_APPS.append("drf_spectacular_sidecar")
+SPECTACULAR_SETTINGS.update(
+    {"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR"}
+)
