@@ -1,0 +1,71 @@
+"""What every page shares: the member's hospital from the URL, the navigation, the friendly error pages."""
+
+import functools
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import render
+from django.urls import reverse
+
+from hospitals.access import access_membership
+from hospitals.models import Membership, Role
+
+STAFF = (Role.DOCTOR, Role.ADMIN)
+
+# (label, url name, roles that see it); the order is the order in the header.
+_NAV = [
+]
+
+
+def navigation(request, membership):
+    items = []
+    for label, name, roles in _NAV:
+        if membership.role in roles:
+            url = reverse(name, args=[membership.hospital.slug])
+            items.append({"label": label, "url": url, "current": request.path == url})
+    return items
+
+
+def render_page(request, template, context=None, *, membership=None, status=200):
+    context = dict(context or {})
+    if request.user.is_authenticated:
+        context["memberships"] = Membership.objects.filter(user=request.user).select_related("hospital")
+    if membership is not None:
+        context["membership"] = membership
+        context["hospital"] = membership.hospital
+        context["nav"] = navigation(request, membership)
+    return render(request, template, context, status=status)
+
+
+def not_found(request, exception=None):
+    return render_page(request, "404.html", status=404)
+
+
+def forbidden(request, exception=None):
+    return render_page(request, "403.html", status=403)
+
+
+def hospital_page(roles=None):
+    """A page under /h/<slug>/: the view gets the member's Membership instead of the slug.
+
+    A stranger to the hospital sees the same friendly 404 as for a page that does not exist, so no URL
+    tells whether a hospital or a scan exists (DESIGN §2). The error pages are rendered here rather than
+    by Django's handler404, which DEBUG replaces with its technical page.
+    """
+
+    def decorate(view):
+        @login_required
+        @functools.wraps(view)
+        def wrapper(request, slug, *args, **kwargs):
+            try:
+                membership = access_membership(request.user, slug, roles=roles)
+                return view(request, membership, *args, **kwargs)
+            except Http404:
+                return not_found(request)
+            except PermissionDenied:
+                return forbidden(request)
+
+        return wrapper
+
+    return decorate

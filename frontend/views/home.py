@@ -1,0 +1,20 @@
+"""Where a signed-in person lands: their hospital, or a chooser when they belong to several."""
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect
+
+from frontend.views.base import hospital_page, render_page
+from hospitals.models import Membership
+
+
+@login_required
+def home(request):
+    memberships = list(Membership.objects.filter(user=request.user).select_related("hospital"))
+    if len(memberships) == 1:
+        return redirect("frontend:hospital-home", memberships[0].hospital.slug)
+    return render_page(request, "frontend/choose_hospital.html", {"choices": memberships})
+
+
+@hospital_page()
+def hospital_home(request, membership):
+    return render_page(request, "frontend/hospital_home.html", membership=membership)
