@@ -3,6 +3,7 @@
 import itertools
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 
 from hospitals.models import Role
 from hospitals.services import add_member, create_hospital, create_patient
@@ -11,10 +12,24 @@ _counter = itertools.count(1)
 PASSWORD = "correct-horse-battery-9"
 
 
+_hashes = {}
+
+
+def _password_hash(password):
+    # A real Argon2 hash, computed once per password: Argon2 is slow on purpose (~0.3 s), and a fixture
+    # that makes eight users would otherwise spend seconds hashing the same password.
+    if password not in _hashes:
+        _hashes[password] = make_password(password)
+    return _hashes[password]
+
+
 def make_user(email=None, password=PASSWORD, **extra):
     n = next(_counter)
     email = email or f"user{n}@example.org"
-    return get_user_model().objects.create_user(username=email, email=email, password=password, **extra)
+    user = get_user_model()(username=email, email=email, **extra)
+    user.password = _password_hash(password) if password is not None else make_password(None)
+    user.save()
+    return user
 
 
 def make_hospital(slug=None, name=None):
