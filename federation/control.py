@@ -1,0 +1,93 @@
+"""The platform's side of Flower's Control API: submit a run, read its status, stop it.
+
+Submitting uses the `flwr run` CLI, which builds the app bundle from federation/flower_app and sends it;
+status and stop go through flwr's own Control API client in-process (a CLI start-up per poll would cost
+a second of CPU every few seconds for the whole run).
+"""
+
+import contextlib
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from federation import daemons
+
+
+class ControlError(RuntimeError):
+    pass
+
+
+@dataclass
+class FlowerRunState:
+    status: str  # pending, starting, running, finished
+    sub_status: str  # completed, failed, stopped, or "" while not finished
+    details: str
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished"
+
+
+def cli_home(federation_home: Path) -> Path:
+    return federation_home / "superlink"
+
+
+def submit_run(federation_home: Path, platform_run_id: int, *, timeout: float = 180) -> str:
+    """Start a run of our Flower app on the SuperLink; returns Flower's run id (a uint64, as text)."""
+    env = daemons.daemon_env(cli_home(federation_home))
+    command = [str(daemons.VENV_BIN / "flwr"), "run", str(daemons.APP_DIR), daemons.CONNECTION_NAME,
+               "--format", "json", "--run-config", f"platform-run-id={int(platform_run_id)}"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=str(daemons.REPO_ROOT))
+    try:
+        answer = json.loads(done.stdout[done.stdout.index("{"):])
+    except ValueError:
+        answer = {}
+    if done.returncode != 0 or not answer.get("success"):
+        raise ControlError(f"flwr run failed (exit {done.returncode}): "
+                           f"{answer.get('error-message') or done.stderr.strip()[-500:] or done.stdout[-500:]}")
+    return str(answer["run-id"])
+
+
+@contextlib.contextmanager
+def _control_client(federation_home: Path):
+    from flwr.cli.flower_config import read_superlink_connection
+    from flwr.cli.utils import init_http_client_from_connection
+
+    previous = os.environ.get("FLWR_HOME")
+    os.environ["FLWR_HOME"] = str(cli_home(federation_home))
+    client = None
+    try:
+        client = init_http_client_from_connection(read_superlink_connection(daemons.CONNECTION_NAME))
+        yield client
+    finally:
+        if client is not None:
+            client.close()
+        if previous is None:
+            os.environ.pop("FLWR_HOME", None)
+        else:
+            os.environ["FLWR_HOME"] = previous
+
+
+def run_state(federation_home: Path, flower_run_id: str) -> FlowerRunState:
+    """The run's state on the SuperLink; raises OSError-like errors when the SuperLink is unreachable."""
+    from flwr.proto.control_pb2 import ListRunsRequest
+
+    with _control_client(federation_home) as client:
+        response = client.ListRuns(ListRunsRequest(run_id=int(flower_run_id)))
+    run = response.run_dict.get(int(flower_run_id))
+    if run is None:
+        raise ControlError(f"the SuperLink does not know run {flower_run_id}")
+    return FlowerRunState(run.status.status, run.status.sub_status, run.status.details,
+                          int(getattr(run, "bytes_sent", 0)), int(getattr(run, "bytes_recv", 0)))
+
+
+def stop_run(federation_home: Path, flower_run_id: str) -> None:
+    from flwr.proto.control_pb2 import StopRunRequest
+
+    with _control_client(federation_home) as client:
+        client.StopRun(StopRunRequest(run_id=int(flower_run_id)))

@@ -1,0 +1,233 @@
+"""Command lines and environments of the Flower daemons: the SuperLink and one SuperNode per hospital.
+
+Facts of flwr 1.42 this relies on (checked against the installed source):
+- the daemons start `flower-superexec`, `flwr-serverapp` and `flwr-clientapp` by bare name, so the
+  virtualenv's bin must be on their PATH, and those processes inherit the daemon's environment, which is
+  how the app processes find the project (PYTHONPATH, DJANGO_SETTINGS_MODULE, DATABASE_URL...);
+- the CLI and the daemons keep state under FLWR_HOME; a fresh one without a config.toml silently means a
+  local simulation SuperLink, so every home we use is written with an explicit connection;
+- two SuperNodes on one host each need their own Runtime API port and, since each installs the app
+  bundle into its home, their own FLWR_HOME.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import urllib.request
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+APP_DIR = Path(__file__).resolve().parent / "flower_app"
+VENV_BIN = Path(sys.executable).parent
+CONNECTION_NAME = "neurofed"
+
+# The SuperExec polls for new tasks once a second by default; each round has two phases per node,
+# so at demo sizes that alone is a visible share of a round. 0.1 s costs a few requests a second.
+TASK_POLL_INTERVAL_S = "0.1"
+
+
+def free_port(preferred: range | None = None) -> int:
+    """A TCP port nobody listens on now: the first free one of `preferred`, else any the OS gives."""
+    for port in preferred or ():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def daemon_env(flwr_home: Path, extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env["FLWR_HOME"] = str(flwr_home)
+    env["FLWR_TELEMETRY_ENABLED"] = "0"
+    env["FLWR_DISABLE_UPDATE_CHECK"] = "1"
+    env["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] = TASK_POLL_INTERVAL_S
+    env.setdefault("DJANGO_SETTINGS_MODULE", "neurofed.settings")
+    # Keep the app processes' TensorFlow quiet and off a GPU another worker may own.
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Tls:
+    """Certificates of a federation with TLS: a CA, and the SuperLink's certificate and key."""
+
+    ca: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+    @classmethod
+    def from_dir(cls, folder: Path) -> "Tls":
+        return cls(ca=folder / "ca.crt", cert=folder / "server.pem", key=folder / "server.key")
+
+
+def write_cli_config(flwr_home: Path, address: str, tls: Tls | None = None) -> Path:
+    """config.toml naming our SuperLink as the default connection of the `flwr` CLI in this home."""
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    security = f'root-certificates = "{tls.ca}"' if tls else "insecure = true"
+    path = flwr_home / "config.toml"
+    path.write_text(
+        f'[superlink]\ndefault = "{CONNECTION_NAME}"\n\n'
+        f'[superlink.{CONNECTION_NAME}]\naddress = "{address}"\n{security}\n'
+    )
+    return path
+
+
+def superlink_command(*, host: str, port: int, database: Path, tls: Tls | None = None,
+                      node_auth: bool = False) -> list[str]:
+    command = [
+        str(VENV_BIN / "flower-superlink"), "--host", host, "--port", str(port), "--database", str(database),
+        # Without it every run tries `uv sync`, which needs the network; the venv already has everything.
+        "--disable-runtime-dependency-installation",
+    ]
+    if tls:
+        command += ["--ssl-ca-certfile", str(tls.ca), "--ssl-certfile", str(tls.cert), "--ssl-keyfile", str(tls.key)]
+    else:
+        command.append("--insecure")
+    if node_auth:
+        command.append("--enable-supernode-auth")
+    return command
+
+
+def supernode_command(*, superlink: str, runtime_port: int, hospital_slug: str, tls: Tls | None = None,
+                      auth_key: Path | None = None) -> list[str]:
+    command = [
+        str(VENV_BIN / "flower-supernode"), "--superlink", superlink,
+        "--host", "127.0.0.1", "--port", str(runtime_port),
+        # The node's identity is set here, by whoever runs the node next to the hospital's data, never
+        # by the server: the ClientApp reads only this hospital's cases.
+        "--node-config", f'hospital="{hospital_slug}"',
+        # `process`: the node does not spawn a cold `flwr-clientapp` per message; our warm executor
+        # (federation/warm_executor.py) takes the tasks instead.
+        "--isolation", "process",
+    ]
+    command += ["--root-certificates", str(tls.ca)] if tls else ["--insecure"]
+    if auth_key:
+        command += ["--auth-supernode-private-key", str(auth_key)]
+    return command
+
+
+def warm_executor_command(*, runtime_port: int) -> list[str]:
+    # The Runtime API listens on 127.0.0.1 only: node and executor always run side by side.
+    return [sys.executable, "-m", "federation.warm_executor", "--runtime-api-address",
+            f"127.0.0.1:{runtime_port}", "--insecure"]
+
+
+@dataclass
+class Daemon:
+    """A started process with its log file; stop() signs it off with SIGTERM, then kills it."""
+
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+    children: list = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 10) -> None:
+        for proc in [self.process, *self.children]:
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in [self.process, *self.children]:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a pulled plug would: no sign-off reaches the SuperLink."""
+        for proc in [self.process, *self.children]:
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGKILL)
+        for proc in [self.process, *self.children]:
+            proc.wait(10)
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    # Each daemon leads its own process group, so its superexec and app processes go with it.
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def spawn(name: str, command: list[str], env: dict, log_path: Path) -> subprocess.Popen:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - the child owns it from here
+    try:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT),
+                                start_new_session=True)
+    finally:
+        log.close()
+
+
+def wait_for_superlink(address: str, timeout: float = 60, tls: Tls | None = None) -> None:
+    """Block until the SuperLink answers on /health (plain HTTP or HTTPS with our CA)."""
+    import ssl
+
+    scheme = "https" if tls else "http"
+    context = ssl.create_default_context(cafile=str(tls.ca)) if tls else None
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{scheme}://{address}/health", timeout=2, context=context) as response:
+                if response.status == 200:
+                    return
+        except OSError as exc:
+            last_error = exc
+        time.sleep(0.3)
+    raise TimeoutError(f"SuperLink at {address} did not answer /health within {timeout:.0f} s: {last_error}")
+
+
+def start_superlink(home: Path, *, port: int, host: str = "127.0.0.1", tls: Tls | None = None,
+                    node_auth: bool = False, env_extra: dict | None = None, wait: bool = True) -> Daemon:
+    """Start a SuperLink whose state (runs, nodes) lives in home/state.db, so a restart keeps its runs."""
+    address = f"{host}:{port}"
+    flwr_home = home / "superlink"
+    write_cli_config(flwr_home, address, tls)
+    command = superlink_command(host=host, port=port, database=home / "state.db", tls=tls, node_auth=node_auth)
+    process = spawn("superlink", command, daemon_env(flwr_home, env_extra), home / "logs" / "superlink.log")
+    daemon = Daemon("superlink", process, home / "logs" / "superlink.log")
+    if wait:
+        try:
+            wait_for_superlink(address, tls=tls)
+        except TimeoutError:
+            daemon.stop()
+            raise
+    return daemon
+
+
+def start_node(home: Path, *, hospital_slug: str, superlink: str, runtime_port: int | None = None,
+               tls: Tls | None = None, auth_key: Path | None = None, env_extra: dict | None = None) -> Daemon:
+    """Start one hospital's SuperNode and the warm executor that runs its ClientApp tasks."""
+    runtime_port = runtime_port or free_port()
+    flwr_home = home / "nodes" / hospital_slug
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    env = daemon_env(flwr_home, env_extra)
+    log_path = home / "logs" / f"node-{hospital_slug}.log"
+    node = spawn(f"node-{hospital_slug}",
+                 supernode_command(superlink=superlink, runtime_port=runtime_port, hospital_slug=hospital_slug,
+                                   tls=tls, auth_key=auth_key), env, log_path)
+    executor = spawn(f"executor-{hospital_slug}", warm_executor_command(runtime_port=runtime_port), env,
+                     home / "logs" / f"executor-{hospital_slug}.log")
+    return Daemon(f"node-{hospital_slug}", node, log_path, children=[executor])

@@ -1,0 +1,102 @@
+"""Federated runs and their rounds. A run spans hospitals, so it has no single tenant: who may see it is
+decided by its participants (federation/access.py)."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Strategy(models.TextChoices):
+    FEDAVG = "fedavg", "FedAvg"
+    FEDPROX = "fedprox", "FedProx"
+    FEDADAM = "fedadam", "FedAdam"
+
+
+class ModelKind(models.TextChoices):
+    CLASSIFIER = "classifier", "Tumour classifier"
+    SEGMENTER = "segmenter", "Tumour segmenter"
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to be submitted"
+    SUBMITTED = "submitted", "Submitted to the SuperLink"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    STOPPED = "stopped", "Stopped"
+
+
+FINISHED = {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.STOPPED}
+
+
+class FederatedRun(models.Model):
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    hospitals = models.ManyToManyField("hospitals.Hospital", related_name="federated_runs")
+    status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True)
+    model_kind = models.CharField(max_length=12, choices=ModelKind.choices, default=ModelKind.CLASSIFIER)
+    strategy = models.CharField(max_length=10, choices=Strategy.choices, default=Strategy.FEDAVG)
+    num_rounds = models.PositiveSmallIntegerField(default=3)
+    local_epochs = models.PositiveSmallIntegerField(default=1)
+    batch_size = models.PositiveSmallIntegerField(default=32)
+    image_size = models.PositiveSmallIntegerField(default=128)
+    model_width = models.PositiveSmallIntegerField(default=32)
+    # A round proceeds only with at least this many nodes; fewer, and the run fails with a reason.
+    min_nodes = models.PositiveSmallIntegerField(default=2)
+    proximal_mu = models.FloatField(default=0.01)
+    server_learning_rate = models.FloatField(default=0.1)
+    # Central differential privacy (Flower's server-side fixed clipping wrapper); off when null.
+    dp_noise_multiplier = models.FloatField(null=True, blank=True)
+    dp_clipping_norm = models.FloatField(null=True, blank=True)
+    # Per class, from the coordinator's validation split; 0 means the whole split.
+    validation_per_class = models.PositiveIntegerField(default=0)
+    # flwr run ids are unsigned 64-bit: they do not fit a signed BigIntegerField.
+    flower_run_id = models.CharField(max_length=24, blank=True, default="", db_index=True)
+    failure_reason = models.TextField(blank=True, default="")
+    # Hospitals whose node did not answer a round: [{"round": n, "hospital": slug, "reason": "..."}].
+    dropouts = models.JSONField(default=list, blank=True)
+    final_metrics = models.JSONField(default=dict, blank=True)
+    weights_path = models.CharField(max_length=255, blank=True, default="")
+    # The registry's ModelVersion made from this run (diagnostics.registry), kept as its id.
+    model_version_id = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"federated run {self.pk} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class FederatedRound(models.Model):
+    run = models.ForeignKey(FederatedRun, on_delete=models.CASCADE, related_name="rounds")
+    number = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    # Coordinator-side evaluation of the aggregated model on its own validation set.
+    global_loss = models.FloatField(null=True, blank=True)
+    global_accuracy = models.FloatField(null=True, blank=True)
+    global_macro_f1 = models.FloatField(null=True, blank=True)
+    # Node-side evaluation, weighted by each node's number of cases.
+    client_loss = models.FloatField(null=True, blank=True)
+    client_accuracy = models.FloatField(null=True, blank=True)
+    # [{"hospital", "node_id", "num_examples", "train_loss", "train_accuracy", "train_s", "eval_loss", ...}]
+    nodes = models.JSONField(default=list, blank=True)
+    dropouts = models.JSONField(default=list, blank=True)
+    bytes_sent = models.BigIntegerField(default=0)
+    bytes_received = models.BigIntegerField(default=0)
+    # The slowest node's own compute (train + evaluate) this round, to set against duration_s.
+    node_compute_s = models.FloatField(null=True, blank=True)
+    server_eval_s = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="one_row_per_round")]
+
+    def __str__(self):
+        return f"round {self.number} of run {self.run_id}"

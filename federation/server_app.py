@@ -1,0 +1,323 @@
+"""The ServerApp of a federated run: strategy, deadlines, round records, and a guard on the wire.
+
+It runs in its own process, started by the SuperLink's SuperExec with the SuperLink's environment, so it
+calls django.setup() and writes the run's rows and live updates itself (federation/services.py). That
+keeps the round records in the process that alone knows them, with no second API, token or retry logic
+between two processes of the same coordinator; every write is guarded so a database or Redis hiccup is
+logged and never ends a run.
+
+Three things Flower 1.42 leaves to us, done by `FederationGrid`, a wrapper of the Grid handed to the
+strategy (so they apply to FedAvg, FedProx, FedAdam and the DP wrappers alike):
+- which nodes belong to the run: each node says which hospital it serves (its node config, set by whoever
+  runs it), and only the run's hospitals are sampled;
+- deadlines: Flower waits forever for `min_available_nodes`; here too few nodes for `node_wait_s` ends the
+  run with a reason, and too few replies in a round ends it too;
+- the wire: a reply may carry only the model's arrays (same shapes as sent) and numeric metrics from a
+  fixed list; anything else is refused and the node is counted as a dropout for that round.
+"""
+
+import logging
+import time
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+log = logging.getLogger("federation.server")
+
+TRAIN_METRICS = {"num-examples", "train-loss", "train-accuracy", "train-s", "load-s"}
+EVALUATE_METRICS = {"num-examples", "eval-loss", "eval-accuracy", "eval-macro-f1", "eval-dice", "eval-s", "load-s"}
+IDENTIFY = "query.identify"
+POLL_S = 0.2
+
+
+class RunAborted(RuntimeError):
+    """The run cannot go on (too few nodes, a deadline); the message is the reason people will read."""
+
+
+class RoundLog:
+    """What one round looked like from the coordinator: nodes, replies, bytes and time."""
+
+    def __init__(self, number: int):
+        self.number = number
+        self.started = time.time()
+        self.nodes: dict[int, dict] = {}
+        self.dropouts: list[dict] = []
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    def node(self, node_id: int, hospital: str) -> dict:
+        return self.nodes.setdefault(node_id, {"node_id": str(node_id), "hospital": hospital})
+
+
+class FederationGrid(Grid):
+    def __init__(self, grid: Grid, *, hospitals: set[str], min_nodes: int, node_wait_s: float,
+                 on_round_start=None, on_dropout=None):
+        self.grid = grid
+        self.hospitals = set(hospitals)
+        self.min_nodes = min_nodes
+        self.node_wait_s = node_wait_s
+        self.node_hospital: dict[int, str] = {}
+        self.rounds: dict[int, RoundLog] = {}
+        self.inspected_replies = 0
+        self.rejected_replies: list[dict] = []
+        self._short_since: float | None = None
+        self._on_round_start = on_round_start or (lambda log_: None)
+        self._on_dropout = on_dropout or (lambda log_, entry: None)
+
+    # -- Grid API, delegated -------------------------------------------------------------------------
+    @property
+    def run(self):
+        return self.grid.run
+
+    def set_run(self, run_id: int) -> None:
+        self.grid.set_run(run_id)
+
+    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None):
+        return self.grid.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def push_messages(self, messages):
+        return self.grid.push_messages(messages)
+
+    def pull_messages(self, message_ids):
+        return self.grid.pull_messages(message_ids)
+
+    # -- Which nodes serve the run ------------------------------------------------------------------
+    def get_node_ids(self):
+        connected = list(self.grid.get_node_ids())
+        unknown = [n for n in connected if n not in self.node_hospital]
+        if unknown:
+            self._identify(unknown)
+        eligible = [n for n in connected if self.node_hospital.get(n) in self.hospitals]
+        # Flower's sampler polls this once a second while too few nodes are up, with no deadline.
+        if len(eligible) < self.min_nodes:
+            now = time.monotonic()
+            self._short_since = self._short_since or now
+            if now - self._short_since > self.node_wait_s:
+                have = sorted({self.node_hospital[n] for n in eligible})
+                raise RunAborted(
+                    f"Only {len(eligible)} of the {self.min_nodes} nodes this run needs were connected for "
+                    f"{self.node_wait_s:.0f} s (connected: {', '.join(have) or 'none'})."
+                )
+        else:
+            self._short_since = None
+        return eligible
+
+    def _identify(self, node_ids: list[int]) -> None:
+        messages = [Message(RecordDict(), dst_node_id=n, message_type=IDENTIFY) for n in node_ids]
+        for reply in self._exchange(messages, timeout=30):
+            if reply.has_error():
+                continue
+            identity = reply.content.config_records.get("identity")
+            if identity is None or set(identity.keys()) != {"hospital"}:
+                self._reject(reply, "identity reply with unexpected content")
+                continue
+            self.node_hospital[reply.metadata.src_node_id] = str(identity["hospital"])
+        for node_id in node_ids:
+            # A node that does not say who it serves is not used, but asked again next time.
+            if node_id in self.node_hospital:
+                log.info("node %s serves hospital %s", node_id, self.node_hospital[node_id])
+
+    # -- Exchanges ------------------------------------------------------------------------------------
+    def _exchange(self, messages, timeout):
+        """push, then pull every POLL_S (Flower's HttpGrid sleeps 3 s between pulls) until all or timeout."""
+        pending = set(self.grid.push_messages(messages))
+        end = time.monotonic() + (timeout if timeout is not None else 10 * 365 * 86400)
+        replies = []
+        while pending and time.monotonic() < end:
+            got = list(self.grid.pull_messages(pending))
+            replies.extend(got)
+            pending.difference_update(m.metadata.reply_to_message_id for m in got)
+            if pending:
+                time.sleep(POLL_S)
+        return replies
+
+    def send_and_receive(self, messages, *, timeout=None):
+        messages = list(messages)
+        if not messages:
+            return []
+        kind = messages[0].metadata.message_type
+        number = int(messages[0].content.config_records.get("config", ConfigRecord()).get("server-round", 0))
+        round_log = self.rounds.get(number)
+        if round_log is None:
+            round_log = self.rounds[number] = RoundLog(number)
+            self._on_round_start(round_log)
+        sent_shapes = None
+        for message in messages:
+            arrays = message.content.array_records.get("arrays")
+            if arrays is not None:
+                round_log.bytes_sent += arrays.count_bytes()
+                sent_shapes = [a.shape for a in arrays.values()]
+        destinations = {m.metadata.dst_node_id for m in messages}
+        started = time.monotonic()
+        replies = self._exchange(messages, timeout)
+        accepted = []
+        answered = set()
+        for reply in replies:
+            node_id = reply.metadata.src_node_id
+            hospital = self.node_hospital.get(node_id, "?")
+            if reply.has_error():
+                self._dropout(round_log, node_id, hospital, kind, f"node error: {reply.error.reason}")
+                answered.add(node_id)
+                continue
+            problem = self._inspect(reply, kind, sent_shapes)
+            if problem:
+                self._reject(reply, problem)
+                self._dropout(round_log, node_id, hospital, kind, f"reply refused: {problem}")
+                answered.add(node_id)
+                continue
+            answered.add(node_id)
+            accepted.append(reply)
+            self._record_reply(round_log, node_id, hospital, kind, reply)
+        for node_id in destinations - answered:
+            self._dropout(round_log, node_id, self.node_hospital.get(node_id, "?"), kind,
+                          f"no reply within {time.monotonic() - started:.0f} s")
+        if len(accepted) < self.min_nodes:
+            raise RunAborted(
+                f"Round {number} ({kind}): only {len(accepted)} of {len(messages)} nodes replied and this run "
+                f"needs {self.min_nodes}."
+            )
+        return accepted
+
+    def _inspect(self, reply: Message, kind: str, sent_shapes) -> str | None:
+        """What is wrong with a reply's content, or None: only weights and aggregate metrics may pass."""
+        self.inspected_replies += 1
+        content = reply.content
+        if kind == "train":
+            allowed_arrays, allowed_metrics = {"arrays"}, TRAIN_METRICS
+        else:
+            allowed_arrays, allowed_metrics = set(), EVALUATE_METRICS
+        if set(content.config_records.keys()):
+            return f"unexpected config records {sorted(content.config_records.keys())}"
+        if set(content.array_records.keys()) != allowed_arrays:
+            return f"array records {sorted(content.array_records.keys())}, expected {sorted(allowed_arrays)}"
+        if set(content.metric_records.keys()) != {"metrics"}:
+            return f"metric records {sorted(content.metric_records.keys())}, expected ['metrics']"
+        extra = set(content.metric_records["metrics"].keys()) - allowed_metrics
+        if extra:
+            return f"metrics {sorted(extra)} are not on the list of aggregate metrics"
+        for value in content.metric_records["metrics"].values():
+            if isinstance(value, list):
+                return "a metric holds a list; only single numbers may leave a node"
+        if allowed_arrays:
+            shapes = [a.shape for a in content.array_records["arrays"].values()]
+            if sent_shapes is not None and shapes != sent_shapes:
+                return "arrays do not have the model's shapes"
+        return None
+
+    def _reject(self, reply: Message, problem: str) -> None:
+        entry = {"node_id": str(reply.metadata.src_node_id), "problem": problem}
+        self.rejected_replies.append(entry)
+        log.warning("refused a reply from node %s: %s", reply.metadata.src_node_id, problem)
+
+    def _record_reply(self, round_log: RoundLog, node_id: int, hospital: str, kind: str, reply: Message):
+        metrics = dict(reply.content.metric_records["metrics"])
+        node = round_log.node(node_id, hospital)
+        if kind == "train":
+            round_log.bytes_received += reply.content.array_records["arrays"].count_bytes()
+            node.update({"num_examples": int(metrics.get("num-examples", 0)), "train_loss": metrics.get("train-loss"),
+                         "train_accuracy": metrics.get("train-accuracy"), "train_s": metrics.get("train-s"),
+                         "train_load_s": metrics.get("load-s")})
+        else:
+            node.update({"eval_examples": int(metrics.get("num-examples", 0)), "eval_loss": metrics.get("eval-loss"),
+                         "eval_accuracy": metrics.get("eval-accuracy"), "eval_s": metrics.get("eval-s"),
+                         "eval_load_s": metrics.get("load-s")})
+
+    def _dropout(self, round_log: RoundLog, node_id: int, hospital: str, kind: str, reason: str):
+        entry = {"round": round_log.number, "phase": kind, "hospital": hospital, "node_id": str(node_id),
+                 "reason": reason}
+        round_log.dropouts.append(entry)
+        log.warning("round %s %s: node %s (%s) dropped out: %s", round_log.number, kind, node_id, hospital, reason)
+        self._on_dropout(round_log, entry)
+
+
+def build_strategy(run, num_nodes: int):
+    from flwr.serverapp.strategy import (
+        DifferentialPrivacyServerSideFixedClipping,
+        FedAdam,
+        FedAvg,
+        FedProx,
+    )
+
+    common = {"min_train_nodes": run.min_nodes, "min_evaluate_nodes": run.min_nodes,
+              "min_available_nodes": run.min_nodes}
+    if run.strategy == "fedprox":
+        strategy = FedProx(proximal_mu=run.proximal_mu, **common)
+    elif run.strategy == "fedadam":
+        strategy = FedAdam(eta=run.server_learning_rate, **common)
+    else:
+        strategy = FedAvg(**common)
+    if run.dp_noise_multiplier is not None:
+        strategy = DifferentialPrivacyServerSideFixedClipping(
+            strategy, noise_multiplier=run.dp_noise_multiplier, clipping_norm=run.dp_clipping_norm or 1.0,
+            num_sampled_clients=num_nodes,
+        )
+    return strategy
+
+
+def _guarded(what: str, function, *args, **kwargs):
+    """Platform bookkeeping must never end a run: log and carry on."""
+    try:
+        return function(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - see docstring
+        log.exception("could not %s", what)
+        return None
+
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    import django
+
+    django.setup()
+    from federation import conf, learning, services
+    from federation.datasets import coordinator_validation_set
+    from federation.models import FederatedRun
+
+    run_id = int(context.run_config["platform-run-id"])
+    run = FederatedRun.objects.prefetch_related("hospitals").get(pk=run_id)
+    hospitals = {h.slug for h in run.hospitals.all()}
+    _guarded("mark the run running", services.mark_running, run_id, flower_run_id=str(context.run_id))
+    try:
+        x_val, y_val = coordinator_validation_set(kind=run.model_kind, image_size=run.image_size,
+                                                  limit_per_class=run.validation_per_class)
+        model = learning.build_model(run.model_kind, run.image_size, run.model_width)
+
+        def round_started(round_log: RoundLog):
+            _guarded("record a round start", services.start_round, run_id, round_log.number)
+
+        def dropout(round_log: RoundLog, entry: dict):
+            _guarded("record a dropout", services.record_dropout, run_id, entry)
+
+        fed_grid = FederationGrid(grid, hospitals=hospitals, min_nodes=run.min_nodes,
+                                  node_wait_s=conf.node_wait_s(), on_round_start=round_started, on_dropout=dropout)
+
+        def evaluate_fn(server_round: int, arrays: ArrayRecord):
+            started = time.monotonic()
+            model.set_weights(arrays.to_numpy_ndarrays())
+            metrics = learning.evaluate(model, run.model_kind, x_val, y_val)
+            eval_s = time.monotonic() - started
+            round_log = fed_grid.rounds.get(server_round)
+            if round_log is not None:
+                _guarded("record a round", services.finish_round, run_id, round_log, metrics, eval_s)
+            return MetricRecord({k: float(v) for k, v in metrics.items()})
+
+        config = ConfigRecord({"local-epochs": run.local_epochs, "batch-size": run.batch_size,
+                               "image-size": run.image_size, "model-kind": run.model_kind,
+                               "model-width": run.model_width})
+        strategy = build_strategy(run, num_nodes=len(hospitals))
+        result = strategy.start(
+            grid=fed_grid, initial_arrays=ArrayRecord(model.get_weights()), num_rounds=run.num_rounds,
+            timeout=conf.phase_timeout_s(), train_config=config, evaluate_config=config, evaluate_fn=evaluate_fn,
+        )
+        weights = result.arrays.to_numpy_ndarrays()
+        model.set_weights(weights)
+        final = learning.evaluate(model, run.model_kind, x_val, y_val)
+        services.complete_run(run_id, model=model, metrics=final,
+                              wire={"inspected_replies": fed_grid.inspected_replies,
+                                    "rejected_replies": fed_grid.rejected_replies})
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, RunAborted) else f"{type(exc).__name__}: {exc}"
+        _guarded("record the failure", services.fail_run, run_id, reason)
+        raise

@@ -1,0 +1,198 @@
+"""Writes on federated runs, one verb each, and the live updates that go with them.
+
+Called from the API (opt in, start a run, promote), from the Celery task that submits and follows a run,
+and from the ServerApp process while the run goes on (rounds, dropouts, the outcome).
+"""
+
+import logging
+from pathlib import Path
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from federation.models import FINISHED, FederatedRound, FederatedRun, RunStatus
+from hospitals.audit import record_audit
+
+log = logging.getLogger(__name__)
+
+
+class FederationError(Exception):
+    """A request the federation cannot carry out; `code` and the message go to the API caller."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+def run_group(run_id) -> str:
+    return f"federation-run-{run_id}"
+
+
+def publish(run_id, event: dict) -> None:
+    """Push an event to everyone watching the run; a channel-layer failure never fails the caller."""
+    try:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(run_group(run_id), {"type": "run.event", "event": event})
+    except Exception:  # noqa: BLE001 - live updates are best effort; the rows are the record
+        log.exception("could not publish an event of federated run %s", run_id)
+
+
+@transaction.atomic
+def set_federation_opt_in(*, hospital, opt_in: bool, actor=None, request=None):
+    hospital.federation_opt_in = opt_in
+    hospital.save(update_fields=["federation_opt_in"])
+    record_audit(actor=actor, hospital=hospital, action="federation.opt_in" if opt_in else "federation.opt_out",
+                 obj=hospital, request=request)
+    return hospital
+
+
+@transaction.atomic
+def start_federated_run(*, hospitals, actor=None, **params) -> FederatedRun:
+    """Record a run over opted-in hospitals and have the federation worker submit it after commit."""
+    hospitals = list(hospitals)
+    missing = sorted(h.slug for h in hospitals if not h.federation_opt_in)
+    if missing:
+        raise FederationError("not_opted_in", f"These hospitals have not opted in to federated learning: "
+                                              f"{', '.join(missing)}. Their admins can opt in.")
+    min_nodes = params.get("min_nodes", 2)
+    if len(hospitals) < min_nodes:
+        raise FederationError("too_few_hospitals", f"A run needs at least {min_nodes} hospitals; "
+                                                   f"{len(hospitals)} were given.")
+    run = FederatedRun.objects.create(created_by=actor, **params)
+    run.hospitals.set(hospitals)
+    for hospital in hospitals:
+        record_audit(actor=actor, hospital=hospital, action="federation.run_start", obj=run)
+    from federation.tasks import follow_federated_run
+
+    transaction.on_commit(lambda: follow_federated_run.delay(run.pk))
+    return run
+
+
+def _event(run: FederatedRun, kind: str, **extra) -> dict:
+    return {"kind": kind, "run": run.pk, "status": run.status, **extra}
+
+
+def mark_submitted(run_id, flower_run_id: str) -> None:
+    updated = FederatedRun.objects.filter(pk=run_id, status=RunStatus.PENDING).update(
+        status=RunStatus.SUBMITTED, flower_run_id=flower_run_id)
+    if updated:
+        publish(run_id, {"kind": "status", "run": run_id, "status": RunStatus.SUBMITTED})
+
+
+def mark_running(run_id, *, flower_run_id: str) -> None:
+    FederatedRun.objects.filter(pk=run_id, status__in=[RunStatus.PENDING, RunStatus.SUBMITTED]).update(
+        status=RunStatus.RUNNING, flower_run_id=flower_run_id, started_at=timezone.now())
+    publish(run_id, {"kind": "status", "run": run_id, "status": RunStatus.RUNNING})
+
+
+def start_round(run_id, number: int) -> None:
+    FederatedRound.objects.get_or_create(run_id=run_id, number=number, defaults={"started_at": timezone.now()})
+    publish(run_id, {"kind": "round_started", "run": run_id, "round": number})
+
+
+def record_dropout(run_id, entry: dict) -> None:
+    with transaction.atomic():
+        run = FederatedRun.objects.select_for_update().get(pk=run_id)
+        run.dropouts = [*run.dropouts, entry]
+        run.save(update_fields=["dropouts"])
+    publish(run_id, {"kind": "dropout", "run": run_id, **entry})
+
+
+def round_payload(row: FederatedRound) -> dict:
+    return {
+        "round": row.number, "duration_s": row.duration_s, "global_loss": row.global_loss,
+        "global_accuracy": row.global_accuracy, "global_macro_f1": row.global_macro_f1,
+        "client_loss": row.client_loss, "client_accuracy": row.client_accuracy, "nodes": row.nodes,
+        "dropouts": row.dropouts, "bytes_sent": row.bytes_sent, "bytes_received": row.bytes_received,
+        "node_compute_s": row.node_compute_s, "server_eval_s": row.server_eval_s,
+    }
+
+
+def _weighted(nodes: list[dict], key: str):
+    pairs = [(n[key], n.get("eval_examples") or 0) for n in nodes if n.get(key) is not None]
+    total = sum(w for _, w in pairs)
+    return sum(v * w for v, w in pairs) / total if total else None
+
+
+def finish_round(run_id, round_log, metrics: dict, server_eval_s: float) -> FederatedRound:
+    """Close a round with the coordinator's evaluation and what the nodes reported; push it live."""
+    nodes = sorted(round_log.nodes.values(), key=lambda n: n["hospital"])
+    compute = [sum(n.get(k) or 0.0 for k in ("train_load_s", "train_s", "eval_load_s", "eval_s")) for n in nodes]
+    finished = timezone.now()
+    row, _ = FederatedRound.objects.get_or_create(
+        run_id=run_id, number=round_log.number,
+        defaults={"started_at": timezone.datetime.fromtimestamp(round_log.started, tz=timezone.utc)})
+    row.finished_at = finished
+    row.duration_s = finished.timestamp() - round_log.started
+    row.global_loss = metrics.get("loss")
+    row.global_accuracy = metrics.get("accuracy", metrics.get("dice"))
+    row.global_macro_f1 = metrics.get("macro_f1")
+    row.client_loss = _weighted(nodes, "eval_loss")
+    row.client_accuracy = _weighted(nodes, "eval_accuracy")
+    row.nodes = nodes
+    row.dropouts = round_log.dropouts
+    row.bytes_sent = round_log.bytes_sent
+    row.bytes_received = round_log.bytes_received
+    row.node_compute_s = max(compute) if compute else None
+    row.server_eval_s = server_eval_s
+    row.save()
+    publish(run_id, {"kind": "round", "run": run_id, **round_payload(row)})
+    log.info("federated run %s round %s: accuracy %.3f in %.1f s", run_id, row.number,
+             row.global_accuracy or 0.0, row.duration_s)
+    return row
+
+
+def _save_weights(run_id, model) -> str:
+    folder = Path(settings.MODEL_DIR) / "federated"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"run-{run_id}.weights.h5"
+    model.save_weights(str(path))
+    return str(path)
+
+
+def _register_candidate(run: FederatedRun, weights_path: str, metrics: dict) -> str:
+    """Register the run's model as a candidate version in the model registry, with its provenance."""
+    try:
+        from diagnostics.registry import register_model_version
+    except ImportError:
+        log.warning("model registry not available; run %s keeps its weights at %s", run.pk, weights_path)
+        return ""
+    version = register_model_version(
+        kind=run.model_kind, weights_path=weights_path, metrics=metrics, source="federated",
+        federated_run_id=run.pk,
+        provenance={"strategy": run.strategy, "rounds": run.num_rounds, "local_epochs": run.local_epochs,
+                    "hospitals": sorted(h.slug for h in run.hospitals.all()), "flower_run_id": run.flower_run_id,
+                    "image_size": run.image_size, "dp_noise_multiplier": run.dp_noise_multiplier},
+    )
+    return str(version.pk)
+
+
+def complete_run(run_id, *, model, metrics: dict, wire: dict | None = None) -> FederatedRun:
+    run = FederatedRun.objects.get(pk=run_id)
+    weights_path = _save_weights(run_id, model)
+    final = {**{k: float(v) for k, v in metrics.items()}, "wire": wire or {}}
+    version_id = ""
+    try:
+        version_id = _register_candidate(run, weights_path, metrics)
+    except Exception:  # noqa: BLE001 - the run's outcome stands even if the registry refuses it
+        log.exception("could not register the model of federated run %s", run_id)
+    FederatedRun.objects.filter(pk=run_id).update(
+        status=RunStatus.COMPLETED, finished_at=timezone.now(), final_metrics=final, weights_path=weights_path,
+        model_version_id=version_id)
+    run.refresh_from_db()
+    publish(run_id, _event(run, "finished", final_metrics=final, model_version_id=version_id))
+    return run
+
+
+def fail_run(run_id, reason: str, *, status: str = RunStatus.FAILED) -> bool:
+    """Fail (or stop) a run that has not finished; the first reason recorded is kept."""
+    updated = FederatedRun.objects.filter(pk=run_id).exclude(status__in=FINISHED).update(
+        status=status, failure_reason=reason[:2000], finished_at=timezone.now())
+    if updated:
+        log.warning("federated run %s %s: %s", run_id, status, reason)
+        publish(run_id, {"kind": "finished", "run": run_id, "status": status, "reason": reason})
+    return bool(updated)

@@ -1,0 +1,79 @@
+"""Celery task (queue `federation`) that submits a federated run and follows it to its end.
+
+The ServerApp records rounds itself; this task owns the deadlines Flower lacks: a run past its
+deadline, or whose SuperLink stays unreachable, is stopped and failed with a reason, so a run never
+hangs in "running".
+"""
+
+import logging
+import time
+
+from celery import shared_task
+
+log = logging.getLogger(__name__)
+
+POLL_S = 2.0
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def follow_federated_run(self, run_id: int) -> None:
+    follow_run(run_id)
+
+
+def follow_run(run_id: int, *, poll_s: float = POLL_S) -> str:
+    """Submit (unless already submitted) and poll until the run ends; returns the final status."""
+    from federation import conf, control, services
+    from federation.models import FederatedRun, RunStatus
+
+    run = FederatedRun.objects.get(pk=run_id)
+    if run.finished:
+        return run.status
+    home = conf.federation_home()
+    if not run.flower_run_id:
+        try:
+            flower_run_id = control.submit_run(home, run.pk)
+        except Exception as exc:  # noqa: BLE001 - any failure to submit ends the run with its reason
+            services.fail_run(run_id, f"Could not submit the run to the SuperLink: {exc}")
+            return RunStatus.FAILED
+        services.mark_submitted(run_id, flower_run_id)
+    else:
+        # Redelivered after a worker died: the run was submitted already, so only follow it.
+        flower_run_id = run.flower_run_id
+    deadline = time.monotonic() + conf.run_deadline_s()
+    unreachable_since = None
+    while True:
+        run.refresh_from_db()
+        if run.finished:
+            return run.status
+        try:
+            state = control.run_state(home, flower_run_id)
+            unreachable_since = None
+        except Exception as exc:  # noqa: BLE001 - connection refused, reset, timeouts...
+            now = time.monotonic()
+            unreachable_since = unreachable_since or now
+            if now - unreachable_since > conf.superlink_lost_s():
+                services.fail_run(run_id, f"The SuperLink was unreachable for {conf.superlink_lost_s()} s "
+                                          f"({type(exc).__name__}); the run was abandoned.")
+                return RunStatus.FAILED
+            time.sleep(poll_s)
+            continue
+        if state.finished:
+            run.refresh_from_db()
+            if run.finished:  # the ServerApp recorded the outcome itself
+                return run.status
+            if state.sub_status == "completed":
+                services.fail_run(run_id, "Flower reports the run completed but the ServerApp recorded no model.")
+            elif state.sub_status == "stopped":
+                services.fail_run(run_id, "The run was stopped on the SuperLink.", status=RunStatus.STOPPED)
+            else:
+                services.fail_run(run_id, f"The ServerApp failed: {state.details or 'no details from Flower'}")
+            run.refresh_from_db()
+            return run.status
+        if time.monotonic() > deadline:
+            try:
+                control.stop_run(home, flower_run_id)
+            except Exception:  # noqa: BLE001
+                log.exception("could not stop flower run %s", flower_run_id)
+            services.fail_run(run_id, f"The run passed its deadline of {conf.run_deadline_s()} s and was stopped.")
+            return RunStatus.FAILED
+        time.sleep(poll_s)
