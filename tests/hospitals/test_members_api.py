@@ -1,0 +1,137 @@
+import pytest
+from django.core import mail
+
+from hospitals.models import AuditEvent, Invitation, Membership, Role
+from tests.hospitals.conftest import url
+
+pytestmark = pytest.mark.django_db
+
+
+def membership(user, hospital):
+    return Membership.objects.get(user=user, hospital=hospital)
+
+
+@pytest.mark.parametrize(
+    "who, status",
+    [("admin_a", 200), ("doctor_a", 403), ("owner", 403), ("outsider", 404), ("admin_b", 404), ("anonymous", 401)],
+)
+def test_list_members(world, client_as, who, status):
+    response = client_as(who).get(url("hospitals", world.a.slug, "members"))
+    assert response.status_code == status, response.content
+    if status == 200:
+        emails = {m["user"]["email"]: m["role"] for m in response.json()["results"]}
+        assert emails == {
+            "admin@st-anne.example": "admin", "doctor1@st-anne.example": "doctor", "doctor2@st-anne.example": "doctor",
+            "patient1@st-anne.example": "patient", "patient2@st-anne.example": "patient",
+        }
+
+
+@pytest.mark.parametrize(
+    "who, status",
+    [("admin_a", 201), ("doctor_a", 403), ("owner", 403), ("outsider", 404), ("anonymous", 401)],
+)
+def test_invite_member(world, client_as, who, status, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_as(who).post(
+            url("hospitals", world.a.slug, "members"), {"email": "New.Doctor@St-Anne.example", "role": "doctor"}
+        )
+    assert response.status_code == status, response.content
+    if status == 201:
+        invitation = Invitation.objects.get(hospital=world.a)
+        assert response.json()["email"] == "new.doctor@st-anne.example" == invitation.email
+        assert response.json()["status"] == "pending"
+        assert "token" not in response.json()  # the token goes only to the invited address
+        assert len(mail.outbox) == 1 and mail.outbox[0].to == ["new.doctor@st-anne.example"]
+    else:
+        assert not Invitation.objects.exists() and not mail.outbox
+
+
+def test_inviting_a_member_again_is_refused(world, client_as):
+    response = client_as("admin_a").post(
+        url("hospitals", world.a.slug, "members"), {"email": "doctor1@st-anne.example", "role": "admin"}
+    )
+    assert response.status_code == 409 and response.json()["error"] == "already_member"
+
+
+@pytest.mark.parametrize(
+    "who, status",
+    [("admin_a", 200), ("doctor_a2", 403), ("owner", 403), ("outsider", 404), ("admin_b", 404), ("anonymous", 401)],
+)
+def test_read_member(world, client_as, who, status):
+    target = membership(world.doctor_a, world.a)
+    response = client_as(who).get(url("hospitals", world.a.slug, "members", target.id))
+    assert response.status_code == status, response.content
+
+
+@pytest.mark.parametrize(
+    "who, status",
+    [("admin_a", 200), ("doctor_a2", 403), ("owner", 403), ("outsider", 404), ("admin_b", 404), ("anonymous", 401)],
+)
+def test_change_role(world, client_as, who, status):
+    target = membership(world.doctor_a, world.a)
+    response = client_as(who).patch(url("hospitals", world.a.slug, "members", target.id), {"role": "admin"})
+    assert response.status_code == status, response.content
+    target.refresh_from_db()
+    assert target.role == (Role.ADMIN if status == 200 else Role.DOCTOR)
+    if status == 200:
+        event = AuditEvent.objects.get(action="membership.role_change")
+        assert event.detail == "doctor -> admin" and event.actor_id == world.admin_a.pk
+
+
+def test_change_role_rejects_an_unknown_role(world, client_as):
+    target = membership(world.doctor_a, world.a)
+    response = client_as("admin_a").patch(url("hospitals", world.a.slug, "members", target.id), {"role": "king"})
+    assert response.status_code == 400 and "role" in response.json()["fields"]
+
+
+@pytest.mark.parametrize(
+    "who, status",
+    [("admin_a", 204), ("doctor_a2", 403), ("owner", 403), ("outsider", 404), ("admin_b", 404), ("anonymous", 401)],
+)
+def test_remove_member(world, client_as, who, status):
+    target = membership(world.doctor_a, world.a)
+    response = client_as(who).delete(url("hospitals", world.a.slug, "members", target.id))
+    assert response.status_code == status, response.content
+    assert Membership.objects.filter(pk=target.pk).exists() == (status != 204)
+
+
+def test_removed_member_loses_access(world, client_as):
+    target = membership(world.doctor_a, world.a)
+    client_as("admin_a").delete(url("hospitals", world.a.slug, "members", target.id))
+    assert client_as("doctor_a").get(url("hospitals", world.a.slug, "patients")).status_code == 404
+
+
+def test_last_admin_is_never_demoted_or_removed(world, client_as):
+    admin = membership(world.admin_a, world.a)
+    client = client_as("admin_a")
+    demote = client.patch(url("hospitals", world.a.slug, "members", admin.id), {"role": "doctor"})
+    remove = client.delete(url("hospitals", world.a.slug, "members", admin.id))
+    for response in (demote, remove):
+        assert response.status_code == 409 and response.json()["error"] == "last_admin"
+    admin.refresh_from_db()
+    assert admin.role == Role.ADMIN
+
+    # With a second admin the first may step down, and then the second is the last one.
+    second = membership(world.doctor_a, world.a)
+    assert client.patch(url("hospitals", world.a.slug, "members", second.id), {"role": "admin"}).status_code == 200
+    assert client.patch(url("hospitals", world.a.slug, "members", admin.id), {"role": "doctor"}).status_code == 200
+    last = client_as("doctor_a").delete(url("hospitals", world.a.slug, "members", second.id))
+    assert last.status_code == 409
+
+
+def test_outsider_cannot_tell_a_missing_member_from_another_hospitals(world, client_as):
+    theirs = membership(world.doctor_a, world.a)
+    ids = [theirs.id, 999999, "x"]
+    responses = [client_as("admin_b").get(url("hospitals", world.b.slug, "members", i)) for i in ids]
+    assert {r.status_code for r in responses} == {404}
+    assert len({r.content for r in responses}) == 1
+    responses = [client_as("admin_b").get(url("hospitals", world.a.slug, "members", i)) for i in ids]
+    assert {r.status_code for r in responses} == {404} and len({r.content for r in responses}) == 1
+
+
+def test_admin_of_another_hospital_cannot_change_members_through_their_own_url(world, client_as):
+    theirs = membership(world.doctor_a, world.a)
+    response = client_as("admin_b").patch(url("hospitals", world.b.slug, "members", theirs.id), {"role": "admin"})
+    assert response.status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.role == Role.DOCTOR
