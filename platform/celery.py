@@ -22,3 +22,12 @@ app.conf.update(
     accept_content=["json"],
 )
 app.autodiscover_tasks()
+
+# Diagnostics (pipeline): how long Redis waits before redelivering a task whose worker died without
+# acknowledging it. The default above suits production; crash tests set CELERY_VISIBILITY_TIMEOUT to a few
+# seconds so a killed worker's scan is redelivered within the test.
+if os.environ.get("CELERY_VISIBILITY_TIMEOUT"):
+    app.conf.broker_transport_options = {
+        **app.conf.broker_transport_options,
+        "visibility_timeout": int(os.environ["CELERY_VISIBILITY_TIMEOUT"]),
+    }
