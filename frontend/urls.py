@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from frontend.views import auth, home
+from frontend.views import admin, auth, home, invite
 
 app_name = "frontend"
 
@@ -14,6 +14,12 @@ urlpatterns = [
     path("accounts/password-reset/sent/", auth.password_reset_done, name="password-reset-done"),
     path("accounts/password-reset/<uidb64>/<token>/", auth.password_reset_confirm, name="password-reset-confirm"),
     path("accounts/password-reset/done/", auth.password_reset_complete, name="password-reset-complete"),
+    path("invite/<str:token>/", invite.accept, name="invite"),
     path("h/<slug:slug>/", home.hospital_home, name="hospital-home"),
+    path("h/<slug:slug>/members/", admin.members, name="members"),
+    path("h/<slug:slug>/members/<str:member_id>/role/", admin.member_role, name="member-role"),
+    path("h/<slug:slug>/members/<str:member_id>/remove/", admin.member_remove, name="member-remove"),
+    path("h/<slug:slug>/invitations/<str:invitation_id>/revoke/", admin.invitation_revoke, name="invitation-revoke"),
+    path("h/<slug:slug>/settings/", admin.hospital_settings, name="settings"),
 ]
 

@@ -15,6 +15,8 @@ STAFF = (Role.DOCTOR, Role.ADMIN)
 
 # (label, url name, roles that see it); the order is the order in the header.
 _NAV = [
+    ("Members", "frontend:members", (Role.ADMIN,)),
+    ("Settings", "frontend:settings", (Role.ADMIN,)),
 ]
 
 

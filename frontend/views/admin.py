@@ -1,0 +1,106 @@
+"""Hospital admin pages: members and invitations, hospital settings.
+
+Plain HTML forms posting back to the page (they work without JavaScript); each POST calls one
+hospitals service and redirects, so a reload never repeats a change.
+"""
+
+from django.conf import settings
+from django.contrib import messages
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
+
+from frontend.views.base import hospital_page, render_page
+from hospitals import services
+from hospitals.access import access_invitation, access_member
+from hospitals.errors import DomainError
+from hospitals.models import AIResultVisibility, Invitation, Membership, Role
+
+ADMIN = (Role.ADMIN,)
+
+
+@hospital_page(roles=ADMIN)
+def members(request, membership):
+    hospital = membership.hospital
+    if request.method == "POST":
+        try:
+            invitation, _token = services.invite_member(
+                hospital=hospital, email=request.POST.get("email", ""), role=request.POST.get("role", ""),
+                actor=request.user, request=request,
+            )
+        except DomainError as refused:
+            messages.error(request, refused.detail)
+        else:
+            messages.success(request, f"Invitation sent to {invitation.email}.")
+        return redirect("frontend:members", hospital.slug)
+    context = {
+        "members": Membership.objects.filter(hospital=hospital).select_related("user").order_by("role", "user__email"),
+        "invitations": Invitation.objects.filter(hospital=hospital, accepted_at__isnull=True),
+        "roles": Role.choices,
+        "invitation_ttl_hours": settings.INVITATION_TTL_HOURS,
+    }
+    return render_page(request, "frontend/admin/members.html", context, membership=membership)
+
+
+@require_POST
+@hospital_page(roles=ADMIN)
+def member_role(request, membership, member_id):
+    hospital = membership.hospital
+    member = access_member(request.user, hospital, member_id, membership=membership)
+    try:
+        services.change_role(
+            hospital=hospital, membership=member, role=request.POST.get("role", ""), actor=request.user, request=request
+        )
+    except DomainError as refused:
+        messages.error(request, refused.detail)
+    else:
+        messages.success(request, f"{member.user.email} is now {member.get_role_display().lower()}.")
+    return redirect("frontend:members", hospital.slug)
+
+
+@require_POST
+@hospital_page(roles=ADMIN)
+def member_remove(request, membership, member_id):
+    hospital = membership.hospital
+    member = access_member(request.user, hospital, member_id, membership=membership)
+    try:
+        services.remove_member(hospital=hospital, membership=member, actor=request.user, request=request)
+    except DomainError as refused:
+        messages.error(request, refused.detail)
+        return redirect("frontend:members", hospital.slug)
+    messages.success(request, f"{member.user.email} is no longer a member of {hospital.name}.")
+    # An admin who removed themselves can no longer open this hospital's pages.
+    if member.pk == membership.pk:
+        return redirect("frontend:home")
+    return redirect("frontend:members", hospital.slug)
+
+
+@require_POST
+@hospital_page(roles=ADMIN)
+def invitation_revoke(request, membership, invitation_id):
+    hospital = membership.hospital
+    invitation = access_invitation(request.user, hospital, invitation_id, membership=membership)
+    try:
+        services.revoke_invitation(invitation=invitation, actor=request.user, request=request)
+    except DomainError as refused:
+        messages.error(request, refused.detail)
+    else:
+        messages.success(request, f"The invitation to {invitation.email} no longer works.")
+    return redirect("frontend:members", hospital.slug)
+
+
+@hospital_page(roles=ADMIN)
+def hospital_settings(request, membership):
+    hospital = membership.hospital
+    if request.method == "POST":
+        visibility = request.POST.get("patients_see_ai_results", "")
+        if visibility not in AIResultVisibility.values:
+            messages.error(request, "Choose when patients see AI results.")
+        else:
+            services.update_hospital_settings(
+                hospital=hospital, actor=request.user, request=request, patients_see_ai_results=visibility,
+                federation_opt_in=request.POST.get("federation_opt_in") == "on",
+            )
+            messages.success(request, "Settings saved.")
+        return redirect("frontend:settings", hospital.slug)
+    context = {"visibility_choices": AIResultVisibility.choices}
+    return render_page(request, "frontend/admin/settings.html", context, membership=membership)
