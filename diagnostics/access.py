@@ -1,0 +1,35 @@
+"""The one way to fetch scans (DESIGN §2): hospital and user explicit, 404 for missing and not yours."""
+
+from django.core.exceptions import ValidationError
+from django.http import Http404
+
+from diagnostics.models.scans import Scan, ScanSource
+from hospitals.access import STAFF_ROLES
+from hospitals.audit import record_audit
+from hospitals.models import AIResultVisibility, Membership, Role
+
+
+def visible_scans(user, hospital, membership: Membership):
+    """Scans of this hospital the member may see: all for staff, their own for a patient."""
+    scans = Scan.objects.filter(hospital=hospital)
+    if membership.role in STAFF_ROLES:
+        return scans
+    return scans.filter(patient__user=user, source=ScanSource.UPLOAD)
+
+
+def access_scan(user, hospital, scan_id, membership: Membership, *, request=None, action="scan.read") -> Scan:
+    try:
+        scan = visible_scans(user, hospital, membership).select_related("hospital", "patient").get(pk=scan_id)
+    except (Scan.DoesNotExist, ValidationError, ValueError, TypeError):
+        raise Http404("No such scan") from None
+    record_audit(actor=user, hospital=hospital, action=action, obj=scan, request=request)
+    return scan
+
+
+def may_see_ai_result(scan: Scan, membership: Membership) -> bool:
+    """Staff always; a patient at once only where the hospital allows it, otherwise after a review."""
+    if membership.role != Role.PATIENT:
+        return True
+    if scan.review_state != "unreviewed":
+        return True
+    return scan.hospital.patients_see_ai_results == AIResultVisibility.IMMEDIATELY

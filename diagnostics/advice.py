@@ -1,0 +1,118 @@
+"""Precaution advice shown beside a result, one entry per class the models know.
+
+Written for patients in plain words, checked against the public sources listed with each entry. It
+explains; it never diagnoses: every entry carries the reminder that a doctor makes the diagnosis.
+"""
+
+DOCTOR_DECIDES = (
+    "This result was produced by software to help your care team. It is not a diagnosis: a doctor "
+    "looks at your scan, your symptoms and your history, and makes the diagnosis with you."
+)
+
+PRELIMINARY = (
+    "Preliminary: no doctor has reviewed this result yet. It may change after review."
+)
+
+# Symptoms for which nobody should wait for an appointment, whatever the scan shows.
+_EMERGENCY = [
+    "a seizure (fit), especially a first one",
+    "a sudden, very severe headache, or a headache with vomiting and drowsiness",
+    "sudden weakness or numbness of the face, an arm or a leg, or trouble speaking or understanding",
+    "sudden loss of vision or double vision",
+    "confusion, fainting, or becoming hard to wake",
+]
+_EMERGENCY_ACTION = "If any of these happen, call your local emergency number (999, 112 or 911) or go to an emergency department."
+
+_SOURCES_GENERAL = [
+    {"title": "NHS: Brain tumours", "url": "https://www.nhs.uk/conditions/brain-tumours/"},
+    {"title": "National Cancer Institute: Adult Central Nervous System Tumors Treatment (PDQ)",
+     "url": "https://www.cancer.gov/types/brain/patient/adult-brain-treatment-pdq"},
+    {"title": "Louis DN et al., The 2021 WHO Classification of Tumors of the Central Nervous System, "
+              "Neuro-Oncology 23(8), 2021", "url": "https://doi.org/10.1093/neuonc/noab106"},
+]
+
+ADVICE = {
+    "glioma": {
+        "title": "Possible glioma",
+        "meaning": (
+            "The software found a pattern that resembles a glioma, a tumour that grows from the brain's "
+            "supporting (glial) cells. Gliomas range from slow-growing to fast-growing; only tests that a "
+            "specialist arranges, usually including a biopsy, can tell which kind it is, or whether it is "
+            "a tumour at all."
+        ),
+        "next_steps": [
+            "Your doctor will review the scan and contact you; bring a list of your symptoms and medicines.",
+            "You may be referred to a neurosurgery or neuro-oncology team, often within two weeks.",
+            "Further imaging (a contrast MRI, sometimes MR spectroscopy) may be arranged.",
+            "Do not drive until a doctor has told you it is safe if you have had a seizure or a blackout.",
+        ],
+        "sources": _SOURCES_GENERAL + [
+            {"title": "American Brain Tumor Association: Glioma", "url": "https://www.abta.org/tumor_types/glioma/"},
+        ],
+    },
+    "meningioma": {
+        "title": "Possible meningioma",
+        "meaning": (
+            "The software found a pattern that resembles a meningioma, a tumour of the membranes around "
+            "the brain. Most meningiomas are benign (not cancer) and grow slowly; many are watched with "
+            "repeat scans rather than treated at once."
+        ),
+        "next_steps": [
+            "Your doctor will review the scan and discuss it with you.",
+            "Depending on its size and your symptoms, the team may suggest repeat MRI scans, surgery or radiotherapy.",
+            "Tell your doctor about new or worsening headaches, changes in vision, hearing or smell, or weakness.",
+        ],
+        "sources": _SOURCES_GENERAL + [
+            {"title": "American Brain Tumor Association: Meningioma",
+             "url": "https://www.abta.org/tumor_types/meningioma/"},
+        ],
+    },
+    "pituitary": {
+        "title": "Possible pituitary tumour",
+        "meaning": (
+            "The software found a pattern that resembles a pituitary tumour (usually a pituitary adenoma), "
+            "a growth of the hormone gland at the base of the brain. Almost all are benign; some change "
+            "hormone levels or press on the nerves to the eyes."
+        ),
+        "next_steps": [
+            "Your doctor will review the scan and may arrange blood tests of your hormone levels.",
+            "An eye test of your field of vision is often arranged, and a referral to endocrinology.",
+            "Many pituitary tumours are treated with medicine; some need surgery through the nose.",
+        ],
+        "sources": _SOURCES_GENERAL + [
+            {"title": "NHS: Pituitary tumours", "url": "https://www.nhs.uk/conditions/pituitary-tumours/"},
+        ],
+    },
+    "notumor": {
+        "title": "No tumour found by the software",
+        "meaning": (
+            "The software did not find a pattern of the tumour types it was trained on (glioma, "
+            "meningioma, pituitary tumour). It cannot see every condition, and a normal-looking result "
+            "does not explain your symptoms; a doctor still reviews every scan."
+        ),
+        "next_steps": [
+            "Your doctor will review the scan and tell you the result.",
+            "If your symptoms continue or get worse, contact your doctor even if the scan looked normal.",
+        ],
+        "sources": _SOURCES_GENERAL,
+    },
+}
+
+
+def advice_for(label: str, *, preliminary: bool) -> dict | None:
+    """Advice for a label, as the API shows it; None for a label the models do not know."""
+    entry = ADVICE.get(label)
+    if entry is None:
+        return None
+    return {
+        "label": label,
+        "title": entry["title"],
+        "meaning": entry["meaning"],
+        "next_steps": list(entry["next_steps"]),
+        "emergency_symptoms": list(_EMERGENCY),
+        "emergency_action": _EMERGENCY_ACTION,
+        "sources": [dict(source) for source in entry["sources"]],
+        "reminder": DOCTOR_DECIDES,
+        "preliminary": preliminary,
+        "preliminary_notice": PRELIMINARY if preliminary else "",
+    }

@@ -1,0 +1,106 @@
+"""How a scan reads in the API, for the member who asks.
+
+A patient whose hospital shows AI results only after review sees the scan's progress but no label,
+probability or image derived from the model until a doctor has reviewed it.
+"""
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from diagnostics.access import may_see_ai_result
+from diagnostics.advice import advice_for
+from diagnostics.ml.readers import CLASS_NAMES
+from diagnostics.models.scans import ReviewState, ScanStatus
+from hospitals.access import STAFF_ROLES
+
+
+class ReviewInputSerializer(serializers.Serializer):
+    label = serializers.ChoiceField(choices=CLASS_NAMES)
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=10000, default="")
+    mask = serializers.FileField(required=False, allow_empty_file=False)
+
+
+def _url(name, scan, **extra):
+    return reverse(f"diagnostics-api:{name}", kwargs={"slug": scan.hospital.slug, "scan_id": scan.id, **extra})
+
+
+def _diagnosis(scan):
+    try:
+        return scan.diagnosis
+    except scan._meta.model.diagnosis.RelatedObjectDoesNotExist:
+        return None
+
+
+def scan_data(scan, membership, *, detail: bool = False) -> dict:
+    diagnosis = _diagnosis(scan)
+    staff = membership.role in STAFF_ROLES
+    visible = diagnosis is not None and may_see_ai_result(scan, membership)
+    reviewed = scan.review_state != ReviewState.UNREVIEWED
+    data = {
+        "id": str(scan.id),
+        "url": _url("scan-detail", scan),
+        "patient": str(scan.patient_id) if scan.patient_id else None,
+        "status": scan.status,
+        "failure": {"code": scan.failure_code, "reason": scan.failure_reason}
+        if scan.status == ScanStatus.FAILED else None,
+        "kind": scan.kind,
+        "width": scan.width,
+        "height": scan.height,
+        "slice_count": scan.slice_count,
+        "pixel_spacing_mm": list(scan.pixel_spacing_mm) if scan.pixel_spacing_mm else None,
+        "created_at": scan.created_at.isoformat() if scan.created_at else None,
+        "finished_at": scan.finished_at.isoformat() if scan.finished_at else None,
+        "review_state": scan.review_state,
+        "reviewed_label": scan.reviewed_label or None,
+        # What the patient-facing result is: a doctor's label wins over the model's.
+        "label": scan.reviewed_label or (diagnosis.label if visible else None),
+        "result_available": visible,
+        "awaiting_review": diagnosis is not None and not visible,
+        "preliminary": visible and not reviewed,
+        "image_url": _url("scan-image", scan),
+    }
+    if visible:
+        data["result"] = {
+            "label": diagnosis.label,
+            "probabilities": diagnosis.probabilities,
+            "confidence": diagnosis.confidence,
+            "model_version": _model_version(diagnosis),
+            "slice_index": diagnosis.slice_index,
+            "slices_analysed": diagnosis.slices_analysed,
+            "tumour_area_px": diagnosis.tumour_area_px,
+            "tumour_area_mm2": diagnosis.tumour_area_mm2,
+            "tumour_volume_mm3": diagnosis.tumour_volume_mm3,
+            "bbox": diagnosis.bbox,
+            "timings_ms": diagnosis.timings,
+            "mask_url": _url("scan-mask", scan) if (diagnosis.mask_path or scan.review_state == "corrected") else None,
+            "heatmap_url": _url("scan-heatmap", scan) if diagnosis.heatmap_path else None,
+        }
+        if detail and staff:
+            data["result"]["per_slice"] = diagnosis.per_slice
+    else:
+        data["result"] = None
+    if detail:
+        shown_label = data["label"]
+        data["advice"] = advice_for(shown_label, preliminary=data["preliminary"]) if shown_label else None
+        if staff:
+            data["reviews"] = [
+                {
+                    "id": str(review.id),
+                    "reviewer": review.reviewer_id,
+                    "at": review.created_at.isoformat(),
+                    "previous_label": review.previous_label or None,
+                    "label": review.label,
+                    "label_changed": review.label_changed,
+                    "mask_changed": review.mask_changed,
+                    "notes": review.notes,
+                }
+                for review in scan.reviews.all()
+            ]
+    return data
+
+
+def _model_version(diagnosis):
+    version = diagnosis.model_version
+    if version is None:
+        return None
+    return {"id": version.pk, "name": str(version)}

@@ -1,0 +1,236 @@
+"""Scan API: thin views that parse, call diagnostics.access / diagnostics.services, and serialize."""
+
+import logging
+
+from django.conf import settings
+from django.db.models import Q
+from django.http import Http404, HttpResponse
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+
+from diagnostics import services
+from diagnostics.access import access_scan, may_see_ai_result, visible_scans
+from diagnostics.api.parsers import ScanUploadParser
+from diagnostics.api.serializers import ReviewInputSerializer, scan_data
+from diagnostics.ml.readers import CLASS_NAMES
+from diagnostics.models.scans import Diagnosis, Review, ReviewState, ScanSource, ScanStatus
+from hospitals.access import access_membership, access_patient
+from hospitals.crypto import DecryptionError
+from hospitals.models import AIResultVisibility, Patient, Role
+from hospitals.storage import read_blob
+
+logger = logging.getLogger(__name__)
+
+
+def error(code: str, detail: str, http_status: int) -> Response:
+    return Response({"error": code, "detail": detail}, status=http_status)
+
+
+class ScanListView(GenericAPIView):
+    """GET: scans the member may see, newest first, filtered. POST: upload a scan (multipart, `file`)."""
+
+    parser_classes = [ScanUploadParser]
+
+    def get(self, request, slug):
+        membership = access_membership(request.user, slug)
+        scans = visible_scans(request.user, membership.hospital, membership).select_related(
+            "hospital", "diagnosis", "diagnosis__model_version"
+        )
+        try:
+            scans = self._filter(scans, request.query_params, membership)
+        except ValueError as exc:
+            return error("invalid_filter", str(exc), 400)
+        page = self.paginate_queryset(scans)
+        return self.get_paginated_response([scan_data(scan, membership) for scan in page])
+
+    @staticmethod
+    def _filter(scans, params, membership):
+        source = params.get("source", ScanSource.UPLOAD)
+        if source not in ScanSource.values:
+            raise ValueError(f"source must be one of {', '.join(ScanSource.values)}.")
+        scans = scans.filter(source=source)
+        if "status" in params:
+            if params["status"] not in ScanStatus.values:
+                raise ValueError(f"status must be one of {', '.join(ScanStatus.values)}.")
+            scans = scans.filter(status=params["status"])
+        if "review_state" in params:
+            if params["review_state"] not in ReviewState.values:
+                raise ValueError(f"review_state must be one of {', '.join(ReviewState.values)}.")
+            scans = scans.filter(review_state=params["review_state"])
+        filters_on_result = {"label", "min_confidence", "max_confidence"} & set(params)
+        if (filters_on_result and membership.role == Role.PATIENT
+                and membership.hospital.patients_see_ai_results == AIResultVisibility.AFTER_REVIEW):
+            # Otherwise a label filter would reveal the unreviewed AI result it is meant to withhold.
+            scans = scans.exclude(review_state=ReviewState.UNREVIEWED)
+        if "label" in params:
+            label = params["label"]
+            if label not in CLASS_NAMES:
+                raise ValueError(f"label must be one of {', '.join(CLASS_NAMES)}.")
+            scans = scans.filter(Q(reviewed_label=label) | Q(reviewed_label="", diagnosis__label=label))
+        for name, lookup in (("min_confidence", "gte"), ("max_confidence", "lte")):
+            if name in params:
+                try:
+                    value = float(params[name])
+                except ValueError:
+                    raise ValueError(f"{name} must be a number between 0 and 1.") from None
+                if not 0.0 <= value <= 1.0:
+                    raise ValueError(f"{name} must be a number between 0 and 1.")
+                scans = scans.filter(**{f"diagnosis__confidence__{lookup}": value})
+        return scans
+
+    def post(self, request, slug):
+        membership = access_membership(request.user, slug)
+        hospital = membership.hospital
+        # Refuse an oversized body before reading it (a streamed upload would otherwise be spooled to disk).
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        if declared > settings.UPLOAD_MAX_BYTES + 64 * 1024:
+            return error("too_large", f"The upload is larger than the limit of {settings.UPLOAD_MAX_BYTES} bytes.",
+                         413)
+        if request.data.get("_file_name_had_path"):
+            return error("invalid_filename", "The file name must not contain a folder path; upload the file alone.",
+                         400)
+        upload = request.FILES.get("file")
+        if upload is None:
+            return error("no_file", "Attach the scan as the multipart field 'file'.", 400)
+        if upload.size > settings.UPLOAD_MAX_BYTES:
+            return error("too_large", f"The file is {upload.size} bytes; the limit is {settings.UPLOAD_MAX_BYTES} bytes.",
+                         413)
+        if membership.role == Role.PATIENT:
+            patient = Patient.objects.filter(hospital=hospital, user=request.user).first()
+            if patient is None:
+                return error("no_patient_record", "Your account has no patient record at this hospital yet.", 409)
+        else:
+            patient_id = request.data.get("patient")
+            if not patient_id:
+                return error("patient_required", "Name the patient the scan belongs to in the field 'patient'.", 400)
+            patient = access_patient(request.user, hospital, patient_id, membership=membership, request=request)
+        try:
+            scan, created = services.upload_scan(
+                hospital=hospital, patient=patient, data=upload.read(), uploaded_by=request.user, request=request
+            )
+        except services.UploadRejected as rejected:
+            logger.info("upload to %s rejected: %s", hospital.slug, rejected.code)
+            return error(rejected.code, rejected.detail, rejected.status)
+        body = scan_data(scan, membership, detail=True)
+        body["duplicate"] = not created
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class ScanDetailView(GenericAPIView):
+    def get(self, request, slug, scan_id):
+        membership = access_membership(request.user, slug)
+        scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request)
+        return Response(scan_data(scan, membership, detail=True))
+
+
+class ScanReviewView(GenericAPIView):
+    """A doctor confirms or changes the label; optional corrected mask (PNG) and notes."""
+
+    parser_classes = [ScanUploadParser, JSONParser]
+
+    def post(self, request, slug, scan_id):
+        membership = access_membership(request.user, slug)
+        scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request)
+        if membership.role != Role.DOCTOR:
+            raise PermissionDenied("Only a doctor of this hospital can review a scan.")
+        form = ReviewInputSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        mask = form.validated_data.get("mask")
+        try:
+            services.review_scan(
+                hospital=membership.hospital, scan=scan, reviewer=request.user, label=form.validated_data["label"],
+                notes=form.validated_data.get("notes", ""), mask_png=mask.read() if mask else None, request=request,
+            )
+        except services.UploadRejected as rejected:
+            return error(rejected.code, rejected.detail, rejected.status)
+        scan.refresh_from_db()
+        return Response(scan_data(scan, membership, detail=True), status=status.HTTP_201_CREATED)
+
+
+class _ScanPNGView(GenericAPIView):
+    """A PNG derived from a scan, decrypted on the fly; never cached by a browser or a proxy."""
+
+    what = ""
+
+    def perform_content_negotiation(self, request, force=False):
+        # An <img> asks for image/*; errors still go out as JSON.
+        return super().perform_content_negotiation(request, force=True)
+
+    def get(self, request, slug, scan_id):
+        membership = access_membership(request.user, slug)
+        scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request,
+                           action=f"scan.{self.what}")
+        try:
+            png = self.render(request, scan, membership)
+        except DecryptionError:
+            logger.error("scan %s: stored %s failed to decrypt", scan.id, self.what)
+            return error("unavailable", "The stored image could not be opened; the hospital's IT team has been told.",
+                         500)
+        response = HttpResponse(png, content_type="image/png")
+        response["Cache-Control"] = "no-store"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    def render(self, request, scan, membership) -> bytes:
+        raise NotImplementedError
+
+    @staticmethod
+    def visible_diagnosis(scan, membership):
+        diagnosis = Diagnosis.objects.filter(scan=scan).first()
+        if diagnosis is None or not may_see_ai_result(scan, membership):
+            raise Http404("This scan has no result to show yet")
+        return diagnosis
+
+
+class ScanImageView(_ScanPNGView):
+    """The scan itself: the analysed slice (or ?slice=N of a volume), windowed to 8 bits."""
+
+    what = "image"
+
+    def render(self, request, scan, membership):
+        data = read_blob(scan.hospital, scan.blob_path, record_type=services.SCAN_BLOB, record_id=scan.id,
+                         sha256=scan.blob_sha256)
+        slices = services.decode_upload(data).slices
+        diagnosis = Diagnosis.objects.filter(scan=scan).first()
+        default = diagnosis.slice_index if diagnosis else len(slices) // 2
+        try:
+            index = int(request.query_params.get("slice", default))
+        except ValueError:
+            raise Http404("No such slice") from None
+        if not 0 <= index < len(slices):
+            raise Http404("No such slice")
+        return services.encode_png(services.to_uint8(slices[index]))
+
+
+class ScanMaskView(_ScanPNGView):
+    """The tumour outline (0 / 255): a doctor's correction when there is one, else the model's."""
+
+    what = "mask"
+
+    def render(self, request, scan, membership):
+        diagnosis = self.visible_diagnosis(scan, membership)
+        review = Review.objects.filter(scan=scan, mask_changed=True).order_by("-created_at").first()
+        if review is not None:
+            return read_blob(scan.hospital, review.mask_path, record_type=services.REVIEW_MASK_BLOB,
+                             record_id=review.id, sha256=review.mask_sha256)
+        if not diagnosis.mask_path:
+            raise Http404("No mask for this scan")
+        return read_blob(scan.hospital, diagnosis.mask_path, record_type=services.MASK_BLOB, record_id=diagnosis.id,
+                         sha256=diagnosis.mask_sha256)
+
+
+class ScanHeatmapView(_ScanPNGView):
+    """Where the classifier looked (RGBA overlay, transparent where it did not)."""
+
+    what = "heatmap"
+
+    def render(self, request, scan, membership):
+        diagnosis = self.visible_diagnosis(scan, membership)
+        if not diagnosis.heatmap_path:
+            raise Http404("No heatmap for this scan")
+        return read_blob(scan.hospital, diagnosis.heatmap_path, record_type=services.HEATMAP_BLOB,
+                         record_id=diagnosis.id, sha256=diagnosis.heatmap_sha256)
+

@@ -1,0 +1,74 @@
+"""Live scan states over websockets (Channels), session-authenticated and tenant-checked.
+
+A socket a user may not open is accepted and closed at once with code 4404, whether the hospital or
+scan does not exist or is not theirs (the same answer as the HTTP 404), or 4403 when their role does
+not allow it (a patient on the doctors' worklist). Closing before accepting would make the server
+answer the handshake with a bare HTTP 403, which a client cannot tell from a CSRF/origin refusal.
+"""
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from diagnostics.access import access_scan
+from diagnostics.notify import scan_event, scan_group, worklist_group
+from hospitals.access import STAFF_ROLES, access_membership
+
+CLOSE_NOT_FOUND = 4404
+CLOSE_FORBIDDEN = 4403
+
+
+class _ScanEventsConsumer(AsyncJsonWebsocketConsumer):
+    group = None
+
+    async def connect(self):
+        try:
+            self.group, first_message = await database_sync_to_async(self.authorise)()
+        except Http404:
+            await self.accept()
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        except PermissionDenied:
+            await self.accept()
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        if first_message is not None:
+            await self.send_json(first_message)
+
+    async def disconnect(self, code):
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        """Clients only listen; anything they send is ignored."""
+
+    async def scan_event(self, message):
+        await self.send_json({key: value for key, value in message.items() if key != "type"})
+
+    def authorise(self):
+        raise NotImplementedError
+
+
+class ScanConsumer(_ScanEventsConsumer):
+    """/ws/hospitals/<slug>/scans/<id>/: the scan's current state at once, then every change."""
+
+    def authorise(self):
+        kwargs = self.scope["url_route"]["kwargs"]
+        user = self.scope.get("user")
+        membership = access_membership(user, kwargs["slug"])
+        scan = access_scan(user, membership.hospital, kwargs["scan_id"], membership, action="scan.watch")
+        # The state now, so a client that connects after a change has not missed it.
+        return scan_group(scan.id), {key: value for key, value in scan_event(scan, "scan.status").items()
+                                     if key != "type"}
+
+
+class WorklistConsumer(_ScanEventsConsumer):
+    """/ws/hospitals/<slug>/worklist/: new, finished and reviewed scans of the hospital, for its staff."""
+
+    def authorise(self):
+        user = self.scope.get("user")
+        membership = access_membership(user, self.scope["url_route"]["kwargs"]["slug"], roles=STAFF_ROLES)
+        return worklist_group(membership.hospital_id), None

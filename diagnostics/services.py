@@ -1,0 +1,393 @@
+"""Writes on scans, one verb each, and the one place that knows the scan state machine.
+
+    queued ──► processing ──► done
+       │           │  ▲
+       │           │  └── processing (a redelivered task picks up a scan its dead worker left)
+       └───────────┴────► failed (with a code and a reason)
+
+Uploads are decoded here, in the web process, with numpy/pydicom/nibabel/PIL only: a bad file is
+refused before anything is stored, and the web process never imports TensorFlow.
+"""
+
+import hashlib
+import hmac
+import io
+import logging
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from PIL import Image
+
+from diagnostics import notify
+from diagnostics.ml.readers import CLASS_NAMES, ScanDecodeError, decode_scan, sniff_type
+from diagnostics.models.scans import Diagnosis, Review, ReviewState, Scan, ScanSource, ScanStatus
+from hospitals.audit import record_audit
+from hospitals.keys import hospital_data_key
+from hospitals.storage import delete_blob, store_blob
+
+logger = logging.getLogger(__name__)
+
+SCAN_BLOB = "scan"
+MASK_BLOB = "mask"
+HEATMAP_BLOB = "heatmap"
+REVIEW_MASK_BLOB = "review_mask"
+
+# Which status may follow which. PROCESSING -> PROCESSING is a redelivery after a worker died.
+TRANSITIONS = {
+    ScanStatus.QUEUED: {ScanStatus.PROCESSING, ScanStatus.FAILED},
+    ScanStatus.PROCESSING: {ScanStatus.PROCESSING, ScanStatus.DONE, ScanStatus.FAILED},
+    ScanStatus.DONE: set(),
+    ScanStatus.FAILED: set(),
+}
+TERMINAL = {ScanStatus.DONE, ScanStatus.FAILED}
+
+
+class UploadRejected(Exception):
+    """An upload or review refused with a reason a person can act on; nothing has been stored."""
+
+    def __init__(self, code: str, detail: str, status: int = 422):
+        super().__init__(f"{code}: {detail}")
+        self.code, self.detail, self.status = code, detail, status
+
+
+# HTTP status per decoder error: limits are 413, a format we do not take is 415, the rest 422.
+_DECODE_STATUS = {"too_large": 413, "too_many_pixels": 413, "too_many_frames": 413, "unsupported_type": 415}
+
+
+def max_decompressed_bytes() -> int:
+    # A gzip/zip may expand; bounded at twice the upload limit so a bomb stops early and the web
+    # process stays within its memory budget.
+    return getattr(settings, "UPLOAD_MAX_DECOMPRESSED_BYTES", 2 * settings.UPLOAD_MAX_BYTES)
+
+
+def decode_upload(data: bytes):
+    """Decode with the configured limits; a ScanDecodeError becomes an UploadRejected."""
+    if len(data) > settings.UPLOAD_MAX_BYTES:
+        raise UploadRejected(
+            "too_large", f"The file is {len(data)} bytes; the limit is {settings.UPLOAD_MAX_BYTES} bytes.", 413
+        )
+    try:
+        return decode_scan(
+            data,
+            max_pixels=settings.UPLOAD_MAX_PIXELS,
+            max_frames=settings.UPLOAD_MAX_FRAMES,
+            max_decompressed_bytes=max_decompressed_bytes(),
+        )
+    except ScanDecodeError as error:
+        raise UploadRejected(error.code, error.detail, _DECODE_STATUS.get(error.code, 422)) from None
+    except Image.DecompressionBombError:
+        # PIL's own bomb guard fires on absurd dimensions before the decoder's pixel check can.
+        raise UploadRejected("too_many_pixels", "The image declares more pixels than accepted.", 413) from None
+    except (MemoryError, RecursionError, ArithmeticError, LookupError, TypeError, ValueError, OSError) as error:
+        # Hostile files find corners of the decoders; whatever they hit, the answer is "unreadable", not a 500.
+        logger.warning("decoder raised %s on an upload", type(error).__name__)
+        raise UploadRejected("unreadable", "The file could not be decoded.") from None
+
+
+def content_digest(hospital, data: bytes) -> str:
+    """Keyed digest of an upload, per hospital.
+
+    HMAC under a key derived from the hospital's data key rather than a plain SHA-256: a plain hash
+    column would show anyone who reads the database that two hospitals hold the same file, and would
+    let a known image be confirmed by hashing it. Only the hospital's key can produce its digests.
+    """
+    key = hmac.new(hospital_data_key(hospital), b"neurofed:scan-content:v1", hashlib.sha256).digest()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def _source_identifiers(identifiers: dict) -> dict:
+    return {
+        "source_patient_name": identifiers.get("patient_name", "")[:200],
+        "source_patient_id": identifiers.get("patient_id", "")[:64],
+        "source_birth_date": identifiers.get("birth_date", "")[:16],
+    }
+
+
+def upload_scan(*, hospital, patient, data: bytes, uploaded_by=None, request=None) -> tuple[Scan, bool]:
+    """Store an upload as a queued scan of `patient` and schedule its analysis.
+
+    Returns (scan, created). The same file uploaded again for the same patient returns the existing
+    scan. Raises UploadRejected, leaving no row and no file, when the file cannot be used.
+    """
+    if patient.hospital_id != hospital.id:
+        raise ValueError("patient belongs to another hospital")
+    digest = content_digest(hospital, data)
+    existing = Scan.objects.filter(hospital=hospital, patient=patient, content_digest=digest).first()
+    if existing is not None:
+        return existing, False
+    decoded = decode_upload(data)
+    first = decoded.slices[0]
+    spacing = decoded.pixel_spacing_mm or (None, None)
+    scan_id = uuid.uuid4()
+    # The id exists before the blob: the blob's associated data binds it to this record.
+    stored = store_blob(hospital, data, record_type=SCAN_BLOB, record_id=scan_id)
+    try:
+        with transaction.atomic():
+            scan = Scan.objects.create(
+                id=scan_id, hospital=hospital, patient=patient, uploaded_by=uploaded_by,
+                blob_path=stored.path, blob_sha256=stored.sha256, blob_size=stored.size, content_digest=digest,
+                kind=decoded.kind, height=int(first.shape[0]), width=int(first.shape[1]),
+                slice_count=len(decoded.slices), pixel_spacing_row_mm=spacing[0], pixel_spacing_col_mm=spacing[1],
+                **_source_identifiers(decoded.patient_identifiers),
+            )
+            record_audit(actor=uploaded_by, hospital=hospital, action="scan.upload", obj=scan, request=request)
+            notify.scan_changed_on_commit(scan, event="scan.created")
+            transaction.on_commit(lambda: enqueue_analysis(scan.id))
+    except IntegrityError:
+        # Two uploads of the same file raced; the other one won.
+        delete_blob(stored.path)
+        existing = Scan.objects.filter(hospital=hospital, patient=patient, content_digest=digest).first()
+        if existing is None:
+            raise
+        return existing, False
+    except BaseException:
+        delete_blob(stored.path)
+        raise
+    logger.info("scan %s uploaded to %s (%s, %d slices)", scan.id, hospital.slug, scan.kind, scan.slice_count)
+    return scan, True
+
+
+def enqueue_analysis(scan_id) -> None:
+    from diagnostics.tasks import analyse_scan  # the task module imports this one
+
+    analyse_scan.delay(str(scan_id))
+
+
+# --- the worker's side of the state machine ---------------------------------------------------------
+
+
+def _transition(scan: Scan, to: str, **fields) -> None:
+    if to not in TRANSITIONS[ScanStatus(scan.status)]:
+        raise ValueError(f"scan {scan.id} cannot go from {scan.status} to {to}")
+    scan.status = to
+    for name, value in fields.items():
+        setattr(scan, name, value)
+    scan.save(update_fields=["status", *fields])
+    notify.scan_changed_on_commit(scan)
+
+
+def start_analysis(scan_id) -> Scan | None:
+    """Mark a scan processing and return it; None when it is finished already (a redelivered task)."""
+    with transaction.atomic():
+        scan = Scan.objects.select_for_update().filter(pk=scan_id).first()
+        if scan is None or scan.status in TERMINAL:
+            return None
+        _transition(scan, ScanStatus.PROCESSING, started_at=timezone.now(), attempts=scan.attempts + 1)
+    return scan
+
+
+def fail_scan(scan_id, code: str, reason: str) -> Scan | None:
+    """Finish a scan as failed, with a reason a person can read. A finished scan is left alone."""
+    with transaction.atomic():
+        scan = Scan.objects.select_for_update().filter(pk=scan_id).first()
+        if scan is None or scan.status in TERMINAL:
+            return scan
+        _transition(scan, ScanStatus.FAILED, failure_code=code[:40], failure_reason=reason[:300],
+                    finished_at=timezone.now())
+    logger.warning("scan %s failed: %s", scan_id, code)
+    return scan
+
+
+@dataclass
+class AnalysisResult:
+    """What the worker found, in the scan's own pixel grid (see diagnostics.analysis)."""
+
+    label: str
+    probabilities: dict
+    model_version_id: int | None
+    slice_index: int = 0
+    slices_analysed: int = 1
+    per_slice: list | None = None
+    tumour_area_px: float | None = None
+    tumour_area_mm2: float | None = None
+    tumour_volume_mm3: float | None = None
+    bbox: dict | None = None
+    timings: dict | None = None
+    mask_png: bytes | None = None
+    heatmap_png: bytes | None = None
+
+
+def record_diagnosis(scan_id, result: AnalysisResult) -> Diagnosis:
+    """Store the result and finish the scan. Exactly one Diagnosis per scan, however often this runs.
+
+    The scan row is locked first, so a redelivered task that finished concurrently waits and then
+    finds the diagnosis already there; the one-to-one key is the backstop.
+    """
+    with transaction.atomic():
+        scan = Scan.objects.select_related("hospital").select_for_update(of=("self",)).get(pk=scan_id)
+        existing = Diagnosis.objects.filter(scan=scan).first()
+        if existing is not None:
+            return existing
+        if scan.status != ScanStatus.PROCESSING:
+            raise ValueError(f"scan {scan.id} is {scan.status}, not processing")
+        diagnosis_id = uuid.uuid4()
+        written = []
+        try:
+            blobs = {}
+            for name, png, record_type in (("mask", result.mask_png, MASK_BLOB),
+                                           ("heatmap", result.heatmap_png, HEATMAP_BLOB)):
+                if png:
+                    stored = store_blob(scan.hospital, png, record_type=record_type, record_id=diagnosis_id)
+                    written.append(stored.path)
+                    blobs[f"{name}_path"], blobs[f"{name}_sha256"] = stored.path, stored.sha256
+            diagnosis = Diagnosis.objects.create(
+                id=diagnosis_id, hospital=scan.hospital, scan=scan, model_version_id=result.model_version_id,
+                label=result.label, probabilities=result.probabilities, confidence=max(result.probabilities.values()),
+                slice_index=result.slice_index, slices_analysed=result.slices_analysed,
+                per_slice=result.per_slice or [], tumour_area_px=result.tumour_area_px,
+                tumour_area_mm2=result.tumour_area_mm2, tumour_volume_mm3=result.tumour_volume_mm3,
+                bbox=result.bbox, timings=result.timings or {}, **blobs,
+            )
+            _transition(scan, ScanStatus.DONE, finished_at=timezone.now())
+            record_audit(actor=None, hospital=scan.hospital, action="scan.diagnose", obj=scan)
+        except BaseException:
+            for path in written:
+                delete_blob(path)
+            raise
+    logger.info("scan %s diagnosed: %s", scan.id, diagnosis.label)
+    return diagnosis
+
+
+# --- doctors' reviews --------------------------------------------------------------------------------
+
+
+def _mask_png_from_upload(data: bytes, scan: Scan) -> bytes:
+    """Validate a corrected mask (a PNG of the scan's size) and re-encode it as 0/255."""
+    if sniff_type(data) != "png":
+        raise UploadRejected("invalid_mask", "The corrected mask must be a PNG image.", 415)
+    try:
+        image = Image.open(io.BytesIO(data))
+        if image.size != (scan.width, scan.height):
+            raise UploadRejected(
+                "invalid_mask",
+                f"The mask is {image.size[0]}x{image.size[1]} pixels; the scan is {scan.width}x{scan.height}.",
+            )
+        mask = np.asarray(image.convert("L")) > 0
+    except UploadRejected:
+        raise
+    except (OSError, ValueError, SyntaxError):
+        raise UploadRejected("invalid_mask", "The corrected mask is not a readable PNG image.") from None
+    return encode_png(mask.astype(np.uint8) * 255)
+
+
+def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", mask_png: bytes | None = None,
+                request=None) -> Review:
+    """A doctor confirms or changes a scan's label, optionally with a corrected mask and notes."""
+    if label not in CLASS_NAMES:
+        raise UploadRejected("invalid_label", f"The label must be one of: {', '.join(CLASS_NAMES)}.", 400)
+    if scan.hospital_id != hospital.id:
+        raise ValueError("scan belongs to another hospital")
+    mask = _mask_png_from_upload(mask_png, scan) if mask_png else None
+    review_id = uuid.uuid4()
+    stored = store_blob(hospital, mask, record_type=REVIEW_MASK_BLOB, record_id=review_id) if mask else None
+    try:
+        with transaction.atomic():
+            locked = Scan.objects.select_for_update().get(pk=scan.pk, hospital=hospital)
+            if locked.status != ScanStatus.DONE:
+                raise UploadRejected("not_ready", "Only a scan whose analysis is finished can be reviewed.", 409)
+            diagnosis = Diagnosis.objects.filter(scan=locked).first()
+            model_label = diagnosis.label if diagnosis else ""
+            previous = locked.reviewed_label or model_label
+            review = Review.objects.create(
+                id=review_id, hospital=hospital, scan=locked, reviewer=reviewer, previous_label=previous,
+                label=label, label_changed=label != previous, mask_changed=stored is not None, notes=notes or "",
+                mask_path=stored.path if stored else "", mask_sha256=stored.sha256 if stored else "",
+            )
+            agrees = label == model_label and not locked.reviews.filter(mask_changed=True).exists()
+            locked.review_state = ReviewState.CONFIRMED if agrees else ReviewState.CORRECTED
+            locked.reviewed_label = label
+            locked.save(update_fields=["review_state", "reviewed_label"])
+            record_audit(actor=reviewer, hospital=hospital, action="scan.review", obj=locked, request=request)
+            notify.scan_changed_on_commit(locked, event="scan.reviewed")
+    except BaseException:
+        if stored:
+            delete_blob(stored.path)
+        raise
+    logger.info("scan %s reviewed in %s (label changed: %s)", scan.pk, hospital.slug, review.label_changed)
+    return review
+
+
+# --- reviewed training cases -------------------------------------------------------------------------
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    # compress_level 1: masks and previews are small, and the worker's latency matters more than bytes.
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """A display/training copy of a grayscale slice: uint8 as is, anything else stretched to 0..255."""
+    image = np.asarray(image)
+    if image.ndim == 3:
+        image = image[..., :3].mean(axis=-1)
+    if image.dtype == np.uint8:
+        return image
+    image = np.nan_to_num(image.astype(np.float32))
+    low, high = np.percentile(image, [0.5, 99.5])
+    if high - low <= 1e-6:
+        return np.zeros(image.shape, dtype=np.uint8)
+    return np.round(np.clip((image - low) / (high - low), 0, 1) * 255).astype(np.uint8)
+
+
+def create_reviewed_case(hospital, image, label: str, mask=None, reviewer=None) -> Scan:
+    """Import a labelled case as reviewed training data of `hospital`: no patient, no model, no Celery.
+
+    `image` is a 2-D array or the bytes of an image file; `mask` an array (nonzero = tumour) or None.
+    The same image imported twice returns the first case.
+    """
+    if label not in CLASS_NAMES:
+        raise ValueError(f"label must be one of {CLASS_NAMES}")
+    if isinstance(image, (bytes, bytearray)):
+        decoded = decode_upload(bytes(image))
+        kind, array = decoded.kind, decoded.slices[0]
+        data = bytes(image)
+    else:
+        array = to_uint8(image)
+        kind, data = "png", encode_png(array)
+    digest = content_digest(hospital, data)
+    existing = Scan.objects.filter(hospital=hospital, patient=None, content_digest=digest).first()
+    if existing is not None:
+        return existing
+    height, width = np.asarray(array).shape[:2]
+    mask_png = None
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape[:2] != (height, width):
+            raise ValueError(f"mask shape {mask.shape} does not match image shape {(height, width)}")
+        mask_png = encode_png(((mask if mask.ndim == 2 else mask.max(axis=-1)) > 0).astype(np.uint8) * 255)
+    scan_id, review_id = uuid.uuid4(), uuid.uuid4()
+    written = []
+    try:
+        stored = store_blob(hospital, data, record_type=SCAN_BLOB, record_id=scan_id)
+        written.append(stored.path)
+        stored_mask = None
+        if mask_png is not None:
+            stored_mask = store_blob(hospital, mask_png, record_type=REVIEW_MASK_BLOB, record_id=review_id)
+            written.append(stored_mask.path)
+        with transaction.atomic():
+            scan = Scan.objects.create(
+                id=scan_id, hospital=hospital, patient=None, source=ScanSource.IMPORT, uploaded_by=reviewer,
+                status=ScanStatus.DONE, blob_path=stored.path, blob_sha256=stored.sha256, blob_size=stored.size,
+                content_digest=digest, kind=kind, height=height, width=width,
+                review_state=ReviewState.CONFIRMED, reviewed_label=label, finished_at=timezone.now(),
+            )
+            Review.objects.create(
+                id=review_id, hospital=hospital, scan=scan, reviewer=reviewer, label=label,
+                mask_changed=stored_mask is not None,
+                mask_path=stored_mask.path if stored_mask else "", mask_sha256=stored_mask.sha256 if stored_mask else "",
+            )
+    except IntegrityError:
+        for path in written:
+            delete_blob(path)
+        return Scan.objects.get(hospital=hospital, patient=None, content_digest=digest)
+    except BaseException:
+        for path in written:
+            delete_blob(path)
+        raise
+    return scan

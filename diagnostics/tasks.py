@@ -1,0 +1,85 @@
+"""Celery tasks of the diagnostics queue (routed by platform/celery.py).
+
+Retry-safe by construction: the task takes a scan id, returns at once when the scan is finished, runs
+the models with no transaction open, and stores the result under a row lock with a one-to-one
+Diagnosis, so a task redelivered after its worker died (acks_late + reject_on_worker_lost) finishes the
+scan exactly once.
+"""
+
+import logging
+import threading
+
+from celery import shared_task
+from celery.signals import worker_process_init
+from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from diagnostics import services
+from hospitals.crypto import DecryptionError
+
+logger = logging.getLogger(__name__)
+
+# Failures worth another try: the database, the broker or the channel layer blinked.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, RedisConnectionError, RedisTimeoutError,
+                    ConnectionError, TimeoutError)
+MAX_RETRIES = 5
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    max_retries=MAX_RETRIES,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+)
+def analyse_scan(self, scan_id: str) -> str:
+    from diagnostics import analysis  # worker-side only: it loads TensorFlow
+
+    scan = services.start_analysis(scan_id)
+    if scan is None:
+        logger.info("scan %s already finished; nothing to do", scan_id)
+        return "already-finished"
+    logger.info("scan %s: analysis started (attempt %d)", scan_id, scan.attempts)
+    try:
+        result = analysis.analyse(scan)
+        services.record_diagnosis(scan_id, result)
+    except services.UploadRejected as rejected:
+        services.fail_scan(scan_id, rejected.code, rejected.detail)
+        return "failed"
+    except DecryptionError:
+        services.fail_scan(scan_id, "unreadable_blob",
+                           "The stored scan could not be opened; ask the hospital's IT team to check it.")
+        return "failed"
+    except TRANSIENT_ERRORS:
+        if self.request.retries >= MAX_RETRIES:
+            services.fail_scan(scan_id, "unavailable", "A service the analysis needs stayed unavailable; upload again.")
+            return "failed"
+        logger.warning("scan %s: transient error, will retry", scan_id, exc_info=True)
+        raise
+    except analysis.NoActiveModel as missing:
+        # Not retried forever: without a promoted model there is nothing to wait for.
+        services.fail_scan(scan_id, "no_model", str(missing))
+        return "failed"
+    except Exception:
+        logger.exception("scan %s: analysis failed", scan_id)
+        services.fail_scan(scan_id, "analysis_error", "The analysis failed unexpectedly; the team has been told.")
+        return "failed"
+    logger.info("scan %s: done", scan_id)
+    return "done"
+
+
+@worker_process_init.connect
+def _load_models_in_background(**kwargs):
+    """Load the active models as soon as a worker process starts, so the first scan does not wait.
+
+    In a thread: Celery gives a new pool process only a few seconds to report that it is up, and
+    importing TensorFlow and building the models takes longer than that.
+    """
+    from diagnostics import analysis
+
+    threading.Thread(target=analysis.warm_up, name="load-models", daemon=True).start()

@@ -1,0 +1,65 @@
+"""Reviewed cases as training data, for their own hospital only (DESIGN §5).
+
+The federation's Flower client calls `reviewed_cases(hospital)` inside the hospital's node process; it
+decrypts with that hospital's data key, so the pixels never leave the node.
+"""
+
+from collections.abc import Iterator
+
+import numpy as np
+from PIL import Image
+
+from diagnostics import services
+from diagnostics.models.scans import Diagnosis, Review, ReviewState, Scan, ScanStatus
+from hospitals.storage import read_blob
+
+__all__ = ["reviewed_cases", "count_reviewed_cases", "create_reviewed_case"]
+
+create_reviewed_case = services.create_reviewed_case
+
+
+def _reviewed(hospital):
+    return (
+        Scan.objects.filter(hospital=hospital, status=ScanStatus.DONE)
+        .exclude(review_state=ReviewState.UNREVIEWED)
+        .exclude(reviewed_label="")
+        .order_by("created_at", "id")
+    )
+
+
+def count_reviewed_cases(hospital) -> int:
+    return _reviewed(hospital).count()
+
+
+def _decode_png(data: bytes) -> np.ndarray:
+    import io
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+
+
+def reviewed_cases(hospital) -> Iterator[tuple[np.ndarray, str, np.ndarray | None]]:
+    """Yield (image, label, mask) for every reviewed scan of `hospital`, oldest first.
+
+    `image` is the 2-D slice the doctor reviewed (uint8 for JPEG/PNG, float32 for DICOM/NIfTI values);
+    `label` is the doctor's; `mask` is the doctor's corrected outline (bool, same shape) or None. A
+    model-drawn mask that a doctor only confirmed the label of is not ground truth, so it is not given.
+    """
+    masks = {}
+    for review in Review.objects.filter(hospital=hospital, mask_changed=True).order_by("created_at"):
+        masks[review.scan_id] = review  # the latest correction wins
+    slice_of = dict(Diagnosis.objects.filter(hospital=hospital).values_list("scan_id", "slice_index"))
+    for scan in _reviewed(hospital).iterator(chunk_size=200):
+        data = read_blob(hospital, scan.blob_path, record_type=services.SCAN_BLOB, record_id=scan.id,
+                         sha256=scan.blob_sha256)
+        if scan.kind == "png" and scan.source == "import":
+            image = _decode_png(data)  # the importer wrote a plain 8-bit PNG: skip the generic decoder
+        else:
+            slices = services.decode_upload(data).slices
+            image = slices[min(slice_of.get(scan.id, 0), len(slices) - 1)]
+        mask = None
+        review = masks.get(scan.id)
+        if review is not None:
+            png = read_blob(hospital, review.mask_path, record_type=services.REVIEW_MASK_BLOB, record_id=review.id,
+                            sha256=review.mask_sha256)
+            mask = _decode_png(png) > 0
+        yield image, scan.reviewed_label, mask

@@ -1,0 +1,190 @@
+"""Scan files for tests, built from a few real MRI slices read in place from NEUROFED_DATA_DIR.
+
+Every format the upload accepts, and the bad inputs it must refuse. Files are built in memory; nothing
+is written into the repository.
+"""
+
+import gzip
+import io
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from PIL import Image
+
+DICOM_PATIENT_NAME = "Testpatient^Ada"
+DICOM_PATIENT_ID = "MRN-000123"
+
+
+def data_dir() -> Path:
+    return Path(settings.NEUROFED_DATA_DIR)
+
+
+def kaggle_image(label: str = "glioma", index: int = 0) -> Path:
+    return sorted((data_dir() / "brain-tumor-mri" / "Training" / label).iterdir())[index]
+
+
+def jpeg_bytes(label: str = "glioma", index: int = 0) -> bytes:
+    return kaggle_image(label, index).read_bytes()
+
+
+@lru_cache
+def slice_array(label: str = "glioma", index: int = 0) -> np.ndarray:
+    return np.asarray(Image.open(kaggle_image(label, index)).convert("L"))
+
+
+def png_bytes(label: str = "meningioma", index: int = 0) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(slice_array(label, index)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def figshare_case(index: int = 1) -> tuple[np.ndarray, np.ndarray, str]:
+    root = data_dir() / "figshare-brain-tumor-seg"
+    label = next(line.split(",")[1].strip() for line in (root / "labels.csv").read_text().splitlines()[1:]
+                 if line.split(",")[0] == str(index))
+    image = np.asarray(Image.open(root / "images" / f"{index}.png").convert("L"))
+    mask = np.asarray(Image.open(root / "masks" / f"{index}.png").convert("L")) > 0
+    return image, mask, label
+
+
+def _dicom_dataset(frames: list[np.ndarray], *, modality: str = "MR", instance: int = 1, z: float = 0.0):
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = MRImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = modality
+    ds.PatientName = DICOM_PATIENT_NAME
+    ds.PatientID = DICOM_PATIENT_ID
+    ds.PatientBirthDate = "19700101"
+    ds.InstanceNumber = instance
+    ds.ImagePositionPatient = [0.0, 0.0, z]
+    ds.PixelSpacing = [0.5, 0.5]
+    ds.SliceThickness = 5.0
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.Rows, ds.Columns = frames[0].shape
+    # 12-bit values, as a scanner writes them, not the 8-bit JPEG range.
+    pixels = np.stack([f.astype(np.uint16) * 16 for f in frames])
+    if len(frames) > 1:
+        ds.NumberOfFrames = len(frames)
+        ds.PixelData = pixels.tobytes()
+    else:
+        ds.PixelData = pixels[0].tobytes()
+    return ds
+
+
+def _dicom_bytes(ds) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def dicom_bytes(label: str = "pituitary", index: int = 0, *, modality: str = "MR") -> bytes:
+    return _dicom_bytes(_dicom_dataset([slice_array(label, index)], modality=modality))
+
+
+def multiframe_dicom_bytes(label: str = "glioma", count: int = 3) -> bytes:
+    return _dicom_bytes(_dicom_dataset([slice_array(label, i) for i in range(count)]))
+
+
+def dicom_series_zip(label: str = "meningioma", count: int = 3) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i in range(count):
+            ds = _dicom_dataset([slice_array(label, i)], instance=i + 1, z=5.0 * i)
+            archive.writestr(f"series/IM{i:04d}.dcm", _dicom_bytes(ds))
+    return buffer.getvalue()
+
+
+def nifti_bytes(label: str = "glioma", count: int = 3, *, compressed: bool = False) -> bytes:
+    import nibabel as nib
+
+    # Slices stacked along the third (axial) axis; the reader rotates RAS slices so anterior is up,
+    # so store them rotated the other way to keep the pictures upright.
+    volume = np.stack([np.rot90(slice_array(label, i), k=-1) for i in range(count)], axis=-1).astype(np.int16)
+    image = nib.Nifti1Image(volume, affine=np.diag([0.9, 0.9, 4.0, 1.0]))
+    data = image.to_bytes()
+    return gzip.compress(data, compresslevel=1) if compressed else data
+
+
+def one_voxel_nifti() -> bytes:
+    import nibabel as nib
+
+    return nib.Nifti1Image(np.ones((1, 1, 1), dtype=np.int16), affine=np.eye(4)).to_bytes()
+
+
+def pdf_bytes() -> bytes:
+    return (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [] "
+            b"/Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+
+
+def gzip_bomb(expanded_bytes: int) -> bytes:
+    """A NIfTI-looking gzip stream that inflates to `expanded_bytes` (a few kB compressed)."""
+    compressor = gzip.GzipFile(fileobj=(buffer := io.BytesIO()), mode="wb", compresslevel=9)
+    header = np.zeros(348, dtype=np.uint8)
+    header[:4] = np.frombuffer(np.int32(348).tobytes(), dtype=np.uint8)
+    compressor.write(header.tobytes())
+    chunk = b"\0" * (1 << 20)
+    for _ in range(expanded_bytes // len(chunk) + 1):
+        compressor.write(chunk)
+    compressor.close()
+    return buffer.getvalue()
+
+
+def png_bomb(side: int = 30000) -> bytes:
+    """A tiny PNG whose header declares side x side pixels (a decompression bomb for image decoders)."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    rows = zlib.compress(b"\0" * (side + 1) * 16, 9)  # just enough data to look plausible
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+GOOD_FORMATS = {
+    "jpeg": (lambda: jpeg_bytes("glioma", 0), "scan.jpg", "jpeg"),
+    "png": (lambda: png_bytes("meningioma", 0), "scan.png", "png"),
+    "dicom": (lambda: dicom_bytes("pituitary", 0), "scan.dcm", "dicom"),
+    "dicom_multiframe": (lambda: multiframe_dicom_bytes("glioma", 3), "multi.dcm", "dicom"),
+    "dicom_zip": (lambda: dicom_series_zip("meningioma", 3), "series.zip", "dicom_series"),
+    "nifti": (lambda: nifti_bytes("glioma", 3), "volume.nii", "nifti"),
+    "nifti_gz": (lambda: nifti_bytes("notumor", 3, compressed=True), "volume.nii.gz", "nifti"),
+}
+
+
+def truncated(data: bytes) -> bytes:
+    return data[: max(len(data) // 3, 200)]
+
+
+# name -> (bytes factory, file name, expected error code)
+BAD_INPUTS = {
+    "jpeg_truncated": (lambda: truncated(jpeg_bytes()), "scan.jpg", "unreadable"),
+    "png_truncated": (lambda: truncated(png_bytes()), "scan.png", "unreadable"),
+    "dicom_truncated": (lambda: truncated(dicom_bytes()), "scan.dcm", "unreadable"),
+    "dicom_zip_truncated": (lambda: truncated(dicom_series_zip()), "series.zip", "unreadable"),
+    "nifti_truncated": (lambda: truncated(nifti_bytes()), "volume.nii", "unreadable"),
+    "nifti_gz_truncated": (lambda: truncated(nifti_bytes(compressed=True)), "volume.nii.gz", "unreadable"),
+    "pdf_renamed_png": (pdf_bytes, "scan.png", "unsupported_type"),
+    "zero_bytes": (lambda: b"", "scan.png", "empty"),
+    "gzip_bomb": (lambda: gzip_bomb(200 * 1024 * 1024), "volume.nii.gz", "too_large"),
+    "png_bomb": (png_bomb, "scan.png", "too_many_pixels"),
+    "ct_dicom": (lambda: dicom_bytes(modality="CT"), "scan.dcm", "not_mr"),
+    "one_voxel_nifti": (one_voxel_nifti, "volume.nii", "no_brain_slices"),
+    "path_in_filename": (lambda: jpeg_bytes(), "../../etc/scan.jpg", "invalid_filename"),
+}
