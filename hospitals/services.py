@@ -169,7 +169,7 @@ def accept_invitation(*, token: str, password: str | None = None, user=None, req
     invitation for their own email address.
     """
     invitation = (
-        Invitation.objects.select_for_update()
+        Invitation.objects.select_for_update(of=("self",))
         .select_related("hospital", "patient")
         .filter(token_digest=_token_digest(token or ""))
         .first()

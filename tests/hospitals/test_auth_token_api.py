@@ -1,0 +1,69 @@
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import PASSWORD, make_user
+from tests.hospitals.conftest import url
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = url("auth", "token")
+
+
+def test_token_for_email_and_password_authenticates_the_api(world):
+    client = APIClient()
+    response = client.post(TOKEN, {"email": "Doctor1@ST-ANNE.example", "password": PASSWORD}, format="json")
+    assert response.status_code == 200, response.content
+    token = response.json()["token"]
+    assert Token.objects.get(key=token).user == world.doctor_a
+
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    me = client.get(url("me"))
+    assert me.status_code == 200 and me.json()["user"]["email"] == "doctor1@st-anne.example"
+    assert client.get(url("hospitals", world.a.slug, "patients")).status_code == 200
+    assert client.get(url("hospitals", world.b.slug, "patients")).status_code == 404
+
+
+def test_the_same_token_is_returned_until_revoked(world):
+    client = APIClient()
+    first = client.post(TOKEN, {"email": "doctor1@st-anne.example", "password": PASSWORD}).json()["token"]
+    second = client.post(TOKEN, {"email": "doctor1@st-anne.example", "password": PASSWORD}).json()["token"]
+    assert first == second
+    client.credentials(HTTP_AUTHORIZATION=f"Token {first}")
+    assert client.delete(TOKEN).status_code == 204
+    assert client.get(url("me")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "email, password",
+    [("doctor1@st-anne.example", "wrong-password-1"), ("nobody@st-anne.example", PASSWORD)],
+)
+def test_wrong_credentials_say_the_same_thing(world, email, password):
+    response = APIClient().post(TOKEN, {"email": email, "password": password})
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_credentials", "detail": "The email address or password is not correct."}
+    assert not Token.objects.exists()
+
+
+def test_inactive_account_gets_no_token(db):
+    make_user("gone@example.org", is_active=False)
+    assert APIClient().post(TOKEN, {"email": "gone@example.org", "password": PASSWORD}).status_code == 400
+
+
+def test_missing_fields_are_named(db):
+    response = APIClient().post(TOKEN, {"email": "not-an-email"})
+    assert response.status_code == 400
+    assert set(response.json()["fields"]) == {"email", "password"}
+
+
+def test_bad_token_is_401(db):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token 0000000000000000000000000000000000000000")
+    assert client.get(url("me")).status_code == 401
+
+
+def test_passwords_are_hashed_with_argon2(db):
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("fresh@example.org", "fresh@example.org", "plum-harbour-381")
+    assert user.password.startswith("argon2$argon2id$")

@@ -1,0 +1,170 @@
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import check_password
+from django.utils import timezone
+
+from hospitals.models import AuditEvent, Invitation, Membership, Patient, Role
+from hospitals.services import invite_member
+from tests.factories import PASSWORD, make_user
+from tests.hospitals.conftest import url
+
+pytestmark = pytest.mark.django_db
+
+ACCEPT = url("invitations", "accept")
+NEW_PASSWORD = "lantern-orchard-57"
+
+
+def invite(world, email="new.person@example.org", role=Role.DOCTOR, **kwargs):
+    return invite_member(hospital=world.a, email=email, role=role, actor=world.admin_a, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "who, status",
+    [("admin_a", 200), ("doctor_a", 403), ("owner", 403), ("outsider", 404), ("admin_b", 404), ("anonymous", 401)],
+)
+def test_list_invitations(world, client_as, who, status):
+    invite(world)
+    invite_member(hospital=world.b, email="b@example.org", role=Role.DOCTOR, actor=world.admin_b)
+    response = client_as(who).get(url("hospitals", world.a.slug, "invitations"))
+    assert response.status_code == status, response.content
+    if status == 200:
+        assert [i["email"] for i in response.json()["results"]] == ["new.person@example.org"]
+
+
+@pytest.mark.parametrize(
+    "who, status",
+    [("admin_a", 201), ("doctor_a", 403), ("owner", 403), ("outsider", 404), ("anonymous", 401)],
+)
+def test_create_invitation(world, client_as, who, status):
+    response = client_as(who).post(
+        url("hospitals", world.a.slug, "invitations"), {"email": "nurse@example.org", "role": "doctor"}
+    )
+    assert response.status_code == status, response.content
+    assert Invitation.objects.filter(hospital=world.a).count() == (1 if status == 201 else 0)
+
+
+@pytest.mark.parametrize(
+    "who, status",
+    [("admin_a", 204), ("doctor_a", 403), ("owner", 403), ("outsider", 404), ("admin_b", 404), ("anonymous", 401)],
+)
+def test_revoke_invitation(world, client_as, who, status):
+    invitation, token = invite(world)
+    response = client_as(who).delete(url("hospitals", world.a.slug, "invitations", invitation.id))
+    assert response.status_code == status, response.content
+    assert Invitation.objects.filter(pk=invitation.pk).exists() == (status != 204)
+    if status == 204:
+        assert api_accept(token, NEW_PASSWORD).json()["error"] == "invalid_token"
+
+
+def test_read_invitation_hides_other_hospitals(world, client_as):
+    theirs, _ = invite_member(hospital=world.b, email="b@example.org", role=Role.DOCTOR, actor=world.admin_b)
+    responses = [client_as("admin_a").get(url("hospitals", world.a.slug, "invitations", i)) for i in (theirs.id, 424242)]
+    assert {r.status_code for r in responses} == {404} and len({r.content for r in responses}) == 1
+
+
+def api_accept(token, password=None, client=None):
+    from rest_framework.test import APIClient
+
+    payload = {"token": token} if password is None else {"token": token, "password": password}
+    return (client or APIClient()).post(ACCEPT, payload, format="json")
+
+
+def test_accept_creates_the_account_and_the_membership(world):
+    _, token = invite(world)
+    response = api_accept(token, NEW_PASSWORD)
+    assert response.status_code == 201, response.content
+    assert response.json() == {
+        "hospital": world.a.slug, "role": "doctor", "email": "new.person@example.org", "account_created": True,
+    }
+    user = get_user_model().objects.get(email="new.person@example.org")
+    assert user.password.startswith("argon2$") and check_password(NEW_PASSWORD, user.password)
+    assert Membership.objects.get(user=user, hospital=world.a).role == Role.DOCTOR
+    assert AuditEvent.objects.filter(action="invitation.accept", actor_id=user.pk).exists()
+
+
+def test_accept_with_an_existing_account_needs_no_password(world):
+    _, token = invite_member(hospital=world.a, email="Doctor@North.example", role=Role.DOCTOR, actor=world.admin_a)
+    response = api_accept(token)
+    assert response.status_code == 200, response.content
+    assert response.json()["account_created"] is False
+    assert Membership.objects.get(user=world.doctor_b, hospital=world.a).role == Role.DOCTOR
+    assert check_password(PASSWORD, get_user_model().objects.get(pk=world.doctor_b.pk).password)
+
+
+def test_accept_links_the_named_patient_record(world):
+    from tests.factories import make_patient
+
+    record = make_patient(world.a, full_name="Tobias Wrenfield")
+    _, token = invite(world, email="tobias@example.org", role=Role.PATIENT, patient=record)
+    assert api_accept(token, NEW_PASSWORD).status_code == 201
+    record.refresh_from_db()
+    assert record.user.email == "tobias@example.org"
+
+
+def test_signed_in_user_cannot_accept_someone_elses_invitation(world, api):
+    _, token = invite(world)
+    response = api_accept(token, client=api(world.doctor_b))
+    assert response.status_code == 400 and response.json()["error"] == "wrong_account"
+    assert not Membership.objects.filter(user=world.doctor_b, hospital=world.a).exists()
+
+
+@pytest.mark.parametrize(
+    "case, code",
+    [
+        ("unknown", "invalid_token"),
+        ("expired", "invitation_expired"),
+        ("used", "invitation_used"),
+        ("no_password", "password_required"),
+        ("weak_password", "weak_password"),
+    ],
+)
+def test_accept_refusals_are_clear(world, case, code):
+    invitation, token = invite(world)
+    password = NEW_PASSWORD
+    if case == "unknown":
+        token = "not-a-real-token"
+    elif case == "expired":
+        Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    elif case == "used":
+        assert api_accept(token, password).status_code == 201
+    elif case == "no_password":
+        password = None
+    elif case == "weak_password":
+        password = "12345678"
+    users_before = get_user_model().objects.count()
+    response = api_accept(token, password)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == code and body["detail"]
+    assert get_user_model().objects.count() == users_before
+
+
+def test_a_new_invitation_replaces_the_pending_one(world):
+    _, old_token = invite(world)
+    _, new_token = invite(world, role=Role.ADMIN)
+    assert api_accept(old_token, NEW_PASSWORD).json()["error"] == "invalid_token"
+    assert api_accept(new_token, NEW_PASSWORD).json()["role"] == "admin"
+
+
+def test_only_a_digest_of_the_token_is_stored(world):
+    invitation, token = invite(world)
+    stored = Invitation.objects.filter(pk=invitation.pk).values_list("token_digest", flat=True).get()
+    assert token not in stored and len(stored) == 64
+
+
+def test_accept_missing_token_is_a_field_error(db):
+    response = api_accept("")
+    assert response.status_code == 400 and response.json()["error"] == "invalid"
+
+
+def test_member_of_one_hospital_joins_another_without_losing_the_first(world):
+    user = make_user("traveller@example.org")
+    _, token_b = invite_member(hospital=world.b, email=user.email, role=Role.PATIENT, actor=world.admin_b)
+    _, token_a = invite(world, email=user.email)
+    assert api_accept(token_b).status_code == 200
+    assert api_accept(token_a).status_code == 200
+    roles = dict(Membership.objects.filter(user=user).values_list("hospital__slug", "role"))
+    assert roles == {world.a.slug: "doctor", world.b.slug: "patient"}
+    assert not Patient.objects.filter(user=user).exists()  # no record was named, none is invented
