@@ -1,0 +1,80 @@
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from hospitals.models import AuditEvent, Patient
+from tests.hospitals.conftest import url
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    "who, status",
+    [("admin_a", 200), ("doctor_a", 403), ("owner", 403), ("outsider", 404), ("admin_b", 404), ("anonymous", 401)],
+)
+def test_list_audit_events(world, client_as, who, status):
+    response = client_as(who).get(url("hospitals", world.a.slug, "audit"))
+    assert response.status_code == status, response.content
+    if status == 200:
+        body = response.json()
+        assert body["count"] == AuditEvent.objects.filter(hospital_id=world.a.id).count() > 0
+        assert {"next", "previous", "results"} <= set(body)
+
+
+def test_audit_shows_who_read_which_patient_from_where(world, client_as):
+    patient = Patient.objects.get(user=world.owner)
+    client_as("doctor_a").get(url("hospitals", world.a.slug, "patients", patient.id), REMOTE_ADDR="10.1.2.3")
+    response = client_as("admin_a").get(url("hospitals", world.a.slug, "audit"), {"action": "patient.read"})
+    [event] = response.json()["results"]
+    assert (event["actor_id"], event["actor_label"], event["object_type"], event["object_id"]) == (
+        world.doctor_a.pk, "doctor1@st-anne.example", "patient", str(patient.id)
+    )
+    assert event["client_address"] == "10.1.2.3"
+    assert "Patient" not in str(event)  # ids, never the name
+
+
+def test_audit_is_paginated_newest_first_and_scoped_to_the_hospital(world, client_as):
+    response = client_as("admin_a").get(url("hospitals", world.a.slug, "audit"), {"limit": 2})
+    body = response.json()
+    assert len(body["results"]) == 2 and body["next"]
+    ids = [e["id"] for e in body["results"]]
+    assert ids == sorted(ids, reverse=True)
+    b_ids = set(AuditEvent.objects.filter(hospital_id=world.b.id).values_list("id", flat=True))
+    everything = client_as("admin_a").get(url("hospitals", world.a.slug, "audit"), {"limit": 500}).json()["results"]
+    assert not b_ids & {e["id"] for e in everything}
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_audit_api_is_read_only(world, client_as, method):
+    before = AuditEvent.objects.count()
+    response = getattr(client_as("admin_a"), method)(url("hospitals", world.a.slug, "audit"), {})
+    assert response.status_code == 405
+    assert AuditEvent.objects.count() == before
+
+
+def test_audit_events_cannot_be_changed_through_the_orm(world):
+    event = AuditEvent.objects.first()
+    event.action = "patient.forged"
+    with pytest.raises(PermissionError):
+        event.save()
+    with pytest.raises(PermissionError):
+        event.delete()
+    with pytest.raises(PermissionError):
+        AuditEvent.objects.filter(pk=event.pk).update(action="x")
+    with pytest.raises(PermissionError):
+        AuditEvent.objects.all().delete()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger exists on PostgreSQL only")
+def test_audit_events_cannot_be_changed_even_with_raw_sql(world):
+    event = AuditEvent.objects.first()
+    for sql in ("UPDATE hospitals_auditevent SET action = 'x' WHERE id = %s", "DELETE FROM hospitals_auditevent WHERE id = %s"):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [event.pk])
+    assert AuditEvent.objects.get(pk=event.pk).action == event.action
+
+
+def test_audit_events_are_not_editable_in_the_admin_site(db):
+    from django.contrib import admin
+
+    assert not admin.site.is_registered(AuditEvent)
+    assert not admin.site.is_registered(Patient)
