@@ -15,7 +15,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
+from django.db.models import TextField, Value
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from hospitals import keys, storage
@@ -353,14 +355,15 @@ def reencrypt_phi(*, progress=None) -> int:
     from encrypted_model_fields import fields as encrypted_fields
 
     crypter = encrypted_fields.CRYPTER
-    table = connection.ops.quote_name(Patient._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(c) for c in PHI_COLUMNS)
-    assignments = ", ".join(f"{connection.ops.quote_name(c)} = %s" for c in PHI_COLUMNS)
+    # Cast to text: the column as stored, past the field's decrypting converter.
+    stored = {f"stored_{column}": Cast(column, output_field=TextField()) for column in PHI_COLUMNS}
     count = 0
     for patient_id in Patient.objects.order_by("pk").values_list("pk", flat=True):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"SELECT {columns} FROM {table} WHERE id = %s FOR UPDATE", [patient_id])
-            row = cursor.fetchone()
+        with transaction.atomic():
+            row = (
+                Patient.objects.select_for_update().filter(pk=patient_id).annotate(**stored)
+                .values_list(*stored).first()
+            )
             if row is None:
                 continue
             try:
@@ -370,7 +373,13 @@ def reencrypt_phi(*, progress=None) -> int:
                     "unknown_field_key",
                     f"patient {patient_id} has PHI no configured FIELD_ENCRYPTION_KEY opens; add the old key.",
                 ) from None
-            cursor.execute(f"UPDATE {table} SET {assignments} WHERE id = %s", [*rotated, patient_id])
+            # Value() expressions are written as they are: the field would otherwise encrypt them again.
+            Patient.objects.filter(pk=patient_id).update(
+                **{
+                    column: Value(token, output_field=TextField()) if token is not None else None
+                    for column, token in zip(PHI_COLUMNS, rotated)
+                }
+            )
         count += 1
         if progress is not None:
             progress(patient_id)

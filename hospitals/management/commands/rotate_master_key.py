@@ -1,0 +1,41 @@
+"""Rewrap every hospital's data key under the current master key, without touching a single blob.
+
+Roll-out: set NEUROFED_MASTER_KEY(_FILE) to the new key and NEUROFED_PREVIOUS_MASTER_KEY(_FILE) to the
+old one, run this command, then remove the previous key. Safe to rerun: hospitals already under the
+new key are skipped, and each hospital is rewrapped in its own transaction.
+"""
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from hospitals import keys
+from hospitals.crypto import DecryptionError, key_id
+from hospitals.models import Hospital
+from hospitals.services import rotate_master_key
+
+
+class Command(BaseCommand):
+    help = "Rewrap every hospital data key under the current master key (blobs are not re-encrypted)."
+
+    def handle(self, *args, **options):
+        try:
+            current = key_id(keys.current_master_key())
+            previous = keys.previous_master_key()
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"Current master key: {current}")
+        if previous is not None:
+            self.stdout.write(f"Previous master key: {key_id(previous)}")
+        bar = tqdm(total=Hospital.objects.count(), unit="hospital", desc="Rewrapping", file=self.stderr._out)
+        try:
+            report = rotate_master_key(progress=lambda hospital: bar.update(1))
+        except (ImproperlyConfigured, DecryptionError) as exc:
+            raise CommandError(f"{exc}. Hospitals rewrapped so far keep the new key; rerun when fixed.") from exc
+        finally:
+            bar.close()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{report.rewrapped} hospital key(s) rewrapped, {report.already_current} already under {current}."
+            )
+        )
