@@ -6,6 +6,7 @@ a second of CPU every few seconds for the whole run).
 """
 
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -62,7 +63,9 @@ def _control_client(federation_home: Path):
     os.environ["FLWR_HOME"] = str(cli_home(federation_home))
     client = None
     try:
-        client = init_http_client_from_connection(read_superlink_connection(daemons.CONNECTION_NAME))
+        # The CLI helpers print "Using SuperLink: ..." for people at a terminal; not once per poll here.
+        with contextlib.redirect_stdout(io.StringIO()):
+            client = init_http_client_from_connection(read_superlink_connection(daemons.CONNECTION_NAME))
         yield client
     finally:
         if client is not None:

@@ -31,18 +31,32 @@ CONNECTION_NAME = "neurofed"
 TASK_POLL_INTERVAL_S = "0.1"
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(preferred: range | None = None) -> int:
-    """A TCP port nobody listens on now: the first free one of `preferred`, else any the OS gives."""
+    """A TCP port nobody listens on now: the first free one of `preferred`, else any the OS gives.
+
+    A port handed out once is not handed out again by this process: the daemon it was meant for may
+    not have bound it yet.
+    """
     for port in preferred or ():
+        if port in _handed_out:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _handed_out.add(port)
             return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def daemon_env(flwr_home: Path, extra: dict | None = None) -> dict:

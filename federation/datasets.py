@@ -13,46 +13,16 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 
-def _reviewed_cases(hospital):
-    """(image, label, mask|None) for every reviewed case of `hospital`.
-
-    diagnostics.training_data.reviewed_cases is the one reader of reviewed cases; until that module
-    lands this reads the same rows (confirmed reviews, scoped to the hospital) through the same storage.
-    """
-    try:
-        from diagnostics.training_data import reviewed_cases
-    except ImportError:
-        reviewed_cases = _reviewed_cases_fallback
-    yield from reviewed_cases(hospital)
-
-
-def _reviewed_cases_fallback(hospital):
-    from diagnostics.models.scans import ReviewState, Scan
-    from diagnostics.services import REVIEW_MASK_BLOB, SCAN_BLOB, decode_upload
-    from hospitals.storage import read_blob
-
-    scans = Scan.objects.filter(hospital=hospital, review_state=ReviewState.CONFIRMED).order_by("created_at", "id")
-    for scan in scans.iterator():
-        data = read_blob(hospital, scan.blob_path, record_type=SCAN_BLOB, record_id=scan.id, sha256=scan.blob_sha256)
-        image = decode_upload(data).slices[0]
-        review = scan.reviews.order_by("-created_at").first() if hasattr(scan, "reviews") else None
-        mask = None
-        if review is not None and review.mask_path:
-            mask_png = read_blob(hospital, review.mask_path, record_type=REVIEW_MASK_BLOB, record_id=review.id,
-                                 sha256=review.mask_sha256)
-            mask = decode_upload(mask_png).slices[0] > 0
-        yield image, scan.reviewed_label, mask
-
-
 def hospital_training_set(hospital, *, kind: str, image_size: int, limit: int = 0):
     """Preprocessed (x uint8 (N,S,S), y) of one hospital: class indices, or masks for the segmenter."""
     from diagnostics.ml.preprocess import crop_mask, preprocess_slice
     from diagnostics.ml.readers import CLASS_NAMES
+    from diagnostics.training_data import reviewed_cases
 
     from federation.learning import MODEL_SEGMENTER
 
     images, targets = [], []
-    for image, label, mask in _reviewed_cases(hospital):
+    for image, label, mask in reviewed_cases(hospital):
         if kind == MODEL_SEGMENTER and mask is None:
             continue
         prepared = preprocess_slice(image, image_size)

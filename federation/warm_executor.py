@@ -13,6 +13,7 @@ Start it next to a SuperNode started with `--isolation process` (see federation/
 """
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -91,6 +92,8 @@ def main(argv=None) -> None:
     parser.add_argument("--runtime-api-address", required=True)
     parser.add_argument("--insecure", action="store_true")
     args = parser.parse_args(argv)
+    # httpx logs every poll of the Runtime API at INFO, ten lines a second.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     started = time.monotonic()
     preload()
     print(f"warm executor ready in {time.monotonic() - started:.1f} s (pid {os.getpid()})", flush=True)
