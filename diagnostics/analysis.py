@@ -1,0 +1,221 @@
+"""The worker's half of the pipeline: decrypt a scan, run the active models slice by slice, summarise.
+
+Imported only in the Celery worker (and in embedded mode's in-process tasks): it loads TensorFlow
+through the model registry. The models are loaded once per process and kept; TensorFlow places them
+on a GPU when it sees one.
+"""
+
+import gzip
+import io
+import logging
+import threading
+import time
+
+import numpy as np
+
+from diagnostics import services
+from hospitals.storage import read_blob
+
+logger = logging.getLogger(__name__)
+
+_predictor = None
+_predictor_lock = threading.Lock()
+
+
+class NoActiveModel(RuntimeError):
+    """No model version is promoted, so there is nothing to run a scan through."""
+
+
+def _configure_tensorflow() -> list[str]:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        # Grow into GPU memory as needed instead of taking all of it at start-up.
+        tf.config.experimental.set_memory_growth(gpu, True)
+    return [gpu.name for gpu in gpus]
+
+
+def predictor():
+    """The active models, loaded on first use in this process and kept."""
+    global _predictor
+    with _predictor_lock:
+        if _predictor is None:
+            from diagnostics.registry import load_active_predictor
+
+            started = time.perf_counter()
+            gpus = _configure_tensorflow()
+            loaded = load_active_predictor()
+            if loaded is None:
+                raise NoActiveModel("No model version is active; promote one with `manage.py promote_model`.")
+            _predictor = loaded
+            logger.info("models loaded in %.1fs on %s", time.perf_counter() - started, ", ".join(gpus) or "CPU")
+        return _predictor
+
+
+def reset_predictor() -> None:
+    """Forget the loaded models (after a promotion or rollback the next scan loads the new ones)."""
+    global _predictor
+    with _predictor_lock:
+        _predictor = None
+
+
+def warm_up() -> None:
+    try:
+        predictor()
+    except Exception:
+        logger.exception("could not load the active models at start-up; the first scan will try again")
+
+
+# --- adapter over the ML core's prediction object ---------------------------------------------------
+
+
+def _get(prediction, *names, default=None):
+    for name in names:
+        if isinstance(prediction, dict) and name in prediction:
+            return prediction[name]
+        if hasattr(prediction, name):
+            return getattr(prediction, name)
+    return default
+
+
+def _tumour_probability(probabilities: dict) -> float:
+    return 1.0 - float(probabilities.get("notumor", 0.0))
+
+
+def _slice_thickness_mm(data: bytes, kind: str) -> float | None:
+    """Distance between slices of a volume, for the volume estimate; None when the file does not say."""
+    try:
+        if kind == "nifti":
+            import nibabel as nib
+
+            if data[:2] == b"\x1f\x8b":
+                with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+                    data = stream.read(540)
+            header_bytes = data[:540]
+            size = int.from_bytes(header_bytes[:4], "little")
+            header_class = nib.Nifti2Header if size == 540 or int.from_bytes(header_bytes[:4], "big") == 540 \
+                else nib.Nifti1Header
+            header = header_class.from_fileobj(io.BytesIO(header_bytes))
+            zooms = header.get_zooms()
+            # After reorientation to RAS the third axis is axial; take the spacing the affine gives it.
+            affine = header.get_best_affine()
+            axial = int(np.argmax(np.abs(affine[2, :3])))
+            return float(zooms[axial]) if len(zooms) > axial else None
+        if kind in ("dicom", "dicom_series"):
+            import zipfile
+
+            import pydicom
+
+            if kind == "dicom_series":
+                with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                    first = next(m for m in archive.infolist() if not m.is_dir())
+                    data = archive.read(first)
+            dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+            value = dataset.get("SpacingBetweenSlices") or dataset.get("SliceThickness")
+            return float(value) if value else None
+    except Exception:  # a missing thickness only means no volume estimate
+        logger.debug("no slice thickness", exc_info=True)
+    return None
+
+
+def _mask_png(mask) -> bytes | None:
+    if mask is None:
+        return None
+    return services.encode_png((np.asarray(mask) > 0).astype(np.uint8) * 255)
+
+
+def heatmap_png(heatmap) -> bytes | None:
+    """A red-to-yellow RGBA overlay: transparent where the classifier paid no attention."""
+    if heatmap is None:
+        return None
+    heat = np.nan_to_num(np.asarray(heatmap, dtype=np.float32))
+    peak = float(heat.max())
+    heat = heat / peak if peak > 0 else np.zeros_like(heat)
+    rgba = np.zeros((*heat.shape, 4), dtype=np.uint8)
+    rgba[..., 0] = 255
+    rgba[..., 1] = np.round(255 * heat).astype(np.uint8)
+    rgba[..., 3] = np.round(200 * np.clip(heat * 1.25 - 0.15, 0, 1)).astype(np.uint8)
+    return services.encode_png(rgba)
+
+
+def _bbox(value):
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {key: int(v) for key, v in value.items()}
+    top, left, height, width = (int(v) for v in value)
+    return {"top": top, "left": left, "height": height, "width": width}
+
+
+def _model_version_id(model):
+    version = _get(model, "model_version_id", "version_id")
+    if version is None:
+        version = _get(_get(model, "model_version", "version"), "pk", "id")
+    return version
+
+
+def analyse(scan) -> services.AnalysisResult:
+    """Run the active models over every slice of `scan`, and summarise a volume by its worst slice."""
+    started = time.perf_counter()
+    data = read_blob(scan.hospital, scan.blob_path, record_type=services.SCAN_BLOB, record_id=scan.id,
+                     sha256=scan.blob_sha256)
+    decoded = services.decode_upload(data)  # PHI in a DICOM header stays in `decoded.patient_identifiers`
+    decoded_at = time.perf_counter()
+    model = predictor()
+    loaded_at = time.perf_counter()
+    spacing = decoded.pixel_spacing_mm or scan.pixel_spacing_mm
+    predictions = [model.predict(image, pixel_spacing_mm=spacing) for image in decoded.slices]
+    predicted_at = time.perf_counter()
+
+    per_slice = []
+    for index, prediction in enumerate(predictions):
+        probabilities = {k: float(v) for k, v in _get(prediction, "probabilities").items()}
+        per_slice.append({
+            "slice": index,
+            "label": _get(prediction, "label"),
+            "tumour_probability": round(_tumour_probability(probabilities), 4),
+            "tumour_area_mm2": _get(prediction, "tumour_area_mm2"),
+        })
+    worst = max(range(len(predictions)), key=lambda i: per_slice[i]["tumour_probability"])
+    chosen = predictions[worst]
+    probabilities = {k: float(v) for k, v in _get(chosen, "probabilities").items()}
+
+    volume = None
+    if len(predictions) > 1:
+        thickness = _slice_thickness_mm(data, scan.kind)
+        areas = [entry["tumour_area_mm2"] or 0.0 for entry in per_slice if entry["tumour_probability"] >= 0.5]
+        if thickness and areas and all(entry["tumour_area_mm2"] is not None for entry in per_slice):
+            volume = float(sum(areas) * thickness)
+
+    mask_png = _mask_png(_get(chosen, "mask"))
+    heat_png = heatmap_png(_get(chosen, "heatmap"))
+    finished = time.perf_counter()
+    model_timings = {}
+    for prediction in predictions:
+        for stage, ms in (_get(prediction, "timings", default={}) or {}).items():
+            model_timings[stage] = model_timings.get(stage, 0.0) + float(ms)
+    timings = {
+        "decode_ms": round((decoded_at - started) * 1000, 1),
+        "model_load_wait_ms": round((loaded_at - decoded_at) * 1000, 1),
+        "model_ms": round((predicted_at - loaded_at) * 1000, 1),
+        "encode_ms": round((finished - predicted_at) * 1000, 1),
+        "total_ms": round((finished - started) * 1000, 1),
+        **{f"model_{stage}" if not stage.startswith("model") else stage: round(ms, 1)
+           for stage, ms in model_timings.items()},
+    }
+    return services.AnalysisResult(
+        label=str(_get(chosen, "label")),
+        probabilities=probabilities,
+        model_version_id=_model_version_id(model),
+        slice_index=worst,
+        slices_analysed=len(predictions),
+        per_slice=per_slice if len(per_slice) > 1 else [],
+        tumour_area_px=_get(chosen, "tumour_area_px"),
+        tumour_area_mm2=_get(chosen, "tumour_area_mm2"),
+        tumour_volume_mm3=volume,
+        bbox=_bbox(_get(chosen, "bbox")),
+        timings=timings,
+        mask_png=mask_png,
+        heatmap_png=heat_png,
+    )

@@ -1,0 +1,71 @@
+"""Small helpers shared by the diagnostics tests."""
+
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from diagnostics import services
+from diagnostics.models.scans import Scan
+from hospitals.models import Patient
+
+
+def patient_of(user, hospital) -> Patient:
+    return Patient.objects.get(hospital=hospital, user=user)
+
+
+def upload(client, hospital, data: bytes, name: str = "scan.jpg", **fields):
+    return client.post(
+        f"/api/v1/hospitals/{hospital.slug}/scans/",
+        {"file": SimpleUploadedFile(name, data), **fields},
+        format="multipart",
+    )
+
+
+def stored_files() -> list[Path]:
+    root = Path(settings.MEDIA_ROOT)
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def finish(scan: Scan, label: str = "glioma", confidence: float = 0.9, *, mask=True, heatmap=True):
+    """Take a queued scan through the worker's services as the task would, with a given result."""
+    rest = (1.0 - confidence) / 3
+    probabilities = {name: rest for name in ("glioma", "meningioma", "notumor", "pituitary")}
+    probabilities[label] = confidence
+    shape = (scan.height, scan.width)
+    mask_array = np.zeros(shape, dtype=bool)
+    mask_array[10:30, 20:50] = True
+    heat = np.zeros(shape, dtype=np.float32)
+    heat[5:40, 10:60] = 1.0
+    from diagnostics.analysis import heatmap_png
+
+    services.start_analysis(scan.id)
+    return services.record_diagnosis(scan.id, services.AnalysisResult(
+        label=label, probabilities=probabilities, model_version_id=None, tumour_area_px=600.0,
+        bbox={"top": 10, "left": 20, "height": 20, "width": 30}, timings={"model_ms": 12.0},
+        mask_png=services.encode_png(mask_array.astype(np.uint8) * 255) if mask else None,
+        heatmap_png=heatmap_png(heat) if heatmap else None,
+    ))
+
+
+def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
+    """A multipart/form-data body built by hand, so a file name reaches the server exactly as given."""
+    import secrets
+
+    boundary = "neurofed" + secrets.token_hex(8)
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, (file_name, data) in files.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{file_name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"
+        )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def upload_raw(client, hospital, data: bytes, name: str, **fields):
+    body, content_type = multipart(fields, {"file": (name, data)})
+    return client.generic("POST", f"/api/v1/hospitals/{hospital.slug}/scans/", body, content_type=content_type)

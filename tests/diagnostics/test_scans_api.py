@@ -1,0 +1,324 @@
+"""Scan upload, listing, detail and images (diagnostics/api/views.py), with no worker: tasks are
+scheduled on commit, and these tests never commit."""
+
+import io
+import logging
+
+import numpy as np
+import pytest
+from django.db import connection
+from PIL import Image
+
+from diagnostics.models.scans import Diagnosis, Scan, ScanStatus
+from diagnostics.services import content_digest
+from hospitals.models import AIResultVisibility, AuditEvent
+from tests.diagnostics import samples
+from tests.diagnostics.helpers import finish, patient_of, stored_files, upload, upload_raw
+from tests.factories import make_patient
+
+pytestmark = pytest.mark.django_db
+
+
+def scans_url(hospital, suffix=""):
+    return f"/api/v1/hospitals/{hospital.slug}/scans/{suffix}"
+
+
+# --- upload ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", sorted(samples.GOOD_FORMATS))
+def test_patient_uploads_every_format_recognised_by_content(world, api, fmt):
+    factory, _, kind = samples.GOOD_FORMATS[fmt]
+    # A misleading name: the type comes from the bytes.
+    response = upload(api(world.owner), world.a, factory(), name="upload.bin")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["status"] == "queued" and body["kind"] == kind and body["duplicate"] is False
+    scan = Scan.objects.get(pk=body["id"])
+    assert scan.hospital == world.a and scan.patient == patient_of(world.owner, world.a)
+    assert scan.uploaded_by == world.owner
+    assert (scan.width, scan.height) == (224, 224)
+    assert scan.slice_count == (3 if fmt in ("dicom_multiframe", "dicom_zip", "nifti", "nifti_gz") else 1)
+    assert len(stored_files()) == 1
+    # The blob is ciphertext under a random name.
+    blob = stored_files()[0]
+    assert str(world.a.id) in str(blob) and blob.read_bytes()[:3] == b"NF1"
+    assert factory()[:64] not in blob.read_bytes()
+
+
+def test_dicom_identifiers_are_encrypted_and_never_logged(world, api, caplog):
+    caplog.set_level(logging.DEBUG)
+    response = upload(api(world.owner), world.a, samples.dicom_bytes(), name="scan.dcm")
+    assert response.status_code == 201
+    scan = Scan.objects.get(pk=response.json()["id"])
+    assert scan.source_patient_id == samples.DICOM_PATIENT_ID
+    assert scan.source_patient_name == samples.DICOM_PATIENT_NAME
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT source_patient_id, source_patient_name FROM diagnostics_scan WHERE id = %s", [scan.id])
+        raw = " ".join(cursor.fetchone())
+    assert samples.DICOM_PATIENT_ID not in raw and "Testpatient" not in raw
+    assert samples.DICOM_PATIENT_ID not in caplog.text and "Testpatient" not in caplog.text
+    # Nor does the API hand them out.
+    assert samples.DICOM_PATIENT_ID not in response.content.decode()
+
+
+def test_doctor_uploads_for_a_patient_of_the_hospital(world, api):
+    patient = make_patient(world.a)
+    response = upload(api(world.doctor_a), world.a, samples.jpeg_bytes(), patient=str(patient.id))
+    assert response.status_code == 201
+    assert Scan.objects.get(pk=response.json()["id"]).patient == patient
+
+
+def test_doctor_must_name_the_patient(world, api):
+    response = upload(api(world.doctor_a), world.a, samples.jpeg_bytes())
+    assert response.status_code == 400 and response.json()["error"] == "patient_required"
+    assert not Scan.objects.exists() and not stored_files()
+
+
+def test_doctor_cannot_upload_for_another_hospitals_patient(world, api):
+    response = upload(api(world.doctor_a), world.a, samples.jpeg_bytes(), patient=str(patient_of(world.patient_b, world.b).id))
+    assert response.status_code == 404
+    assert not Scan.objects.exists() and not stored_files()
+
+
+def test_same_file_twice_returns_the_existing_scan(world, api):
+    data = samples.jpeg_bytes("pituitary", 3)
+    first = upload(api(world.owner), world.a, data)
+    second = upload(api(world.owner), world.a, data, name="again.jpg")
+    assert first.status_code == 201 and second.status_code == 200
+    assert second.json()["id"] == first.json()["id"] and second.json()["duplicate"] is True
+    assert Scan.objects.count() == 1 and len(stored_files()) == 1
+
+
+def test_dedupe_digest_is_keyed_per_hospital(world, api):
+    data = samples.jpeg_bytes("glioma", 5)
+    a = upload(api(world.owner), world.a, data).json()
+    b = upload(api(world.patient_b), world.b, data).json()
+    scan_a, scan_b = Scan.objects.get(pk=a["id"]), Scan.objects.get(pk=b["id"])
+    assert scan_a.content_digest != scan_b.content_digest
+    assert content_digest(world.a, data) == scan_a.content_digest
+    import hashlib
+
+    assert hashlib.sha256(data).hexdigest() not in (scan_a.content_digest, scan_b.content_digest)
+
+
+def test_another_patient_uploading_the_same_file_gets_their_own_scan(world, api):
+    data = samples.jpeg_bytes("glioma", 6)
+    mine = upload(api(world.owner), world.a, data).json()
+    theirs = upload(api(world.patient_a2), world.a, data)
+    assert theirs.status_code == 201 and theirs.json()["id"] != mine["id"]
+
+
+@pytest.mark.parametrize("case", sorted(samples.BAD_INPUTS))
+def test_bad_input_is_refused_with_a_clear_error_and_leaves_nothing(world, api, case):
+    factory, name, code = samples.BAD_INPUTS[case]
+    response = upload_raw(api(world.owner), world.a, factory(), name=name)
+    assert 400 <= response.status_code < 500, response.content
+    body = response.json()
+    assert body["error"] == code, body
+    assert len(body["detail"]) > 10
+    assert not Scan.objects.exists()
+    assert not stored_files()
+
+
+def test_size_limit_is_configurable(world, api, settings):
+    settings.UPLOAD_MAX_BYTES = 2_000
+    response = upload(api(world.owner), world.a, samples.jpeg_bytes())
+    assert response.status_code == 413 and response.json()["error"] == "too_large"
+    assert not Scan.objects.exists() and not stored_files()
+
+
+def test_pixel_and_frame_limits_are_configurable(world, api, settings):
+    settings.UPLOAD_MAX_PIXELS = 100 * 100
+    assert upload(api(world.owner), world.a, samples.png_bytes()).json()["error"] == "too_many_pixels"
+    settings.UPLOAD_MAX_PIXELS = 4096 * 4096
+    settings.UPLOAD_MAX_FRAMES = 2
+    assert upload(api(world.owner), world.a, samples.nifti_bytes(count=3)).json()["error"] == "too_many_frames"
+    assert not Scan.objects.exists() and not stored_files()
+
+
+def test_missing_file_field(world, api):
+    response = api(world.owner).post(scans_url(world.a), {"other": "x"}, format="multipart")
+    assert response.status_code == 400 and response.json()["error"] == "no_file"
+
+
+def test_upload_by_outsider_and_anonymous(world, api):
+    assert upload(api(world.outsider), world.a, samples.jpeg_bytes()).status_code == 404
+    assert upload(api(), world.a, samples.jpeg_bytes()).status_code in (401, 403)
+    assert not Scan.objects.exists() and not stored_files()
+
+
+# --- listing and detail ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scans(world, api):
+    """Two scans of patient A1, one of patient A2, one in hospital B."""
+    own1 = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 1)).json()["id"])
+    own2 = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes("notumor", 1)).json()["id"])
+    other = Scan.objects.get(pk=upload(api(world.patient_a2), world.a, samples.jpeg_bytes("pituitary", 1)).json()["id"])
+    b = Scan.objects.get(pk=upload(api(world.patient_b), world.b, samples.jpeg_bytes("glioma", 2)).json()["id"])
+    return own1, own2, other, b
+
+
+def ids(response):
+    assert response.status_code == 200, response.content
+    return {item["id"] for item in response.json()["results"]}
+
+
+def test_patient_lists_only_their_own_scans(world, api, scans):
+    own1, own2, other, b = scans
+    assert ids(api(world.owner).get(scans_url(world.a))) == {str(own1.id), str(own2.id)}
+
+
+def test_doctor_and_admin_list_every_scan_of_the_hospital(world, api, scans):
+    own1, own2, other, b = scans
+    expected = {str(own1.id), str(own2.id), str(other.id)}
+    assert ids(api(world.doctor_a).get(scans_url(world.a))) == expected
+    assert ids(api(world.admin_a).get(scans_url(world.a))) == expected
+
+
+def test_list_filters(world, api, scans):
+    own1, own2, other, b = scans
+    finish(own1, "glioma", 0.95)
+    finish(own2, "notumor", 0.55)
+    doctor = api(world.doctor_a)
+    assert ids(doctor.get(scans_url(world.a), {"status": "queued"})) == {str(other.id)}
+    assert ids(doctor.get(scans_url(world.a), {"status": "done"})) == {str(own1.id), str(own2.id)}
+    assert ids(doctor.get(scans_url(world.a), {"label": "glioma"})) == {str(own1.id)}
+    assert ids(doctor.get(scans_url(world.a), {"min_confidence": "0.9"})) == {str(own1.id)}
+    assert ids(doctor.get(scans_url(world.a), {"max_confidence": "0.6"})) == {str(own2.id)}
+    assert ids(doctor.get(scans_url(world.a), {"review_state": "unreviewed"})) == {
+        str(own1.id), str(own2.id), str(other.id)}
+    bad = doctor.get(scans_url(world.a), {"status": "nonsense"})
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_filter"
+    assert doctor.get(scans_url(world.a), {"min_confidence": "2"}).status_code == 400
+
+
+def test_label_filter_does_not_reveal_unreviewed_results_to_a_patient(world, api, scans):
+    own1, *_ = scans
+    finish(own1, "glioma")
+    assert ids(api(world.owner).get(scans_url(world.a), {"label": "glioma"})) == set()
+
+
+def test_detail_for_owner_colleague_outsider_and_anonymous(world, api, scans):
+    own1, *_ = scans
+    url = scans_url(world.a, f"{own1.id}/")
+    assert api(world.owner).get(url).status_code == 200
+    assert api(world.colleague).get(url).status_code == 200
+    assert api(world.patient_a2).get(url).status_code == 404
+    response = api(world.outsider).get(url)
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+    assert api(world.outsider).get(scans_url(world.b, f"{own1.id}/")).status_code == 404
+    assert api().get(url).status_code in (401, 403)
+    assert api(world.colleague).get(scans_url(world.a, "not-a-uuid/")).status_code == 404
+
+
+def test_every_scan_url_is_404_for_the_outsider(world, api, scans):
+    own1, *_ = scans
+    finish(own1)
+    for suffix in ("", "image.png", "mask.png", "heatmap.png"):
+        assert api(world.outsider).get(scans_url(world.a, f"{own1.id}/{suffix}")).status_code == 404, suffix
+        assert api().get(scans_url(world.a, f"{own1.id}/{suffix}")).status_code in (401, 403), suffix
+    assert api(world.outsider).post(scans_url(world.a, f"{own1.id}/review/"), {"label": "glioma"}).status_code == 404
+    assert api(world.outsider).get(scans_url(world.a)).status_code == 404
+    assert api().get(scans_url(world.a)).status_code in (401, 403)
+
+
+def test_reads_are_audited(world, api, scans):
+    own1, *_ = scans
+    api(world.colleague).get(scans_url(world.a, f"{own1.id}/"))
+    event = AuditEvent.objects.filter(action="scan.read", object_id=str(own1.id)).get()
+    assert event.actor_id == world.colleague.pk and event.hospital_id == world.a.id
+
+
+def test_detail_shows_result_model_and_advice_to_staff(world, api, scans):
+    own1, *_ = scans
+    finish(own1, "meningioma", 0.8)
+    body = api(world.colleague).get(scans_url(world.a, f"{own1.id}/")).json()
+    assert body["status"] == "done" and body["label"] == "meningioma"
+    result = body["result"]
+    assert result["probabilities"]["meningioma"] == pytest.approx(0.8)
+    assert abs(sum(result["probabilities"].values()) - 1) < 1e-6
+    assert result["bbox"] == {"top": 10, "left": 20, "height": 20, "width": 30}
+    assert result["tumour_area_px"] == 600.0 and "model_ms" in result["timings_ms"]
+    assert "model_version" in result
+    advice = body["advice"]
+    assert advice["label"] == "meningioma" and advice["emergency_symptoms"] and advice["sources"]
+    assert "doctor" in advice["reminder"]
+    assert body["review_state"] == "unreviewed"
+
+
+def test_patient_sees_result_only_after_review_by_default(world, api, scans):
+    own1, *_ = scans
+    finish(own1, "glioma")
+    assert world.a.patients_see_ai_results == AIResultVisibility.AFTER_REVIEW
+    body = api(world.owner).get(scans_url(world.a, f"{own1.id}/")).json()
+    assert body["status"] == "done" and body["awaiting_review"] is True
+    assert body["result"] is None and body["label"] is None and body["advice"] is None
+    assert "glioma" not in str(body)
+    assert api(world.owner).get(scans_url(world.a, f"{own1.id}/mask.png")).status_code == 404
+    assert api(world.owner).get(scans_url(world.a, f"{own1.id}/heatmap.png")).status_code == 404
+    # The scan itself is theirs to see.
+    assert api(world.owner).get(scans_url(world.a, f"{own1.id}/image.png")).status_code == 200
+
+
+def test_patient_sees_preliminary_result_when_the_hospital_allows_it(world, api, scans):
+    own1, *_ = scans
+    finish(own1, "glioma")
+    world.a.patients_see_ai_results = AIResultVisibility.IMMEDIATELY
+    world.a.save()
+    body = api(world.owner).get(scans_url(world.a, f"{own1.id}/")).json()
+    assert body["label"] == "glioma" and body["preliminary"] is True
+    assert body["advice"]["preliminary"] is True and body["advice"]["preliminary_notice"]
+    assert "reviews" not in body  # doctors' notes are for staff
+    assert api(world.owner).get(scans_url(world.a, f"{own1.id}/mask.png")).status_code == 200
+
+
+# --- images ------------------------------------------------------------------------------------------
+
+
+def png(response) -> np.ndarray:
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "image/png"
+    assert response["Cache-Control"] == "no-store"
+    return np.asarray(Image.open(io.BytesIO(response.content)))
+
+
+def test_images_are_decrypted_on_the_fly_and_never_cached(world, api, scans):
+    own1, *_ = scans
+    finish(own1)
+    doctor = api(world.colleague)
+    image = png(doctor.get(scans_url(world.a, f"{own1.id}/image.png"), HTTP_ACCEPT="image/png"))
+    assert image.shape == (224, 224)
+    assert np.array_equal(image, samples.slice_array("glioma", 1))
+    mask = png(doctor.get(scans_url(world.a, f"{own1.id}/mask.png")))
+    assert mask.shape == (224, 224) and set(np.unique(mask)) == {0, 255}
+    heat = png(doctor.get(scans_url(world.a, f"{own1.id}/heatmap.png")))
+    assert heat.shape == (224, 224, 4) and heat[..., 3].max() > 0
+
+
+def test_image_of_a_volume_slice(world, api):
+    body = upload(api(world.owner), world.a, samples.nifti_bytes("glioma", 3)).json()
+    client = api(world.colleague)
+    for index in range(3):
+        png(client.get(scans_url(world.a, f"{body['id']}/image.png"), {"slice": index}))
+    assert client.get(scans_url(world.a, f"{body['id']}/image.png"), {"slice": 3}).status_code == 404
+
+
+def test_tampered_blob_is_an_error_not_an_image(world, api, scans):
+    own1, *_ = scans
+    path = stored_files()[0] if len(stored_files()) == 1 else None
+    scan_blob = next(p for p in stored_files() if own1.blob_path.endswith(p.name))
+    data = bytearray(scan_blob.read_bytes())
+    data[-1] ^= 1
+    scan_blob.write_bytes(bytes(data))
+    response = api(world.colleague).get(scans_url(world.a, f"{own1.id}/image.png"))
+    assert response.status_code == 500 and response.json()["error"] == "unavailable"
+    assert path is None or path.exists()
+
+
+def test_no_result_images_before_the_analysis(world, api, scans):
+    own1, *_ = scans
+    assert Diagnosis.objects.count() == 0 and own1.status == ScanStatus.QUEUED
+    assert api(world.colleague).get(scans_url(world.a, f"{own1.id}/mask.png")).status_code == 404
