@@ -15,16 +15,9 @@ from django.utils import timezone
 
 from federation.models import FINISHED, FederatedRound, FederatedRun, RunStatus
 from hospitals.audit import record_audit
+from hospitals.errors import DomainError
 
 log = logging.getLogger(__name__)
-
-
-class FederationError(Exception):
-    """A request the federation cannot carry out; `code` and the message go to the API caller."""
-
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code, self.detail = code, detail
 
 
 def run_group(run_id) -> str:
@@ -42,30 +35,24 @@ def publish(run_id, event: dict) -> None:
 
 
 @transaction.atomic
-def set_federation_opt_in(*, hospital, opt_in: bool, actor=None, request=None):
-    hospital.federation_opt_in = opt_in
-    hospital.save(update_fields=["federation_opt_in"])
-    record_audit(actor=actor, hospital=hospital, action="federation.opt_in" if opt_in else "federation.opt_out",
-                 obj=hospital, request=request)
-    return hospital
+def start_federated_run(*, hospitals, actor=None, request=None, **params) -> FederatedRun:
+    """Record a run over opted-in hospitals and have the federation worker submit it after commit.
 
-
-@transaction.atomic
-def start_federated_run(*, hospitals, actor=None, **params) -> FederatedRun:
-    """Record a run over opted-in hospitals and have the federation worker submit it after commit."""
+    Hospitals opt in through their settings (hospitals.services.update_hospital_settings).
+    """
     hospitals = list(hospitals)
     missing = sorted(h.slug for h in hospitals if not h.federation_opt_in)
     if missing:
-        raise FederationError("not_opted_in", f"These hospitals have not opted in to federated learning: "
+        raise DomainError("not_opted_in", f"These hospitals have not opted in to federated learning: "
                                               f"{', '.join(missing)}. Their admins can opt in.")
     min_nodes = params.get("min_nodes", 2)
     if len(hospitals) < min_nodes:
-        raise FederationError("too_few_hospitals", f"A run needs at least {min_nodes} hospitals; "
+        raise DomainError("too_few_hospitals", f"A run needs at least {min_nodes} hospitals; "
                                                    f"{len(hospitals)} were given.")
     run = FederatedRun.objects.create(created_by=actor, **params)
     run.hospitals.set(hospitals)
     for hospital in hospitals:
-        record_audit(actor=actor, hospital=hospital, action="federation.run_start", obj=run)
+        record_audit(actor=actor, hospital=hospital, action="federation.run_start", obj=run, request=request)
     from federation.tasks import follow_federated_run
 
     transaction.on_commit(lambda: follow_federated_run.delay(run.pk))
@@ -196,3 +183,37 @@ def fail_run(run_id, reason: str, *, status: str = RunStatus.FAILED) -> bool:
         log.warning("federated run %s %s: %s", run_id, status, reason)
         publish(run_id, {"kind": "finished", "run": run_id, "status": status, "reason": reason})
     return bool(updated)
+
+
+def stop_federated_run(*, run: FederatedRun, actor=None, request=None) -> FederatedRun:
+    """Ask the SuperLink to stop the run, and record it stopped."""
+    from federation import conf, control
+
+    if run.finished:
+        raise DomainError("run_finished", f"Run {run.pk} has already finished ({run.status}).", status=409)
+    if run.flower_run_id:
+        try:
+            control.stop_run(conf.federation_home(), run.flower_run_id)
+        except Exception as exc:  # noqa: BLE001 - a SuperLink that is gone has stopped the run too
+            log.warning("could not stop flower run %s: %s", run.flower_run_id, exc)
+    fail_run(run.pk, "Stopped by the platform operator.", status=RunStatus.STOPPED)
+    for hospital in run.hospitals.all():
+        record_audit(actor=actor, hospital=hospital, action="federation.run_stop", obj=run, request=request)
+    run.refresh_from_db()
+    return run
+
+
+def promote_federated_model(*, run: FederatedRun, actor=None, request=None):
+    """Make the run's candidate model the one that diagnoses new scans."""
+    if run.status != RunStatus.COMPLETED or not run.model_version_id:
+        raise DomainError("no_candidate", f"Run {run.pk} has no registered candidate model to promote.", status=409)
+    try:
+        from diagnostics.registry import promote_model_version
+    except ImportError:
+        raise DomainError("registry_unavailable", "The model registry is not available on this server.",
+                          status=503) from None
+    version = promote_model_version(run.model_version_id, actor=actor)
+    for hospital in run.hospitals.all():
+        record_audit(actor=actor, hospital=hospital, action="federation.model_promote", obj=run, request=request)
+    publish(run.pk, {"kind": "promoted", "run": run.pk, "model_version_id": run.model_version_id})
+    return version

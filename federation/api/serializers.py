@@ -1,0 +1,55 @@
+from rest_framework import serializers
+
+from federation.models import FederatedRound, FederatedRun, ModelKind, Strategy
+from hospitals.models import Hospital
+
+
+class RoundSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FederatedRound
+        fields = ["number", "started_at", "finished_at", "duration_s", "global_loss", "global_accuracy",
+                  "global_macro_f1", "client_loss", "client_accuracy", "nodes", "dropouts", "bytes_sent",
+                  "bytes_received", "node_compute_s", "server_eval_s"]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    hospitals = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    rounds = RoundSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = FederatedRun
+        fields = ["id", "status", "hospitals", "model_kind", "strategy", "num_rounds", "local_epochs", "batch_size",
+                  "image_size", "model_width", "min_nodes", "proximal_mu", "server_learning_rate",
+                  "dp_noise_multiplier", "dp_clipping_norm", "validation_per_class", "flower_run_id",
+                  "failure_reason", "dropouts", "final_metrics", "model_version_id", "created_at", "started_at",
+                  "finished_at", "rounds"]
+        read_only_fields = fields
+
+
+class StartRunSerializer(serializers.Serializer):
+    hospitals = serializers.ListField(child=serializers.SlugField(), min_length=1, max_length=100)
+    model_kind = serializers.ChoiceField(ModelKind.choices, default=ModelKind.CLASSIFIER)
+    strategy = serializers.ChoiceField(Strategy.choices, default=Strategy.FEDAVG)
+    num_rounds = serializers.IntegerField(min_value=1, max_value=200, default=3)
+    local_epochs = serializers.IntegerField(min_value=1, max_value=50, default=1)
+    batch_size = serializers.IntegerField(min_value=1, max_value=512, default=32)
+    image_size = serializers.IntegerField(min_value=32, max_value=256, default=128)
+    model_width = serializers.IntegerField(min_value=2, max_value=64, default=32)
+    min_nodes = serializers.IntegerField(min_value=1, max_value=100, default=2)
+    proximal_mu = serializers.FloatField(min_value=0.0, max_value=10.0, default=0.01)
+    server_learning_rate = serializers.FloatField(min_value=1e-5, max_value=10.0, default=0.1)
+    dp_noise_multiplier = serializers.FloatField(min_value=0.0, max_value=100.0, required=False, allow_null=True)
+    dp_clipping_norm = serializers.FloatField(min_value=1e-6, max_value=1e6, required=False, allow_null=True)
+    validation_per_class = serializers.IntegerField(min_value=0, default=0)
+
+    def validate_hospitals(self, slugs):
+        found = {h.slug: h for h in Hospital.objects.filter(slug__in=slugs)}
+        unknown = sorted(set(slugs) - set(found))
+        if unknown:
+            raise serializers.ValidationError(f"Unknown hospitals: {', '.join(unknown)}.")
+        return [found[s] for s in dict.fromkeys(slugs)]
+
+    def validate(self, data):
+        if data.get("dp_noise_multiplier") is not None and data.get("dp_clipping_norm") is None:
+            raise serializers.ValidationError({"dp_clipping_norm": "Differential privacy needs a clipping norm."})
+        return data

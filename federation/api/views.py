@@ -1,0 +1,58 @@
+"""Federated runs over the API. Thin: parse, call federation.access / federation.services, serialize.
+
+Starting, stopping and promoting are the platform operator's (a Django superuser's); the admins of
+participating hospitals may watch. Hospitals opt in through their settings endpoint
+(PATCH /api/v1/hospitals/<slug>/settings/ {"federation_opt_in": true}).
+"""
+
+from rest_framework import generics, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from federation import services
+from federation.access import access_run, visible_runs
+from federation.api import serializers as s
+
+
+def _require_operator(request):
+    if not request.user.is_superuser:
+        raise PermissionDenied("Only the platform operator may do this.")
+
+
+class RunListView(generics.ListAPIView):
+    serializer_class = s.RunSerializer
+
+    def get_queryset(self):
+        return visible_runs(self.request.user).prefetch_related("hospitals", "rounds")
+
+    def post(self, request):
+        _require_operator(request)
+        data = s.StartRunSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        params = dict(data.validated_data)
+        hospitals = params.pop("hospitals")
+        run = services.start_federated_run(hospitals=hospitals, actor=request.user, request=request, **params)
+        return Response(s.RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class RunDetailView(APIView):
+    def get(self, request, run_id):
+        return Response(s.RunSerializer(access_run(request.user, run_id)).data)
+
+
+class RunStopView(APIView):
+    def post(self, request, run_id):
+        run = access_run(request.user, run_id)
+        _require_operator(request)
+        run = services.stop_federated_run(run=run, actor=request.user, request=request)
+        return Response(s.RunSerializer(run).data)
+
+
+class RunPromoteView(APIView):
+    def post(self, request, run_id):
+        run = access_run(request.user, run_id)
+        _require_operator(request)
+        services.promote_federated_model(run=run, actor=request.user, request=request)
+        run.refresh_from_db()
+        return Response(s.RunSerializer(run).data)

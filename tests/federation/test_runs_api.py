@@ -1,0 +1,126 @@
+"""The federated-runs API: the operator starts, stops and promotes; participating admins watch."""
+
+import pytest
+
+from federation.models import FederatedRound, FederatedRun, RunStatus
+from hospitals.models import Hospital
+from tests.factories import make_user
+
+RUNS = "/api/v1/federation/runs/"
+
+
+@pytest.fixture
+def operator(db):
+    return make_user("operator@neurofed.example", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def opted_in(world):
+    Hospital.objects.filter(pk__in=[world.a.pk, world.b.pk]).update(federation_opt_in=True)
+    world.a.refresh_from_db()
+    world.b.refresh_from_db()
+    return world
+
+
+def make_run(*hospitals, **fields):
+    run = FederatedRun.objects.create(**fields)
+    run.hospitals.set(hospitals)
+    return run
+
+
+def test_operator_starts_a_run_and_its_task_is_queued(api, operator, opted_in, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "num_rounds": 2,
+                                             "strategy": "fedprox", "dp_noise_multiplier": 0.5,
+                                             "dp_clipping_norm": 2.0}, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["status"] == "pending" and sorted(body["hospitals"]) == ["north-general", "st-anne"]
+    assert body["strategy"] == "fedprox" and body["dp_noise_multiplier"] == 0.5
+    assert len(callbacks) == 1  # follow_federated_run.delay after commit
+
+
+def test_a_hospital_that_has_not_opted_in_cannot_be_enrolled(api, operator, world):
+    world.a.federation_opt_in = True
+    world.a.save()
+    response = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "not_opted_in"
+    assert "north-general" in response.json()["detail"]
+    assert not FederatedRun.objects.exists()
+
+
+def test_unknown_hospitals_and_dp_without_a_clipping_norm_are_refused(api, operator, opted_in):
+    response = api(operator).post(RUNS, {"hospitals": ["st-anne", "nowhere"]}, format="json")
+    assert response.status_code == 400 and response.json()["error"] == "invalid"
+    response = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "dp_noise_multiplier": 1.0},
+                                  format="json")
+    assert response.status_code == 400 and "dp_clipping_norm" in response.json()["fields"]
+
+
+@pytest.mark.parametrize("who", ["admin_a", "doctor_a", "outsider"])
+def test_only_the_operator_starts_runs(api, opted_in, who):
+    response = api(getattr(opted_in, who)).post(RUNS, {"hospitals": ["st-anne", "north-general"]}, format="json")
+    assert response.status_code == 403
+    assert response.json()["error"] == "permission_denied"
+
+
+def test_anonymous_gets_nothing(api, opted_in):
+    run = make_run(opted_in.a, opted_in.b)
+    for response in (api().get(RUNS), api().get(f"{RUNS}{run.pk}/"), api().post(RUNS, {}, format="json"),
+                     api().post(f"{RUNS}{run.pk}/stop/"), api().post(f"{RUNS}{run.pk}/promote/")):
+        assert response.status_code in (401, 403)
+
+
+def test_participating_admins_watch_and_others_get_404(api, opted_in, operator):
+    c = Hospital.objects.create(slug="third", name="Third")
+    run_a = make_run(opted_in.a, c)
+    FederatedRound.objects.create(run=run_a, number=1, started_at=run_a.created_at, global_accuracy=0.5)
+    run_b = make_run(opted_in.b, c)
+
+    listed = api(opted_in.admin_a).get(RUNS).json()["results"]
+    assert [r["id"] for r in listed] == [run_a.pk]
+    detail = api(opted_in.admin_a).get(f"{RUNS}{run_a.pk}/").json()
+    assert detail["rounds"][0]["global_accuracy"] == 0.5
+    # B's admin, a doctor of A (not an admin) and anybody for a run that does not exist: the same 404.
+    assert api(opted_in.admin_b).get(f"{RUNS}{run_a.pk}/").status_code == 404
+    assert api(opted_in.doctor_a).get(f"{RUNS}{run_a.pk}/").status_code == 404
+    assert api(opted_in.outsider).get(f"{RUNS}{run_a.pk}/").status_code == 404
+    assert api(opted_in.admin_a).get(f"{RUNS}{run_b.pk}/").status_code == 404
+    assert api(opted_in.admin_a).get(f"{RUNS}999999/").status_code == 404
+    assert api(opted_in.admin_a).get(f"{RUNS}not-a-number/").status_code == 404
+    assert api(opted_in.doctor_a).get(RUNS).json()["results"] == []
+    assert {r["id"] for r in api(operator).get(RUNS).json()["results"]} == {run_a.pk, run_b.pk}
+
+
+def test_admins_cannot_stop_or_promote_and_outsiders_get_404(api, opted_in):
+    run = make_run(opted_in.a, opted_in.b, status=RunStatus.RUNNING)
+    assert api(opted_in.admin_a).post(f"{RUNS}{run.pk}/stop/").status_code == 403
+    assert api(opted_in.admin_a).post(f"{RUNS}{run.pk}/promote/").status_code == 403
+    outsider_only = make_run(opted_in.a)
+    assert api(opted_in.admin_b).post(f"{RUNS}{outsider_only.pk}/stop/").status_code == 404
+    assert api(opted_in.outsider).post(f"{RUNS}{outsider_only.pk}/promote/").status_code == 404
+
+
+def test_operator_stops_a_run_without_a_superlink_run_yet(api, operator, opted_in):
+    run = make_run(opted_in.a, opted_in.b, status=RunStatus.PENDING)
+    response = api(operator).post(f"{RUNS}{run.pk}/stop/")
+    assert response.status_code == 200
+    assert response.json()["status"] == "stopped"
+    again = api(operator).post(f"{RUNS}{run.pk}/stop/")
+    assert again.status_code == 409 and again.json()["error"] == "run_finished"
+
+
+def test_a_run_without_a_candidate_cannot_be_promoted(api, operator, opted_in):
+    run = make_run(opted_in.a, opted_in.b, status=RunStatus.FAILED)
+    response = api(operator).post(f"{RUNS}{run.pk}/promote/")
+    assert response.status_code == 409 and response.json()["error"] == "no_candidate"
+
+
+def test_hospital_admin_opts_in_through_the_settings_endpoint(api, world):
+    url = f"/api/v1/hospitals/{world.a.slug}/settings/"
+    assert api(world.admin_a).patch(url, {"federation_opt_in": True}, format="json").status_code == 200
+    world.a.refresh_from_db()
+    assert world.a.federation_opt_in
+    assert api(world.outsider).patch(url, {"federation_opt_in": False}, format="json").status_code == 404
+    assert api(world.doctor_a).patch(url, {"federation_opt_in": False}, format="json").status_code == 403
