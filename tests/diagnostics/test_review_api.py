@@ -1,0 +1,109 @@
+"""Doctor review (POST …/scans/<id>/review/, diagnostics.services.review_scan)."""
+
+import io
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from PIL import Image
+
+from diagnostics.models.scans import Review, Scan
+from tests.diagnostics import samples
+from tests.diagnostics.helpers import finish, stored_files, upload
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def scan(world, api):
+    created = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 9)).json()["id"])
+    finish(created, "glioma", 0.7)
+    return created
+
+
+def review_url(scan):
+    return f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/review/"
+
+
+def mask_png(shape=(224, 224)) -> bytes:
+    mask = np.zeros(shape, dtype=np.uint8)
+    mask[50:90, 60:120] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(mask).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_doctor_confirms_the_label(world, api, scan):
+    response = api(world.colleague).post(review_url(scan), {"label": "glioma"}, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["review_state"] == "confirmed" and body["label"] == "glioma"
+    review = Review.objects.get(scan=scan)
+    assert review.reviewer == world.colleague and not review.label_changed and review.previous_label == "glioma"
+
+
+def test_doctor_changes_the_label_with_notes_and_a_mask(world, api, scan):
+    response = api(world.colleague).post(
+        review_url(scan),
+        {"label": "meningioma", "notes": "Dural tail; extra-axial.", "mask": SimpleUploadedFile("m.png", mask_png())},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["review_state"] == "corrected" and body["label"] == "meningioma"
+    assert body["result"]["label"] == "glioma"  # the model's answer is kept beside the doctor's
+    [entry] = body["reviews"]
+    assert entry["label_changed"] and entry["mask_changed"] and entry["notes"] == "Dural tail; extra-axial."
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT notes FROM diagnostics_review")
+        assert "Dural" not in cursor.fetchone()[0]
+    # The corrected mask is what mask.png serves now.
+    served = api(world.colleague).get(f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/mask.png")
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(served.content))) > 0,
+                          np.asarray(Image.open(io.BytesIO(mask_png()))) > 0)
+
+
+def test_every_review_is_kept(world, api, scan):
+    api(world.colleague).post(review_url(scan), {"label": "meningioma"}, format="json")
+    api(world.doctor_a2).post(review_url(scan), {"label": "glioma"}, format="json")
+    reviews = list(Review.objects.filter(scan=scan).order_by("created_at"))
+    assert [(r.reviewer, r.previous_label, r.label) for r in reviews] == [
+        (world.colleague, "glioma", "meningioma"), (world.doctor_a2, "meningioma", "glioma")]
+    scan.refresh_from_db()
+    assert scan.reviewed_label == "glioma" and scan.review_state == "confirmed"
+
+
+def test_patient_sees_the_reviewed_result(world, api, scan):
+    api(world.colleague).post(review_url(scan), {"label": "glioma"}, format="json")
+    body = api(world.owner).get(f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/").json()
+    assert body["label"] == "glioma" and body["preliminary"] is False and body["advice"]["label"] == "glioma"
+
+
+def test_bad_reviews(world, api, scan):
+    doctor = api(world.colleague)
+    assert doctor.post(review_url(scan), {"label": "tumour"}, format="json").status_code == 400
+    wrong_size = doctor.post(review_url(scan), {"label": "glioma", "mask": SimpleUploadedFile("m.png", mask_png((10, 10)))},
+                             format="multipart")
+    assert wrong_size.status_code == 422 and wrong_size.json()["error"] == "invalid_mask"
+    not_png = doctor.post(review_url(scan), {"label": "glioma", "mask": SimpleUploadedFile("m.png", samples.pdf_bytes())},
+                          format="multipart")
+    assert not_png.status_code == 415 and not_png.json()["error"] == "invalid_mask"
+    assert not Review.objects.exists()
+    assert len(stored_files()) == 3  # the scan, its mask and heatmap; no orphaned review mask
+
+
+def test_a_scan_still_queued_cannot_be_reviewed(world, api):
+    queued = upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 10)).json()
+    response = api(world.colleague).post(f"/api/v1/hospitals/{world.a.slug}/scans/{queued['id']}/review/",
+                                         {"label": "glioma"}, format="json")
+    assert response.status_code == 409 and response.json()["error"] == "not_ready"
+
+
+def test_who_may_review(world, api, scan):
+    assert api(world.owner).post(review_url(scan), {"label": "glioma"}, format="json").status_code == 403
+    assert api(world.admin_a).post(review_url(scan), {"label": "glioma"}, format="json").status_code == 403
+    assert api(world.patient_a2).post(review_url(scan), {"label": "glioma"}, format="json").status_code == 404
+    assert api(world.outsider).post(review_url(scan), {"label": "glioma"}, format="json").status_code == 404
+    assert api().post(review_url(scan), {"label": "glioma"}, format="json").status_code in (401, 403)
+    assert not Review.objects.exists()

@@ -1,0 +1,54 @@
+"""Reviewed cases as training data (diagnostics/training_data.py), per hospital only."""
+
+import numpy as np
+import pytest
+
+from diagnostics.models.scans import Scan
+from diagnostics.training_data import count_reviewed_cases, create_reviewed_case, reviewed_cases
+from tests.diagnostics import samples
+from tests.diagnostics.helpers import finish, stored_files, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def test_imported_cases_round_trip_with_masks(world):
+    image, mask, label = samples.figshare_case(1)
+    scan = create_reviewed_case(world.a, image, label, mask=mask, reviewer=world.doctor_a)
+    assert scan.source == "import" and scan.patient is None and scan.review_state == "confirmed"
+    [(got_image, got_label, got_mask)] = list(reviewed_cases(world.a))
+    assert got_label == label
+    assert np.array_equal(got_image, image)
+    assert got_mask.dtype == bool and np.array_equal(got_mask, mask)
+    # Blobs are encrypted like any scan.
+    assert all(path.read_bytes()[:3] == b"NF1" for path in stored_files())
+
+
+def test_import_is_idempotent_and_accepts_file_bytes(world):
+    image, _, label = samples.figshare_case(2)
+    first = create_reviewed_case(world.a, image, label)
+    assert create_reviewed_case(world.a, image, label).pk == first.pk
+    from_bytes = create_reviewed_case(world.a, samples.jpeg_bytes("pituitary", 4), "pituitary")
+    assert from_bytes.kind == "jpeg"
+    cases = list(reviewed_cases(world.a))
+    assert [c[1] for c in cases] == [label, "pituitary"] and cases[1][2] is None
+    assert np.array_equal(cases[1][0], samples.slice_array("pituitary", 4))
+    with pytest.raises(ValueError):
+        create_reviewed_case(world.a, image, "tumour")
+
+
+def test_reviewed_uploads_are_training_data_of_their_own_hospital_only(world, api):
+    mine = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 11)).json()["id"])
+    unreviewed = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 12)).json()["id"])
+    theirs = Scan.objects.get(pk=upload(api(world.patient_b), world.b, samples.jpeg_bytes("glioma", 13)).json()["id"])
+    for scan in (mine, unreviewed, theirs):
+        finish(scan, "glioma")
+    for scan, doctor in ((mine, world.doctor_a), (theirs, world.doctor_b)):
+        response = api(doctor).post(f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/review/",
+                                    {"label": "meningioma"}, format="json")
+        assert response.status_code == 201
+    cases_a = list(reviewed_cases(world.a))
+    assert count_reviewed_cases(world.a) == 1 and len(cases_a) == 1
+    image, label, mask = cases_a[0]
+    assert label == "meningioma" and mask is None
+    assert np.array_equal(image, samples.slice_array("glioma", 11))
+    assert count_reviewed_cases(world.b) == 1
