@@ -15,8 +15,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
-from django.db.models import TextField, Value
+from django.db import IntegrityError, connection, transaction
+from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -357,6 +357,9 @@ def reencrypt_phi(*, progress=None) -> int:
     crypter = encrypted_fields.CRYPTER
     # Cast to text: the column as stored, past the field's decrypting converter.
     stored = {f"stored_{column}": Cast(column, output_field=TextField()) for column in PHI_COLUMNS}
+    quote = connection.ops.quote_name
+    table, pk_column = quote(Patient._meta.db_table), quote(Patient._meta.pk.column)
+    assignments = ", ".join(f"{quote(Patient._meta.get_field(c).column)} = %s" for c in PHI_COLUMNS)
     count = 0
     for patient_id in Patient.objects.order_by("pk").values_list("pk", flat=True):
         with transaction.atomic():
@@ -373,13 +376,12 @@ def reencrypt_phi(*, progress=None) -> int:
                     "unknown_field_key",
                     f"patient {patient_id} has PHI no configured FIELD_ENCRYPTION_KEY opens; add the old key.",
                 ) from None
-            # Value() expressions are written as they are: the field would otherwise encrypt them again.
-            Patient.objects.filter(pk=patient_id).update(
-                **{
-                    column: Value(token, output_field=TextField()) if token is not None else None
-                    for column, token in zip(PHI_COLUMNS, rotated)
-                }
-            )
+            # Raw UPDATE: the field library encrypts whatever the ORM hands it, expressions included.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} SET {assignments} WHERE {pk_column} = %s",
+                    [*rotated, Patient._meta.pk.get_db_prep_value(patient_id, connection)],
+                )
         count += 1
         if progress is not None:
             progress(patient_id)

@@ -1,0 +1,98 @@
+"""hospitals/storage.py: encrypted blobs under MEDIA_ROOT/hospitals/<uuid>/, on real MRI images."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from hospitals import crypto, storage
+from tests.factories import make_hospital
+
+pytestmark = pytest.mark.django_db
+
+MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"DICM": "DICOM"}
+
+
+def mri_images(count=3):
+    root = Path(settings.NEUROFED_DATA_DIR)
+    found = sorted((root / "figshare-brain-tumor-seg" / "images").glob("*.png"))[:count]
+    found += sorted((root / "brain-tumor-mri" / "Training" / "glioma").glob("*.jpg"))[:count]
+    if not found:
+        pytest.skip(f"no MRI data under {root}")
+    return found
+
+
+@pytest.fixture
+def hospital():
+    return make_hospital()
+
+
+def test_stored_blob_holds_none_of_its_plaintext(hospital):
+    for image in mri_images():
+        plaintext = image.read_bytes()
+        stored = storage.store_blob(hospital, plaintext, record_type="scan", record_id=image.stem)
+        sealed = (Path(settings.MEDIA_ROOT) / stored.path).read_bytes()
+        assert not any(magic in sealed for magic in MAGIC), image.name
+        assert plaintext[:64] not in sealed and plaintext[-64:] not in sealed
+        assert stored.sha256 == crypto.sha256_hex(plaintext) and stored.size == len(plaintext)
+        opened = storage.read_blob(
+            hospital, stored.path, record_type="scan", record_id=image.stem, sha256=stored.sha256
+        )
+        assert opened == plaintext
+
+
+def test_path_is_random_and_under_the_hospital(hospital):
+    image = mri_images(1)[0]
+    one = storage.store_blob(hospital, image.read_bytes(), record_type="scan", record_id="record-ada-lovelace")
+    two = storage.store_blob(hospital, image.read_bytes(), record_type="scan", record_id="record-ada-lovelace")
+    assert one.path != two.path
+    assert one.path.startswith(f"hospitals/{hospital.id}/scan/")
+    assert image.name not in one.path and "ada" not in one.path
+    assert not list((Path(settings.MEDIA_ROOT) / "hospitals").rglob("*.tmp"))
+
+
+def test_a_flipped_byte_fails_with_a_clear_error(hospital):
+    stored = storage.store_blob(hospital, mri_images(1)[0].read_bytes(), record_type="scan", record_id="7")
+    path = Path(settings.MEDIA_ROOT) / stored.path
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(crypto.DecryptionError, match="altered"):
+        storage.read_blob(hospital, stored.path, record_type="scan", record_id="7")
+
+
+def test_a_blob_moved_to_another_hospital_or_record_does_not_decrypt(hospital):
+    other = make_hospital()
+    stored = storage.store_blob(hospital, mri_images(1)[0].read_bytes(), record_type="scan", record_id="7")
+    # Copied into the other tenant's folder, it is still bound to the first hospital.
+    target = storage.hospital_root(other) / "scan" / Path(stored.path).name
+    target.parent.mkdir(parents=True)
+    shutil.copy(Path(settings.MEDIA_ROOT) / stored.path, target)
+    moved = str(target.relative_to(settings.MEDIA_ROOT))
+    with pytest.raises(crypto.DecryptionError, match="another hospital or record"):
+        storage.read_blob(other, moved, record_type="scan", record_id="7")
+    with pytest.raises(crypto.DecryptionError, match="another hospital or record"):
+        storage.read_blob(hospital, stored.path, record_type="scan", record_id="8")
+    with pytest.raises(crypto.DecryptionError, match="another hospital or record"):
+        storage.read_blob(hospital, stored.path, record_type="heatmap", record_id="7")
+
+
+def test_integrity_hash_mismatch_is_reported(hospital):
+    stored = storage.store_blob(hospital, b"plain", record_type="scan", record_id="1")
+    with pytest.raises(storage.BlobIntegrityError):
+        storage.read_blob(hospital, stored.path, record_type="scan", record_id="1", sha256=crypto.sha256_hex(b"other"))
+
+
+def test_missing_blob_and_escaping_paths(hospital):
+    with pytest.raises(crypto.DecryptionError, match="missing"):
+        storage.read_blob(hospital, f"hospitals/{hospital.id}/scan/none.bin", record_type="scan", record_id="1")
+    with pytest.raises(ValueError, match="escapes"):
+        storage.read_blob(hospital, "../../etc/passwd", record_type="scan", record_id="1")
+
+
+def test_delete_blob(hospital):
+    stored = storage.store_blob(hospital, b"plain", record_type="scan", record_id="1")
+    storage.delete_blob(stored.path)
+    assert not (Path(settings.MEDIA_ROOT) / stored.path).exists()
+    storage.delete_blob(stored.path)  # already gone is fine
