@@ -30,6 +30,29 @@ IDENTIFY = "query.identify"
 POLL_S = 0.2
 
 
+def inspect_reply(content: RecordDict, kind: str, sent_shapes=None) -> str | None:
+    """What is wrong with a reply's content, or None: only weights and aggregate metrics may pass."""
+    if kind == "train":
+        allowed_arrays, allowed_metrics = {"arrays"}, TRAIN_METRICS
+    else:
+        allowed_arrays, allowed_metrics = set(), EVALUATE_METRICS
+    if set(content.config_records.keys()):
+        return f"unexpected config records {sorted(content.config_records.keys())}"
+    if set(content.array_records.keys()) != allowed_arrays:
+        return f"array records {sorted(content.array_records.keys())}, expected {sorted(allowed_arrays)}"
+    if set(content.metric_records.keys()) != {"metrics"}:
+        return f"metric records {sorted(content.metric_records.keys())}, expected ['metrics']"
+    extra = set(content.metric_records["metrics"].keys()) - allowed_metrics
+    if extra:
+        return f"metrics {sorted(extra)} are not on the list of aggregate metrics"
+    if any(isinstance(value, list) for value in content.metric_records["metrics"].values()):
+        return "a metric holds a list; only single numbers may leave a node"
+    if allowed_arrays and sent_shapes is not None:
+        if [a.shape for a in content.array_records["arrays"].values()] != sent_shapes:
+            return "arrays do not have the model's shapes"
+    return None
+
+
 class RunAborted(RuntimeError):
     """The run cannot go on (too few nodes, a deadline); the message is the reason people will read."""
 
@@ -159,7 +182,8 @@ class FederationGrid(Grid):
                 self._dropout(round_log, node_id, hospital, kind, f"node error: {reply.error.reason}")
                 answered.add(node_id)
                 continue
-            problem = self._inspect(reply, kind, sent_shapes)
+            self.inspected_replies += 1
+            problem = inspect_reply(reply.content, kind, sent_shapes)
             if problem:
                 self._reject(reply, problem)
                 self._dropout(round_log, node_id, hospital, kind, f"reply refused: {problem}")
@@ -177,32 +201,6 @@ class FederationGrid(Grid):
                 f"needs {self.min_nodes}."
             )
         return accepted
-
-    def _inspect(self, reply: Message, kind: str, sent_shapes) -> str | None:
-        """What is wrong with a reply's content, or None: only weights and aggregate metrics may pass."""
-        self.inspected_replies += 1
-        content = reply.content
-        if kind == "train":
-            allowed_arrays, allowed_metrics = {"arrays"}, TRAIN_METRICS
-        else:
-            allowed_arrays, allowed_metrics = set(), EVALUATE_METRICS
-        if set(content.config_records.keys()):
-            return f"unexpected config records {sorted(content.config_records.keys())}"
-        if set(content.array_records.keys()) != allowed_arrays:
-            return f"array records {sorted(content.array_records.keys())}, expected {sorted(allowed_arrays)}"
-        if set(content.metric_records.keys()) != {"metrics"}:
-            return f"metric records {sorted(content.metric_records.keys())}, expected ['metrics']"
-        extra = set(content.metric_records["metrics"].keys()) - allowed_metrics
-        if extra:
-            return f"metrics {sorted(extra)} are not on the list of aggregate metrics"
-        for value in content.metric_records["metrics"].values():
-            if isinstance(value, list):
-                return "a metric holds a list; only single numbers may leave a node"
-        if allowed_arrays:
-            shapes = [a.shape for a in content.array_records["arrays"].values()]
-            if sent_shapes is not None and shapes != sent_shapes:
-                return "arrays do not have the model's shapes"
-        return None
 
     def _reject(self, reply: Message, problem: str) -> None:
         entry = {"node_id": str(reply.metadata.src_node_id), "problem": problem}
