@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from frontend.views import admin, auth, home, invite
+from frontend.views import admin, auth, home, invite, scans
 
 app_name = "frontend"
 
@@ -16,6 +16,10 @@ urlpatterns = [
     path("accounts/password-reset/done/", auth.password_reset_complete, name="password-reset-complete"),
     path("invite/<str:token>/", invite.accept, name="invite"),
     path("h/<slug:slug>/", home.hospital_home, name="hospital-home"),
+    path("h/<slug:slug>/scans/", scans.history, name="scans"),
+    path("h/<slug:slug>/scans/<str:scan_id>/", scans.scan, name="scan"),
+    path("h/<slug:slug>/upload/", scans.upload, name="upload"),
+    path("h/<slug:slug>/worklist/", scans.worklist, name="worklist"),
     path("h/<slug:slug>/members/", admin.members, name="members"),
     path("h/<slug:slug>/members/<str:member_id>/role/", admin.member_role, name="member-role"),
     path("h/<slug:slug>/members/<str:member_id>/remove/", admin.member_remove, name="member-remove"),

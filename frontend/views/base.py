@@ -15,6 +15,9 @@ STAFF = (Role.DOCTOR, Role.ADMIN)
 
 # (label, url name, roles that see it); the order is the order in the header.
 _NAV = [
+    ("My scans", "frontend:scans", (Role.PATIENT,)),
+    ("Upload", "frontend:upload", (Role.PATIENT,)),
+    ("Worklist", "frontend:worklist", STAFF),
     ("Members", "frontend:members", (Role.ADMIN,)),
     ("Settings", "frontend:settings", (Role.ADMIN,)),
 ]

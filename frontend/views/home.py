@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect
 
 from frontend.views.base import hospital_page, render_page
-from hospitals.models import Membership
+from hospitals.models import Membership, Role
 
 
 @login_required
@@ -15,6 +15,10 @@ def home(request):
     return render_page(request, "frontend/choose_hospital.html", {"choices": memberships})
 
 
+# Each role starts where its daily work is; admins manage from the worklist's header links.
+_START_PAGE = {Role.PATIENT: "frontend:scans", Role.DOCTOR: "frontend:worklist", Role.ADMIN: "frontend:worklist"}
+
+
 @hospital_page()
 def hospital_home(request, membership):
-    return render_page(request, "frontend/hospital_home.html", membership=membership)
+    return redirect(_START_PAGE[membership.role], membership.hospital.slug)

@@ -21,11 +21,15 @@ def test_sign_in_switch_hospital_and_sign_out(new_page):
     assert page.url.endswith("/accounts/login/?next=/")
     sign_in(page, doctor, PASSWORD)
     page.get_by_role("link", name="St Anne's").click()
-    page.get_by_role("heading", name="St Anne's").wait_for()
+    page.get_by_role("heading", name="Worklist").wait_for()
+    assert page.get_by_label("Switch hospital").inner_text() == "St Anne's"
+    assert page.get_by_role("link", name="Members").count() == 0  # a doctor here
 
     page.get_by_label("Switch hospital").click()
     page.get_by_role("link", name="North General").click()
-    page.get_by_role("heading", name="North General").wait_for()
+    page.get_by_role("heading", name="Worklist").wait_for()
+    assert page.get_by_label("Switch hospital").inner_text() == "North General"
+    assert page.get_by_role("link", name="Members").count() == 1  # an admin there
     screenshot(page, "auth-switched-hospital")
 
     page.get_by_role("button", name="Sign out").click()

@@ -1,0 +1,181 @@
+// The doctor's case viewer: overlays, zoom and pan, outline correction, and the review.
+import { api } from "./api.js";
+import { followScan, labelName, renderStatus } from "./scanpage.js";
+import { ScanViewer, escapeHtml } from "./viewer.js";
+
+const initial = JSON.parse(document.getElementById("scan-data").textContent);
+const mayReview = document.getElementById("page-script").dataset.mayReview === "1";
+const form = document.getElementById("review-form");
+const maskState = document.getElementById("mask-state");
+const outlineBox = document.getElementById("show-outline");
+const heatmapBox = document.getElementById("show-heatmap");
+const opacity = document.getElementById("heatmap-opacity");
+
+const viewer = new ScanViewer(document.getElementById("viewer"), {
+  width: initial.width,
+  height: initial.height,
+  editable: mayReview,
+  onEdit: () => {
+    if (!maskState) return;
+    maskState.textContent = viewer.edited ? `Outline corrected (${viewer.tumourPixels()} pixels); it is sent with your diagnosis.` : "Outline unchanged.";
+    updateSubmitLabel();
+  },
+});
+
+function chooseTool(tool) {
+  viewer.setTool(tool);
+  for (const button of document.querySelectorAll("[data-tool]")) button.setAttribute("aria-pressed", String(button.dataset.tool === tool));
+}
+chooseTool(mayReview ? "brush" : "pan");
+for (const button of document.querySelectorAll("[data-tool]")) button.addEventListener("click", () => chooseTool(button.dataset.tool));
+for (const button of document.querySelectorAll("[data-zoom]")) {
+  button.addEventListener("click", () => {
+    const how = button.dataset.zoom;
+    if (how === "reset") viewer.resetView();
+    else viewer.zoomBy(how === "in" ? 1.25 : 0.8);
+  });
+}
+outlineBox.addEventListener("change", () => viewer.showOutline(outlineBox.checked));
+heatmapBox.addEventListener("change", () => viewer.showHeatmap(heatmapBox.checked));
+opacity.addEventListener("input", () => viewer.setHeatmapOpacity(opacity.value / 100));
+viewer.setHeatmapOpacity(opacity.value / 100);
+const brushSize = document.getElementById("brush-size");
+brushSize?.addEventListener("input", () => viewer.setBrushRadius(Number(brushSize.value)));
+brushSize && viewer.setBrushRadius(Number(brushSize.value));
+document.getElementById("undo")?.addEventListener("click", () => viewer.undo());
+
+let scan = initial;
+let loadedMask = null;
+
+function currentLabel() {
+  return scan.reviewed_label || scan.result?.label || null;
+}
+
+function updateSubmitLabel() {
+  if (!form) return;
+  const chosen = form.elements.label.value;
+  const changed = (chosen && chosen !== currentLabel()) || viewer.edited;
+  document.getElementById("review-submit").textContent = changed ? "Save changed diagnosis" : "Confirm diagnosis";
+}
+form?.addEventListener("change", updateSubmitLabel);
+
+function renderResult() {
+  const body = document.getElementById("ai-body");
+  const result = scan.result;
+  if (!result) {
+    body.innerHTML = scan.status === "failed"
+      ? `<p class="notice error">${escapeHtml(scan.failure?.reason || "The analysis failed.")}</p>`
+      : `<p>The analysis has not finished yet; this page updates by itself.</p><progress aria-label="Analysis in progress"></progress>`;
+    return;
+  }
+  const rows = Object.entries(result.probabilities)
+    .sort((a, b) => b[1] - a[1])
+    .map(([label, p]) => `<li><span>${escapeHtml(labelName(label))}</span><span class="bar"><span style="width:${(p * 100).toFixed(1)}%"></span></span><span>${(p * 100).toFixed(1)}%</span></li>`)
+    .join("");
+  const area = result.tumour_area_mm2 != null ? `${result.tumour_area_mm2.toFixed(0)} mm²`
+    : result.tumour_area_px != null ? `${Math.round(result.tumour_area_px)} pixels` : "none found";
+  body.innerHTML = `
+    <p><strong id="ai-label">${escapeHtml(labelName(result.label))}</strong>, confidence ${(result.confidence * 100).toFixed(1)}%</p>
+    <ul class="probs" aria-label="Probability of each class">${rows}</ul>
+    <p class="help">Tumour area: ${escapeHtml(area)}. Model: ${escapeHtml(result.model_version?.name || "unknown")}.</p>`;
+}
+
+function renderReviews() {
+  const reviews = scan.reviews || [];
+  document.getElementById("reviews").innerHTML = reviews.length
+    ? `<ul>${reviews.map((r) => `<li>${escapeHtml(new Date(r.at).toLocaleString())}: ${escapeHtml(labelName(r.label))}${r.label_changed ? ` (was ${escapeHtml(labelName(r.previous_label))})` : " (confirmed)"}${r.mask_changed ? ", outline corrected" : ""}${r.notes ? `<br><span class="muted">${escapeHtml(r.notes)}</span>` : ""}</li>`).join("")}</ul>`
+    : `<p class="muted">Not reviewed yet.</p>`;
+}
+
+async function render(next) {
+  scan = next;
+  renderStatus(scan);
+  renderResult();
+  renderReviews();
+  const result = scan.result;
+  if (result?.heatmap_url && !viewer.heatmap.getAttribute("src")) viewer.heatmap.src = result.heatmap_url;
+  viewer.showHeatmap(Boolean(result?.heatmap_url) && heatmapBox.checked);
+  // Reload the outline when a review changed it, but never under a doctor's unsaved correction.
+  const key = result?.mask_url ? `${scan.review_state}|${(scan.reviews || []).length}` : null;
+  if (key && key !== loadedMask && !viewer.edited) {
+    loadedMask = key;
+    await viewer.loadMask(`${result.mask_url}?v=${encodeURIComponent(key)}`);
+  }
+  viewer.showOutline(outlineBox.checked);
+  if (form) {
+    const ready = scan.status === "done";
+    document.getElementById("review-submit").disabled = !ready;
+    if (!form.elements.label.value && currentLabel()) {
+      for (const radio of form.elements.label) radio.checked = radio.value === currentLabel();
+    }
+    updateSubmitLabel();
+  }
+}
+
+followScan(initial, render);
+
+form?.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const message = document.getElementById("review-message");
+  const label = form.elements.label.value;
+  if (!label) {
+    message.innerHTML = `<p class="notice error">Choose a diagnosis first.</p>`;
+    return;
+  }
+  const body = new FormData();
+  body.append("label", label);
+  body.append("notes", form.elements.notes.value);
+  if (viewer.edited) body.append("mask", await viewer.toPNG(), "mask.png");
+  const button = document.getElementById("review-submit");
+  button.disabled = true;
+  try {
+    const saved = await api(`${scan.url}review/`, { method: "POST", form: body });
+    message.innerHTML = `<p class="notice ok">Saved: ${escapeHtml(labelName(saved.reviewed_label))}, ${saved.review_state === "confirmed" ? "confirmed" : "changed"}.</p>`;
+    viewer.edited = false;
+    form.elements.notes.value = "";
+    await render(saved);
+    viewer.onEdit();
+  } catch (error) {
+    message.innerHTML = `<p class="notice error" role="alert">${escapeHtml(error.message)}</p>`;
+  } finally {
+    button.disabled = scan.status !== "done";
+  }
+});
+
+// Shortcuts work anywhere on the page except while typing.
+document.addEventListener("keydown", (event) => {
+  const typing = event.target.closest("textarea, input[type=text], input[type=email], select");
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && form) {
+    event.preventDefault();
+    form.requestSubmit();
+    return;
+  }
+  if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+  const key = event.key.toLowerCase();
+  const actions = {
+    o: () => { outlineBox.checked = !outlineBox.checked; viewer.showOutline(outlineBox.checked); },
+    h: () => { heatmapBox.checked = !heatmapBox.checked; viewer.showHeatmap(heatmapBox.checked); },
+    "+": () => viewer.zoomBy(1.25), "=": () => viewer.zoomBy(1.25), "-": () => viewer.zoomBy(0.8),
+    0: () => viewer.resetView(),
+    m: () => chooseTool("pan"),
+    arrowleft: () => viewer.panBy(40, 0), arrowright: () => viewer.panBy(-40, 0),
+    arrowup: () => viewer.panBy(0, 40), arrowdown: () => viewer.panBy(0, -40),
+  };
+  if (mayReview) {
+    Object.assign(actions, {
+      b: () => chooseTool("brush"),
+      e: () => chooseTool("eraser"),
+      z: () => viewer.undo(),
+      "[": () => { brushSize.value = Math.max(1, Number(brushSize.value) - 1); viewer.setBrushRadius(Number(brushSize.value)); },
+      "]": () => { brushSize.value = Math.min(30, Number(brushSize.value) + 1); viewer.setBrushRadius(Number(brushSize.value)); },
+    });
+    const radios = [...form.elements.label];
+    radios.forEach((radio, i) => { actions[String(i + 1)] = () => { radio.checked = true; updateSubmitLabel(); }; });
+  }
+  const action = actions[key];
+  // Arrow keys keep their usual meaning (scrolling, radio groups) unless the scan is zoomed.
+  if (!action || (key.startsWith("arrow") && viewer.view.scale === 1)) return;
+  if (key.startsWith("arrow") && event.target.closest("input")) return;
+  event.preventDefault();
+  action();
+});

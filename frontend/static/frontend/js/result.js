@@ -1,0 +1,54 @@
+// The patient's result page: live status, then the scan with outline and heatmap toggles and advice.
+import { followScan, labelName, renderAdvice, renderStatus } from "./scanpage.js";
+import { ScanViewer, escapeHtml } from "./viewer.js";
+
+const initial = JSON.parse(document.getElementById("scan-data").textContent);
+const viewer = new ScanViewer(document.getElementById("viewer"), { width: initial.width, height: initial.height });
+const tools = document.getElementById("overlay-tools");
+const outlineBox = document.getElementById("show-outline");
+const heatmapBox = document.getElementById("show-heatmap");
+outlineBox.addEventListener("change", () => viewer.showOutline(outlineBox.checked));
+heatmapBox.addEventListener("change", () => viewer.showHeatmap(heatmapBox.checked));
+viewer.setHeatmapOpacity(0.6);
+
+let shownMask = null;
+
+async function showOverlays(scan) {
+  const result = scan.result;
+  const maskUrl = result?.mask_url || null;
+  const heatmapUrl = result?.heatmap_url || null;
+  tools.hidden = !maskUrl && !heatmapUrl;
+  outlineBox.parentElement.hidden = !maskUrl;
+  heatmapBox.parentElement.hidden = !heatmapUrl;
+  if (heatmapUrl && viewer.heatmap.getAttribute("src") !== heatmapUrl) viewer.heatmap.src = heatmapUrl;
+  viewer.showHeatmap(Boolean(heatmapUrl) && heatmapBox.checked);
+  // A doctor's correction is served at the same URL: reload the mask whenever the review changes.
+  const key = maskUrl ? `${maskUrl}|${scan.review_state}|${scan.label}` : null;
+  if (maskUrl && key !== shownMask) {
+    shownMask = key;
+    await viewer.loadMask(`${maskUrl}?v=${encodeURIComponent(scan.review_state)}`);
+  }
+  viewer.showOutline(Boolean(maskUrl) && outlineBox.checked);
+}
+
+function render(scan) {
+  renderStatus(scan);
+  const section = document.getElementById("result");
+  let html = "";
+  if (scan.status === "queued" || scan.status === "processing") {
+    html = `<div class="card"><p>We are analysing your scan. This page updates by itself; you can also leave and come back.</p>
+      <progress aria-label="Analysis in progress"></progress></div>`;
+  } else if (scan.status === "failed") {
+    html = `<div class="notice error" role="alert">${escapeHtml(scan.failure?.reason || "The scan could not be analysed.")} Please upload another file or contact your hospital.</div>`;
+  } else if (scan.label) {
+    const reviewed = scan.review_state !== "unreviewed";
+    html = `<div class="card"><h2 id="result-label">${escapeHtml(labelName(scan.label))}</h2>
+      <p>${reviewed ? "A doctor has reviewed and confirmed this result." : "Preliminary result from the software; a doctor will review it."}</p></div>`;
+  } else if (scan.awaiting_review) {
+    html = `<div class="card"><p>Your scan has been analysed. A doctor will review it before the result is shown here; this page updates by itself.</p></div>`;
+  }
+  section.innerHTML = html + renderAdvice(scan.advice);
+  showOverlays(scan);
+}
+
+followScan(initial, render);

@@ -1,0 +1,68 @@
+// What the patient's result page and the doctor's case page share: the scan's data, kept fresh.
+import { api } from "./api.js";
+import { describeState, live } from "./live.js";
+import { escapeHtml } from "./viewer.js";
+
+export const labelNames = JSON.parse(document.getElementById("label-names").textContent);
+export const labelName = (label) => labelNames[label] || label;
+
+const STATUS_WORDS = {
+  queued: "Waiting to be analysed",
+  processing: "Being analysed",
+  done: "Analysed",
+  failed: "Could not be analysed",
+};
+
+export function statusText(scan) {
+  if (scan.status === "done" && scan.review_state !== "unreviewed") return "Reviewed by a doctor";
+  if (scan.status === "done" && scan.awaiting_review) return "Analysed; waiting for a doctor";
+  return STATUS_WORDS[scan.status] || scan.status;
+}
+
+export function renderStatus(scan) {
+  const element = document.getElementById("status");
+  const state = scan.review_state !== "unreviewed" ? scan.review_state : scan.status;
+  element.innerHTML = `<span class="badge ${escapeHtml(state)}">${escapeHtml(statusText(scan))}</span>`;
+}
+
+// Follows the scan's websocket; every event (and every reconnect) refetches the scan from the API,
+// which decides what this member may see. The socket itself carries only states.
+export function followScan(initial, onChange) {
+  let scan = initial;
+  const wsPath = document.getElementById("page-script").dataset.ws;
+  const refresh = async () => {
+    try {
+      scan = await api(scan.url);
+      onChange(scan);
+    } catch (error) {
+      console.error(error);
+    }
+  };
+  live(wsPath, {
+    onMessage: (event) => {
+      if (event.status !== scan.status || event.review_state !== scan.review_state) refresh();
+    },
+    onState: (state) => {
+      describeState(document.getElementById("live-state"))(state);
+      if (state === "live") refresh();
+    },
+  });
+  onChange(scan);
+  return { refresh, current: () => scan };
+}
+
+export function renderAdvice(advice) {
+  if (!advice) return "";
+  const list = (items) => `<ul>${items.map((item) => `<li>${escapeHtml(item)}</li>`).join("")}</ul>`;
+  return `
+    <section class="card" aria-labelledby="advice-title">
+      <h2 id="advice-title">${escapeHtml(advice.title)}</h2>
+      ${advice.preliminary ? `<p class="notice warn">${escapeHtml(advice.preliminary_notice)}</p>` : ""}
+      <p>${escapeHtml(advice.meaning)}</p>
+      <h3>What happens next</h3>${list(advice.next_steps)}
+      <h3>Get help at once if you have</h3>${list(advice.emergency_symptoms)}
+      <p><strong>${escapeHtml(advice.emergency_action)}</strong></p>
+      <p class="disclaimer">${escapeHtml(advice.reminder)}</p>
+      <details><summary>Sources</summary><ul>${advice.sources.map((s) => `<li>${escapeHtml(s.title)}</li>`).join("")}</ul></details>
+    </section>`;
+}
