@@ -116,7 +116,7 @@ def superlink_command(*, host: str, port: int, database: Path, tls: Tls | None =
 
 
 def supernode_command(*, superlink: str, runtime_port: int, hospital_slug: str, tls: Tls | None = None,
-                      auth_key: Path | None = None) -> list[str]:
+                      auth_key: Path | None = None, warm: bool = True) -> list[str]:
     command = [
         str(VENV_BIN / "flower-supernode"), "--superlink", superlink,
         "--host", "127.0.0.1", "--port", str(runtime_port),
@@ -124,8 +124,8 @@ def supernode_command(*, superlink: str, runtime_port: int, hospital_slug: str, 
         # by the server: the ClientApp reads only this hospital's cases.
         "--node-config", f'hospital="{hospital_slug}"',
         # `process`: the node does not spawn a cold `flwr-clientapp` per message; our warm executor
-        # (federation/warm_executor.py) takes the tasks instead.
-        "--isolation", "process",
+        # (federation/warm_executor.py) takes the tasks instead. `subprocess` is Flower's default.
+        "--isolation", "process" if warm else "subprocess",
     ]
     command += ["--root-certificates", str(tls.ca)] if tls else ["--insecure"]
     if auth_key:
@@ -232,8 +232,12 @@ def start_superlink(home: Path, *, port: int, host: str = "127.0.0.1", tls: Tls 
 
 
 def start_node(home: Path, *, hospital_slug: str, superlink: str, runtime_port: int | None = None,
-               tls: Tls | None = None, auth_key: Path | None = None, env_extra: dict | None = None) -> Daemon:
-    """Start one hospital's SuperNode and the warm executor that runs its ClientApp tasks."""
+               tls: Tls | None = None, auth_key: Path | None = None, env_extra: dict | None = None,
+               warm: bool = True) -> Daemon:
+    """Start one hospital's SuperNode and the warm executor that runs its ClientApp tasks.
+
+    `warm=False` leaves Flower's default (a fresh flwr-clientapp process per message), for comparison.
+    """
     runtime_port = runtime_port or free_port()
     flwr_home = home / "nodes" / hospital_slug
     flwr_home.mkdir(parents=True, exist_ok=True)
@@ -241,7 +245,38 @@ def start_node(home: Path, *, hospital_slug: str, superlink: str, runtime_port: 
     log_path = home / "logs" / f"node-{hospital_slug}.log"
     node = spawn(f"node-{hospital_slug}",
                  supernode_command(superlink=superlink, runtime_port=runtime_port, hospital_slug=hospital_slug,
-                                   tls=tls, auth_key=auth_key), env, log_path)
-    executor = spawn(f"executor-{hospital_slug}", warm_executor_command(runtime_port=runtime_port), env,
-                     home / "logs" / f"executor-{hospital_slug}.log")
-    return Daemon(f"node-{hospital_slug}", node, log_path, children=[executor])
+                                   tls=tls, auth_key=auth_key, warm=warm), env, log_path)
+    children = []
+    if warm:
+        children.append(spawn(f"executor-{hospital_slug}", warm_executor_command(runtime_port=runtime_port), env,
+                              home / "logs" / f"executor-{hospital_slug}.log"))
+    return Daemon(f"node-{hospital_slug}", node, log_path, children=children)
+
+
+def is_loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+def supervise(daemons_: list[Daemon]) -> int:
+    """Wait in the foreground until one daemon exits or we are told to stop; then stop them all."""
+    stopping = []
+
+    def _stop(signum, frame):
+        stopping.append(signum)
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stopping:
+            dead = [d for d in daemons_ if not d.alive()]
+            if dead:
+                print(f"{dead[0].name} exited with {dead[0].process.returncode}; stopping the others "
+                      f"(log: {dead[0].log_path})", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        for daemon in reversed(daemons_):
+            daemon.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,34 @@
+"""The demo federation on this machine: a SuperLink and one SuperNode per opted-in hospital (foreground)."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from federation import conf, daemons
+from hospitals.models import Hospital
+
+
+class Command(BaseCommand):
+    help = __doc__.splitlines()[0]
+
+    def add_arguments(self, parser):
+        parser.add_argument("--hospitals", default="", help="comma-separated slugs (default: every opted-in one)")
+
+    def handle(self, *args, hospitals="", **options):
+        address = conf.superlink_address()
+        if not daemons.is_loopback(address):
+            raise CommandError("The demo federation runs on loopback; for several sites see docs/federation.md.")
+        slugs = [s for s in hospitals.split(",") if s] or list(
+            Hospital.objects.filter(federation_opt_in=True).order_by("slug").values_list("slug", flat=True))
+        if not slugs:
+            raise CommandError("No hospital has opted in to federated learning (see seed_federation).")
+        home = conf.federation_home()
+        host, port = address.rsplit(":", 1)
+        started = [daemons.start_superlink(home, host=host, port=int(port))]
+        try:
+            for slug in slugs:
+                started.append(daemons.start_node(home, hospital_slug=slug, superlink=address))
+        except Exception:
+            for daemon in started:
+                daemon.stop()
+            raise
+        self.stdout.write(f"SuperLink on {address}; nodes for {', '.join(slugs)}; logs in {home / 'logs'}")
+        raise SystemExit(daemons.supervise(started))

@@ -1,0 +1,35 @@
+"""Run the federation's SuperLink in the foreground (Ctrl-C or SIGTERM stops it).
+
+State (runs, nodes) lives in FEDERATION_HOME/state.db, so a restart keeps its runs. Plain connections
+are allowed on loopback only; anywhere else give --tls-dir (ca.crt, server.pem, server.key).
+"""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from federation import conf, daemons
+
+
+class Command(BaseCommand):
+    help = __doc__.splitlines()[0]
+
+    def add_arguments(self, parser):
+        parser.add_argument("--address", default=None, help="host:port to listen on (default from settings)")
+        parser.add_argument("--tls-dir", default=None, help="folder with ca.crt, server.pem and server.key")
+        parser.add_argument("--node-auth", action="store_true", default=None,
+                            help="accept only SuperNodes whose public key is registered")
+
+    def handle(self, *args, address=None, tls_dir=None, node_auth=None, **options):
+        address = address or conf.superlink_address()
+        tls_folder = Path(tls_dir) if tls_dir else conf.tls_dir()
+        tls = daemons.Tls.from_dir(tls_folder) if tls_folder else None
+        if tls is None and not daemons.is_loopback(address):
+            raise CommandError(f"{address} is not a loopback address: give --tls-dir so nodes connect over TLS.")
+        host, port = address.rsplit(":", 1)
+        home = conf.federation_home()
+        superlink = daemons.start_superlink(home, host=host, port=int(port), tls=tls,
+                                            node_auth=conf.node_auth() if node_auth is None else node_auth)
+        self.stdout.write(f"SuperLink on {address} ({'TLS' if tls else 'plain, loopback'}), state in "
+                          f"{home / 'state.db'}, log {superlink.log_path}")
+        raise SystemExit(daemons.supervise([superlink]))

@@ -1,0 +1,71 @@
+"""Give hospitals reviewed cases from the shared training split, IID or label-skewed (Dirichlet).
+
+Cases are imported through diagnostics' create_reviewed_case, so they are encrypted under each
+hospital's own key exactly like a doctor-reviewed upload; importing the same image twice is a no-op.
+"""
+
+from collections import Counter
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from hospitals.models import Hospital
+
+DEMO_HOSPITALS = "st-brigid,riverside-general,northfield-university"
+
+
+def seed_partition(hospitals, *, partition: str, per_hospital: int, alpha: float = 0.5, seed: int = 0,
+                   progress=True) -> dict[str, Counter]:
+    """Split the training rows among `hospitals` and import each share; returns label counts per hospital."""
+    import numpy as np
+
+    from diagnostics.ml.partition import partition_dirichlet, partition_iid
+    from diagnostics.training_data import create_reviewed_case
+    from federation.datasets import kaggle_split
+
+    rows = kaggle_split("train")
+    labels = [r["label"] for r in rows]
+    if partition == "iid":
+        shards = partition_iid(len(rows), len(hospitals), seed=seed)
+    else:
+        shards = partition_dirichlet(labels, len(hospitals), alpha=alpha, seed=seed)
+    counts = {}
+    rng = np.random.default_rng(seed)
+    for hospital, shard in zip(hospitals, shards):
+        # A random subset keeps the shard's class mix (the skew) at the requested size.
+        chosen = sorted(rng.choice(shard, size=min(per_hospital, len(shard)), replace=False))
+        counts[hospital.slug] = Counter(labels[i] for i in chosen)
+        for index in tqdm(chosen, desc=hospital.slug, disable=not progress, unit="case"):
+            path = settings.NEUROFED_DATA_DIR / rows[index]["path"]
+            create_reviewed_case(hospital, path.read_bytes(), rows[index]["label"])
+    return counts
+
+
+class Command(BaseCommand):
+    help = __doc__.splitlines()[0]
+
+    def add_arguments(self, parser):
+        parser.add_argument("--partition", choices=["iid", "label-skew"], default="iid")
+        parser.add_argument("--hospitals", default=DEMO_HOSPITALS, help="comma-separated slugs")
+        parser.add_argument("--per-hospital", type=int, default=600)
+        parser.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration for label-skew")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--opt-in", action="store_true", help="also opt the hospitals in to federation")
+
+    def handle(self, *args, partition, hospitals, per_hospital, alpha, seed, opt_in, **options):
+        slugs = [s for s in hospitals.split(",") if s]
+        found = {h.slug: h for h in Hospital.objects.filter(slug__in=slugs)}
+        missing = [s for s in slugs if s not in found]
+        if missing:
+            raise CommandError(f"No such hospitals: {', '.join(missing)} (run seed_demo first?)")
+        chosen = [found[s] for s in slugs]
+        if opt_in:
+            from hospitals.services import update_hospital_settings
+
+            for hospital in chosen:
+                update_hospital_settings(hospital=hospital, actor=None, federation_opt_in=True)
+        counts = seed_partition(chosen, partition=partition, per_hospital=per_hospital, alpha=alpha, seed=seed)
+        for slug, counter in counts.items():
+            self.stdout.write(f"{slug}: {sum(counter.values())} cases " +
+                              ", ".join(f"{k}={v}" for k, v in sorted(counter.items())))
