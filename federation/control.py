@@ -94,3 +94,30 @@ def stop_run(federation_home: Path, flower_run_id: str) -> None:
 
     with _control_client(federation_home) as client:
         client.StopRun(StopRunRequest(run_id=int(flower_run_id)))
+
+
+def register_node(federation_home: Path, public_key: Path, name: str = "") -> str:
+    """Register a node's public key with a SuperLink started with node authentication; returns its node id."""
+    env = daemons.daemon_env(cli_home(federation_home))
+    command = [str(daemons.VENV_BIN / "flwr"), "supernode", "register", str(public_key), daemons.CONNECTION_NAME,
+               "--format", "json"]
+    if name:
+        command += ["--name", name]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=str(daemons.REPO_ROOT))
+    try:
+        answer = json.loads(done.stdout[done.stdout.index("{"):])
+    except ValueError:
+        answer = {}
+    if done.returncode != 0 or not answer.get("success"):
+        raise ControlError(f"could not register {public_key.name}: "
+                           f"{answer.get('error-message') or done.stderr.strip()[-500:] or done.stdout[-500:]}")
+    return str(answer.get("node-id", ""))
+
+
+def online_nodes(federation_home: Path) -> list[str]:
+    """Ids of the nodes the SuperLink sees online."""
+    from flwr.proto.control_pb2 import ListNodesRequest
+
+    with _control_client(federation_home) as client:
+        response = client.ListNodes(ListNodesRequest())
+    return [str(n.node_id) for n in response.nodes_info if n.status == "online"]

@@ -20,6 +20,7 @@ _NAV = [
     ("Worklist", "frontend:worklist", STAFF),
     ("Members", "frontend:members", (Role.ADMIN,)),
     ("Settings", "frontend:settings", (Role.ADMIN,)),
+    ("Federation", "frontend:federation", (Role.ADMIN,)),
 ]
 
 

@@ -1,0 +1,77 @@
+"""Certificates and node keys for a federation over TLS with node authentication.
+
+For a pilot or a test: a private CA, a SuperLink certificate signed by it, and one ECDSA P-384 key pair
+per hospital node (OpenSSH format, as `ssh-keygen -t ecdsa -b 384` writes them). A production
+federation would take the SuperLink's certificate from the hospital group's own CA; the node keys are
+made by each hospital, and only the public key is sent to the coordinator to register.
+"""
+
+import datetime
+import ipaddress
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+def _write(path: Path, data: bytes, private: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+def _pem_key(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def make_superlink_certificates(folder: Path, hosts: list[str], days: int = 365) -> dict[str, Path]:
+    """ca.crt, ca.key, server.pem, server.key in `folder`. The server certificate names 127.0.0.1 too:
+    the SuperLink's own app processes connect to it there."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP384R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "NeuroFed federation CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=days))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA384()))
+    server_key = ec.generate_private_key(ec.SECP384R1())
+    names = []
+    for host in dict.fromkeys([*hosts, "127.0.0.1", "localhost"]):
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    server = (x509.CertificateBuilder()
+              .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0] if hosts else "superlink")]))
+              .issuer_name(ca_name).public_key(server_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days))
+              .add_extension(x509.SubjectAlternativeName(names), critical=False)
+              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+              .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+              .sign(ca_key, hashes.SHA384()))
+    return {
+        "ca": _write(folder / "ca.crt", ca.public_bytes(serialization.Encoding.PEM)),
+        "ca_key": _write(folder / "ca.key", _pem_key(ca_key), private=True),
+        "cert": _write(folder / "server.pem", server.public_bytes(serialization.Encoding.PEM)),
+        "key": _write(folder / "server.key", _pem_key(server_key), private=True),
+    }
+
+
+def make_node_key(folder: Path, name: str) -> tuple[Path, Path]:
+    """<name>.key (private, OpenSSH) and <name>.pub for one node."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return (_write(folder / f"{name}.key", private, private=True),
+            _write(folder / f"{name}.pub", public + f" {name}\n".encode()))
