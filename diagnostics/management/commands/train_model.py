@@ -1,0 +1,113 @@
+"""Train the classifier or the segmenter from scratch on the shared data, then calibrate and export.
+
+    manage.py train_model --task classify --size 128 --time-budget-min 50
+    manage.py train_model --task segment --size 128 --time-budget-min 50
+    manage.py train_model --task classify --checkpoint var/models/classify/best.weights.h5 --epochs 0
+
+Preprocessed arrays are cached under ``--cache-dir``; the best checkpoint (by the calibration split for
+the classifier, by the Figshare validation blocks for the segmenter) is written to
+``<output-dir>/best.weights.h5`` as training goes, and at the end the bundle (TFLite model, float16
+Keras weights, JSON with temperature and metrics) is exported to ``<output-dir>``. ``--install`` copies
+the bundle into settings.MODEL_DIR, the committed baseline weights.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Train the tumour classifier or segmenter from scratch and export a model bundle."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--task", choices=["classify", "segment"], required=True)
+        parser.add_argument("--data-dir", default=str(settings.NEUROFED_DATA_DIR))
+        parser.add_argument("--cache-dir", default=str(Path(settings.BASE_DIR) / "var" / "cache"))
+        parser.add_argument("--output-dir", default=None, help="default: var/models/<task>")
+        parser.add_argument("--size", type=int, default=128, help="model input side in pixels")
+        parser.add_argument("--epochs", type=int, default=60, help="upper bound; 0 = export the checkpoint only")
+        parser.add_argument("--time-budget-min", type=float, default=None,
+                            help="fit the number of epochs (and the schedule) to this wall-clock budget")
+        parser.add_argument("--batch-size", type=int, default=None)
+        parser.add_argument("--peak-lr", type=float, default=2e-3)
+        parser.add_argument("--width", type=int, default=None,
+                            help="classifier width (default 48) / segmenter base filters (default 12)")
+        parser.add_argument("--threads", type=int, default=0, help="TensorFlow CPU threads (0 = all)")
+        parser.add_argument("--checkpoint", default=None, help="start from these weights (*.weights.h5)")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--install", action="store_true", help="copy the exported bundle into MODEL_DIR")
+
+    def log(self, message: str) -> None:
+        self.stdout.write(f"[{time.strftime('%H:%M:%S')}] {message}")
+        self.stdout.flush()
+
+    def handle(self, *args, **options):
+        import tensorflow as tf
+
+        if options["threads"]:
+            tf.config.threading.set_intra_op_parallelism_threads(options["threads"])
+            tf.config.threading.set_inter_op_parallelism_threads(options["threads"])
+        from diagnostics.ml import data, networks, training
+
+        task, size = options["task"], options["size"]
+        output_dir = Path(options["output_dir"] or Path(settings.BASE_DIR) / "var" / "models" / task)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        data_dir, cache_dir = Path(options["data_dir"]), Path(options["cache_dir"])
+        if not (data_dir / "brain-tumor-mri").is_dir():
+            raise CommandError(f"no data set under {data_dir}; pass --data-dir")
+        self.log(f"loading and preprocessing data at {size}px (cached in {cache_dir})")
+        kaggle = data.kaggle_dataset(data_dir, cache_dir, size)
+        budget = options["time_budget_min"] * 60 if options["time_budget_min"] else None
+        checkpoint = output_dir / "best.weights.h5"
+        common = dict(peak_lr=options["peak_lr"], time_budget_s=budget, checkpoint_path=checkpoint,
+                      seed=options["seed"], log=self.log)
+
+        if task == "classify":
+            model = networks.build_classifier(size, width=options["width"] or 48)
+            x_train, y_train = kaggle.subset("train")
+            calibration = kaggle.subset("calib")
+            self.log(f"classifier: {model.count_params():,} parameters; train {len(x_train)}, "
+                     f"calibration {len(calibration[0])}, validation {int((kaggle.splits == 'val').sum())} images")
+            if options["checkpoint"]:
+                model.load_weights(options["checkpoint"])
+            if options["epochs"] > 0:
+                training.train_classifier(model, x_train, y_train, options["epochs"],
+                                          options["batch_size"] or 64, validation=calibration, **common)
+                model.load_weights(checkpoint)
+            from diagnostics.ml import export
+
+            bundle = export.export_classifier(model, output_dir, kaggle, log=self.log)
+        else:
+            figshare = data.figshare_dataset(data_dir, cache_dir, size)
+            empty_train = kaggle.pixels[(kaggle.splits == "train") & (kaggle.labels == data.readers.CLASS_NAMES.index("notumor"))]
+            empty_val = kaggle.pixels[(kaggle.splits == "val") & (kaggle.labels == data.readers.CLASS_NAMES.index("notumor"))]
+            # Every other no-tumour image: enough to learn "nothing here" while tumour slices stay the
+            # bulk of each epoch.
+            empty_train = empty_train[::2]
+            tumour_train = figshare.splits == "train"
+            tumour_val = figshare.splits == "val"
+            # No-tumour images with empty masks teach the segmenter to answer "nothing here".
+            x_train = np.concatenate([figshare.pixels[tumour_train], empty_train])
+            m_train = np.concatenate([figshare.masks[tumour_train], np.zeros(empty_train.shape, bool)])
+            x_val = np.concatenate([figshare.pixels[tumour_val], empty_val])
+            m_val = np.concatenate([figshare.masks[tumour_val], np.zeros(empty_val.shape, bool)])
+            model = networks.build_segmenter(size, base_filters=options["width"] or 12)
+            self.log(f"segmenter: {model.count_params():,} parameters; train {int(tumour_train.sum())} tumour + "
+                     f"{len(empty_train)} empty, validation {int(tumour_val.sum())} tumour + {len(empty_val)} empty")
+            if options["checkpoint"]:
+                model.load_weights(options["checkpoint"])
+            if options["epochs"] > 0:
+                training.train_segmenter(model, x_train, m_train, options["epochs"], options["batch_size"] or 16,
+                                         validation=(x_val, m_val), **common)
+                model.load_weights(checkpoint)
+            from diagnostics.ml import export
+
+            bundle = export.export_segmenter(model, output_dir, figshare, log=self.log)
+        if options["install"]:
+            export.install_bundle(bundle, Path(settings.MODEL_DIR), log=self.log)
+        self.log("done: " + json.dumps(bundle.get("validation_metrics", {})))

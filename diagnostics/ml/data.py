@@ -1,0 +1,146 @@
+"""Training data: manifests with duplicate groups and splits, and cached preprocessed arrays.
+
+Decoding and preprocessing thousands of JPEGs takes longer than a training epoch on a small CPU, so it
+is done once: ``kaggle_dataset(data_dir, cache_dir, size)`` and ``figshare_dataset(...)`` write
+``<cache_dir>/*.npz`` and reuse them while the data and the preprocessing version stay the same.
+
+Public helpers for other callers (federated clients, evaluation scripts):
+
+- ``load_classification_arrays(paths, size) -> uint8 (N, size, size)`` preprocesses a list of files.
+- ``kaggle_manifest(data_dir, cache_dir)`` -> list of dicts: path, label, sha256, phash, group, split.
+"""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import dedup, partition, preprocess, readers
+
+# Bump when preprocess.py changes in a way that alters pixels, so stale caches are rebuilt.
+PREPROCESS_VERSION = 1
+CLASSIFY_SPLIT = {"val": 0.15, "calib": 0.07, "train": 0.78}
+
+
+def _hash_file(path: str) -> tuple[str, int]:
+    data = Path(path).read_bytes()
+    return dedup.content_hash(data), dedup.perceptual_hash(readers.read_grayscale(path))
+
+
+def _map(function, items, workers: int):
+    if workers <= 1:
+        return [function(item) for item in items]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(function, items, chunksize=32))
+
+
+def kaggle_manifest(data_dir: str | Path, cache_dir: str | Path, workers: int = 2) -> list[dict]:
+    """Every Kaggle training image with its duplicate group and split ("train", "calib", "val" or
+    "conflict" for copies filed under two different classes). Cached as JSON."""
+    data_dir, cache_dir = Path(data_dir), Path(cache_dir)
+    cache_file = cache_dir / "kaggle_manifest.json"
+    if cache_file.exists():
+        return json.loads(cache_file.read_text())
+    kaggle_root = data_dir / "brain-tumor-mri" / "Training"
+    items = readers.list_kaggle_images(kaggle_root)
+    hashes = _map(_hash_file, [str(p) for p, _ in items], workers)
+    # Many Kaggle images are Figshare slices; neighbouring Figshare slice numbers are mostly one
+    # patient, so Kaggle images matching slices of the same Figshare block are grouped too.
+    figshare = readers.list_figshare_slices(data_dir / "figshare-brain-tumor-seg")
+    figshare_hashes = np.asarray([h for _, h in _map(_hash_file, [str(s.image_path) for s in figshare], workers)],
+                                 dtype=np.uint64)
+    kaggle_phash = np.asarray([h for _, h in hashes], dtype=np.uint64)
+    distances = dedup.hamming_matrix(kaggle_phash, figshare_hashes)
+    nearest = distances.argmin(axis=1)
+    first_in_block: dict[tuple[int, str], int] = {}
+    links = []
+    for index, (figshare_index, distance) in enumerate(zip(nearest, distances.min(axis=1))):
+        match = figshare[figshare_index]
+        # Only a match that agrees on the class is the same slice; blocks straddle class boundaries.
+        if distance <= dedup.NEAR_DUPLICATE_BITS and match.label == items[index][1]:
+            key = (partition.figshare_block(match.index), match.label)
+            links.append((first_in_block.setdefault(key, index), index))
+    groups = dedup.group_near_duplicates([c for c, _ in hashes], [p for _, p in hashes], extra_links=links)
+    labels = [label for _, label in items]
+    splits = partition.stratified_group_split(labels, groups, [c for c, _ in hashes], CLASSIFY_SPLIT)
+    manifest = [
+        {"path": str(path.relative_to(data_dir)), "label": label, "sha256": sha, "phash": f"{phash:016x}",
+         "group": int(group), "split": split}
+        for (path, label), (sha, phash), group, split in zip(items, hashes, groups, splits)
+    ]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps(manifest))
+    return manifest
+
+
+def _preprocess_file(args: tuple[str, int]) -> np.ndarray:
+    path, size = args
+    return preprocess.preprocess_slice(readers.read_grayscale(path), size).pixels
+
+
+def load_classification_arrays(paths: list[str | Path], size: int, workers: int = 1) -> np.ndarray:
+    """Decode and preprocess image files into a uint8 (N, size, size) array, in the given order."""
+    pixels = _map(_preprocess_file, [(str(p), size) for p in paths], workers)
+    return np.stack(pixels) if pixels else np.zeros((0, size, size), np.uint8)
+
+
+@dataclass
+class ClassificationData:
+    pixels: np.ndarray  # uint8 (N, size, size)
+    labels: np.ndarray  # int64 class index into readers.CLASS_NAMES
+    splits: np.ndarray  # str: train / calib / val / conflict
+    manifest: list[dict]
+
+    def subset(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        chosen = self.splits == split
+        return self.pixels[chosen], self.labels[chosen]
+
+
+def kaggle_dataset(data_dir: str | Path, cache_dir: str | Path, size: int, workers: int = 2) -> ClassificationData:
+    data_dir, cache_dir = Path(data_dir), Path(cache_dir)
+    manifest = kaggle_manifest(data_dir, cache_dir, workers)
+    cache_file = cache_dir / f"kaggle_{size}_v{PREPROCESS_VERSION}.npy"
+    if cache_file.exists():
+        pixels = np.load(cache_file)
+    else:
+        pixels = load_classification_arrays([data_dir / m["path"] for m in manifest], size, workers)
+        np.save(cache_file, pixels)
+    labels = np.asarray([readers.CLASS_NAMES.index(m["label"]) for m in manifest], dtype=np.int64)
+    return ClassificationData(pixels, labels, np.asarray([m["split"] for m in manifest]), manifest)
+
+
+def _preprocess_pair(args: tuple[str, str, int]) -> tuple[np.ndarray, np.ndarray]:
+    image_path, mask_path, size = args
+    prepared = preprocess.preprocess_slice(readers.read_grayscale(image_path), size)
+    mask = np.asarray(readers.read_grayscale(mask_path))
+    return prepared.pixels, preprocess.crop_mask(mask, prepared.box, size)
+
+
+@dataclass
+class SegmentationData:
+    pixels: np.ndarray  # uint8 (N, size, size)
+    masks: np.ndarray  # bool (N, size, size)
+    indices: np.ndarray  # Figshare slice numbers
+    labels: np.ndarray  # tumour class names
+    splits: np.ndarray  # train / val by slice-number block
+
+
+def figshare_dataset(data_dir: str | Path, cache_dir: str | Path, size: int, workers: int = 2) -> SegmentationData:
+    data_dir, cache_dir = Path(data_dir), Path(cache_dir)
+    slices = readers.list_figshare_slices(data_dir / "figshare-brain-tumor-seg")
+    cache_file = cache_dir / f"figshare_{size}_v{PREPROCESS_VERSION}.npz"
+    if cache_file.exists():
+        cached = np.load(cache_file)
+        pixels, masks = cached["pixels"], cached["masks"]
+    else:
+        pairs = _map(_preprocess_pair, [(str(s.image_path), str(s.mask_path), size) for s in slices], workers)
+        pixels = np.stack([p for p, _ in pairs])
+        masks = np.stack([m for _, m in pairs])
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        np.savez(cache_file, pixels=pixels, masks=masks)
+    indices = np.asarray([s.index for s in slices])
+    return SegmentationData(pixels, masks, indices, np.asarray([s.label for s in slices]),
+                            np.asarray(partition.figshare_block_split(indices.tolist())))

@@ -1,0 +1,324 @@
+"""Readers for everything a scan can arrive as, and for the two training-set layouts.
+
+Uploads: ``decode_scan(data, max_pixels=..., max_frames=...)`` takes the raw bytes (or a path), sniffs
+the type from the content, never from a file name, and returns a ``DecodedScan`` with 2-D grayscale
+slices. Every failure is a ``ScanDecodeError(code, detail)``; ``code`` is one of ``ERROR_CODES`` and is
+meant for an API response, ``detail`` is a sentence for a person.
+
+Supported: JPEG, PNG, DICOM (a single file, possibly multi-frame, or a zip of a DICOM series; the
+modality must be MR), NIfTI-1/NIfTI-2 (optionally gzip-compressed; axial slices that contain a head are
+kept). Patient identifiers found in DICOM headers are returned apart from the pixels, so that the caller
+can store them encrypted and nothing identifying ever reaches the model.
+
+Training sets: ``list_kaggle_images(root)`` for the class-per-folder layout and
+``list_figshare_slices(root)`` for the images/masks/labels.csv layout.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+CLASS_NAMES = ("glioma", "meningioma", "notumor", "pituitary")
+
+ERROR_CODES = {
+    "unreadable": "The file could not be decoded.",
+    "unsupported_type": "Only JPEG, PNG, DICOM (single file or zipped series) and NIfTI are accepted.",
+    "too_many_pixels": "An image is larger than the accepted number of pixels.",
+    "too_many_frames": "The scan has more frames or slices than accepted.",
+    "too_large": "The file expands to more data than accepted.",
+    "not_mr": "The scan is not an MR acquisition.",
+    "no_brain_slices": "No slice of the scan contains an image of a head.",
+    "empty": "The file is empty.",
+}
+
+# A gzip or zip bomb must be stopped while it inflates, not after.
+DEFAULT_MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024
+
+
+class ScanDecodeError(ValueError):
+    """A scan that cannot be used; ``code`` is machine-readable, ``detail`` is for a person."""
+
+    def __init__(self, code: str, detail: str | None = None):
+        if code not in ERROR_CODES:
+            raise ValueError(f"unknown scan error code {code!r}")
+        self.code = code
+        self.detail = detail or ERROR_CODES[code]
+        super().__init__(f"{code}: {self.detail}")
+
+
+@dataclass
+class DecodedScan:
+    kind: str  # "jpeg" | "png" | "dicom" | "dicom_series" | "nifti"
+    slices: list[np.ndarray]  # 2-D grayscale, uint8 or float32
+    pixel_spacing_mm: tuple[float, float] | None = None  # (row, column) spacing
+    patient_identifiers: dict[str, str] = field(default_factory=dict)
+
+
+def sniff_type(data: bytes) -> str:
+    """Name the container of ``data`` from its leading bytes: jpeg, png, dicom, nifti, gzip, zip."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        return "dicom"
+    if len(data) >= 4:
+        for order in "<>":
+            if struct.unpack(order + "i", data[:4])[0] in (348, 540):
+                return "nifti"
+    if data[:2] == b"\x1f\x8b":
+        return "gzip"
+    if data[:4] == b"PK\x03\x04":
+        return "zip"
+    return "unknown"
+
+
+def _check_pixels(height: int, width: int, max_pixels: int) -> None:
+    if height * width > max_pixels:
+        raise ScanDecodeError("too_many_pixels", f"An image of {width}x{height} pixels is larger than the "
+                                                 f"limit of {max_pixels} pixels.")
+
+
+def _has_content(slice2d: np.ndarray) -> bool:
+    """True when a slice holds an image rather than a blank or near-uniform field."""
+    values = np.asarray(slice2d, dtype=np.float32)
+    low, high = np.percentile(values, [1, 99])
+    if high - low <= 1e-6:
+        return False
+    foreground = values > low + 0.08 * (high - low)
+    return foreground.mean() >= 0.02
+
+
+def _decode_raster(data: bytes, kind: str, max_pixels: int, max_frames: int) -> DecodedScan:
+    try:
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size  # from the header, before any pixel is decoded
+        _check_pixels(height, width, max_pixels)
+        if getattr(image, "n_frames", 1) > max_frames:
+            raise ScanDecodeError("too_many_frames")
+        image.load()
+    except ScanDecodeError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise ScanDecodeError("unreadable", f"The {kind.upper()} image is damaged: {error}") from error
+    if image.mode in ("I;16", "I;16B", "I", "F"):
+        pixels = np.asarray(image, dtype=np.float32)
+    else:
+        pixels = np.asarray(image.convert("L"), dtype=np.uint8)
+    return DecodedScan(kind=kind, slices=[pixels])
+
+
+def _dicom_identifiers(dataset) -> dict[str, str]:
+    identifiers = {}
+    for keyword, name in (("PatientName", "patient_name"), ("PatientID", "patient_id"),
+                          ("PatientBirthDate", "birth_date")):
+        value = dataset.get(keyword)
+        if value not in (None, ""):
+            identifiers[name] = str(value)
+    return identifiers
+
+
+def _read_dicom_dataset(data: bytes, max_pixels: int, max_frames: int):
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data))
+    except (InvalidDicomError, EOFError, ValueError, TypeError, OSError, KeyError) as error:
+        raise ScanDecodeError("unreadable", f"The DICOM file is damaged: {error}") from error
+    modality = str(dataset.get("Modality", "")).strip().upper()
+    if modality != "MR":
+        shown = modality or "missing"
+        raise ScanDecodeError("not_mr", f"This DICOM file's modality is {shown}; upload an MR scan.")
+    rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
+    if rows <= 0 or columns <= 0:
+        raise ScanDecodeError("unreadable", "The DICOM file has no image.")
+    _check_pixels(rows, columns, max_pixels)
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    if frames > max_frames:
+        raise ScanDecodeError("too_many_frames", f"The DICOM file has {frames} frames; the limit is {max_frames}.")
+    try:
+        pixels = dataset.pixel_array.astype(np.float32)
+    except Exception as error:  # pydicom raises many types for bad or unsupported pixel data
+        raise ScanDecodeError("unreadable", f"The DICOM pixel data cannot be decoded: {error}") from error
+    slope = float(dataset.get("RescaleSlope", 1) or 1)
+    intercept = float(dataset.get("RescaleIntercept", 0) or 0)
+    pixels = pixels * slope + intercept
+    if str(dataset.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        pixels = pixels.max() - pixels
+    if pixels.ndim == 4:  # colour frames: reduce to grayscale
+        pixels = pixels.mean(axis=-1)
+    elif pixels.ndim == 3 and frames == 1:
+        pixels = pixels.mean(axis=-1)[None]
+    elif pixels.ndim == 2:
+        pixels = pixels[None]
+    spacing = dataset.get("PixelSpacing")
+    spacing_mm = (float(spacing[0]), float(spacing[1])) if spacing is not None and len(spacing) == 2 else None
+    return dataset, [frame for frame in pixels], spacing_mm
+
+
+def _decode_dicom(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
+    dataset, slices, spacing = _read_dicom_dataset(data, max_pixels, max_frames)
+    return DecodedScan("dicom", slices, spacing, _dicom_identifiers(dataset))
+
+
+def _decode_dicom_zip(data: bytes, max_pixels: int, max_frames: int, max_bytes: int) -> DecodedScan:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX")]
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ScanDecodeError("unreadable", f"The zip archive is damaged: {error}") from error
+    if not members:
+        raise ScanDecodeError("empty", "The zip archive holds no files.")
+    if len(members) > max_frames:
+        raise ScanDecodeError("too_many_frames", f"The series has {len(members)} files; the limit is {max_frames}.")
+    if sum(m.file_size for m in members) > max_bytes:
+        raise ScanDecodeError("too_large", "The zip archive expands to more data than accepted.")
+    entries = []
+    identifiers: dict[str, str] = {}
+    spacing = None
+    for member in members:
+        try:
+            with archive.open(member) as handle:
+                content = handle.read(max_bytes + 1)
+        except (zipfile.BadZipFile, OSError, RuntimeError) as error:
+            raise ScanDecodeError("unreadable", f"A file in the zip archive is damaged: {error}") from error
+        if sniff_type(content) != "dicom":
+            raise ScanDecodeError("unsupported_type", "A zip upload must contain only DICOM files of one series.")
+        dataset, frames, spacing_mm = _read_dicom_dataset(content, max_pixels, max_frames)
+        identifiers = identifiers or _dicom_identifiers(dataset)
+        spacing = spacing or spacing_mm
+        position = dataset.get("ImagePositionPatient")
+        order = (float(position[2]) if position is not None and len(position) == 3
+                 else float(dataset.get("InstanceNumber", 0) or 0))
+        entries.extend((order, index, frame) for index, frame in enumerate(frames))
+    if len(entries) > max_frames:
+        raise ScanDecodeError("too_many_frames", f"The series has {len(entries)} frames; the limit is {max_frames}.")
+    entries.sort(key=lambda entry: (entry[0], entry[1]))
+    return DecodedScan("dicom_series", [frame for _, _, frame in entries], spacing, identifiers)
+
+
+def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
+    import nibabel as nib
+
+    header_size = struct.unpack("<i", data[:4])[0]
+    if header_size not in (348, 540):
+        header_size = struct.unpack(">i", data[:4])[0]
+    image_class = nib.Nifti2Image if header_size == 540 else nib.Nifti1Image
+    try:
+        volume = image_class.from_bytes(data)
+        volume = nib.as_closest_canonical(volume)  # RAS: the third axis runs foot to head (axial)
+        shape = volume.shape
+    except Exception as error:  # nibabel raises assorted types on a bad header
+        raise ScanDecodeError("unreadable", f"The NIfTI file is damaged: {error}") from error
+    if len(shape) < 2 or len(shape) > 4:
+        raise ScanDecodeError("unreadable", f"A NIfTI image of shape {shape} is not a 2-D or 3-D scan.")
+    _check_pixels(shape[0], shape[1], max_pixels)
+    depth = shape[2] if len(shape) >= 3 else 1
+    if depth > max_frames:
+        raise ScanDecodeError("too_many_frames", f"The volume has {depth} slices; the limit is {max_frames}.")
+    try:
+        if len(shape) == 4:  # a time series: the first volume is the anatomy
+            array = np.asarray(volume.dataobj[..., 0], dtype=np.float32)
+        else:
+            array = np.asarray(volume.dataobj, dtype=np.float32)
+    except Exception as error:
+        raise ScanDecodeError("unreadable", f"The NIfTI pixel data cannot be read: {error}") from error
+    if array.ndim == 2:
+        array = array[:, :, None]
+    # RAS voxel (i, j) runs left->right, posterior->anterior; rotate so anterior is up, as radiologists
+    # (and the training images) show an axial slice.
+    slices = [np.rot90(array[:, :, k]).astype(np.float32) for k in range(array.shape[2])]
+    slices = [s for s in slices if _has_content(s)]
+    zooms = volume.header.get_zooms()
+    spacing = (float(zooms[1]), float(zooms[0])) if len(zooms) >= 2 else None
+    return DecodedScan("nifti", slices, spacing, {})
+
+
+def _gunzip(data: bytes, max_bytes: int) -> bytes:
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            inflated = stream.read(max_bytes + 1)
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise ScanDecodeError("unreadable", f"The gzip file is damaged: {error}") from error
+    if len(inflated) > max_bytes:
+        raise ScanDecodeError("too_large", "The compressed file expands to more data than accepted.")
+    return inflated
+
+
+def decode_scan(data: bytes | str | Path, *, max_pixels: int = 4096 * 4096, max_frames: int = 512,
+                max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> DecodedScan:
+    """Decode an uploaded scan (bytes, or a path to read) into grayscale slices, within limits.
+
+    ``max_pixels`` bounds each slice (rows x columns), ``max_frames`` the number of frames, files or
+    slices, ``max_decompressed_bytes`` what a gzip or zip may inflate to. Raises ``ScanDecodeError``.
+    """
+    if isinstance(data, (str, Path)):
+        data = Path(data).read_bytes()
+    if not data:
+        raise ScanDecodeError("empty")
+    kind = sniff_type(data)
+    if kind == "gzip":
+        data = _gunzip(data, max_decompressed_bytes)
+        if sniff_type(data) != "nifti":
+            raise ScanDecodeError("unsupported_type", "Only NIfTI volumes are accepted gzip-compressed.")
+        kind = "nifti"
+    if kind in ("jpeg", "png"):
+        scan = _decode_raster(data, kind, max_pixels, max_frames)
+    elif kind == "dicom":
+        scan = _decode_dicom(data, max_pixels, max_frames)
+    elif kind == "zip":
+        scan = _decode_dicom_zip(data, max_pixels, max_frames, max_decompressed_bytes)
+    elif kind == "nifti":
+        scan = _decode_nifti(data, max_pixels, max_frames)
+    else:
+        raise ScanDecodeError("unsupported_type")
+    if not scan.slices or not any(_has_content(s) for s in scan.slices):
+        raise ScanDecodeError("no_brain_slices")
+    return scan
+
+
+def read_grayscale(path: str | Path) -> np.ndarray:
+    """First slice of any supported file, as a 2-D array (convenience for data sets and tests)."""
+    return decode_scan(Path(path).read_bytes(), max_pixels=8192 * 8192, max_frames=4096).slices[0]
+
+
+def list_kaggle_images(root: str | Path) -> list[tuple[Path, str]]:
+    """(path, class name) for every image of a class-per-folder data set, sorted for determinism."""
+    root = Path(root)
+    items = []
+    for class_name in CLASS_NAMES:
+        folder = root / class_name
+        if not folder.is_dir():
+            raise FileNotFoundError(f"missing class folder {folder}")
+        items.extend((path, class_name) for path in sorted(folder.iterdir())
+                     if path.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    return items
+
+
+@dataclass(frozen=True)
+class FigshareSlice:
+    index: int
+    image_path: Path
+    mask_path: Path
+    label: str
+
+
+def list_figshare_slices(root: str | Path) -> list[FigshareSlice]:
+    """Every slice of the Figshare images/masks/labels.csv layout, in slice-number order."""
+    root = Path(root)
+    slices = []
+    with open(root / "labels.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            index = int(row["index"])
+            slices.append(FigshareSlice(index, root / "images" / f"{index}.png",
+                                        root / "masks" / f"{index}.png", row["label"]))
+    return sorted(slices, key=lambda s: s.index)

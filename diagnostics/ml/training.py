@@ -1,0 +1,235 @@
+"""Training and evaluation loops for the classifier and the segmenter.
+
+Stable API (used by the ``train_model`` command and by the federated-learning client):
+
+- ``train_classifier(model, x, y, epochs, batch_size=64, ...) -> keras.callbacks.History``
+- ``evaluate_classifier(model, x, y) -> {"loss", "accuracy", "macro_f1"}``
+- ``train_segmenter(model, x, masks, epochs, batch_size=16, ...) -> History``
+- ``evaluate_segmenter(model, x, masks) -> {"loss", "dice", "iou"}``
+- weights travel with Keras' own ``model.get_weights()`` / ``model.set_weights(list)``.
+
+``x`` is uint8 (N, S, S) or (N, S, S, 1) from ``preprocess_slice``; ``y`` integer class indices; masks
+bool/0-1 (N, S, S). Training uses in-graph augmentation, AdamW with a warm-up and cosine decay, and an
+exponential moving average of the weights (evaluated and saved in place of the raw weights). With
+``time_budget_s`` the number of epochs is fitted to the budget after the first epoch has been timed,
+and the cosine schedule is stretched to match, so a hard deadline still ends on a fully decayed rate.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .augment import augment_batch
+
+
+def _with_channel(x: np.ndarray) -> np.ndarray:
+    return x[..., None] if x.ndim == 3 else x
+
+
+class WarmupCosine(keras.callbacks.Callback):
+    """Per-step learning rate: linear warm-up, then cosine decay to ``final_fraction`` of the peak.
+
+    With a time budget, the total number of epochs is decided at the end of the first epoch.
+    """
+
+    def __init__(self, peak_lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: float = 2.0,
+                 final_fraction: float = 0.01, time_budget_s: float | None = None, log=print):
+        super().__init__()
+        self.peak_lr, self.epochs, self.steps_per_epoch = peak_lr, epochs, steps_per_epoch
+        self.warmup_steps = max(1, int(warmup_epochs * steps_per_epoch))
+        self.final_fraction, self.time_budget_s, self.log = final_fraction, time_budget_s, log
+        self.step = 0
+        self.started = None
+
+    def on_train_begin(self, logs=None):
+        self.started = time.monotonic()
+
+    def _lr(self) -> float:
+        total = self.epochs * self.steps_per_epoch
+        if self.step < self.warmup_steps:
+            return self.peak_lr * (self.step + 1) / self.warmup_steps
+        progress = min(1.0, (self.step - self.warmup_steps) / max(1, total - self.warmup_steps))
+        return self.peak_lr * (self.final_fraction + (1 - self.final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate.assign(self._lr())
+        self.step += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.time_budget_s and epoch == 0:
+            elapsed = time.monotonic() - self.started
+            fitted = max(2, int(self.time_budget_s / elapsed))
+            self.epochs = min(self.epochs, fitted)
+            self.log(f"first epoch took {elapsed:.0f}s; training for {self.epochs} epochs within the budget")
+        if epoch + 1 >= self.epochs:
+            self.model.stop_training = True
+
+
+class ProgressLine(keras.callbacks.Callback):
+    """One line per epoch with the metrics and elapsed time (Keras' own bar floods log files)."""
+
+    def __init__(self, log=print):
+        super().__init__()
+        self.log = log
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        shown = " ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items()) if k != "learning_rate")
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self.log(f"epoch {epoch + 1} {shown} lr={lr:.2e} elapsed={time.monotonic() - self.started:.0f}s")
+
+
+def _optimizer(peak_lr: float, weight_decay: float, ema: bool) -> keras.optimizers.Optimizer:
+    return keras.optimizers.AdamW(learning_rate=peak_lr, weight_decay=weight_decay, use_ema=ema,
+                                  ema_momentum=0.995 if ema else 0.99, ema_overwrite_frequency=None,
+                                  clipnorm=5.0)
+
+
+def _callbacks(peak_lr, epochs, steps, warmup_epochs, time_budget_s, checkpoint_path, monitor, mode, ema, log):
+    callbacks = [WarmupCosine(peak_lr, epochs, steps, warmup_epochs, time_budget_s=time_budget_s, log=log)]
+    if ema:
+        # Validation and checkpoints see the averaged weights; training continues on the raw ones.
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    if checkpoint_path:
+        Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
+        callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoint_path), monitor=monitor, mode=mode,
+                                                         save_best_only=True, save_weights_only=True))
+    callbacks.append(ProgressLine(log))
+    return callbacks
+
+
+def train_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int = 64, *,
+                     validation: tuple[np.ndarray, np.ndarray] | None = None, peak_lr: float = 2e-3,
+                     weight_decay: float = 5e-4, warmup_epochs: float = 2.0, augment: bool = True,
+                     ema: bool = True, time_budget_s: float | None = None,
+                     checkpoint_path: str | Path | None = None, seed: int = 0, log=print,
+                     verbose: int = 0) -> keras.callbacks.History:
+    """Fit ``model`` (logits output) on uint8 images ``x`` and class indices ``y``; compiles it.
+
+    ``checkpoint_path`` (``*.weights.h5``) keeps the weights with the best validation accuracy. After
+    training with ``ema`` the model holds the averaged weights.
+    """
+    tf.random.set_seed(seed)
+    x = _with_channel(x)
+    dataset = (tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
+               .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+               .batch(batch_size, drop_remainder=len(x) > batch_size))
+    if augment:
+        dataset = dataset.map(lambda a, b: (augment_batch(a), b), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = dataset.map(lambda a, b: (tf.cast(a, tf.float32), b))
+    dataset = dataset.prefetch(2)
+    model.compile(optimizer=_optimizer(peak_lr, weight_decay, ema),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    steps = max(1, len(x) // batch_size)
+    validation_data = None
+    if validation is not None:
+        validation_data = (_with_channel(validation[0]).astype(np.float32), validation[1].astype(np.int32))
+    monitor = "val_accuracy" if validation is not None else "accuracy"
+    history = model.fit(dataset, epochs=epochs if not time_budget_s else 10_000, validation_data=validation_data,
+                        callbacks=_callbacks(peak_lr, epochs, steps, warmup_epochs, time_budget_s, checkpoint_path,
+                                             monitor, "max", ema, log), verbose=verbose)
+    if ema:
+        model.optimizer.finalize_variable_values(model.trainable_variables)
+    return history
+
+
+def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
+    x = _with_channel(x).astype(np.float32)
+    return np.concatenate([np.asarray(model(x[i:i + batch_size], training=False)) for i in range(0, len(x), batch_size)]) \
+        if len(x) else np.zeros((0, model.output_shape[-1]), np.float32)
+
+
+def evaluate_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Cross-entropy, accuracy and macro-F1 of a logits model on preprocessed images."""
+    from sklearn.metrics import f1_score
+
+    logits = predict_logits(model, x)
+    log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    predicted = logits.argmax(axis=1)
+    return {
+        "loss": float(-log_probs[np.arange(len(y)), y].mean()),
+        "accuracy": float((predicted == y).mean()),
+        "macro_f1": float(f1_score(y, predicted, average="macro", labels=np.arange(logits.shape[1]), zero_division=0)),
+    }
+
+
+def dice_bce_loss(y_true, y_pred_logits):
+    """Binary cross-entropy plus soft Dice over the batch; the Dice term keeps small tumours from being
+    drowned by the background, the BCE term gives empty masks (no-tumour images) a gradient."""
+    y_true = tf.cast(y_true, tf.float32)
+    bce = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y_true, logits=y_pred_logits))
+    prob = tf.sigmoid(y_pred_logits)
+    intersection = tf.reduce_sum(prob * y_true)
+    dice = (2.0 * intersection + 1.0) / (tf.reduce_sum(prob) + tf.reduce_sum(y_true) + 1.0)
+    return bce + (1.0 - dice)
+
+
+class _DiceMetric(keras.metrics.Metric):
+    def __init__(self, name="dice", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.intersection = self.add_weight(name="intersection", initializer="zeros")
+        self.total = self.add_weight(name="total", initializer="zeros")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        predicted = tf.cast(y_pred > 0.0, tf.float32)
+        y_true = tf.cast(y_true, tf.float32)
+        self.intersection.assign_add(tf.reduce_sum(predicted * y_true))
+        self.total.assign_add(tf.reduce_sum(predicted) + tf.reduce_sum(y_true))
+
+    def result(self):
+        return 2.0 * self.intersection / tf.maximum(self.total, 1.0)
+
+
+def train_segmenter(model: keras.Model, x: np.ndarray, masks: np.ndarray, epochs: int, batch_size: int = 16, *,
+                    validation: tuple[np.ndarray, np.ndarray] | None = None, peak_lr: float = 2e-3,
+                    weight_decay: float = 1e-4, warmup_epochs: float = 1.0, augment: bool = True,
+                    ema: bool = True, time_budget_s: float | None = None,
+                    checkpoint_path: str | Path | None = None, seed: int = 0, log=print,
+                    verbose: int = 0) -> keras.callbacks.History:
+    """Fit a mask-logits ``model`` on uint8 images and binary masks; best checkpoint by validation Dice."""
+    tf.random.set_seed(seed)
+    x = _with_channel(x)
+    masks = _with_channel(masks).astype(np.uint8)
+    dataset = (tf.data.Dataset.from_tensor_slices((x, masks))
+               .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+               .batch(batch_size, drop_remainder=len(x) > batch_size))
+    if augment:
+        dataset = dataset.map(lambda a, m: augment_batch(a, m), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = dataset.map(lambda a, m: (tf.cast(a, tf.float32), tf.cast(m, tf.float32)))
+    dataset = dataset.prefetch(2)
+    model.compile(optimizer=_optimizer(peak_lr, weight_decay, ema), loss=dice_bce_loss, metrics=[_DiceMetric()])
+    steps = max(1, len(x) // batch_size)
+    validation_data = None
+    if validation is not None:
+        validation_data = (_with_channel(validation[0]).astype(np.float32),
+                           _with_channel(validation[1]).astype(np.float32))
+    monitor = "val_dice" if validation is not None else "dice"
+    history = model.fit(dataset, epochs=epochs if not time_budget_s else 10_000, validation_data=validation_data,
+                        batch_size=batch_size,
+                        callbacks=_callbacks(peak_lr, epochs, steps, warmup_epochs, time_budget_s, checkpoint_path,
+                                             monitor, "max", ema, log), verbose=verbose)
+    if ema:
+        model.optimizer.finalize_variable_values(model.trainable_variables)
+    return history
+
+
+def evaluate_segmenter(model: keras.Model, x: np.ndarray, masks: np.ndarray, batch_size: int = 32) -> dict[str, float]:
+    """Loss, pooled Dice and IoU of a mask-logits model at model resolution."""
+    x = _with_channel(x).astype(np.float32)
+    masks = _with_channel(masks).astype(np.float32)
+    logits = np.concatenate([np.asarray(model(x[i:i + batch_size], training=False)) for i in range(0, len(x), batch_size)])
+    predicted = logits > 0
+    truth = masks > 0.5
+    intersection = float(np.logical_and(predicted, truth).sum())
+    total = float(predicted.sum() + truth.sum())
+    union = float(np.logical_or(predicted, truth).sum())
+    return {"loss": float(dice_bce_loss(masks, logits)), "dice": 2 * intersection / max(total, 1.0),
+            "iou": intersection / max(union, 1.0)}
