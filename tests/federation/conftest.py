@@ -6,13 +6,21 @@ commit their rows (transactional_db) so those processes can see them.
 """
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from federation import daemons
+from tests.diagnostics.conftest import (  # noqa: F401 - fixtures reused from the pipeline's tests
+    asgi_server,
+    live_media_root,
+    process_environment,
+    shared_media_root,
+)
 from tests.factories import make_hospital
 
 DATA_DIR = Path(settings.NEUROFED_DATA_DIR) / "brain-tumor-mri" / "Training"
@@ -26,12 +34,6 @@ def _port() -> int:
         low, high = (int(p) for p in raw.split("-"))
         return daemons.free_port(range(low, high + 1))
     return daemons.free_port()
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 class Federation:
@@ -71,12 +73,12 @@ class Federation:
 
 
 @pytest.fixture
-def federation(transactional_db, settings, tmp_path):
+def federation(transactional_db, shared_media_root, settings, tmp_path):
     settings.FEDERATION_HOME = tmp_path / "federation"
     settings.MODEL_DIR = tmp_path / "models"
-    env = {
-        "DATABASE_URL": _database_url(),
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+    # The test database, Redis and the media folder the test shares with every process it starts.
+    env = process_environment(settings.MEDIA_ROOT)
+    env.update({
         "NEUROFED_MODEL_DIR": str(settings.MODEL_DIR),
         "FEDERATION_HOME": str(settings.FEDERATION_HOME),
         # Small deadlines so the failure paths end within the test's time.
@@ -85,9 +87,7 @@ def federation(transactional_db, settings, tmp_path):
         "OMP_NUM_THREADS": "1",
         "TF_NUM_INTRAOP_THREADS": "1",
         "TF_NUM_INTEROP_THREADS": "1",
-    }
-    if settings.REDIS_URL:
-        env["REDIS_URL"] = settings.REDIS_URL
+    })
     fed = Federation(settings.FEDERATION_HOME, env)
     try:
         yield fed
@@ -110,3 +110,26 @@ def seed_hospital(slug: str, *, per_class: int, offset: int):
         for path in kaggle_files(label, per_class, offset):
             create_reviewed_case(hospital, path.read_bytes(), label)
     return hospital
+
+
+@pytest.fixture
+def federation_worker(federation, settings, tmp_path):
+    """A real Celery worker on the `federation` queue, so runs started over the API are submitted by it."""
+    import redis
+
+    redis.Redis.from_url(settings.REDIS_URL).delete("federation")
+    env = dict(federation.env, FEDERATION_HOME=str(settings.FEDERATION_HOME), FEDERATION_SUPERLINK_ADDRESS=
+               federation.superlink_address)
+    log_path = tmp_path / "federation-worker.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "celery"), "-A", "neurofed", "worker", "-Q", "federation",
+             "--concurrency", "1", "--pool", "solo", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=str(daemons.REPO_ROOT))
+    worker = daemons.Daemon("federation-worker", process, log_path)
+    deadline = time.monotonic() + 60
+    while "ready" not in log_path.read_text(errors="replace") and time.monotonic() < deadline:
+        assert process.poll() is None, log_path.read_text(errors="replace")
+        time.sleep(0.3)
+    yield worker
+    worker.stop(timeout=10)

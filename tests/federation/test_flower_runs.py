@@ -1,14 +1,24 @@
-"""End to end on loopback: a real SuperLink, real SuperNodes, tiny model, a couple of rounds."""
+"""End to end on loopback: a real SuperLink, real SuperNodes (with their warm executors), tiny model.
 
+The runs use a 32-pixel, width-4 classifier and a dozen cases per hospital, so a round takes seconds;
+what is tested is the deployment: processes, messages, deadlines, records and the live stream.
+"""
+
+import json
+import threading
 import time
 
 import pytest
+from django.test import Client
+from rest_framework.authtoken.models import Token
+from websockets.sync.client import connect
 
-from federation.models import FederatedRun, RunStatus
+from federation.models import FederatedRound, FederatedRun, RunStatus
 from federation.tasks import follow_run
+from tests.factories import make_user
 from tests.federation.conftest import seed_hospital
 
-pytestmark = [pytest.mark.flower, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.flower, pytest.mark.slow, pytest.mark.timeout(420)]
 
 TINY = {"num_rounds": 2, "local_epochs": 1, "batch_size": 8, "image_size": 32, "model_width": 4,
         "validation_per_class": 3, "min_nodes": 2}
@@ -20,23 +30,125 @@ def make_run(hospitals, **params):
     return run
 
 
-def test_two_nodes_complete_a_tiny_run(federation):
-    a = seed_hospital("fl-a", per_class=3, offset=0)
-    b = seed_hospital("fl-b", per_class=3, offset=50)
+def follow_in_background(run):
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(status=follow_run(run.pk, poll_s=0.5)), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def wait_for(predicate, timeout, message):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(message)
+
+
+def http_post(server, path, user, body):
+    import urllib.request
+
+    request = urllib.request.Request(server.url + path, data=json.dumps(body).encode(), method="POST")
+    request.add_header("Authorization", f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_a_run_started_over_the_api_streams_its_rounds_over_the_websocket(federation, federation_worker,
+                                                                          asgi_server, world):
+    """Operator POSTs a run to daphne; the Celery worker submits it; the admin of a participating
+    hospital watches the rounds arrive over a real websocket; each node trained on its own cases only."""
+    a = seed_hospital("fl-a", per_class=3, offset=0)  # 12 cases
+    b = seed_hospital("fl-b", per_class=2, offset=50)  # 8 cases
+    admin = make_user("fl-admin@fl-a.example")
+    from hospitals.models import Role
+    from hospitals.services import add_member
+
+    add_member(hospital=a, user=admin, role=Role.ADMIN)
+    operator = make_user("operator@neurofed.example", is_superuser=True)
     federation.start_superlink()
     federation.start_node(a.slug)
     federation.start_node(b.slug)
-    run = make_run([a, b])
+
     started = time.monotonic()
-    status = follow_run(run.pk, poll_s=0.5)
-    run.refresh_from_db()
-    assert status == RunStatus.COMPLETED, f"{run.failure_reason}\n{federation.logs()}"
-    rounds = list(run.rounds.order_by("number"))
-    assert [r.number for r in rounds] == [1, 2]
-    for row in rounds:
-        assert {n["hospital"] for n in row.nodes} == {"fl-a", "fl-b"}
-        assert all(n["num_examples"] == 12 for n in row.nodes)
-        assert row.global_accuracy is not None and row.bytes_sent > 0 and row.bytes_received > 0
-    assert run.dropouts == []
+    status, body = http_post(asgi_server, "/api/v1/federation/runs/", operator,
+                             {"hospitals": [a.slug, b.slug], **TINY})
+    assert status == 201, body
+    client = Client()
+    client.force_login(admin)
+    events = []
+    with connect(f"{asgi_server.ws_url}/ws/federation/runs/{body['id']}/", open_timeout=20,
+                 additional_headers={"Cookie": f"sessionid={client.cookies['sessionid'].value}",
+                                     "Origin": asgi_server.url}) as socket:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            event = json.loads(socket.recv(timeout=max(1, deadline - time.monotonic())))
+            events.append(event)
+            if event["kind"] == "finished":
+                break
+    elapsed = time.monotonic() - started
+    run = FederatedRun.objects.get(pk=body["id"])
+    assert run.status == RunStatus.COMPLETED, f"{run.failure_reason}\n{federation.logs()}\n{federation_worker.log_path.read_text()}"
+    assert events[0]["kind"] == "snapshot"
+    rounds = [e for e in events if e["kind"] == "round"]
+    assert [e["round"] for e in rounds] == [1, 2]
+    for event in rounds:
+        assert 0.0 <= event["global_accuracy"] <= 1.0 and event["global_loss"] > 0
+        assert event["bytes_sent"] > 0 and event["bytes_received"] > 0 and event["duration_s"] > 0
+        # Each node reported exactly its own hospital's number of cases: A never read B's, nor B A's.
+        assert {n["hospital"]: n["num_examples"] for n in event["nodes"]} == {"fl-a": 12, "fl-b": 8}
+    assert rounds[-1]["global_accuracy"] == pytest.approx(run.rounds.get(number=2).global_accuracy)
+    # The guard saw every reply and refused none: only weights and listed metrics came back.
+    assert run.final_metrics["wire"]["inspected_replies"] >= 8
     assert run.final_metrics["wire"]["rejected_replies"] == []
-    print(f"tiny run: {time.monotonic() - started:.1f} s; rounds {[round(r.duration_s, 1) for r in rounds]}")
+    assert run.weights_path and run.dropouts == []
+    assert elapsed < 180, f"the tiny run took {elapsed:.0f} s"
+
+
+def test_a_killed_node_is_recorded_and_too_few_nodes_fail_the_run(federation):
+    """Three nodes, two needed: a node killed in round 1 drops out and the round completes with the
+    other two; a second node killed in round 2 leaves too few, and the run fails with that reason."""
+    hospitals = [seed_hospital(f"fl-{n}", per_class=2, offset=10 * i) for i, n in enumerate("abc")]
+    federation.start_superlink()
+    for hospital in hospitals:
+        federation.start_node(hospital.slug)
+    run = make_run(hospitals, num_rounds=3)
+    thread, result = follow_in_background(run)
+
+    wait_for(lambda: FederatedRound.objects.filter(run=run, number=1).exists(), 120, "round 1 never started")
+    federation.nodes["fl-c"].kill()
+    wait_for(lambda: FederatedRound.objects.filter(run=run, number=2).exists(), 150,
+             f"round 2 never started\n{federation.logs()}")
+    first = FederatedRound.objects.get(run=run, number=1)
+    assert first.finished_at is not None
+    assert {n["hospital"] for n in first.nodes} == {"fl-a", "fl-b"}
+    assert {d["hospital"] for d in first.dropouts} == {"fl-c"}
+    federation.nodes["fl-b"].kill()
+    thread.join(timeout=150)
+    assert not thread.is_alive(), "the run hung"
+    run.refresh_from_db()
+    assert result["status"] == RunStatus.FAILED
+    assert "needs 2" in run.failure_reason or "of the 2 nodes" in run.failure_reason, run.failure_reason
+    assert {d["hospital"] for d in run.dropouts} >= {"fl-b", "fl-c"}
+
+
+def test_a_killed_superlink_fails_the_run_within_the_platform_deadline(federation, settings):
+    settings.FEDERATION_SUPERLINK_LOST_S = 10
+    a = seed_hospital("fl-a", per_class=2, offset=0)
+    b = seed_hospital("fl-b", per_class=2, offset=30)
+    federation.start_superlink()
+    federation.start_node(a.slug)
+    federation.start_node(b.slug)
+    run = make_run([a, b], num_rounds=5)
+    thread, result = follow_in_background(run)
+    wait_for(lambda: FederatedRound.objects.filter(run=run, number=1).exists(), 120, "round 1 never started")
+    killed = time.monotonic()
+    federation.superlink.kill()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the run hung after the SuperLink died"
+    run.refresh_from_db()
+    assert result["status"] == RunStatus.FAILED and run.status == RunStatus.FAILED
+    assert "SuperLink was unreachable" in run.failure_reason
+    assert time.monotonic() - killed < 60
