@@ -1,0 +1,59 @@
+import io
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import check_password
+from django.core.management import call_command
+
+from hospitals.models import AuditEvent, Hospital, Membership, Patient
+
+pytestmark = pytest.mark.django_db
+
+
+def seed(*args):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("seed_demo", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def snapshot():
+    User = get_user_model()
+    return (
+        sorted(Hospital.objects.values_list("slug", "wrapped_data_key")),
+        sorted(User.objects.values_list("email", "password")),
+        sorted(Membership.objects.values_list("hospital__slug", "user__email", "role")),
+        sorted(str(pk) for pk in Patient.objects.values_list("pk", flat=True)),
+        AuditEvent.objects.count(),
+    )
+
+
+def test_seed_demo_creates_three_hospitals_and_prints_credentials():
+    out, err = seed("--json")
+    credentials = json.loads(out)
+    assert "DEMO ONLY" in err
+    assert len(credentials) == 18 and set(credentials[0]) == {"hospital", "email", "role", "password"}
+    for slug in {c["hospital"] for c in credentials}:
+        roles = sorted(c["role"] for c in credentials if c["hospital"] == slug)
+        assert roles == ["admin", "doctor", "doctor", "patient", "patient", "patient"]
+    assert Hospital.objects.count() == 3
+    # Every printed credential signs in (checked for one per role: Argon2 is slow by design).
+    for role in ("admin", "doctor", "patient"):
+        c = next(c for c in credentials if c["role"] == role)
+        user = get_user_model().objects.get(email=c["email"])
+        assert check_password(c["password"], user.password) and user.password.startswith("argon2")
+        assert Membership.objects.get(user=user, hospital__slug=c["hospital"]).role == role
+    # Each demo patient has their own record, PHI encrypted like any other.
+    for c in credentials:
+        if c["role"] == "patient":
+            assert Patient.objects.filter(user__email=c["email"], hospital__slug=c["hospital"]).count() == 1
+
+
+def test_seed_demo_twice_changes_nothing_and_still_prints_every_account():
+    # One test, one seeding: eighteen Argon2 hashes take seconds on purpose.
+    seed("--json")
+    before = snapshot()
+    out, _ = seed()
+    assert "nothing changed" in out and "DEMO ONLY" in out
+    assert out.count("@") == 18 and "demo-admin-" in out
+    assert snapshot() == before

@@ -1,0 +1,88 @@
+"""Settings refuse to run production without its secrets, and say so; development makes its own keys.
+
+Each case imports the settings in a fresh interpreter, as a real start would, with a controlled
+environment (no keys inherited from whoever runs the tests).
+"""
+
+import base64
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY_VARIABLES = (
+    "NEUROFED_MASTER_KEY", "NEUROFED_MASTER_KEY_FILE", "NEUROFED_PREVIOUS_MASTER_KEY",
+    "NEUROFED_PREVIOUS_MASTER_KEY_FILE", "SECRET_KEY", "FIELD_ENCRYPTION_KEY", "DEBUG",
+)
+PRINT_SETTINGS = (
+    "from django.conf import settings; "
+    "print(settings.DEBUG, settings.MASTER_KEY_FILE or 'env', type(settings.FIELD_ENCRYPTION_KEY).__name__)"
+)
+
+
+def start(tmp_path, **env):
+    clean = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES}
+    clean.update(DJANGO_SETTINGS_MODULE="neurofed.settings", NEUROFED_VAR_DIR=str(tmp_path / "var"), **env)
+    return subprocess.run(
+        [sys.executable, "-c", PRINT_SETTINGS], capture_output=True, text=True, cwd=ROOT, env=clean, timeout=60
+    )
+
+
+def production(**extra):
+    return {
+        "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50), "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "ALLOWED_HOSTS": "neurofed.example", **extra,
+    }
+
+
+def master_key():
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def test_production_refuses_to_start_without_a_master_key(tmp_path):
+    result = start(tmp_path, **production())
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "NEUROFED_MASTER_KEY" in result.stderr
+    assert not (tmp_path / "var" / "master.key").exists()  # no silent development key in production
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEY"])
+def test_production_refuses_to_start_without_its_other_secrets(tmp_path, missing):
+    env = production(NEUROFED_MASTER_KEY=master_key())
+    del env[missing]
+    result = start(tmp_path, **env)
+    assert result.returncode != 0 and missing in result.stderr
+
+
+def test_production_starts_with_a_master_key_from_env_or_file(tmp_path):
+    assert start(tmp_path, **production(NEUROFED_MASTER_KEY=master_key())).stdout.split() == ["False", "env", "str"]
+    key_file = tmp_path / "master.key"
+    key_file.write_text(master_key())
+    result = start(tmp_path, **production(NEUROFED_MASTER_KEY_FILE=str(key_file)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[1] == str(key_file)
+
+
+def test_development_creates_a_git_ignored_master_key_once_and_says_so(tmp_path):
+    first = start(tmp_path, DEBUG="1")
+    assert first.returncode == 0, first.stderr
+    key_file = tmp_path / "var" / "master.key"
+    assert f"created development key {key_file}" in first.stderr
+    assert len(base64.b64decode(key_file.read_text())) == 32
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key = key_file.read_text()
+    second = start(tmp_path, DEBUG="1")
+    assert "master.key" not in second.stderr and key_file.read_text() == key
+    ignored = subprocess.run(["git", "check-ignore", "-q", "var/master.key"], cwd=ROOT)
+    assert ignored.returncode == 0  # the default location never ends up in a commit
+
+
+def test_field_encryption_keys_are_a_list_newest_first(tmp_path):
+    new, old = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    result = start(tmp_path, DEBUG="1", FIELD_ENCRYPTION_KEY=f"{new}, {old}")
+    assert result.stdout.split()[2] == "list"
