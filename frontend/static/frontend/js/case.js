@@ -156,7 +156,7 @@ document.addEventListener("keydown", (event) => {
     o: () => { outlineBox.checked = !outlineBox.checked; viewer.showOutline(outlineBox.checked); },
     h: () => { heatmapBox.checked = !heatmapBox.checked; viewer.showHeatmap(heatmapBox.checked); },
     "+": () => viewer.zoomBy(1.25), "=": () => viewer.zoomBy(1.25), "-": () => viewer.zoomBy(0.8),
-    0: () => viewer.resetView(),
+    f: () => viewer.resetView(),
     m: () => chooseTool("pan"),
     arrowleft: () => viewer.panBy(40, 0), arrowright: () => viewer.panBy(-40, 0),
     arrowup: () => viewer.panBy(0, 40), arrowdown: () => viewer.panBy(0, -40),

@@ -1,0 +1,163 @@
+"""The journeys of the issue, in headless Chromium against daphne: inviting a doctor, an outsider who
+tries another hospital's case, and a doctor who corrects an outline that the patient then sees.
+
+No Celery worker here: the scans are finished in the test through the worker's own services, so the
+outline the doctor corrects is known. The journey through a real worker is test_browser_live_result.
+"""
+
+import io
+import re
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diagnostics import services
+from diagnostics.models import Review, Scan
+from hospitals.models import Membership, Role
+from hospitals.storage import read_blob
+from tests.diagnostics.conftest import purge_diagnostics_queue
+from tests.diagnostics.helpers import finish, upload
+from tests.diagnostics.samples import jpeg_bytes
+from tests.factories import PASSWORD
+from tests.frontend.conftest import PHONE, assert_fits_width, screenshot, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_leftover_tasks():
+    # Uploads here queue analyses that no worker of this module takes; leave the broker clean.
+    yield
+    purge_diagnostics_queue()
+
+
+# Scans are made by fixtures listed before `new_page`: once Chromium runs, this thread has an event loop,
+# and the pushes that uploads and results send through the channel layer would be refused.
+@pytest.fixture
+def queued_scan(live, world, api):
+    response = upload(api(world.owner), world.a, jpeg_bytes("pituitary", 0))
+    assert response.status_code == 201, response.content
+    return Scan.objects.get(pk=response.json()["id"])
+
+
+@pytest.fixture
+def analysed_scan(live, world, api):
+    """Patient A1's scan, analysed as glioma with a known outline (rows 10-30, columns 20-50)."""
+    response = upload(api(world.owner), world.a, jpeg_bytes("glioma", 0))
+    assert response.status_code == 201, response.content
+    scan = Scan.objects.get(pk=response.json()["id"])
+    finish(scan, "glioma", 0.91)
+    return scan
+
+
+def _invitation_token(server, email, timeout=10):
+    # The live server sends mail to its console: the invitation is in its log, as in a mailbox.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tokens = re.findall(rf"To: {re.escape(email)}.*?invitation token: (\S+)", server.log(), re.S)
+        if tokens:
+            return tokens[-1]
+        time.sleep(0.2)
+    raise AssertionError(f"no invitation mail for {email} in the server log:\n{server.log()[-2000:]}")
+
+
+def test_admin_invites_a_doctor_who_signs_up_and_sees_the_worklist(new_page, world, asgi_server):
+    admin = new_page()
+    sign_in(admin, world.admin_a, PASSWORD)
+    admin.get_by_role("link", name="Members").click()
+    admin.get_by_label("Email", exact=True).fill("new.doctor@st-anne.example")
+    admin.get_by_label("Role", exact=True).select_option("doctor")
+    admin.get_by_role("button", name="Send invitation").click()
+    admin.get_by_text("Invitation sent to new.doctor@st-anne.example.").wait_for()
+    screenshot(admin, "flow-admin-invited")
+
+    token = _invitation_token(asgi_server, "new.doctor@st-anne.example")
+    doctor = new_page(PHONE)
+    doctor.goto(f"/invite/{token}/")
+    doctor.get_by_label("Password", exact=True).fill("a-long-new-secret-5")
+    doctor.get_by_label("Password again").fill("a-long-new-secret-5")
+    doctor.get_by_role("button", name="Accept invitation").click()
+    doctor.get_by_role("heading", name="Worklist").wait_for()
+    doctor.get_by_text("Welcome to St Anne's.").wait_for()
+    assert doctor.url.endswith("/h/st-anne/worklist/")
+    doctor.locator("#pending").get_by_text("Nothing here.").wait_for()
+    assert_fits_width(doctor)
+    screenshot(doctor, "flow-invited-doctor-worklist-phone")
+    assert Membership.objects.get(user__email="new.doctor@st-anne.example", hospital=world.a).role == Role.DOCTOR
+
+
+def test_outsider_opening_another_hospitals_case_gets_not_found(world, queued_scan, new_page):
+    scan = {"id": str(queued_scan.id)}
+    page = new_page()
+    sign_in(page, world.outsider, PASSWORD)
+    for url in (f"/h/st-anne/scans/{scan['id']}/", f"/h/north-general/scans/{scan['id']}/"):
+        response = page.goto(url)
+        assert response.status == 404
+        page.get_by_role("heading", name="Page not found").wait_for()
+    # The images behind the page answer the same.
+    assert page.goto(f"/api/v1/hospitals/st-anne/scans/{scan['id']}/image.png").status == 404
+    page.goto(f"/h/st-anne/scans/{scan['id']}/")
+    screenshot(page, "flow-outsider-not-found")
+
+
+def _drag(page, box, start, end):
+    page.mouse.move(box["x"] + box["width"] * start[0], box["y"] + box["height"] * start[1])
+    page.mouse.down()
+    steps = 12
+    for i in range(1, steps + 1):
+        f = i / steps
+        page.mouse.move(box["x"] + box["width"] * (start[0] + (end[0] - start[0]) * f),
+                        box["y"] + box["height"] * (start[1] + (end[1] - start[1]) * f))
+    page.mouse.up()
+
+
+def test_doctor_corrects_the_outline_and_the_patient_sees_the_confirmed_result(world, analysed_scan, new_page):
+    scan = analysed_scan
+
+    doctor = new_page()
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    doctor.locator("#pending").get_by_role("link").first.click()
+    doctor.get_by_role("heading", name="Case of").wait_for()
+    doctor.locator("#ai-label").wait_for()
+    assert doctor.locator("#ai-label").inner_text() == "Glioma"
+    outline = doctor.locator("canvas.outline")
+    outline.wait_for()
+    # Paint a stroke well away from the model's outline (rows 10-30, columns 20-50 of the scan).
+    _drag(doctor, outline.bounding_box(), (0.60, 0.70), (0.80, 0.70))
+    assert "Outline corrected" in doctor.locator("#mask-state").inner_text()
+    # Keyboard: "2" picks the second class, Ctrl+Enter saves.
+    doctor.keyboard.press("2")
+    doctor.get_by_label("Notes").fill("Extra-axial, dural tail.")
+    assert doctor.locator("#review-submit").inner_text() == "Save changed diagnosis"
+    doctor.keyboard.press("Control+Enter")
+    doctor.get_by_text("Saved: Meningioma, changed.").wait_for()
+    doctor.locator("#status").get_by_text("Reviewed by a doctor").wait_for()
+    screenshot(doctor, "flow-doctor-corrected")
+
+    scan.refresh_from_db()
+    assert (scan.review_state, scan.reviewed_label) == ("corrected", "meningioma")
+    review = Review.objects.get(scan=scan)
+    assert review.mask_changed and review.notes == "Extra-axial, dural tail."
+    mask = np.asarray(Image.open(io.BytesIO(read_blob(
+        world.a, review.mask_path, record_type=services.REVIEW_MASK_BLOB, record_id=review.id,
+        sha256=review.mask_sha256))))
+    assert mask.shape == (scan.height, scan.width)
+    assert mask[int(scan.height * 0.70), int(scan.width * 0.70)] == 255  # the doctor's stroke
+    assert mask[20, 35] == 255  # the model's outline, kept
+
+    patient = new_page(PHONE)
+    sign_in(patient, world.owner, PASSWORD)
+    patient.get_by_role("link", name="View").first.click()
+    patient.locator("#result-label").wait_for()
+    assert patient.locator("#result-label").inner_text() == "Meningioma"
+    patient.get_by_text("A doctor has reviewed and confirmed this result.").wait_for()
+    patient.get_by_label("Show outline").wait_for()
+    patient.locator("canvas.outline").wait_for(state="visible")
+    patient.get_by_label("Show outline").uncheck()
+    assert not patient.locator("canvas.outline").is_visible()
+    patient.get_by_label("Show outline").check()
+    assert "preliminary" not in patient.locator("#result").inner_text().lower()
+    assert_fits_width(patient)
+    screenshot(patient, "flow-patient-confirmed-phone")
