@@ -122,8 +122,13 @@ class Diagnosis(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     hospital = models.ForeignKey("hospitals.Hospital", on_delete=models.CASCADE, related_name="diagnoses")
     scan = models.OneToOneField(Scan, on_delete=models.CASCADE, related_name="diagnosis")
+    # The classifier that decided the label, and the segmenter that drew the mask (the registry keeps
+    # one active version per task).
     model_version = models.ForeignKey(
         "diagnostics.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="diagnoses"
+    )
+    segmenter_version = models.ForeignKey(
+        "diagnostics.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="segmentations"
     )
     label = models.CharField(max_length=20)
     probabilities = models.JSONField()  # calibrated, class name -> probability
