@@ -168,3 +168,22 @@ def test_member_of_one_hospital_joins_another_without_losing_the_first(world):
     roles = dict(Membership.objects.filter(user=user).values_list("hospital__slug", "role"))
     assert roles == {world.a.slug: "doctor", world.b.slug: "patient"}
     assert not Patient.objects.filter(user=user).exists()  # no record was named, none is invented
+
+
+def test_invitation_cannot_name_another_hospitals_patient(world, client_as):
+    theirs = Patient.objects.get(user=world.patient_b)
+    response = client_as("admin_a").post(
+        url("hospitals", world.a.slug, "invitations"), {"email": "p@example.org", "role": "patient", "patient": str(theirs.id)}
+    )
+    assert response.status_code == 404 and response.json()["detail"] == "No such patient"
+    assert not Invitation.objects.exists()
+
+
+def test_only_a_patient_invitation_names_a_record(world, client_as):
+    from tests.factories import make_patient
+
+    record = make_patient(world.a)
+    response = client_as("admin_a").post(
+        url("hospitals", world.a.slug, "invitations"), {"email": "p@example.org", "role": "doctor", "patient": str(record.id)}
+    )
+    assert response.status_code == 400 and response.json()["error"] == "patient_needs_patient_role"

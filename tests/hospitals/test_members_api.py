@@ -135,3 +135,53 @@ def test_admin_of_another_hospital_cannot_change_members_through_their_own_url(w
     assert response.status_code == 404
     theirs.refresh_from_db()
     assert theirs.role == Role.DOCTOR
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(world):
+    """The race the hospital row lock exists for.
+
+    The first demotion stays uncommitted while the second runs: without the lock the second still sees
+    the first as an admin, both succeed, and the hospital is left with none.
+    """
+    import threading
+
+    from django.db import connection, transaction
+
+    from hospitals.errors import DomainError
+    from hospitals.services import change_role
+
+    second = change_role(
+        hospital=world.a, membership=membership(world.doctor_a, world.a), role=Role.ADMIN, actor=world.admin_a
+    )
+    first = membership(world.admin_a, world.a)
+    first_in_flight, second_done, outcomes = threading.Event(), threading.Event(), {}
+
+    def demote_first():
+        try:
+            with transaction.atomic():
+                change_role(hospital=world.a, membership=first, role=Role.DOCTOR, actor=world.doctor_a)
+                first_in_flight.set()
+                second_done.wait(timeout=3)  # with the lock, the second is blocked until this commits
+            outcomes["first"] = "demoted"
+        finally:
+            connection.close()
+
+    def demote_second():
+        try:
+            first_in_flight.wait(timeout=10)
+            change_role(hospital=world.a, membership=second, role=Role.DOCTOR, actor=world.admin_a)
+            outcomes["second"] = "demoted"
+        except DomainError as exc:
+            outcomes["second"] = exc.code
+        finally:
+            second_done.set()
+            connection.close()
+
+    threads = [threading.Thread(target=demote_first), threading.Thread(target=demote_second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert outcomes == {"first": "demoted", "second": "last_admin"}
+    assert Membership.objects.filter(hospital=world.a, role=Role.ADMIN).count() == 1
