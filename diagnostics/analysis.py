@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 _predictor = None
 _predictor_lock = threading.Lock()
+BATCH_SLICES = 16
 
 
 class NoActiveModel(RuntimeError):
@@ -165,7 +166,10 @@ def analyse(scan) -> services.AnalysisResult:
     model = predictor()
     loaded_at = time.perf_counter()
     spacing = decoded.pixel_spacing_mm or scan.pixel_spacing_mm
-    predictions = [model.predict(image, pixel_spacing_mm=spacing) for image in decoded.slices]
+    predictions = []
+    # A volume goes through in batches: one call per network per batch, with memory bounded.
+    for start in range(0, len(decoded.slices), BATCH_SLICES):
+        predictions.extend(model.predict_batch(decoded.slices[start:start + BATCH_SLICES], spacing))
     predicted_at = time.perf_counter()
 
     per_slice = []
@@ -175,7 +179,7 @@ def analyse(scan) -> services.AnalysisResult:
             "slice": index,
             "label": _get(prediction, "label"),
             "tumour_probability": round(_tumour_probability(probabilities), 4),
-            "tumour_area_mm2": _get(prediction, "tumour_area_mm2"),
+            "tumour_area_mm2": _get(prediction, "area_mm2", "tumour_area_mm2"),
         })
     worst = max(range(len(predictions)), key=lambda i: per_slice[i]["tumour_probability"])
     chosen = predictions[worst]
@@ -193,7 +197,7 @@ def analyse(scan) -> services.AnalysisResult:
     finished = time.perf_counter()
     model_timings = {}
     for prediction in predictions:
-        for stage, ms in (_get(prediction, "timings", default={}) or {}).items():
+        for stage, ms in (_get(prediction, "timings_ms", "timings", default={}) or {}).items():
             model_timings[stage] = model_timings.get(stage, 0.0) + float(ms)
     timings = {
         "decode_ms": round((decoded_at - started) * 1000, 1),
@@ -212,7 +216,7 @@ def analyse(scan) -> services.AnalysisResult:
         slices_analysed=len(predictions),
         per_slice=per_slice if len(per_slice) > 1 else [],
         tumour_area_px=_get(chosen, "tumour_area_px"),
-        tumour_area_mm2=_get(chosen, "tumour_area_mm2"),
+        tumour_area_mm2=_get(chosen, "area_mm2", "tumour_area_mm2"),
         tumour_volume_mm3=volume,
         bbox=_bbox(_get(chosen, "bbox")),
         timings=timings,

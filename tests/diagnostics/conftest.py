@@ -73,6 +73,7 @@ def process_environment(media_root: Path, **extra) -> dict:
         MEDIA_ROOT=str(media_root),
         DJANGO_SETTINGS_MODULE="neurofed.settings",
         PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
         # Pooled connections would outlive pytest-django's flush between tests; open one per use.
         DB_CONN_MAX_AGE="0",
         PATH=f"{PYTHON_BIN}{os.pathsep}{os.environ.get('PATH', '')}",

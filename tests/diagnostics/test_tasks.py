@@ -1,0 +1,90 @@
+"""The scan state machine and the task's retry-safety (diagnostics/services.py, diagnostics/tasks.py),
+run in-process; the real worker process is exercised in test_pipeline_worker.py."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from diagnostics import services
+from diagnostics.models.scans import Diagnosis, Scan, ScanStatus
+from diagnostics.tasks import analyse_scan
+from tests.diagnostics import samples
+from tests.diagnostics.helpers import finish, upload
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def scan(world, api):
+    return Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 30)).json()["id"])
+
+
+def test_task_options_make_it_redelivery_safe():
+    assert analyse_scan.acks_late is True
+    assert analyse_scan.reject_on_worker_lost is True
+    assert analyse_scan.autoretry_for and analyse_scan.retry_backoff
+    from neurofed.celery import app
+
+    assert app.amqp.router.route({}, analyse_scan.name)["queue"].name == "diagnostics"
+
+
+def test_a_finished_scan_is_not_analysed_again(scan):
+    diagnosis = finish(scan)
+    assert analyse_scan.apply(args=[str(scan.id)]).get() == "already-finished"
+    assert Diagnosis.objects.filter(scan=scan).get() == diagnosis
+
+
+def test_recording_twice_keeps_one_diagnosis(scan):
+    first = finish(scan, "glioma")
+    again = services.record_diagnosis(scan.id, services.AnalysisResult(
+        label="pituitary", probabilities={"glioma": 0.1, "meningioma": 0.1, "notumor": 0.1, "pituitary": 0.7},
+        model_version_id=None))
+    assert again == first and Diagnosis.objects.filter(scan=scan).count() == 1
+    assert Diagnosis.objects.get(scan=scan).label == "glioma"
+
+
+def test_a_redelivered_task_picks_up_a_processing_scan(scan):
+    services.start_analysis(scan.id)
+    again = services.start_analysis(scan.id)  # the worker that started it died
+    assert again is not None and again.attempts == 2 and again.status == ScanStatus.PROCESSING
+
+
+def test_state_machine_refuses_going_back(scan):
+    finish(scan)
+    assert services.start_analysis(scan.id) is None
+    assert services.fail_scan(scan.id, "late", "too late").status == ScanStatus.DONE
+    scan.refresh_from_db()
+    with pytest.raises(ValueError):
+        services._transition(scan, ScanStatus.QUEUED)
+
+
+def test_unreadable_blob_fails_the_scan_with_a_reason(scan, settings):
+    (Path(settings.MEDIA_ROOT) / scan.blob_path).unlink()
+    assert analyse_scan.apply(args=[str(scan.id)]).get() == "failed"
+    scan.refresh_from_db()
+    assert scan.status == ScanStatus.FAILED and scan.failure_code == "unreadable_blob" and scan.failure_reason
+    assert not Diagnosis.objects.filter(scan=scan).exists()
+
+
+def test_failed_scan_is_shown_with_its_reason(world, api, scan, settings):
+    (Path(settings.MEDIA_ROOT) / scan.blob_path).unlink()
+    analyse_scan.apply(args=[str(scan.id)])
+    body = api(world.owner).get(f"/api/v1/hospitals/{world.a.slug}/scans/{scan.id}/").json()
+    assert body["status"] == "failed" and body["failure"]["code"] == "unreadable_blob"
+
+
+def test_web_process_does_not_import_tensorflow():
+    """The web process decodes uploads with numpy/pydicom/nibabel/PIL only (memory budget 400 MB)."""
+    code = (
+        "import django, sys; django.setup();"
+        "import neurofed.urls, neurofed.asgi, diagnostics.api.views, diagnostics.consumers, diagnostics.tasks;"
+        "from django.urls import resolve; resolve('/api/v1/hospitals/x/scans/');"
+        "bad = [m for m in ('tensorflow', 'keras', 'ai_edge_litert') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                            env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "neurofed.settings"})
+    assert result.returncode == 0, result.stdout + result.stderr
