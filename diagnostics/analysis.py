@@ -19,6 +19,7 @@ from hospitals.storage import read_blob
 logger = logging.getLogger(__name__)
 
 _predictor = None
+_loaded_versions: dict = {}
 _predictor_lock = threading.Lock()
 BATCH_SLICES = 16
 
@@ -37,11 +38,23 @@ def _configure_tensorflow() -> list[str]:
     return [gpu.name for gpu in gpus]
 
 
+def active_versions() -> dict[str, int]:
+    """{task: ModelVersion id} of the promoted versions: one indexed query, cheap enough per scan."""
+    from diagnostics.models.registry import ModelStatus, ModelVersion
+
+    return dict(ModelVersion.objects.filter(status=ModelStatus.ACTIVE).values_list("task", "id"))
+
+
 def predictor():
-    """The active models, loaded on first use in this process and kept."""
-    global _predictor
+    """(predictor, {task: version id}) of the active models, loaded once per process.
+
+    Reloaded only when a promotion or rollback has changed the active versions since the last scan,
+    so workers follow the registry without a restart.
+    """
+    global _predictor, _loaded_versions
+    active = active_versions()
     with _predictor_lock:
-        if _predictor is None:
+        if _predictor is None or active != _loaded_versions:
             from diagnostics.registry import load_active_predictor
 
             started = time.perf_counter()
@@ -49,16 +62,10 @@ def predictor():
             loaded = load_active_predictor()
             if loaded is None:
                 raise NoActiveModel("No model version is active; promote one with `manage.py promote_model`.")
-            _predictor = loaded
-            logger.info("models loaded in %.1fs on %s", time.perf_counter() - started, ", ".join(gpus) or "CPU")
-        return _predictor
-
-
-def reset_predictor() -> None:
-    """Forget the loaded models (after a promotion or rollback the next scan loads the new ones)."""
-    global _predictor
-    with _predictor_lock:
-        _predictor = None
+            _predictor, _loaded_versions = loaded, active
+            logger.info("models %s loaded in %.1fs on %s", active, time.perf_counter() - started,
+                        ", ".join(gpus) or "CPU")
+        return _predictor, dict(_loaded_versions)
 
 
 def warm_up() -> None:
@@ -149,13 +156,6 @@ def _bbox(value):
     return {"top": top, "left": left, "height": height, "width": width}
 
 
-def _model_version_id(model):
-    version = _get(model, "model_version_id", "version_id")
-    if version is None:
-        version = _get(_get(model, "model_version", "version"), "pk", "id")
-    return version
-
-
 def analyse(scan) -> services.AnalysisResult:
     """Run the active models over every slice of `scan`, and summarise a volume by its worst slice."""
     started = time.perf_counter()
@@ -163,7 +163,7 @@ def analyse(scan) -> services.AnalysisResult:
                      sha256=scan.blob_sha256)
     decoded = services.decode_upload(data)  # PHI in a DICOM header stays in `decoded.patient_identifiers`
     decoded_at = time.perf_counter()
-    model = predictor()
+    model, versions = predictor()
     loaded_at = time.perf_counter()
     spacing = decoded.pixel_spacing_mm or scan.pixel_spacing_mm
     predictions = []
@@ -211,7 +211,8 @@ def analyse(scan) -> services.AnalysisResult:
     return services.AnalysisResult(
         label=str(_get(chosen, "label")),
         probabilities=probabilities,
-        model_version_id=_model_version_id(model),
+        model_version_id=versions.get("classify"),
+        segmenter_version_id=versions.get("segment"),
         slice_index=worst,
         slices_analysed=len(predictions),
         per_slice=per_slice if len(per_slice) > 1 else [],

@@ -199,6 +199,7 @@ class AnalysisResult:
     label: str
     probabilities: dict
     model_version_id: int | None
+    segmenter_version_id: int | None = None
     slice_index: int = 0
     slices_analysed: int = 1
     per_slice: list | None = None
@@ -236,6 +237,7 @@ def record_diagnosis(scan_id, result: AnalysisResult) -> Diagnosis:
                     blobs[f"{name}_path"], blobs[f"{name}_sha256"] = stored.path, stored.sha256
             diagnosis = Diagnosis.objects.create(
                 id=diagnosis_id, hospital=scan.hospital, scan=scan, model_version_id=result.model_version_id,
+                segmenter_version_id=result.segmenter_version_id,
                 label=result.label, probabilities=result.probabilities, confidence=max(result.probabilities.values()),
                 slice_index=result.slice_index, slices_analysed=result.slices_analysed,
                 per_slice=result.per_slice or [], tumour_area_px=result.tumour_area_px,

@@ -64,7 +64,8 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
             "label": diagnosis.label,
             "probabilities": diagnosis.probabilities,
             "confidence": diagnosis.confidence,
-            "model_version": _model_version(diagnosis),
+            "model_version": _model_version(diagnosis.model_version),
+            "segmenter_version": _model_version(diagnosis.segmenter_version),
             "slice_index": diagnosis.slice_index,
             "slices_analysed": diagnosis.slices_analysed,
             "tumour_area_px": diagnosis.tumour_area_px,
@@ -99,8 +100,7 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
     return data
 
 
-def _model_version(diagnosis):
-    version = diagnosis.model_version
+def _model_version(version):
     if version is None:
         return None
-    return {"id": version.pk, "name": str(version)}
+    return {"id": version.pk, "task": version.task, "version": version.version, "source": version.source}

@@ -37,7 +37,7 @@ class ScanListView(GenericAPIView):
     def get(self, request, slug):
         membership = access_membership(request.user, slug)
         scans = visible_scans(request.user, membership.hospital, membership).select_related(
-            "hospital", "diagnosis", "diagnosis__model_version"
+            "hospital", "diagnosis", "diagnosis__model_version", "diagnosis__segmenter_version"
         )
         try:
             scans = self._filter(scans, request.query_params, membership)
