@@ -123,7 +123,7 @@ def test_invitation_link_creates_the_account_and_signs_in(client, invite):
     assert "too short" in weak.content.decode()
     response = client.post(f"/invite/{token}/", {"password": "a-long-new-secret-5", "password_again": "a-long-new-secret-5"})
     assert response["Location"] == "/h/st-anne/"
-    assert client.get("/h/st-anne/").status_code == 200
+    assert client.get("/h/st-anne/", follow=True).status_code == 200
     used = client.post(f"/invite/{token}/", {"password": "a-long-new-secret-5", "password_again": "a-long-new-secret-5"})
     assert "already been used" in used.content.decode()
 

@@ -34,7 +34,7 @@ def test_member_of_several_hospitals_chooses_and_can_switch(client, world):
     html = chooser.content.decode()
     assert 'href="/h/st-anne/"' in html and 'href="/h/north-general/"' in html
 
-    page = client.get("/h/north-general/").content.decode()
+    page = client.get("/h/north-general/", follow=True).content.decode()
     # The switcher in the header names the hospital in view and links to the other.
     assert '<summary aria-label="Switch hospital">North General</summary>' in page
     assert 'href="/h/st-anne/"' in page
@@ -60,6 +60,6 @@ def test_outsider_gets_the_friendly_not_found_page(client, world):
 
 def test_pages_load_only_local_assets(client, world):
     client.force_login(world.admin_a)
-    html = client.get("/h/st-anne/").content.decode()
+    html = client.get("/h/st-anne/", follow=True).content.decode()
     assert "http://" not in html and "https://" not in html
     assert '/static/frontend/css/app.css' in html

@@ -77,7 +77,7 @@ function renderResult() {
   body.innerHTML = `
     <p><strong id="ai-label">${escapeHtml(labelName(result.label))}</strong>, confidence ${(result.confidence * 100).toFixed(1)}%</p>
     <ul class="probs" aria-label="Probability of each class">${rows}</ul>
-    <p class="help">Tumour area: ${escapeHtml(area)}. Model: ${escapeHtml(result.model_version?.name || "unknown")}.</p>`;
+    <p class="help">Tumour area: ${escapeHtml(area)}. Classifier ${escapeHtml(result.model_version?.version || "unknown")}, segmenter ${escapeHtml(result.segmenter_version?.version || "unknown")}.</p>`;
 }
 
 function renderReviews() {

@@ -14,9 +14,10 @@ function niceMax(value) {
 
 // series: [{name, points: [[x, y], ...]}]; x are round numbers. yMax fixes the scale (1 for accuracy).
 export function lineChart(container, { series, xMax, yMax, yFormat = (v) => v.toFixed(2), title }) {
-  const width = 480;
+  // A narrow drawing scaled to the card: its labels stay readable on a phone.
+  const width = 400;
   const height = 260;
-  const pad = { left: 44, right: 12, top: 12, bottom: 30 };
+  const pad = { left: 52, right: 12, top: 14, bottom: 40 };
   const plotted = series.filter((s) => s.points.length);
   if (!plotted.length) {
     container.innerHTML = `<p class="muted">No finished round yet.</p>`;
@@ -29,11 +30,11 @@ export function lineChart(container, { series, xMax, yMax, yFormat = (v) => v.to
   const grid = [0, 0.25, 0.5, 0.75, 1].map((f) => {
     const value = top * f;
     return `<line x1="${pad.left}" x2="${width - pad.right}" y1="${y(value)}" y2="${y(value)}" stroke="#dde3e9"/>
-      <text x="${pad.left - 6}" y="${y(value) + 4}" text-anchor="end">${escapeHtml(yFormat(value))}</text>`;
+      <text x="${pad.left - 6}" y="${y(value) + 5}" text-anchor="end">${escapeHtml(yFormat(value))}</text>`;
   }).join("");
   const ticks = Array.from({ length: right }, (_, i) => i + 1)
-    .filter((r) => right <= 12 || r % Math.ceil(right / 12) === 0)
-    .map((r) => `<text x="${x(r)}" y="${height - pad.bottom + 16}" text-anchor="middle">${r}</text>`).join("");
+    .filter((r) => right <= 10 || r % Math.ceil(right / 10) === 0)
+    .map((r) => `<text x="${x(r)}" y="${height - pad.bottom + 18}" text-anchor="middle">${r}</text>`).join("");
   const lines = plotted.map((s, i) => {
     const colour = COLOURS[i % COLOURS.length];
     const path = s.points.map((p, j) => `${j ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ");
