@@ -28,6 +28,10 @@ class NoActiveModel(RuntimeError):
     """No model version is promoted, so there is nothing to run a scan through."""
 
 
+class InvalidModelOutput(RuntimeError):
+    """The models returned something that is not a result (NaN probabilities, a label they do not know)."""
+
+
 def _configure_tensorflow() -> list[str]:
     import tensorflow as tf
 
@@ -181,6 +185,11 @@ def analyse(scan) -> services.AnalysisResult:
             "tumour_probability": round(_tumour_probability(probabilities), 4),
             "tumour_area_mm2": _get(prediction, "area_mm2", "tumour_area_mm2"),
         })
+    for entry, prediction in zip(per_slice, predictions):
+        probabilities = _get(prediction, "probabilities")
+        if not all(np.isfinite(float(v)) for v in probabilities.values()) or entry["label"] not in probabilities:
+            # Never store or show a result the model could not really produce.
+            raise InvalidModelOutput(f"the models returned invalid probabilities for slice {entry['slice']}")
     worst = max(range(len(predictions)), key=lambda i: per_slice[i]["tumour_probability"])
     chosen = predictions[worst]
     probabilities = {k: float(v) for k, v in _get(chosen, "probabilities").items()}

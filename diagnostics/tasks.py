@@ -65,6 +65,10 @@ def analyse_scan(self, scan_id: str) -> str:
         # Not retried forever: without a promoted model there is nothing to wait for.
         services.fail_scan(scan_id, "no_model", str(missing))
         return "failed"
+    except analysis.InvalidModelOutput:
+        logger.error("scan %s: the active models returned an invalid result", scan_id)
+        services.fail_scan(scan_id, "model_error", "The model could not produce a valid result for this scan.")
+        return "failed"
     except Exception:
         logger.exception("scan %s: analysis failed", scan_id)
         services.fail_scan(scan_id, "analysis_error", "The analysis failed unexpectedly; the team has been told.")
