@@ -4,7 +4,6 @@ The hospital always comes from the URL slug through a permission class (hospital
 which leaves the caller's membership on the view; nothing here queries tenant data unscoped.
 """
 
-from django.contrib.auth import authenticate, get_user_model
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.authentication import TokenAuthentication
@@ -14,11 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hospitals import services
+from hospitals.accounts import authenticate_by_email
 from hospitals.access import access_invitation, access_member, access_patient, visible_patients
 from hospitals.api import serializers as s
 from hospitals.api.permissions import IsHospitalAdmin, MembersReadAdminsWrite, MembersReadStaffWrite
 from hospitals.audit import record_audit
-from hospitals.errors import DomainError
 from hospitals.models import AuditEvent, Invitation, Membership
 
 
@@ -35,13 +34,7 @@ class AuthTokenView(APIView):
     def post(self, request):
         form = s.TokenRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        email, password = form.validated_data["email"], form.validated_data["password"]
-        account = get_user_model().objects.filter(email__iexact=email.strip()).order_by("pk").first()
-        # With no such account authenticate() still hashes once, so timing does not tell which emails exist.
-        username = account.get_username() if account is not None else email
-        user = authenticate(request._request, username=username, password=password)
-        if user is None:
-            raise DomainError("invalid_credentials", "The email address or password is not correct.")
+        user = authenticate_by_email(request._request, form.validated_data["email"], form.validated_data["password"])
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
 
