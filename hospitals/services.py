@@ -80,6 +80,39 @@ def create_patient(
     return patient
 
 
+PATIENT_FIELDS = ("full_name", "date_of_birth", "medical_record_number", "notes")
+
+
+@transaction.atomic
+def update_patient(*, hospital: Hospital, patient: Patient, actor, request=None, **changes) -> Patient:
+    """Correct a patient's PHI. The audit event names the fields that changed, never their values."""
+    unknown = set(changes) - set(PATIENT_FIELDS)
+    if unknown:
+        raise DomainError("invalid_field", f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    if patient.hospital_id != hospital.pk:
+        raise DomainError("invalid_patient", "No such patient in this hospital.")
+    changed = [name for name, value in changes.items() if getattr(patient, name) != value]
+    if not changed:
+        return patient
+    for name in changed:
+        setattr(patient, name, changes[name])
+    update_fields = list(changed)
+    if "medical_record_number" in changed:
+        patient.mrn_digest = mrn_digest(hospital, patient.medical_record_number)
+        taken = Patient.objects.filter(hospital=hospital, mrn_digest=patient.mrn_digest).exclude(pk=patient.pk)
+        if patient.mrn_digest and taken.exists():
+            raise DomainError(
+                "duplicate_mrn", "A patient with this medical record number already exists in the hospital.", status=409
+            )
+        update_fields.append("mrn_digest")
+    patient.save(update_fields=update_fields)
+    record_audit(
+        actor=actor, hospital=hospital, action="patient.update", obj=patient, request=request,
+        detail=", ".join(sorted(changed)),
+    )
+    return patient
+
+
 # --- invitations ---------------------------------------------------------------------------------------
 
 

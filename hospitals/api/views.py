@@ -150,12 +150,26 @@ class PatientListView(generics.ListCreateAPIView):
 
 
 class PatientDetailView(APIView):
+    """One patient record: staff read and correct it; a patient reads only their own."""
+
     permission_classes = [MembersReadStaffWrite]
 
     @extend_schema(responses=s.PatientSerializer)
     def get(self, request, slug, patient_id):
         patient = access_patient(
             request.user, self.membership.hospital, patient_id, membership=self.membership, request=request
+        )
+        return Response(s.PatientSerializer(patient).data)
+
+    @extend_schema(request=s.PatientSerializer, responses=s.PatientSerializer)
+    def patch(self, request, slug, patient_id):
+        hospital = self.membership.hospital
+        # The answer shows the whole record, so this is a read as well as a change, and audited as both.
+        patient = access_patient(request.user, hospital, patient_id, membership=self.membership, request=request)
+        form = s.PatientSerializer(patient, data=request.data, partial=True)
+        form.is_valid(raise_exception=True)
+        patient = services.update_patient(
+            hospital=hospital, patient=patient, actor=request.user, request=request, **form.validated_data
         )
         return Response(s.PatientSerializer(patient).data)
 

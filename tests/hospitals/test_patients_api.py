@@ -146,3 +146,41 @@ def test_platform_operator_reads_no_patients(world, api):
     operator = make_user("operator@neurofed.example", is_superuser=True, is_staff=True)
     response = api(operator).get(url("hospitals", world.a.slug, "patients"))
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "who, status",
+    [
+        ("doctor_a", 200),
+        ("admin_a", 200),
+        ("owner", 403),  # a patient reads their record but does not edit it
+        ("patient_a2", 403),
+        ("outsider", 404),
+        ("admin_b", 404),
+        ("anonymous", 401),
+    ],
+)
+def test_update_patient(world, client_as, who, status):
+    patient = record_of(world.owner, world.a)
+    response = client_as(who).patch(
+        url("hospitals", world.a.slug, "patients", patient.id), {"full_name": "Corrected Name", "notes": "n"}
+    )
+    assert response.status_code == status, response.content
+    patient.refresh_from_db()
+    assert (patient.full_name == "Corrected Name") == (status == 200)
+    if status == 200:
+        event = AuditEvent.objects.get(action="patient.update")
+        assert event.detail == "full_name, notes" and "Corrected" not in str(event.__dict__)
+        assert patient.medical_record_number == ""  # a partial update leaves other fields alone
+
+
+def test_update_patient_mrn_keeps_the_digest_and_uniqueness(world, client_as):
+    make_patient(world.a, medical_record_number="SA-1")
+    patient = make_patient(world.a, medical_record_number="SA-2")
+    client = client_as("doctor_a")
+    clash = client.patch(url("hospitals", world.a.slug, "patients", patient.id), {"medical_record_number": "SA-1"})
+    assert clash.status_code == 409 and clash.json()["error"] == "duplicate_mrn"
+    assert client.patch(url("hospitals", world.a.slug, "patients", patient.id), {"medical_record_number": "SA-3"}).status_code == 200
+    from hospitals.keys import mrn_digest
+
+    assert Patient.objects.get(pk=patient.pk).mrn_digest == mrn_digest(world.a, "SA-3")
