@@ -18,6 +18,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from hospitals import keys, storage
@@ -161,24 +162,47 @@ def invite_member(
     record_audit(
         actor=actor, hospital=hospital, action="invitation.create", obj=invitation, request=request, detail=role
     )
-    transaction.on_commit(lambda: _send_invitation(invitation, token))
+    link = _invitation_link(token, request)
+    transaction.on_commit(lambda: _send_invitation(invitation, token, link))
     return invitation, token
 
 
-def _send_invitation(invitation: Invitation, token: str) -> None:
+def _invitation_link(token: str, request) -> str:
+    """The accept page's address, when the site has one (the pages live in another app)."""
+    try:
+        path = reverse("frontend:invite", args=[token])
+    except NoReverseMatch:
+        return ""
+    return request.build_absolute_uri(path) if request is not None else path
+
+
+def _send_invitation(invitation: Invitation, token: str, link: str = "") -> None:
     hospital = invitation.hospital
+    try:
+        _mail_invitation(invitation, token, link)
+    except Exception:
+        # The invitation is committed already; a mail server hiccup must not turn that into a 500.
+        # The admin sees it pending in the list and can send a new one.
+        log.exception("invitation %s for hospital %s could not be emailed", invitation.pk, hospital.slug)
+        return
+    log.info("invitation %s sent for hospital %s", invitation.pk, hospital.slug)
+
+
+def _mail_invitation(invitation: Invitation, token: str, link: str) -> None:
+    hospital = invitation.hospital
+    role = invitation.get_role_display().lower()
+    how = f"Accept it here: {link}\n\n" if link else ""
     send_mail(
         subject=f"Your invitation to {hospital.name} on NeuroFed",
         message=(
-            f"You have been invited to join {hospital.name} on NeuroFed as {invitation.get_role_display().lower()}.\n\n"
-            f"Your invitation token: {token}\n\n"
-            "Accept it with POST /api/v1/invitations/accept/ and the token (plus a password if you have no "
-            f"NeuroFed account yet). It expires at {invitation.expires_at:%Y-%m-%d %H:%M} UTC and works once.\n"
+            f"You have been invited to join {hospital.name} on NeuroFed as {role}.\n\n{how}"
+            f"Or use the token with POST /api/v1/invitations/accept/ (plus a password if you have no "
+            f"NeuroFed account yet): {token}\n\n"
+            f"The invitation expires at {invitation.expires_at:%Y-%m-%d %H:%M} UTC and works once.\n"
         ),
         from_email=None,
         recipient_list=[invitation.email],
     )
-    log.info("invitation %s sent for hospital %s", invitation.pk, hospital.slug)
 
 
 @transaction.atomic

@@ -187,3 +187,27 @@ def test_only_a_patient_invitation_names_a_record(world, client_as):
         url("hospitals", world.a.slug, "invitations"), {"email": "p@example.org", "role": "doctor", "patient": str(record.id)}
     )
     assert response.status_code == 400 and response.json()["error"] == "patient_needs_patient_role"
+
+
+def test_a_failing_mail_server_does_not_lose_the_invitation(world, client_as, settings, django_capture_on_commit_callbacks):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2  # nothing listens there
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_as("admin_a").post(
+            url("hospitals", world.a.slug, "invitations"), {"email": "late@example.org", "role": "doctor"}
+        )
+    assert response.status_code == 201
+    assert Invitation.objects.get(email="late@example.org").status == "pending"
+
+
+def test_the_emailed_token_accepts_the_invitation(world, client_as, django_capture_on_commit_callbacks):
+    import re
+
+    from django.core import mail
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client_as("admin_a").post(url("hospitals", world.a.slug, "members"), {"email": "mail@example.org", "role": "doctor"})
+    body = mail.outbox[0].body
+    token = re.search(r"http://testserver/invite/([^/\s]+)/", body).group(1)
+    assert body.count(token) == 2  # the page link and the API instructions carry the same token
+    assert api_accept(token, NEW_PASSWORD).status_code == 201

@@ -42,6 +42,7 @@ def test_invite_member(world, client_as, who, status, django_capture_on_commit_c
         assert response.json()["status"] == "pending"
         assert "token" not in response.json()  # the token goes only to the invited address
         assert len(mail.outbox) == 1 and mail.outbox[0].to == ["new.doctor@st-anne.example"]
+        assert "St Anne's" in mail.outbox[0].subject and "http://testserver/" in mail.outbox[0].body
     else:
         assert not Invitation.objects.exists() and not mail.outbox
 
