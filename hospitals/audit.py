@@ -1,5 +1,7 @@
 """The audit trail: one append-only row per read or change of PHI or a scan."""
 
+import ipaddress
+
 from hospitals.models import AuditEvent
 
 
@@ -7,7 +9,12 @@ def client_address(request) -> str | None:
     if request is None:
         return None
     # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it.
-    return request.META.get("REMOTE_ADDR") or None
+    address = request.META.get("REMOTE_ADDR") or ""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        # Some servers put a socket path or a name here; an audit write must never fail over it.
+        return None
 
 
 def record_audit(

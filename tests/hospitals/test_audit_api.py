@@ -78,3 +78,11 @@ def test_audit_events_are_not_editable_in_the_admin_site(db):
 
     assert not admin.site.is_registered(AuditEvent)
     assert not admin.site.is_registered(Patient)
+
+
+@pytest.mark.parametrize("remote, stored", [("192.0.2.7", "192.0.2.7"), ("2001:db8::1", "2001:db8::1"), ("unix:/run/sock", None), ("", None)])
+def test_client_address_is_kept_only_when_it_is_an_ip(world, client_as, remote, stored):
+    patient = Patient.objects.get(user=world.owner)
+    response = client_as("doctor_a").get(url("hospitals", world.a.slug, "patients", patient.id), REMOTE_ADDR=remote)
+    assert response.status_code == 200
+    assert AuditEvent.objects.filter(action="patient.read").latest("id").client_address == stored
