@@ -1,0 +1,72 @@
+"""The federated run page follows a run live: the federation app's own services record rounds from
+another thread (as the ServerApp process does), and the page's progress bar and charts move."""
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from federation import services
+from federation.models import FederatedRound, FederatedRun, RunStatus
+from tests.factories import PASSWORD
+from tests.frontend.conftest import assert_fits_width, screenshot, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def in_other_thread(work):
+    # The test's own thread runs Playwright's event loop, where the channel layer's sync wrapper
+    # refuses to run; a ServerApp process has no such loop, and neither has a fresh thread.
+    def run():
+        try:
+            work()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+
+
+@pytest.fixture
+def running(live, world):
+    run = FederatedRun.objects.create(status=RunStatus.RUNNING, num_rounds=3)
+    run.hospitals.set([world.a, world.b])
+    FederatedRound.objects.create(
+        run=run, number=1, started_at=timezone.now(), finished_at=timezone.now(), global_loss=1.1,
+        global_accuracy=0.5, nodes=[{"hospital": "north-general", "eval_loss": 1.0, "eval_accuracy": 0.52},
+                                    {"hospital": "st-anne", "eval_loss": 1.2, "eval_accuracy": 0.47}],
+    )
+    return run
+
+
+def test_run_page_moves_with_the_run(world, running, new_page):
+    page = new_page()
+    sign_in(page, world.admin_a, PASSWORD)
+    page.get_by_role("link", name="Federation").click()
+    page.get_by_role("link", name=f"Run {running.pk}").click()
+    page.get_by_text("Live updates on").wait_for()
+    page.get_by_text("1 of 3 rounds finished").wait_for()
+    assert page.locator("#accuracy-chart circle").count() == 3  # two hospitals and the global model
+
+    round_log = SimpleNamespace(
+        number=2, started=time.time() - 30, dropouts=[], bytes_sent=1_000_000, bytes_received=2_000_000,
+        nodes={"a": {"hospital": "st-anne", "eval_loss": 0.8, "eval_accuracy": 0.66, "eval_examples": 40},
+               "b": {"hospital": "north-general", "eval_loss": 0.7, "eval_accuracy": 0.7, "eval_examples": 60}},
+    )
+    in_other_thread(lambda: services.start_round(running.pk, 2))
+    page.get_by_text("round 2 in progress").wait_for()
+    in_other_thread(lambda: services.finish_round(running.pk, round_log, {"loss": 0.72, "accuracy": 0.69}, 1.5))
+    page.get_by_text("2 of 3 rounds finished").wait_for()
+    assert page.locator("#run-progress").evaluate("bar => bar.value") == 2
+    page.wait_for_function("document.querySelectorAll('#accuracy-chart circle').length === 6")
+    assert "69.0%" in page.locator("#rounds-table").inner_text()
+
+    in_other_thread(lambda: services.fail_run(running.pk, "Only one hospital answered round 3; two are needed."))
+    page.locator("#run-status").get_by_text("Failed").wait_for()
+    page.get_by_text("Only one hospital answered round 3").wait_for()
+    assert_fits_width(page)
+    screenshot(page, "flow-federation-run-live")
