@@ -196,8 +196,9 @@ def _mail_invitation(invitation: Invitation, token: str, link: str) -> None:
         subject=f"Your invitation to {hospital.name} on NeuroFed",
         message=(
             f"You have been invited to join {hospital.name} on NeuroFed as {role}.\n\n{how}"
-            f"Or use the token with POST /api/v1/invitations/accept/ (plus a password if you have no "
-            f"NeuroFed account yet): {token}\n\n"
+            f"Your invitation token: {token}\n"
+            "(for the API: POST it to /api/v1/invitations/accept/, with a password if you have no NeuroFed "
+            "account yet)\n\n"
             f"The invitation expires at {invitation.expires_at:%Y-%m-%d %H:%M} UTC and works once.\n"
         ),
         from_email=None,
