@@ -115,7 +115,7 @@ def kaggle_dataset(data_dir: str | Path, cache_dir: str | Path, size: int, worke
 def _preprocess_pair(args: tuple[str, str, int]) -> tuple[np.ndarray, np.ndarray]:
     image_path, mask_path, size = args
     prepared = preprocess.preprocess_slice(readers.read_grayscale(image_path), size)
-    mask = np.asarray(readers.read_grayscale(mask_path))
+    mask = readers.read_mask(mask_path)
     return prepared.pixels, preprocess.crop_mask(mask, prepared.box, size)
 
 

@@ -53,6 +53,9 @@ class ScanDecodeError(ValueError):
         self.detail = detail or ERROR_CODES[code]
         super().__init__(f"{code}: {self.detail}")
 
+    def __reduce__(self):  # picklable with both fields, so it survives a process pool
+        return (type(self), (self.code, self.detail))
+
 
 @dataclass
 class DecodedScan:
@@ -289,6 +292,12 @@ def decode_scan(data: bytes | str | Path, *, max_pixels: int = 4096 * 4096, max_
 def read_grayscale(path: str | Path) -> np.ndarray:
     """First slice of any supported file, as a 2-D array (convenience for data sets and tests)."""
     return decode_scan(Path(path).read_bytes(), max_pixels=8192 * 8192, max_frames=4096).slices[0]
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """A ground-truth mask image as bool (nonzero = tumour); no content checks, a mask may be tiny."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("L")) > 0
 
 
 def list_kaggle_images(root: str | Path) -> list[tuple[Path, str]]:

@@ -25,7 +25,8 @@ class Command(BaseCommand):
     help = "Train the tumour classifier or segmenter from scratch and export a model bundle."
 
     def add_arguments(self, parser):
-        parser.add_argument("--task", choices=["classify", "segment"], required=True)
+        parser.add_argument("--task", choices=["classify", "segment", "baseline"], required=True,
+                            help="baseline = the logistic-regression floor on simple image features")
         parser.add_argument("--data-dir", default=str(settings.NEUROFED_DATA_DIR))
         parser.add_argument("--cache-dir", default=str(Path(settings.BASE_DIR) / "var" / "cache"))
         parser.add_argument("--output-dir", default=None, help="default: var/models/<task>")
@@ -67,6 +68,9 @@ class Command(BaseCommand):
         common = dict(peak_lr=options["peak_lr"], time_budget_s=budget, checkpoint_path=checkpoint,
                       seed=options["seed"], log=self.log)
 
+        if task == "baseline":
+            self._train_baseline(kaggle, output_dir, options["install"])
+            return
         if task == "classify":
             model = networks.build_classifier(size, width=options["width"] or 48)
             x_train, y_train = kaggle.subset("train")
@@ -109,5 +113,27 @@ class Command(BaseCommand):
 
             bundle = export.export_segmenter(model, output_dir, figshare, log=self.log)
         if options["install"]:
+            from diagnostics.ml import export
+
             export.install_bundle(bundle, Path(settings.MODEL_DIR), log=self.log)
         self.log("done: " + json.dumps(bundle.get("validation_metrics", {})))
+
+    def _train_baseline(self, kaggle, output_dir: Path, install: bool) -> None:
+        import shutil
+
+        from diagnostics.ml.baseline import LogisticBaseline
+        from diagnostics.ml.metrics import classification_report
+        from diagnostics.ml.readers import CLASS_NAMES
+
+        x_train, y_train = kaggle.subset("train")
+        x_val, y_val = kaggle.subset("val")
+        baseline = LogisticBaseline().fit(x_train, y_train, list(CLASS_NAMES))
+        report = classification_report(y_val, baseline.predict_proba(x_val), list(CLASS_NAMES))
+        metrics = {k: report[k] for k in ("images", "accuracy", "macro_f1", "ece", "roc_auc_ovr_macro")}
+        metrics["input_size"] = int(x_train.shape[1])
+        path = output_dir / "baseline_logreg.json"
+        baseline.save(path, metrics)
+        self.log(f"baseline validation {metrics}")
+        if install:
+            shutil.copy2(path, Path(settings.MODEL_DIR) / path.name)
+            self.log(f"installed {Path(settings.MODEL_DIR) / path.name}")

@@ -1,0 +1,104 @@
+"""Diagnose scan files from the command line with the active (or a given) model.
+
+    manage.py predict scan1.jpg scan2.dcm [--json] [--mask-dir DIR] [--model-dir DIR]
+
+Per file: the label, the calibrated probabilities and, when a tumour is found, its area and bounding
+box. A file with several slices (DICOM series, NIfTI volume) is summarised by its most suspicious slice
+(the one with the lowest no-tumour probability), whose index is reported. ``--json`` prints one JSON
+object per line with ``file``, ``label``, ``probabilities`` and the extras; a file that cannot be read
+gives a line with ``error`` and ``detail`` and the command exits with status 1 at the end.
+``--mask-dir DIR`` writes each file's tumour mask as ``DIR/<file name>.png`` (0 or 255, input size).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from django.core.management.base import BaseCommand, CommandError
+
+# Limits for files given on the command line; uploads have their own, stricter ones.
+MAX_PIXELS = 8192 * 8192
+MAX_FRAMES = 2048
+
+
+def most_suspicious(predictions) -> int:
+    return int(np.argmin([p.probabilities.get("notumor", 0.0) for p in predictions]))
+
+
+class Command(BaseCommand):
+    help = "Classify, segment and explain MRI scan files (JPEG, PNG, DICOM, NIfTI)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="+")
+        parser.add_argument("--json", action="store_true", help="one JSON object per line")
+        parser.add_argument("--mask-dir", default=None, help="write <file name>.png tumour masks here")
+        parser.add_argument("--model-dir", default=None,
+                            help="use the bundles in this folder instead of the registry's active versions")
+        parser.add_argument("--backend", choices=["auto", "tflite", "keras"], default="auto")
+
+    def handle(self, *args, **options):
+        from diagnostics.ml.inference import Predictor
+        from diagnostics.ml.readers import ScanDecodeError, decode_scan
+
+        if options["model_dir"]:
+            predictor = Predictor.from_model_dir(options["model_dir"], backend=options["backend"])
+            version_names = {}
+        else:
+            from diagnostics.registry import load_active_predictor
+
+            predictor = load_active_predictor(backend=options["backend"])
+            version_names = {task: v.version for task, v in predictor.model_versions.items() if v is not None}
+        mask_dir = Path(options["mask_dir"]) if options["mask_dir"] else None
+        if mask_dir:
+            mask_dir.mkdir(parents=True, exist_ok=True)
+        failures = 0
+        for raw_path in options["paths"]:
+            path = Path(raw_path)
+            try:
+                if not path.is_file():
+                    raise ScanDecodeError("unreadable", "No such file.")
+                scan = decode_scan(path.read_bytes(), max_pixels=MAX_PIXELS, max_frames=MAX_FRAMES)
+            except ScanDecodeError as error:
+                failures += 1
+                self._emit_error(options["json"], raw_path, error)
+                continue
+            predictions = predictor.predict_batch(scan.slices, scan.pixel_spacing_mm)
+            chosen = most_suspicious(predictions)
+            prediction = predictions[chosen]
+            if mask_dir:
+                from PIL import Image
+
+                Image.fromarray(prediction.mask.astype(np.uint8) * 255).save(mask_dir / f"{path.name}.png")
+            record = {"file": raw_path, **prediction.summary(), "slice": chosen, "slices": len(predictions),
+                      "kind": scan.kind, "model_versions": version_names}
+            if options["json"]:
+                self.stdout.write(json.dumps(record))
+            else:
+                self.stdout.write(self._human(record))
+        if failures:
+            raise CommandError(f"{failures} of {len(options['paths'])} files could not be diagnosed")
+
+    def _emit_error(self, as_json: bool, path: str, error) -> None:
+        if as_json:
+            self.stdout.write(json.dumps({"file": path, "error": error.code, "detail": error.detail}))
+        else:
+            self.stderr.write(f"{path}: {error.code}: {error.detail}")
+
+    @staticmethod
+    def _human(record: dict) -> str:
+        probabilities = ", ".join(f"{name} {p:.3f}" for name, p in
+                                  sorted(record["probabilities"].items(), key=lambda item: -item[1]))
+        line = f"{record['file']}: {record['label']} ({probabilities})"
+        if record["slices"] > 1:
+            line += f" [slice {record['slice'] + 1} of {record['slices']}]"
+        if record["tumour_found"]:
+            box = record["bbox"]
+            area = f"{record['tumour_area_px']} px"
+            if record["tumour_area_mm2"] is not None:
+                area += f", {record['tumour_area_mm2']:.1f} mm²"
+            line += (f"; tumour area {area}; box top={box['top']} left={box['left']} "
+                     f"height={box['height']} width={box['width']}")
+        else:
+            line += "; no tumour outlined"
+        return line

@@ -1,0 +1,59 @@
+"""Register and/or promote a model version; the active version is what inference uses.
+
+    manage.py promote_model --task classify --version v2                 # promote a registered one
+    manage.py promote_model --task classify --version v2 --register var/models/classify/classifier.json
+    manage.py promote_model --task segment --version fed-7 --register PATH --source federated --run-id 7
+    manage.py promote_model --list
+"""
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Register a model bundle and/or make a registered version the active one."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--task", choices=["classify", "segment"])
+        parser.add_argument("--version")
+        parser.add_argument("--register", metavar="BUNDLE_JSON", help="register this bundle first")
+        parser.add_argument("--source", choices=["centralised", "federated", "baseline"], default="centralised")
+        parser.add_argument("--run-id", default=None, help="federated run id (with --source federated)")
+        parser.add_argument("--candidate-only", action="store_true", help="register without promoting")
+        parser.add_argument("--list", action="store_true", help="list versions and exit")
+
+    def handle(self, *args, **options):
+        import json
+        from pathlib import Path
+
+        from diagnostics import registry
+        from diagnostics.models.registry import ModelVersion
+
+        if options["list"]:
+            for version in ModelVersion.objects.order_by("task", "-created_at"):
+                self.stdout.write(f"{version.task:9} {version.version:24} {version.status:9} {version.source:11} "
+                                  f"{version.created_at:%Y-%m-%d %H:%M} {version.artifact_path}")
+            return
+        if not options["task"] or not options["version"]:
+            raise CommandError("--task and --version are required")
+        if options["register"]:
+            bundle = Path(options["register"])
+            metrics = json.loads(bundle.read_text()).get("validation_metrics", {}) if bundle.exists() else {}
+            try:
+                version = registry.register_model_version(
+                    task=options["task"], version=options["version"], artifact_path=str(bundle.resolve()),
+                    metrics=metrics, source=options["source"], federated_run_id=options["run_id"])
+            except (OSError, ValueError) as error:
+                raise CommandError(f"cannot register {bundle}: {error}") from error
+            self.stdout.write(f"registered {version}")
+            if options["candidate_only"]:
+                return
+        try:
+            version = ModelVersion.objects.get(task=options["task"], version=options["version"])
+        except ModelVersion.DoesNotExist as error:
+            raise CommandError(f"no {options['task']} version {options['version']!r}") from error
+        try:
+            version = registry.promote_model_version(version)
+        except registry.ModelIntegrityError as error:
+            raise CommandError(str(error)) from error
+        self.stdout.write(f"active: {version}")

@@ -1,0 +1,145 @@
+"""Model bundles: what a trained network becomes on disk, and how it gets there.
+
+A bundle is a JSON file (``classifier.json`` / ``segmenter.json``) beside the files it names:
+
+- ``*.tflite``: the compiled model served on CPU by ``inference.Predictor``; for the classifier it has
+  two outputs, the logits and the last feature maps (for the class activation map);
+- ``*.weights.npz``: the Keras weights in float16 (``model.get_weights()`` order), for the GPU path,
+  for further training and as the starting point of federated runs;
+- the JSON itself: architecture arguments, input size, class names, temperature (classifier),
+  threshold and minimum component area (segmenter), validation metrics and the preprocessing version.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import calibration, data, networks, readers
+
+# Mask components smaller than this share of the model's input are dropped as noise; the smallest
+# tumours in the Figshare masks are larger than this.
+MIN_COMPONENT_FRACTION = 0.0015
+
+
+def tflite_bytes(model, input_size: int, outputs_fn=None) -> bytes:
+    """Compile a Keras model (inputs (B, S, S, 1) float) to a TFLite flatbuffer with a dynamic batch."""
+    import tensorflow as tf
+
+    outputs_fn = outputs_fn or (lambda x: model(x, training=False))
+    function = tf.function(outputs_fn, input_signature=[tf.TensorSpec([None, input_size, input_size, 1], tf.float32)])
+    # No trackable object: the converter then freezes the variables into constants. With one, it keeps
+    # READ_VARIABLE ops whose variables the interpreter never initialises (NaN outputs under XNNPACK).
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
+    return converter.convert()
+
+
+def save_weights_npz(model, path: Path) -> None:
+    weights = model.get_weights()
+    np.savez_compressed(path, **{f"w{i:03d}": w.astype(np.float16) for i, w in enumerate(weights)})
+
+
+def load_weights_npz(model, path: Path) -> None:
+    with np.load(path) as archive:
+        model.set_weights([archive[f"w{i:03d}"].astype(np.float32) for i in range(len(archive.files))])
+
+
+def _write_bundle(output_dir: Path, name: str, bundle: dict) -> dict:
+    path = output_dir / f"{name}.json"
+    path.write_text(json.dumps(bundle, indent=2, sort_keys=True))
+    return {**bundle, "bundle_path": str(path)}
+
+
+def classifier_validation_metrics(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
+    from sklearn.metrics import f1_score
+
+    predicted = logits.argmax(axis=1)
+    return {
+        "images": int(len(labels)),
+        "accuracy": float((predicted == labels).mean()),
+        "macro_f1": float(f1_score(labels, predicted, average="macro")),
+        "ece_uncalibrated": calibration.expected_calibration_error(calibration.softmax(logits), labels),
+        "ece": calibration.expected_calibration_error(calibration.softmax(logits, temperature), labels),
+        "nll": calibration.negative_log_likelihood(logits, labels, temperature),
+    }
+
+
+def export_classifier(model, output_dir: Path, dataset: "data.ClassificationData", log=print) -> dict:
+    """Fit the temperature on the calibration split, measure the validation split, write the bundle."""
+    from .training import predict_logits
+
+    output_dir = Path(output_dir)
+    input_size = int(model.input_shape[1])
+    x_calib, y_calib = dataset.subset("calib")
+    x_val, y_val = dataset.subset("val")
+    temperature = calibration.fit_temperature(predict_logits(model, x_calib), y_calib)
+    metrics = classifier_validation_metrics(predict_logits(model, x_val), y_val, temperature)
+    log(f"temperature {temperature:.3f}; validation {metrics}")
+    cam_model = networks.classifier_with_features(model)
+    (output_dir / "classifier.tflite").write_bytes(tflite_bytes(cam_model, input_size))
+    save_weights_npz(model, output_dir / "classifier.weights.npz")
+    width = int(model.get_layer(networks.LOGITS_LAYER).input.shape[-1]) // 4
+    return _write_bundle(output_dir, "classifier", {
+        "task": "classify", "classes": list(readers.CLASS_NAMES), "input_size": input_size,
+        "architecture": {"builder": "build_classifier", "width": width}, "temperature": temperature,
+        "tflite": "classifier.tflite", "keras_weights": "classifier.weights.npz",
+        "preprocess_version": data.PREPROCESS_VERSION, "validation_metrics": metrics,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    })
+
+
+def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", log=print,
+                     empty_val: np.ndarray | None = None) -> dict:
+    """Measure Dice on the validation blocks at model resolution and write the bundle."""
+    from .metrics import segmentation_metrics
+    from .training import _with_channel
+
+    output_dir = Path(output_dir)
+    input_size = int(model.input_shape[1])
+    min_area = max(1, int(round(MIN_COMPONENT_FRACTION * input_size * input_size)))
+    val = dataset.splits == "val"
+    x_val = _with_channel(dataset.pixels[val]).astype(np.float32)
+    logits = np.concatenate([np.asarray(model(x_val[i:i + 32], training=False)) for i in range(0, len(x_val), 32)])
+    from .inference import clean_mask
+
+    predicted = np.stack([clean_mask(l[..., 0] > 0, min_area) for l in logits])
+    metrics = segmentation_metrics(predicted, dataset.masks[val])
+    if empty_val is not None and len(empty_val):
+        x_empty = _with_channel(empty_val).astype(np.float32)
+        empty_logits = np.concatenate([np.asarray(model(x_empty[i:i + 32], training=False))
+                                       for i in range(0, len(x_empty), 32)])
+        empties = [not clean_mask(l[..., 0] > 0, min_area).any() for l in empty_logits]
+        metrics["empty_mask_rate_notumor"] = float(np.mean(empties))
+        metrics["notumor_images"] = int(len(empties))
+    metrics["resolution"] = "model input"
+    log(f"segmenter validation {metrics}")
+    (output_dir / "segmenter.tflite").write_bytes(tflite_bytes(model, input_size))
+    save_weights_npz(model, output_dir / "segmenter.weights.npz")
+    base_filters = int(model.layers[2].filters) if hasattr(model.layers[2], "filters") else 12
+    return _write_bundle(output_dir, "segmenter", {
+        "task": "segment", "input_size": input_size, "threshold_logit": 0.0, "min_component_px": min_area,
+        "architecture": {"builder": "build_segmenter", "base_filters": base_filters},
+        "tflite": "segmenter.tflite", "keras_weights": "segmenter.weights.npz",
+        "preprocess_version": data.PREPROCESS_VERSION, "validation_metrics": metrics,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    })
+
+
+def bundle_files(bundle_path: Path) -> list[Path]:
+    """The bundle JSON and every artefact it names, in a fixed order (for checksums and copying)."""
+    bundle_path = Path(bundle_path)
+    bundle = json.loads(bundle_path.read_text())
+    return [bundle_path] + [bundle_path.parent / bundle[key] for key in ("tflite", "keras_weights") if key in bundle]
+
+
+def install_bundle(bundle: dict, model_dir: Path, log=print) -> Path:
+    """Copy a bundle and its artefacts into ``model_dir`` (the committed baseline weights)."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for path in bundle_files(Path(bundle["bundle_path"])):
+        shutil.copy2(path, model_dir / path.name)
+        log(f"installed {model_dir / path.name}")
+    return model_dir / Path(bundle["bundle_path"]).name

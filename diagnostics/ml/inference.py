@@ -1,0 +1,239 @@
+"""The inference API shared by the Celery worker, the ``predict`` command and the benchmarks.
+
+    predictor = Predictor.from_model_dir(settings.MODEL_DIR)       # once per process
+    result = predictor.predict(slice2d, pixel_spacing_mm=(0.5, 0.5))
+    result.label, result.probabilities, result.mask, result.tumour_area_px, result.area_mm2,
+    result.bbox, result.heatmap, result.timings_ms
+    results = predictor.predict_batch([slice_a, slice_b, ...])
+
+``slice2d`` is any 2-D grayscale array from ``readers.decode_scan``; every map in the result (mask,
+heatmap) has the input's shape. Two serving paths exist: TFLite (``ai_edge_litert``; compiled, CPU, the
+default when no GPU is visible) and Keras under ``tf.function`` (used when TensorFlow sees a GPU, or on
+request with ``backend="keras"``). Both are loaded from a bundle (see ``export``) and agree to within
+float rounding.
+
+The heatmap is the class activation map of the predicted class (Zhou et al., CVPR 2016): the
+classifier ends in global average pooling and one dense layer, so weighting its last feature maps by
+that class's dense weights gives Grad-CAM's map up to a positive scale without a backward pass.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from . import calibration, networks, preprocess
+
+
+@dataclass
+class Prediction:
+    label: str
+    probabilities: dict[str, float]
+    mask: np.ndarray  # bool, input shape
+    tumour_area_px: int
+    area_mm2: float | None
+    bbox: dict[str, int] | None  # top, left, height, width in input pixels; None when no tumour
+    heatmap: np.ndarray  # float32 0..1, input shape
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def tumour_found(self) -> bool:
+        return self.tumour_area_px > 0
+
+    def summary(self) -> dict:
+        """JSON-ready fields (no arrays)."""
+        return {"label": self.label, "probabilities": self.probabilities, "tumour_found": self.tumour_found,
+                "tumour_area_px": self.tumour_area_px, "tumour_area_mm2": self.area_mm2, "bbox": self.bbox,
+                "timings_ms": self.timings_ms}
+
+
+def clean_mask(mask: np.ndarray, min_component_px: int) -> np.ndarray:
+    """Drop connected components smaller than ``min_component_px`` (speckle, not tumour)."""
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        return mask
+    labels, count = ndimage.label(mask)
+    areas = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
+    keep = np.flatnonzero(areas >= min_component_px) + 1
+    return np.isin(labels, keep)
+
+
+def bounding_box(mask: np.ndarray) -> dict[str, int] | None:
+    if not mask.any():
+        return None
+    rows, cols = np.nonzero(mask)
+    return {"top": int(rows.min()), "left": int(cols.min()),
+            "height": int(rows.max() - rows.min() + 1), "width": int(cols.max() - cols.min() + 1)}
+
+
+def class_activation_maps(features: np.ndarray, dense_kernel: np.ndarray, class_indices: np.ndarray) -> np.ndarray:
+    """(B, h, w, C) feature maps and (C, K) dense weights -> (B, h, w) maps in 0..1 for the chosen classes."""
+    weights = dense_kernel[:, class_indices].T  # (B, C)
+    maps = np.maximum(np.einsum("bhwc,bc->bhw", features, weights), 0.0)
+    peak = maps.reshape(len(maps), -1).max(axis=1)[:, None, None]
+    return np.where(peak > 0, maps / np.maximum(peak, 1e-12), 0.0).astype(np.float32)
+
+
+def gpu_available() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+class _TFLiteRunner:
+    """One interpreter per batch size, so a batch of 16 never re-plans the batch-1 interpreter."""
+
+    def __init__(self, model_path: Path, num_threads: int):
+        self.model_content = Path(model_path).read_bytes()
+        self.num_threads = num_threads
+        self.interpreters = {}
+
+    def _interpreter(self, batch: int):
+        if batch not in self.interpreters:
+            from ai_edge_litert.interpreter import Interpreter
+
+            interpreter = Interpreter(model_content=self.model_content, num_threads=self.num_threads)
+            input_index = interpreter.get_input_details()[0]["index"]
+            shape = list(interpreter.get_input_details()[0]["shape"])
+            interpreter.resize_tensor_input(input_index, [batch] + shape[1:])
+            interpreter.allocate_tensors()
+            # Output order in a converted flatbuffer is not guaranteed; sort by rank so the logits
+            # (rank 2) come before the feature maps (rank 4).
+            outputs = sorted(interpreter.get_output_details(), key=lambda d: len(d["shape"]))
+            self.interpreters[batch] = (interpreter, input_index, [d["index"] for d in outputs])
+        return self.interpreters[batch]
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        interpreter, input_index, output_indices = self._interpreter(len(batch))
+        interpreter.set_tensor(input_index, batch.astype(np.float32))
+        interpreter.invoke()
+        return [interpreter.get_tensor(i).copy() for i in output_indices]
+
+
+class _KerasRunner:
+    """A Keras model compiled with ``tf.function`` (runs on a GPU when TensorFlow has one)."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        self.model = model
+        self.function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        outputs = self.function(batch.astype(np.float32))
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        return [np.asarray(o) for o in outputs]
+
+
+def _load_keras(bundle: dict, bundle_dir: Path):
+    from .export import load_weights_npz
+
+    architecture = dict(bundle["architecture"])
+    builder = getattr(networks, architecture.pop("builder"))
+    model = builder(bundle["input_size"], **architecture)
+    load_weights_npz(model, bundle_dir / bundle["keras_weights"])
+    if bundle["task"] == "classify":
+        return model, networks.classifier_with_features(model)
+    return model, model
+
+
+class Predictor:
+    """Classifier + segmenter + heatmap for 2-D slices; load once per process, then call ``predict``."""
+
+    def __init__(self, classifier_bundle: str | Path, segmenter_bundle: str | Path | None = None, *,
+                 backend: str = "auto", num_threads: int | None = None):
+        if backend == "auto":
+            backend = "keras" if gpu_available() else "tflite"
+        if backend not in ("tflite", "keras"):
+            raise ValueError(f"unknown backend {backend!r}")
+        self.backend = backend
+        self.model_versions: dict = {}  # filled by the registry loader: task -> ModelVersion
+        num_threads = num_threads or min(4, os.cpu_count() or 1)
+        classifier_bundle = Path(classifier_bundle)
+        self.classifier_info = json.loads(classifier_bundle.read_text())
+        self.classes = list(self.classifier_info["classes"])
+        self.temperature = float(self.classifier_info["temperature"])
+        self.classify_size = int(self.classifier_info["input_size"])
+        with np.load(classifier_bundle.parent / self.classifier_info["keras_weights"]) as weights:
+            names = sorted(weights.files)
+            # The dense head is the last layer with weights: kernel, then bias.
+            self.dense_kernel = weights[names[-2]].astype(np.float32)
+        self.segmenter_info = json.loads(Path(segmenter_bundle).read_text()) if segmenter_bundle else None
+        if backend == "tflite":
+            self._classify = _TFLiteRunner(classifier_bundle.parent / self.classifier_info["tflite"], num_threads)
+            self._segment = (_TFLiteRunner(Path(segmenter_bundle).parent / self.segmenter_info["tflite"], num_threads)
+                             if segmenter_bundle else None)
+        else:
+            _, cam_model = _load_keras(self.classifier_info, classifier_bundle.parent)
+            self._classify = _KerasRunner(cam_model)
+            self._segment = (_KerasRunner(_load_keras(self.segmenter_info, Path(segmenter_bundle).parent)[1])
+                             if segmenter_bundle else None)
+
+    @classmethod
+    def from_model_dir(cls, model_dir: str | Path, **kwargs) -> "Predictor":
+        model_dir = Path(model_dir)
+        segmenter = model_dir / "segmenter.json"
+        return cls(model_dir / "classifier.json", segmenter if segmenter.exists() else None, **kwargs)
+
+    def predict(self, slice2d: np.ndarray, pixel_spacing_mm: tuple[float, float] | None = None) -> Prediction:
+        return self.predict_batch([slice2d], pixel_spacing_mm)[0]
+
+    def predict_batch(self, slices: list[np.ndarray], pixel_spacing_mm: tuple[float, float] | None = None,
+                      ) -> list[Prediction]:
+        """Predict a list of slices (any sizes) in one call per network; maps come back at input size."""
+        started = time.perf_counter()
+        boxes = [preprocess.find_brain_box(s) for s in slices]
+        classify_input = np.stack([preprocess.preprocess_slice(s, self.classify_size, b).pixels
+                                   for s, b in zip(slices, boxes)])[..., None]
+        segment_size = int(self.segmenter_info["input_size"]) if self.segmenter_info else None
+        if segment_size == self.classify_size:
+            segment_input = classify_input
+        elif segment_size:
+            segment_input = np.stack([preprocess.preprocess_slice(s, segment_size, b).pixels
+                                      for s, b in zip(slices, boxes)])[..., None]
+        prepared = time.perf_counter()
+
+        logits, features = self._classify(classify_input)
+        probabilities = calibration.softmax(logits, self.temperature)
+        predicted = probabilities.argmax(axis=1)
+        classified = time.perf_counter()
+
+        heatmaps = class_activation_maps(features, self.dense_kernel, predicted)
+        explained = time.perf_counter()
+
+        masks_model = [None] * len(slices)
+        if self._segment is not None:
+            mask_logits = self._segment(segment_input)[0][..., 0]
+            threshold = float(self.segmenter_info.get("threshold_logit", 0.0))
+            min_px = int(self.segmenter_info.get("min_component_px", 1))
+            masks_model = [clean_mask(m > threshold, min_px) for m in mask_logits]
+        segmented = time.perf_counter()
+
+        results = []
+        for index, (image, box) in enumerate(zip(slices, boxes)):
+            heatmap = np.clip(preprocess.paste_to_input(heatmaps[index], box), 0.0, 1.0)
+            if masks_model[index] is not None:
+                mask = preprocess.paste_to_input(masks_model[index].astype(np.float32), box, binary=True)
+            else:
+                mask = np.zeros(box.input_shape, bool)
+            area = int(mask.sum())
+            area_mm2 = (float(area * pixel_spacing_mm[0] * pixel_spacing_mm[1])
+                        if pixel_spacing_mm and area else (0.0 if pixel_spacing_mm else None))
+            results.append(Prediction(
+                label=self.classes[int(predicted[index])],
+                probabilities={name: float(p) for name, p in zip(self.classes, probabilities[index])},
+                mask=mask, tumour_area_px=area, area_mm2=area_mm2, bbox=bounding_box(mask), heatmap=heatmap))
+        finished = time.perf_counter()
+        per_image = 1000.0 / len(slices)
+        timings = {"preprocess": (prepared - started) * per_image, "classify": (classified - prepared) * per_image,
+                   "heatmap": (explained - classified) * per_image, "segment": (segmented - explained) * per_image,
+                   "postprocess": (finished - segmented) * per_image, "total": (finished - started) * per_image}
+        timings = {k: round(v, 3) for k, v in timings.items()}
+        for result in results:
+            result.timings_ms = dict(timings)
+        return results

@@ -1,0 +1,142 @@
+"""Model registry services: register, promote, roll back, and load what serves predictions.
+
+``load_active_predictor()`` is what the worker and the ``predict`` command call: it finds the active
+classifier (and segmenter) version, verifies each artefact's SHA-256 against the registry before a
+single byte is interpreted, and builds an ``inference.Predictor``. With an empty registry it registers
+the committed baseline bundles in ``settings.MODEL_DIR`` and activates them, so a fresh install works.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from diagnostics.ml import export
+from diagnostics.ml.inference import Predictor
+from diagnostics.models.registry import ModelSource, ModelStatus, ModelTask, ModelVersion
+
+BUNDLE_NAMES = {ModelTask.CLASSIFY: "classifier.json", ModelTask.SEGMENT: "segmenter.json"}
+
+
+class ModelIntegrityError(RuntimeError):
+    """An artefact on disk differs from the one that was registered; it must not be served."""
+
+
+class NoActiveModel(LookupError):
+    pass
+
+
+def resolve_artifact_path(artifact_path: str | Path) -> Path:
+    path = Path(artifact_path)
+    return path if path.is_absolute() else Path(settings.MODEL_DIR) / path
+
+
+def bundle_sha256(bundle_path: str | Path) -> str:
+    """SHA-256 over the bundle JSON and every artefact it names (name and content, in a fixed order)."""
+    digest = hashlib.sha256()
+    for path in export.bundle_files(Path(bundle_path)):
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def verify_model_version(model_version: ModelVersion) -> Path:
+    """The version's bundle path, after checking its checksum; raises ModelIntegrityError otherwise."""
+    path = resolve_artifact_path(model_version.artifact_path)
+    try:
+        actual = bundle_sha256(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelIntegrityError(f"model {model_version} cannot be read at {path.name}: {error}") from error
+    if actual != model_version.artifact_sha256:
+        raise ModelIntegrityError(
+            f"model {model_version} does not match its registered checksum (expected "
+            f"{model_version.artifact_sha256[:12]}..., found {actual[:12]}...); refusing to load it")
+    return path
+
+
+@transaction.atomic
+def register_model_version(*, task: str, version: str, artifact_path: str | Path, metrics: dict | None = None,
+                           source: str = ModelSource.CENTRALISED, federated_run_id: str | None = None,
+                           notes: str = "") -> ModelVersion:
+    """Record a new candidate version, computing the checksum of its bundle now."""
+    path = resolve_artifact_path(artifact_path)
+    if source == ModelSource.FEDERATED and not federated_run_id:
+        raise ValueError("a federated model version needs the id of the run that produced it")
+    return ModelVersion.objects.create(
+        task=task, version=version, artifact_path=str(artifact_path), artifact_sha256=bundle_sha256(path),
+        metrics=metrics or {}, source=source, federated_run_id=federated_run_id, notes=notes,
+        status=ModelStatus.CANDIDATE)
+
+
+@transaction.atomic
+def promote_model_version(model_version: ModelVersion) -> ModelVersion:
+    """Make ``model_version`` the active one of its task; the previous active one is retired."""
+    model_version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
+    verify_model_version(model_version)
+    current = (ModelVersion.objects.select_for_update()
+               .filter(task=model_version.task, status=ModelStatus.ACTIVE).exclude(pk=model_version.pk))
+    current.update(status=ModelStatus.RETIRED)
+    model_version.status = ModelStatus.ACTIVE
+    model_version.activated_at = timezone.now()
+    model_version.save(update_fields=["status", "activated_at"])
+    return model_version
+
+
+@transaction.atomic
+def rollback_model(task: str) -> ModelVersion:
+    """Re-activate the version that was active before the current one; the current one is retired."""
+    current = ModelVersion.objects.select_for_update().filter(task=task, status=ModelStatus.ACTIVE).first()
+    if current is None:
+        raise NoActiveModel(f"no active {task} model to roll back from")
+    previous = (ModelVersion.objects.select_for_update()
+                .filter(task=task, status=ModelStatus.RETIRED, activated_at__isnull=False)
+                .exclude(pk=current.pk).order_by("-activated_at", "-id").first())
+    if previous is None:
+        raise NoActiveModel(f"no earlier {task} model was ever active")
+    verify_model_version(previous)
+    current.status = ModelStatus.RETIRED
+    # Moved back in time so that a second rollback goes further back rather than flipping between two.
+    current.activated_at = None
+    current.save(update_fields=["status", "activated_at"])
+    previous.status = ModelStatus.ACTIVE
+    previous.activated_at = timezone.now()
+    previous.save(update_fields=["status", "activated_at"])
+    return previous
+
+
+def _ensure_baseline(task: str) -> ModelVersion | None:
+    """Register and activate the committed bundle for ``task`` when the registry has no version of it."""
+    if ModelVersion.objects.filter(task=task).exists():
+        return None
+    bundle = Path(settings.MODEL_DIR) / BUNDLE_NAMES[task]
+    if not bundle.exists():
+        return None
+    import json
+
+    metrics = json.loads(bundle.read_text()).get("validation_metrics", {})
+    with transaction.atomic():
+        version = register_model_version(task=task, version="baseline-" + bundle_sha256(bundle)[:8],
+                                         artifact_path=BUNDLE_NAMES[task], metrics=metrics,
+                                         source=ModelSource.BASELINE, notes="committed baseline weights")
+        return promote_model_version(version)
+
+
+def active_model_version(task: str) -> ModelVersion | None:
+    _ensure_baseline(task)
+    return ModelVersion.objects.filter(task=task, status=ModelStatus.ACTIVE).first()
+
+
+def load_active_predictor(**predictor_options) -> Predictor:
+    """The Predictor for the active versions, checksums verified; ``predictor.model_versions`` maps each
+    task to the ModelVersion it serves (None for a task with no model)."""
+    classifier = active_model_version(ModelTask.CLASSIFY)
+    if classifier is None:
+        raise NoActiveModel("no classifier is registered and no baseline bundle is installed")
+    segmenter = active_model_version(ModelTask.SEGMENT)
+    predictor = Predictor(verify_model_version(classifier),
+                          verify_model_version(segmenter) if segmenter else None, **predictor_options)
+    predictor.model_versions = {"classify": classifier, "segment": segmenter}
+    return predictor
