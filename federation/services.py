@@ -133,38 +133,71 @@ def finish_round(run_id, round_log, metrics: dict, server_eval_s: float) -> Fede
     return row
 
 
-def _save_weights(run_id, model) -> str:
-    folder = Path(settings.MODEL_DIR) / "federated"
+def _run_folder(run_id) -> Path:
+    from federation import conf
+
+    folder = conf.federation_home() / "models" / f"run-{run_id}"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"run-{run_id}.weights.h5"
+    return folder
+
+
+def _save_weights(run_id, model) -> str:
+    path = _run_folder(run_id) / "final.weights.h5"
     model.save_weights(str(path))
     return str(path)
 
 
-def _register_candidate(run: FederatedRun, weights_path: str, metrics: dict) -> str:
-    """Register the run's model as a candidate version in the model registry, with its provenance."""
-    try:
-        from diagnostics.registry import register_model_version
-    except ImportError:
-        log.warning("model registry not available; run %s keeps its weights at %s", run.pk, weights_path)
-        return ""
+def _classifier_bundle(run: FederatedRun, model) -> dict:
+    """Export the run's classifier as a model bundle, calibrated and measured like a centralised one.
+
+    The temperature is fitted on the coordinator's calibration split and the bundle's metrics come from
+    its validation split (the same rows the rounds were evaluated on).
+    """
+    import numpy as np
+
+    from diagnostics.ml import data, export
+    from diagnostics.ml.readers import CLASS_NAMES
+    from federation.datasets import kaggle_split
+
+    rows = kaggle_split("calib", limit_per_class=run.validation_per_class) + \
+        kaggle_split("val", limit_per_class=run.validation_per_class)
+    pixels = data.load_classification_arrays([settings.NEUROFED_DATA_DIR / r["path"] for r in rows], run.image_size)
+    dataset = data.ClassificationData(pixels, np.asarray([CLASS_NAMES.index(r["label"]) for r in rows]),
+                                      np.asarray([r["split"] for r in rows]), rows)
+    return export.export_classifier(model, _run_folder(run.pk), dataset, log=lambda *_: None)
+
+
+def _register_candidate(run: FederatedRun, model) -> tuple[str, dict]:
+    """Register the run's model as a candidate version, with its provenance; returns (id, metrics)."""
+    import json
+
+    from diagnostics.models.registry import ModelSource, ModelTask
+    from diagnostics.registry import register_model_version
+
+    if run.model_kind != "classifier":
+        # The segmenter's bundle needs the segmentation validation set; its weights are kept instead.
+        return "", {}
+    bundle = _classifier_bundle(run, model)
+    provenance = {"federated_run": run.pk, "flower_run_id": run.flower_run_id, "strategy": run.strategy,
+                  "rounds": run.num_rounds, "local_epochs": run.local_epochs,
+                  "hospitals": sorted(h.slug for h in run.hospitals.all()),
+                  "dp_noise_multiplier": run.dp_noise_multiplier, "dp_clipping_norm": run.dp_clipping_norm}
     version = register_model_version(
-        kind=run.model_kind, weights_path=weights_path, metrics=metrics, source="federated",
-        federated_run_id=run.pk,
-        provenance={"strategy": run.strategy, "rounds": run.num_rounds, "local_epochs": run.local_epochs,
-                    "hospitals": sorted(h.slug for h in run.hospitals.all()), "flower_run_id": run.flower_run_id,
-                    "image_size": run.image_size, "dp_noise_multiplier": run.dp_noise_multiplier},
-    )
-    return str(version.pk)
+        task=ModelTask.CLASSIFY, version=f"federated-{run.pk}", artifact_path=bundle["bundle_path"],
+        metrics=bundle["validation_metrics"], source=ModelSource.FEDERATED, federated_run_id=str(run.pk),
+        notes=json.dumps(provenance, sort_keys=True))
+    return str(version.pk), bundle["validation_metrics"]
 
 
 def complete_run(run_id, *, model, metrics: dict, wire: dict | None = None) -> FederatedRun:
-    run = FederatedRun.objects.get(pk=run_id)
+    run = FederatedRun.objects.prefetch_related("hospitals").get(pk=run_id)
     weights_path = _save_weights(run_id, model)
     final = {**{k: float(v) for k, v in metrics.items()}, "wire": wire or {}}
     version_id = ""
     try:
-        version_id = _register_candidate(run, weights_path, metrics)
+        version_id, bundle_metrics = _register_candidate(run, model)
+        if bundle_metrics:
+            final["candidate"] = bundle_metrics
     except Exception:  # noqa: BLE001 - the run's outcome stands even if the registry refuses it
         log.exception("could not register the model of federated run %s", run_id)
     FederatedRun.objects.filter(pk=run_id).update(
@@ -207,12 +240,16 @@ def promote_federated_model(*, run: FederatedRun, actor=None, request=None):
     """Make the run's candidate model the one that diagnoses new scans."""
     if run.status != RunStatus.COMPLETED or not run.model_version_id:
         raise DomainError("no_candidate", f"Run {run.pk} has no registered candidate model to promote.", status=409)
+    from diagnostics.models.registry import ModelVersion
+    from diagnostics.registry import ModelIntegrityError, promote_model_version
+
+    version = ModelVersion.objects.filter(pk=run.model_version_id).first()
+    if version is None:
+        raise DomainError("no_candidate", f"Run {run.pk}'s model version is no longer registered.", status=409)
     try:
-        from diagnostics.registry import promote_model_version
-    except ImportError:
-        raise DomainError("registry_unavailable", "The model registry is not available on this server.",
-                          status=503) from None
-    version = promote_model_version(run.model_version_id, actor=actor)
+        version = promote_model_version(version)
+    except ModelIntegrityError as exc:
+        raise DomainError("model_integrity", str(exc), status=409) from None
     for hospital in run.hospitals.all():
         record_audit(actor=actor, hospital=hospital, action="federation.model_promote", obj=run, request=request)
     publish(run.pk, {"kind": "promoted", "run": run.pk, "model_version_id": run.model_version_id})

