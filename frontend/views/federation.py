@@ -4,15 +4,24 @@ Runs span hospitals; federation.access decides who may watch one, and this page 
 the hospital in the URL, so switching hospital never mixes two hospitals' views.
 """
 
+import functools
+
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 
+from federation import services
 from federation.access import access_run, visible_runs
 from federation.api.serializers import RunSerializer
-from frontend.views.base import hospital_page, render_page
+from federation.models import Strategy
+from frontend.views.base import hospital_page, not_found, render_page
 from hospitals import services as hospital_services
-from hospitals.models import Role
+from hospitals.audit import record_audit
+from hospitals.errors import DomainError
+from hospitals.models import Hospital, Role
 
 ADMIN = (Role.ADMIN,)
 
@@ -34,7 +43,7 @@ def dashboard(request, membership):
         finished_rounds = sum(1 for r in run.rounds.all() if r.finished_at is not None)
         rows.append({"run": run, "finished_rounds": finished_rounds,
                      "percent": round(100 * finished_rounds / run.num_rounds) if run.num_rounds else 0})
-    context = {"rows": rows}
+    context = {"rows": rows, "versions": model_versions()}
     return render_page(request, "frontend/admin/federation.html", context, membership=membership)
 
 
@@ -49,3 +58,111 @@ def run_detail(request, membership, run_id):
         "ws_path": f"/ws/federation/runs/{run.pk}/",
     }
     return render_page(request, "frontend/admin/run.html", context, membership=membership)
+
+
+# --- model versions and the platform operator --------------------------------------------------------
+#
+# Model versions serve every hospital, so promoting or rolling one back is the platform operator's
+# (a Django superuser's), as in the federation API; hospital admins see the versions and their metrics.
+
+SHOWN_METRICS = ("accuracy", "macro_f1", "dice", "iou", "loss")
+
+
+def model_versions():
+    from diagnostics.models.registry import ModelVersion
+
+    rows = []
+    for version in ModelVersion.objects.all()[:50]:
+        metrics = [(name, version.metrics[name]) for name in SHOWN_METRICS
+                   if isinstance(version.metrics.get(name), (int, float))]
+        rows.append({"version": version, "metrics": metrics})
+    return rows
+
+
+def _operator_only(view):
+    @login_required
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        # The same not-found page as for any address a person may not open.
+        if not request.user.is_superuser:
+            return not_found(request)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _back(request):
+    # Back to the page the form was on, if it is one of ours; else to the operator's page.
+    target = request.POST.get("next", "")
+    return redirect(target if url_has_allowed_host_and_scheme(target, allowed_hosts=None) and target.startswith("/")
+                    else "frontend:operator")
+
+
+@require_POST
+@_operator_only
+def model_promote(request, version_id):
+    from diagnostics import registry
+    from diagnostics.models.registry import ModelVersion
+
+    version = ModelVersion.objects.filter(pk=version_id).first() if str(version_id).isdigit() else None
+    if version is None:
+        return not_found(request)
+    try:
+        promoted = registry.promote_model_version(version)
+    except registry.ModelIntegrityError as refused:
+        messages.error(request, str(refused))
+    else:
+        record_audit(actor=request.user, hospital=None, action="model.promote", obj=promoted, request=request)
+        messages.success(request, f"{promoted.get_task_display()} {promoted.version} now serves every hospital.")
+    return _back(request)
+
+
+@require_POST
+@_operator_only
+def model_rollback(request, task):
+    from diagnostics import registry
+
+    try:
+        restored = registry.rollback_model(task)
+    except (registry.NoActiveModel, registry.ModelIntegrityError) as refused:
+        messages.error(request, str(refused))
+    else:
+        record_audit(actor=request.user, hospital=None, action="model.rollback", obj=restored, request=request)
+        messages.success(request, f"Rolled back: {restored.get_task_display()} {restored.version} serves again.")
+    return _back(request)
+
+
+@_operator_only
+def operator(request):
+    if request.method == "POST":
+        try:
+            run = services.start_federated_run(
+                hospitals=Hospital.objects.filter(slug__in=request.POST.getlist("hospitals")),
+                actor=request.user, request=request,
+                num_rounds=max(1, min(200, int(request.POST.get("num_rounds") or 3))),
+                strategy=request.POST.get("strategy") if request.POST.get("strategy") in Strategy.values
+                else Strategy.FEDAVG,
+                min_nodes=2,
+            )
+        except DomainError as refused:
+            messages.error(request, refused.detail)
+        except ValueError:
+            messages.error(request, "The number of rounds must be a whole number.")
+        else:
+            messages.success(request, f"Run {run.pk} started.")
+        return redirect("frontend:operator")
+    runs = visible_runs(request.user).prefetch_related("hospitals", "rounds")[:50]
+    context = {
+        "runs": runs,
+        "versions": model_versions(),
+        "hospitals": Hospital.objects.filter(federation_opt_in=True),
+        "strategies": Strategy.choices,
+    }
+    return render_page(request, "frontend/operator.html", context)
+
+
+@_operator_only
+def operator_run(request, run_id):
+    run = access_run(request.user, run_id)
+    context = {"run": run, "data": RunSerializer(run).data, "ws_path": f"/ws/federation/runs/{run.pk}/"}
+    return render_page(request, "frontend/admin/run.html", context)

@@ -23,7 +23,7 @@ def _no_leftover_tasks():
 
 
 @pytest.fixture
-def pages(live, world, api):
+def pages(live, world, api, django_user_model):
     """Who opens which page, with a scan and a federated run to show."""
     world.a.patients_see_ai_results = AIResultVisibility.IMMEDIATELY
     world.a.save()
@@ -40,6 +40,8 @@ def pages(live, world, api):
                    {"hospital": "north-general", "eval_loss": loss - 0.04, "eval_accuracy": accuracy + 0.02}],
         )
     FederatedRound.objects.create(run=run, number=4, started_at=timezone.now())
+    operator = django_user_model.objects.create_superuser("operator@neurofed.example", "operator@neurofed.example",
+                                                          PASSWORD)
     return {
         None: {"login": "/accounts/login/", "password-reset": "/accounts/password-reset/",
                "password-reset-sent": "/accounts/password-reset/sent/", "invite": "/invite/not-a-real-token/"},
@@ -50,6 +52,7 @@ def pages(live, world, api):
                         "admin-federation": "/h/st-anne/federation/",
                         "admin-run": f"/h/st-anne/federation/runs/{run.pk}/"},
         world.outsider: {"not-found": f"/h/st-anne/scans/{scan.id}/"},
+        operator: {"operator": "/operator/federation/", "operator-run": f"/operator/federation/runs/{run.pk}/"},
     }
 
 

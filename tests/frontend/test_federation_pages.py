@@ -75,3 +75,81 @@ def test_opt_in_and_out(client, world):
     world.a.refresh_from_db()
     assert not world.a.federation_opt_in
     assert "no longer takes part" in page.content.decode()
+
+
+@pytest.fixture
+def versions(tmp_path):
+    """Two registered classifier versions: v1 active (it served before), v2 a candidate."""
+    from diagnostics import registry
+
+    made = []
+    for name in ("v1", "v2"):
+        bundle = tmp_path / f"{name}.json"
+        bundle.write_text(json.dumps({"task": "classify", "version": name}))
+        made.append(registry.register_model_version(task="classify", version=name, artifact_path=bundle,
+                                                    metrics={"accuracy": 0.91, "macro_f1": 0.9}))
+    registry.promote_model_version(made[0])
+    return made
+
+
+def test_admin_sees_model_versions_but_only_the_operator_changes_them(client, world, versions, django_user_model):
+    v1, v2 = versions
+    client.force_login(world.admin_a)
+    html = client.get("/h/st-anne/federation/").content.decode()
+    assert "Model versions" in html and "macro_f1 0.900" in html
+    assert "/promote/" not in html and "/rollback/" not in html
+    for url in (f"/operator/models/{v2.pk}/promote/", "/operator/models/classify/rollback/"):
+        assert client.post(url).status_code == 404
+        assert client.get(url).status_code == 405
+    assert client.get("/operator/federation/").status_code == 404
+    v2.refresh_from_db()
+    assert v2.status == "candidate"
+    client.logout()
+    assert client.post(f"/operator/models/{v2.pk}/promote/")["Location"].startswith("/accounts/login/")
+
+
+def test_operator_promotes_and_rolls_back(client, world, versions, django_user_model):
+    from hospitals.models import AuditEvent
+
+    v1, v2 = versions
+    operator = django_user_model.objects.create_superuser("operator@neurofed.example", "operator@neurofed.example",
+                                                          "operator-password-1")
+    client.force_login(operator)
+    page = client.post(f"/operator/models/{v2.pk}/promote/", {"next": "/operator/federation/"}, follow=True)
+    assert "Classification v2 now serves every hospital." in page.content.decode()
+    v1.refresh_from_db(), v2.refresh_from_db()
+    assert (v1.status, v2.status) == ("retired", "active")
+    page = client.post("/operator/models/classify/rollback/", {"next": "https://evil.example/"}, follow=True)
+    assert page.redirect_chain[-1][0] == "/operator/federation/"
+    v1.refresh_from_db(), v2.refresh_from_db()
+    assert (v1.status, v2.status) == ("active", "retired")
+    assert AuditEvent.objects.filter(actor_id=operator.pk, action="model.rollback").exists()
+
+
+def test_operator_promote_refuses_a_changed_artefact(client, versions, django_user_model, tmp_path):
+    _, v2 = versions
+    (tmp_path / "v2.json").write_text(json.dumps({"task": "classify", "version": "v2", "tampered": True}))
+    operator = django_user_model.objects.create_superuser("op@neurofed.example", "op@neurofed.example", "op-password-12")
+    client.force_login(operator)
+    page = client.post(f"/operator/models/{v2.pk}/promote/", follow=True)
+    assert "does not match its registered checksum" in page.content.decode()
+    v2.refresh_from_db()
+    assert v2.status == "candidate"
+
+
+def test_operator_starts_a_run_over_opted_in_hospitals(client, world, django_user_model, django_capture_on_commit_callbacks):
+    world.a.federation_opt_in = world.b.federation_opt_in = True
+    world.a.save(), world.b.save()
+    operator = django_user_model.objects.create_superuser("op2@neurofed.example", "op2@neurofed.example", "op-password-12")
+    client.force_login(operator)
+    html = client.get("/operator/federation/").content.decode()
+    assert 'value="st-anne" checked' in html and 'value="north-general" checked' in html
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        page = client.post("/operator/federation/", {"hospitals": ["st-anne", "north-general"], "num_rounds": "2",
+                                                     "strategy": "fedprox"}, follow=True)
+    run = FederatedRun.objects.get()
+    assert f"Run {run.pk} started." in page.content.decode()
+    assert (run.num_rounds, run.strategy) == (2, "fedprox")
+    assert len(callbacks) == 1  # the follow-up task, sent once the run is committed
+    page = client.post("/operator/federation/", {"hospitals": ["st-anne"]}, follow=True)
+    assert "at least 2 hospitals" in page.content.decode()
