@@ -25,7 +25,7 @@ BATCH_SLICES = 16
 
 
 class NoActiveModel(RuntimeError):
-    """No model version is promoted, so there is nothing to run a scan through."""
+    """No usable model version is active (none promoted, or its artefacts fail their checksum)."""
 
 
 class InvalidModelOutput(RuntimeError):
@@ -59,15 +59,18 @@ def predictor():
     active = active_versions()
     with _predictor_lock:
         if _predictor is None or active != _loaded_versions:
-            from diagnostics.registry import load_active_predictor
+            from diagnostics import registry
 
             started = time.perf_counter()
             gpus = _configure_tensorflow()
-            loaded = load_active_predictor()
-            if loaded is None:
-                raise NoActiveModel("No model version is active; promote one with `manage.py promote_model`.")
-            _predictor, _loaded_versions = loaded, active
-            logger.info("models %s loaded in %.1fs on %s", active, time.perf_counter() - started,
+            try:
+                loaded, versions = registry.load_active_predictor()
+            except (registry.NoActiveModel, registry.ModelIntegrityError) as error:
+                raise NoActiveModel(str(error)) from error
+            _predictor = loaded
+            # The registry may have just activated the installed baseline; remember what it loaded.
+            _loaded_versions = {task: version.pk for task, version in versions.items() if version is not None}
+            logger.info("models %s loaded in %.1fs on %s", _loaded_versions, time.perf_counter() - started,
                         ", ".join(gpus) or "CPU")
         return _predictor, dict(_loaded_versions)
 

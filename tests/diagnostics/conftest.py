@@ -12,6 +12,9 @@ share one MEDIA_ROOT for encrypted blobs).
   object has `.kill()` (SIGKILL to the whole process group, like a crashed machine), `.restart()`,
   `.log()` and `.pids()`. Module-scoped: a worker loads TensorFlow and the models once per module.
 - `asgi_server`: `daphne neurofed.asgi:application` on a free port; `.url`, `.ws_url`, `.pid`.
+- `active_model`: an active classifier and segmenter in the registry, for the worker to load: the
+  trained bundles installed in MODEL_DIR when there are any, else tiny untrained networks exported by
+  the ML core's own functions (built once per session, see bundles.py).
 
 Ports: a free port chosen by the OS, or one from NEUROFED_TEST_PORTS ("8200-8299") when set, so that
 engineers who share a machine can keep to their own range.
@@ -94,6 +97,31 @@ def _stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 20) ->
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def model_bundles(tmp_path_factory) -> dict[str, Path] | None:
+    """None when trained bundles are installed in MODEL_DIR (the registry activates those itself)."""
+    if (Path(settings.MODEL_DIR) / "classifier.json").exists():
+        return None
+    from tests.diagnostics.bundles import build_tiny_bundles
+
+    return build_tiny_bundles(tmp_path_factory.mktemp("model-bundles"))
+
+
+@pytest.fixture
+def active_model(model_bundles):
+    """{task: ModelVersion} now active; use with a database fixture or marker."""
+    from diagnostics import registry
+
+    if model_bundles is None:
+        return {task: registry.active_model_version(task) for task in ("classify", "segment")}
+    versions = {}
+    for task, bundle in model_bundles.items():
+        version = registry.register_model_version(task=task, version=f"test-{uuid.uuid4().hex[:8]}",
+                                                  artifact_path=bundle, notes="tiny untrained network for tests")
+        versions[task] = registry.promote_model_version(version)
+    return versions
 
 
 @pytest.fixture(scope="module")
