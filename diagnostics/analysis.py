@@ -64,12 +64,13 @@ def predictor():
             started = time.perf_counter()
             gpus = _configure_tensorflow()
             try:
-                loaded, versions = registry.load_active_predictor()
+                loaded = registry.load_active_predictor()
             except (registry.NoActiveModel, registry.ModelIntegrityError) as error:
                 raise NoActiveModel(str(error)) from error
             _predictor = loaded
             # The registry may have just activated the installed baseline; remember what it loaded.
-            _loaded_versions = {task: version.pk for task, version in versions.items() if version is not None}
+            _loaded_versions = {task: version.pk for task, version in loaded.model_versions.items()
+                                if version is not None}
             logger.info("models %s loaded in %.1fs on %s", _loaded_versions, time.perf_counter() - started,
                         ", ".join(gpus) or "CPU")
         return _predictor, dict(_loaded_versions)
