@@ -30,6 +30,7 @@ def _labels():
 def _api_urls(slug):
     return {
         "scans": reverse("diagnostics-api:scan-list", kwargs={"slug": slug}),
+        "patients": reverse("api-patients", kwargs={"slug": slug}),
         "page": f"/h/{slug}/scans/",
     }
 

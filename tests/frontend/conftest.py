@@ -8,6 +8,7 @@ reused here: subprocesses on pytest-django's test database, so a browser test ru
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,32 @@ def new_page(live):
         chromium.close()
         playwright.stop()
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def in_other_thread(work):
+    """Run work() in a fresh thread and return its result.
+
+    The test's own thread runs Playwright's event loop, where the channel layer's sync wrapper refuses
+    to run; a worker or ServerApp process has no such loop, and neither has a fresh thread.
+    """
+    from django.db import connection
+
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+            outcome["error"] = error
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def sign_in(page, user, password):

@@ -1,34 +1,18 @@
 """The federated run page follows a run live: the federation app's own services record rounds from
 another thread (as the ServerApp process does), and the page's progress bar and charts move."""
 
-import threading
 import time
 from types import SimpleNamespace
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from federation import services
 from federation.models import FederatedRound, FederatedRun, RunStatus
 from tests.factories import PASSWORD
-from tests.frontend.conftest import assert_fits_width, screenshot, sign_in
+from tests.frontend.conftest import assert_fits_width, in_other_thread, screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def in_other_thread(work):
-    # The test's own thread runs Playwright's event loop, where the channel layer's sync wrapper
-    # refuses to run; a ServerApp process has no such loop, and neither has a fresh thread.
-    def run():
-        try:
-            work()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(30)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from tests.diagnostics.conftest import purge_diagnostics_queue
 from tests.diagnostics.helpers import finish, upload
 from tests.diagnostics.samples import jpeg_bytes
 from tests.factories import PASSWORD
-from tests.frontend.conftest import PHONE, assert_fits_width, screenshot, sign_in
+from tests.frontend.conftest import PHONE, assert_fits_width, in_other_thread, screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -161,3 +161,27 @@ def test_doctor_corrects_the_outline_and_the_patient_sees_the_confirmed_result(w
     assert "preliminary" not in patient.locator("#result").inner_text().lower()
     assert_fits_width(patient)
     screenshot(patient, "flow-patient-confirmed-phone")
+
+
+def test_worklist_shows_a_new_upload_live_with_the_patients_name(world, api, new_page):
+    doctor = new_page()
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    doctor.get_by_text("Live updates on").wait_for()
+    doctor.locator("#pending").get_by_text("Nothing here.").wait_for()
+
+    def upload_and_analyse():
+        response = upload(api(world.owner), world.a, jpeg_bytes("notumor", 2))
+        scan = Scan.objects.get(pk=response.json()["id"])
+        finish(scan, "notumor", 0.77)
+        return scan
+
+    scan = in_other_thread(upload_and_analyse)
+    name = scan.patient.full_name  # not on the page when it loaded: fetched from the patients API
+    row = doctor.locator("#pending tr", has_text=name)
+    row.get_by_text("Analysed").wait_for()
+    assert "No tumour" in row.inner_text() and "77%" in row.inner_text()
+    doctor.get_by_label("Class").select_option("glioma")
+    doctor.locator("#pending").get_by_text("Nothing here.").wait_for()
+    doctor.get_by_label("Class").select_option("notumor")
+    row.wait_for()
+    screenshot(doctor, "flow-worklist-live")

@@ -37,6 +37,19 @@ function table(scans, reviewed) {
   return `<table class="stack"><thead><tr><th scope="col">Patient</th><th scope="col">Uploaded</th><th scope="col">Status</th><th scope="col">Class</th><th scope="col">AI confidence</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
+// A patient who first uploads after the page was opened is not among the names it came with: ask the
+// patients API (an audited read) once for each such record.
+async function learnNames(scans) {
+  const unknown = [...new Set(scans.map((scan) => scan.patient).filter((id) => id && !(id in patientNames)))];
+  await Promise.all(unknown.map(async (id) => {
+    try {
+      patientNames[id] = (await api(`${script.dataset.patientsApi}${id}/`)).full_name;
+    } catch {
+      patientNames[id] = "Patient";
+    }
+  }));
+}
+
 let loading = null;
 async function load() {
   try {
@@ -44,6 +57,7 @@ async function load() {
       ["unreviewed", "confirmed", "corrected"].map((state) => api(query(state))),
     );
     const reviewed = [...confirmed.results, ...corrected.results].sort((a, b) => b.created_at.localeCompare(a.created_at));
+    await learnNames([...pending.results, ...reviewed]);
     document.getElementById("pending").innerHTML = table(pending.results, false);
     document.getElementById("pending-count").textContent = `(${pending.count})`;
     document.getElementById("reviewed").innerHTML = table(reviewed, true);
