@@ -29,10 +29,19 @@ def _dev_key_file(name: str, make) -> str:
     path = VAR_DIR / name
     if not path.exists():
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written whole under a temporary name, then linked into place: two processes starting at once
+        # both end up reading the one key that won, never an empty or half-written file.
+        temporary = VAR_DIR / f".{name}.{os.getpid()}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(make())
-        print(f"NeuroFed: created development key {path} (never use it in production)", file=sys.stderr)
+        try:
+            os.link(temporary, path)
+            print(f"NeuroFed: created development key {path} (never use it in production)", file=sys.stderr)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
     return path.read_text().strip()
 
 
