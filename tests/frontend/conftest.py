@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.diagnostics.conftest import (  # noqa: F401 (fixtures)
+    active_model,
     asgi_server,
     celery_worker_process,
     live_media_root,
+    model_bundles,
     shared_media_root,
 )
 
