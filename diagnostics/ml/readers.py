@@ -137,6 +137,9 @@ def _read_dicom_dataset(data: bytes, max_pixels: int, max_frames: int):
         dataset = pydicom.dcmread(io.BytesIO(data))
     except (InvalidDicomError, EOFError, ValueError, TypeError, OSError, KeyError) as error:
         raise ScanDecodeError("unreadable", f"The DICOM file is damaged: {error}") from error
+    # pydicom reads a truncated file up to where it ends; without pixel data there is nothing to judge.
+    if "PixelData" not in dataset:
+        raise ScanDecodeError("unreadable", "The DICOM file holds no image data (is it truncated?).")
     modality = str(dataset.get("Modality", "")).strip().upper()
     if modality != "MR":
         shown = modality or "missing"

@@ -1,8 +1,8 @@
 """Register and/or promote a model version; the active version is what inference uses.
 
-    manage.py promote_model --task classify --version v2                 # promote a registered one
-    manage.py promote_model --task classify --version v2 --register var/models/classify/classifier.json
-    manage.py promote_model --task segment --version fed-7 --register PATH --source federated --run-id 7
+    manage.py promote_model --task classify --model-version v2                 # promote a registered one
+    manage.py promote_model --task classify --model-version v2 --register var/models/classify/classifier.json
+    manage.py promote_model --task segment --model-version fed-7 --register PATH --source federated --run-id 7
     manage.py promote_model --list
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--task", choices=["classify", "segment"])
-        parser.add_argument("--version")
+        parser.add_argument("--model-version", dest="model_version", help="version string, e.g. v2 or fed-7")
         parser.add_argument("--register", metavar="BUNDLE_JSON", help="register this bundle first")
         parser.add_argument("--source", choices=["centralised", "federated", "baseline"], default="centralised")
         parser.add_argument("--run-id", default=None, help="federated run id (with --source federated)")
@@ -34,14 +34,14 @@ class Command(BaseCommand):
                 self.stdout.write(f"{version.task:9} {version.version:24} {version.status:9} {version.source:11} "
                                   f"{version.created_at:%Y-%m-%d %H:%M} {version.artifact_path}")
             return
-        if not options["task"] or not options["version"]:
-            raise CommandError("--task and --version are required")
+        if not options["task"] or not options["model_version"]:
+            raise CommandError("--task and --model-version are required")
         if options["register"]:
             bundle = Path(options["register"])
             metrics = json.loads(bundle.read_text()).get("validation_metrics", {}) if bundle.exists() else {}
             try:
                 version = registry.register_model_version(
-                    task=options["task"], version=options["version"], artifact_path=str(bundle.resolve()),
+                    task=options["task"], version=options["model_version"], artifact_path=str(bundle.resolve()),
                     metrics=metrics, source=options["source"], federated_run_id=options["run_id"])
             except (OSError, ValueError) as error:
                 raise CommandError(f"cannot register {bundle}: {error}") from error
@@ -49,9 +49,9 @@ class Command(BaseCommand):
             if options["candidate_only"]:
                 return
         try:
-            version = ModelVersion.objects.get(task=options["task"], version=options["version"])
+            version = ModelVersion.objects.get(task=options["task"], version=options["model_version"])
         except ModelVersion.DoesNotExist as error:
-            raise CommandError(f"no {options['task']} version {options['version']!r}") from error
+            raise CommandError(f"no {options['task']} version {options['model_version']!r}") from error
         try:
             version = registry.promote_model_version(version)
         except registry.ModelIntegrityError as error:

@@ -1,0 +1,112 @@
+import gzip
+import io
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diagnostics.ml.readers import ScanDecodeError, decode_scan, sniff_type
+
+from .helpers import FIGSHARE, dicom_bytes, kaggle_file, kaggle_slice, nifti_bytes, requires_data
+
+pytestmark = requires_data
+LIMITS = dict(max_pixels=1024 * 1024, max_frames=64)
+
+
+def _error_code(data, **limits) -> str:
+    with pytest.raises(ScanDecodeError) as caught:
+        decode_scan(data, **{**LIMITS, **limits})
+    return caught.value.code
+
+
+def test_kaggle_jpeg_decodes_to_one_grayscale_slice():
+    scan = decode_scan(kaggle_file("glioma").read_bytes(), **LIMITS)
+    assert scan.kind == "jpeg" and len(scan.slices) == 1
+    assert scan.slices[0].ndim == 2 and scan.patient_identifiers == {}
+
+
+def test_figshare_png_decodes_and_a_path_is_accepted():
+    scan = decode_scan(FIGSHARE / "images" / "1.png", **LIMITS)
+    assert scan.kind == "png" and scan.slices[0].shape == (256, 256)
+
+
+def test_type_is_sniffed_from_content_not_name(tmp_path):
+    misnamed = tmp_path / "scan.dcm"
+    misnamed.write_bytes(kaggle_file("notumor").read_bytes())
+    assert decode_scan(misnamed, **LIMITS).kind == "jpeg"
+
+
+def test_mr_dicom_keeps_identifiers_apart_from_pixels():
+    pixels = kaggle_slice("meningioma")
+    scan = decode_scan(dicom_bytes(pixels), **LIMITS)
+    assert scan.kind == "dicom"
+    assert scan.pixel_spacing_mm == (0.5, 0.5)
+    assert scan.patient_identifiers == {"patient_name": "Doe^Jane", "patient_id": "MRN-0042", "birth_date": "19700101"}
+    assert np.allclose(scan.slices[0], pixels.astype(np.float32) * 16)
+
+
+def test_ct_dicom_is_refused_as_not_mr():
+    assert _error_code(dicom_bytes(kaggle_slice("glioma"), modality="CT")) == "not_mr"
+
+
+def test_zipped_dicom_series_is_ordered_by_position():
+    slices = [kaggle_slice("glioma", i) for i in range(3)]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, z in (("c.dcm", 20.0), ("a.dcm", 0.0), ("b.dcm", 10.0)):
+            archive.writestr(name, dicom_bytes(slices[int(z // 10)], instance=int(z // 10) + 1, z=z))
+    scan = decode_scan(buffer.getvalue(), **LIMITS)
+    assert scan.kind == "dicom_series" and len(scan.slices) == 3
+    for decoded, original in zip(scan.slices, slices):
+        assert np.allclose(decoded, original.astype(np.float32) * 16)
+
+
+def test_zip_with_a_non_dicom_member_is_refused():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.jpg", kaggle_file("glioma").read_bytes())
+    assert _error_code(buffer.getvalue()) == "unsupported_type"
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_nifti_volume_keeps_only_slices_with_a_head(compress):
+    head = kaggle_slice("pituitary").astype(np.float32)
+    volume = np.zeros(head.shape[::-1] + (5,), np.float32)
+    for k in (1, 2, 3):  # slices 0 and 4 are empty air
+        volume[:, :, k] = np.rot90(head, -1)  # stored in RAS order; the reader rotates back
+    scan = decode_scan(nifti_bytes(volume, compress=compress), **LIMITS)
+    assert scan.kind == "nifti" and len(scan.slices) == 3
+    assert np.allclose(scan.slices[0], head)
+    assert scan.pixel_spacing_mm == pytest.approx((0.9, 0.9))
+
+
+def test_blank_volume_has_no_brain_slices():
+    assert _error_code(nifti_bytes(np.zeros((64, 64, 4)))) == "no_brain_slices"
+
+
+def test_limits_are_enforced_before_decoding():
+    image = kaggle_file("glioma").read_bytes()
+    assert _error_code(image, max_pixels=100 * 100) == "too_many_pixels"
+    assert _error_code(nifti_bytes(np.random.rand(32, 32, 10) * 100), max_frames=4) == "too_many_frames"
+    assert _error_code(gzip.compress(b"\0" * 10_000), max_decompressed_bytes=1000) == "too_large"
+
+
+def test_corrupted_and_foreign_input_get_clear_codes():
+    jpeg = kaggle_file("notumor").read_bytes()
+    assert _error_code(jpeg[:400]) == "unreadable"
+    assert _error_code(b"%PDF-1.7 not a scan") == "unsupported_type"
+    assert _error_code(b"") == "empty"
+    assert _error_code(gzip.compress(b"plain text")) == "unsupported_type"
+    broken_dicom = dicom_bytes(kaggle_slice("glioma"))[:300]
+    assert _error_code(broken_dicom) == "unreadable"
+
+
+def test_sniffing_and_error_pickling():
+    png = io.BytesIO()
+    Image.new("L", (4, 4)).save(png, format="PNG")
+    assert sniff_type(png.getvalue()) == "png"
+    assert sniff_type(b"\x1f\x8b rest") == "gzip"
+    error = pickle.loads(pickle.dumps(ScanDecodeError("not_mr", "a CT scan")))
+    assert (error.code, error.detail) == ("not_mr", "a CT scan")

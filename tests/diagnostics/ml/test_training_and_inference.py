@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+
+from diagnostics.ml import calibration, inference, networks, preprocess, readers, training
+
+from .helpers import kaggle_slice, requires_data, shared_tiny_bundle
+
+pytestmark = requires_data
+SIZE = 48
+
+
+@pytest.fixture(scope="module")
+def small_batch():
+    pixels = np.stack([preprocess.preprocess_slice(kaggle_slice(name, i), SIZE).pixels
+                       for name in readers.CLASS_NAMES for i in range(4)])
+    return pixels, np.repeat(np.arange(4), 4)
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle():
+    return shared_tiny_bundle()
+
+
+def test_a_few_training_steps_lower_the_classifier_loss(small_batch):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x, y = small_batch
+    model = networks.build_classifier(SIZE, width=8)
+    before = training.evaluate_classifier(model, x, y)
+    training.train_classifier(model, x, y, epochs=6, batch_size=16, augment=False, ema=False,
+                              peak_lr=3e-3, warmup_epochs=0.0, log=lambda *a: None)
+    after = training.evaluate_classifier(model, x, y)
+    assert set(after) == {"loss", "accuracy", "macro_f1"}
+    assert after["loss"] < before["loss"]
+
+
+def test_a_few_training_steps_lower_the_segmenter_loss(small_batch):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x = small_batch[0][:8]
+    masks = np.zeros_like(x, dtype=bool)
+    masks[:, 16:30, 18:34] = True
+    model = networks.build_segmenter(SIZE, base_filters=4)
+    before = training.evaluate_segmenter(model, x, masks)["loss"]
+    training.train_segmenter(model, x, masks, epochs=5, batch_size=8, augment=True, ema=False, peak_lr=3e-3,
+                             warmup_epochs=0.0, log=lambda *a: None)
+    assert training.evaluate_segmenter(model, x, masks)["loss"] < before
+
+
+def test_augmentation_moves_masks_with_images():
+    from diagnostics.ml.augment import augment_batch
+
+    images = np.zeros((4, 32, 32, 1), np.float32)
+    images[:, 10:20, 12:22] = 200.0
+    masks = (images > 0).astype(np.float32)
+    augmented, moved = augment_batch(images, masks, intensity=0.0)
+    bright = np.asarray(augmented)[..., 0] > 100
+    overlap = np.logical_and(bright, np.asarray(moved)[..., 0] > 0.5).sum() / max(bright.sum(), 1)
+    assert overlap > 0.9
+
+
+def test_temperature_scaling_recovers_an_overconfident_model():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(size=(4000, 4)) * 2.0
+    labels = np.array([rng.choice(4, p=p) for p in calibration.softmax(true_logits)])
+    overconfident = true_logits * 3.0
+    temperature = calibration.fit_temperature(overconfident, labels)
+    assert temperature == pytest.approx(3.0, rel=0.15)
+    before = calibration.expected_calibration_error(calibration.softmax(overconfident), labels)
+    after = calibration.expected_calibration_error(calibration.softmax(overconfident, temperature), labels)
+    assert after < 0.03 < before
+
+
+def test_tflite_and_keras_paths_agree_and_maps_have_the_input_size(tiny_bundle):
+    image = kaggle_slice("glioma")
+    lite = inference.Predictor.from_model_dir(tiny_bundle, backend="tflite")
+    keras_path = inference.Predictor.from_model_dir(tiny_bundle, backend="keras")
+    a, b = lite.predict(image, pixel_spacing_mm=(0.5, 0.5)), keras_path.predict(image)
+    assert a.label == b.label
+    for name in lite.classes:
+        assert a.probabilities[name] == pytest.approx(b.probabilities[name], abs=1e-4)
+    assert sum(a.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+    assert a.mask.shape == image.shape and a.mask.dtype == bool
+    assert a.heatmap.shape == image.shape and 0.0 <= a.heatmap.min() and a.heatmap.max() <= 1.0
+    if a.tumour_found:
+        assert a.area_mm2 == pytest.approx(a.tumour_area_px * 0.25)
+        assert a.bbox["height"] > 0
+    assert {"preprocess", "classify", "segment", "heatmap", "total"} <= set(a.timings_ms)
+    batch = lite.predict_batch([image, kaggle_slice("notumor")[:200, :180]])
+    assert [p.mask.shape for p in batch] == [image.shape, (200, 180)]
+
+
+def test_class_activation_map_equals_grad_cam_up_to_scale():
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(1)
+    model = networks.build_classifier(SIZE, width=8)
+    # Non-trivial BN scales so that the residual branches contribute.
+    model.set_weights([w + np.random.default_rng(0).normal(scale=0.1, size=w.shape).astype(w.dtype)
+                       for w in model.get_weights()])
+    cam_model = networks.classifier_with_features(model)
+    x = np.stack([preprocess.preprocess_slice(kaggle_slice("glioma"), SIZE).pixels])[..., None].astype(np.float32)
+    with tf.GradientTape() as tape:
+        logits, features = cam_model(x, training=False)
+        chosen = int(np.argmax(logits[0]))
+        score = logits[:, chosen]
+    gradients = tape.gradient(score, features)
+    grad_cam = tf.nn.relu(tf.reduce_sum(tf.reduce_mean(gradients, axis=(1, 2), keepdims=True) * features, -1))[0].numpy()
+    dense_kernel = model.get_layer(networks.LOGITS_LAYER).get_weights()[0]
+    cam = inference.class_activation_maps(np.asarray(features), dense_kernel, np.array([chosen]))[0]
+    assert np.allclose(cam, grad_cam / grad_cam.max(), atol=1e-4)
+
+
+def test_clean_mask_drops_speckle_and_bbox_is_tight():
+    mask = np.zeros((40, 40), bool)
+    mask[5:15, 20:30] = True
+    mask[35, 2] = True
+    cleaned = inference.clean_mask(mask, 4)
+    assert cleaned.sum() == 100
+    assert inference.bounding_box(cleaned) == {"top": 5, "left": 20, "height": 10, "width": 10}
+    assert inference.bounding_box(np.zeros((3, 3), bool)) is None

@@ -1,0 +1,57 @@
+import json
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image
+
+from tests.diagnostics.ml.helpers import FIGSHARE, dicom_bytes, kaggle_file, kaggle_slice, requires_data, shared_tiny_bundle
+
+pytestmark = requires_data
+
+
+def _run(*args):
+    import io
+
+    out = io.StringIO()
+    call_command("predict", *args, "--model-dir", str(shared_tiny_bundle()), stdout=out)
+    return out.getvalue()
+
+
+def test_json_lines_and_mask_files(tmp_path):
+    jpeg, png = kaggle_file("glioma"), FIGSHARE / "images" / "3.png"
+    dicom = tmp_path / "series.dcm"
+    dicom.write_bytes(dicom_bytes(kaggle_slice("pituitary")))
+    masks = tmp_path / "masks"
+    lines = [json.loads(line) for line in _run(str(jpeg), str(png), str(dicom), "--json", "--mask-dir", str(masks)).splitlines()]
+    assert [line["file"] for line in lines] == [str(jpeg), str(png), str(dicom)]
+    for line, source in zip(lines, (jpeg, png, dicom)):
+        assert line["label"] in {"glioma", "meningioma", "notumor", "pituitary"}
+        assert set(line["probabilities"]) == {"glioma", "meningioma", "notumor", "pituitary"}
+        assert sum(line["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+        mask = np.asarray(Image.open(masks / f"{source.name}.png"))
+        expected_shape = Image.open(source).size[::-1] if source.suffix != ".dcm" else kaggle_slice("pituitary").shape
+        assert mask.shape == tuple(expected_shape)
+        assert set(np.unique(mask)) <= {0, 255}
+        assert (line["tumour_area_px"] > 0) == line["tumour_found"] == bool(mask.any())
+    assert lines[2]["tumour_area_mm2"] is None or lines[2]["tumour_area_mm2"] == pytest.approx(lines[2]["tumour_area_px"] * 0.25)
+
+
+def test_human_output_names_label_and_probabilities():
+    text = _run(str(kaggle_file("notumor")))
+    assert text.startswith(str(kaggle_file("notumor")) + ": ")
+    assert "notumor" in text and "glioma" in text
+
+
+def test_unreadable_file_reports_an_error_line_and_fails(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    import io
+
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("predict", str(bad), str(kaggle_file("glioma")), "--json", "--model-dir", str(shared_tiny_bundle()),
+                     stdout=out)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines[0] == {"file": str(bad), "error": "unsupported_type", "detail": lines[0]["detail"]}
+    assert lines[1]["label"]

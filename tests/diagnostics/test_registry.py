@@ -1,0 +1,90 @@
+import shutil
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from diagnostics import registry
+from diagnostics.models.registry import ModelStatus, ModelVersion
+from tests.diagnostics.ml.helpers import requires_data, shared_tiny_bundle
+
+pytestmark = [pytest.mark.django_db, requires_data]
+
+
+@pytest.fixture
+def bundle_dir(tmp_path):
+    """A private copy of the tiny bundle, so a test may tamper with it."""
+    target = tmp_path / "bundle"
+    shutil.copytree(shared_tiny_bundle(), target)
+    return target
+
+
+@pytest.fixture
+def model_dir(settings, bundle_dir):
+    settings.MODEL_DIR = bundle_dir
+    return bundle_dir
+
+
+def _register(bundle_dir, version, task="classify", **kwargs):
+    name = "classifier.json" if task == "classify" else "segmenter.json"
+    return registry.register_model_version(task=task, version=version, artifact_path=str(bundle_dir / name), **kwargs)
+
+
+def test_register_records_checksum_and_provenance(bundle_dir):
+    version = _register(bundle_dir, "fed-1", source="federated", federated_run_id="run-42", metrics={"accuracy": 0.9})
+    assert version.status == ModelStatus.CANDIDATE
+    assert version.artifact_sha256 == registry.bundle_sha256(bundle_dir / "classifier.json")
+    assert (version.source, version.federated_run_id) == ("federated", "run-42")
+    with pytest.raises(ValueError):
+        _register(bundle_dir, "fed-2", source="federated")
+
+
+def test_at_most_one_active_version_per_task(bundle_dir):
+    first = registry.promote_model_version(_register(bundle_dir, "v1"))
+    second = registry.promote_model_version(_register(bundle_dir, "v2"))
+    first.refresh_from_db()
+    assert (first.status, second.status) == (ModelStatus.RETIRED, ModelStatus.ACTIVE)
+    registry.promote_model_version(_register(bundle_dir, "s1", task="segment"))  # other task unaffected
+    assert ModelVersion.objects.filter(status=ModelStatus.ACTIVE).count() == 2
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ModelVersion.objects.filter(pk=first.pk).update(status=ModelStatus.ACTIVE)
+
+
+def test_rollback_reactivates_the_previous_version_and_walks_further_back(bundle_dir):
+    v1 = registry.promote_model_version(_register(bundle_dir, "v1"))
+    v2 = registry.promote_model_version(_register(bundle_dir, "v2"))
+    v3 = registry.promote_model_version(_register(bundle_dir, "v3"))
+    assert registry.rollback_model("classify").pk == v2.pk
+    assert registry.rollback_model("classify").pk == v1.pk
+    v3.refresh_from_db()
+    assert v3.status == ModelStatus.RETIRED
+    with pytest.raises(registry.NoActiveModel):
+        registry.rollback_model("classify")
+
+
+def test_a_tampered_artifact_is_refused(model_dir):
+    version = registry.promote_model_version(_register(model_dir, "v1"))
+    tflite = model_dir / "classifier.tflite"
+    tflite.write_bytes(tflite.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(registry.ModelIntegrityError, match="checksum"):
+        registry.verify_model_version(version)
+    with pytest.raises(registry.ModelIntegrityError):
+        registry.load_active_predictor()
+
+
+def test_empty_registry_falls_back_to_the_committed_bundles(model_dir):
+    predictor = registry.load_active_predictor(backend="tflite")
+    versions = predictor.model_versions
+    assert versions["classify"].source == "baseline" and versions["classify"].status == ModelStatus.ACTIVE
+    assert versions["segment"] is not None
+    assert ModelVersion.objects.count() == 2
+    registry.load_active_predictor(backend="tflite")  # second call registers nothing new
+    assert ModelVersion.objects.count() == 2
+
+
+def test_promote_and_rollback_commands(model_dir):
+    from django.core.management import call_command
+
+    call_command("promote_model", "--task", "classify", "--model-version", "a", "--register", str(model_dir / "classifier.json"))
+    call_command("promote_model", "--task", "classify", "--model-version", "b", "--register", str(model_dir / "classifier.json"))
+    call_command("rollback_model", "--task", "classify")
+    assert ModelVersion.objects.get(status=ModelStatus.ACTIVE).version == "a"
