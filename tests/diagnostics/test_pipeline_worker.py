@@ -95,7 +95,7 @@ def test_upload_to_result_with_live_state_changes(world, live, celery_worker_pro
 
 def test_worker_killed_mid_scan_finishes_it_once_after_restart(world, live, celery_worker_process):
     # Enough slices that the analysis is still running when the worker is killed.
-    status, body = upload_over_http(live, world.a, world.owner, samples.nifti_bytes("glioma", 60))
+    status, body = upload_over_http(live, world.a, world.owner, samples.nifti_bytes("glioma", 40))
     assert status == 201, body
     scan = Scan.objects.get(pk=body["id"])
     deadline = time.monotonic() + 120
@@ -115,7 +115,7 @@ def test_worker_killed_mid_scan_finishes_it_once_after_restart(world, live, cele
     assert scan.status == "done", (scan.failure_code, celery_worker_process.log())
     assert scan.attempts >= 2
     assert Diagnosis.objects.filter(scan=scan).count() == 1
-    assert Diagnosis.objects.get(scan=scan).slices_analysed == 60
+    assert Diagnosis.objects.get(scan=scan).slices_analysed == 40
 
 
 def test_websockets_of_another_hospital_are_closed_as_not_found(world, live):
