@@ -26,9 +26,11 @@ APP_DIR = Path(__file__).resolve().parent / "flower_app"
 VENV_BIN = Path(sys.executable).parent
 CONNECTION_NAME = "neurofed"
 
-# The SuperExec polls for new tasks once a second by default; each round has two phases per node,
-# so at demo sizes that alone is a visible share of a round. 0.1 s costs a few requests a second.
-TASK_POLL_INTERVAL_S = "0.1"
+# A node's SuperExec polls its node's Runtime API for new tasks once a second by default; each round
+# has two phases per node, so that alone is a visible share of a small round. The node's state is
+# its own, so polling it at 0.1 s costs nothing shared. The SuperLink's SuperExec keeps the default:
+# its polls are queries on the SuperLink's SQLite state, which heartbeats and replies also need.
+NODE_TASK_POLL_INTERVAL_S = "0.1"
 
 
 _handed_out: set[int] = set()
@@ -66,7 +68,6 @@ def daemon_env(flwr_home: Path, extra: dict | None = None) -> dict:
     env["FLWR_HOME"] = str(flwr_home)
     env["FLWR_TELEMETRY_ENABLED"] = "0"
     env["FLWR_DISABLE_UPDATE_CHECK"] = "1"
-    env["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] = TASK_POLL_INTERVAL_S
     env.setdefault("DJANGO_SETTINGS_MODULE", "neurofed.settings")
     # Keep the app processes' TensorFlow quiet and off a GPU another worker may own.
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -241,7 +242,7 @@ def start_node(home: Path, *, hospital_slug: str, superlink: str, runtime_port: 
     runtime_port = runtime_port or free_port()
     flwr_home = home / "nodes" / hospital_slug
     flwr_home.mkdir(parents=True, exist_ok=True)
-    env = daemon_env(flwr_home, env_extra)
+    env = daemon_env(flwr_home, {"FLWR_SUPEREXEC_TASK_POLL_INTERVAL": NODE_TASK_POLL_INTERVAL_S, **(env_extra or {})})
     log_path = home / "logs" / f"node-{hospital_slug}.log"
     node = spawn(f"node-{hospital_slug}",
                  supernode_command(superlink=superlink, runtime_port=runtime_port, hospital_slug=hospital_slug,

@@ -41,8 +41,35 @@ def train_local(model, kind: str, x: np.ndarray, y: np.ndarray, *, epochs: int, 
         history = training.train_classifier(model, x, y, epochs, batch_size=batch_size, ema=False,
                                             warmup_epochs=0.0, seed=seed, log=lambda *_: None)
         stats = {"loss": float(history.history["loss"][-1]), "accuracy": float(history.history["accuracy"][-1])}
+    recalibrate_batchnorm(model, x)
     stats["seconds"] = time.monotonic() - started
     return stats
+
+
+def recalibrate_batchnorm(model, x: np.ndarray, batch_size: int = 64, max_batches: int = 16) -> None:
+    """Set BatchNorm's moving statistics to the mean over a few batches of `x` under the trained weights.
+
+    A node trains for an epoch or two per round: with Keras' momentum of 0.99, a few dozen steps leave
+    the moving mean and variance far from the data's (measured: 51 % training accuracy but 34 % in
+    inference mode after 3 epochs on 1500 images). A cumulative average over forward passes fixes that
+    without changing a trainable weight.
+    """
+    import keras
+
+    layers = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    if not layers or not len(x):
+        return
+    saved = [layer.momentum for layer in layers]
+    images = (x[..., None] if x.ndim == 3 else x).astype(np.float32)
+    order = np.random.default_rng(0).permutation(len(images))
+    try:
+        for k, start in enumerate(range(0, min(len(images), batch_size * max_batches), batch_size), start=1):
+            for layer in layers:
+                layer.momentum = (k - 1) / k  # k-th batch gets weight 1/k: a plain mean over batches
+            model(images[order[start:start + batch_size]], training=True)
+    finally:
+        for layer, momentum in zip(layers, saved):
+            layer.momentum = momentum
 
 
 def _train_proximal(model, kind, x, y, *, epochs, batch_size, mu, seed, lr=1e-3):

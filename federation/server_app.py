@@ -27,7 +27,9 @@ log = logging.getLogger("federation.server")
 TRAIN_METRICS = {"num-examples", "train-loss", "train-accuracy", "train-s", "load-s"}
 EVALUATE_METRICS = {"num-examples", "eval-loss", "eval-accuracy", "eval-macro-f1", "eval-dice", "eval-s", "load-s"}
 IDENTIFY = "query.identify"
-POLL_S = 0.2
+# Flower's HttpGrid waits 3 s between pulls of replies; each pull is a query on the SuperLink's SQLite
+# state, so not much faster than this either.
+POLL_S = 0.5
 
 
 def inspect_reply(content: RecordDict, kind: str, sent_shapes=None) -> str | None:
@@ -127,14 +129,16 @@ class FederationGrid(Grid):
 
     def _identify(self, node_ids: list[int]) -> None:
         messages = [Message(RecordDict(), dst_node_id=n, message_type=IDENTIFY) for n in node_ids]
-        for reply in self._exchange(messages, timeout=30):
+        replies, destinations = self._exchange(messages, timeout=30)
+        for reply in replies:
             if reply.has_error():
                 continue
             identity = reply.content.config_records.get("identity")
             if identity is None or set(identity.keys()) != {"hospital"}:
                 self._reject(reply, "identity reply with unexpected content")
                 continue
-            self.node_hospital[reply.metadata.src_node_id] = str(identity["hospital"])
+            self.node_hospital[destinations.get(reply.metadata.reply_to_message_id,
+                                                reply.metadata.src_node_id)] = str(identity["hospital"])
         for node_id in node_ids:
             # A node that does not say who it serves is not used, but asked again next time.
             if node_id in self.node_hospital:
@@ -142,8 +146,15 @@ class FederationGrid(Grid):
 
     # -- Exchanges ------------------------------------------------------------------------------------
     def _exchange(self, messages, timeout):
-        """push, then pull every POLL_S (Flower's HttpGrid sleeps 3 s between pulls) until all or timeout."""
-        pending = set(self.grid.push_messages(messages))
+        """push, then pull every POLL_S until every reply is in or the timeout passes.
+
+        Returns (replies, {message id: destination node}) so that an error the SuperLink writes on a
+        node's behalf (its source is not the node) is still put down to that node.
+        """
+        messages = list(messages)
+        ids = list(self.grid.push_messages(messages))
+        destinations = {mid: m.metadata.dst_node_id for mid, m in zip(ids, messages)}
+        pending = set(ids)
         end = time.monotonic() + (timeout if timeout is not None else 10 * 365 * 86400)
         replies = []
         while pending and time.monotonic() < end:
@@ -152,7 +163,7 @@ class FederationGrid(Grid):
             pending.difference_update(m.metadata.reply_to_message_id for m in got)
             if pending:
                 time.sleep(POLL_S)
-        return replies
+        return replies, destinations
 
     def send_and_receive(self, messages, *, timeout=None):
         messages = list(messages)
@@ -172,11 +183,11 @@ class FederationGrid(Grid):
                 sent_shapes = [a.shape for a in arrays.values()]
         destinations = {m.metadata.dst_node_id for m in messages}
         started = time.monotonic()
-        replies = self._exchange(messages, timeout)
+        replies, sent_to = self._exchange(messages, timeout)
         accepted = []
         answered = set()
         for reply in replies:
-            node_id = reply.metadata.src_node_id
+            node_id = sent_to.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
             hospital = self.node_hospital.get(node_id, "?")
             if reply.has_error():
                 self._dropout(round_log, node_id, hospital, kind, f"node error: {reply.error.reason}")

@@ -4,6 +4,7 @@ Called from the API (opt in, start a run, promote), from the Celery task that su
 and from the ServerApp process while the run goes on (rounds, dropouts, the outcome).
 """
 
+import datetime
 import logging
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def finish_round(run_id, round_log, metrics: dict, server_eval_s: float) -> Fede
     finished = timezone.now()
     row, _ = FederatedRound.objects.get_or_create(
         run_id=run_id, number=round_log.number,
-        defaults={"started_at": timezone.datetime.fromtimestamp(round_log.started, tz=timezone.utc)})
+        defaults={"started_at": datetime.datetime.fromtimestamp(round_log.started, tz=datetime.timezone.utc)})
     row.finished_at = finished
     row.duration_s = finished.timestamp() - round_log.started
     row.global_loss = metrics.get("loss")
