@@ -32,13 +32,19 @@ def scan_event(scan, event: str) -> dict:
     }
 
 
+async def _send_all(layer, message: dict, groups: list[str]) -> None:
+    for group in groups:
+        await layer.group_send(group, message)
+
+
 def _send(message: dict, groups: list[str]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        for group in groups:
-            async_to_sync(layer.group_send)(group, message)
+        # One event loop for all groups: each async_to_sync call from a plain thread starts a new loop,
+        # and the Redis layer opens a connection per loop.
+        async_to_sync(_send_all)(layer, message, groups)
     except Exception:
         # A push is a courtesy: the state is in the database and a page can fetch it, so a
         # channel-layer outage must never fail an upload or an analysis.

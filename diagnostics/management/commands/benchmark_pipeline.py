@@ -110,8 +110,10 @@ class Command(BaseCommand):
             started = time.perf_counter()
             with urllib.request.urlopen(request, timeout=120) as response:
                 scan_id = json.loads(response.read())["id"]
+            upload_s.append(time.perf_counter() - started)
             return scan_id, started
 
+        upload_s: list[float] = []
         wall_start = time.perf_counter()
         with ThreadPoolExecutor(options["concurrency"]) as pool:
             uploads = list(pool.map(one, images))
@@ -143,6 +145,8 @@ class Command(BaseCommand):
             "end_to_end_p50_s": round(percentile(latencies, 50), 3),
             "end_to_end_p95_s": round(percentile(latencies, 95), 3),
             "end_to_end_mean_s": round(statistics.fmean(latencies), 3),
+            "upload_response_p50_s": round(percentile(upload_s, 50), 3),
+            "upload_response_p95_s": round(percentile(upload_s, 95), 3),
             "model_only_p50_s": round(percentile(model_ms, 50), 3),
             "model_only_p95_s": round(percentile(model_ms, 95), 3),
             "scans_per_minute": round(len(ids) / wall * 60, 1),
@@ -154,6 +158,8 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(ids)} uploads, {options['concurrency']} concurrent: {statuses}")
         self.stdout.write(f"end-to-end latency  p50 {figures['end_to_end_p50_s']:.3f} s   "
                           f"p95 {figures['end_to_end_p95_s']:.3f} s")
+        self.stdout.write(f"upload response     p50 {figures['upload_response_p50_s']:.3f} s   "
+                          f"p95 {figures['upload_response_p95_s']:.3f} s")
         self.stdout.write(f"model-only latency  p50 {figures['model_only_p50_s']:.3f} s   "
                           f"p95 {figures['model_only_p95_s']:.3f} s")
         self.stdout.write(f"throughput          {figures['scans_per_minute']:.1f} scans/minute")
