@@ -53,6 +53,17 @@ def _write_bundle(output_dir: Path, name: str, bundle: dict) -> dict:
     return {**bundle, "bundle_path": str(path)}
 
 
+def classifier_logits(model, x: np.ndarray, test_time_flip: bool) -> np.ndarray:
+    """Logits for uint8 images; with ``test_time_flip`` the mean over the image and its mirror image
+    (brains are near-symmetric and training used flips, so the mirror is an equally valid view)."""
+    from .training import predict_logits
+
+    logits = predict_logits(model, x)
+    if test_time_flip:
+        logits = (logits + predict_logits(model, np.ascontiguousarray(x[:, :, ::-1]))) / 2.0
+    return logits
+
+
 def classifier_validation_metrics(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
     from sklearn.metrics import f1_score
 
@@ -69,15 +80,23 @@ def classifier_validation_metrics(logits: np.ndarray, labels: np.ndarray, temper
 
 def export_classifier(model, output_dir: Path, dataset: "data.ClassificationData", log=print) -> dict:
     """Fit the temperature on the calibration split, measure the validation split, write the bundle."""
-    from .training import predict_logits
-
     output_dir = Path(output_dir)
     input_size = int(model.input_shape[1])
     x_calib, y_calib = dataset.subset("calib")
     x_val, y_val = dataset.subset("val")
-    temperature = calibration.fit_temperature(predict_logits(model, x_calib), y_calib)
-    metrics = classifier_validation_metrics(predict_logits(model, x_val), y_val, temperature)
-    log(f"temperature {temperature:.3f}; validation {metrics}")
+    # Whether to average over the mirror image is decided on the calibration split (by calibrated
+    # log-likelihood), never on the validation split that the reported figures come from.
+    candidates = {}
+    for flip in (False, True):
+        logits = classifier_logits(model, x_calib, flip)
+        temperature = calibration.fit_temperature(logits, y_calib)
+        candidates[flip] = (calibration.negative_log_likelihood(logits, y_calib, temperature), temperature)
+    test_time_flip = candidates[True][0] < candidates[False][0]
+    temperature = candidates[test_time_flip][1]
+    metrics = classifier_validation_metrics(classifier_logits(model, x_val, test_time_flip), y_val, temperature)
+    metrics["calibration_images"] = int(len(y_calib))
+    log(f"calibration NLL plain {candidates[False][0]:.4f}, with mirror {candidates[True][0]:.4f}; "
+        f"test_time_flip={test_time_flip}, temperature {temperature:.3f}; validation {metrics}")
     cam_model = networks.classifier_with_features(model)
     (output_dir / "classifier.tflite").write_bytes(tflite_bytes(cam_model, input_size))
     save_weights_npz(model, output_dir / "classifier.weights.npz")
@@ -85,6 +104,7 @@ def export_classifier(model, output_dir: Path, dataset: "data.ClassificationData
     return _write_bundle(output_dir, "classifier", {
         "task": "classify", "classes": list(readers.CLASS_NAMES), "input_size": input_size,
         "architecture": {"builder": "build_classifier", "width": width}, "temperature": temperature,
+        "test_time_flip": bool(test_time_flip),
         "tflite": "classifier.tflite", "keras_weights": "classifier.weights.npz",
         "preprocess_version": data.PREPROCESS_VERSION, "validation_metrics": metrics,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -101,16 +121,21 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     input_size = int(model.input_shape[1])
     min_area = max(1, int(round(MIN_COMPONENT_FRACTION * input_size * input_size)))
     val = dataset.splits == "val"
-    x_val = _with_channel(dataset.pixels[val]).astype(np.float32)
-    logits = np.concatenate([np.asarray(model(x_val[i:i + 32], training=False)) for i in range(0, len(x_val), 32)])
     from .inference import clean_mask
+
+    def mask_logits(pixels):
+        x = _with_channel(pixels).astype(np.float32)
+        out = np.concatenate([np.asarray(model(x[i:i + 32], training=False)) for i in range(0, len(x), 32)])
+        mirrored = np.concatenate([np.asarray(model(x[i:i + 32, :, ::-1], training=False))
+                                   for i in range(0, len(x), 32)])
+        return (out + mirrored[:, :, ::-1]) / 2.0
+
+    logits = mask_logits(dataset.pixels[val])
 
     predicted = np.stack([clean_mask(l[..., 0] > 0, min_area) for l in logits])
     metrics = segmentation_metrics(predicted, dataset.masks[val])
     if empty_val is not None and len(empty_val):
-        x_empty = _with_channel(empty_val).astype(np.float32)
-        empty_logits = np.concatenate([np.asarray(model(x_empty[i:i + 32], training=False))
-                                       for i in range(0, len(x_empty), 32)])
+        empty_logits = mask_logits(empty_val)
         empties = [not clean_mask(l[..., 0] > 0, min_area).any() for l in empty_logits]
         metrics["empty_mask_rate_notumor"] = float(np.mean(empties))
         metrics["notumor_images"] = int(len(empties))
@@ -121,6 +146,7 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     base_filters = int(model.layers[2].filters) if hasattr(model.layers[2], "filters") else 12
     return _write_bundle(output_dir, "segmenter", {
         "task": "segment", "input_size": input_size, "threshold_logit": 0.0, "min_component_px": min_area,
+        "test_time_flip": True,
         "architecture": {"builder": "build_segmenter", "base_filters": base_filters},
         "tflite": "segmenter.tflite", "keras_weights": "segmenter.weights.npz",
         "preprocess_version": data.PREPROCESS_VERSION, "validation_metrics": metrics,
