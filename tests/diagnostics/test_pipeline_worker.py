@@ -145,3 +145,21 @@ def test_bad_upload_over_http_leaves_nothing(world, live, live_media_root):
     status, body = upload_over_http(live, world.a, world.owner, samples.jpeg_bytes(), name="../../x.jpg")
     assert status == 400 and body["error"] == "invalid_filename"
     assert not Scan.objects.exists() and sorted(live_media_root.rglob("*.bin")) == before
+
+
+def test_benchmark_pipeline_reports_latency_throughput_and_memory(world, live, celery_worker_process):
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("benchmark_pipeline", url=live.url, hospital=world.a.slug, doctor=world.doctor_a.email, count=4,
+                 concurrency=2, server_pid=live.pid, worker_pid=celery_worker_process.process.pid, json=True,
+                 timeout=240, stdout=out)
+    figures = json.loads(out.getvalue())
+    assert figures["uploads"] == 4 and figures["statuses"] == {"done": 4}
+    assert 0 < figures["model_only_p50_s"] <= figures["end_to_end_p50_s"] <= figures["end_to_end_p95_s"]
+    assert figures["scans_per_minute"] > 0
+    memory = figures["peak_rss_mb"]
+    assert 0 < memory["web"] < 400, memory  # the web process never loads TensorFlow
+    assert any(name.startswith("worker (pool") for name in memory)
