@@ -77,13 +77,22 @@ function renderResult() {
   body.innerHTML = `
     <p><strong id="ai-label">${escapeHtml(labelName(result.label))}</strong>, confidence ${(result.confidence * 100).toFixed(1)}%</p>
     <ul class="probs" aria-label="Probability of each class">${rows}</ul>
-    <p class="help">Tumour area: ${escapeHtml(area)}. Classifier ${escapeHtml(result.model_version?.version || "unknown")}, segmenter ${escapeHtml(result.segmenter_version?.version || "unknown")}.</p>`;
+    <p class="help">Tumour area: ${escapeHtml(area)}.
+      Classifier ${escapeHtml(result.model_version?.version || "unknown")},
+      segmenter ${escapeHtml(result.segmenter_version?.version || "unknown")}.</p>`;
+}
+
+function reviewItem(r) {
+  const change = r.label_changed ? ` (was ${escapeHtml(labelName(r.previous_label))})` : " (confirmed)";
+  const notes = r.notes ? `<br><span class="muted">${escapeHtml(r.notes)}</span>` : "";
+  return `<li>${escapeHtml(new Date(r.at).toLocaleString())}: ${escapeHtml(labelName(r.label))}${change}`
+    + `${r.mask_changed ? ", outline corrected" : ""}${notes}</li>`;
 }
 
 function renderReviews() {
   const reviews = scan.reviews || [];
   document.getElementById("reviews").innerHTML = reviews.length
-    ? `<ul>${reviews.map((r) => `<li>${escapeHtml(new Date(r.at).toLocaleString())}: ${escapeHtml(labelName(r.label))}${r.label_changed ? ` (was ${escapeHtml(labelName(r.previous_label))})` : " (confirmed)"}${r.mask_changed ? ", outline corrected" : ""}${r.notes ? `<br><span class="muted">${escapeHtml(r.notes)}</span>` : ""}</li>`).join("")}</ul>`
+    ? `<ul>${reviews.map(reviewItem).join("")}</ul>`
     : `<p class="muted">Not reviewed yet.</p>`;
 }
 

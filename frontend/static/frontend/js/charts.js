@@ -38,7 +38,8 @@ export function lineChart(container, { series, xMax, yMax, yFormat = (v) => v.to
   const lines = plotted.map((s, i) => {
     const colour = COLOURS[i % COLOURS.length];
     const path = s.points.map((p, j) => `${j ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ");
-    const dots = s.points.map((p) => `<circle cx="${x(p[0])}" cy="${y(p[1])}" r="3" fill="${colour}"><title>${escapeHtml(s.name)}, round ${p[0]}: ${escapeHtml(yFormat(p[1]))}</title></circle>`).join("");
+    const dots = s.points.map((p) => `<circle cx="${x(p[0])}" cy="${y(p[1])}" r="3" fill="${colour}">
+      <title>${escapeHtml(s.name)}, round ${p[0]}: ${escapeHtml(yFormat(p[1]))}</title></circle>`).join("");
     return `<path d="${path}" fill="none" stroke="${colour}" stroke-width="2" stroke-dasharray="${DASHES[i % DASHES.length]}"/>${dots}`;
   }).join("");
   const legend = plotted.map((s, i) => `<li><i style="background:${COLOURS[i % COLOURS.length]}"></i>${escapeHtml(s.name)}</li>`).join("");

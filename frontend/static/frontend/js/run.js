@@ -30,6 +30,8 @@ function seriesOf(key, globalKey) {
   return [...[...byNode].map(([name, points]) => ({ name, points })), { name: "global model", points: global }];
 }
 
+const headings = (names) => names.map((name) => `<th scope="col">${name}</th>`).join("");
+
 function render() {
   const done = [...rounds.values()].filter((r) => r.finished).length;
   const status = document.getElementById("run-status");
@@ -58,7 +60,8 @@ function render() {
       <td data-label="Dropped out">${escapeHtml((r.dropouts || []).map((d) => d.hospital).join(", ") || "none")}</td>
       <td data-label="Duration">${r.duration_s != null ? `${r.duration_s.toFixed(1)} s` : "…"}</td></tr>`).join("");
   document.getElementById("rounds-table").innerHTML = rows
-    ? `<table class="stack"><thead><tr><th scope="col">Round</th><th scope="col">Global accuracy</th><th scope="col">Global loss</th><th scope="col">Hospitals</th><th scope="col">Dropped out</th><th scope="col">Duration</th></tr></thead><tbody>${rows}</tbody></table>`
+    ? `<table class="stack"><thead><tr>${headings(["Round", "Global accuracy", "Global loss", "Hospitals", "Dropped out", "Duration"])}</tr></thead>
+      <tbody>${rows}</tbody></table>`
     : `<p class="muted">No round has started yet.</p>`;
 }
 

@@ -34,7 +34,8 @@ function table(scans, reviewed) {
       <td data-label="Confidence">${confidence}</td>
     </tr>`;
   }).join("");
-  return `<table class="stack"><thead><tr><th scope="col">Patient</th><th scope="col">Uploaded</th><th scope="col">Status</th><th scope="col">Class</th><th scope="col">AI confidence</th></tr></thead><tbody>${rows}</tbody></table>`;
+  const headings = ["Patient", "Uploaded", "Status", "Class", "AI confidence"].map((name) => `<th scope="col">${name}</th>`);
+  return `<table class="stack"><thead><tr>${headings.join("")}</tr></thead><tbody>${rows}</tbody></table>`;
 }
 
 // A patient who first uploads after the page was opened is not among the names it came with: ask the
