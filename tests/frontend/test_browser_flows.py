@@ -134,6 +134,7 @@ def test_doctor_corrects_the_outline_and_the_patient_sees_the_confirmed_result(w
     doctor.keyboard.press("Control+Enter")
     doctor.get_by_text("Saved: Meningioma, changed.").wait_for()
     doctor.locator("#status").get_by_text("Reviewed by a doctor").wait_for()
+    doctor.get_by_text("Outline unchanged.").wait_for()
     screenshot(doctor, "flow-doctor-corrected")
 
     scan.refresh_from_db()

@@ -140,10 +140,11 @@ form?.addEventListener("submit", async (event) => {
   try {
     const saved = await api(`${scan.url}review/`, { method: "POST", form: body });
     message.innerHTML = `<p class="notice ok">Saved: ${escapeHtml(labelName(saved.reviewed_label))}, ${saved.review_state === "confirmed" ? "confirmed" : "changed"}.</p>`;
+    // The correction is saved: the outline on screen is now the stored one.
     viewer.edited = false;
+    viewer.onEdit();
     form.elements.notes.value = "";
     await render(saved);
-    viewer.onEdit();
   } catch (error) {
     message.innerHTML = `<p class="notice error" role="alert">${escapeHtml(error.message)}</p>`;
   } finally {
