@@ -124,9 +124,25 @@ def test_doctor_corrects_the_outline_and_the_patient_sees_the_confirmed_result(w
     assert doctor.locator("#ai-label").inner_text() == "Glioma"
     outline = doctor.locator("canvas.outline")
     outline.wait_for()
-    # Paint a stroke well away from the model's outline (rows 10-30, columns 20-50 of the scan).
-    _drag(doctor, outline.bounding_box(), (0.60, 0.70), (0.80, 0.70))
+    # Paint a stroke well away from the model's outline (rows 10-30, columns 20-50 of the scan), and
+    # erase a band through the middle of that outline (row 20).
+    box = outline.bounding_box()
+    _drag(doctor, box, (0.60, 0.70), (0.80, 0.70))
     assert "Outline corrected" in doctor.locator("#mask-state").inner_text()
+    doctor.keyboard.press("e")
+    assert doctor.get_by_role("button", name="Eraser").get_attribute("aria-pressed") == "true"
+    row_20 = (20 + 0.5) / scan.height
+    _drag(doctor, box, (5 / scan.width, row_20), (65 / scan.width, row_20))
+
+    # Zoom, heatmap and its opacity, by keyboard and slider.
+    doctor.keyboard.press("+")
+    assert "scale(1.25)" in doctor.locator("#viewer .stage").get_attribute("style")
+    doctor.keyboard.press("f")
+    assert "scale(1)" in doctor.locator("#viewer .stage").get_attribute("style")
+    doctor.keyboard.press("h")
+    doctor.locator("img.heatmap").wait_for(state="visible")
+    doctor.get_by_label("Heatmap opacity").fill("80")
+    assert doctor.locator("img.heatmap").evaluate("img => img.style.opacity") == "0.8"
     # Keyboard: "2" picks the second class, Ctrl+Enter saves.
     doctor.keyboard.press("2")
     doctor.get_by_label("Notes").fill("Extra-axial, dural tail.")
@@ -146,7 +162,8 @@ def test_doctor_corrects_the_outline_and_the_patient_sees_the_confirmed_result(w
         sha256=review.mask_sha256))))
     assert mask.shape == (scan.height, scan.width)
     assert mask[int(scan.height * 0.70), int(scan.width * 0.70)] == 255  # the doctor's stroke
-    assert mask[20, 35] == 255  # the model's outline, kept
+    assert mask[20, 35] == 0  # erased from the model's outline
+    assert mask[11, 35] == 255 and mask[29, 35] == 255  # the rest of it kept
 
     patient = new_page(PHONE)
     sign_in(patient, world.owner, PASSWORD)
