@@ -1,0 +1,50 @@
+"""What a node's ClientApp reads: its own hospital's reviewed cases, named by its node config only."""
+
+import hashlib
+
+import numpy as np
+import pytest
+from flwr.app import ConfigRecord, Context, RecordDict
+
+from diagnostics.ml.preprocess import preprocess_slice
+from diagnostics.ml.readers import read_grayscale
+from federation.client_app import _local_data
+from tests.federation.conftest import CLASSES, kaggle_files, seed_hospital
+
+CONFIG = ConfigRecord({"model-kind": "classifier", "image-size": 32, "model-width": 4, "local-epochs": 1,
+                       "batch-size": 8, "hospital": "fl-b"})
+
+
+def node_context(slug):
+    return Context(run_id=1, node_id=7, node_config={"hospital": slug}, state=RecordDict(), run_config={})
+
+
+def digests(images):
+    return {hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest() for image in images}
+
+
+def expected(per_class, offset):
+    return digests(preprocess_slice(read_grayscale(path), 32).pixels
+                   for label in CLASSES for path in kaggle_files(label, per_class, offset))
+
+
+@pytest.mark.django_db
+def test_a_node_reads_only_its_own_hospitals_cases_whatever_the_message_says():
+    seed_hospital("fl-a", per_class=2, offset=0)
+    seed_hospital("fl-b", per_class=1, offset=100)
+    # The message's config names B; the node serves A: A's cases, and only A's, are read.
+    x, y = _local_data(node_context("fl-a"), CONFIG)
+    assert len(x) == 8 and sorted(np.bincount(y)) == [2, 2, 2, 2]
+    assert digests(x) == expected(2, 0)
+    assert not digests(x) & expected(1, 100)
+    x_b, _ = _local_data(node_context("fl-b"), CONFIG)
+    assert digests(x_b) == expected(1, 100)
+
+
+@pytest.mark.django_db
+def test_a_hospital_that_opted_out_sends_nothing():
+    hospital = seed_hospital("fl-a", per_class=1, offset=0)
+    hospital.federation_opt_in = False
+    hospital.save(update_fields=["federation_opt_in"])
+    with pytest.raises(PermissionError):
+        _local_data(node_context("fl-a"), CONFIG)
