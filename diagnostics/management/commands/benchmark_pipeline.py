@@ -96,7 +96,8 @@ class Command(BaseCommand):
 
         done_at: dict[str, float] = {}
         done_event = threading.Condition()
-        listener = threading.Thread(target=self._listen, args=(base, hospital.slug, user, done_at, done_event),
+        stop = threading.Event()
+        listener = threading.Thread(target=self._listen, args=(base, hospital.slug, user, done_at, done_event, stop),
                                     daemon=True)
         listener.start()
         with done_event:
@@ -122,6 +123,8 @@ class Command(BaseCommand):
         with done_event:
             while not ids <= set(done_at) and time.monotonic() < deadline:
                 done_event.wait(1.0)
+        stop.set()
+        listener.join(5)
         missing = ids - set(done_at)
         if missing:
             raise CommandError(f"{len(missing)} scans did not finish within {options['timeout']}s")
@@ -177,7 +180,8 @@ class Command(BaseCommand):
         return [per_class[i % 4][(offset + i // 4) % len(per_class[i % 4])] for i in range(count)]
 
     @staticmethod
-    def _listen(base, slug, user, done_at, condition):
+    def _listen(base, slug, user, done_at, condition, stop):
+        from websockets.exceptions import ConnectionClosed
         from websockets.sync.client import connect
 
         client = Client()
@@ -187,7 +191,13 @@ class Command(BaseCommand):
         with connect(url, additional_headers=headers, open_timeout=20) as socket:
             with condition:
                 condition.notify_all()
-            for raw in socket:
+            while not stop.is_set():
+                try:
+                    raw = socket.recv(timeout=0.5)
+                except TimeoutError:
+                    continue
+                except ConnectionClosed:
+                    return
                 message = json.loads(raw)
                 if message.get("status") in ("done", "failed") and message.get("event") == "scan.status":
                     with condition:
