@@ -37,20 +37,64 @@ def cli_home(federation_home: Path) -> Path:
     return federation_home / "superlink"
 
 
-def submit_run(federation_home: Path, platform_run_id: int, *, timeout: float = 180) -> str:
-    """Start a run of our Flower app on the SuperLink; returns Flower's run id (a uint64, as text)."""
+def _json_answer(stdout: str) -> dict:
+    """The JSON object `flwr ... --format json` prints, wherever it is among other output."""
+    decoder = json.JSONDecoder()
+    for start in (i for i, c in enumerate(stdout) if c == "{"):
+        try:
+            answer, _ = decoder.raw_decode(stdout[start:])
+        except ValueError:
+            continue
+        if isinstance(answer, dict) and "success" in answer:
+            return answer
+    return {}
+
+
+def submit_run(federation_home: Path, platform_run_id: int, *, attempts: int = 3) -> str:
+    """Start a run of our Flower app on the SuperLink; returns Flower's run id (a uint64, as text).
+
+    `flwr run` has been seen to exit 0 with no output on a loaded machine; before trying again, the
+    SuperLink is asked whether the run exists after all, so a platform run is never started twice.
+    """
+    error = None
+    for _ in range(attempts):
+        try:
+            return _submit_once(federation_home, platform_run_id)
+        except (ControlError, subprocess.TimeoutExpired) as exc:
+            error = exc
+            existing = find_submitted(federation_home, platform_run_id)
+            if existing:
+                return existing
+    raise error
+
+
+def find_submitted(federation_home: Path, platform_run_id: int) -> str:
+    """Flower's id of a run the SuperLink has for this platform run, or ""."""
+    from flwr.proto.control_pb2 import ListRunsRequest
+
+    try:
+        with _control_client(federation_home) as client:
+            response = client.ListRuns(ListRunsRequest())
+    except Exception:  # noqa: BLE001 - unreachable: nothing was submitted that we can see
+        return ""
+    for run_id, run in response.run_dict.items():
+        value = run.override_config.get("platform-run-id")
+        if value is not None and value.WhichOneof("scalar") and \
+                int(getattr(value, value.WhichOneof("scalar"))) == int(platform_run_id):
+            return str(run_id)
+    return ""
+
+
+def _submit_once(federation_home: Path, platform_run_id: int, timeout: float = 180) -> str:
     env = daemons.daemon_env(cli_home(federation_home))
     command = [str(daemons.VENV_BIN / "flwr"), "run", str(daemons.APP_DIR), daemons.CONNECTION_NAME,
                "--format", "json", "--run-config", f"platform-run-id={int(platform_run_id)}"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout,
                           cwd=str(daemons.REPO_ROOT))
-    try:
-        answer = json.loads(done.stdout[done.stdout.index("{"):])
-    except ValueError:
-        answer = {}
+    answer = _json_answer(done.stdout)
     if done.returncode != 0 or not answer.get("success"):
         raise ControlError(f"flwr run failed (exit {done.returncode}): "
-                           f"{answer.get('error-message') or done.stderr.strip()[-500:] or done.stdout[-500:]}")
+                           f"{answer.get('error-message') or done.stderr.strip()[-500:] or done.stdout[-800:]}")
     return str(answer["run-id"])
 
 
@@ -104,10 +148,7 @@ def register_node(federation_home: Path, public_key: Path, name: str = "") -> st
     if name:
         command += ["--name", name]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=str(daemons.REPO_ROOT))
-    try:
-        answer = json.loads(done.stdout[done.stdout.index("{"):])
-    except ValueError:
-        answer = {}
+    answer = _json_answer(done.stdout)
     if done.returncode != 0 or not answer.get("success"):
         raise ControlError(f"could not register {public_key.name}: "
                            f"{answer.get('error-message') or done.stderr.strip()[-500:] or done.stdout[-500:]}")
