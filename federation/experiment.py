@@ -82,7 +82,7 @@ def federated(setting: str, hospitals, *, home, image_size, width, rounds, local
                                           validation_per_class=validation_per_class)
         run.hospitals.set(hospitals)
         started = time.monotonic()
-        status = follow_run(run.pk, poll_s=1.0)
+        status = follow_run(run.pk, poll_s=1.0, home=home)
         wall = time.monotonic() - started
     finally:
         for daemon in reversed(started_daemons):

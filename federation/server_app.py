@@ -129,7 +129,8 @@ class FederationGrid(Grid):
 
     def _identify(self, node_ids: list[int]) -> None:
         messages = [Message(RecordDict(), dst_node_id=n, message_type=IDENTIFY) for n in node_ids]
-        replies, destinations = self._exchange(messages, timeout=30)
+        # A node's first task waits for its executor and, on a busy machine, for a fork to load the app.
+        replies, destinations = self._exchange(messages, timeout=max(30.0, self.node_wait_s))
         for reply in replies:
             if reply.has_error():
                 continue

@@ -22,15 +22,18 @@ def follow_federated_run(self, run_id: int) -> None:
     follow_run(run_id)
 
 
-def follow_run(run_id: int, *, poll_s: float = POLL_S) -> str:
-    """Submit (unless already submitted) and poll until the run ends; returns the final status."""
+def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None) -> str:
+    """Submit (unless already submitted) and poll until the run ends; returns the final status.
+
+    `home` is the federation's folder (its SuperLink connection); the platform's by default.
+    """
     from federation import conf, control, services
     from federation.models import FederatedRun, RunStatus
 
     run = FederatedRun.objects.get(pk=run_id)
     if run.finished:
         return run.status
-    home = conf.federation_home()
+    home = home or conf.federation_home()
     if not run.flower_run_id:
         try:
             flower_run_id = control.submit_run(home, run.pk)

@@ -84,7 +84,7 @@ def federation(transactional_db, shared_media_root, settings, tmp_path):
         "NEUROFED_MODEL_DIR": str(settings.MODEL_DIR),
         "FEDERATION_HOME": str(settings.FEDERATION_HOME),
         # Small deadlines so the failure paths end within the test's time.
-        "FEDERATION_NODE_WAIT_S": "15",
+        "FEDERATION_NODE_WAIT_S": "60",
         "FEDERATION_PHASE_TIMEOUT_S": "300",
         "OMP_NUM_THREADS": "1",
         "TF_NUM_INTRAOP_THREADS": "1",
