@@ -157,6 +157,8 @@ class Daemon:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 10) -> None:
+        # Flower's app processes may leave the daemon's process group; find them before it goes.
+        strays = [pid for proc in [self.process, *self.children] for pid in _descendants(proc.pid)]
         for proc in [self.process, *self.children]:
             if proc.poll() is None:
                 _signal_group(proc, signal.SIGTERM)
@@ -167,14 +169,43 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait(5)
+        _kill_pids(strays)
 
     def kill(self) -> None:
         """SIGKILL, as a crash or a pulled plug would: no sign-off reaches the SuperLink."""
+        _kill_pids([pid for proc in [self.process, *self.children] for pid in _descendants(proc.pid)])
         for proc in [self.process, *self.children]:
             if proc.poll() is None:
                 _signal_group(proc, signal.SIGKILL)
         for proc in [self.process, *self.children]:
             proc.wait(10)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill_pids(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
