@@ -60,8 +60,7 @@ def find_brain_box(image: np.ndarray) -> CropBox:
     """Square bounding box of the head in ``image`` (a 2-D array), ignoring specks and burnt-in text."""
     image = _as_float(image)
     height, width = image.shape
-    low = np.percentile(image, 1.0)
-    high = np.percentile(image, 99.0)
+    low, high = np.percentile(image, [1.0, 99.0])
     if high - low <= 1e-6:
         return CropBox(0, 0, max(height, width), (height, width))
     foreground = image > low + FOREGROUND_FRACTION * (high - low)
@@ -72,10 +71,12 @@ def find_brain_box(image: np.ndarray) -> CropBox:
     areas = ndimage.sum_labels(foreground, labels, index=np.arange(1, count + 1))
     # Keep every sizeable component (a head can appear in two pieces on a low slice); drop labels,
     # annotations and noise that are small next to the largest one.
-    keep = np.flatnonzero(areas >= 0.1 * areas.max()) + 1
-    rows, cols = np.nonzero(np.isin(labels, keep))
-    top, bottom = rows.min(), rows.max() + 1
-    left, right = cols.min(), cols.max() + 1
+    kept_labels = np.zeros(count + 1, dtype=bool)
+    kept_labels[1:] = areas >= 0.1 * areas.max()
+    head = kept_labels[labels]
+    rows, cols = np.flatnonzero(head.any(axis=1)), np.flatnonzero(head.any(axis=0))
+    top, bottom = rows[0], rows[-1] + 1
+    left, right = cols[0], cols[-1] + 1
     side = int(round(max(bottom - top, right - left) * (1 + 2 * CROP_MARGIN)))
     side = max(side, 8)
     centre_row = (top + bottom) / 2
