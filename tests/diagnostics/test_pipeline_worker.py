@@ -61,6 +61,9 @@ def events_until(socket, scan_id, final=("done", "failed"), timeout=240):
     raise AssertionError(f"no final state for {scan_id} within {timeout}s; saw {seen}")
 
 
+SLOW_VOLUME_SLICES = 120
+
+
 @pytest.fixture
 def live(world, active_model, shared_media_root, celery_worker_process, asgi_server):
     return asgi_server
@@ -94,8 +97,9 @@ def test_upload_to_result_with_live_state_changes(world, live, celery_worker_pro
 
 
 def test_worker_killed_mid_scan_finishes_it_once_after_restart(world, live, celery_worker_process):
-    # Enough slices that the analysis is still running when the worker is killed.
-    status, body = upload_over_http(live, world.a, world.owner, samples.nifti_bytes("glioma", 40))
+    # Enough slices that the analysis is still running when the worker is killed: the compiled models
+    # take a few milliseconds a slice, so the kill follows the first sight of "processing" at once.
+    status, body = upload_over_http(live, world.a, world.owner, samples.nifti_bytes("glioma", SLOW_VOLUME_SLICES))
     assert status == 201, body
     scan = Scan.objects.get(pk=body["id"])
     deadline = time.monotonic() + 120
@@ -103,7 +107,6 @@ def test_worker_killed_mid_scan_finishes_it_once_after_restart(world, live, cele
         time.sleep(0.05)
         scan.refresh_from_db()
     assert scan.status == "processing", celery_worker_process.log()
-    time.sleep(0.5)
     celery_worker_process.kill()
     scan.refresh_from_db()
     assert scan.status == "processing" and not Diagnosis.objects.filter(scan=scan).exists()
@@ -115,7 +118,7 @@ def test_worker_killed_mid_scan_finishes_it_once_after_restart(world, live, cele
     assert scan.status == "done", (scan.failure_code, celery_worker_process.log())
     assert scan.attempts >= 2
     assert Diagnosis.objects.filter(scan=scan).count() == 1
-    assert Diagnosis.objects.get(scan=scan).slices_analysed == 40
+    assert Diagnosis.objects.get(scan=scan).slices_analysed == SLOW_VOLUME_SLICES
 
 
 def test_websockets_of_another_hospital_are_closed_as_not_found(world, live):
