@@ -50,7 +50,9 @@ def figshare_case(index: int = 1) -> tuple[np.ndarray, np.ndarray, str]:
     return image, mask, label
 
 
-def _dicom_dataset(frames: list[np.ndarray], *, modality: str = "MR", instance: int = 1, z: float = 0.0):
+def dicom_dataset(frames: list[np.ndarray], *, modality: str = "MR", instance: int = 1, z: float = 0.0,
+                  patient_name: str = DICOM_PATIENT_NAME, patient_id: str = DICOM_PATIENT_ID):
+    """A valid DICOM dataset (explicit VR little endian) holding one frame, or a multi-frame stack."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
@@ -62,8 +64,8 @@ def _dicom_dataset(frames: list[np.ndarray], *, modality: str = "MR", instance: 
     ds.SOPClassUID = MRImageStorage
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.Modality = modality
-    ds.PatientName = DICOM_PATIENT_NAME
-    ds.PatientID = DICOM_PATIENT_ID
+    ds.PatientName = patient_name
+    ds.PatientID = patient_id
     ds.PatientBirthDate = "19700101"
     ds.InstanceNumber = instance
     ds.ImagePositionPatient = [0.0, 0.0, z]
@@ -86,26 +88,26 @@ def _dicom_dataset(frames: list[np.ndarray], *, modality: str = "MR", instance: 
     return ds
 
 
-def _dicom_bytes(ds) -> bytes:
+def dataset_bytes(ds) -> bytes:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
 
 
 def dicom_bytes(label: str = "pituitary", index: int = 0, *, modality: str = "MR") -> bytes:
-    return _dicom_bytes(_dicom_dataset([slice_array(label, index)], modality=modality))
+    return dataset_bytes(dicom_dataset([slice_array(label, index)], modality=modality))
 
 
-def multiframe_dicom_bytes(label: str = "glioma", count: int = 3) -> bytes:
-    return _dicom_bytes(_dicom_dataset([slice_array(label, i) for i in range(count)]))
+def multiframedataset_bytes(label: str = "glioma", count: int = 3) -> bytes:
+    return dataset_bytes(dicom_dataset([slice_array(label, i) for i in range(count)]))
 
 
 def dicom_series_zip(label: str = "meningioma", count: int = 3) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for i in range(count):
-            ds = _dicom_dataset([slice_array(label, i)], instance=i + 1, z=5.0 * i)
-            archive.writestr(f"series/IM{i:04d}.dcm", _dicom_bytes(ds))
+            ds = dicom_dataset([slice_array(label, i)], instance=i + 1, z=5.0 * i)
+            archive.writestr(f"series/IM{i:04d}.dcm", dataset_bytes(ds))
     return buffer.getvalue()
 
 
@@ -161,7 +163,7 @@ GOOD_FORMATS = {
     "jpeg": (lambda: jpeg_bytes("glioma", 0), "scan.jpg", "jpeg"),
     "png": (lambda: png_bytes("meningioma", 0), "scan.png", "png"),
     "dicom": (lambda: dicom_bytes("pituitary", 0), "scan.dcm", "dicom"),
-    "dicom_multiframe": (lambda: multiframe_dicom_bytes("glioma", 3), "multi.dcm", "dicom"),
+    "dicom_multiframe": (lambda: multiframedataset_bytes("glioma", 3), "multi.dcm", "dicom"),
     "dicom_zip": (lambda: dicom_series_zip("meningioma", 3), "series.zip", "dicom_series"),
     "nifti": (lambda: nifti_bytes("glioma", 3), "volume.nii", "nifti"),
     "nifti_gz": (lambda: nifti_bytes("notumor", 3, compressed=True), "volume.nii.gz", "nifti"),

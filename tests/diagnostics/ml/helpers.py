@@ -1,7 +1,6 @@
 """Real slices from the shared data set and tiny model bundles for the ML core's tests."""
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -28,36 +27,11 @@ def kaggle_slice(class_name: str, position: int = 0) -> np.ndarray:
 
 def dicom_bytes(pixels: np.ndarray, *, modality: str = "MR", instance: int = 1, z: float = 0.0,
                 patient_name: str = "Doe^Jane", patient_id: str = "MRN-0042") -> bytes:
-    """A minimal but valid DICOM file (explicit VR little endian) holding ``pixels``."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+    """A minimal but valid DICOM file holding ``pixels`` (the pipeline tests' builder, one frame)."""
+    from tests.diagnostics.samples import dataset_bytes, dicom_dataset
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset = Dataset()
-    dataset.file_meta = meta
-    dataset.SOPClassUID = MRImageStorage
-    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    dataset.Modality = modality
-    dataset.PatientName = patient_name
-    dataset.PatientID = patient_id
-    dataset.PatientBirthDate = "19700101"
-    dataset.InstanceNumber = instance
-    dataset.ImagePositionPatient = [0.0, 0.0, z]
-    dataset.PixelSpacing = [0.5, 0.5]
-    dataset.Rows, dataset.Columns = pixels.shape
-    dataset.SamplesPerPixel = 1
-    dataset.PhotometricInterpretation = "MONOCHROME2"
-    dataset.BitsAllocated = 16
-    dataset.BitsStored = 12
-    dataset.HighBit = 11
-    dataset.PixelRepresentation = 0
-    dataset.PixelData = (pixels.astype(np.uint16) * 16).tobytes()
-    buffer = io.BytesIO()
-    dataset.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    return dataset_bytes(dicom_dataset([pixels], modality=modality, instance=instance, z=z,
+                                       patient_name=patient_name, patient_id=patient_id))
 
 
 def nifti_bytes(volume: np.ndarray, spacing=(0.9, 0.9, 5.0), compress: bool = False) -> bytes:
