@@ -65,12 +65,23 @@ def figshare_block(index: int) -> int:
 
 
 def figshare_block_split(indices: list[int], val_every: int = 7, val_offset: int = 3) -> list[str]:
-    """"val" for slices in every ``val_every``-th block of slice numbers, "train" for the rest.
+    """"val" for slices in every ``val_every``-th block of slice numbers, "calib" for every other block
+    half-way between two validation blocks, "train" for the rest.
 
     Blocks are spread over the whole numbering, so all three tumour classes (which occupy different
-    number ranges) appear in validation.
+    number ranges) appear in validation. The calibration blocks choose the segmenter's checkpoint, so
+    the validation blocks are touched only for the reported figures.
     """
-    return ["val" if figshare_block(i) % val_every == val_offset else "train" for i in indices]
+    calib_offset = (val_offset + val_every // 2 + 1) % val_every
+
+    def split(block: int) -> str:
+        if block % val_every == val_offset:
+            return "val"
+        if block % (2 * val_every) == calib_offset:
+            return "calib"
+        return "train"
+
+    return [split(figshare_block(i)) for i in indices]
 
 
 def partition_iid(num_items: int, num_hospitals: int, seed: int = 0) -> list[np.ndarray]:

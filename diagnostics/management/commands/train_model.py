@@ -89,29 +89,32 @@ class Command(BaseCommand):
         else:
             figshare = data.figshare_dataset(data_dir, cache_dir, size)
             empty_train = kaggle.pixels[(kaggle.splits == "train") & (kaggle.labels == data.readers.CLASS_NAMES.index("notumor"))]
-            empty_val = kaggle.pixels[(kaggle.splits == "val") & (kaggle.labels == data.readers.CLASS_NAMES.index("notumor"))]
+            empty_calib = kaggle.pixels[(kaggle.splits == "calib") & (kaggle.labels == data.readers.CLASS_NAMES.index("notumor"))]
             # Every other no-tumour image: enough to learn "nothing here" while tumour slices stay the
             # bulk of each epoch.
             empty_train = empty_train[::2]
             tumour_train = figshare.splits == "train"
-            tumour_val = figshare.splits == "val"
+            tumour_calib = figshare.splits == "calib"
             # No-tumour images with empty masks teach the segmenter to answer "nothing here".
             x_train = np.concatenate([figshare.pixels[tumour_train], empty_train])
             m_train = np.concatenate([figshare.masks[tumour_train], np.zeros(empty_train.shape, bool)])
-            x_val = np.concatenate([figshare.pixels[tumour_val], empty_val])
-            m_val = np.concatenate([figshare.masks[tumour_val], np.zeros(empty_val.shape, bool)])
+            # The checkpoint is chosen on the calibration blocks and calibration no-tumour images; the
+            # validation split stays untouched until the figures are measured.
+            x_calib = np.concatenate([figshare.pixels[tumour_calib], empty_calib])
+            m_calib = np.concatenate([figshare.masks[tumour_calib], np.zeros(empty_calib.shape, bool)])
             model = networks.build_segmenter(size, base_filters=options["width"] or 12)
             self.log(f"segmenter: {model.count_params():,} parameters; train {int(tumour_train.sum())} tumour + "
-                     f"{len(empty_train)} empty, validation {int(tumour_val.sum())} tumour + {len(empty_val)} empty")
+                     f"{len(empty_train)} empty, checkpoint choice on {int(tumour_calib.sum())} tumour + {len(empty_calib)} empty")
             if options["checkpoint"]:
                 model.load_weights(options["checkpoint"])
             if options["epochs"] > 0:
                 training.train_segmenter(model, x_train, m_train, options["epochs"], options["batch_size"] or 16,
-                                         validation=(x_val, m_val), **common)
+                                         validation=(x_calib, m_calib), **common)
                 model.load_weights(checkpoint)
             from diagnostics.ml import export
 
-            bundle = export.export_segmenter(model, output_dir, figshare, log=self.log)
+            empty_val = kaggle.pixels[(kaggle.splits == "val") & (kaggle.labels == data.readers.CLASS_NAMES.index("notumor"))]
+            bundle = export.export_segmenter(model, output_dir, figshare, log=self.log, empty_val=empty_val)
         if options["install"]:
             from diagnostics.ml import export
 

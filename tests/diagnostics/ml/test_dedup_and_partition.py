@@ -66,6 +66,16 @@ def test_figshare_split_is_by_contiguous_blocks():
     for start in range(0, 3000, size):
         assert len(set(split[start:start + size])) == 1
     assert 0.1 < split.count("val") / len(split) < 0.2
+    assert 0.05 < split.count("calib") / len(split) < 0.1
+
+
+def test_figshare_calibration_blocks_never_touch_a_validation_block():
+    indices = list(range(1, 3001))
+    split = partition.figshare_block_split(indices)
+    size = partition.FIGSHARE_BLOCK_SIZE
+    blocks = [split[start] for start in range(0, 3000, size)]
+    for before, after in zip(blocks, blocks[1:]):
+        assert {before, after} != {"val", "calib"}
 
 
 def test_hospital_partitions_cover_the_data_and_are_seeded():
