@@ -53,7 +53,7 @@ def identify(msg: Message, context: Context) -> Message:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    from federation.learning import train_local
+    from federation.learning import round_window, train_local
 
     config = msg.content["config"]
     loading = time.monotonic()
@@ -64,7 +64,9 @@ def train(msg: Message, context: Context) -> Message:
     model = _model(msg, config)
     stats = train_local(model, str(config["model-kind"]), x, y, epochs=int(config["local-epochs"]),
                         batch_size=int(config["batch-size"]), proximal_mu=float(config.get("proximal-mu", 0.0)),
-                        seed=int(config.get("server-round", 0)))
+                        seed=int(config.get("server-round", 0)),
+                        schedule_window=round_window(int(config.get("server-round", 0)),
+                                                     int(config.get("num-rounds", 0))))
     metrics = {"num-examples": len(x), "train-loss": stats["loss"], "train-s": stats["seconds"], "load-s": load_s}
     if "accuracy" in stats:
         metrics["train-accuracy"] = stats["accuracy"]

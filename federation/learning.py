@@ -21,25 +21,39 @@ def build_model(kind: str, image_size: int, width: int):
     return networks.build_classifier(input_size=image_size, width=width)
 
 
+def round_window(server_round: int, num_rounds: int) -> tuple[float, float]:
+    """The slice of the run's learning-rate schedule that round `server_round` (1-based) of `num_rounds` runs."""
+    if server_round < 1 or num_rounds < 1:
+        return 0.0, 1.0
+    server_round = min(server_round, num_rounds)
+    return (server_round - 1) / num_rounds, server_round / num_rounds
+
+
 def train_local(model, kind: str, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
-                proximal_mu: float = 0.0, seed: int = 0) -> dict:
+                proximal_mu: float = 0.0, seed: int = 0, schedule_window: tuple[float, float] = (0.0, 1.0)) -> dict:
     """Train `model` in place on one hospital's cases; returns loss, accuracy (or dice) and seconds.
 
     The shared loop's weight average (EMA) and warm-up are switched off: a node trains only an epoch or
     two per round, and an average over so few steps would hand back nearly the weights it was sent.
+    `schedule_window` is this round's slice of the run's cosine learning-rate schedule (`round_window`),
+    so the rounds together follow the schedule centralised training runs in one go, instead of decaying
+    to nearly zero and jumping back to the peak every round.
     """
     from diagnostics.ml import training
 
     started = time.monotonic()
     if proximal_mu > 0:
-        stats = _train_proximal(model, kind, x, y, epochs=epochs, batch_size=batch_size, mu=proximal_mu, seed=seed)
+        stats = _train_proximal(model, kind, x, y, epochs=epochs, batch_size=batch_size, mu=proximal_mu, seed=seed,
+                                lr=1e-3 * training.cosine_factor(sum(schedule_window) / 2))
     elif kind == MODEL_SEGMENTER:
         history = training.train_segmenter(model, x, y, epochs, batch_size=batch_size, ema=False,
-                                           warmup_epochs=0.0, seed=seed, log=lambda *_: None)
+                                           warmup_epochs=0.0, seed=seed, log=lambda *_: None,
+                                           schedule_window=schedule_window)
         stats = {"loss": float(history.history["loss"][-1])}
     else:
         history = training.train_classifier(model, x, y, epochs, batch_size=batch_size, ema=False,
-                                            warmup_epochs=0.0, seed=seed, log=lambda *_: None)
+                                            warmup_epochs=0.0, seed=seed, log=lambda *_: None,
+                                            schedule_window=schedule_window)
         stats = {"loss": float(history.history["loss"][-1]), "accuracy": float(history.history["accuracy"][-1])}
     recalibrate_batchnorm(model, x)
     stats["seconds"] = time.monotonic() - started

@@ -315,7 +315,7 @@ def main(grid: Grid, context: Context) -> None:
 
         config = ConfigRecord({"local-epochs": run.local_epochs, "batch-size": run.batch_size,
                                "image-size": run.image_size, "model-kind": run.model_kind,
-                               "model-width": run.model_width})
+                               "model-width": run.model_width, "num-rounds": run.num_rounds})
         strategy = build_strategy(run, num_nodes=len(hospitals))
         result = strategy.start(
             grid=fed_grid, initial_arrays=ArrayRecord(model.get_weights()), num_rounds=run.num_rounds,

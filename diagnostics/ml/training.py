@@ -31,6 +31,11 @@ def _with_channel(x: np.ndarray) -> np.ndarray:
     return x[..., None] if x.ndim == 3 else x
 
 
+def cosine_factor(progress: float, final_fraction: float = 0.01) -> float:
+    """Share of the peak learning rate at `progress` (0..1) through a cosine decay to `final_fraction`."""
+    return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 class WarmupCosine(keras.callbacks.Callback):
     """Per-step learning rate: linear warm-up, then cosine decay to ``final_fraction`` of the peak.
 
@@ -41,10 +46,14 @@ class WarmupCosine(keras.callbacks.Callback):
     """
 
     def __init__(self, peak_lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: float = 2.0,
-                 final_fraction: float = 0.01, time_budget_s: float | None = None, log=print):
+                 final_fraction: float = 0.01, time_budget_s: float | None = None, log=print,
+                 window: tuple[float, float] = (0.0, 1.0)):
         super().__init__()
+        # A fit can be one slice of a longer schedule: a federated round r of R runs the part of the
+        # cosine between (r-1)/R and r/R, so the rounds together follow the centralised schedule.
+        self.window = window
         self.peak_lr, self.epochs, self.steps_per_epoch = peak_lr, epochs, steps_per_epoch
-        self.warmup_steps = max(1, int(warmup_epochs * steps_per_epoch))
+        self.warmup_steps = int(warmup_epochs * steps_per_epoch)
         self.final_fraction, self.time_budget_s, self.log = final_fraction, time_budget_s, log
         self.step = 0
         self.started = None
@@ -60,8 +69,9 @@ class WarmupCosine(keras.callbacks.Callback):
     def _lr(self) -> float:
         if self.step < self.warmup_steps:
             return self.peak_lr * (self.step + 1) / self.warmup_steps
-        progress = self._progress()
-        return self.peak_lr * (self.final_fraction + (1 - self.final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+        start, end = self.window
+        progress = start + (end - start) * self._progress()
+        return self.peak_lr * cosine_factor(progress, self.final_fraction)
 
     def on_train_batch_begin(self, batch, logs=None):
         self.model.optimizer.learning_rate.assign(self._lr())
@@ -99,8 +109,10 @@ def _optimizer(peak_lr: float, weight_decay: float, ema: bool) -> keras.optimize
                                   clipnorm=5.0)
 
 
-def _callbacks(peak_lr, epochs, steps, warmup_epochs, time_budget_s, checkpoint_path, monitor, mode, ema, log):
-    callbacks = [WarmupCosine(peak_lr, epochs, steps, warmup_epochs, time_budget_s=time_budget_s, log=log)]
+def _callbacks(peak_lr, epochs, steps, warmup_epochs, time_budget_s, checkpoint_path, monitor, mode, ema, log,
+               window=(0.0, 1.0)):
+    callbacks = [WarmupCosine(peak_lr, epochs, steps, warmup_epochs, time_budget_s=time_budget_s, log=log,
+                              window=window)]
     if ema:
         # Validation and checkpoints see the averaged weights; training continues on the raw ones.
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
@@ -117,7 +129,7 @@ def train_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: i
                      weight_decay: float = 5e-4, warmup_epochs: float = 1.0, augment: bool = True,
                      ema: bool = True, time_budget_s: float | None = None,
                      checkpoint_path: str | Path | None = None, seed: int = 0, log=print,
-                     verbose: int = 0) -> keras.callbacks.History:
+                     verbose: int = 0, schedule_window: tuple[float, float] = (0.0, 1.0)) -> keras.callbacks.History:
     """Fit ``model`` (logits output) on uint8 images ``x`` and class indices ``y``; compiles it.
 
     ``checkpoint_path`` (``*.weights.h5``) keeps the weights with the best validation accuracy. After
@@ -143,7 +155,7 @@ def train_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: i
     monitor = "val_accuracy" if validation is not None else "accuracy"
     history = model.fit(dataset, epochs=epochs if not time_budget_s else 10_000, validation_data=validation_data,
                         callbacks=_callbacks(peak_lr, epochs, steps, warmup_epochs, time_budget_s, checkpoint_path,
-                                             monitor, "max", ema, log), verbose=verbose)
+                                             monitor, "max", ema, log, schedule_window), verbose=verbose)
     if ema:
         model.optimizer.finalize_variable_values(model.trainable_variables)
     return history
@@ -201,7 +213,7 @@ def train_segmenter(model: keras.Model, x: np.ndarray, masks: np.ndarray, epochs
                     weight_decay: float = 1e-4, warmup_epochs: float = 1.0, augment: bool = True,
                     ema: bool = True, time_budget_s: float | None = None,
                     checkpoint_path: str | Path | None = None, seed: int = 0, log=print,
-                    verbose: int = 0) -> keras.callbacks.History:
+                    verbose: int = 0, schedule_window: tuple[float, float] = (0.0, 1.0)) -> keras.callbacks.History:
     """Fit a mask-logits ``model`` on uint8 images and binary masks; best checkpoint by validation Dice."""
     tf.random.set_seed(seed)
     x = _with_channel(x)
@@ -224,7 +236,7 @@ def train_segmenter(model: keras.Model, x: np.ndarray, masks: np.ndarray, epochs
     history = model.fit(dataset, epochs=epochs if not time_budget_s else 10_000, validation_data=validation_data,
                         batch_size=batch_size,
                         callbacks=_callbacks(peak_lr, epochs, steps, warmup_epochs, time_budget_s, checkpoint_path,
-                                             monitor, "max", ema, log), verbose=verbose)
+                                             monitor, "max", ema, log, schedule_window), verbose=verbose)
     if ema:
         model.optimizer.finalize_variable_values(model.trainable_variables)
     return history

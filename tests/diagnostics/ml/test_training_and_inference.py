@@ -122,3 +122,24 @@ def test_clean_mask_drops_speckle_and_bbox_is_tight():
     assert cleaned.sum() == 100
     assert inference.bounding_box(cleaned) == {"top": 5, "left": 20, "height": 10, "width": 10}
     assert inference.bounding_box(np.zeros((3, 3), bool)) is None
+
+
+def test_rounds_of_a_federated_run_follow_one_cosine_schedule():
+    from federation.learning import round_window
+
+    windows = [round_window(r, 4) for r in range(1, 5)]
+    assert windows[0][0] == 0.0 and windows[-1][1] == 1.0
+    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:]))
+
+    def learning_rates(window, steps=5):
+        schedule = training.WarmupCosine(1.0, epochs=1, steps_per_epoch=steps, warmup_epochs=0.0, window=window)
+        rates = []
+        for _ in range(steps):
+            rates.append(schedule._lr())
+            schedule.step += 1
+        return rates
+
+    one_go = learning_rates((0.0, 1.0), steps=20)
+    in_rounds = [rate for window in windows for rate in learning_rates(window)]
+    assert in_rounds == pytest.approx(one_go, abs=1e-9)
+    assert in_rounds[5] < in_rounds[4] and in_rounds[-1] < 0.05
