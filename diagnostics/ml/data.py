@@ -12,6 +12,8 @@ Public helpers for other callers (federated clients, evaluation scripts):
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +74,17 @@ def kaggle_manifest(data_dir: str | Path, cache_dir: str | Path, workers: int = 
         for (path, label), (sha, phash), group, split in zip(items, hashes, groups, splits)
     ]
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cache_file.write_text(json.dumps(manifest))
+    _write_atomically(cache_file, lambda f: f.write(json.dumps(manifest).encode()))
     return manifest
+
+
+def _write_atomically(path: Path, write) -> None:
+    """Write a cache file under a temporary name and rename it: two training jobs started together
+    build the same cache, and neither may read the other's half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".part", delete=False) as f:
+        write(f)
+    os.replace(f.name, path)
 
 
 def _preprocess_file(args: tuple[str, int]) -> np.ndarray:
@@ -107,7 +118,7 @@ def kaggle_dataset(data_dir: str | Path, cache_dir: str | Path, size: int, worke
         pixels = np.load(cache_file)
     else:
         pixels = load_classification_arrays([data_dir / m["path"] for m in manifest], size, workers)
-        np.save(cache_file, pixels)
+        _write_atomically(cache_file, lambda f: np.save(f, pixels))
     labels = np.asarray([readers.CLASS_NAMES.index(m["label"]) for m in manifest], dtype=np.int64)
     return ClassificationData(pixels, labels, np.asarray([m["split"] for m in manifest]), manifest)
 
@@ -125,7 +136,7 @@ class SegmentationData:
     masks: np.ndarray  # bool (N, size, size)
     indices: np.ndarray  # Figshare slice numbers
     labels: np.ndarray  # tumour class names
-    splits: np.ndarray  # train / val by slice-number block
+    splits: np.ndarray  # train / calib / val by slice-number block
 
 
 def figshare_dataset(data_dir: str | Path, cache_dir: str | Path, size: int, workers: int = 2) -> SegmentationData:
@@ -140,7 +151,7 @@ def figshare_dataset(data_dir: str | Path, cache_dir: str | Path, size: int, wor
         pixels = np.stack([p for p, _ in pairs])
         masks = np.stack([m for _, m in pairs])
         cache_dir.mkdir(parents=True, exist_ok=True)
-        np.savez(cache_file, pixels=pixels, masks=masks)
+        _write_atomically(cache_file, lambda f: np.savez(f, pixels=pixels, masks=masks))
     indices = np.asarray([s.index for s in slices])
     return SegmentationData(pixels, masks, indices, np.asarray([s.label for s in slices]),
                             np.asarray(partition.figshare_block_split(indices.tolist())))
