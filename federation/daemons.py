@@ -118,8 +118,11 @@ def superlink_command(*, host: str, port: int, database: Path, tls: Tls | None =
 
 def supernode_command(*, superlink: str, runtime_port: int, hospital_slug: str, tls: Tls | None = None,
                       auth_key: Path | None = None, warm: bool = True) -> list[str]:
+    # Warm nodes also run through our launcher, which shortens the SuperNode's hard-coded 3 s idle poll
+    # (federation/supernode_launcher.py); `warm=False` is Flower's stock SuperNode, for comparison.
+    launcher = [sys.executable, "-m", "federation.supernode_launcher"] if warm else [str(VENV_BIN / "flower-supernode")]
     command = [
-        str(VENV_BIN / "flower-supernode"), "--superlink", superlink,
+        *launcher, "--superlink", superlink,
         "--host", "127.0.0.1", "--port", str(runtime_port),
         # The node's identity is set here, by whoever runs the node next to the hospital's data, never
         # by the server: the ClientApp reads only this hospital's cases.

@@ -1,0 +1,38 @@
+import time
+
+import pytest
+
+from federation import daemons, supernode_launcher
+
+
+def test_the_supernode_loop_waits_at_most_the_cap(monkeypatch):
+    from flwr.supernode import start_client_internal
+
+    monkeypatch.setattr(start_client_internal, "time", time)
+    supernode_launcher.install(0.05)
+    assert isinstance(start_client_internal.time, supernode_launcher.CappedSleep)
+    started = time.monotonic()
+    start_client_internal.time.sleep(3)
+    assert time.monotonic() - started < 1.0
+    # Everything else still comes from the real module.
+    assert start_client_internal.time.monotonic() >= started
+
+
+@pytest.mark.parametrize("raw, expected", [("", supernode_launcher.DEFAULT_POLL_S), ("1.5", 1.5)])
+def test_the_cap_comes_from_the_environment(monkeypatch, raw, expected):
+    monkeypatch.setenv("NEUROFED_FLOWER_NODE_POLL_S", raw)
+    assert supernode_launcher.poll_cap_s() == expected
+
+
+@pytest.mark.parametrize("raw", ["soon", "0", "60"])
+def test_a_bad_cap_stops_the_node_with_a_clear_message(monkeypatch, raw):
+    monkeypatch.setenv("NEUROFED_FLOWER_NODE_POLL_S", raw)
+    with pytest.raises(SystemExit, match="NEUROFED_FLOWER_NODE_POLL_S"):
+        supernode_launcher.poll_cap_s()
+
+
+def test_warm_nodes_use_the_launcher_and_cold_nodes_the_stock_supernode():
+    warm = daemons.supernode_command(superlink="127.0.0.1:9092", runtime_port=9094, hospital_slug="a")
+    cold = daemons.supernode_command(superlink="127.0.0.1:9092", runtime_port=9094, hospital_slug="a", warm=False)
+    assert warm[1:3] == ["-m", "federation.supernode_launcher"]
+    assert cold[0].endswith("flower-supernode")
