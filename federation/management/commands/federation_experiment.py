@@ -20,7 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--width", type=int, default=16)
         parser.add_argument("--rounds", type=int, default=6)
         parser.add_argument("--local-epochs", type=int, default=1)
-        parser.add_argument("--batch-size", type=int, default=32)
+        parser.add_argument("--batch-size", type=int, default=32, help="centralised batch size")
+        parser.add_argument("--node-batch-size", type=int, default=0,
+                            help="each node's batch size; 0: batch size / hospitals, the same global batch")
         parser.add_argument("--alpha", type=float, default=0.5)
         parser.add_argument("--validation-per-class", type=int, default=0, help="0: the whole validation split")
         parser.add_argument("--rows", default="centralised,iid,label-skew,cold",
@@ -31,7 +33,11 @@ class Command(BaseCommand):
 
         wanted = o["rows"].split(",")
         log = lambda message: self.stdout.write(message)  # noqa: E731
-        budget = {"image_size": o["image_size"], "width": o["width"], "batch_size": o["batch_size"]}
+        budget = {"image_size": o["image_size"], "width": o["width"]}
+        # FedAvg averages the nodes' steps: with n nodes at batch B/n, one averaged step is, to first
+        # order, one centralised step at batch B, and an epoch has as many of them. At batch B per node
+        # the federated model would take n times fewer (and n times larger) steps on the same budget.
+        node_batch = o["node_batch_size"] or max(1, round(o["batch_size"] / o["hospitals"]))
         x_val, y_val = coordinator_validation_set(kind="classifier", image_size=o["image_size"],
                                                   limit_per_class=o["validation_per_class"])
         log(f"validation: {len(x_val)} images")
@@ -47,15 +53,18 @@ class Command(BaseCommand):
         home = conf.federation_home() / "experiment"
         if "centralised" in wanted:
             rows.append(experiment.centralised(hospitals["iid"], x_val=x_val, y_val=y_val,
-                                               epochs=o["rounds"] * o["local_epochs"], log=log, **budget))
+                                               epochs=o["rounds"] * o["local_epochs"], batch_size=o["batch_size"],
+                                               log=log, **budget))
         for partition in ("iid", "label-skew"):
             if partition in wanted:
                 rows.append(experiment.federated(f"FedAvg, {partition}", hospitals[partition], home=home,
                                                  rounds=o["rounds"], local_epochs=o["local_epochs"],
+                                                 batch_size=node_batch,
                                                  validation_per_class=o["validation_per_class"], log=log, **budget))
         if "cold" in wanted:
             rows.append(experiment.federated("FedAvg, iid, Flower default processes", hospitals["iid"], home=home,
                                              rounds=1, local_epochs=o["local_epochs"], warm=False,
+                                             batch_size=node_batch,
                                              validation_per_class=o["validation_per_class"], log=log, **budget))
         self.stdout.write("\n" + experiment.table(rows))
         self.stdout.write(f"\nsaved to {experiment.save(rows, o)}")
