@@ -37,10 +37,13 @@ def _local_data(context: Context, config):
 
 
 def _model(msg: Message, config):
-    from federation.learning import build_model
+    from federation.learning import build_model, unpack_weights
 
     model = build_model(str(config["model-kind"]), int(config["image-size"]), int(config["model-width"]))
-    model.set_weights(msg.content["arrays"].to_numpy_ndarrays())
+    arrays = msg.content["arrays"].to_numpy_ndarrays()
+    if len(arrays) != 1:
+        raise ValueError(f"expected the weights as one vector, got {len(arrays)} arrays")
+    unpack_weights(model, arrays[0])
     return model
 
 
@@ -53,7 +56,7 @@ def identify(msg: Message, context: Context) -> Message:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    from federation.learning import round_window, train_local
+    from federation.learning import pack_weights, round_window, train_local
 
     config = msg.content["config"]
     loading = time.monotonic()
@@ -74,7 +77,7 @@ def train(msg: Message, context: Context) -> Message:
     if "accuracy" in stats:
         metrics["train-accuracy"] = stats["accuracy"]
     log.info("trained round %s on %d cases in %.1f s", config.get("server-round"), len(x), stats["seconds"])
-    return Message(RecordDict({"arrays": ArrayRecord(model.get_weights()), "metrics": MetricRecord(metrics)}),
+    return Message(RecordDict({"arrays": ArrayRecord([pack_weights(model)]), "metrics": MetricRecord(metrics)}),
                    reply_to=msg)
 
 
