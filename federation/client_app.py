@@ -37,13 +37,10 @@ def _local_data(context: Context, config):
 
 
 def _model(msg: Message, config):
-    from federation.learning import build_model, unpack_weights
+    from federation.learning import build_model, unpack_arrays
 
     model = build_model(str(config["model-kind"]), int(config["image-size"]), int(config["model-width"]))
-    arrays = msg.content["arrays"].to_numpy_ndarrays()
-    if len(arrays) != 1:
-        raise ValueError(f"expected the weights as one vector, got {len(arrays)} arrays")
-    unpack_weights(model, arrays[0])
+    unpack_arrays(model, msg.content["arrays"].to_numpy_ndarrays())
     return model
 
 
@@ -76,7 +73,7 @@ def train(msg: Message, context: Context) -> Message:
                "load-s": load_s}
     if "accuracy" in stats:
         metrics["train-accuracy"] = stats["accuracy"]
-    log.info("trained round %s on %d cases in %.1f s", config.get("server-round"), len(x), stats["seconds"])
+    log.info("trained round %s on %d cases in %.1f s", config.get("server-round"), len(x), metrics["train-s"])
     return Message(RecordDict({"arrays": ArrayRecord([pack_weights(model)]), "metrics": MetricRecord(metrics)}),
                    reply_to=msg)
 

@@ -43,6 +43,13 @@ def unpack_weights(model, flat: np.ndarray) -> None:
     model.set_weights([part.reshape(shape) for part, shape in zip(parts, shapes)])
 
 
+def unpack_arrays(model, arrays: list[np.ndarray]) -> None:
+    """Load the arrays of a message's weights record (one `pack_weights` vector) into `model`."""
+    if len(arrays) != 1:
+        raise ValueError(f"expected the weights as one vector, got {len(arrays)} arrays")
+    unpack_weights(model, arrays[0])
+
+
 def round_window(server_round: int, num_rounds: int) -> tuple[float, float]:
     """The slice of the run's learning-rate schedule that round `server_round` (1-based) of `num_rounds` runs."""
     if server_round < 1 or num_rounds < 1:

@@ -305,7 +305,7 @@ def main(grid: Grid, context: Context) -> None:
 
         def evaluate_fn(server_round: int, arrays: ArrayRecord):
             started = time.monotonic()
-            learning.unpack_weights(model, arrays.to_numpy_ndarrays()[0])
+            learning.unpack_arrays(model, arrays.to_numpy_ndarrays())
             metrics = learning.evaluate(model, run.model_kind, x_val, y_val)
             eval_s = time.monotonic() - started
             round_log = fed_grid.rounds.get(server_round)
@@ -321,7 +321,7 @@ def main(grid: Grid, context: Context) -> None:
             grid=fed_grid, initial_arrays=ArrayRecord([learning.pack_weights(model)]), num_rounds=run.num_rounds,
             timeout=conf.phase_timeout_s(), train_config=config, evaluate_config=config, evaluate_fn=evaluate_fn,
         )
-        learning.unpack_weights(model, result.arrays.to_numpy_ndarrays()[0])
+        learning.unpack_arrays(model, result.arrays.to_numpy_ndarrays())
         final = learning.evaluate(model, run.model_kind, x_val, y_val)
         services.complete_run(run_id, model=model, metrics=final,
                               wire={"inspected_replies": fed_grid.inspected_replies,

@@ -73,7 +73,6 @@ def kaggle_manifest(data_dir: str | Path, cache_dir: str | Path, workers: int = 
          "group": int(group), "split": split}
         for (path, label), (sha, phash), group, split in zip(items, hashes, groups, splits)
     ]
-    cache_dir.mkdir(parents=True, exist_ok=True)
     _write_atomically(cache_file, lambda f: f.write(json.dumps(manifest).encode()))
     return manifest
 
@@ -150,7 +149,6 @@ def figshare_dataset(data_dir: str | Path, cache_dir: str | Path, size: int, wor
         pairs = _map(_preprocess_pair, [(str(s.image_path), str(s.mask_path), size) for s in slices], workers)
         pixels = np.stack([p for p, _ in pairs])
         masks = np.stack([m for _, m in pairs])
-        cache_dir.mkdir(parents=True, exist_ok=True)
         _write_atomically(cache_file, lambda f: np.savez(f, pixels=pixels, masks=masks))
     indices = np.asarray([s.index for s in slices])
     return SegmentationData(pixels, masks, indices, np.asarray([s.label for s in slices]),

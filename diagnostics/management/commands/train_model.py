@@ -88,8 +88,9 @@ class Command(BaseCommand):
             bundle = export.export_classifier(model, output_dir, kaggle, log=self.log)
         else:
             figshare = data.figshare_dataset(data_dir, cache_dir, size)
-            empty_train = kaggle.pixels[(kaggle.splits == "train") & (kaggle.labels == data.readers.CLASS_NAMES.index("notumor"))]
-            empty_calib = kaggle.pixels[(kaggle.splits == "calib") & (kaggle.labels == data.readers.CLASS_NAMES.index("notumor"))]
+            notumor = kaggle.labels == data.readers.CLASS_NAMES.index("notumor")
+            empty_train = kaggle.pixels[(kaggle.splits == "train") & notumor]
+            empty_calib = kaggle.pixels[(kaggle.splits == "calib") & notumor]
             # Every other no-tumour image: enough to learn "nothing here" while tumour slices stay the
             # bulk of each epoch.
             empty_train = empty_train[::2]
@@ -113,8 +114,8 @@ class Command(BaseCommand):
                 model.load_weights(checkpoint)
             from diagnostics.ml import export
 
-            empty_val = kaggle.pixels[(kaggle.splits == "val") & (kaggle.labels == data.readers.CLASS_NAMES.index("notumor"))]
-            bundle = export.export_segmenter(model, output_dir, figshare, log=self.log, empty_val=empty_val)
+            bundle = export.export_segmenter(model, output_dir, figshare, log=self.log,
+                                             empty_val=kaggle.pixels[(kaggle.splits == "val") & notumor])
         if options["install"]:
             from diagnostics.ml import export
 

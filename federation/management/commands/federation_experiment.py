@@ -38,6 +38,8 @@ class Command(BaseCommand):
         # order, one centralised step at batch B, and an epoch has as many of them. At batch B per node
         # the federated model would take n times fewer (and n times larger) steps on the same budget.
         node_batch = o["node_batch_size"] or max(1, round(o["batch_size"] / o["hospitals"]))
+        federated_budget = {**budget, "batch_size": node_batch, "local_epochs": o["local_epochs"],
+                            "validation_per_class": o["validation_per_class"]}
         x_val, y_val = coordinator_validation_set(kind="classifier", image_size=o["image_size"],
                                                   limit_per_class=o["validation_per_class"])
         log(f"validation: {len(x_val)} images")
@@ -58,13 +60,9 @@ class Command(BaseCommand):
         for partition in ("iid", "label-skew"):
             if partition in wanted:
                 rows.append(experiment.federated(f"FedAvg, {partition}", hospitals[partition], home=home,
-                                                 rounds=o["rounds"], local_epochs=o["local_epochs"],
-                                                 batch_size=node_batch,
-                                                 validation_per_class=o["validation_per_class"], log=log, **budget))
+                                                 rounds=o["rounds"], log=log, **federated_budget))
         if "cold" in wanted:
             rows.append(experiment.federated("FedAvg, iid, Flower default processes", hospitals["iid"], home=home,
-                                             rounds=1, local_epochs=o["local_epochs"], warm=False,
-                                             batch_size=node_batch,
-                                             validation_per_class=o["validation_per_class"], log=log, **budget))
+                                             rounds=1, warm=False, log=log, **federated_budget))
         self.stdout.write("\n" + experiment.table(rows))
         self.stdout.write(f"\nsaved to {experiment.save(rows, o)}")
