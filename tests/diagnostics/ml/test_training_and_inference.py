@@ -143,3 +143,35 @@ def test_rounds_of_a_federated_run_follow_one_cosine_schedule():
     in_rounds = [rate for window in windows for rate in learning_rates(window)]
     assert in_rounds == pytest.approx(one_go, abs=1e-9)
     assert in_rounds[5] < in_rounds[4] and in_rounds[-1] < 0.05
+
+
+def test_segmentation_loss_weighs_each_tumour_slice_alike_whatever_its_size():
+    """Missing a small tumour costs as much Dice as missing a large one: the targets read the mean over slices."""
+    import tensorflow as tf
+
+    large = np.zeros((32, 32, 1), np.float32)
+    large[2:30, 2:30] = 1
+    small = np.zeros((32, 32, 1), np.float32)
+    small[10:13, 10:13] = 1
+    truth = np.stack([large, small])
+
+    def dice_part(found_large: bool, found_small: bool) -> float:
+        logits = np.stack([large if found_large else 0 * large, small if found_small else 0 * small]) * 24 - 12
+        bce = float(tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=truth, logits=logits)))
+        return float(training.dice_bce_loss(truth, logits)) - bce
+
+    assert dice_part(True, True) == pytest.approx(0.0, abs=0.01)
+    # Half the batch's Dice each (less a little smoothing for the 9-pixel tumour); pooled over the batch,
+    # missing the small one would cost under 0.01 and the large one nearly 1.
+    assert 0.4 < dice_part(True, False) <= 0.5
+    assert 0.4 < dice_part(False, True) <= 0.5
+
+
+def test_slice_dice_counts_empty_slices_and_missed_tumours():
+    truth = np.zeros((3, 8, 8), bool)
+    truth[0, 2:4, 2:4] = True
+    predicted = np.zeros_like(truth)
+    predicted[0, 2:4, 2:3] = True
+    predicted[2, 0, 0] = True
+    # Slice 0: 2·2 / (4 + 2); slice 1: empty and answered empty; slice 2: a false outline on an empty slice.
+    assert training.slice_dice(truth, predicted) == pytest.approx([2 / 3, 1.0, 0.0])
