@@ -90,7 +90,8 @@ class FederatedRound(models.Model):
     dropouts = models.JSONField(default=list, blank=True)
     bytes_sent = models.BigIntegerField(default=0)
     bytes_received = models.BigIntegerField(default=0)
-    # The slowest node's own compute (train + evaluate) this round, to set against duration_s.
+    # The nodes' own compute on the round's critical path (slowest training + slowest evaluation),
+    # to set against duration_s.
     node_compute_s = models.FloatField(null=True, blank=True)
     server_eval_s = models.FloatField(null=True, blank=True)
 

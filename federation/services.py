@@ -106,10 +106,23 @@ def _weighted(nodes: list[dict], key: str):
     return sum(v * w for v, w in pairs) / total if total else None
 
 
+def nodes_critical_path_s(nodes: list[dict]) -> float | None:
+    """The nodes' own share of a round's wall time: the slowest training plus the slowest evaluation.
+
+    Training and evaluation are two exchanges and the coordinator waits for every reply of the first
+    before it sends the second, so each phase lasts as long as its slowest node. One node's train +
+    evaluate sum would miss that when one node is slowest at training and another at evaluating.
+    """
+    if not nodes:
+        return None
+    train = max((n.get("train_load_s") or 0.0) + (n.get("train_s") or 0.0) for n in nodes)
+    evaluate = max((n.get("eval_load_s") or 0.0) + (n.get("eval_s") or 0.0) for n in nodes)
+    return train + evaluate
+
+
 def finish_round(run_id, round_log, metrics: dict, server_eval_s: float) -> FederatedRound:
     """Close a round with the coordinator's evaluation and what the nodes reported; push it live."""
     nodes = sorted(round_log.nodes.values(), key=lambda n: n["hospital"])
-    compute = [sum(n.get(k) or 0.0 for k in ("train_load_s", "train_s", "eval_load_s", "eval_s")) for n in nodes]
     finished = timezone.now()
     row, _ = FederatedRound.objects.get_or_create(
         run_id=run_id, number=round_log.number,
@@ -125,7 +138,7 @@ def finish_round(run_id, round_log, metrics: dict, server_eval_s: float) -> Fede
     row.dropouts = round_log.dropouts
     row.bytes_sent = round_log.bytes_sent
     row.bytes_received = round_log.bytes_received
-    row.node_compute_s = max(compute) if compute else None
+    row.node_compute_s = nodes_critical_path_s(nodes)
     row.server_eval_s = server_eval_s
     row.save()
     publish(run_id, {"kind": "round", "run": run_id, **round_payload(row)})
