@@ -31,9 +31,16 @@ services:
 demo: venv
 	@bash bin/demo
 
+# A native crash (TensorFlow, LiteRT) kills pytest with a signal and no summary: name the test it was in.
+TEST_PROGRESS := var/test-progress
 test: venv browser services
+	@mkdir -p var && rm -f $(TEST_PROGRESS)
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
-		$(PY) -m pytest $(PYTEST_ARGS)
+		NEUROFED_TEST_PROGRESS_FILE=$(CURDIR)/$(TEST_PROGRESS) $(PY) -m pytest $(PYTEST_ARGS) || { \
+		status=$$?; \
+		if [ $$status -gt 128 ]; then \
+			echo "pytest was killed by signal $$((status - 128)) while running $$(cat $(TEST_PROGRESS) 2>/dev/null)"; fi; \
+		exit $$status; }
 
 clean:
 	rm -rf $(VENV) var

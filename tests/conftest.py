@@ -1,5 +1,7 @@
 """Shared fixtures: two hospitals and the owner / colleague / outsider of every access test."""
 
+import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -7,6 +9,17 @@ from rest_framework.test import APIClient
 
 from hospitals.models import Role
 from tests.factories import make_hospital, make_member
+
+
+def pytest_runtest_logstart(nodeid, location):
+    """Note which test is running, so that `make test` can name it if a native crash kills pytest.
+
+    TensorFlow and LiteRT run inside this process; an abort in their C++ code ends pytest with a signal
+    and no report, and faulthandler's stack scrolls out of a CI log's tail.
+    """
+    progress = os.environ.get("NEUROFED_TEST_PROGRESS_FILE")
+    if progress:
+        Path(progress).write_text(nodeid + "\n")
 
 
 @pytest.fixture(autouse=True)
