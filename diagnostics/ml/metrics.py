@@ -35,9 +35,16 @@ def classification_report(labels: np.ndarray, probabilities: np.ndarray, class_n
 
 def dice(predicted: np.ndarray, truth: np.ndarray) -> float:
     """Dice of two binary masks; 1.0 when both are empty (the right answer to "nothing here")."""
+    return float(dice_per_slice(np.asarray(predicted)[None], np.asarray(truth)[None])[0])
+
+
+def dice_per_slice(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Dice of each slice of two stacks (N, ...) of binary masks; 1.0 where both are empty."""
     predicted, truth = np.asarray(predicted, bool), np.asarray(truth, bool)
-    total = predicted.sum() + truth.sum()
-    return 1.0 if total == 0 else float(2.0 * np.logical_and(predicted, truth).sum() / total)
+    axes = tuple(range(1, truth.ndim))
+    total = predicted.sum(axis=axes) + truth.sum(axis=axes)
+    overlap = np.logical_and(predicted, truth).sum(axis=axes)
+    return np.where(total == 0, 1.0, 2.0 * overlap / np.maximum(total, 1))
 
 
 def iou(predicted: np.ndarray, truth: np.ndarray) -> float:

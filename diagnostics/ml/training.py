@@ -202,14 +202,6 @@ def dice_bce_loss(y_true, y_pred_logits):
     return bce + dice_loss
 
 
-def slice_dice(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """Dice of each slice (N, ...) of boolean masks; a slice whose mask and prediction are both empty scores 1."""
-    axes = tuple(range(1, truth.ndim))
-    intersection = np.logical_and(truth, predicted).sum(axis=axes)
-    total = truth.sum(axis=axes) + predicted.sum(axis=axes)
-    return np.where(total == 0, 1.0, 2.0 * intersection / np.maximum(total, 1))
-
-
 class _SliceDiceMetric(keras.metrics.Metric):
     """Mean Dice over slices, as the targets count it: a tumour missed is 0, an empty image answered
     "nothing here" is 1 and one with a false outline is 0. The segmenter's checkpoint is chosen on it."""

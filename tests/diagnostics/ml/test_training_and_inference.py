@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from diagnostics.ml import calibration, inference, networks, preprocess, readers, training
+from diagnostics.ml import calibration, inference, metrics, networks, preprocess, readers, training
 
 from .helpers import kaggle_slice, requires_data, shared_tiny_bundle
 
@@ -167,11 +167,12 @@ def test_segmentation_loss_weighs_each_tumour_slice_alike_whatever_its_size():
     assert 0.4 < dice_part(False, True) <= 0.5
 
 
-def test_slice_dice_counts_empty_slices_and_missed_tumours():
+def test_dice_per_slice_counts_empty_slices_and_missed_tumours():
     truth = np.zeros((3, 8, 8), bool)
     truth[0, 2:4, 2:4] = True
     predicted = np.zeros_like(truth)
     predicted[0, 2:4, 2:3] = True
     predicted[2, 0, 0] = True
     # Slice 0: 2·2 / (4 + 2); slice 1: empty and answered empty; slice 2: a false outline on an empty slice.
-    assert training.slice_dice(truth, predicted) == pytest.approx([2 / 3, 1.0, 0.0])
+    assert metrics.dice_per_slice(predicted, truth) == pytest.approx([2 / 3, 1.0, 0.0])
+    assert [metrics.dice(p, t) for p, t in zip(predicted, truth)] == pytest.approx([2 / 3, 1.0, 0.0])
