@@ -10,6 +10,15 @@ from rest_framework.test import APIClient
 from hospitals.models import Role
 from tests.factories import make_hospital, make_member
 
+# TensorFlow's oneDNN kernels are compiled at run time for the host's instruction set (AVX2, AVX-512,
+# AMX), so the same test takes different code on different CI hosts; an intermittent abort inside a
+# convolution gradient was seen in CI and did not reproduce in repeated runs on an AVX2-only host
+# (the faulting host's instruction set is not known). The model tests check
+# our code, not oneDNN's: they run on TensorFlow's own (Eigen) kernels, the same on every host. Set
+# before TensorFlow is first imported (by a test module); the worker and Flower processes the tests
+# start inherit it.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
 
 def pytest_runtest_logstart(nodeid, location):
     """Note which test is running, so that `make test` can name it if a native crash kills pytest.
