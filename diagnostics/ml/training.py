@@ -109,6 +109,28 @@ def _optimizer(peak_lr: float, weight_decay: float, ema: bool) -> keras.optimize
                                   clipnorm=5.0)
 
 
+def optimizer_state(model: keras.Model) -> list[np.ndarray]:
+    """The compiled model's optimizer variables (step count, Adam's moments), to resume it in a later fit."""
+    return [np.asarray(v.numpy()) for v in model.optimizer.variables]
+
+
+def _restore_optimizer(model: keras.Model, state: list[np.ndarray] | None) -> None:
+    """Give the freshly compiled model's optimizer the variables `optimizer_state` returned earlier.
+
+    A federated node trains one short fit per round; without this its Adam moments (and their bias
+    correction) would start from nothing every round, estimated from a few dozen steps each time.
+    """
+    if not state:
+        return
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    if len(state) != len(optimizer.variables) or any(tuple(v.shape) != tuple(np.shape(s))
+                                                     for v, s in zip(optimizer.variables, state)):
+        raise ValueError("optimizer state does not fit this network and optimizer")
+    for variable, value in zip(optimizer.variables, state):
+        variable.assign(value)
+
+
 def _callbacks(peak_lr, epochs, steps, warmup_epochs, time_budget_s, checkpoint_path, monitor, mode, ema, log,
                window=(0.0, 1.0)):
     callbacks = [WarmupCosine(peak_lr, epochs, steps, warmup_epochs, time_budget_s=time_budget_s, log=log,
@@ -129,11 +151,13 @@ def train_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: i
                      weight_decay: float = 5e-4, warmup_epochs: float = 1.0, augment: bool = True,
                      ema: bool = True, time_budget_s: float | None = None,
                      checkpoint_path: str | Path | None = None, seed: int = 0, log=print,
-                     verbose: int = 0, schedule_window: tuple[float, float] = (0.0, 1.0)) -> keras.callbacks.History:
+                     verbose: int = 0, schedule_window: tuple[float, float] = (0.0, 1.0),
+                     resume_optimizer: list[np.ndarray] | None = None) -> keras.callbacks.History:
     """Fit ``model`` (logits output) on uint8 images ``x`` and class indices ``y``; compiles it.
 
     ``checkpoint_path`` (``*.weights.h5``) keeps the weights with the best validation accuracy. After
-    training with ``ema`` the model holds the averaged weights.
+    training with ``ema`` the model holds the averaged weights. ``resume_optimizer`` (from
+    ``optimizer_state`` after an earlier fit of the same network) continues that optimizer.
     """
     tf.random.set_seed(seed)
     x = _with_channel(x)
@@ -148,6 +172,7 @@ def train_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: i
     model.compile(optimizer=_optimizer(peak_lr, weight_decay, ema),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    _restore_optimizer(model, resume_optimizer)
     steps = max(1, len(x) // batch_size)
     validation_data = None
     if validation is not None:
@@ -230,9 +255,10 @@ def train_segmenter(model: keras.Model, x: np.ndarray, masks: np.ndarray, epochs
                     weight_decay: float = 1e-4, warmup_epochs: float = 1.0, augment: bool = True,
                     ema: bool = True, time_budget_s: float | None = None,
                     checkpoint_path: str | Path | None = None, seed: int = 0, log=print,
-                    verbose: int = 0, schedule_window: tuple[float, float] = (0.0, 1.0)) -> keras.callbacks.History:
+                    verbose: int = 0, schedule_window: tuple[float, float] = (0.0, 1.0),
+                    resume_optimizer: list[np.ndarray] | None = None) -> keras.callbacks.History:
     """Fit a mask-logits ``model`` on uint8 images and binary masks; best checkpoint by mean slice Dice
-    on ``validation``."""
+    on ``validation``. ``resume_optimizer`` as for ``train_classifier``."""
     tf.random.set_seed(seed)
     x = _with_channel(x)
     masks = _with_channel(masks).astype(np.uint8)
@@ -245,6 +271,7 @@ def train_segmenter(model: keras.Model, x: np.ndarray, masks: np.ndarray, epochs
         dataset = dataset.map(lambda a, m: (tf.cast(a, tf.float32), tf.cast(m, tf.float32)))
     dataset = dataset.prefetch(2)
     model.compile(optimizer=_optimizer(peak_lr, weight_decay, ema), loss=dice_bce_loss, metrics=[_SliceDiceMetric()])
+    _restore_optimizer(model, resume_optimizer)
     steps = max(1, len(x) // batch_size)
     validation_data = None
     if validation is not None:

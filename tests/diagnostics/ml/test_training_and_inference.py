@@ -176,3 +176,17 @@ def test_dice_per_slice_counts_empty_slices_and_missed_tumours():
     # Slice 0: 2·2 / (4 + 2); slice 1: empty and answered empty; slice 2: a false outline on an empty slice.
     assert metrics.dice_per_slice(predicted, truth) == pytest.approx([2 / 3, 1.0, 0.0])
     assert [metrics.dice(p, t) for p, t in zip(predicted, truth)] == pytest.approx([2 / 3, 1.0, 0.0])
+
+
+def test_a_later_fit_resumes_the_optimizer_and_refuses_a_state_of_another_network(small_batch):
+    x, y = small_batch
+    model = networks.build_classifier(SIZE, width=8)
+    options = dict(epochs=1, batch_size=8, augment=False, ema=False, warmup_epochs=0.0, log=lambda *a: None)
+    training.train_classifier(model, x, y, **options)
+    state = training.optimizer_state(model)
+    assert int(state[0]) == 2  # 16 images at batch 8
+    training.train_classifier(model, x, y, resume_optimizer=state, **options)
+    assert int(training.optimizer_state(model)[0]) == 4
+    other = networks.build_classifier(SIZE, width=4)
+    with pytest.raises(ValueError, match="does not fit"):
+        training.train_classifier(other, x, y, resume_optimizer=state, **options)
