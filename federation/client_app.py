@@ -44,6 +44,23 @@ def _model(msg: Message, config):
     return model
 
 
+# The node's optimizer state lives in its Context.state, which Flower keeps on the SuperNode for the rest of
+# the run and never sends to the SuperLink: it is made of the node's own gradients, so it stays home.
+OPTIMIZER_STATE = "optimizer-state"
+
+
+def _kept_optimizer_state(context: Context):
+    record = context.state.array_records.get(OPTIMIZER_STATE)
+    return record.to_numpy_ndarrays() if record is not None else None
+
+
+def _keep_optimizer_state(context: Context, state) -> None:
+    if state:
+        context.state[OPTIMIZER_STATE] = ArrayRecord(state)
+    elif OPTIMIZER_STATE in context.state:
+        del context.state[OPTIMIZER_STATE]
+
+
 @app.query("identify")
 def identify(msg: Message, context: Context) -> Message:
     """Say which hospital this node serves, so the coordinator samples only a run's hospitals."""
@@ -53,7 +70,8 @@ def identify(msg: Message, context: Context) -> Message:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    from federation.learning import pack_weights, round_window, train_local
+    from federation.learning import DEFAULT_PEAK_LR, pack_weights, round_window, train_local
+    from federation.learning import evaluate as evaluate_model
 
     config = msg.content["config"]
     loading = time.monotonic()
@@ -64,13 +82,19 @@ def train(msg: Message, context: Context) -> Message:
     # The node's own work is timed from here: building the network is part of it, like training.
     started = time.monotonic()
     model = _model(msg, config)
+    # The global model this round starts from, measured on the hospital's own cases before it trains:
+    # the round's client-side evaluation, without a second exchange that would load the cases again.
+    received = _evaluation_metrics(str(config["model-kind"]), evaluate_model(model, str(config["model-kind"]), x, y))
     stats = train_local(model, str(config["model-kind"]), x, y, epochs=int(config["local-epochs"]),
                         batch_size=int(config["batch-size"]), proximal_mu=float(config.get("proximal-mu", 0.0)),
                         seed=int(config.get("server-round", 0)),
                         schedule_window=round_window(int(config.get("server-round", 0)),
-                                                     int(config.get("num-rounds", 0))))
+                                                     int(config.get("num-rounds", 0))),
+                        peak_lr=float(config.get("learning-rate", DEFAULT_PEAK_LR)),
+                        resume_optimizer=_kept_optimizer_state(context))
+    _keep_optimizer_state(context, stats.pop("optimizer_state", None))
     metrics = {"num-examples": len(x), "train-loss": stats["loss"], "train-s": time.monotonic() - started,
-               "load-s": load_s}
+               "load-s": load_s, **received}
     if "accuracy" in stats:
         metrics["train-accuracy"] = stats["accuracy"]
     log.info("trained round %s on %d cases in %.1f s", config.get("server-round"), len(x), metrics["train-s"])
@@ -78,9 +102,25 @@ def train(msg: Message, context: Context) -> Message:
                    reply_to=msg)
 
 
+def _evaluation_metrics(kind: str, result: dict) -> dict:
+    """A model's figures on the node's cases under the metric names that may leave the node."""
+    from federation.learning import MODEL_SEGMENTER
+
+    metrics = {}
+    if "loss" in result:
+        metrics["eval-loss"] = result["loss"]
+    if kind == MODEL_SEGMENTER:
+        metrics["eval-dice"] = result.get("dice", 0.0)
+    elif result:
+        metrics["eval-accuracy"] = result["accuracy"]
+        metrics["eval-macro-f1"] = result["macro_f1"]
+    return metrics
+
+
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
-    from federation.learning import MODEL_SEGMENTER, evaluate as evaluate_model
+    """The final model on the hospital's own cases (each round's starting model is measured in `train`)."""
+    from federation.learning import evaluate as evaluate_model
 
     config = msg.content["config"]
     loading = time.monotonic()
@@ -89,13 +129,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     started = time.monotonic()
     model = _model(msg, config)
     result = evaluate_model(model, str(config["model-kind"]), x, y) if len(x) else {}
-    metrics = {"num-examples": len(x), "eval-s": time.monotonic() - started, "load-s": load_s}
-    if "loss" in result:
-        metrics["eval-loss"] = result["loss"]
-    if str(config["model-kind"]) == MODEL_SEGMENTER:
-        metrics["eval-dice"] = result.get("dice", 0.0)
-    elif result:
-        metrics["eval-accuracy"] = result["accuracy"]
-        metrics["eval-macro-f1"] = result["macro_f1"]
+    metrics = {"num-examples": len(x), "eval-s": time.monotonic() - started, "load-s": load_s,
+               **_evaluation_metrics(str(config["model-kind"]), result)}
     return Message(RecordDict({"metrics": MetricRecord({k: float(v) if not isinstance(v, int) else v
                                                         for k, v in metrics.items()})}), reply_to=msg)

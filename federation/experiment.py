@@ -47,7 +47,7 @@ def experiment_hospitals(partition: str, count: int):
     return hospitals
 
 
-def centralised(hospitals, *, x_val, y_val, image_size, width, epochs, batch_size, log) -> Row:
+def centralised(hospitals, *, x_val, y_val, image_size, width, epochs, batch_size, learning_rate, log) -> Row:
     import numpy as np
 
     from federation import learning
@@ -56,9 +56,10 @@ def centralised(hospitals, *, x_val, y_val, image_size, width, epochs, batch_siz
     parts = [hospital_training_set(h, kind="classifier", image_size=image_size) for h in hospitals]
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
-    model = learning.build_model("classifier", image_size, width)
+    model = learning.build_model("classifier", image_size, width, seed=learning.INITIAL_SEED)
     started = time.monotonic()
-    stats = learning.train_local(model, "classifier", x, y, epochs=epochs, batch_size=batch_size)
+    stats = learning.train_local(model, "classifier", x, y, epochs=epochs, batch_size=batch_size,
+                                 peak_lr=learning_rate)
     wall = time.monotonic() - started
     result = learning.evaluate(model, "classifier", x_val, y_val)
     log(f"centralised: {len(x)} cases, {epochs} epochs in {stats['seconds']:.0f} s -> accuracy "
@@ -67,7 +68,7 @@ def centralised(hospitals, *, x_val, y_val, image_size, width, epochs, batch_siz
 
 
 def federated(setting: str, hospitals, *, home, image_size, width, rounds, local_epochs, batch_size, warm=True,
-              validation_per_class=0, log) -> Row:
+              validation_per_class=0, learning_rate, log) -> Row:
     from federation.tasks import follow_run
 
     port = daemons.free_port(range(8300, 8400))
@@ -79,7 +80,7 @@ def federated(setting: str, hospitals, *, home, image_size, width, rounds, local
                                                       runtime_port=daemons.free_port(range(8300, 8400)), warm=warm))
         run = FederatedRun.objects.create(num_rounds=rounds, local_epochs=local_epochs, batch_size=batch_size,
                                           image_size=image_size, model_width=width, min_nodes=len(hospitals),
-                                          validation_per_class=validation_per_class)
+                                          validation_per_class=validation_per_class, learning_rate=learning_rate)
         run.hospitals.set(hospitals)
         started = time.monotonic()
         status = follow_run(run.pk, poll_s=1.0, home=home)

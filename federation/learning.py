@@ -11,10 +11,19 @@ import numpy as np
 
 MODEL_CLASSIFIER = "classifier"
 MODEL_SEGMENTER = "segmenter"
+# The shared training loop's peak learning rate (diagnostics.ml.training), which centralised training uses.
+DEFAULT_PEAK_LR = 2e-3
+INITIAL_SEED = 0
 
 
-def build_model(kind: str, image_size: int, width: int):
+def build_model(kind: str, image_size: int, width: int, seed: int | None = None):
+    """The network of a run; with `seed`, its initial weights are the same every time."""
     from diagnostics.ml import networks
+
+    if seed is not None:
+        import keras
+
+        keras.utils.set_random_seed(seed)
 
     if kind == MODEL_SEGMENTER:
         return networks.build_segmenter(input_size=image_size, base_filters=width)
@@ -59,7 +68,8 @@ def round_window(server_round: int, num_rounds: int) -> tuple[float, float]:
 
 
 def train_local(model, kind: str, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
-                proximal_mu: float = 0.0, seed: int = 0, schedule_window: tuple[float, float] = (0.0, 1.0)) -> dict:
+                proximal_mu: float = 0.0, seed: int = 0, schedule_window: tuple[float, float] = (0.0, 1.0),
+                peak_lr: float = DEFAULT_PEAK_LR, resume_optimizer: list[np.ndarray] | None = None) -> dict:
     """Train `model` in place on one hospital's cases; returns loss, accuracy (or dice) and seconds.
 
     The shared loop's weight average (EMA) and warm-up are switched off: a node trains only an epoch or
@@ -67,23 +77,26 @@ def train_local(model, kind: str, x: np.ndarray, y: np.ndarray, *, epochs: int, 
     `schedule_window` is this round's slice of the run's cosine learning-rate schedule (`round_window`),
     so the rounds together follow the schedule centralised training runs in one go, instead of decaying
     to nearly zero and jumping back to the peak every round.
+
+    `resume_optimizer` is the optimizer state this node kept from its previous round; the returned
+    stats carry the new one under "optimizer_state" (not for FedProx, whose loop keeps none). It stays
+    on the node: Adam's moments are sums over the node's own gradients, and only weights may leave it.
     """
     from diagnostics.ml import training
 
     started = time.monotonic()
+    common = dict(batch_size=batch_size, ema=False, warmup_epochs=0.0, seed=seed, log=lambda *_: None,
+                  schedule_window=schedule_window, peak_lr=peak_lr, resume_optimizer=resume_optimizer)
     if proximal_mu > 0:
         stats = _train_proximal(model, kind, x, y, epochs=epochs, batch_size=batch_size, mu=proximal_mu, seed=seed,
-                                lr=1e-3 * training.cosine_factor(sum(schedule_window) / 2))
+                                lr=peak_lr / 2 * training.cosine_factor(sum(schedule_window) / 2))
     elif kind == MODEL_SEGMENTER:
-        history = training.train_segmenter(model, x, y, epochs, batch_size=batch_size, ema=False,
-                                           warmup_epochs=0.0, seed=seed, log=lambda *_: None,
-                                           schedule_window=schedule_window)
-        stats = {"loss": float(history.history["loss"][-1])}
+        history = training.train_segmenter(model, x, y, epochs, **common)
+        stats = {"loss": float(history.history["loss"][-1]), "optimizer_state": training.optimizer_state(model)}
     else:
-        history = training.train_classifier(model, x, y, epochs, batch_size=batch_size, ema=False,
-                                            warmup_epochs=0.0, seed=seed, log=lambda *_: None,
-                                            schedule_window=schedule_window)
-        stats = {"loss": float(history.history["loss"][-1]), "accuracy": float(history.history["accuracy"][-1])}
+        history = training.train_classifier(model, x, y, epochs, **common)
+        stats = {"loss": float(history.history["loss"][-1]), "accuracy": float(history.history["accuracy"][-1]),
+                 "optimizer_state": training.optimizer_state(model)}
     recalibrate_batchnorm(model, x)
     stats["seconds"] = time.monotonic() - started
     return stats

@@ -43,6 +43,8 @@ class FederatedRun(models.Model):
     min_nodes = models.PositiveSmallIntegerField(default=2)
     proximal_mu = models.FloatField(default=0.01)
     server_learning_rate = models.FloatField(default=0.1)
+    # The peak of the nodes' cosine learning-rate schedule across the run's rounds.
+    learning_rate = models.FloatField(default=0.002)
     # Central differential privacy (Flower's server-side fixed clipping wrapper); off when null.
     dp_noise_multiplier = models.FloatField(null=True, blank=True)
     dp_clipping_norm = models.FloatField(null=True, blank=True)

@@ -24,8 +24,10 @@ from flwr.serverapp import Grid, ServerApp
 
 log = logging.getLogger("federation.server")
 
-TRAIN_METRICS = {"num-examples", "train-loss", "train-accuracy", "train-s", "load-s"}
-EVALUATE_METRICS = {"num-examples", "eval-loss", "eval-accuracy", "eval-macro-f1", "eval-dice", "eval-s", "load-s"}
+# A train reply also carries the node's figures for the model it received (measured before training).
+MODEL_METRICS = {"eval-loss", "eval-accuracy", "eval-macro-f1", "eval-dice"}
+TRAIN_METRICS = {"num-examples", "train-loss", "train-accuracy", "train-s", "load-s", *MODEL_METRICS}
+EVALUATE_METRICS = {"num-examples", "eval-s", "load-s", *MODEL_METRICS}
 IDENTIFY = "query.identify"
 # Flower's own grid waits 3 s between pulls of replies, a large share of a short round. Each pull is one
 # query on the SuperLink's SQLite state: cheap at five pulls a second.
@@ -222,15 +224,15 @@ class FederationGrid(Grid):
     def _record_reply(self, round_log: RoundLog, node_id: int, hospital: str, kind: str, reply: Message):
         metrics = dict(reply.content.metric_records["metrics"])
         node = round_log.node(node_id, hospital)
+        evaluation = {"eval_examples": int(metrics.get("num-examples", 0)), "eval_loss": metrics.get("eval-loss"),
+                      "eval_accuracy": metrics.get("eval-accuracy")}
         if kind == "train":
             round_log.bytes_received += reply.content.array_records["arrays"].count_bytes()
             node.update({"num_examples": int(metrics.get("num-examples", 0)), "train_loss": metrics.get("train-loss"),
                          "train_accuracy": metrics.get("train-accuracy"), "train_s": metrics.get("train-s"),
-                         "train_load_s": metrics.get("load-s")})
+                         "train_load_s": metrics.get("load-s"), **evaluation})
         else:
-            node.update({"eval_examples": int(metrics.get("num-examples", 0)), "eval_loss": metrics.get("eval-loss"),
-                         "eval_accuracy": metrics.get("eval-accuracy"), "eval_s": metrics.get("eval-s"),
-                         "eval_load_s": metrics.get("load-s")})
+            node.update({**evaluation, "eval_s": metrics.get("eval-s"), "eval_load_s": metrics.get("load-s")})
 
     def _dropout(self, round_log: RoundLog, node_id: int, hospital: str, kind: str, reason: str):
         entry = {"round": round_log.number, "phase": kind, "hospital": hospital, "node_id": str(node_id),
@@ -238,6 +240,26 @@ class FederationGrid(Grid):
         round_log.dropouts.append(entry)
         log.warning("round %s %s: node %s (%s) dropped out: %s", round_log.number, kind, node_id, hospital, reason)
         self._on_dropout(round_log, entry)
+
+
+def evaluate_on_nodes_after_the_last_round(strategy, num_rounds: int):
+    """Send the nodes an evaluate message only for the final model.
+
+    Flower's loop sends every round a train and then an evaluate message to each node; each is a full
+    exchange (push, pull, a fresh task process, the hospital's cases decrypted and preprocessed again).
+    The nodes already measure the model each round starts from inside the train message, before they
+    train, so the separate exchange is needed once, for the model the run ends with. That halves the
+    messages of a run, and with them most of the round overhead (docs/federation.md).
+    """
+    configure_evaluate = strategy.configure_evaluate
+
+    def final_round_only(server_round, arrays, config, grid):
+        if server_round < num_rounds:
+            return []
+        return configure_evaluate(server_round, arrays, config, grid)
+
+    strategy.configure_evaluate = final_round_only
+    return strategy
 
 
 def build_strategy(run, num_nodes: int):
@@ -261,7 +283,7 @@ def build_strategy(run, num_nodes: int):
             strategy, noise_multiplier=run.dp_noise_multiplier, clipping_norm=run.dp_clipping_norm or 1.0,
             num_sampled_clients=num_nodes,
         )
-    return strategy
+    return evaluate_on_nodes_after_the_last_round(strategy, run.num_rounds)
 
 
 def _guarded(what: str, function, *args, **kwargs):
@@ -292,7 +314,9 @@ def main(grid: Grid, context: Context) -> None:
     try:
         x_val, y_val = coordinator_validation_set(kind=run.model_kind, image_size=run.image_size,
                                                   limit_per_class=run.validation_per_class)
-        model = learning.build_model(run.model_kind, run.image_size, run.model_width)
+        # Every run starts from the same initial weights, so that two runs (or a run and the centralised
+        # baseline of federation_experiment) differ only in how they train.
+        model = learning.build_model(run.model_kind, run.image_size, run.model_width, seed=learning.INITIAL_SEED)
 
         def round_started(round_log: RoundLog):
             _guarded("record a round start", services.start_round, run_id, round_log.number)
@@ -315,7 +339,8 @@ def main(grid: Grid, context: Context) -> None:
 
         config = ConfigRecord({"local-epochs": run.local_epochs, "batch-size": run.batch_size,
                                "image-size": run.image_size, "model-kind": run.model_kind,
-                               "model-width": run.model_width, "num-rounds": run.num_rounds})
+                               "model-width": run.model_width, "num-rounds": run.num_rounds,
+                               "learning-rate": float(run.learning_rate)})
         strategy = build_strategy(run, num_nodes=len(hospitals))
         result = strategy.start(
             grid=fed_grid, initial_arrays=ArrayRecord([learning.pack_weights(model)]), num_rounds=run.num_rounds,

@@ -20,7 +20,7 @@ class RunSerializer(serializers.ModelSerializer):
         model = FederatedRun
         fields = ["id", "status", "hospitals", "model_kind", "strategy", "num_rounds", "local_epochs", "batch_size",
                   "image_size", "model_width", "min_nodes", "proximal_mu", "server_learning_rate",
-                  "dp_noise_multiplier", "dp_clipping_norm", "validation_per_class", "flower_run_id",
+                  "learning_rate", "dp_noise_multiplier", "dp_clipping_norm", "validation_per_class", "flower_run_id",
                   "failure_reason", "dropouts", "final_metrics", "model_version_id", "created_at", "started_at",
                   "finished_at", "rounds"]
         read_only_fields = fields
@@ -38,6 +38,8 @@ class StartRunSerializer(serializers.Serializer):
     min_nodes = serializers.IntegerField(min_value=1, max_value=100, default=2)
     proximal_mu = serializers.FloatField(min_value=0.0, max_value=10.0, default=0.01)
     server_learning_rate = serializers.FloatField(min_value=1e-5, max_value=10.0, default=0.1)
+    learning_rate = serializers.FloatField(min_value=1e-6, max_value=1.0, default=0.002,
+                                           help_text="peak of the nodes' learning-rate schedule across the rounds")
     dp_noise_multiplier = serializers.FloatField(min_value=0.0, max_value=100.0, required=False, allow_null=True)
     dp_clipping_norm = serializers.FloatField(min_value=1e-6, max_value=1e6, required=False, allow_null=True)
     validation_per_class = serializers.IntegerField(min_value=0, default=0)

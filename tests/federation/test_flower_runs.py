@@ -104,7 +104,8 @@ def test_a_run_started_over_the_api_streams_its_rounds_over_the_websocket(federa
         assert {n["hospital"]: n["num_examples"] for n in event["nodes"]} == {"fl-a": 12, "fl-b": 8}
     assert rounds[-1]["global_accuracy"] == pytest.approx(run.rounds.get(number=2).global_accuracy)
     # The guard saw every reply and refused none: only weights and listed metrics came back.
-    assert run.final_metrics["wire"]["inspected_replies"] >= 8
+    # Two rounds of train replies and the final evaluation, from each of the two nodes.
+    assert run.final_metrics["wire"]["inspected_replies"] >= 6
     assert run.final_metrics["wire"]["rejected_replies"] == []
     assert run.weights_path and run.dropouts == []
     # Under 3 minutes on an idle 2-core machine; the budget here allows for a shared, loaded one.

@@ -40,6 +40,17 @@ def test_operator_starts_a_run_and_its_task_is_queued(api, operator, opted_in, d
     assert len(callbacks) == 1  # follow_federated_run.delay after commit
 
 
+def test_the_nodes_learning_rate_is_chosen_per_run(api, operator, opted_in):
+    chosen = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "learning_rate": 0.005},
+                                format="json")
+    assert chosen.status_code == 201 and chosen.json()["learning_rate"] == 0.005
+    default = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"]}, format="json")
+    assert default.status_code == 201 and default.json()["learning_rate"] == 0.002
+    refused = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "learning_rate": 5},
+                                 format="json")
+    assert refused.status_code == 400 and "learning_rate" in refused.json()["fields"]
+
+
 def test_a_hospital_that_has_not_opted_in_cannot_be_enrolled(api, operator, world):
     world.a.federation_opt_in = True
     world.a.save()

@@ -20,6 +20,10 @@ def weights(shapes=SHAPES):
 def test_weights_and_listed_metrics_pass():
     ok = reply(arrays=weights(), metrics=MetricRecord({"num-examples": 10, "train-loss": 0.5, "train-s": 1.0}))
     assert inspect_reply(ok, "train", SHAPES) is None
+    # The received model's figures on the node's cases, measured before it trained.
+    with_evaluation = reply(arrays=weights(), metrics=MetricRecord({"num-examples": 10, "train-loss": 0.5,
+                                                                    "eval-loss": 0.7, "eval-accuracy": 0.6}))
+    assert inspect_reply(with_evaluation, "train", SHAPES) is None
     evaluated = reply(metrics=MetricRecord({"num-examples": 10, "eval-accuracy": 0.9}))
     assert inspect_reply(evaluated, "evaluate", None) is None
 

@@ -23,6 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=32, help="centralised batch size")
         parser.add_argument("--node-batch-size", type=int, default=0,
                             help="each node's batch size; 0: batch size / hospitals, the same global batch")
+        parser.add_argument("--learning-rate", type=float, default=6e-3,
+                            help="peak learning rate of centralised training and of the nodes (default chosen on "
+                                 "the calibration split at 64 px, width 16: see docs/federation.md)")
         parser.add_argument("--alpha", type=float, default=0.5)
         parser.add_argument("--validation-per-class", type=int, default=0, help="0: the whole validation split")
         parser.add_argument("--rows", default="centralised,iid,label-skew,cold",
@@ -39,7 +42,7 @@ class Command(BaseCommand):
         # the federated model would take n times fewer (and n times larger) steps on the same budget.
         node_batch = o["node_batch_size"] or max(1, round(o["batch_size"] / o["hospitals"]))
         federated_budget = {**budget, "batch_size": node_batch, "local_epochs": o["local_epochs"],
-                            "validation_per_class": o["validation_per_class"]}
+                            "validation_per_class": o["validation_per_class"], "learning_rate": o["learning_rate"]}
         x_val, y_val = coordinator_validation_set(kind="classifier", image_size=o["image_size"],
                                                   limit_per_class=o["validation_per_class"])
         log(f"validation: {len(x_val)} images")
@@ -56,7 +59,7 @@ class Command(BaseCommand):
         if "centralised" in wanted:
             rows.append(experiment.centralised(hospitals["iid"], x_val=x_val, y_val=y_val,
                                                epochs=o["rounds"] * o["local_epochs"], batch_size=o["batch_size"],
-                                               log=log, **budget))
+                                               learning_rate=o["learning_rate"], log=log, **budget))
         for partition in ("iid", "label-skew"):
             if partition in wanted:
                 rows.append(experiment.federated(f"FedAvg, {partition}", hospitals[partition], home=home,
