@@ -1,7 +1,8 @@
 """Centralised training against FedAvg over three hospitals (IID and label-skewed), on the same budget.
 
-Same data (the three hospitals' reviewed cases, read through the nodes' own reader), same network, same
-local training function, same number of passes over the data (rounds x local epochs = centralised
+Same data (the three hospitals' reviewed cases, read through the nodes' own reader: each partition's
+federated row has a centralised row trained on the union of the same hospitals' cases), same network,
+same initial weights, same local training function, same number of passes over the data (rounds x local epochs = centralised
 epochs), same validation split of the coordinator. The federated runs go through the real deployment:
 a SuperLink, a SuperNode per hospital with its warm executor, the ServerApp, the platform's task loop.
 """
@@ -47,7 +48,9 @@ def experiment_hospitals(partition: str, count: int):
     return hospitals
 
 
-def centralised(hospitals, *, x_val, y_val, image_size, width, epochs, batch_size, learning_rate, log) -> Row:
+def centralised(setting: str, hospitals, *, x_val, y_val, image_size, width, epochs, batch_size, learning_rate,
+                log) -> Row:
+    """One model trained on the union of `hospitals`' cases: what their federation could at best reach."""
     import numpy as np
 
     from federation import learning
@@ -62,9 +65,9 @@ def centralised(hospitals, *, x_val, y_val, image_size, width, epochs, batch_siz
                                  peak_lr=learning_rate)
     wall = time.monotonic() - started
     result = learning.evaluate(model, "classifier", x_val, y_val)
-    log(f"centralised: {len(x)} cases, {epochs} epochs in {stats['seconds']:.0f} s -> accuracy "
+    log(f"{setting}: {len(x)} cases, {epochs} epochs in {stats['seconds']:.0f} s -> accuracy "
         f"{result['accuracy']:.3f}")
-    return Row("centralised", result["accuracy"], result["macro_f1"], 0, wall, notes=f"{len(x)} cases, {epochs} epochs")
+    return Row(setting, result["accuracy"], result["macro_f1"], 0, wall, notes=f"{len(x)} cases, {epochs} epochs")
 
 
 def federated(setting: str, hospitals, *, home, image_size, width, rounds, local_epochs, batch_size, warm=True,
