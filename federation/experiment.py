@@ -2,8 +2,8 @@
 
 Same data (the three hospitals' reviewed cases, read through the nodes' own reader: each partition's
 federated row has a centralised row trained on the union of the same hospitals' cases), same network,
-same initial weights, same local training function, same number of passes over the data (rounds x local epochs = centralised
-epochs), same validation split of the coordinator. The federated runs go through the real deployment:
+same initial weights, same local training function, same number of passes over the data (rounds x local
+epochs = centralised epochs), same validation split of the coordinator. The federated runs go through the real deployment:
 a SuperLink, a SuperNode per hospital with its warm executor, the ServerApp, the platform's task loop.
 """
 

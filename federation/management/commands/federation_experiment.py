@@ -50,11 +50,11 @@ class Command(BaseCommand):
         partitions = [p for p in ("iid", "label-skew")
                       if p in wanted or (p == "iid" and {"centralised", "cold"} & set(wanted))]
         for partition in partitions:
-                hospitals[partition] = experiment.experiment_hospitals(partition, o["hospitals"])
-                counts = seed_partition(hospitals[partition], partition=partition, per_hospital=o["per_hospital"],
-                                        alpha=o["alpha"])
-                for slug, counter in counts.items():
-                    log(f"  {slug}: " + ", ".join(f"{k}={v}" for k, v in sorted(counter.items())))
+            hospitals[partition] = experiment.experiment_hospitals(partition, o["hospitals"])
+            counts = seed_partition(hospitals[partition], partition=partition, per_hospital=o["per_hospital"],
+                                    alpha=o["alpha"])
+            for slug, counter in counts.items():
+                log(f"  {slug}: " + ", ".join(f"{k}={v}" for k, v in sorted(counter.items())))
         rows = []
         home = conf.federation_home() / "experiment"
         for partition in partitions:
