@@ -4,6 +4,8 @@ decided by its participants (federation/access.py)."""
 from django.conf import settings
 from django.db import models
 
+from federation.learning import DEFAULT_PEAK_LR
+
 
 class Strategy(models.TextChoices):
     FEDAVG = "fedavg", "FedAvg"
@@ -44,7 +46,7 @@ class FederatedRun(models.Model):
     proximal_mu = models.FloatField(default=0.01)
     server_learning_rate = models.FloatField(default=0.1)
     # The peak of the nodes' cosine learning-rate schedule across the run's rounds.
-    learning_rate = models.FloatField(default=0.002)
+    learning_rate = models.FloatField(default=DEFAULT_PEAK_LR)
     # Central differential privacy (Flower's server-side fixed clipping wrapper); off when null.
     dp_noise_multiplier = models.FloatField(null=True, blank=True)
     dp_clipping_norm = models.FloatField(null=True, blank=True)

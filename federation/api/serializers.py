@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from federation.learning import DEFAULT_PEAK_LR
 from federation.models import FederatedRound, FederatedRun, ModelKind, Strategy
 from hospitals.models import Hospital
 
@@ -38,7 +39,7 @@ class StartRunSerializer(serializers.Serializer):
     min_nodes = serializers.IntegerField(min_value=1, max_value=100, default=2)
     proximal_mu = serializers.FloatField(min_value=0.0, max_value=10.0, default=0.01)
     server_learning_rate = serializers.FloatField(min_value=1e-5, max_value=10.0, default=0.1)
-    learning_rate = serializers.FloatField(min_value=1e-6, max_value=1.0, default=0.002,
+    learning_rate = serializers.FloatField(min_value=1e-6, max_value=1.0, default=DEFAULT_PEAK_LR,
                                            help_text="peak of the nodes' learning-rate schedule across the rounds")
     dp_noise_multiplier = serializers.FloatField(min_value=0.0, max_value=100.0, required=False, allow_null=True)
     dp_clipping_norm = serializers.FloatField(min_value=1e-6, max_value=1e6, required=False, allow_null=True)
