@@ -23,6 +23,9 @@ from . import calibration, data, networks, readers
 # Mask components smaller than this share of the model's input are dropped as noise; the smallest
 # tumours in the Figshare masks are larger than this.
 MIN_COMPONENT_FRACTION = 0.0015
+# Lower logit thresholds tried for the outline of a tumour the classifier found but the segmenter, at
+# its own threshold, did not (None: no fallback).
+FALLBACK_CANDIDATES = (None, -1.0, -2.0, -3.0, -4.0, -6.0, -8.0)
 
 
 def tflite_bytes(model, input_size: int, outputs_fn=None) -> bytes:
@@ -113,15 +116,16 @@ def export_classifier(model, output_dir: Path, dataset: "data.ClassificationData
 
 def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", log=print,
                      empty_val: np.ndarray | None = None) -> dict:
-    """Measure Dice on the validation blocks at model resolution and write the bundle."""
-    from .metrics import segmentation_metrics
+    """Choose the fallback threshold on the calibration blocks, measure Dice on the validation blocks at
+    model resolution and write the bundle."""
+    from .metrics import dice, segmentation_metrics
     from .training import _with_channel
 
     output_dir = Path(output_dir)
     input_size = int(model.input_shape[1])
     min_area = max(1, int(round(MIN_COMPONENT_FRACTION * input_size * input_size)))
     val = dataset.splits == "val"
-    from .inference import clean_mask
+    from .inference import clean_mask, tumour_mask
 
     def mask_logits(pixels):
         x = _with_channel(pixels).astype(np.float32)
@@ -130,9 +134,25 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
                                    for i in range(0, len(x), 32)])
         return (out + mirrored[:, :, ::-1]) / 2.0
 
-    logits = mask_logits(dataset.pixels[val])
+    # Every Figshare slice holds a tumour, so here the classifier's go-ahead for the fallback is taken
+    # as given; evaluate_model measures it with the classifier deciding.
+    calib = dataset.splits == "calib"
+    fallback = None
+    if calib.any():
+        calib_logits = mask_logits(dataset.pixels[calib])
 
-    predicted = np.stack([clean_mask(l[..., 0] > 0, min_area) for l in logits])
+        def mean_dice(fallback):
+            return float(np.mean([dice(tumour_mask(l[..., 0], 0.0, min_area, fallback), truth)
+                                  for l, truth in zip(calib_logits, dataset.masks[calib])]))
+
+        scores = {candidate: mean_dice(candidate) for candidate in FALLBACK_CANDIDATES}
+        # Ties go to no fallback, then to the higher threshold.
+        fallback = max(scores, key=lambda f: (scores[f], f is None, f or 0.0))
+        log("fallback threshold on the calibration blocks (mean Dice): "
+            + ", ".join(f"{f}: {s:.4f}" for f, s in scores.items()) + f" -> {fallback}")
+
+    logits = mask_logits(dataset.pixels[val])
+    predicted = np.stack([tumour_mask(l[..., 0], 0.0, min_area, fallback) for l in logits])
     metrics = segmentation_metrics(predicted, dataset.masks[val])
     if empty_val is not None and len(empty_val):
         empty_logits = mask_logits(empty_val)
@@ -146,6 +166,7 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     base_filters = int(model.layers[2].filters) if hasattr(model.layers[2], "filters") else 12
     return _write_bundle(output_dir, "segmenter", {
         "task": "segment", "input_size": input_size, "threshold_logit": 0.0, "min_component_px": min_area,
+        "fallback_threshold_logit": fallback,
         "test_time_flip": True,
         "architecture": {"builder": "build_segmenter", "base_filters": base_filters},
         "tflite": "segmenter.tflite", "keras_weights": "segmenter.weights.npz",

@@ -67,6 +67,22 @@ def clean_mask(mask: np.ndarray, min_component_px: int) -> np.ndarray:
     return np.isin(labels, keep)
 
 
+def tumour_mask(logits: np.ndarray, threshold: float, min_component_px: int,
+                fallback_threshold: float | None = None) -> np.ndarray:
+    """The segmenter's mask: logits above ``threshold``, without speckle.
+
+    With ``fallback_threshold``, a mask that comes out empty is replaced by the region around the most
+    likely pixel where the logits exceed that lower threshold. Callers pass it only when the classifier
+    has found a tumour: a small tumour often stays just under the segmenter's threshold, and a diagnosis
+    of "tumour" with no outline leaves the doctor nothing to check or correct.
+    """
+    mask = clean_mask(logits > threshold, min_component_px)
+    if mask.any() or fallback_threshold is None or logits.max() <= fallback_threshold:
+        return mask
+    regions, _ = ndimage.label(logits > fallback_threshold)
+    return regions == regions[np.unravel_index(int(np.argmax(logits)), logits.shape)]
+
+
 def bounding_box(mask: np.ndarray) -> dict[str, int] | None:
     if not mask.any():
         return None
@@ -233,7 +249,11 @@ class Predictor:
                 mask_logits = self._segment(segment_input)[0][..., 0]
             threshold = float(self.segmenter_info.get("threshold_logit", 0.0))
             min_px = int(self.segmenter_info.get("min_component_px", 1))
-            masks_model = [clean_mask(m > threshold, min_px) for m in mask_logits]
+            fallback = self.segmenter_info.get("fallback_threshold_logit")
+            fallback = None if fallback is None else float(fallback)
+            notumor = self.classes.index("notumor") if "notumor" in self.classes else -1
+            masks_model = [tumour_mask(m, threshold, min_px, fallback if predicted[i] != notumor else None)
+                           for i, m in enumerate(mask_logits)]
         segmented = time.perf_counter()
 
         results = []

@@ -59,7 +59,7 @@ def build_tiny_bundle(output_dir: Path, size: int = 48) -> Path:
     export.export_classifier(networks.build_classifier(size, width=8), output_dir, classification, log=lambda *a: None)
     masks = np.zeros_like(pixels, dtype=bool)
     masks[:, size // 3:size // 2, size // 3:size // 2] = True
-    segmentation = data.SegmentationData(pixels, masks, np.arange(8), labels, np.asarray(["val"] * 8))
+    segmentation = data.SegmentationData(pixels, masks, np.arange(8), labels, np.asarray(["calib", "val"] * 4))
     export.export_segmenter(networks.build_segmenter(size, base_filters=4), output_dir, segmentation, log=lambda *a: None)
     return output_dir
 

@@ -124,6 +124,41 @@ def test_clean_mask_drops_speckle_and_bbox_is_tight():
     assert inference.bounding_box(np.zeros((3, 3), bool)) is None
 
 
+def test_an_empty_outline_falls_back_to_the_most_likely_region_only_when_asked():
+    logits = np.full((40, 40), -9.0, np.float32)
+    logits[10:16, 10:16] = -2.0  # a faint tumour: under the threshold everywhere
+    logits[12, 12] = -0.5
+    logits[30:33, 30:33] = -2.5  # a second faint region, not connected to the most likely pixel
+    assert not inference.tumour_mask(logits, 0.0, 4).any()
+    assert not inference.tumour_mask(logits, 0.0, 4, fallback_threshold=-0.1).any()  # nothing that likely
+    outline = inference.tumour_mask(logits, 0.0, 4, fallback_threshold=-3.0)
+    assert outline.sum() == 36 and outline[10:16, 10:16].all()
+    confident = logits.copy()
+    confident[20:26, 20:26] = 2.0
+    assert inference.tumour_mask(confident, 0.0, 4, fallback_threshold=-3.0).sum() == 36  # found: no fallback
+    assert inference.tumour_mask(confident, 0.0, 4, fallback_threshold=-3.0)[20:26, 20:26].all()
+
+
+def test_the_predictor_outlines_every_tumour_its_classifier_finds_when_the_bundle_asks(tiny_bundle, tmp_path):
+    import json
+    import shutil
+
+    guided = tmp_path / "guided"
+    shutil.copytree(tiny_bundle, guided)
+    info = json.loads((guided / "segmenter.json").read_text())
+    info["fallback_threshold_logit"] = -1e9  # any pixel will do: the fallback always finds a region
+    (guided / "segmenter.json").write_text(json.dumps(info))
+    images = [kaggle_slice(name, i) for name in readers.CLASS_NAMES for i in range(3)]
+    plain = inference.Predictor.from_model_dir(tiny_bundle).predict_batch(images)
+    outlined = inference.Predictor.from_model_dir(guided).predict_batch(images)
+    for before, after in zip(plain, outlined):
+        assert after.label == before.label
+        if after.label == "notumor":
+            assert np.array_equal(after.mask, before.mask)  # "no tumour" is never given an outline
+        else:
+            assert after.tumour_found
+
+
 def test_rounds_of_a_federated_run_follow_one_cosine_schedule():
     from federation.learning import round_window
 
@@ -190,3 +225,4 @@ def test_a_later_fit_resumes_the_optimizer_and_refuses_a_state_of_another_networ
     other = networks.build_classifier(SIZE, width=4)
     with pytest.raises(ValueError, match="does not fit"):
         training.train_classifier(other, x, y, resume_optimizer=state, **options)
+
