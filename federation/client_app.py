@@ -91,7 +91,8 @@ def train(msg: Message, context: Context) -> Message:
                         schedule_window=round_window(int(config.get("server-round", 0)),
                                                      int(config.get("num-rounds", 0))),
                         peak_lr=float(config.get("learning-rate", DEFAULT_PEAK_LR)),
-                        resume_optimizer=_kept_optimizer_state(context))
+                        resume_optimizer=_kept_optimizer_state(context),
+                        logit_adjustment=bool(config.get("logit-adjustment", False)))
     _keep_optimizer_state(context, stats.pop("optimizer_state", None))
     metrics = {"num-examples": len(x), "train-loss": stats["loss"], "train-s": time.monotonic() - started,
                "load-s": load_s, **received}

@@ -49,7 +49,7 @@ def experiment_hospitals(partition: str, count: int):
 
 
 def centralised(setting: str, hospitals, *, x_val, y_val, image_size, width, epochs, batch_size, learning_rate,
-                log) -> Row:
+                logit_adjustment, log) -> Row:
     """One model trained on the union of `hospitals`' cases: what their federation could at best reach."""
     import numpy as np
 
@@ -62,7 +62,7 @@ def centralised(setting: str, hospitals, *, x_val, y_val, image_size, width, epo
     model = learning.build_model("classifier", image_size, width, seed=learning.INITIAL_SEED)
     started = time.monotonic()
     stats = learning.train_local(model, "classifier", x, y, epochs=epochs, batch_size=batch_size,
-                                 peak_lr=learning_rate)
+                                 peak_lr=learning_rate, logit_adjustment=logit_adjustment)
     wall = time.monotonic() - started
     result = learning.evaluate(model, "classifier", x_val, y_val)
     log(f"{setting}: {len(x)} cases, {epochs} epochs in {stats['seconds']:.0f} s -> accuracy "
@@ -71,7 +71,7 @@ def centralised(setting: str, hospitals, *, x_val, y_val, image_size, width, epo
 
 
 def federated(setting: str, hospitals, *, home, image_size, width, rounds, local_epochs, batch_size, warm=True,
-              validation_per_class=0, learning_rate, log) -> Row:
+              validation_per_class=0, learning_rate, logit_adjustment, log) -> Row:
     from federation.tasks import follow_run
 
     port = daemons.free_port(range(8300, 8400))
@@ -83,7 +83,8 @@ def federated(setting: str, hospitals, *, home, image_size, width, rounds, local
                                                       runtime_port=daemons.free_port(range(8300, 8400)), warm=warm))
         run = FederatedRun.objects.create(num_rounds=rounds, local_epochs=local_epochs, batch_size=batch_size,
                                           image_size=image_size, model_width=width, min_nodes=len(hospitals),
-                                          validation_per_class=validation_per_class, learning_rate=learning_rate)
+                                          validation_per_class=validation_per_class, learning_rate=learning_rate,
+                                          logit_adjustment=logit_adjustment)
         run.hospitals.set(hospitals)
         started = time.monotonic()
         status = follow_run(run.pk, poll_s=1.0, home=home)

@@ -69,7 +69,8 @@ def round_window(server_round: int, num_rounds: int) -> tuple[float, float]:
 
 def train_local(model, kind: str, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
                 proximal_mu: float = 0.0, seed: int = 0, schedule_window: tuple[float, float] = (0.0, 1.0),
-                peak_lr: float = DEFAULT_PEAK_LR, resume_optimizer: list[np.ndarray] | None = None) -> dict:
+                peak_lr: float = DEFAULT_PEAK_LR, resume_optimizer: list[np.ndarray] | None = None,
+                logit_adjustment: bool = False) -> dict:
     """Train `model` in place on one hospital's cases; returns loss, accuracy (or dice) and seconds.
 
     The shared loop's weight average (EMA) and warm-up are switched off: a node trains only an epoch or
@@ -81,20 +82,27 @@ def train_local(model, kind: str, x: np.ndarray, y: np.ndarray, *, epochs: int, 
     `resume_optimizer` is the optimizer state this node kept from its previous round; the returned
     stats carry the new one under "optimizer_state" (not for FedProx, whose loop keeps none). It stays
     on the node: Adam's moments are sums over the node's own gradients, and only weights may leave it.
+
+    `logit_adjustment` trains the classifier with the logit-adjusted loss for this node's own class mix
+    (`training.logit_adjusted_loss`), so hospitals with different case mixes train one class-balanced
+    model; the mix itself stays on the node.
     """
     from diagnostics.ml import training
 
     started = time.monotonic()
     common = dict(batch_size=batch_size, ema=False, warmup_epochs=0.0, seed=seed, log=lambda *_: None,
                   schedule_window=schedule_window, peak_lr=peak_lr, resume_optimizer=resume_optimizer)
+    prior = None
+    if logit_adjustment and kind != MODEL_SEGMENTER:
+        prior = training.smoothed_class_prior(y, model.output_shape[-1])
     if proximal_mu > 0:
         stats = _train_proximal(model, kind, x, y, epochs=epochs, batch_size=batch_size, mu=proximal_mu, seed=seed,
-                                lr=peak_lr / 2 * training.cosine_factor(sum(schedule_window) / 2))
+                                lr=peak_lr / 2 * training.cosine_factor(sum(schedule_window) / 2), class_prior=prior)
     elif kind == MODEL_SEGMENTER:
         history = training.train_segmenter(model, x, y, epochs, **common)
         stats = {"loss": float(history.history["loss"][-1]), "optimizer_state": training.optimizer_state(model)}
     else:
-        history = training.train_classifier(model, x, y, epochs, **common)
+        history = training.train_classifier(model, x, y, epochs, class_prior=prior, **common)
         stats = {"loss": float(history.history["loss"][-1]), "accuracy": float(history.history["accuracy"][-1]),
                  "optimizer_state": training.optimizer_state(model)}
     recalibrate_batchnorm(model, x)
@@ -128,7 +136,7 @@ def recalibrate_batchnorm(model, x: np.ndarray, batch_size: int = 64, max_batche
             layer.momentum = momentum
 
 
-def _train_proximal(model, kind, x, y, *, epochs, batch_size, mu, seed, lr=1e-3):
+def _train_proximal(model, kind, x, y, *, epochs, batch_size, mu, seed, lr=1e-3, class_prior=None):
     """FedProx local training (Li et al., MLSys 2020): loss + mu/2 * ||w - w_global||^2."""
     import keras
     import tensorflow as tf
@@ -143,7 +151,8 @@ def _train_proximal(model, kind, x, y, *, epochs, batch_size, mu, seed, lr=1e-3)
         loss_fn = training.dice_bce_loss
         targets = y.astype(np.float32)[..., None]
     else:
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        loss_fn = (keras.losses.SparseCategoricalCrossentropy(from_logits=True) if class_prior is None
+                   else training.logit_adjusted_loss(class_prior))
         targets = y.astype(np.int32)
     dataset = (tf.data.Dataset.from_tensor_slices((x[..., None], targets)).shuffle(len(x), seed=seed)
                .batch(batch_size))

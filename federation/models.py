@@ -47,6 +47,8 @@ class FederatedRun(models.Model):
     server_learning_rate = models.FloatField(default=0.1)
     # The peak of the nodes' cosine learning-rate schedule across the run's rounds.
     learning_rate = models.FloatField(default=DEFAULT_PEAK_LR)
+    # Nodes train the classifier with the logit-adjusted loss for their own case mix (learning.train_local).
+    logit_adjustment = models.BooleanField(default=True)
     # Central differential privacy (Flower's server-side fixed clipping wrapper); off when null.
     dp_noise_multiplier = models.FloatField(null=True, blank=True)
     dp_clipping_norm = models.FloatField(null=True, blank=True)

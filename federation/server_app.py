@@ -340,7 +340,8 @@ def main(grid: Grid, context: Context) -> None:
         config = ConfigRecord({"local-epochs": run.local_epochs, "batch-size": run.batch_size,
                                "image-size": run.image_size, "model-kind": run.model_kind,
                                "model-width": run.model_width, "num-rounds": run.num_rounds,
-                               "learning-rate": float(run.learning_rate)})
+                               "learning-rate": float(run.learning_rate),
+                               "logit-adjustment": bool(run.logit_adjustment)})
         strategy = build_strategy(run, num_nodes=len(hospitals))
         result = strategy.start(
             grid=fed_grid, initial_arrays=ArrayRecord([learning.pack_weights(model)]), num_rounds=run.num_rounds,

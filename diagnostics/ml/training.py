@@ -152,12 +152,14 @@ def train_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: i
                      ema: bool = True, time_budget_s: float | None = None,
                      checkpoint_path: str | Path | None = None, seed: int = 0, log=print,
                      verbose: int = 0, schedule_window: tuple[float, float] = (0.0, 1.0),
-                     resume_optimizer: list[np.ndarray] | None = None) -> keras.callbacks.History:
+                     resume_optimizer: list[np.ndarray] | None = None,
+                     class_prior: np.ndarray | None = None) -> keras.callbacks.History:
     """Fit ``model`` (logits output) on uint8 images ``x`` and class indices ``y``; compiles it.
 
     ``checkpoint_path`` (``*.weights.h5``) keeps the weights with the best validation accuracy. After
     training with ``ema`` the model holds the averaged weights. ``resume_optimizer`` (from
     ``optimizer_state`` after an earlier fit of the same network) continues that optimizer.
+    ``class_prior`` trains with the logit-adjusted loss (``logit_adjusted_loss``).
     """
     tf.random.set_seed(seed)
     x = _with_channel(x)
@@ -170,7 +172,8 @@ def train_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: i
         dataset = dataset.map(lambda a, b: (tf.cast(a, tf.float32), b))
     dataset = dataset.prefetch(2)
     model.compile(optimizer=_optimizer(peak_lr, weight_decay, ema),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  loss=(keras.losses.SparseCategoricalCrossentropy(from_logits=True) if class_prior is None
+                        else logit_adjusted_loss(class_prior)),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     _restore_optimizer(model, resume_optimizer)
     steps = max(1, len(x) // batch_size)
@@ -184,6 +187,30 @@ def train_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: i
     if ema:
         model.optimizer.finalize_variable_values(model.trainable_variables)
     return history
+
+
+def smoothed_class_prior(y: np.ndarray, num_classes: int) -> np.ndarray:
+    """Class frequencies of ``y`` with one pseudo-count per class, so an absent class keeps a finite prior."""
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=num_classes).astype(np.float64) + 1.0
+    return counts / counts.sum()
+
+
+def logit_adjusted_loss(prior: np.ndarray):
+    """Cross-entropy on ``logits + log(prior)`` (Menon et al., ICLR 2021; FedLC, Zhang et al., ICML 2022).
+
+    The network's own logits then model the class-balanced posterior: the training set's class mix is
+    carried by the added term and dropped at inference. In a federation each hospital's mix differs
+    (a referral centre sees mostly gliomas); trained plainly, each node pulls the shared head towards
+    its own mix and the average serves none. A class a node has almost never seen gets a very negative
+    term, so that node does not push its logit down either.
+    """
+    log_prior = tf.constant(np.log(np.asarray(prior, dtype=np.float64)), dtype=tf.float32)
+    cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def loss(y_true, logits):
+        return cross_entropy(y_true, logits + log_prior)
+
+    return loss
 
 
 def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = 128) -> np.ndarray:

@@ -24,7 +24,7 @@ def task_identity(monkeypatch):
 def train_message(weights: np.ndarray, server_round: int) -> Message:
     config = ConfigRecord({"model-kind": "classifier", "image-size": SIZE, "model-width": WIDTH, "local-epochs": 1,
                            "batch-size": 4, "server-round": server_round, "num-rounds": 2,
-                           "learning-rate": 0.003})
+                           "learning-rate": 0.003, "logit-adjustment": True})
     return Message(RecordDict({"arrays": ArrayRecord([weights]), "config": config}), dst_node_id=7,
                    message_type="train")
 

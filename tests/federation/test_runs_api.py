@@ -51,6 +51,15 @@ def test_the_nodes_learning_rate_is_chosen_per_run(api, operator, opted_in):
     assert refused.status_code == 400 and "learning_rate" in refused.json()["fields"]
 
 
+def test_nodes_train_for_class_balanced_output_unless_the_operator_says_otherwise(api, operator, opted_in):
+    default = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"]}, format="json")
+    assert default.status_code == 201 and default.json()["logit_adjustment"] is True
+    plain = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "logit_adjustment": False},
+                               format="json")
+    assert plain.status_code == 201 and plain.json()["logit_adjustment"] is False
+    assert FederatedRun.objects.get(pk=plain.json()["id"]).logit_adjustment is False
+
+
 def test_a_hospital_that_has_not_opted_in_cannot_be_enrolled(api, operator, world):
     world.a.federation_opt_in = True
     world.a.save()

@@ -4,6 +4,8 @@ Seeds the experiment hospitals (exp-iid-1..3, exp-label-skew-1..3) from the shar
 centrally on each partition's union of cases, then runs FedAvg over real Flower daemons on loopback.
 """
 
+import argparse
+
 from django.core.management.base import BaseCommand
 
 from federation import conf, experiment
@@ -26,6 +28,9 @@ class Command(BaseCommand):
         parser.add_argument("--learning-rate", type=float, default=6e-3,
                             help="peak learning rate of centralised training and of the nodes (default chosen on "
                                  "the calibration split at 64 px, width 16: see docs/federation.md)")
+        parser.add_argument("--logit-adjustment", action=argparse.BooleanOptionalAction, default=True,
+                            help="train with the logit-adjusted loss for each training set's own class mix "
+                                 "(centralised and nodes alike)")
         parser.add_argument("--alpha", type=float, default=0.5)
         parser.add_argument("--validation-per-class", type=int, default=0, help="0: the whole validation split")
         parser.add_argument("--rows", default="centralised,iid,label-skew,cold",
@@ -36,7 +41,7 @@ class Command(BaseCommand):
 
         wanted = o["rows"].split(",")
         log = lambda message: self.stdout.write(message)  # noqa: E731
-        budget = {"image_size": o["image_size"], "width": o["width"]}
+        budget = {"image_size": o["image_size"], "width": o["width"], "logit_adjustment": o["logit_adjustment"]}
         # FedAvg averages the nodes' steps: with n nodes at batch B/n, one averaged step is, to first
         # order, one centralised step at batch B, and an epoch has as many of them. At batch B per node
         # the federated model would take n times fewer (and n times larger) steps on the same budget.

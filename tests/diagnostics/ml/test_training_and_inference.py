@@ -226,3 +226,39 @@ def test_a_later_fit_resumes_the_optimizer_and_refuses_a_state_of_another_networ
     with pytest.raises(ValueError, match="does not fit"):
         training.train_classifier(other, x, y, resume_optimizer=state, **options)
 
+
+def test_logit_adjusted_loss_is_cross_entropy_of_the_logits_plus_the_log_prior():
+    logits = np.array([[2.0, -1.0, 0.5, 0.0], [0.1, 0.2, 0.3, 0.4]], np.float32)
+    labels = np.array([1, 3])
+    prior = np.array([0.7, 0.1, 0.1, 0.1])
+    shifted = logits + np.log(prior)
+    log_softmax = shifted - np.logaddexp.reduce(shifted, axis=1, keepdims=True)
+    expected = -log_softmax[np.arange(2), labels].mean()
+    assert float(training.logit_adjusted_loss(prior)(labels, logits)) == pytest.approx(expected, rel=1e-5)
+    plain = -(logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))[np.arange(2), labels].mean()
+    assert float(training.logit_adjusted_loss(np.full(4, 0.25))(labels, logits)) == pytest.approx(plain, rel=1e-5)
+
+
+def test_the_smoothed_prior_keeps_an_unseen_class_finite():
+    prior = training.smoothed_class_prior(np.array([0, 0, 0, 2]), 4)
+    assert prior.sum() == pytest.approx(1.0)
+    assert prior.tolist() == pytest.approx([4 / 8, 1 / 8, 2 / 8, 1 / 8])
+
+
+def test_logit_adjustment_keeps_the_case_mix_out_of_the_model():
+    """On images that say nothing, plain training learns the hospital's case mix; adjusted, it learns none."""
+    import keras
+
+    x = np.zeros((40, SIZE, SIZE), np.uint8)
+    y = np.repeat(np.arange(4), [30, 5, 3, 2])
+    probabilities = {}
+    for adjusted in (False, True):
+        keras.utils.set_random_seed(0)
+        model = networks.build_classifier(SIZE, width=8)
+        prior = training.smoothed_class_prior(y, 4) if adjusted else None
+        training.train_classifier(model, x, y, epochs=40, batch_size=8, augment=False, ema=False, peak_lr=1e-2,
+                                  warmup_epochs=0.0, log=lambda *a: None, class_prior=prior)
+        logits = training.predict_logits(model, x[:1])[0]
+        probabilities[adjusted] = np.exp(logits - np.logaddexp.reduce(logits))
+    assert probabilities[False][0] > 0.5  # pulled towards the training mix, 30 of 40
+    assert np.abs(probabilities[True] - 0.25).max() < 0.1
