@@ -26,6 +26,8 @@ MIN_COMPONENT_FRACTION = 0.0015
 # Lower logit thresholds tried for the outline of a tumour the classifier found but the segmenter, at
 # its own threshold, did not (None: no fallback).
 FALLBACK_CANDIDATES = (None, -1.0, -2.0, -3.0, -4.0, -6.0, -8.0)
+# Mask thresholds tried when calibration no-tumour images are at hand to weigh false outlines.
+THRESHOLD_CANDIDATES = (0.0, -0.5, -1.0, -1.5)
 
 
 def tflite_bytes(model, input_size: int, outputs_fn=None) -> bytes:
@@ -115,9 +117,15 @@ def export_classifier(model, output_dir: Path, dataset: "data.ClassificationData
 
 
 def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", log=print,
-                     empty_val: np.ndarray | None = None) -> dict:
-    """Choose the fallback threshold on the calibration blocks, measure Dice on the validation blocks at
-    model resolution and write the bundle."""
+                     empty_val: np.ndarray | None = None, empty_calib: np.ndarray | None = None) -> dict:
+    """Choose the mask thresholds on the calibration data, measure Dice on the validation blocks at
+    model resolution and write the bundle.
+
+    The fallback threshold is chosen on the calibration blocks' tumour slices. The mask threshold
+    itself moves (from logit 0) only when ``empty_calib`` (calibration no-tumour images) is given: a
+    lower one finds more small tumours and outlines more healthy brains, and the choice counts both,
+    as the checkpoint's slice Dice does.
+    """
     from .metrics import dice, segmentation_metrics
     from .training import _with_channel
 
@@ -137,26 +145,31 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     # Every Figshare slice holds a tumour, so here the classifier's go-ahead for the fallback is taken
     # as given; evaluate_model measures it with the classifier deciding.
     calib = dataset.splits == "calib"
-    fallback = None
+    threshold, fallback = 0.0, None
     if calib.any():
         calib_logits = mask_logits(dataset.pixels[calib])
+        empty_logits = mask_logits(empty_calib) if empty_calib is not None and len(empty_calib) else []
+        thresholds = THRESHOLD_CANDIDATES if len(empty_logits) else (0.0,)
 
-        def mean_dice(fallback):
-            return float(np.mean([dice(tumour_mask(l[..., 0], 0.0, min_area, fallback), truth)
-                                  for l, truth in zip(calib_logits, dataset.masks[calib])]))
+        def slice_dice(threshold, fallback):
+            tumours = [dice(tumour_mask(l[..., 0], threshold, min_area, fallback), truth)
+                       for l, truth in zip(calib_logits, dataset.masks[calib])]
+            empties = [float(not clean_mask(l[..., 0] > threshold, min_area).any()) for l in empty_logits]
+            return float(np.mean(tumours + empties))
 
-        scores = {candidate: mean_dice(candidate) for candidate in FALLBACK_CANDIDATES}
-        # Ties go to no fallback, then to the higher threshold.
-        fallback = max(scores, key=lambda f: (scores[f], f is None, f or 0.0))
-        log("fallback threshold on the calibration blocks (mean Dice): "
-            + ", ".join(f"{f}: {s:.4f}" for f, s in scores.items()) + f" -> {fallback}")
+        scores = {(t, f): slice_dice(t, f) for t in thresholds for f in FALLBACK_CANDIDATES
+                  if f is None or f < t}
+        # Ties go to the higher threshold, then to no fallback, then to the higher fallback.
+        threshold, fallback = max(scores, key=lambda k: (round(scores[k], 6), k[0], k[1] is None, k[1] or 0.0))
+        log("mask thresholds on the calibration data (slice Dice): "
+            + ", ".join(f"{t}/{f}: {s:.4f}" for (t, f), s in scores.items()) + f" -> {threshold}/{fallback}")
 
     logits = mask_logits(dataset.pixels[val])
-    predicted = np.stack([tumour_mask(l[..., 0], 0.0, min_area, fallback) for l in logits])
+    predicted = np.stack([tumour_mask(l[..., 0], threshold, min_area, fallback) for l in logits])
     metrics = segmentation_metrics(predicted, dataset.masks[val])
     if empty_val is not None and len(empty_val):
         empty_logits = mask_logits(empty_val)
-        empties = [not clean_mask(l[..., 0] > 0, min_area).any() for l in empty_logits]
+        empties = [not clean_mask(l[..., 0] > threshold, min_area).any() for l in empty_logits]
         metrics["empty_mask_rate_notumor"] = float(np.mean(empties))
         metrics["notumor_images"] = int(len(empties))
     metrics["resolution"] = "model input"
@@ -165,7 +178,7 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     save_weights_npz(model, output_dir / "segmenter.weights.npz")
     base_filters = int(model.layers[2].filters) if hasattr(model.layers[2], "filters") else 12
     return _write_bundle(output_dir, "segmenter", {
-        "task": "segment", "input_size": input_size, "threshold_logit": 0.0, "min_component_px": min_area,
+        "task": "segment", "input_size": input_size, "threshold_logit": threshold, "min_component_px": min_area,
         "fallback_threshold_logit": fallback,
         "test_time_flip": True,
         "architecture": {"builder": "build_segmenter", "base_filters": base_filters},

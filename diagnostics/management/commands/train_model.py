@@ -115,7 +115,8 @@ class Command(BaseCommand):
             from diagnostics.ml import export
 
             bundle = export.export_segmenter(model, output_dir, figshare, log=self.log,
-                                             empty_val=kaggle.pixels[(kaggle.splits == "val") & notumor])
+                                             empty_val=kaggle.pixels[(kaggle.splits == "val") & notumor],
+                                             empty_calib=empty_calib)
         if options["install"]:
             from diagnostics.ml import export
 
