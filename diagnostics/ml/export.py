@@ -26,8 +26,10 @@ MIN_COMPONENT_FRACTION = 0.0015
 # Lower logit thresholds tried for the outline of a tumour the classifier found but the segmenter, at
 # its own threshold, did not (None: no fallback).
 FALLBACK_CANDIDATES = (None, -1.0, -2.0, -3.0, -4.0, -6.0, -8.0)
-# Mask thresholds tried when calibration no-tumour images are at hand to weigh false outlines.
-THRESHOLD_CANDIDATES = (0.0, -0.5, -1.0, -1.5)
+# Mask thresholds tried when calibration no-tumour images are at hand to weigh false outlines, and
+# the share of those images that must keep an empty mask (the product's target).
+THRESHOLD_CANDIDATES = (1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -1.5)
+EMPTY_RATE_FLOOR = 0.95
 
 
 def tflite_bytes(model, input_size: int, outputs_fn=None) -> bytes:
@@ -123,8 +125,9 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
 
     The fallback threshold is chosen on the calibration blocks' tumour slices. The mask threshold
     itself moves (from logit 0) only when ``empty_calib`` (calibration no-tumour images) is given: a
-    lower one finds more small tumours and outlines more healthy brains, and the choice counts both,
-    as the checkpoint's slice Dice does.
+    lower one finds more small tumours and outlines more healthy brains. The choice is the best mean
+    Dice on the tumour slices among the thresholds that leave at least ``EMPTY_RATE_FLOOR`` of the
+    no-tumour images empty (the highest threshold if none does).
     """
     from .metrics import dice, segmentation_metrics
     from .training import _with_channel
@@ -151,17 +154,23 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
         empty_logits = mask_logits(empty_calib) if empty_calib is not None and len(empty_calib) else []
         thresholds = THRESHOLD_CANDIDATES if len(empty_logits) else (0.0,)
 
-        def slice_dice(threshold, fallback):
-            tumours = [dice(tumour_mask(l[..., 0], threshold, min_area, fallback), truth)
-                       for l, truth in zip(calib_logits, dataset.masks[calib])]
-            empties = [float(not clean_mask(l[..., 0] > threshold, min_area).any()) for l in empty_logits]
-            return float(np.mean(tumours + empties))
+        def tumour_dice(threshold, fallback):
+            return float(np.mean([dice(tumour_mask(l[..., 0], threshold, min_area, fallback), truth)
+                                  for l, truth in zip(calib_logits, dataset.masks[calib])]))
 
-        scores = {(t, f): slice_dice(t, f) for t in thresholds for f in FALLBACK_CANDIDATES
-                  if f is None or f < t}
+        def empty_rate(threshold):
+            if not len(empty_logits):
+                return 1.0
+            return float(np.mean([not clean_mask(l[..., 0] > threshold, min_area).any() for l in empty_logits]))
+
+        rates = {t: empty_rate(t) for t in thresholds}
+        allowed = [t for t in thresholds if rates[t] >= EMPTY_RATE_FLOOR] or [max(thresholds)]
+        scores = {(t, f): tumour_dice(t, f) for t in allowed for f in FALLBACK_CANDIDATES if f is None or f < t}
         # Ties go to the higher threshold, then to no fallback, then to the higher fallback.
         threshold, fallback = max(scores, key=lambda k: (round(scores[k], 6), k[0], k[1] is None, k[1] or 0.0))
-        log("mask thresholds on the calibration data (slice Dice): "
+        log("empty-mask rate of the calibration no-tumour images by threshold: "
+            + ", ".join(f"{t}: {r:.3f}" for t, r in rates.items()))
+        log("mean tumour-slice Dice on the calibration blocks (threshold/fallback): "
             + ", ".join(f"{t}/{f}: {s:.4f}" for (t, f), s in scores.items()) + f" -> {threshold}/{fallback}")
 
     logits = mask_logits(dataset.pixels[val])
