@@ -60,7 +60,8 @@ def build_tiny_bundle(output_dir: Path, size: int = 48) -> Path:
     masks = np.zeros_like(pixels, dtype=bool)
     masks[:, size // 3:size // 2, size // 3:size // 2] = True
     segmentation = data.SegmentationData(pixels, masks, np.arange(8), labels, np.asarray(["calib", "val"] * 4))
-    export.export_segmenter(networks.build_segmenter(size, base_filters=4), output_dir, segmentation, log=lambda *a: None)
+    export.export_segmenter(networks.build_segmenter(size, base_filters=4), output_dir, segmentation,
+                            log=lambda *a: None, empty_calib=pixels[labels == readers.CLASS_NAMES.index("notumor")])
     return output_dir
 
 

@@ -139,6 +139,17 @@ def test_an_empty_outline_falls_back_to_the_most_likely_region_only_when_asked()
     assert inference.tumour_mask(confident, 0.0, 4, fallback_threshold=-3.0)[20:26, 20:26].all()
 
 
+def test_the_exported_segmenter_carries_thresholds_chosen_from_the_candidates(tiny_bundle):
+    import json
+
+    from diagnostics.ml import export
+
+    info = json.loads((tiny_bundle / "segmenter.json").read_text())
+    assert info["threshold_logit"] in export.THRESHOLD_CANDIDATES
+    fallback = info["fallback_threshold_logit"]
+    assert fallback is None or (fallback in export.FALLBACK_CANDIDATES and fallback < info["threshold_logit"])
+
+
 def test_the_predictor_outlines_every_tumour_its_classifier_finds_when_the_bundle_asks(tiny_bundle, tmp_path):
     import json
     import shutil
