@@ -118,6 +118,41 @@ def export_classifier(model, output_dir: Path, dataset: "data.ClassificationData
     })
 
 
+def choose_mask_thresholds(tumour_logits: np.ndarray, tumour_masks: np.ndarray, empty_logits: np.ndarray | None,
+                           min_area: int, log=print) -> tuple[float, float | None]:
+    """The segmenter's (mask threshold, fallback threshold) from calibration logits (N, S, S).
+
+    Every Figshare slice holds a tumour, so the classifier's go-ahead for the fallback is taken as given
+    here; evaluate_model measures it with the classifier deciding. Without ``empty_logits`` (no-tumour
+    images) the mask threshold stays at 0: nothing would weigh the false outlines a lower one brings.
+    """
+    from .inference import clean_mask, tumour_mask
+    from .metrics import dice
+
+    has_empties = empty_logits is not None and len(empty_logits) > 0
+    thresholds = THRESHOLD_CANDIDATES if has_empties else (0.0,)
+
+    def tumour_dice(threshold, fallback):
+        return float(np.mean([dice(tumour_mask(l, threshold, min_area, fallback), truth)
+                              for l, truth in zip(tumour_logits, tumour_masks)]))
+
+    def empty_rate(threshold):
+        if not has_empties:
+            return 1.0
+        return float(np.mean([not clean_mask(l > threshold, min_area).any() for l in empty_logits]))
+
+    rates = {t: empty_rate(t) for t in thresholds}
+    allowed = [t for t in thresholds if rates[t] >= EMPTY_RATE_FLOOR] or [max(thresholds)]
+    scores = {(t, f): tumour_dice(t, f) for t in allowed for f in FALLBACK_CANDIDATES if f is None or f < t}
+    # Ties go to the higher threshold, then to no fallback, then to the higher fallback.
+    threshold, fallback = max(scores, key=lambda k: (round(scores[k], 6), k[0], k[1] is None, k[1] or 0.0))
+    log("empty-mask rate of the calibration no-tumour images by threshold: "
+        + ", ".join(f"{t}: {r:.3f}" for t, r in rates.items()))
+    log("mean tumour-slice Dice on the calibration blocks (threshold/fallback): "
+        + ", ".join(f"{t}/{f}: {s:.4f}" for (t, f), s in scores.items()) + f" -> {threshold}/{fallback}")
+    return threshold, fallback
+
+
 def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", log=print,
                      empty_val: np.ndarray | None = None, empty_calib: np.ndarray | None = None) -> dict:
     """Choose the mask thresholds on the calibration data, measure Dice on the validation blocks at
@@ -129,7 +164,7 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     Dice on the tumour slices among the thresholds that leave at least ``EMPTY_RATE_FLOOR`` of the
     no-tumour images empty (the highest threshold if none does).
     """
-    from .metrics import dice, segmentation_metrics
+    from .metrics import segmentation_metrics
     from .training import _with_channel
 
     output_dir = Path(output_dir)
@@ -145,33 +180,12 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
                                    for i in range(0, len(x), 32)])
         return (out + mirrored[:, :, ::-1]) / 2.0
 
-    # Every Figshare slice holds a tumour, so here the classifier's go-ahead for the fallback is taken
-    # as given; evaluate_model measures it with the classifier deciding.
     calib = dataset.splits == "calib"
     threshold, fallback = 0.0, None
     if calib.any():
-        calib_logits = mask_logits(dataset.pixels[calib])
-        empty_logits = mask_logits(empty_calib) if empty_calib is not None and len(empty_calib) else []
-        thresholds = THRESHOLD_CANDIDATES if len(empty_logits) else (0.0,)
-
-        def tumour_dice(threshold, fallback):
-            return float(np.mean([dice(tumour_mask(l[..., 0], threshold, min_area, fallback), truth)
-                                  for l, truth in zip(calib_logits, dataset.masks[calib])]))
-
-        def empty_rate(threshold):
-            if not len(empty_logits):
-                return 1.0
-            return float(np.mean([not clean_mask(l[..., 0] > threshold, min_area).any() for l in empty_logits]))
-
-        rates = {t: empty_rate(t) for t in thresholds}
-        allowed = [t for t in thresholds if rates[t] >= EMPTY_RATE_FLOOR] or [max(thresholds)]
-        scores = {(t, f): tumour_dice(t, f) for t in allowed for f in FALLBACK_CANDIDATES if f is None or f < t}
-        # Ties go to the higher threshold, then to no fallback, then to the higher fallback.
-        threshold, fallback = max(scores, key=lambda k: (round(scores[k], 6), k[0], k[1] is None, k[1] or 0.0))
-        log("empty-mask rate of the calibration no-tumour images by threshold: "
-            + ", ".join(f"{t}: {r:.3f}" for t, r in rates.items()))
-        log("mean tumour-slice Dice on the calibration blocks (threshold/fallback): "
-            + ", ".join(f"{t}/{f}: {s:.4f}" for (t, f), s in scores.items()) + f" -> {threshold}/{fallback}")
+        empty_logits = mask_logits(empty_calib)[..., 0] if empty_calib is not None and len(empty_calib) else None
+        threshold, fallback = choose_mask_thresholds(mask_logits(dataset.pixels[calib])[..., 0],
+                                                     dataset.masks[calib], empty_logits, min_area, log=log)
 
     logits = mask_logits(dataset.pixels[val])
     predicted = np.stack([tumour_mask(l[..., 0], threshold, min_area, fallback) for l in logits])

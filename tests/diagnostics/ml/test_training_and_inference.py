@@ -139,6 +139,23 @@ def test_an_empty_outline_falls_back_to_the_most_likely_region_only_when_asked()
     assert inference.tumour_mask(confident, 0.0, 4, fallback_threshold=-3.0)[20:26, 20:26].all()
 
 
+def test_mask_thresholds_keep_healthy_brains_empty_then_fit_the_tumours():
+    from diagnostics.ml import export
+
+    truth = np.zeros((4, 20, 20), bool)
+    truth[:, 5:11, 5:11] = True
+    tumours = np.full((4, 20, 20), -9.0, np.float32)
+    tumours[:3, 4:12, 4:12] = -1.0  # a rim that a fallback below -1 would add to the outline
+    tumours[:3, 5:11, 5:11] = 1.2   # outlined exactly at thresholds up to 1.0
+    tumours[3, 5:11, 5:11] = -2.0   # a faint one: only a fallback below -2 finds it
+    empties = np.full((20, 20, 20), -9.0, np.float32)
+    empties[:2, 2:8, 2:8] = 0.7     # two healthy brains with a blob: 90 % empty at 0.5 and below
+    chosen = export.choose_mask_thresholds(tumours, truth, empties, min_area=4, log=lambda *a: None)
+    assert chosen == (1.0, -3.0)
+    # Without no-tumour images nothing weighs false outlines, so the mask threshold stays at 0.
+    assert export.choose_mask_thresholds(tumours, truth, None, min_area=4, log=lambda *a: None) == (0.0, -3.0)
+
+
 def test_the_exported_segmenter_carries_thresholds_chosen_from_the_candidates(tiny_bundle):
     import json
 
