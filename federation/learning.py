@@ -151,8 +151,7 @@ def _train_proximal(model, kind, x, y, *, epochs, batch_size, mu, seed, lr=1e-3,
         loss_fn = training.dice_bce_loss
         targets = y.astype(np.float32)[..., None]
     else:
-        loss_fn = (keras.losses.SparseCategoricalCrossentropy(from_logits=True) if class_prior is None
-                   else training.logit_adjusted_loss(class_prior))
+        loss_fn = training.classification_loss(class_prior)
         targets = y.astype(np.int32)
     dataset = (tf.data.Dataset.from_tensor_slices((x[..., None], targets)).shuffle(len(x), seed=seed)
                .batch(batch_size))

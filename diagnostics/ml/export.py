@@ -118,6 +118,13 @@ def export_classifier(model, output_dir: Path, dataset: "data.ClassificationData
     })
 
 
+def empty_mask_rate(logits: np.ndarray, threshold: float, min_area: int) -> float:
+    """Share of no-tumour images (logits (N, S, S)) whose mask at ``threshold`` stays empty."""
+    from .inference import clean_mask
+
+    return float(np.mean([not clean_mask(l > threshold, min_area).any() for l in logits]))
+
+
 def choose_mask_thresholds(tumour_logits: np.ndarray, tumour_masks: np.ndarray, empty_logits: np.ndarray | None,
                            min_area: int, log=print) -> tuple[float, float | None]:
     """The segmenter's (mask threshold, fallback threshold) from calibration logits (N, S, S).
@@ -126,7 +133,7 @@ def choose_mask_thresholds(tumour_logits: np.ndarray, tumour_masks: np.ndarray, 
     here; evaluate_model measures it with the classifier deciding. Without ``empty_logits`` (no-tumour
     images) the mask threshold stays at 0: nothing would weigh the false outlines a lower one brings.
     """
-    from .inference import clean_mask, tumour_mask
+    from .inference import tumour_mask
     from .metrics import dice
 
     has_empties = empty_logits is not None and len(empty_logits) > 0
@@ -136,12 +143,7 @@ def choose_mask_thresholds(tumour_logits: np.ndarray, tumour_masks: np.ndarray, 
         return float(np.mean([dice(tumour_mask(l, threshold, min_area, fallback), truth)
                               for l, truth in zip(tumour_logits, tumour_masks)]))
 
-    def empty_rate(threshold):
-        if not has_empties:
-            return 1.0
-        return float(np.mean([not clean_mask(l > threshold, min_area).any() for l in empty_logits]))
-
-    rates = {t: empty_rate(t) for t in thresholds}
+    rates = {t: empty_mask_rate(empty_logits, t, min_area) if has_empties else 1.0 for t in thresholds}
     allowed = [t for t in thresholds if rates[t] >= EMPTY_RATE_FLOOR] or [max(thresholds)]
     scores = {(t, f): tumour_dice(t, f) for t in allowed for f in FALLBACK_CANDIDATES if f is None or f < t}
     # Ties go to the higher threshold, then to no fallback, then to the higher fallback.
@@ -171,7 +173,7 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     input_size = int(model.input_shape[1])
     min_area = max(1, int(round(MIN_COMPONENT_FRACTION * input_size * input_size)))
     val = dataset.splits == "val"
-    from .inference import clean_mask, tumour_mask
+    from .inference import tumour_mask
 
     def mask_logits(pixels):
         x = _with_channel(pixels).astype(np.float32)
@@ -191,10 +193,8 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     predicted = np.stack([tumour_mask(l[..., 0], threshold, min_area, fallback) for l in logits])
     metrics = segmentation_metrics(predicted, dataset.masks[val])
     if empty_val is not None and len(empty_val):
-        empty_logits = mask_logits(empty_val)
-        empties = [not clean_mask(l[..., 0] > threshold, min_area).any() for l in empty_logits]
-        metrics["empty_mask_rate_notumor"] = float(np.mean(empties))
-        metrics["notumor_images"] = int(len(empties))
+        metrics["empty_mask_rate_notumor"] = empty_mask_rate(mask_logits(empty_val)[..., 0], threshold, min_area)
+        metrics["notumor_images"] = int(len(empty_val))
     metrics["resolution"] = "model input"
     log(f"segmenter validation {metrics}")
     (output_dir / "segmenter.tflite").write_bytes(tflite_bytes(model, input_size))

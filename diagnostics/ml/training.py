@@ -172,8 +172,7 @@ def train_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: i
         dataset = dataset.map(lambda a, b: (tf.cast(a, tf.float32), b))
     dataset = dataset.prefetch(2)
     model.compile(optimizer=_optimizer(peak_lr, weight_decay, ema),
-                  loss=(keras.losses.SparseCategoricalCrossentropy(from_logits=True) if class_prior is None
-                        else logit_adjusted_loss(class_prior)),
+                  loss=classification_loss(class_prior),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     _restore_optimizer(model, resume_optimizer)
     steps = max(1, len(x) // batch_size)
@@ -193,6 +192,13 @@ def smoothed_class_prior(y: np.ndarray, num_classes: int) -> np.ndarray:
     """Class frequencies of ``y`` with one pseudo-count per class, so an absent class keeps a finite prior."""
     counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=num_classes).astype(np.float64) + 1.0
     return counts / counts.sum()
+
+
+def classification_loss(class_prior: np.ndarray | None = None):
+    """Cross-entropy on logits; logit-adjusted for ``class_prior`` when one is given."""
+    if class_prior is None:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return logit_adjusted_loss(class_prior)
 
 
 def logit_adjusted_loss(prior: np.ndarray):

@@ -21,9 +21,9 @@ class RunSerializer(serializers.ModelSerializer):
         model = FederatedRun
         fields = ["id", "status", "hospitals", "model_kind", "strategy", "num_rounds", "local_epochs", "batch_size",
                   "image_size", "model_width", "min_nodes", "proximal_mu", "server_learning_rate",
-                  "learning_rate", "logit_adjustment", "dp_noise_multiplier", "dp_clipping_norm", "validation_per_class", "flower_run_id",
-                  "failure_reason", "dropouts", "final_metrics", "model_version_id", "created_at", "started_at",
-                  "finished_at", "rounds"]
+                  "learning_rate", "logit_adjustment", "dp_noise_multiplier", "dp_clipping_norm",
+                  "validation_per_class", "flower_run_id", "failure_reason", "dropouts", "final_metrics",
+                  "model_version_id", "created_at", "started_at", "finished_at", "rounds"]
         read_only_fields = fields
 
 
