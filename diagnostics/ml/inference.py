@@ -12,6 +12,10 @@ default when no GPU is visible) and Keras under ``tf.function`` (used when Tenso
 request with ``backend="keras"``). Both are loaded from a bundle (see ``export``) and agree to within
 float rounding.
 
+The mask follows the classifier's label: an image classified "notumor" gets an empty mask whatever
+the segmenter outputs, so a result never reads "no tumour" beside an outline; for any other label the
+segmenter's mask is used, with the bundle's fallback threshold when it comes out empty.
+
 A bundle may ask for test-time mirroring (``"test_time_flip": true``): the network then also sees the
 mirror image in the same call and the outputs are averaged (maps mirrored back), which steadies the
 answer for a few milliseconds more.
@@ -252,8 +256,10 @@ class Predictor:
             fallback = self.segmenter_info.get("fallback_threshold_logit")
             fallback = None if fallback is None else float(fallback)
             notumor = self.classes.index("notumor") if "notumor" in self.classes else -1
-            masks_model = [tumour_mask(m, threshold, min_px, fallback if predicted[i] != notumor else None)
-                           for i, m in enumerate(mask_logits)]
+            # The outline follows the diagnosis both ways: "no tumour" is never shown with an outline
+            # (patients read these results), and a tumour always gets one when the fallback can find it.
+            masks_model = [tumour_mask(m, threshold, min_px, fallback) if predicted[i] != notumor
+                           else np.zeros(m.shape, bool) for i, m in enumerate(mask_logits)]
         segmented = time.perf_counter()
 
         results = []

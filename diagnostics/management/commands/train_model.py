@@ -91,9 +91,6 @@ class Command(BaseCommand):
             notumor = kaggle.labels == data.readers.CLASS_NAMES.index("notumor")
             empty_train = kaggle.pixels[(kaggle.splits == "train") & notumor]
             empty_calib = kaggle.pixels[(kaggle.splits == "calib") & notumor]
-            # Every other no-tumour image: enough to learn "nothing here" while tumour slices stay the
-            # bulk of each epoch.
-            empty_train = empty_train[::2]
             tumour_train = figshare.splits == "train"
             tumour_calib = figshare.splits == "calib"
             # No-tumour images with empty masks teach the segmenter to answer "nothing here".

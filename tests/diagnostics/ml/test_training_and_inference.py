@@ -187,6 +187,33 @@ def test_the_predictor_outlines_every_tumour_its_classifier_finds_when_the_bundl
             assert after.tumour_found
 
 
+def test_an_image_classified_notumor_never_gets_an_outline(tiny_bundle, tmp_path):
+    import json
+    import shutil
+
+    def bundle_copy(name, notumor_bias=None):
+        copy = tmp_path / name
+        shutil.copytree(tiny_bundle, copy)
+        info = json.loads((copy / "segmenter.json").read_text())
+        info["threshold_logit"] = -1e9  # the segmenter outlines every pixel of every image
+        info["min_component_px"] = 1
+        (copy / "segmenter.json").write_text(json.dumps(info))
+        if notumor_bias is not None:  # the dense head's bias is the last array of the Keras weights
+            weights_path = copy / json.loads((copy / "classifier.json").read_text())["keras_weights"]
+            with np.load(weights_path) as stored:
+                weights = {key: stored[key] for key in stored.files}
+            bias = sorted(weights)[-1]
+            weights[bias][readers.CLASS_NAMES.index("notumor")] = notumor_bias
+            np.savez(weights_path, **weights)
+        return copy
+
+    images = [kaggle_slice(name, 0) for name in readers.CLASS_NAMES]
+    as_trained = inference.Predictor.from_model_dir(bundle_copy("as-trained"), backend="keras").predict_batch(images)
+    assert all(p.label != "notumor" and p.tumour_found and p.bbox for p in as_trained)
+    says_notumor = inference.Predictor.from_model_dir(bundle_copy("notumor", 1e4), backend="keras").predict_batch(images)
+    assert all(p.label == "notumor" and not p.tumour_found and p.bbox is None for p in says_notumor)
+
+
 def test_rounds_of_a_federated_run_follow_one_cosine_schedule():
     from federation.learning import round_window
 
