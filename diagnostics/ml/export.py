@@ -156,7 +156,8 @@ def choose_mask_thresholds(tumour_logits: np.ndarray, tumour_masks: np.ndarray, 
 
 
 def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", log=print,
-                     empty_val: np.ndarray | None = None, empty_calib: np.ndarray | None = None) -> dict:
+                     empty_val: np.ndarray | None = None, empty_calib: np.ndarray | None = None,
+                     test_time_flip: bool = True) -> dict:
     """Choose the mask thresholds on the calibration data, measure Dice on the validation blocks at
     model resolution and write the bundle.
 
@@ -165,6 +166,9 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     lower one finds more small tumours and outlines more healthy brains. The choice is the best mean
     Dice on the tumour slices among the thresholds that leave at least ``EMPTY_RATE_FLOOR`` of the
     no-tumour images empty (the highest threshold if none does).
+
+    ``test_time_flip`` asks the predictor to average each image's mask logits with its mirror image's;
+    the thresholds are chosen and the figures measured on exactly the logits the predictor will use.
     """
     from .metrics import segmentation_metrics
     from .training import _with_channel
@@ -178,6 +182,8 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     def mask_logits(pixels):
         x = _with_channel(pixels).astype(np.float32)
         out = np.concatenate([np.asarray(model(x[i:i + 32], training=False)) for i in range(0, len(x), 32)])
+        if not test_time_flip:
+            return out
         mirrored = np.concatenate([np.asarray(model(x[i:i + 32, :, ::-1], training=False))
                                    for i in range(0, len(x), 32)])
         return (out + mirrored[:, :, ::-1]) / 2.0
@@ -203,7 +209,7 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     return _write_bundle(output_dir, "segmenter", {
         "task": "segment", "input_size": input_size, "threshold_logit": threshold, "min_component_px": min_area,
         "fallback_threshold_logit": fallback,
-        "test_time_flip": True,
+        "test_time_flip": bool(test_time_flip),
         "architecture": {"builder": "build_segmenter", "base_filters": base_filters},
         "tflite": "segmenter.tflite", "keras_weights": "segmenter.weights.npz",
         "preprocess_version": data.PREPROCESS_VERSION, "validation_metrics": metrics,

@@ -317,3 +317,28 @@ def test_logit_adjustment_keeps_the_case_mix_out_of_the_model():
         probabilities[adjusted] = np.exp(logits - np.logaddexp.reduce(logits))
     assert probabilities[False][0] > 0.5  # pulled towards the training mix, 30 of 40
     assert np.abs(probabilities[True] - 0.25).max() < 0.1
+
+
+def test_a_segmenter_can_be_exported_to_serve_without_the_mirror_image(tmp_path):
+    import json
+    from pathlib import Path
+
+    import keras
+
+    from diagnostics.ml import data, export
+    from tests.diagnostics.samples import figshare_case
+
+    keras.utils.set_random_seed(3)
+    pixels, masks = [], []
+    for index in (1, 2, 3, 4):
+        image, mask, _ = figshare_case(index)
+        prepared = preprocess.preprocess_slice(image, SIZE)
+        pixels.append(prepared.pixels)
+        masks.append(preprocess.crop_mask(mask, prepared.box, SIZE))
+    dataset = data.SegmentationData(pixels=np.stack(pixels), masks=np.stack(masks), indices=np.arange(4),
+                                    labels=np.asarray(["glioma"] * 4), splits=np.asarray(["val"] * 4))
+    model = networks.build_segmenter(SIZE, base_filters=4)
+    bundle = export.export_segmenter(model, tmp_path, dataset, log=lambda *a: None, test_time_flip=False)
+    info = json.loads(Path(bundle["bundle_path"]).read_text())
+    assert info["test_time_flip"] is False
+    assert info["validation_metrics"]["slices"] == 4
