@@ -25,6 +25,20 @@ def _examples(count_per_class: int = 4):
     return np.stack(pixels), np.asarray(labels, dtype=np.int64)
 
 
+def figshare_validation_slices(size: int) -> data.SegmentationData:
+    """Four real Figshare slices with their expert masks, preprocessed at ``size``, all as validation."""
+    from tests.diagnostics.samples import figshare_case
+
+    pixels, masks = [], []
+    for index in (1, 2, 3, 4):
+        image, mask, _ = figshare_case(index)
+        prepared = preprocess.preprocess_slice(image, size)
+        pixels.append(prepared.pixels)
+        masks.append(preprocess.crop_mask(mask, prepared.box, size))
+    return data.SegmentationData(pixels=np.stack(pixels), masks=np.stack(masks), indices=np.arange(4),
+                                 labels=np.asarray(["glioma"] * 4), splits=np.asarray(["val"] * 4))
+
+
 def build_tiny_bundles(output_dir: Path) -> dict[str, Path]:
     import keras
 
@@ -35,17 +49,6 @@ def build_tiny_bundles(output_dir: Path) -> dict[str, Path]:
     classification = data.ClassificationData(pixels=pixels, labels=labels, splits=splits, manifest=[])
     classifier = export.export_classifier(networks.build_classifier(SIZE, width=8), output_dir, classification,
                                           log=lambda *a: None)
-    from tests.diagnostics.samples import figshare_case
-
-    seg_pixels, seg_masks = [], []
-    for index in (1, 2, 3, 4):
-        image, mask, _ = figshare_case(index)
-        prepared = preprocess.preprocess_slice(image, SIZE)
-        seg_pixels.append(prepared.pixels)
-        seg_masks.append(preprocess.crop_mask(mask, prepared.box, SIZE))
-    segmentation = data.SegmentationData(pixels=np.stack(seg_pixels), masks=np.stack(seg_masks),
-                                         indices=np.arange(4), labels=np.asarray(["glioma"] * 4),
-                                         splits=np.asarray(["val"] * 4))
     segmenter = export.export_segmenter(networks.build_segmenter(SIZE, base_filters=4), output_dir,
-                                        segmentation, log=lambda *a: None)
+                                        figshare_validation_slices(SIZE), log=lambda *a: None)
     return {"classify": Path(classifier["bundle_path"]), "segment": Path(segmenter["bundle_path"])}

@@ -325,20 +325,13 @@ def test_a_segmenter_can_be_exported_to_serve_without_the_mirror_image(tmp_path)
 
     import keras
 
-    from diagnostics.ml import data, export
-    from tests.diagnostics.samples import figshare_case
+    from diagnostics.ml import export
+    from tests.diagnostics.bundles import figshare_validation_slices
 
     keras.utils.set_random_seed(3)
-    pixels, masks = [], []
-    for index in (1, 2, 3, 4):
-        image, mask, _ = figshare_case(index)
-        prepared = preprocess.preprocess_slice(image, SIZE)
-        pixels.append(prepared.pixels)
-        masks.append(preprocess.crop_mask(mask, prepared.box, SIZE))
-    dataset = data.SegmentationData(pixels=np.stack(pixels), masks=np.stack(masks), indices=np.arange(4),
-                                    labels=np.asarray(["glioma"] * 4), splits=np.asarray(["val"] * 4))
     model = networks.build_segmenter(SIZE, base_filters=4)
-    bundle = export.export_segmenter(model, tmp_path, dataset, log=lambda *a: None, test_time_flip=False)
+    bundle = export.export_segmenter(model, tmp_path, figshare_validation_slices(SIZE), log=lambda *a: None,
+                                     test_time_flip=False)
     info = json.loads(Path(bundle["bundle_path"]).read_text())
     assert info["test_time_flip"] is False
     assert info["validation_metrics"]["slices"] == 4
