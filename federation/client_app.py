@@ -70,7 +70,7 @@ def identify(msg: Message, context: Context) -> Message:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    from federation.learning import DEFAULT_PEAK_LR, pack_weights, round_window, train_local
+    from federation.learning import DEFAULT_PEAK_LR, pack_weights, round_window, schedule_warmup, train_local
     from federation.learning import evaluate as evaluate_model
 
     config = msg.content["config"]
@@ -90,6 +90,7 @@ def train(msg: Message, context: Context) -> Message:
                         seed=int(config.get("server-round", 0)),
                         schedule_window=round_window(int(config.get("server-round", 0)),
                                                      int(config.get("num-rounds", 0))),
+                        warmup=schedule_warmup(int(config.get("num-rounds", 0)) * int(config["local-epochs"])),
                         peak_lr=float(config.get("learning-rate", DEFAULT_PEAK_LR)),
                         resume_optimizer=_kept_optimizer_state(context),
                         logit_adjustment=bool(config.get("logit-adjustment", False)))

@@ -62,7 +62,8 @@ def centralised(setting: str, hospitals, *, x_val, y_val, image_size, width, epo
     model = learning.build_model("classifier", image_size, width, seed=learning.INITIAL_SEED)
     started = time.monotonic()
     stats = learning.train_local(model, "classifier", x, y, epochs=epochs, batch_size=batch_size,
-                                 peak_lr=learning_rate, logit_adjustment=logit_adjustment)
+                                 warmup=learning.schedule_warmup(epochs), peak_lr=learning_rate,
+                                 logit_adjustment=logit_adjustment)
     wall = time.monotonic() - started
     result = learning.evaluate(model, "classifier", x_val, y_val)
     log(f"{setting}: {len(x)} cases, {epochs} epochs in {stats['seconds']:.0f} s -> accuracy "
@@ -71,7 +72,7 @@ def centralised(setting: str, hospitals, *, x_val, y_val, image_size, width, epo
 
 
 def federated(setting: str, hospitals, *, home, image_size, width, rounds, local_epochs, batch_size, warm=True,
-              validation_per_class=0, learning_rate, logit_adjustment, log) -> Row:
+              validation_per_class=0, learning_rate, logit_adjustment, server_step, log) -> Row:
     from federation.tasks import follow_run
 
     port = daemons.free_port(range(8300, 8400))
@@ -84,7 +85,7 @@ def federated(setting: str, hospitals, *, home, image_size, width, rounds, local
         run = FederatedRun.objects.create(num_rounds=rounds, local_epochs=local_epochs, batch_size=batch_size,
                                           image_size=image_size, model_width=width, min_nodes=len(hospitals),
                                           validation_per_class=validation_per_class, learning_rate=learning_rate,
-                                          logit_adjustment=logit_adjustment)
+                                          logit_adjustment=logit_adjustment, server_step=server_step)
         run.hospitals.set(hospitals)
         started = time.monotonic()
         status = follow_run(run.pk, poll_s=1.0, home=home)

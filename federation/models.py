@@ -4,7 +4,7 @@ decided by its participants (federation/access.py)."""
 from django.conf import settings
 from django.db import models
 
-from federation.learning import DEFAULT_PEAK_LR
+from federation.learning import DEFAULT_PEAK_LR, DEFAULT_SERVER_STEP
 
 
 class Strategy(models.TextChoices):
@@ -45,6 +45,8 @@ class FederatedRun(models.Model):
     min_nodes = models.PositiveSmallIntegerField(default=2)
     proximal_mu = models.FloatField(default=0.01)
     server_learning_rate = models.FloatField(default=0.1)
+    # FedAvg / FedProx: the global model moves this many times the nodes' averaged update (1 = plain average).
+    server_step = models.FloatField(default=DEFAULT_SERVER_STEP)
     # The peak of the nodes' cosine learning-rate schedule across the run's rounds.
     learning_rate = models.FloatField(default=DEFAULT_PEAK_LR)
     # Nodes train the classifier with the logit-adjusted loss for their own case mix (learning.train_local).

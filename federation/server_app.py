@@ -262,7 +262,42 @@ def evaluate_on_nodes_after_the_last_round(strategy, num_rounds: int):
     return strategy
 
 
-def build_strategy(run, num_nodes: int):
+def with_server_step(strategy, step: float, trainable):
+    """Move the global model `step` times the nodes' averaged update (a server learning rate), on the
+    trainable weights; BatchNorm's statistics are averaged plainly.
+
+    A node's Adam step is normalised by the gradient noise of its own small batch. Averaging the nodes'
+    updates cancels much of that noise but keeps each node's step length, shorter than one step on the
+    pooled batch would be; scaling the average up makes up for it (Reddi et al., ICLR 2021; Charles and
+    Konecny, 2021, on server learning rates in local-update methods). Statistics are not updates and
+    extrapolating them could make a variance negative, so those entries keep the plain average.
+    """
+    import numpy as np
+
+    if step == 1.0:
+        return strategy
+    configure_train, aggregate_train = strategy.configure_train, strategy.aggregate_train
+    sent: dict[str, np.ndarray] = {}
+
+    def configure_and_remember(server_round, arrays, config, grid):
+        sent["weights"] = arrays.to_numpy_ndarrays()[0]
+        return configure_train(server_round, arrays, config, grid)
+
+    def aggregate_and_step(server_round, replies):
+        arrays, metrics = aggregate_train(server_round, replies)
+        if arrays is None or "weights" not in sent:
+            return arrays, metrics
+        before = sent["weights"]
+        averaged = arrays.to_numpy_ndarrays()[0]
+        stepped = np.where(trainable, before + step * (averaged - before), averaged).astype(averaged.dtype)
+        return ArrayRecord([stepped]), metrics
+
+    strategy.configure_train = configure_and_remember
+    strategy.aggregate_train = aggregate_and_step
+    return strategy
+
+
+def build_strategy(run, num_nodes: int, trainable=None):
     from flwr.serverapp.strategy import (
         DifferentialPrivacyServerSideFixedClipping,
         FedAdam,
@@ -278,6 +313,9 @@ def build_strategy(run, num_nodes: int):
         strategy = FedAdam(eta=run.server_learning_rate, **common)
     else:
         strategy = FedAvg(**common)
+    if run.strategy != "fedadam" and trainable is not None:
+        # FedAdam has a server optimizer of its own (`server_learning_rate`).
+        strategy = with_server_step(strategy, run.server_step, trainable)
     if run.dp_noise_multiplier is not None:
         strategy = DifferentialPrivacyServerSideFixedClipping(
             strategy, noise_multiplier=run.dp_noise_multiplier, clipping_norm=run.dp_clipping_norm or 1.0,
@@ -342,7 +380,7 @@ def main(grid: Grid, context: Context) -> None:
                                "model-width": run.model_width, "num-rounds": run.num_rounds,
                                "learning-rate": float(run.learning_rate),
                                "logit-adjustment": bool(run.logit_adjustment)})
-        strategy = build_strategy(run, num_nodes=len(hospitals))
+        strategy = build_strategy(run, num_nodes=len(hospitals), trainable=learning.trainable_mask(model))
         result = strategy.start(
             grid=fed_grid, initial_arrays=ArrayRecord([learning.pack_weights(model)]), num_rounds=run.num_rounds,
             timeout=conf.phase_timeout_s(), train_config=config, evaluate_config=config, evaluate_fn=evaluate_fn,

@@ -47,11 +47,14 @@ class WarmupCosine(keras.callbacks.Callback):
 
     def __init__(self, peak_lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: float = 2.0,
                  final_fraction: float = 0.01, time_budget_s: float | None = None, log=print,
-                 window: tuple[float, float] = (0.0, 1.0)):
+                 window: tuple[float, float] = (0.0, 1.0), warmup_fraction: float = 0.0):
         super().__init__()
         # A fit can be one slice of a longer schedule: a federated round r of R runs the part of the
         # cosine between (r-1)/R and r/R, so the rounds together follow the centralised schedule.
         self.window = window
+        # A warm-up measured on that whole schedule (a share of it), so that it too can span fits;
+        # `warmup_epochs` is the warm-up of this one fit.
+        self.warmup_fraction = warmup_fraction
         self.peak_lr, self.epochs, self.steps_per_epoch = peak_lr, epochs, steps_per_epoch
         self.warmup_steps = int(warmup_epochs * steps_per_epoch)
         self.final_fraction, self.time_budget_s, self.log = final_fraction, time_budget_s, log
@@ -61,17 +64,21 @@ class WarmupCosine(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.started = time.monotonic()
 
-    def _progress(self) -> float:
+    def _progress(self, after_step: bool = False) -> float:
         if self.time_budget_s:
             return min(1.0, (time.monotonic() - self.started) / self.time_budget_s)
-        return min(1.0, self.step / max(1, self.epochs * self.steps_per_epoch))
+        return min(1.0, (self.step + after_step) / max(1, self.epochs * self.steps_per_epoch))
 
     def _lr(self) -> float:
         if self.step < self.warmup_steps:
             return self.peak_lr * (self.step + 1) / self.warmup_steps
         start, end = self.window
         progress = start + (end - start) * self._progress()
-        return self.peak_lr * cosine_factor(progress, self.final_fraction)
+        factor = cosine_factor(progress, self.final_fraction)
+        if progress < self.warmup_fraction:
+            # Measured at the end of the step, so that the very first step is small but not zero.
+            factor *= min(1.0, (start + (end - start) * self._progress(after_step=True)) / self.warmup_fraction)
+        return self.peak_lr * factor
 
     def on_train_batch_begin(self, batch, logs=None):
         self.model.optimizer.learning_rate.assign(self._lr())
@@ -132,9 +139,9 @@ def _restore_optimizer(model: keras.Model, state: list[np.ndarray] | None) -> No
 
 
 def _callbacks(peak_lr, epochs, steps, warmup_epochs, time_budget_s, checkpoint_path, monitor, mode, ema, log,
-               window=(0.0, 1.0)):
+               window=(0.0, 1.0), warmup_fraction=0.0):
     callbacks = [WarmupCosine(peak_lr, epochs, steps, warmup_epochs, time_budget_s=time_budget_s, log=log,
-                              window=window)]
+                              window=window, warmup_fraction=warmup_fraction)]
     if ema:
         # Validation and checkpoints see the averaged weights; training continues on the raw ones.
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
@@ -152,13 +159,15 @@ def train_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: i
                      ema: bool = True, time_budget_s: float | None = None,
                      checkpoint_path: str | Path | None = None, seed: int = 0, log=print,
                      verbose: int = 0, schedule_window: tuple[float, float] = (0.0, 1.0),
-                     resume_optimizer: list[np.ndarray] | None = None,
+                     schedule_warmup: float = 0.0, resume_optimizer: list[np.ndarray] | None = None,
                      class_prior: np.ndarray | None = None) -> keras.callbacks.History:
     """Fit ``model`` (logits output) on uint8 images ``x`` and class indices ``y``; compiles it.
 
     ``checkpoint_path`` (``*.weights.h5``) keeps the weights with the best validation accuracy. After
     training with ``ema`` the model holds the averaged weights. ``resume_optimizer`` (from
     ``optimizer_state`` after an earlier fit of the same network) continues that optimizer.
+    ``schedule_window`` is the slice of a longer cosine schedule this fit runs, and ``schedule_warmup``
+    that schedule's linear warm-up as a share of it (see ``WarmupCosine``).
     ``class_prior`` trains with the logit-adjusted loss (``logit_adjusted_loss``).
     """
     tf.random.set_seed(seed)
@@ -182,7 +191,8 @@ def train_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: i
     monitor = "val_accuracy" if validation is not None else "accuracy"
     history = model.fit(dataset, epochs=epochs if not time_budget_s else 10_000, validation_data=validation_data,
                         callbacks=_callbacks(peak_lr, epochs, steps, warmup_epochs, time_budget_s, checkpoint_path,
-                                             monitor, "max", ema, log, schedule_window), verbose=verbose)
+                                             monitor, "max", ema, log, schedule_window, schedule_warmup),
+                        verbose=verbose)
     if ema:
         model.optimizer.finalize_variable_values(model.trainable_variables)
     return history
@@ -289,6 +299,7 @@ def train_segmenter(model: keras.Model, x: np.ndarray, masks: np.ndarray, epochs
                     ema: bool = True, time_budget_s: float | None = None,
                     checkpoint_path: str | Path | None = None, seed: int = 0, log=print,
                     verbose: int = 0, schedule_window: tuple[float, float] = (0.0, 1.0),
+                    schedule_warmup: float = 0.0,
                     resume_optimizer: list[np.ndarray] | None = None) -> keras.callbacks.History:
     """Fit a mask-logits ``model`` on uint8 images and binary masks; best checkpoint by mean slice Dice
     on ``validation``. ``resume_optimizer`` as for ``train_classifier``."""
@@ -314,7 +325,8 @@ def train_segmenter(model: keras.Model, x: np.ndarray, masks: np.ndarray, epochs
     history = model.fit(dataset, epochs=epochs if not time_budget_s else 10_000, validation_data=validation_data,
                         batch_size=batch_size,
                         callbacks=_callbacks(peak_lr, epochs, steps, warmup_epochs, time_budget_s, checkpoint_path,
-                                             monitor, "max", ema, log, schedule_window), verbose=verbose)
+                                             monitor, "max", ema, log, schedule_window, schedule_warmup),
+                        verbose=verbose)
     if ema:
         model.optimizer.finalize_variable_values(model.trainable_variables)
     return history

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from federation.learning import DEFAULT_PEAK_LR
+from federation.learning import DEFAULT_PEAK_LR, DEFAULT_SERVER_STEP
 from federation.models import FederatedRound, FederatedRun, ModelKind, Strategy
 from hospitals.models import Hospital
 
@@ -21,7 +21,7 @@ class RunSerializer(serializers.ModelSerializer):
         model = FederatedRun
         fields = ["id", "status", "hospitals", "model_kind", "strategy", "num_rounds", "local_epochs", "batch_size",
                   "image_size", "model_width", "min_nodes", "proximal_mu", "server_learning_rate",
-                  "learning_rate", "logit_adjustment", "dp_noise_multiplier", "dp_clipping_norm",
+                  "server_step", "learning_rate", "logit_adjustment", "dp_noise_multiplier", "dp_clipping_norm",
                   "validation_per_class", "flower_run_id", "failure_reason", "dropouts", "final_metrics",
                   "model_version_id", "created_at", "started_at", "finished_at", "rounds"]
         read_only_fields = fields
@@ -39,6 +39,9 @@ class StartRunSerializer(serializers.Serializer):
     min_nodes = serializers.IntegerField(min_value=1, max_value=100, default=2)
     proximal_mu = serializers.FloatField(min_value=0.0, max_value=10.0, default=0.01)
     server_learning_rate = serializers.FloatField(min_value=1e-5, max_value=10.0, default=0.1)
+    server_step = serializers.FloatField(
+        min_value=0.1, max_value=4.0, default=DEFAULT_SERVER_STEP,
+        help_text="FedAvg/FedProx: the global model moves this many times the nodes' averaged update")
     learning_rate = serializers.FloatField(min_value=1e-6, max_value=1.0, default=DEFAULT_PEAK_LR,
                                            help_text="peak of the nodes' learning-rate schedule across the rounds")
     logit_adjustment = serializers.BooleanField(

@@ -9,6 +9,7 @@ import argparse
 from django.core.management.base import BaseCommand
 
 from federation import conf, experiment
+from federation.learning import DEFAULT_SERVER_STEP
 from federation.management.commands.seed_federation import seed_partition
 
 
@@ -31,6 +32,9 @@ class Command(BaseCommand):
         parser.add_argument("--logit-adjustment", action=argparse.BooleanOptionalAction, default=True,
                             help="train with the logit-adjusted loss for each training set's own class mix "
                                  "(centralised and nodes alike)")
+        parser.add_argument("--server-step", type=float, default=DEFAULT_SERVER_STEP,
+                            help="FedAvg's server learning rate: the global model moves this many times the nodes' "
+                                 "averaged update (1: the plain average)")
         parser.add_argument("--alpha", type=float, default=0.5)
         parser.add_argument("--validation-per-class", type=int, default=0, help="0: the whole validation split")
         parser.add_argument("--rows", default="centralised,iid,label-skew,cold",
@@ -47,7 +51,8 @@ class Command(BaseCommand):
         # the federated model would take n times fewer (and n times larger) steps on the same budget.
         node_batch = o["node_batch_size"] or max(1, round(o["batch_size"] / o["hospitals"]))
         federated_budget = {**budget, "batch_size": node_batch, "local_epochs": o["local_epochs"],
-                            "validation_per_class": o["validation_per_class"], "learning_rate": o["learning_rate"]}
+                            "validation_per_class": o["validation_per_class"], "learning_rate": o["learning_rate"],
+                            "server_step": o["server_step"]}
         x_val, y_val = coordinator_validation_set(kind="classifier", image_size=o["image_size"],
                                                   limit_per_class=o["validation_per_class"])
         log(f"validation: {len(x_val)} images")

@@ -235,6 +235,31 @@ def test_rounds_of_a_federated_run_follow_one_cosine_schedule():
     assert in_rounds[5] < in_rounds[4] and in_rounds[-1] < 0.05
 
 
+def test_a_federated_run_warms_up_once_over_its_first_epoch_not_every_round():
+    from federation.learning import round_window, schedule_warmup
+
+    rounds, steps = 4, 5
+    warmup = schedule_warmup(rounds * 1)
+    assert warmup == 0.25 and schedule_warmup(0) == 0.0 and schedule_warmup(0.5) == 1.0
+
+    def learning_rates(window, count, fraction):
+        schedule = training.WarmupCosine(1.0, epochs=1, steps_per_epoch=count, warmup_epochs=0.0, window=window,
+                                         warmup_fraction=fraction)
+        rates = []
+        for _ in range(count):
+            rates.append(schedule._lr())
+            schedule.step += 1
+        return rates
+
+    one_go = learning_rates((0.0, 1.0), rounds * steps, warmup)
+    in_rounds = [rate for r in range(1, rounds + 1) for rate in learning_rates(round_window(r, rounds), steps, warmup)]
+    assert in_rounds == pytest.approx(one_go, abs=1e-9)
+    # The first round ramps up from a small but non-zero rate; later rounds only decay.
+    first = in_rounds[:steps]
+    assert 0 < first[0] < 0.25 and all(a < b for a, b in zip(first, first[1:])) and first[-1] > 0.85
+    assert all(a >= b for a, b in zip(in_rounds[steps:], in_rounds[steps + 1:]))
+
+
 def test_segmentation_loss_weighs_each_tumour_slice_alike_whatever_its_size():
     """Missing a small tumour costs as much Dice as missing a large one: the targets read the mean over slices."""
     import tensorflow as tf

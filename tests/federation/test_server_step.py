@@ -1,0 +1,81 @@
+"""FedAvg's server step: the global model moves a multiple of the nodes' averaged update, on the
+trainable weights only; BatchNorm's statistics take the plain average."""
+
+import numpy as np
+import pytest
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp.strategy import FedAvg
+
+from federation import learning
+from federation.models import FederatedRun
+from federation.server_app import build_strategy, with_server_step
+
+
+class TwoNodes:
+    """All that FedAvg's node sampling asks of a grid."""
+
+    def get_node_ids(self):
+        return [1, 2]
+
+
+@pytest.fixture(autouse=True)
+def task_identity(monkeypatch):
+    from flwr.supercore.task_identity import TaskIdentity
+
+    for name, value in {"_task_id": 11, "_run_id": 1, "_node_id": 1}.items():
+        monkeypatch.setattr(TaskIdentity, name, value)
+
+
+def train_reply(weights, examples: int) -> Message:
+    content = RecordDict({"arrays": ArrayRecord([np.asarray(weights, np.float32)]),
+                          "metrics": MetricRecord({"num-examples": examples})})
+    return Message(content, dst_node_id=0, message_type="train")
+
+
+def one_round(strategy, before, replies):
+    strategy.configure_train(1, ArrayRecord([np.asarray(before, np.float32)]), ConfigRecord({}), TwoNodes())
+    arrays, _ = strategy.aggregate_train(1, replies)
+    return arrays.to_numpy_ndarrays()[0]
+
+
+def test_the_averaged_update_is_scaled_on_trainable_weights_and_statistics_are_averaged():
+    before = np.array([1.0, 1.0, 4.0, 4.0])
+    trainable = np.array([True, True, False, False])
+    replies = [train_reply([2.0, 0.0, 2.0, 3.0], 300), train_reply([4.0, 0.0, 6.0, 3.0], 100)]
+
+    stepped = one_round(with_server_step(FedAvg(min_available_nodes=2), 2.0, trainable), before, replies)
+
+    # Weighted by cases: the average is [2.5, 0, 3, 3]; the update [1.5, -1] is doubled where trainable.
+    assert stepped == pytest.approx([4.0, -1.0, 3.0, 3.0])
+
+
+def test_a_step_of_one_is_flowers_plain_average():
+    before = np.zeros(3)
+    replies = [train_reply([1.0, 2.0, 3.0], 1), train_reply([3.0, 2.0, 1.0], 1)]
+    plain = FedAvg(min_available_nodes=2)
+
+    assert with_server_step(plain, 1.0, np.ones(3, bool)) is plain
+    assert one_round(plain, before, replies) == pytest.approx([2.0, 2.0, 2.0])
+
+
+@pytest.mark.django_db
+def test_every_strategy_but_fedadam_takes_the_run_s_server_step():
+    trainable = np.ones(4, bool)
+    replies = [train_reply([1.0, 1.0, 1.0, 1.0], 1), train_reply([3.0, 3.0, 3.0, 3.0], 1)]
+    for strategy, expected in (("fedavg", 4.0), ("fedprox", 4.0)):
+        run = FederatedRun(strategy=strategy, server_step=2.0, min_nodes=2)
+        assert one_round(build_strategy(run, 2, trainable=trainable), np.zeros(4), replies) == pytest.approx([expected] * 4)
+    fedadam = build_strategy(FederatedRun(strategy="fedadam", server_step=2.0, min_nodes=2), 2, trainable=trainable)
+    assert fedadam.aggregate_train.__func__ is type(fedadam).aggregate_train
+
+
+def test_the_trainable_mask_lines_up_with_the_weights_vector():
+    model = learning.build_model("classifier", 32, 4, seed=0)
+    mask = learning.trainable_mask(model)
+    flat = learning.pack_weights(model)
+
+    assert mask.shape == flat.shape and mask.dtype == bool
+    statistics = [v for v in model.weights if not v.trainable]
+    assert statistics and (~mask).sum() == sum(int(np.prod(v.shape)) for v in statistics)
+    # BatchNorm's moving variances start at one: every frozen entry that is a variance reads 1.
+    assert np.isin(flat[~mask], [0.0, 1.0]).all() and not np.isin(flat[mask], [0.0, 1.0]).all()
