@@ -269,7 +269,7 @@ def with_server_step(strategy, step: float, trainable):
     A node's Adam step is normalised by the gradient noise of its own small batch. Averaging the nodes'
     updates cancels much of that noise but keeps each node's step length, shorter than one step on the
     pooled batch would be; scaling the average up makes up for it (Reddi et al., ICLR 2021; Charles and
-    Konecny, 2021, on server learning rates in local-update methods). Statistics are not updates and
+    Konečný, 2020, on server learning rates in local-update methods). Statistics are not updates and
     extrapolating them could make a variance negative, so those entries keep the plain average.
     """
     import numpy as np

@@ -241,6 +241,7 @@ def test_a_federated_run_warms_up_once_over_its_first_epoch_not_every_round():
     rounds, steps = 4, 5
     warmup = schedule_warmup(rounds * 1)
     assert warmup == 0.25 and schedule_warmup(0) == 0.0 and schedule_warmup(0.5) == 1.0
+    assert schedule_warmup(20) == pytest.approx(0.1) and schedule_warmup(100) == pytest.approx(0.1)
 
     def learning_rates(window, count, fraction):
         schedule = training.WarmupCosine(1.0, epochs=1, steps_per_epoch=count, warmup_epochs=0.0, window=window,
