@@ -51,6 +51,17 @@ def test_the_nodes_learning_rate_is_chosen_per_run(api, operator, opted_in):
     assert refused.status_code == 400 and "learning_rate" in refused.json()["fields"]
 
 
+def test_the_server_step_is_chosen_per_run_and_out_of_range_steps_are_refused(api, operator, opted_in):
+    default = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"]}, format="json")
+    assert default.status_code == 201 and default.json()["server_step"] == 1.5
+    plain = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "server_step": 1.0}, format="json")
+    assert plain.status_code == 201 and FederatedRun.objects.get(pk=plain.json()["id"]).server_step == 1.0
+    for step in (0, 10):
+        refused = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "server_step": step},
+                                     format="json")
+        assert refused.status_code == 400 and "server_step" in refused.json()["fields"]
+
+
 def test_nodes_train_for_class_balanced_output_unless_the_operator_says_otherwise(api, operator, opted_in):
     default = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"]}, format="json")
     assert default.status_code == 201 and default.json()["logit_adjustment"] is True
