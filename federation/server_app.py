@@ -313,14 +313,16 @@ def build_strategy(run, num_nodes: int, trainable=None):
         strategy = FedAdam(eta=run.server_learning_rate, **common)
     else:
         strategy = FedAvg(**common)
-    if run.strategy != "fedadam" and trainable is not None:
-        # FedAdam has a server optimizer of its own (`server_learning_rate`).
-        strategy = with_server_step(strategy, run.server_step, trainable)
     if run.dp_noise_multiplier is not None:
         strategy = DifferentialPrivacyServerSideFixedClipping(
             strategy, noise_multiplier=run.dp_noise_multiplier, clipping_norm=run.dp_clipping_norm or 1.0,
             num_sampled_clients=num_nodes,
         )
+    if run.strategy != "fedadam" and trainable is not None:
+        # Outside the DP wrapper: the step scales the noisy average, which is post-processing and keeps
+        # the guarantee; inside, it would scale the clipped updates' sensitivity before the noise is added.
+        # FedAdam has a server optimizer of its own (`server_learning_rate`).
+        strategy = with_server_step(strategy, run.server_step, trainable)
     return evaluate_on_nodes_after_the_last_round(strategy, run.num_rounds)
 
 

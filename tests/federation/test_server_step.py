@@ -79,3 +79,20 @@ def test_the_trainable_mask_lines_up_with_the_weights_vector():
     assert statistics and (~mask).sum() == sum(int(np.prod(v.shape)) for v in statistics)
     # BatchNorm's moving variances start at one: every frozen entry that is a variance reads 1.
     assert np.isin(flat[~mask], [0.0, 1.0]).all() and not np.isin(flat[mask], [0.0, 1.0]).all()
+
+
+@pytest.mark.django_db
+def test_with_central_dp_the_step_scales_the_noisy_average_so_the_guarantee_holds():
+    """Post-processing keeps DP: the noise is added to the clipped average first, then the step applies.
+    With next to no update (Flower's clipping divides by the update's norm, so not exactly none), what
+    moves the model is the noise, scaled by the step."""
+    size, step, noise, clip = 20_000, 2.0, 0.5, 1.0
+    before = np.zeros(size)
+    replies = [train_reply(before + 1e-7, 1), train_reply(before - 1e-7, 1)]
+    run = FederatedRun(strategy="fedavg", server_step=step, min_nodes=2, dp_noise_multiplier=noise,
+                       dp_clipping_norm=clip)
+
+    moved = one_round(build_strategy(run, 2, trainable=np.ones(size, bool)), before, replies)
+
+    dp_stdev = noise * clip / 2  # Flower's Gaussian mechanism for the average of two clipped updates
+    assert np.std(moved) == pytest.approx(step * dp_stdev, rel=0.05)
