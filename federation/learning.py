@@ -84,9 +84,9 @@ def schedule_warmup(total_epochs: float) -> float:
     One schedule spans all rounds (`round_window`), and so does its warm-up: with 20 rounds of one local
     epoch, the first two rounds ramp the rate up from nearly zero. From random weights, Adam's first
     steps at the peak rate are the largest a node takes, and the nodes' models part most there. Measured
-    in-process (docs/federation.md): a one-epoch warm-up lifted FedAvg by 2.0 points and centralised
-    training by 0.8; two epochs of 20 lifted FedAvg with the server step by another 1.0 and left
-    centralised training where it was.
+    in-process with one seed (docs/federation.md): a one-epoch warm-up lifted FedAvg by 2.0 points and
+    centralised training by 0.8; two epochs of 20 lifted FedAvg with the server step by another 1.0 and
+    left centralised training where it was. A second seed showed a smaller gain.
     """
     if total_epochs <= 0:
         return 0.0
