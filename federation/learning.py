@@ -126,8 +126,7 @@ def train_local(model, kind: str, x: np.ndarray, y: np.ndarray, *, epochs: int, 
         prior = training.smoothed_class_prior(y, model.output_shape[-1])
     if proximal_mu > 0:
         stats = _train_proximal(model, kind, x, y, epochs=epochs, batch_size=batch_size, mu=proximal_mu, seed=seed,
-                                lr=peak_lr / 2 * _schedule_factor(sum(schedule_window) / 2, warmup),
-                                class_prior=prior)
+                                lr=peak_lr / 2 * _rate_factor(sum(schedule_window) / 2, warmup), class_prior=prior)
     elif kind == MODEL_SEGMENTER:
         history = training.train_segmenter(model, x, y, epochs, **common)
         stats = {"loss": float(history.history["loss"][-1]), "optimizer_state": training.optimizer_state(model)}
@@ -140,12 +139,11 @@ def train_local(model, kind: str, x: np.ndarray, y: np.ndarray, *, epochs: int, 
     return stats
 
 
-def _schedule_factor(progress: float, warmup: float) -> float:
+def _rate_factor(progress: float, warmup: float) -> float:
     """The run's schedule at `progress` (0..1), warm-up included, for loops that hold one rate per round."""
     from diagnostics.ml import training
 
-    ramp = min(1.0, progress / warmup) if warmup > 0 else 1.0
-    return ramp * training.cosine_factor(progress)
+    return training.warmup_ramp(progress, warmup) * training.cosine_factor(progress)
 
 
 def recalibrate_batchnorm(model, x: np.ndarray, batch_size: int = 64, max_batches: int = 16) -> None:

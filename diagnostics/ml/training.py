@@ -36,6 +36,11 @@ def cosine_factor(progress: float, final_fraction: float = 0.01) -> float:
     return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def warmup_ramp(progress: float, warmup_fraction: float) -> float:
+    """Share of the rate a linear warm-up over the first ``warmup_fraction`` of a schedule allows at ``progress``."""
+    return min(1.0, progress / warmup_fraction) if warmup_fraction > 0 else 1.0
+
+
 class WarmupCosine(keras.callbacks.Callback):
     """Per-step learning rate: linear warm-up, then cosine decay to ``final_fraction`` of the peak.
 
@@ -74,11 +79,9 @@ class WarmupCosine(keras.callbacks.Callback):
             return self.peak_lr * (self.step + 1) / self.warmup_steps
         start, end = self.window
         progress = start + (end - start) * self._progress()
-        factor = cosine_factor(progress, self.final_fraction)
-        if progress < self.warmup_fraction:
-            # Measured at the end of the step, so that the very first step is small but not zero.
-            factor *= min(1.0, (start + (end - start) * self._progress(after_step=True)) / self.warmup_fraction)
-        return self.peak_lr * factor
+        # The ramp is measured at the end of the step, so that the very first step is small but not zero.
+        ramp = warmup_ramp(start + (end - start) * self._progress(after_step=True), self.warmup_fraction)
+        return self.peak_lr * ramp * cosine_factor(progress, self.final_fraction)
 
     def on_train_batch_begin(self, batch, logs=None):
         self.model.optimizer.learning_rate.assign(self._lr())
