@@ -70,7 +70,8 @@ def identify(msg: Message, context: Context) -> Message:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    from federation.learning import DEFAULT_PEAK_LR, pack_weights, round_window, schedule_warmup, train_local
+    from federation.learning import (DEFAULT_PEAK_LR, pack_weights, round_seed, round_window, schedule_warmup,
+                                     train_local)
     from federation.learning import evaluate as evaluate_model
 
     config = msg.content["config"]
@@ -87,7 +88,7 @@ def train(msg: Message, context: Context) -> Message:
     received = _evaluation_metrics(str(config["model-kind"]), evaluate_model(model, str(config["model-kind"]), x, y))
     stats = train_local(model, str(config["model-kind"]), x, y, epochs=int(config["local-epochs"]),
                         batch_size=int(config["batch-size"]), proximal_mu=float(config.get("proximal-mu", 0.0)),
-                        seed=int(config.get("server-round", 0)),
+                        seed=round_seed(int(config.get("seed", 0)), int(config.get("server-round", 0))),
                         schedule_window=round_window(int(config.get("server-round", 0)),
                                                      int(config.get("num-rounds", 0))),
                         warmup=schedule_warmup(int(config.get("num-rounds", 0)) * int(config["local-epochs"])),

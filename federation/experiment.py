@@ -32,6 +32,8 @@ class Row:
     overhead_pct: float = 0.0
     notes: str = ""
     per_round: list = field(default_factory=list)
+    seed: int = 0
+    partition: str = ""
 
 
 def experiment_hospitals(partition: str, count: int):
@@ -49,7 +51,7 @@ def experiment_hospitals(partition: str, count: int):
 
 
 def centralised(setting: str, hospitals, *, x_val, y_val, image_size, width, epochs, batch_size, learning_rate,
-                logit_adjustment, log) -> Row:
+                logit_adjustment, log, seed: int = 0) -> Row:
     """One model trained on the union of `hospitals`' cases: what their federation could at best reach."""
     import numpy as np
 
@@ -59,20 +61,21 @@ def centralised(setting: str, hospitals, *, x_val, y_val, image_size, width, epo
     parts = [hospital_training_set(h, kind="classifier", image_size=image_size) for h in hospitals]
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
-    model = learning.build_model("classifier", image_size, width, seed=learning.INITIAL_SEED)
+    model = learning.build_model("classifier", image_size, width, seed=seed)
     started = time.monotonic()
-    stats = learning.train_local(model, "classifier", x, y, epochs=epochs, batch_size=batch_size,
+    stats = learning.train_local(model, "classifier", x, y, epochs=epochs, batch_size=batch_size, seed=seed,
                                  warmup=learning.schedule_warmup(epochs), peak_lr=learning_rate,
                                  logit_adjustment=logit_adjustment)
     wall = time.monotonic() - started
     result = learning.evaluate(model, "classifier", x_val, y_val)
     log(f"{setting}: {len(x)} cases, {epochs} epochs in {stats['seconds']:.0f} s -> accuracy "
         f"{result['accuracy']:.3f}")
-    return Row(setting, result["accuracy"], result["macro_f1"], 0, wall, notes=f"{len(x)} cases, {epochs} epochs")
+    return Row(setting, result["accuracy"], result["macro_f1"], 0, wall, notes=f"{len(x)} cases, {epochs} epochs",
+               seed=seed)
 
 
 def federated(setting: str, hospitals, *, home, image_size, width, rounds, local_epochs, batch_size, warm=True,
-              validation_per_class=0, learning_rate, logit_adjustment, server_step, log) -> Row:
+              validation_per_class=0, learning_rate, logit_adjustment, server_step, log, seed: int = 0) -> Row:
     from federation.tasks import follow_run
 
     port = daemons.free_port(range(8300, 8400))
@@ -85,7 +88,7 @@ def federated(setting: str, hospitals, *, home, image_size, width, rounds, local
         run = FederatedRun.objects.create(num_rounds=rounds, local_epochs=local_epochs, batch_size=batch_size,
                                           image_size=image_size, model_width=width, min_nodes=len(hospitals),
                                           validation_per_class=validation_per_class, learning_rate=learning_rate,
-                                          logit_adjustment=logit_adjustment, server_step=server_step)
+                                          logit_adjustment=logit_adjustment, server_step=server_step, seed=seed)
         run.hospitals.set(hospitals)
         started = time.monotonic()
         status = follow_run(run.pk, poll_s=1.0, home=home)
@@ -108,7 +111,7 @@ def federated(setting: str, hospitals, *, home, image_size, width, rounds, local
                bytes_per_round=statistics.mean(p["bytes"] for p in per_round),
                round_s=statistics.mean(durations), node_compute_s=statistics.mean(r.node_compute_s or 0 for r in rows),
                overhead_s=statistics.mean(overheads),
-               overhead_pct=100 * sum(overheads) / sum(durations), per_round=per_round,
+               overhead_pct=100 * sum(overheads) / sum(durations), per_round=per_round, seed=seed,
                notes=f"run {run.pk}, {'warm executor' if warm else 'Flower default: new ClientApp per message'}")
 
 
@@ -123,6 +126,23 @@ def table(rows: list[Row]) -> str:
             + (f"{r.bytes_per_round / 1e6:.2f} MB | {r.round_s:.1f} s | {r.node_compute_s:.1f} s | "
                f"{r.overhead_s:.1f} s ({r.overhead_pct:.1f} %) |" if fed else "- | - | - | - |"))
     return "\n".join(lines)
+
+
+def gap_summary(rows: list[Row]) -> list[str]:
+    """Per partition: centralised minus federated accuracy for each seed that has both rows, and their mean."""
+    lines = []
+    for partition in dict.fromkeys(r.partition for r in rows if r.partition):
+        central = {r.seed: r for r in rows if r.partition == partition and r.rounds == 0}
+        federated = {r.seed: r for r in rows if r.partition == partition and r.rounds > 0}
+        gaps = {seed: 100 * (central[seed].accuracy - federated[seed].accuracy)
+                for seed in central if seed in federated}
+        if not gaps:
+            continue
+        spread = f" ± {statistics.stdev(gaps.values()):.1f} (sd)" if len(gaps) > 1 else ""
+        lines.append(f"{partition}: centralised minus FedAvg accuracy {statistics.mean(gaps.values()):.1f} points"
+                     f"{spread} over {len(gaps)} seed(s): "
+                     + ", ".join(f"seed {seed} {gap:.1f}" for seed, gap in sorted(gaps.items())))
+    return lines
 
 
 def save(rows: list[Row], config: dict) -> str:

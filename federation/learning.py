@@ -13,7 +13,6 @@ MODEL_CLASSIFIER = "classifier"
 MODEL_SEGMENTER = "segmenter"
 # The shared training loop's peak learning rate (diagnostics.ml.training), which centralised training uses.
 DEFAULT_PEAK_LR = 2e-3
-INITIAL_SEED = 0
 # The run's schedule warms up over this share of it, and over at least one epoch (learning.schedule_warmup).
 WARMUP_SHARE = 0.1
 WARMUP_MIN_EPOCHS = 1.0
@@ -76,6 +75,11 @@ def round_window(server_round: int, num_rounds: int) -> tuple[float, float]:
         return 0.0, 1.0
     server_round = min(server_round, num_rounds)
     return (server_round - 1) / num_rounds, server_round / num_rounds
+
+
+def round_seed(run_seed: int, server_round: int) -> int:
+    """The seed of a node's shuffling and augmentation in one round: new each round, and each run seed."""
+    return run_seed * 1_000_003 + server_round
 
 
 def schedule_warmup(total_epochs: float) -> float:

@@ -51,6 +51,9 @@ class FederatedRun(models.Model):
     learning_rate = models.FloatField(default=DEFAULT_PEAK_LR)
     # Nodes train the classifier with the logit-adjusted loss for their own case mix (learning.train_local).
     logit_adjustment = models.BooleanField(default=True)
+    # Seeds the global model's initial weights and the nodes' shuffling: two runs with the same seed and
+    # options differ only by thread timing, and one run can be repeated over seeds to measure its spread.
+    seed = models.PositiveIntegerField(default=0)
     # Central differential privacy (Flower's server-side fixed clipping wrapper); off when null.
     dp_noise_multiplier = models.FloatField(null=True, blank=True)
     dp_clipping_norm = models.FloatField(null=True, blank=True)

@@ -354,9 +354,9 @@ def main(grid: Grid, context: Context) -> None:
     try:
         x_val, y_val = coordinator_validation_set(kind=run.model_kind, image_size=run.image_size,
                                                   limit_per_class=run.validation_per_class)
-        # Every run starts from the same initial weights, so that two runs (or a run and the centralised
-        # baseline of federation_experiment) differ only in how they train.
-        model = learning.build_model(run.model_kind, run.image_size, run.model_width, seed=learning.INITIAL_SEED)
+        # The run's seed fixes its initial weights, so that two runs (or a run and the centralised
+        # baseline of federation_experiment) with one seed differ only in how they train.
+        model = learning.build_model(run.model_kind, run.image_size, run.model_width, seed=run.seed)
 
         def round_started(round_log: RoundLog):
             _guarded("record a round start", services.start_round, run_id, round_log.number)
@@ -381,7 +381,7 @@ def main(grid: Grid, context: Context) -> None:
                                "image-size": run.image_size, "model-kind": run.model_kind,
                                "model-width": run.model_width, "num-rounds": run.num_rounds,
                                "learning-rate": float(run.learning_rate),
-                               "logit-adjustment": bool(run.logit_adjustment)})
+                               "logit-adjustment": bool(run.logit_adjustment), "seed": int(run.seed)})
         strategy = build_strategy(run, num_nodes=len(hospitals), trainable=learning.trainable_mask(model))
         result = strategy.start(
             grid=fed_grid, initial_arrays=ArrayRecord([learning.pack_weights(model)]), num_rounds=run.num_rounds,

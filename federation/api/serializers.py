@@ -21,8 +21,8 @@ class RunSerializer(serializers.ModelSerializer):
         model = FederatedRun
         fields = ["id", "status", "hospitals", "model_kind", "strategy", "num_rounds", "local_epochs", "batch_size",
                   "image_size", "model_width", "min_nodes", "proximal_mu", "server_learning_rate",
-                  "server_step", "learning_rate", "logit_adjustment", "dp_noise_multiplier", "dp_clipping_norm",
-                  "validation_per_class", "flower_run_id", "failure_reason", "dropouts", "final_metrics",
+                  "server_step", "learning_rate", "logit_adjustment", "seed", "dp_noise_multiplier",
+                  "dp_clipping_norm", "validation_per_class", "flower_run_id", "failure_reason", "dropouts", "final_metrics",
                   "model_version_id", "created_at", "started_at", "finished_at", "rounds"]
         read_only_fields = fields
 
@@ -46,6 +46,9 @@ class StartRunSerializer(serializers.Serializer):
                                            help_text="peak of the nodes' learning-rate schedule across the rounds")
     logit_adjustment = serializers.BooleanField(
         default=True, help_text="classifier nodes train for class-balanced output whatever their own case mix")
+    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0,
+                                    help_text="initial weights and the nodes' shuffling; repeat a run over seeds "
+                                              "to see its spread")
     dp_noise_multiplier = serializers.FloatField(min_value=0.0, max_value=100.0, required=False, allow_null=True)
     dp_clipping_norm = serializers.FloatField(min_value=1e-6, max_value=1e6, required=False, allow_null=True)
     validation_per_class = serializers.IntegerField(min_value=0, default=0)

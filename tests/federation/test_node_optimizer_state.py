@@ -63,8 +63,14 @@ def test_nodes_evaluate_separately_only_the_final_model():
     assert [strategy.configure_evaluate(r, None, None, None) for r in (1, 2, 3)] == [[], [], ["evaluate round 3"]]
 
 
-def test_runs_start_from_the_same_initial_weights():
-    first = learning.pack_weights(learning.build_model("classifier", SIZE, WIDTH, seed=learning.INITIAL_SEED))
-    again = learning.pack_weights(learning.build_model("classifier", SIZE, WIDTH, seed=learning.INITIAL_SEED))
-    other = learning.pack_weights(learning.build_model("classifier", SIZE, WIDTH, seed=learning.INITIAL_SEED + 1))
+def test_a_run_s_seed_fixes_its_initial_weights():
+    first = learning.pack_weights(learning.build_model("classifier", SIZE, WIDTH, seed=0))
+    again = learning.pack_weights(learning.build_model("classifier", SIZE, WIDTH, seed=0))
+    other = learning.pack_weights(learning.build_model("classifier", SIZE, WIDTH, seed=1))
     assert np.array_equal(first, again) and not np.array_equal(first, other)
+
+
+def test_nodes_shuffle_differently_each_round_and_each_run_seed():
+    seeds = {learning.round_seed(run_seed, server_round) for run_seed in range(3) for server_round in range(1, 201)}
+    assert len(seeds) == 3 * 200
+    assert learning.round_seed(0, 7) == 7  # a run with seed 0 shuffles as runs did before the option

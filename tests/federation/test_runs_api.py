@@ -62,6 +62,15 @@ def test_the_server_step_is_chosen_per_run_and_out_of_range_steps_are_refused(ap
         assert refused.status_code == 400 and "server_step" in refused.json()["fields"]
 
 
+def test_a_run_can_be_repeated_with_another_seed_and_a_negative_seed_is_refused(api, operator, opted_in):
+    default = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"]}, format="json")
+    assert default.status_code == 201 and default.json()["seed"] == 0
+    chosen = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "seed": 3}, format="json")
+    assert chosen.status_code == 201 and FederatedRun.objects.get(pk=chosen.json()["id"]).seed == 3
+    refused = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "seed": -1}, format="json")
+    assert refused.status_code == 400 and "seed" in refused.json()["fields"]
+
+
 def test_nodes_train_for_class_balanced_output_unless_the_operator_says_otherwise(api, operator, opted_in):
     default = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"]}, format="json")
     assert default.status_code == 201 and default.json()["logit_adjustment"] is True

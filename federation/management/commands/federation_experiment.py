@@ -6,7 +6,7 @@ centrally on each partition's union of cases, then runs FedAvg over real Flower 
 
 import argparse
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from federation import conf, experiment
 from federation.learning import DEFAULT_SERVER_STEP
@@ -37,6 +37,9 @@ class Command(BaseCommand):
                                  "averaged update (1: the plain average)")
         parser.add_argument("--alpha", type=float, default=0.5)
         parser.add_argument("--validation-per-class", type=int, default=0, help="0: the whole validation split")
+        parser.add_argument("--seeds", default="0",
+                            help="comma-separated seeds (initial weights and shuffling); each seed runs every row "
+                                 "but 'cold', and the gaps are summarised over them")
         parser.add_argument("--rows", default="centralised,iid,label-skew,cold",
                             help="which rows to run; 'cold' is one round with Flower's default ClientApp processes")
 
@@ -44,6 +47,10 @@ class Command(BaseCommand):
         from federation.datasets import coordinator_validation_set
 
         wanted = o["rows"].split(",")
+        try:
+            seeds = [int(seed) for seed in o["seeds"].split(",")]
+        except ValueError:
+            raise CommandError(f"--seeds takes comma-separated whole numbers, not {o['seeds']!r}") from None
         log = lambda message: self.stdout.write(message)  # noqa: E731
         budget = {"image_size": o["image_size"], "width": o["width"], "logit_adjustment": o["logit_adjustment"]}
         # FedAvg averages the nodes' steps: with n nodes at batch B/n, one averaged step is, to first
@@ -67,20 +74,26 @@ class Command(BaseCommand):
                 log(f"  {slug}: " + ", ".join(f"{k}={v}" for k, v in sorted(counter.items())))
         rows = []
         home = conf.federation_home() / "experiment"
-        for partition in partitions:
-            # The yardstick of a partition's federation is one model trained on the union of the same
-            # hospitals' cases: under label skew that union has its own size and class mix.
-            if "centralised" in wanted:
-                rows.append(experiment.centralised(f"centralised, {partition} hospitals' cases", hospitals[partition],
-                                                   x_val=x_val, y_val=y_val, epochs=o["rounds"] * o["local_epochs"],
-                                                   batch_size=o["batch_size"], learning_rate=o["learning_rate"],
-                                                   log=log, **budget))
-        for partition in partitions:
-            if partition in wanted:
-                rows.append(experiment.federated(f"FedAvg, {partition}", hospitals[partition], home=home,
-                                                 rounds=o["rounds"], log=log, **federated_budget))
+        for seed in seeds:
+            label = f", seed {seed}" if len(seeds) > 1 else ""
+            for partition in partitions:
+                # The yardstick of a partition's federation is one model trained on the union of the same
+                # hospitals' cases: under label skew that union has its own size and class mix.
+                if "centralised" in wanted:
+                    rows.append(experiment.centralised(
+                        f"centralised, {partition} hospitals' cases{label}", hospitals[partition], x_val=x_val,
+                        y_val=y_val, epochs=o["rounds"] * o["local_epochs"], batch_size=o["batch_size"],
+                        learning_rate=o["learning_rate"], log=log, seed=seed, **budget))
+                    rows[-1].partition = partition
+            for partition in partitions:
+                if partition in wanted:
+                    rows.append(experiment.federated(f"FedAvg, {partition}{label}", hospitals[partition], home=home,
+                                                     rounds=o["rounds"], log=log, seed=seed, **federated_budget))
+                    rows[-1].partition = partition
         if "cold" in wanted:
             rows.append(experiment.federated("FedAvg, iid, Flower default processes", hospitals["iid"], home=home,
-                                             rounds=1, warm=False, log=log, **federated_budget))
+                                             rounds=1, warm=False, log=log, seed=seeds[0], **federated_budget))
         self.stdout.write("\n" + experiment.table(rows))
+        for line in experiment.gap_summary(rows):
+            self.stdout.write(line)
         self.stdout.write(f"\nsaved to {experiment.save(rows, o)}")
