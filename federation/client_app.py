@@ -70,8 +70,7 @@ def identify(msg: Message, context: Context) -> Message:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    from federation.learning import (DEFAULT_PEAK_LR, pack_weights, round_seed, round_window, schedule_warmup,
-                                     train_local)
+    from federation.learning import DEFAULT_PEAK_LR, pack_weights, train_round
     from federation.learning import evaluate as evaluate_model
 
     config = msg.content["config"]
@@ -86,13 +85,11 @@ def train(msg: Message, context: Context) -> Message:
     # The global model this round starts from, measured on the hospital's own cases before it trains:
     # the round's client-side evaluation, without a second exchange that would load the cases again.
     received = _evaluation_metrics(str(config["model-kind"]), evaluate_model(model, str(config["model-kind"]), x, y))
-    stats = train_local(model, str(config["model-kind"]), x, y, epochs=int(config["local-epochs"]),
-                        batch_size=int(config["batch-size"]), proximal_mu=float(config.get("proximal-mu", 0.0)),
-                        seed=round_seed(int(config.get("seed", 0)), int(config.get("server-round", 0))),
-                        schedule_window=round_window(int(config.get("server-round", 0)),
-                                                     int(config.get("num-rounds", 0))),
-                        warmup=schedule_warmup(int(config.get("num-rounds", 0)) * int(config["local-epochs"])),
+    stats = train_round(model, str(config["model-kind"]), x, y, server_round=int(config.get("server-round", 0)),
+                        num_rounds=int(config.get("num-rounds", 0)), local_epochs=int(config["local-epochs"]),
+                        batch_size=int(config["batch-size"]), run_seed=int(config.get("seed", 0)),
                         peak_lr=float(config.get("learning-rate", DEFAULT_PEAK_LR)),
+                        proximal_mu=float(config.get("proximal-mu", 0.0)),
                         resume_optimizer=_kept_optimizer_state(context),
                         logit_adjustment=bool(config.get("logit-adjustment", False)))
     _keep_optimizer_state(context, stats.pop("optimizer_state", None))

@@ -78,3 +78,29 @@ def coordinator_validation_set(*, kind: str, image_size: int, limit_per_class: i
     x = load_classification_arrays([settings.NEUROFED_DATA_DIR / r["path"] for r in rows], image_size)
     y = np.asarray([CLASS_NAMES.index(r["label"]) for r in rows], dtype=np.int64)
     return x, y
+
+
+def simulated_hospital_shares(*, partition: str, hospitals: int, per_hospital: int, image_size: int,
+                              alpha: float = 0.5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The cases `seed_federation` would give `hospitals` hospitals, preprocessed (x uint8, y class index),
+    read from the shared set in place: for the in-process simulation (federation.simulation), which has
+    no hospitals, keys or database. A case `seed_federation` skips as a copy of one already imported
+    is kept here, so a share can be a case or two larger.
+    """
+    from diagnostics.ml.data import kaggle_dataset
+    from diagnostics.ml.partition import hospital_shares
+
+    data = kaggle_dataset(settings.NEUROFED_DATA_DIR, _cache_dir(), image_size)
+    train = np.flatnonzero(data.splits == "train")
+    labels = [data.manifest[i]["label"] for i in train]
+    shares = hospital_shares(labels, hospitals, partition=partition, per_hospital=per_hospital, alpha=alpha,
+                             seed=seed)
+    return [(data.pixels[train[share]], data.labels[train[share]]) for share in shares]
+
+
+def shared_split(split: str, *, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One held-out split of the shared classification set ("calib" or "val"), preprocessed."""
+    from diagnostics.ml.data import kaggle_dataset
+
+    data = kaggle_dataset(settings.NEUROFED_DATA_DIR, _cache_dir(), image_size)
+    return data.subset(split)

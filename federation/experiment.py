@@ -61,11 +61,10 @@ def centralised(setting: str, hospitals, *, x_val, y_val, image_size, width, epo
     parts = [hospital_training_set(h, kind="classifier", image_size=image_size) for h in hospitals]
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
-    model = learning.build_model("classifier", image_size, width, seed=seed)
     started = time.monotonic()
-    stats = learning.train_local(model, "classifier", x, y, epochs=epochs, batch_size=batch_size, seed=seed,
-                                 warmup=learning.schedule_warmup(epochs), peak_lr=learning_rate,
-                                 logit_adjustment=logit_adjustment)
+    model, stats = learning.train_centralised(x, y, image_size=image_size, width=width, epochs=epochs,
+                                              batch_size=batch_size, peak_lr=learning_rate,
+                                              logit_adjustment=logit_adjustment, seed=seed)
     wall = time.monotonic() - started
     result = learning.evaluate(model, "classifier", x_val, y_val)
     log(f"{setting}: {len(x)} cases, {epochs} epochs in {stats['seconds']:.0f} s -> accuracy "

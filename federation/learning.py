@@ -143,6 +143,41 @@ def train_local(model, kind: str, x: np.ndarray, y: np.ndarray, *, epochs: int, 
     return stats
 
 
+def train_round(model, kind: str, x: np.ndarray, y: np.ndarray, *, server_round: int, num_rounds: int,
+                local_epochs: int, batch_size: int, run_seed: int = 0, peak_lr: float = DEFAULT_PEAK_LR,
+                proximal_mu: float = 0.0, resume_optimizer: list[np.ndarray] | None = None,
+                logit_adjustment: bool = False) -> dict:
+    """A node's local training in round `server_round` of a run: `train_local` on the round's slice of the
+    run's schedule, with the run's warm-up and the round's seed.
+
+    The one place that turns a round into training options, for a node's train message
+    (federation.client_app) and the in-process simulation (federation.simulation) alike, so the two
+    cannot drift apart.
+    """
+    return train_local(model, kind, x, y, epochs=local_epochs, batch_size=batch_size, proximal_mu=proximal_mu,
+                       seed=round_seed(run_seed, server_round),
+                       schedule_window=round_window(server_round, num_rounds),
+                       warmup=schedule_warmup(num_rounds * local_epochs), peak_lr=peak_lr,
+                       resume_optimizer=resume_optimizer, logit_adjustment=logit_adjustment)
+
+
+def train_centralised(x: np.ndarray, y: np.ndarray, *, image_size: int, width: int, epochs: int, batch_size: int,
+                      peak_lr: float, logit_adjustment: bool, seed: int = 0):
+    """The yardstick of a federation: one classifier trained on the union of its hospitals' cases with the
+    nodes' training function, schedule and warm-up, from the same seeded initial weights; (model, stats)."""
+    model = build_model(MODEL_CLASSIFIER, image_size, width, seed=seed)
+    stats = train_local(model, MODEL_CLASSIFIER, x, y, epochs=epochs, batch_size=batch_size, seed=seed,
+                        warmup=schedule_warmup(epochs), peak_lr=peak_lr, logit_adjustment=logit_adjustment)
+    return model, stats
+
+
+def apply_server_step(before: np.ndarray, averaged: np.ndarray, step: float, trainable: np.ndarray) -> np.ndarray:
+    """The global model after a server step (server_app.with_server_step): `step` times the averaged update
+    on the trainable entries of a `pack_weights` vector; the plain average for BatchNorm's statistics,
+    which are not updates (extrapolated, a variance could turn negative)."""
+    return np.where(trainable, before + step * (averaged - before), averaged).astype(averaged.dtype)
+
+
 def _rate_factor(progress: float, warmup: float) -> float:
     """The run's schedule at `progress` (0..1), warm-up included, for loops that hold one rate per round."""
     from diagnostics.ml import training

@@ -274,6 +274,8 @@ def with_server_step(strategy, step: float, trainable):
     """
     import numpy as np
 
+    from federation.learning import apply_server_step
+
     if step == 1.0:
         return strategy
     configure_train, aggregate_train = strategy.configure_train, strategy.aggregate_train
@@ -289,8 +291,7 @@ def with_server_step(strategy, step: float, trainable):
             return arrays, metrics
         before = sent["weights"]
         averaged = arrays.to_numpy_ndarrays()[0]
-        stepped = np.where(trainable, before + step * (averaged - before), averaged).astype(averaged.dtype)
-        return ArrayRecord([stepped]), metrics
+        return ArrayRecord([apply_server_step(before, averaged, step, trainable)]), metrics
 
     strategy.configure_train = configure_and_remember
     strategy.aggregate_train = aggregate_and_step

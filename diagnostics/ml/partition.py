@@ -110,3 +110,19 @@ def partition_dirichlet(labels, num_hospitals: int, alpha: float = 0.5, seed: in
         if min(len(s) for s in shards) >= min_items:
             return [np.sort(np.asarray(s, dtype=np.int64)) for s in shards]
     raise ValueError(f"cannot give {num_hospitals} hospitals {min_items} items each at alpha={alpha}")
+
+
+def hospital_shares(labels, num_hospitals: int, *, partition: str, per_hospital: int, alpha: float = 0.5,
+                    seed: int = 0) -> list[np.ndarray]:
+    """Each hospital's share of a training set: ``partition_iid`` or ``partition_dirichlet`` shards, each
+    cut to at most ``per_hospital`` items by a seeded random subset, which keeps a shard's class mix
+    (the skew). Sorted index arrays; the same arguments always give the same shares.
+    """
+    if partition == "iid":
+        shards = partition_iid(len(labels), num_hospitals, seed=seed)
+    elif partition == "label-skew":
+        shards = partition_dirichlet(labels, num_hospitals, alpha=alpha, seed=seed)
+    else:
+        raise ValueError(f"unknown partition {partition!r}: use 'iid' or 'label-skew'")
+    rng = np.random.default_rng(seed)
+    return [np.sort(rng.choice(shard, size=min(per_hospital, len(shard)), replace=False)) for shard in shards]

@@ -18,23 +18,16 @@ DEMO_HOSPITALS = "st-brigid,riverside-general,northfield-university"
 def seed_partition(hospitals, *, partition: str, per_hospital: int, alpha: float = 0.5, seed: int = 0,
                    progress=True) -> dict[str, Counter]:
     """Split the training rows among `hospitals` and import each share; returns label counts per hospital."""
-    import numpy as np
-
-    from diagnostics.ml.partition import partition_dirichlet, partition_iid
+    from diagnostics.ml.partition import hospital_shares
     from diagnostics.training_data import create_reviewed_case
     from federation.datasets import kaggle_split
 
     rows = kaggle_split("train")
     labels = [r["label"] for r in rows]
-    if partition == "iid":
-        shards = partition_iid(len(rows), len(hospitals), seed=seed)
-    else:
-        shards = partition_dirichlet(labels, len(hospitals), alpha=alpha, seed=seed)
+    shares = hospital_shares(labels, len(hospitals), partition=partition, per_hospital=per_hospital, alpha=alpha,
+                             seed=seed)
     counts = {}
-    rng = np.random.default_rng(seed)
-    for hospital, shard in zip(hospitals, shards):
-        # A random subset keeps the shard's class mix (the skew) at the requested size.
-        chosen = sorted(rng.choice(shard, size=min(per_hospital, len(shard)), replace=False))
+    for hospital, chosen in zip(hospitals, shares):
         counts[hospital.slug] = Counter(labels[i] for i in chosen)
         for index in tqdm(chosen, desc=hospital.slug, disable=not progress, unit="case"):
             path = settings.NEUROFED_DATA_DIR / rows[index]["path"]

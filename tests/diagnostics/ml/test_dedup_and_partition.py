@@ -1,6 +1,7 @@
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from diagnostics.ml import dedup, partition
@@ -90,3 +91,24 @@ def test_hospital_partitions_cover_the_data_and_are_seeded():
     # Label skew: some hospital's class mix is far from uniform.
     mixes = [np.bincount(labels[s], minlength=4) / len(s) for s in skewed]
     assert max(m.max() for m in mixes) > 0.4
+
+
+def test_hospital_shares_are_capped_disjoint_seeded_and_keep_the_skew():
+    labels = np.repeat(np.array(["glioma", "meningioma", "notumor", "pituitary"]), 100).tolist()
+    iid = partition.hospital_shares(labels, 3, partition="iid", per_hospital=40)
+    assert [len(s) for s in iid] == [40, 40, 40]
+    assert len(set(np.concatenate(iid).tolist())) == 120  # no case given to two hospitals
+    again = partition.hospital_shares(labels, 3, partition="iid", per_hospital=40)
+    assert all(np.array_equal(a, b) for a, b in zip(iid, again))
+    other_seed = partition.hospital_shares(labels, 3, partition="iid", per_hospital=40, seed=1)
+    assert not all(np.array_equal(a, b) for a, b in zip(iid, other_seed))
+
+    skewed = partition.hospital_shares(labels, 3, partition="label-skew", per_hospital=1000, alpha=0.3)
+    shards = partition.partition_dirichlet(labels, 3, alpha=0.3)
+    # Under the cap a share is its whole shard, so the subset keeps exactly the shard's class mix.
+    assert all(np.array_equal(share, shard) for share, shard in zip(skewed, shards))
+
+
+def test_an_unknown_partition_is_refused():
+    with pytest.raises(ValueError, match="unknown partition 'by-age'"):
+        partition.hospital_shares(["glioma"] * 30, 3, partition="by-age", per_hospital=10)
