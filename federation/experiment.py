@@ -135,13 +135,17 @@ def gap_summary(rows: list[Row]) -> list[str]:
         federated = {r.seed: r for r in rows if r.partition == partition and r.rounds > 0}
         gaps = {seed: 100 * (central[seed].accuracy - federated[seed].accuracy)
                 for seed in central if seed in federated}
-        if not gaps:
-            continue
-        spread = f" ± {statistics.stdev(gaps.values()):.1f} (sd)" if len(gaps) > 1 else ""
-        lines.append(f"{partition}: centralised minus FedAvg accuracy {statistics.mean(gaps.values()):.1f} points"
-                     f"{spread} over {len(gaps)} seed(s): "
-                     + ", ".join(f"seed {seed} {gap:.1f}" for seed, gap in sorted(gaps.items())))
+        if gaps:
+            lines.append(gap_line(partition, gaps))
     return lines
+
+
+def gap_line(label: str, gaps: dict[int, float]) -> str:
+    """One summary line: the gap in points per seed, its mean and, over several seeds, its spread."""
+    spread = f" ± {statistics.stdev(gaps.values()):.1f} (sd)" if len(gaps) > 1 else ""
+    return (f"{label}: centralised minus FedAvg accuracy {statistics.mean(gaps.values()):.1f} points"
+            f"{spread} over {len(gaps)} seed(s): "
+            + ", ".join(f"seed {seed} {gap:.1f}" for seed, gap in sorted(gaps.items())))
 
 
 def save(rows: list[Row], config: dict) -> str:

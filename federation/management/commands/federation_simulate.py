@@ -7,13 +7,13 @@ tried here first, on the calibration split, and confirmed by the deployed experi
 """
 
 import argparse
-import statistics
 import time
 
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from federation.experiment import gap_line
 from federation.learning import DEFAULT_SERVER_STEP
 
 PARTITIONS = ("iid", "label-skew")
@@ -134,10 +134,6 @@ def _gaps(results, splits) -> list[str]:
             central = {r[2]: r[3][split]["accuracy"] for r in results if r[1] == partition and r[0] == "centralised"}
             federated = {r[2]: r[3][split]["accuracy"] for r in results if r[1] == partition and r[0] == "FedAvg"}
             gaps = {seed: 100 * (central[seed] - federated[seed]) for seed in central if seed in federated}
-            if not gaps:
-                continue
-            spread = f" ± {statistics.stdev(gaps.values()):.1f} (sd)" if len(gaps) > 1 else ""
-            lines.append(f"{partition}, {split}: centralised minus FedAvg accuracy "
-                         f"{statistics.mean(gaps.values()):.1f} points{spread} over {len(gaps)} seed(s): "
-                         + ", ".join(f"seed {seed} {gap:.1f}" for seed, gap in sorted(gaps.items())))
+            if gaps:
+                lines.append(gap_line(f"{partition}, {split}", gaps))
     return lines
