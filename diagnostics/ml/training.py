@@ -141,6 +141,20 @@ def _restore_optimizer(model: keras.Model, state: list[np.ndarray] | None) -> No
         variable.assign(value)
 
 
+def _keeps_traced_step(model: keras.Model, setup: tuple, ema: bool, resume_optimizer) -> bool:
+    """Whether a fit may reuse the model's compiled training step instead of compiling it again.
+
+    Tracing the step takes several seconds (about 8 s for the federation's small classifier on two
+    cores), far longer than an epoch of one hospital's cases; compiling again retraces it. A model fitted
+    again with the same loss and optimizer settings, continuing its optimizer (`resume_optimizer` given:
+    its variables are assigned below, so the fit starts from exactly that state either way), computes the
+    same thing with the step it already has. Not with weight averaging (EMA), whose variables belong to
+    one fit.
+    """
+    return (not ema and resume_optimizer is not None and getattr(model, "optimizer", None) is not None
+            and getattr(model, "_neurofed_training_setup", None) == setup)
+
+
 def _callbacks(peak_lr, epochs, steps, warmup_epochs, time_budget_s, checkpoint_path, monitor, mode, ema, log,
                window=(0.0, 1.0), warmup_fraction=0.0):
     callbacks = [WarmupCosine(peak_lr, epochs, steps, warmup_epochs, time_budget_s=time_budget_s, log=log,
@@ -183,9 +197,13 @@ def train_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: i
     else:
         dataset = dataset.map(lambda a, b: (tf.cast(a, tf.float32), b))
     dataset = dataset.prefetch(2)
-    model.compile(optimizer=_optimizer(peak_lr, weight_decay, ema),
-                  loss=classification_loss(class_prior),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    prior_key = None if class_prior is None else tuple(np.asarray(class_prior).tolist())
+    setup = ("classifier", peak_lr, weight_decay, prior_key)
+    if not _keeps_traced_step(model, setup, ema, resume_optimizer):
+        model.compile(optimizer=_optimizer(peak_lr, weight_decay, ema),
+                      loss=classification_loss(class_prior),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+        model._neurofed_training_setup = setup
     _restore_optimizer(model, resume_optimizer)
     steps = max(1, len(x) // batch_size)
     validation_data = None

@@ -308,6 +308,27 @@ def test_a_later_fit_resumes_the_optimizer_and_refuses_a_state_of_another_networ
         training.train_classifier(other, x, y, resume_optimizer=state, **options)
 
 
+def test_a_fit_continuing_its_optimizer_keeps_the_traced_step_and_other_settings_compile_again(small_batch):
+    x, y = small_batch
+    model = networks.build_classifier(SIZE, width=8)
+    options = dict(epochs=1, batch_size=8, augment=False, ema=False, warmup_epochs=0.0, log=lambda *a: None)
+    training.train_classifier(model, x, y, **options)
+    traced, optimizer = model.train_function, model.optimizer
+    training.train_classifier(model, x, y, resume_optimizer=training.optimizer_state(model), **options)
+    assert model.train_function is traced and model.optimizer is optimizer
+    assert int(training.optimizer_state(model)[0]) == 4
+
+    prior = np.array([0.4, 0.2, 0.2, 0.2])
+    training.train_classifier(model, x, y, resume_optimizer=training.optimizer_state(model), class_prior=prior,
+                              **options)
+    assert model.optimizer is not optimizer  # another loss: compiled again, the optimizer state carried over
+    assert int(training.optimizer_state(model)[0]) == 6
+    optimizer = model.optimizer
+    training.train_classifier(model, x, y, class_prior=prior, **options)
+    assert model.optimizer is not optimizer  # no state to continue: a fresh optimizer
+    assert int(training.optimizer_state(model)[0]) == 2
+
+
 def test_logit_adjusted_loss_is_cross_entropy_of_the_logits_plus_the_log_prior():
     logits = np.array([[2.0, -1.0, 0.5, 0.0], [0.1, 0.2, 0.3, 0.4]], np.float32)
     labels = np.array([1, 3])
