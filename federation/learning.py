@@ -1,8 +1,8 @@
 """The model side of federated learning: what a node trains and what the coordinator evaluates.
 
 A thin layer over diagnostics.ml (the one model, training and evaluation code): it picks the network
-for a run, fixes the local-training options that federated averaging needs, and adds FedProx's
-proximal term, which the shared training loop has no hook for.
+for a run and fixes the local-training options that federated averaging needs (FedProx's proximal term
+is an option of that loop: `training.ProximalAdamW`).
 """
 
 import time
@@ -112,8 +112,10 @@ def train_local(model, kind: str, x: np.ndarray, y: np.ndarray, *, epochs: int, 
     share of it (`schedule_warmup`).
 
     `resume_optimizer` is the optimizer state this node kept from its previous round; the returned
-    stats carry the new one under "optimizer_state" (not for FedProx, whose loop keeps none). It stays
-    on the node: Adam's moments are sums over the node's own gradients, and only weights may leave it.
+    stats carry the new one under "optimizer_state". It stays on the node: Adam's moments are sums over
+    the node's own gradients, and only weights may leave it.
+
+    `proximal_mu` > 0 is FedProx: local training is pulled towards the weights the round started from.
 
     `logit_adjustment` trains the classifier with the logit-adjusted loss for this node's own class mix
     (`training.logit_adjusted_loss`), so hospitals with different case mixes train one class-balanced
@@ -124,14 +126,11 @@ def train_local(model, kind: str, x: np.ndarray, y: np.ndarray, *, epochs: int, 
     started = time.monotonic()
     common = dict(batch_size=batch_size, ema=False, warmup_epochs=0.0, seed=seed, log=lambda *_: None,
                   schedule_window=schedule_window, schedule_warmup=warmup, peak_lr=peak_lr,
-                  resume_optimizer=resume_optimizer)
+                  resume_optimizer=resume_optimizer, proximal_mu=proximal_mu)
     prior = None
     if logit_adjustment and kind != MODEL_SEGMENTER:
         prior = training.smoothed_class_prior(y, model.output_shape[-1])
-    if proximal_mu > 0:
-        stats = _train_proximal(model, kind, x, y, epochs=epochs, batch_size=batch_size, mu=proximal_mu, seed=seed,
-                                lr=peak_lr / 2 * _rate_factor(sum(schedule_window) / 2, warmup), class_prior=prior)
-    elif kind == MODEL_SEGMENTER:
+    if kind == MODEL_SEGMENTER:
         history = training.train_segmenter(model, x, y, epochs, **common)
         stats = {"loss": float(history.history["loss"][-1]), "optimizer_state": training.optimizer_state(model)}
     else:
@@ -178,13 +177,6 @@ def apply_server_step(before: np.ndarray, averaged: np.ndarray, step: float, tra
     return np.where(trainable, before + step * (averaged - before), averaged).astype(averaged.dtype)
 
 
-def _rate_factor(progress: float, warmup: float) -> float:
-    """The run's schedule at `progress` (0..1), warm-up included, for loops that hold one rate per round."""
-    from diagnostics.ml import training
-
-    return training.warmup_ramp(progress, warmup) * training.cosine_factor(progress)
-
-
 def recalibrate_batchnorm(model, x: np.ndarray, batch_size: int = 64, max_batches: int = 16) -> None:
     """Set BatchNorm's moving statistics to the mean over a few batches of `x` under the trained weights.
 
@@ -209,51 +201,6 @@ def recalibrate_batchnorm(model, x: np.ndarray, batch_size: int = 64, max_batche
     finally:
         for layer, momentum in zip(layers, saved):
             layer.momentum = momentum
-
-
-def _train_proximal(model, kind, x, y, *, epochs, batch_size, mu, seed, lr=1e-3, class_prior=None):
-    """FedProx local training (Li et al., MLSys 2020): loss + mu/2 * ||w - w_global||^2."""
-    import keras
-    import tensorflow as tf
-
-    from diagnostics.ml import training
-    from diagnostics.ml.augment import augment_batch
-
-    tf.random.set_seed(seed)
-    global_weights = [tf.constant(w) for w in model.trainable_weights]
-    optimizer = keras.optimizers.Adam(learning_rate=lr)
-    if kind == MODEL_SEGMENTER:
-        loss_fn = training.dice_bce_loss
-        targets = y.astype(np.float32)[..., None]
-    else:
-        loss_fn = training.classification_loss(class_prior)
-        targets = y.astype(np.int32)
-    dataset = (tf.data.Dataset.from_tensor_slices((x[..., None], targets)).shuffle(len(x), seed=seed)
-               .batch(batch_size))
-    losses, correct, seen = [], 0, 0
-    for _ in range(epochs):
-        for images, labels in dataset:
-            if kind == MODEL_SEGMENTER:
-                images, labels = augment_batch(images, labels)
-            else:
-                images = augment_batch(images)
-            with tf.GradientTape() as tape:
-                outputs = model(images, training=True)
-                loss = loss_fn(labels, outputs)
-                proximal = tf.add_n([tf.reduce_sum(tf.square(w - g)) for w, g in zip(model.trainable_weights,
-                                                                                    global_weights)])
-                total = loss + 0.5 * mu * proximal
-            grads = tape.gradient(total, model.trainable_weights)
-            optimizer.apply_gradients(zip(grads, model.trainable_weights))
-            losses.append(float(loss))
-            if kind != MODEL_SEGMENTER:
-                correct += int(tf.reduce_sum(tf.cast(tf.argmax(outputs, axis=1, output_type=tf.int32) == labels,
-                                                     tf.int32)))
-                seen += int(labels.shape[0])
-    stats = {"loss": float(np.mean(losses[-max(1, len(losses) // max(1, epochs)):]))}
-    if seen:
-        stats["accuracy"] = correct / seen
-    return stats
 
 
 def evaluate(model, kind: str, x: np.ndarray, y: np.ndarray) -> dict:

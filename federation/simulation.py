@@ -18,7 +18,7 @@ from federation import learning
 
 def simulate_fedavg(shares: list[tuple[np.ndarray, np.ndarray]], *, image_size: int, width: int, rounds: int,
                     local_epochs: int, batch_size: int, peak_lr: float, server_step: float = 1.0,
-                    logit_adjustment: bool = True, seed: int = 0,
+                    logit_adjustment: bool = True, seed: int = 0, proximal_mu: float = 0.0,
                     after_round: Callable[[int, object], None] | None = None):
     """FedAvg of a classifier over the hospitals' `shares` ((x, y) each); returns the global model.
 
@@ -42,7 +42,7 @@ def simulate_fedavg(shares: list[tuple[np.ndarray, np.ndarray]], *, image_size: 
                                          num_rounds=rounds, local_epochs=local_epochs, batch_size=batch_size,
                                          run_seed=seed, peak_lr=peak_lr,
                                          resume_optimizer=optimizer_states[node],
-                                         logit_adjustment=logit_adjustment)
+                                         logit_adjustment=logit_adjustment, proximal_mu=proximal_mu)
             optimizer_states[node] = stats.get("optimizer_state")
             results.append(learning.pack_weights(model))
         averaged = np.average(np.stack(results), axis=0, weights=counts).astype(np.float32)

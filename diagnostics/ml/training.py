@@ -113,10 +113,54 @@ class ProgressLine(keras.callbacks.Callback):
         self.log(f"epoch {epoch + 1} {shown} lr={lr:.2e} elapsed={time.monotonic() - self.started:.0f}s")
 
 
-def _optimizer(peak_lr: float, weight_decay: float, ema: bool) -> keras.optimizers.Optimizer:
-    return keras.optimizers.AdamW(learning_rate=peak_lr, weight_decay=weight_decay, use_ema=ema,
-                                  ema_momentum=0.995 if ema else 0.99, ema_overwrite_frequency=None,
-                                  clipnorm=5.0)
+class ProximalAdamW(keras.optimizers.AdamW):
+    """AdamW whose decoupled decay also pulls every weight towards an anchor: FedProx's proximal term.
+
+    FedProx (Li et al., MLSys 2020) adds mu/2 * ||w - w_round_start||^2 to a node's loss so its local
+    training cannot wander far from the global model it was sent. Here the term's gradient,
+    mu * (w - anchor), is applied the way AdamW applies its weight decay: outside Adam's normalisation,
+    scaled by the current learning rate. Added to the gradient instead, Adam would rescale it by the
+    loss gradient's own magnitude, so mu would mean something different in every layer. It runs inside
+    the traced training step, with the same schedule and kept optimizer as plain FedAvg.
+    `set_anchor` fixes the anchor (the weights a round starts from) before each fit.
+    """
+
+    def __init__(self, proximal_mu: float, **kwargs):
+        super().__init__(**kwargs)
+        self.proximal_mu = float(proximal_mu)
+        self._anchors: list[tf.Variable] | None = None
+
+    def set_anchor(self, variables) -> None:
+        values = [keras.ops.convert_to_numpy(v) for v in variables]
+        if self._anchors is None:
+            # Created before the first trace: a traced step may read variables, not create them.
+            self._anchors = [tf.Variable(value, trainable=False) for value in values]
+        else:
+            for anchor, value in zip(self._anchors, values, strict=True):
+                anchor.assign(value)
+
+    def _apply_weight_decay(self, variables):
+        super()._apply_weight_decay(variables)
+        if not self._anchors:
+            return
+        for variable in variables:
+            anchor = self._anchors[self._get_variable_index(variable)]
+            rate = tf.cast(self.learning_rate, variable.dtype) * self.proximal_mu
+            variable.assign_sub((variable.value - anchor) * rate)
+
+
+def _optimizer(peak_lr: float, weight_decay: float, ema: bool, proximal_mu: float = 0.0) -> keras.optimizers.Optimizer:
+    options = dict(learning_rate=peak_lr, weight_decay=weight_decay, use_ema=ema,
+                   ema_momentum=0.995 if ema else 0.99, ema_overwrite_frequency=None, clipnorm=5.0)
+    if proximal_mu > 0:
+        return ProximalAdamW(proximal_mu, **options)
+    return keras.optimizers.AdamW(**options)
+
+
+def _anchor_proximal_term(model: keras.Model, proximal_mu: float) -> None:
+    """Anchor a FedProx fit at the weights the model holds now, the round's starting point."""
+    if proximal_mu > 0:
+        model.optimizer.set_anchor(model.trainable_variables)
 
 
 def optimizer_state(model: keras.Model) -> list[np.ndarray]:
@@ -177,7 +221,7 @@ def train_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: i
                      checkpoint_path: str | Path | None = None, seed: int = 0, log=print,
                      verbose: int = 0, schedule_window: tuple[float, float] = (0.0, 1.0),
                      schedule_warmup: float = 0.0, resume_optimizer: list[np.ndarray] | None = None,
-                     class_prior: np.ndarray | None = None) -> keras.callbacks.History:
+                     class_prior: np.ndarray | None = None, proximal_mu: float = 0.0) -> keras.callbacks.History:
     """Fit ``model`` (logits output) on uint8 images ``x`` and class indices ``y``; compiles it.
 
     ``checkpoint_path`` (``*.weights.h5``) keeps the weights with the best validation accuracy. After
@@ -185,7 +229,8 @@ def train_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: i
     ``optimizer_state`` after an earlier fit of the same network) continues that optimizer.
     ``schedule_window`` is the slice of a longer cosine schedule this fit runs, and ``schedule_warmup``
     that schedule's linear warm-up as a share of it (see ``WarmupCosine``).
-    ``class_prior`` trains with the logit-adjusted loss (``logit_adjusted_loss``).
+    ``class_prior`` trains with the logit-adjusted loss (``logit_adjusted_loss``). ``proximal_mu`` > 0
+    adds FedProx's proximal term towards the weights the model holds when the fit starts (``ProximalAdamW``).
     """
     tf.random.set_seed(seed)
     x = _with_channel(x)
@@ -198,13 +243,14 @@ def train_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: i
         dataset = dataset.map(lambda a, b: (tf.cast(a, tf.float32), b))
     dataset = dataset.prefetch(2)
     prior_key = None if class_prior is None else tuple(np.asarray(class_prior).tolist())
-    setup = ("classifier", peak_lr, weight_decay, prior_key)
+    setup = ("classifier", peak_lr, weight_decay, prior_key, proximal_mu)
     if not _keeps_traced_step(model, setup, ema, resume_optimizer):
-        model.compile(optimizer=_optimizer(peak_lr, weight_decay, ema),
+        model.compile(optimizer=_optimizer(peak_lr, weight_decay, ema, proximal_mu),
                       loss=classification_loss(class_prior),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
         model._neurofed_training_setup = setup
     _restore_optimizer(model, resume_optimizer)
+    _anchor_proximal_term(model, proximal_mu)
     steps = max(1, len(x) // batch_size)
     validation_data = None
     if validation is not None:
@@ -320,10 +366,10 @@ def train_segmenter(model: keras.Model, x: np.ndarray, masks: np.ndarray, epochs
                     ema: bool = True, time_budget_s: float | None = None,
                     checkpoint_path: str | Path | None = None, seed: int = 0, log=print,
                     verbose: int = 0, schedule_window: tuple[float, float] = (0.0, 1.0),
-                    schedule_warmup: float = 0.0,
-                    resume_optimizer: list[np.ndarray] | None = None) -> keras.callbacks.History:
+                    schedule_warmup: float = 0.0, resume_optimizer: list[np.ndarray] | None = None,
+                    proximal_mu: float = 0.0) -> keras.callbacks.History:
     """Fit a mask-logits ``model`` on uint8 images and binary masks; best checkpoint by mean slice Dice
-    on ``validation``. ``resume_optimizer`` as for ``train_classifier``."""
+    on ``validation``. ``resume_optimizer`` and ``proximal_mu`` as for ``train_classifier``."""
     tf.random.set_seed(seed)
     x = _with_channel(x)
     masks = _with_channel(masks).astype(np.uint8)
@@ -335,8 +381,10 @@ def train_segmenter(model: keras.Model, x: np.ndarray, masks: np.ndarray, epochs
     else:
         dataset = dataset.map(lambda a, m: (tf.cast(a, tf.float32), tf.cast(m, tf.float32)))
     dataset = dataset.prefetch(2)
-    model.compile(optimizer=_optimizer(peak_lr, weight_decay, ema), loss=dice_bce_loss, metrics=[_SliceDiceMetric()])
+    model.compile(optimizer=_optimizer(peak_lr, weight_decay, ema, proximal_mu), loss=dice_bce_loss,
+                  metrics=[_SliceDiceMetric()])
     _restore_optimizer(model, resume_optimizer)
+    _anchor_proximal_term(model, proximal_mu)
     steps = max(1, len(x) // batch_size)
     validation_data = None
     if validation is not None:

@@ -51,6 +51,7 @@ def test_a_hospital_without_cases_is_refused():
     ("splits", "test", "--splits: choose from calib, val"),
     ("seeds", "0,one", "--seeds takes comma-separated numbers"),
     ("rounds", 0, "must be positive"),
+    ("proximal_mu", -0.1, "--proximal-mu cannot be negative"),
 ])
 def test_the_command_refuses_bad_options_before_loading_anything(option, value, message):
     with pytest.raises(CommandError, match=message):

@@ -52,6 +52,8 @@ class Command(BaseCommand):
                             help="each node's batch size; 0: batch size / hospitals, as federation_experiment")
         parser.add_argument("--learning-rate", type=float, default=6e-3)
         parser.add_argument("--server-step", type=float, default=DEFAULT_SERVER_STEP)
+        parser.add_argument("--proximal-mu", type=float, default=0.0,
+                            help="FedProx's proximal term for the nodes (0: FedAvg's plain local training)")
         parser.add_argument("--logit-adjustment", action=argparse.BooleanOptionalAction, default=True)
         parser.add_argument("--seeds", default="0", help="comma-separated seeds of the initial weights and shuffling")
         parser.add_argument("--splits", default="calib,val",
@@ -67,6 +69,8 @@ class Command(BaseCommand):
         splits = _choices(o["splits"], "--splits", SPLITS)
         rows_wanted = _choices(o["rows"], "--rows", ("centralised", "fedavg"))
         seeds = _numbers(o["seeds"], "--seeds")
+        if o["proximal_mu"] < 0:
+            raise CommandError("--proximal-mu cannot be negative")
         if min(o["rounds"], o["local_epochs"], o["hospitals"], o["per_hospital"], o["batch_size"]) < 1:
             raise CommandError("--rounds, --local-epochs, --hospitals, --per-hospital and --batch-size must be positive")
         node_batch = o["node_batch_size"] or max(1, round(o["batch_size"] / o["hospitals"]))
@@ -102,7 +106,7 @@ class Command(BaseCommand):
                         model = simulate_fedavg(
                             shares, image_size=size, width=width, rounds=o["rounds"], local_epochs=o["local_epochs"],
                             batch_size=node_batch, peak_lr=o["learning_rate"], server_step=o["server_step"],
-                            logit_adjustment=o["logit_adjustment"], seed=seed,
+                            logit_adjustment=o["logit_adjustment"], seed=seed, proximal_mu=o["proximal_mu"],
                             after_round=lambda *_: bar.update())
                     results.append(("FedAvg", partition, seed, score(model), time.monotonic() - started))
                     self._row(results[-1], splits)

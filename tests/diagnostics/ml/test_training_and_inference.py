@@ -329,6 +329,26 @@ def test_a_fit_continuing_its_optimizer_keeps_the_traced_step_and_other_settings
     assert int(training.optimizer_state(model)[0]) == 2
 
 
+def test_the_proximal_term_holds_a_fit_near_the_weights_it_started_from(small_batch):
+    import keras
+
+    x, y = small_batch
+    options = dict(epochs=2, batch_size=8, augment=False, ema=False, warmup_epochs=0.0, peak_lr=1e-2,
+                   log=lambda *a: None)
+
+    def distance_travelled(proximal_mu):
+        keras.utils.set_random_seed(3)
+        model = networks.build_classifier(SIZE, width=8)
+        start = [w.numpy() for w in model.trainable_weights]
+        training.train_classifier(model, x, y, proximal_mu=proximal_mu, **options)
+        return np.sqrt(sum(np.sum((w.numpy() - s) ** 2) for w, s in zip(model.trainable_weights, start)))
+
+    # At mu = 1 / rate the pull takes each weight all the way back before the next step: what is left is
+    # about one step's movement, where the plain fit moves four steps' worth.
+    plain, pulled = distance_travelled(0.0), distance_travelled(100.0)
+    assert plain > 0 and pulled < 0.6 * plain
+
+
 def test_logit_adjusted_loss_is_cross_entropy_of_the_logits_plus_the_log_prior():
     logits = np.array([[2.0, -1.0, 0.5, 0.0], [0.1, 0.2, 0.3, 0.4]], np.float32)
     labels = np.array([1, 3])
