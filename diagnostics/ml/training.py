@@ -188,7 +188,7 @@ def _restore_optimizer(model: keras.Model, state: list[np.ndarray] | None) -> No
 def _keeps_traced_step(model: keras.Model, setup: tuple, ema: bool, resume_optimizer) -> bool:
     """Whether a fit may reuse the model's compiled training step instead of compiling it again.
 
-    Tracing the step takes several seconds (about 8 s for the federation's small classifier on two
+    Tracing the step takes several seconds (about 7 s for the federation's small classifier on two
     cores), far longer than an epoch of one hospital's cases; compiling again retraces it. A model fitted
     again with the same loss and optimizer settings, continuing its optimizer (`resume_optimizer` given:
     its variables are assigned below, so the fit starts from exactly that state either way), computes the
