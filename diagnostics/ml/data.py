@@ -77,6 +77,29 @@ def kaggle_manifest(data_dir: str | Path, cache_dir: str | Path, workers: int = 
     return manifest
 
 
+def kaggle_copies_of_figshare(manifest: list[dict], data_dir: str | Path, figshare_splits: tuple[str, ...],
+                              workers: int = 2) -> np.ndarray:
+    """Which Kaggle images (in manifest order) are copies of Figshare slices in ``figshare_splits``.
+
+    A network pretrained on Kaggle images and then trained for segmentation must not have seen the
+    Figshare slices its segmentation figures are measured on, not even with a class label only. A copy
+    is a perceptual-hash match of the same class, as in ``kaggle_manifest``.
+    """
+    data_dir = Path(data_dir)
+    figshare = readers.list_figshare_slices(data_dir / "figshare-brain-tumor-seg")
+    splits = partition.figshare_block_split([s.index for s in figshare])
+    held = [s for s, split in zip(figshare, splits) if split in figshare_splits]
+    if not held:
+        return np.zeros(len(manifest), bool)
+    held_hashes = np.asarray([h for _, h in _map(_hash_file, [str(s.image_path) for s in held], workers)],
+                             dtype=np.uint64)
+    kaggle_hashes = np.asarray([int(m["phash"], 16) for m in manifest], dtype=np.uint64)
+    distances = dedup.hamming_matrix(kaggle_hashes, held_hashes)
+    nearest = distances.argmin(axis=1)
+    return np.asarray([distances[i, j] <= dedup.NEAR_DUPLICATE_BITS and held[j].label == m["label"]
+                       for i, (j, m) in enumerate(zip(nearest, manifest))])
+
+
 def _write_atomically(path: Path, write) -> None:
     """Write a cache file under a temporary name and rename it: two training jobs started together
     build the same cache, and neither may read the other's half-written file."""

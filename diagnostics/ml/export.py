@@ -205,12 +205,11 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     log(f"segmenter validation {metrics}")
     (output_dir / "segmenter.tflite").write_bytes(tflite_bytes(model, input_size))
     save_weights_npz(model, output_dir / "segmenter.weights.npz")
-    base_filters = int(model.layers[2].filters) if hasattr(model.layers[2], "filters") else 12
     return _write_bundle(output_dir, "segmenter", {
         "task": "segment", "input_size": input_size, "threshold_logit": threshold, "min_component_px": min_area,
         "fallback_threshold_logit": fallback,
         "test_time_flip": bool(test_time_flip),
-        "architecture": {"builder": "build_segmenter", "base_filters": base_filters},
+        "architecture": networks.segmenter_architecture(model),
         "tflite": "segmenter.tflite", "keras_weights": "segmenter.weights.npz",
         "preprocess_version": data.PREPROCESS_VERSION, "validation_metrics": metrics,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

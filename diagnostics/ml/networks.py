@@ -1,4 +1,5 @@
-"""Network definitions: a compact residual CNN classifier and a small U-Net segmenter.
+"""Network definitions: a compact residual CNN classifier, a small U-Net segmenter, and a U-Net whose
+encoder is the classifier's residual trunk (so it can start from classification weights).
 
 Both take ``(size, size, 1)`` float input holding the uint8 values of ``preprocess_slice`` (0..255) and
 rescale internally, so every caller feeds exactly what preprocessing returns.
@@ -90,3 +91,58 @@ def build_segmenter(input_size: int = 112, base_filters: int = 12, depth: int = 
         x = _conv_bn_relu(x, filters)
     logits = layers.Conv2D(1, 1, name="mask_logits")(x)
     return keras.Model(inputs, logits, name="tumour_segmenter")
+
+
+def _last_activation_at_each_scale(model: keras.Model) -> dict:
+    """The deepest ReLU output of ``model`` at each spatial side, keyed by that side."""
+    found = {}
+    for layer in model.layers:
+        if isinstance(layer, layers.ReLU):
+            found[int(layer.output.shape[1])] = layer.output
+    return found
+
+
+def build_encoder_segmenter(input_size: int = 160, width: int = 40, decoder_filters: int = 16, *,
+                            trunk: keras.Model | None = None) -> keras.Model:
+    """U-Net on the classifier's residual trunk; outputs one logit per pixel.
+
+    The encoder is ``build_classifier(input_size, width=width)`` up to its last feature maps (1/16 of
+    the input, 4 x width channels). Pass a trained classifier as ``trunk`` and the segmenter is built
+    on its very layers, so what it learned by classifying whole scans (what a glioma looks like beside
+    a ventricle or a sulcus) is where segmentation starts. The decoder climbs back with the trunk's
+    deepest activation at each scale as the skip connection, and a thin full-resolution branch keeps
+    the fine outline that the classifier's stride-2 stem throws away.
+    """
+    if trunk is None:
+        trunk = build_classifier(input_size, width=width)
+    elif int(trunk.input_shape[1]) != input_size:
+        raise ValueError(f"the trunk takes {trunk.input_shape[1]} px input, not {input_size}")
+    scales = _last_activation_at_each_scale(trunk)
+    rescaled = next(layer for layer in trunk.layers if isinstance(layer, layers.Rescaling)).output
+    full = _conv_bn_relu(rescaled, decoder_filters)
+    x = trunk.get_layer(FEATURE_LAYER).output
+    trunk_width = int(x.shape[-1]) // 4
+    # Decoder widths: the trunk's own at 1/8 and 1/4, then the full-resolution branch's at 1/2 and 1/1.
+    decoder_widths = {input_size // 8: trunk_width * 2, input_size // 4: trunk_width,
+                      input_size // 2: decoder_filters * 2, input_size: decoder_filters}
+    side = int(x.shape[1])
+    while side < input_size:
+        side *= 2
+        skip = full if side == input_size else scales[side]
+        x = layers.UpSampling2D(interpolation="nearest")(x)
+        x = layers.Conv2D(decoder_widths[side], 1, use_bias=False)(x)
+        x = layers.Concatenate()([x, skip])
+        x = _conv_bn_relu(x, decoder_widths[side])
+        x = _conv_bn_relu(x, decoder_widths[side])
+    logits = layers.Conv2D(1, 1, name="mask_logits")(x)
+    return keras.Model(trunk.input, logits, name="tumour_encoder_segmenter")
+
+
+def segmenter_architecture(model: keras.Model) -> dict:
+    """The builder and arguments that rebuild ``model`` (recorded in its bundle)."""
+    if model.name == "tumour_encoder_segmenter":
+        return {"builder": "build_encoder_segmenter",
+                "width": int(model.get_layer(FEATURE_LAYER).output.shape[-1]) // 4,
+                "decoder_filters": int(model.get_layer("mask_logits").input.shape[-1])}
+    first_conv = next(layer for layer in model.layers if isinstance(layer, layers.Conv2D))
+    return {"builder": "build_segmenter", "base_filters": int(first_conv.filters)}

@@ -3,6 +3,7 @@
     manage.py train_model --task classify --size 128 --time-budget-min 50
     manage.py train_model --task segment --size 128 --time-budget-min 50
     manage.py train_model --task classify --checkpoint var/models/classify/best.weights.h5 --epochs 0
+    manage.py train_model --task segment --architecture encoder-unet --size 160 --pretrain-min 25 --time-budget-min 70
 
 Preprocessed arrays are cached under ``--cache-dir``; the best checkpoint (by the calibration split for
 the classifier, by the Figshare validation blocks for the segmenter) is written to
@@ -37,7 +38,14 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=None)
         parser.add_argument("--peak-lr", type=float, default=2e-3)
         parser.add_argument("--width", type=int, default=None,
-                            help="classifier width (default 48) / segmenter base filters (default 12)")
+                            help="classifier width (default 48) / segmenter base filters (default 12) / "
+                                 "encoder-unet trunk width (default 40)")
+        parser.add_argument("--architecture", choices=["unet", "encoder-unet"], default="unet",
+                            help="segmenter: a plain U-Net, or a U-Net on the classifier's residual trunk")
+        parser.add_argument("--pretrain-min", type=float, default=0.0,
+                            help="encoder-unet: first train its trunk as a classifier for this many minutes on "
+                                 "the Kaggle training images that are not copies of Figshare calibration or "
+                                 "validation slices")
         parser.add_argument("--threads", type=int, default=0, help="TensorFlow CPU threads (0 = all)")
         parser.add_argument("--checkpoint", default=None, help="start from these weights (*.weights.h5)")
         parser.add_argument("--seed", type=int, default=0)
@@ -102,7 +110,7 @@ class Command(BaseCommand):
             # validation split stays untouched until the figures are measured.
             x_calib = np.concatenate([figshare.pixels[tumour_calib], empty_calib])
             m_calib = np.concatenate([figshare.masks[tumour_calib], np.zeros(empty_calib.shape, bool)])
-            model = networks.build_segmenter(size, base_filters=options["width"] or 12)
+            model = self._build_segmenter(options, kaggle, data_dir)
             self.log(f"segmenter: {model.count_params():,} parameters; train {int(tumour_train.sum())} tumour + "
                      f"{len(empty_train)} empty, checkpoint choice on {int(tumour_calib.sum())} tumour + {len(empty_calib)} empty")
             if options["checkpoint"]:
@@ -122,6 +130,32 @@ class Command(BaseCommand):
 
             export.install_bundle(bundle, Path(settings.MODEL_DIR), log=self.log)
         self.log("done: " + json.dumps(bundle.get("validation_metrics", {})))
+
+    def _build_segmenter(self, options, kaggle, data_dir):
+        from diagnostics.ml import data, networks, training
+
+        size = options["size"]
+        if options["architecture"] == "unet":
+            if options["pretrain_min"]:
+                raise CommandError("--pretrain-min needs --architecture encoder-unet")
+            return networks.build_segmenter(size, base_filters=options["width"] or 12)
+        trunk = networks.build_classifier(size, width=options["width"] or 40)
+        if options["pretrain_min"] and not options["checkpoint"]:
+            copies = data.kaggle_copies_of_figshare(kaggle.manifest, data_dir, ("calib", "val"))
+            train = (kaggle.splits == "train") & ~copies
+            calib = (kaggle.splits == "calib") & ~copies
+            self.log(f"pretraining the trunk as a classifier for {options['pretrain_min']:g} min on {int(train.sum())} "
+                     f"images ({int(((kaggle.splits == 'train') & copies).sum())} copies of Figshare calibration or "
+                     "validation slices left out)")
+            checkpoint = Path(options["output_dir"] or Path(settings.BASE_DIR) / "var" / "models" / "segment")
+            checkpoint = checkpoint / "trunk.weights.h5"
+            training.train_classifier(trunk, kaggle.pixels[train], kaggle.labels[train], 10_000, 64,
+                                      validation=(kaggle.pixels[calib], kaggle.labels[calib]),
+                                      time_budget_s=options["pretrain_min"] * 60, checkpoint_path=checkpoint,
+                                      seed=options["seed"], log=self.log)
+            trunk.load_weights(checkpoint)
+            self.log(f"trunk on the calibration images: {training.evaluate_classifier(trunk, kaggle.pixels[calib], kaggle.labels[calib])}")
+        return networks.build_encoder_segmenter(size, decoder_filters=16, trunk=trunk)
 
     def _train_baseline(self, kaggle, output_dir: Path, install: bool) -> None:
         import shutil

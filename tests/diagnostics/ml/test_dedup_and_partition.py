@@ -112,3 +112,24 @@ def test_hospital_shares_are_capped_disjoint_seeded_and_keep_the_skew():
 def test_an_unknown_partition_is_refused():
     with pytest.raises(ValueError, match="unknown partition 'by-age'"):
         partition.hospital_shares(["glioma"] * 30, 3, partition="by-age", per_hospital=10)
+
+
+def test_kaggle_copies_of_held_out_figshare_slices_are_found_by_hash_and_class():
+    from diagnostics.ml import data, readers
+
+    from .helpers import DATA_DIR, FIGSHARE
+
+    slices = readers.list_figshare_slices(FIGSHARE)
+    splits = partition.figshare_block_split([s.index for s in slices])
+    held_out = next(s for s, split in zip(slices, splits) if split == "val")
+    trained_on = next(s for s, split in zip(slices, splits) if split == "train")
+
+    def entry(figshare_slice, label):
+        phash = dedup.perceptual_hash(readers.read_grayscale(figshare_slice.image_path))
+        return {"phash": f"{phash:016x}", "label": label}
+
+    other_class = next(name for name in ("glioma", "meningioma", "pituitary") if name != held_out.label)
+    manifest = [entry(held_out, held_out.label), entry(held_out, other_class), entry(trained_on, trained_on.label)]
+    copies = data.kaggle_copies_of_figshare(manifest, DATA_DIR, ("calib", "val"))
+    assert copies.tolist() == [True, False, False]
+    assert data.kaggle_copies_of_figshare(manifest, DATA_DIR, ("train",)).tolist() == [False, False, True]

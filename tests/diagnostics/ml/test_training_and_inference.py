@@ -402,3 +402,50 @@ def test_a_segmenter_can_be_exported_to_serve_without_the_mirror_image(tmp_path)
     info = json.loads(Path(bundle["bundle_path"]).read_text())
     assert info["test_time_flip"] is False
     assert info["validation_metrics"]["slices"] == 4
+
+
+def test_an_encoder_segmenter_is_built_on_the_classifiers_own_layers_and_trains(small_batch):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    classifier = networks.build_classifier(SIZE, width=8)
+    segmenter = networks.build_encoder_segmenter(SIZE, decoder_filters=4, trunk=classifier)
+    features = classifier.get_layer(networks.FEATURE_LAYER)
+    assert segmenter.get_layer(networks.FEATURE_LAYER) is features
+    # Training the segmenter moves the trunk's weights, so it starts from what the classifier learned.
+    stem = next(layer for layer in classifier.layers if isinstance(layer, keras.layers.Conv2D))
+    stem_before = np.array(stem.get_weights()[0])
+    x = small_batch[0][:8]
+    masks = np.zeros_like(x, dtype=bool)
+    masks[:, 16:30, 18:34] = True
+    before = training.evaluate_segmenter(segmenter, x, masks)["loss"]
+    # Enough steps for the batch-norm statistics that inference uses to follow the training batches.
+    training.train_segmenter(segmenter, x, masks, epochs=30, batch_size=8, augment=False, ema=False, peak_lr=3e-3,
+                             warmup_epochs=0.0, log=lambda *a: None)
+    assert training.evaluate_segmenter(segmenter, x, masks)["loss"] < before
+    assert not np.allclose(stem_before, stem.get_weights()[0])
+    with pytest.raises(ValueError):
+        networks.build_encoder_segmenter(SIZE * 2, decoder_filters=4, trunk=classifier)
+
+
+def test_an_exported_encoder_segmenter_is_rebuilt_from_its_bundle(tmp_path):
+    import json
+    from pathlib import Path
+
+    import keras
+
+    from diagnostics.ml import export
+    from tests.diagnostics.bundles import figshare_validation_slices
+
+    keras.utils.set_random_seed(3)
+    model = networks.build_encoder_segmenter(SIZE, width=8, decoder_filters=4)
+    slices = figshare_validation_slices(SIZE)
+    bundle = export.export_segmenter(model, tmp_path, slices, log=lambda *a: None, test_time_flip=False)
+    info = json.loads(Path(bundle["bundle_path"]).read_text())
+    assert info["architecture"] == {"builder": "build_encoder_segmenter", "width": 8, "decoder_filters": 4}
+    rebuilt, _ = inference._load_keras(info, tmp_path)
+    x = slices.pixels[..., None].astype(np.float32)
+    # The bundle's weights are float16.
+    np.testing.assert_allclose(rebuilt(x), model(x), atol=0.05)
+    plain = networks.build_segmenter(SIZE, base_filters=4)
+    assert networks.segmenter_architecture(plain) == {"builder": "build_segmenter", "base_filters": 4}
