@@ -108,6 +108,12 @@ class Command(BaseCommand):
             truth.extend(readers.read_mask(s.mask_path) for s in chunk)
         result = metrics.segmentation_metrics(predicted, truth)
         result["resolution"] = "input (256x256)"
+        # The classes fail differently (non-enhancing gliomas are the hard ones), so each gets its line.
+        classes = np.asarray([s.label for s in val])
+        result["per_class"] = {
+            name: metrics.segmentation_metrics([p for p, c in zip(predicted, classes) if c == name],
+                                               [t for t, c in zip(truth, classes) if c == name])
+            for name in sorted(set(classes))}
         notumor = [m for m in manifest if m["split"] == "val" and m["label"] == "notumor"][:options["limit"]]
         empty = []
         for chunk in tqdm(list(_batches(notumor, 16)), desc="no-tumour", unit="batch"):
@@ -186,6 +192,13 @@ class Command(BaseCommand):
                       f"| {seg['slices']} | {seg['dice_mean']:.4f} | {seg['dice_median']:.4f} | {seg['dice_pooled']:.4f} "
                       f"| {seg['iou_mean']:.4f} | {seg['hd95_px_median']:.2f} | {seg['tumour_missed_slices']} "
                       f"| {seg['empty_mask_rate_notumor']:.4f} of {seg['notumor_images']} |", ""]
+            if seg.get("per_class"):
+                lines += ["| class | slices | Dice mean | Dice median | IoU mean | HD95 median (px) | missed |",
+                          "|---|---|---|---|---|---|---|"]
+                for name, row in seg["per_class"].items():
+                    lines.append(f"| {name} | {row['slices']} | {row['dice_mean']:.4f} | {row['dice_median']:.4f} "
+                                 f"| {row['iou_mean']:.4f} | {row['hd95_px_median']:.2f} | {row['tumour_missed_slices']} |")
+                lines.append("")
         latency = report.get("latency_ms")
         if latency:
             stages = ", ".join(f"{k} {v:.2f}" for k, v in latency["p50_by_stage"].items())

@@ -1,0 +1,35 @@
+import io
+import json
+
+from django.core.management import call_command
+from PIL import Image
+
+from tests.diagnostics.ml.helpers import requires_data, shared_tiny_bundle
+
+pytestmark = requires_data
+
+
+def test_the_report_covers_both_tasks_per_class_with_plot_and_latency(tmp_path):
+    out = io.StringIO()
+    call_command("evaluate_model", "--model-dir", str(shared_tiny_bundle()), "--report-dir", str(tmp_path),
+                 "--latency-samples", "5", stdout=out)
+    report = json.loads((tmp_path / "report.json").read_text())
+
+    classification = report["classification"]
+    assert set(classification["per_class"]) == {"glioma", "meningioma", "notumor", "pituitary"}
+    assert sum(map(sum, classification["confusion_matrix"])) == classification["images"]
+    assert sum(row["support"] for row in classification["per_class"].values()) == classification["images"]
+    assert 0.0 <= classification["ece"] <= 1.0
+    assert Image.open(tmp_path / "confusion_matrix.png").format == "PNG"
+
+    segmentation = report["segmentation"]
+    per_class = segmentation["per_class"]
+    assert set(per_class) == {"glioma", "meningioma", "pituitary"}
+    assert sum(row["slices"] for row in per_class.values()) == segmentation["slices"]
+    weighted = sum(row["dice_mean"] * row["slices"] for row in per_class.values()) / segmentation["slices"]
+    assert abs(weighted - segmentation["dice_mean"]) < 1e-9
+    assert 0.0 <= segmentation["empty_mask_rate_notumor"] <= 1.0
+
+    assert report["latency_ms"]["images"] == 5
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Segmentation" in markdown and "| glioma |" in markdown and "## Latency" in markdown
