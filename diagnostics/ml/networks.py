@@ -138,8 +138,27 @@ def build_encoder_segmenter(input_size: int = 160, width: int = 40, decoder_filt
     return keras.Model(trunk.input, logits, name="tumour_encoder_segmenter")
 
 
+def build_segmenter_ensemble(input_size: int, members: list[dict]) -> keras.Model:
+    """One network whose mask logits are the mean of its members' (each a ``segmenter_architecture``).
+
+    Segmenters that start from different places (a plain U-Net from scratch, a U-Net on the
+    classifier's trunk) miss different slices; averaging their logits keeps what either is sure of.
+    Served as one TFLite graph, so the predictor sees one segmenter.
+    """
+    inputs = keras.Input((input_size, input_size, 1), name="image")
+    logits = []
+    for member in members:
+        arguments = dict(member)
+        builder = globals()[arguments.pop("builder")]
+        logits.append(builder(input_size, **arguments)(inputs))
+    return keras.Model(inputs, layers.Average(name="mask_logits")(logits), name="tumour_segmenter_ensemble")
+
+
 def segmenter_architecture(model: keras.Model) -> dict:
     """The builder and arguments that rebuild ``model`` (recorded in its bundle)."""
+    if model.name == "tumour_segmenter_ensemble":
+        return {"builder": "build_segmenter_ensemble",
+                "members": [segmenter_architecture(layer) for layer in model.layers if isinstance(layer, keras.Model)]}
     if model.name == "tumour_encoder_segmenter":
         return {"builder": "build_encoder_segmenter",
                 "width": int(model.get_layer(FEATURE_LAYER).output.shape[-1]) // 4,

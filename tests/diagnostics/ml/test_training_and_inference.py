@@ -449,3 +449,29 @@ def test_an_exported_encoder_segmenter_is_rebuilt_from_its_bundle(tmp_path):
     np.testing.assert_allclose(rebuilt(x), model(x), atol=0.05)
     plain = networks.build_segmenter(SIZE, base_filters=4)
     assert networks.segmenter_architecture(plain) == {"builder": "build_segmenter", "base_filters": 4}
+
+
+def test_an_ensemble_segmenter_averages_its_members_and_is_rebuilt_from_its_bundle(tmp_path):
+    import json
+    from pathlib import Path
+
+    import keras
+
+    from diagnostics.ml import export
+    from tests.diagnostics.bundles import figshare_validation_slices
+
+    keras.utils.set_random_seed(5)
+    plain = networks.build_segmenter(SIZE, base_filters=4)
+    encoder = networks.build_encoder_segmenter(SIZE, width=8, decoder_filters=4)
+    members = [networks.segmenter_architecture(plain), networks.segmenter_architecture(encoder)]
+    ensemble = networks.build_segmenter_ensemble(SIZE, members)
+    ensemble.set_weights(plain.get_weights() + encoder.get_weights())
+    slices = figshare_validation_slices(SIZE)
+    x = slices.pixels[..., None].astype(np.float32)
+    np.testing.assert_allclose(ensemble(x), (plain(x) + encoder(x)) / 2.0, atol=1e-5)
+
+    bundle = export.export_segmenter(ensemble, tmp_path, slices, log=lambda *a: None, test_time_flip=False)
+    info = json.loads(Path(bundle["bundle_path"]).read_text())
+    assert info["architecture"] == {"builder": "build_segmenter_ensemble", "members": members}
+    rebuilt, _ = inference._load_keras(info, tmp_path)
+    np.testing.assert_allclose(rebuilt(x), ensemble(x), atol=0.05)
