@@ -149,7 +149,10 @@ def build_segmenter_ensemble(input_size: int, members: list[dict]) -> keras.Mode
     logits = []
     for member in members:
         arguments = dict(member)
-        builder = globals()[arguments.pop("builder")]
+        name = arguments.pop("builder")
+        if name not in ("build_segmenter", "build_encoder_segmenter"):
+            raise ValueError(f"not a segmenter builder: {name}")
+        builder = globals()[name]
         logits.append(builder(input_size, **arguments)(inputs))
     return keras.Model(inputs, layers.Average(name="mask_logits")(logits), name="tumour_segmenter_ensemble")
 

@@ -475,3 +475,5 @@ def test_an_ensemble_segmenter_averages_its_members_and_is_rebuilt_from_its_bund
     assert info["architecture"] == {"builder": "build_segmenter_ensemble", "members": members}
     rebuilt, _ = inference._load_keras(info, tmp_path)
     np.testing.assert_allclose(rebuilt(x), ensemble(x), atol=0.05)
+    with pytest.raises(ValueError):
+        networks.build_segmenter_ensemble(SIZE, [{"builder": "build_classifier", "width": 8}])
