@@ -3,7 +3,8 @@
 A bundle is a JSON file (``classifier.json`` / ``segmenter.json``) beside the files it names:
 
 - ``*.tflite``: the compiled model served on CPU by ``inference.Predictor``; for the classifier it has
-  two outputs, the logits and the last feature maps (for the class activation map);
+  two outputs, the logits and the last feature maps (for the class activation map); the segmenter's
+  holds its weights in float16;
 - ``*.weights.npz``: the Keras weights in float16 (``model.get_weights()`` order), for the GPU path,
   for further training and as the starting point of federated runs;
 - the JSON itself: architecture arguments, input size, class names, temperature (classifier),
@@ -12,6 +13,7 @@ A bundle is a JSON file (``classifier.json`` / ``segmenter.json``) beside the fi
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -32,8 +34,12 @@ THRESHOLD_CANDIDATES = (1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -1.5)
 EMPTY_RATE_FLOOR = 0.95
 
 
-def tflite_bytes(model, input_size: int, outputs_fn=None) -> bytes:
-    """Compile a Keras model (inputs (B, S, S, 1) float) to a TFLite flatbuffer with a dynamic batch."""
+def tflite_bytes(model, input_size: int, outputs_fn=None, float16_weights: bool = False) -> bytes:
+    """Compile a Keras model (inputs (B, S, S, 1) float) to a TFLite flatbuffer with a dynamic batch.
+
+    ``float16_weights`` stores the weights in half precision (half the file); the interpreter widens
+    them once when it loads the model and computes in float32 as before.
+    """
     import tensorflow as tf
 
     outputs_fn = outputs_fn or (lambda x: model(x, training=False))
@@ -41,7 +47,11 @@ def tflite_bytes(model, input_size: int, outputs_fn=None) -> bytes:
     # No trackable object: the converter then freezes the variables into constants. With one, it keeps
     # READ_VARIABLE ops whose variables the interpreter never initialises (NaN outputs under XNNPACK).
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
+    if float16_weights:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
     return converter.convert()
+
 
 
 def save_weights_npz(model, path: Path) -> None:
@@ -133,7 +143,7 @@ def choose_mask_thresholds(tumour_logits: np.ndarray, tumour_masks: np.ndarray, 
     here; evaluate_model measures it with the classifier deciding. Without ``empty_logits`` (no-tumour
     images) the mask threshold stays at 0: nothing would weigh the false outlines a lower one brings.
     """
-    from .inference import tumour_mask
+    from .inference import TFLiteRunner, tumour_mask
     from .metrics import dice
 
     has_empties = empty_logits is not None and len(empty_logits) > 0
@@ -174,18 +184,24 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     from .training import _with_channel
 
     output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
     input_size = int(model.input_shape[1])
     min_area = max(1, int(round(MIN_COMPONENT_FRACTION * input_size * input_size)))
     val = dataset.splits == "val"
-    from .inference import tumour_mask
+    from .inference import TFLiteRunner, tumour_mask
+
+    # The served file holds float16 weights (half the size; the interpreter computes in float32), so
+    # the thresholds are chosen and the figures measured on that very file's logits.
+    served = output_dir / "segmenter.tflite"
+    served.write_bytes(tflite_bytes(model, input_size, float16_weights=True))
+    runner = TFLiteRunner(served, os.cpu_count() or 1)
 
     def mask_logits(pixels):
         x = _with_channel(pixels).astype(np.float32)
-        out = np.concatenate([np.asarray(model(x[i:i + 32], training=False)) for i in range(0, len(x), 32)])
+        out = np.concatenate([runner(x[i:i + 32])[0] for i in range(0, len(x), 32)])
         if not test_time_flip:
             return out
-        mirrored = np.concatenate([np.asarray(model(x[i:i + 32, :, ::-1], training=False))
-                                   for i in range(0, len(x), 32)])
+        mirrored = np.concatenate([runner(np.ascontiguousarray(x[i:i + 32, :, ::-1]))[0] for i in range(0, len(x), 32)])
         return (out + mirrored[:, :, ::-1]) / 2.0
 
     calib = dataset.splits == "calib"
@@ -203,7 +219,6 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
         metrics["notumor_images"] = int(len(empty_val))
     metrics["resolution"] = "model input"
     log(f"segmenter validation {metrics}")
-    (output_dir / "segmenter.tflite").write_bytes(tflite_bytes(model, input_size))
     save_weights_npz(model, output_dir / "segmenter.weights.npz")
     return _write_bundle(output_dir, "segmenter", {
         "task": "segment", "input_size": input_size, "threshold_logit": threshold, "min_component_px": min_area,
@@ -214,6 +229,31 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
         "preprocess_version": data.PREPROCESS_VERSION, "validation_metrics": metrics,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
+
+
+def segmenter_ensemble_from_bundles(bundle_paths: list, input_size: int):
+    """One network averaging the logits of the segmenters in ``bundle_paths``, with their weights.
+
+    Raises ``ValueError`` naming the file when one is not a segmenter bundle for ``input_size`` px
+    input made by this preprocessing.
+    """
+    from .inference import load_keras
+
+    members = []
+    for path in map(Path, bundle_paths):
+        try:
+            bundle = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path}: not a readable model bundle ({error})") from error
+        if not isinstance(bundle, dict) or bundle.get("task") != "segment":
+            raise ValueError(f"{path}: not a segmenter bundle")
+        if bundle.get("input_size") != input_size or bundle.get("preprocess_version") != data.PREPROCESS_VERSION:
+            raise ValueError(f"{path}: made for {bundle.get('input_size')} px input preprocessed by version "
+                             f"{bundle.get('preprocess_version')}, not {input_size} px by {data.PREPROCESS_VERSION}")
+        members.append(load_keras(bundle, path.parent)[0])
+    model = networks.build_segmenter_ensemble(input_size, [networks.segmenter_architecture(m) for m in members])
+    model.set_weights([w for member in members for w in member.get_weights()])
+    return model
 
 
 def bundle_files(bundle_path: Path) -> list[Path]:

@@ -119,7 +119,7 @@ def gpu_available() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-class _TFLiteRunner:
+class TFLiteRunner:
     """One interpreter per batch size, so a batch of 16 never re-plans the batch-1 interpreter."""
 
     def __init__(self, model_path: Path, num_threads: int):
@@ -164,7 +164,9 @@ class _KerasRunner:
         return [np.asarray(o) for o in outputs]
 
 
-def _load_keras(bundle: dict, bundle_dir: Path):
+def load_keras(bundle: dict, bundle_dir: Path):
+    """The bundle's network rebuilt in Keras from its architecture and float16 weights: ``(model,
+    served model)``, where a classifier is served with its feature maps as a second output."""
     from .export import load_weights_npz
 
     architecture = dict(bundle["architecture"])
@@ -199,13 +201,13 @@ class Predictor:
             self.dense_kernel = weights[names[-2]].astype(np.float32)
         self.segmenter_info = json.loads(Path(segmenter_bundle).read_text()) if segmenter_bundle else None
         if backend == "tflite":
-            self._classify = _TFLiteRunner(classifier_bundle.parent / self.classifier_info["tflite"], num_threads)
-            self._segment = (_TFLiteRunner(Path(segmenter_bundle).parent / self.segmenter_info["tflite"], num_threads)
+            self._classify = TFLiteRunner(classifier_bundle.parent / self.classifier_info["tflite"], num_threads)
+            self._segment = (TFLiteRunner(Path(segmenter_bundle).parent / self.segmenter_info["tflite"], num_threads)
                              if segmenter_bundle else None)
         else:
-            _, cam_model = _load_keras(self.classifier_info, classifier_bundle.parent)
+            _, cam_model = load_keras(self.classifier_info, classifier_bundle.parent)
             self._classify = _KerasRunner(cam_model)
-            self._segment = (_KerasRunner(_load_keras(self.segmenter_info, Path(segmenter_bundle).parent)[1])
+            self._segment = (_KerasRunner(load_keras(self.segmenter_info, Path(segmenter_bundle).parent)[1])
                              if segmenter_bundle else None)
 
     @classmethod

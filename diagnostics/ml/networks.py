@@ -66,10 +66,20 @@ def classifier_with_features(classifier: keras.Model) -> keras.Model:
                        name="tumour_classifier_cam")
 
 
-def build_segmenter(input_size: int = 112, base_filters: int = 12, depth: int = 4) -> keras.Model:
-    """U-Net with ``depth`` down/up levels; outputs one logit per pixel (tumour vs not)."""
+def build_segmenter(input_size: int = 112, base_filters: int = 12, depth: int = 4,
+                    mirror_channel: bool = False, name: str = "tumour_segmenter") -> keras.Model:
+    """U-Net with ``depth`` down/up levels; outputs one logit per pixel (tumour vs not).
+
+    With ``mirror_channel`` the network sees the slice beside its own left-right mirror image (as a
+    second channel, computed in the graph). Preprocessing centres the head, so the mirror puts the other
+    hemisphere under every pixel: a ventricle, a sulcus or the skull base has its twin there, a tumour
+    does not. The failures this is aimed at are a faint glioma passed over for such a symmetric dark
+    structure nearby.
+    """
     inputs = keras.Input((input_size, input_size, 1), name="image")
     x = layers.Rescaling(1.0 / 255.0)(inputs)
+    if mirror_channel:
+        x = layers.Concatenate(name="with_mirror")([x, keras.ops.flip(x, axis=2)])
     skips = []
     filters = base_filters
     for _ in range(depth):
@@ -90,7 +100,7 @@ def build_segmenter(input_size: int = 112, base_filters: int = 12, depth: int = 
         x = _conv_bn_relu(x, filters)
         x = _conv_bn_relu(x, filters)
     logits = layers.Conv2D(1, 1, name="mask_logits")(x)
-    return keras.Model(inputs, logits, name="tumour_segmenter")
+    return keras.Model(inputs, logits, name=name)
 
 
 def _last_activation_at_each_scale(model: keras.Model) -> dict:
@@ -103,7 +113,8 @@ def _last_activation_at_each_scale(model: keras.Model) -> dict:
 
 
 def build_encoder_segmenter(input_size: int = 160, width: int = 40, decoder_filters: int = 16, *,
-                            trunk: keras.Model | None = None) -> keras.Model:
+                            trunk: keras.Model | None = None,
+                            name: str = "tumour_encoder_segmenter") -> keras.Model:
     """U-Net on the classifier's residual trunk; outputs one logit per pixel.
 
     The encoder is ``build_classifier(input_size, width=width)`` up to its last feature maps (1/16 of
@@ -135,7 +146,7 @@ def build_encoder_segmenter(input_size: int = 160, width: int = 40, decoder_filt
         x = _conv_bn_relu(x, decoder_widths[side])
         x = _conv_bn_relu(x, decoder_widths[side])
     logits = layers.Conv2D(1, 1, name="mask_logits")(x)
-    return keras.Model(trunk.input, logits, name="tumour_encoder_segmenter")
+    return keras.Model(trunk.input, logits, name=name)
 
 
 def build_segmenter_ensemble(input_size: int, members: list[dict]) -> keras.Model:
@@ -147,13 +158,15 @@ def build_segmenter_ensemble(input_size: int, members: list[dict]) -> keras.Mode
     """
     inputs = keras.Input((input_size, input_size, 1), name="image")
     logits = []
-    for member in members:
+    for index, member in enumerate(members):
         arguments = dict(member)
-        name = arguments.pop("builder")
-        if name not in ("build_segmenter", "build_encoder_segmenter"):
-            raise ValueError(f"not a segmenter builder: {name}")
-        builder = globals()[name]
-        logits.append(builder(input_size, **arguments)(inputs))
+        builder_name = arguments.pop("builder")
+        if builder_name not in ("build_segmenter", "build_encoder_segmenter"):
+            raise ValueError(f"not a segmenter builder: {builder_name}")
+        builder = globals()[builder_name]
+        # Numbered names: two members of one architecture may not share a name in one graph.
+        default_name = "tumour_segmenter" if builder_name == "build_segmenter" else "tumour_encoder_segmenter"
+        logits.append(builder(input_size, **arguments, name=f"{default_name}_{index}")(inputs))
     return keras.Model(inputs, layers.Average(name="mask_logits")(logits), name="tumour_segmenter_ensemble")
 
 
@@ -162,9 +175,12 @@ def segmenter_architecture(model: keras.Model) -> dict:
     if model.name == "tumour_segmenter_ensemble":
         return {"builder": "build_segmenter_ensemble",
                 "members": [segmenter_architecture(layer) for layer in model.layers if isinstance(layer, keras.Model)]}
-    if model.name == "tumour_encoder_segmenter":
+    if model.name.startswith("tumour_encoder_segmenter"):
         return {"builder": "build_encoder_segmenter",
                 "width": int(model.get_layer(FEATURE_LAYER).output.shape[-1]) // 4,
                 "decoder_filters": int(model.get_layer("mask_logits").input.shape[-1])}
     first_conv = next(layer for layer in model.layers if isinstance(layer, layers.Conv2D))
-    return {"builder": "build_segmenter", "base_filters": int(first_conv.filters)}
+    architecture = {"builder": "build_segmenter", "base_filters": int(first_conv.filters)}
+    if int(first_conv.input.shape[-1]) == 2:
+        architecture["mirror_channel"] = True
+    return architecture

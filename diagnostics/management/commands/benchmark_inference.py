@@ -50,12 +50,12 @@ class Command(BaseCommand):
 
         from diagnostics.ml import inference, preprocess, readers
         from diagnostics.ml.baseline import LogisticBaseline, image_features
-        from diagnostics.ml.inference import Predictor, _load_keras
+        from diagnostics.ml.inference import Predictor, load_keras
 
         model_dir = Path(options["model_dir"])
         predictor = Predictor.from_model_dir(model_dir)
-        classifier, cam_model = _load_keras(predictor.classifier_info, model_dir)
-        segmenter = _load_keras(predictor.segmenter_info, model_dir)[1] if predictor.segmenter_info else None
+        classifier, cam_model = load_keras(predictor.classifier_info, model_dir)
+        segmenter = load_keras(predictor.segmenter_info, model_dir)[1] if predictor.segmenter_info else None
         images = [readers.read_grayscale(p) for p, _ in readers.list_kaggle_images(
             Path(options["data_dir"]) / "brain-tumor-mri" / "Training")[::97][:16]]
         size_c = predictor.classify_size

@@ -4,9 +4,10 @@
     manage.py train_model --task segment --size 128 --time-budget-min 50
     manage.py train_model --task classify --checkpoint var/models/classify/best.weights.h5 --epochs 0
     manage.py train_model --task segment --architecture encoder-unet --size 160 --pretrain-min 25 --time-budget-min 70
+    manage.py train_model --task segment --size 160 --ensemble-of var/models/a/segmenter.json var/models/b/segmenter.json
 
 Preprocessed arrays are cached under ``--cache-dir``; the best checkpoint (by the calibration split for
-the classifier, by the Figshare validation blocks for the segmenter) is written to
+the classifier, by the Figshare calibration blocks for the segmenter) is written to
 ``<output-dir>/best.weights.h5`` as training goes, and at the end the bundle (TFLite model, float16
 Keras weights, JSON with temperature and metrics) is exported to ``<output-dir>``. ``--install`` copies
 the bundle into settings.MODEL_DIR, the committed baseline weights.
@@ -42,6 +43,11 @@ class Command(BaseCommand):
                                  "encoder-unet trunk width (default 40)")
         parser.add_argument("--architecture", choices=["unet", "encoder-unet"], default="unet",
                             help="segmenter: a plain U-Net, or a U-Net on the classifier's residual trunk")
+        parser.add_argument("--mirror-channel", action="store_true",
+                            help="segment: the U-Net also sees the slice's mirror image (the other hemisphere)")
+        parser.add_argument("--ensemble-of", nargs="+", metavar="BUNDLE", default=None,
+                            help="segment: no training; one network averaging these segmenter bundles' logits, "
+                                 "its thresholds chosen again on the calibration data")
         parser.add_argument("--pretrain-min", type=float, default=0.0,
                             help="encoder-unet: first train its trunk as a classifier for this many minutes on "
                                  "the Kaggle training images that are not copies of Figshare calibration or "
@@ -71,6 +77,17 @@ class Command(BaseCommand):
         data_dir, cache_dir = Path(options["data_dir"]), Path(options["cache_dir"])
         if not (data_dir / "brain-tumor-mri").is_dir():
             raise CommandError(f"no data set under {data_dir}; pass --data-dir")
+        ensemble = None
+        if options["ensemble_of"]:
+            if task != "segment":
+                raise CommandError("--ensemble-of needs --task segment")
+            from diagnostics.ml import export
+
+            try:
+                ensemble = export.segmenter_ensemble_from_bundles(options["ensemble_of"], size)
+            except ValueError as error:
+                raise CommandError(str(error)) from error
+            self.log(f"ensemble of {len(options['ensemble_of'])} segmenters, {ensemble.count_params():,} parameters")
         self.log(f"loading and preprocessing data at {size}px (cached in {cache_dir})")
         kaggle = data.kaggle_dataset(data_dir, cache_dir, size)
         budget = options["time_budget_min"] * 60 if options["time_budget_min"] else None
@@ -110,12 +127,15 @@ class Command(BaseCommand):
             # validation split stays untouched until the figures are measured.
             x_calib = np.concatenate([figshare.pixels[tumour_calib], empty_calib])
             m_calib = np.concatenate([figshare.masks[tumour_calib], np.zeros(empty_calib.shape, bool)])
-            model = self._build_segmenter(options, kaggle, data_dir)
+            if ensemble is not None:
+                model = ensemble
+            else:
+                model = self._build_segmenter(options, kaggle, data_dir)
             self.log(f"segmenter: {model.count_params():,} parameters; train {int(tumour_train.sum())} tumour + "
                      f"{len(empty_train)} empty, checkpoint choice on {int(tumour_calib.sum())} tumour + {len(empty_calib)} empty")
             if options["checkpoint"]:
                 model.load_weights(options["checkpoint"])
-            if options["epochs"] > 0:
+            if options["epochs"] > 0 and ensemble is None:
                 training.train_segmenter(model, x_train, m_train, options["epochs"], options["batch_size"] or 16,
                                          validation=(x_calib, m_calib), **common)
                 model.load_weights(checkpoint)
@@ -138,7 +158,10 @@ class Command(BaseCommand):
         if options["architecture"] == "unet":
             if options["pretrain_min"]:
                 raise CommandError("--pretrain-min needs --architecture encoder-unet")
-            return networks.build_segmenter(size, base_filters=options["width"] or 12)
+            return networks.build_segmenter(size, base_filters=options["width"] or 12,
+                                            mirror_channel=options["mirror_channel"])
+        if options["mirror_channel"]:
+            raise CommandError("--mirror-channel needs --architecture unet")
         trunk = networks.build_classifier(size, width=options["width"] or 40)
         if options["pretrain_min"] and not options["checkpoint"]:
             copies = data.kaggle_copies_of_figshare(kaggle.manifest, data_dir, ("calib", "val"))

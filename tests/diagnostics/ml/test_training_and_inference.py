@@ -443,7 +443,7 @@ def test_an_exported_encoder_segmenter_is_rebuilt_from_its_bundle(tmp_path):
     bundle = export.export_segmenter(model, tmp_path, slices, log=lambda *a: None, test_time_flip=False)
     info = json.loads(Path(bundle["bundle_path"]).read_text())
     assert info["architecture"] == {"builder": "build_encoder_segmenter", "width": 8, "decoder_filters": 4}
-    rebuilt, _ = inference._load_keras(info, tmp_path)
+    rebuilt, _ = inference.load_keras(info, tmp_path)
     x = slices.pixels[..., None].astype(np.float32)
     # The bundle's weights are float16.
     np.testing.assert_allclose(rebuilt(x), model(x), atol=0.05)
@@ -473,7 +473,80 @@ def test_an_ensemble_segmenter_averages_its_members_and_is_rebuilt_from_its_bund
     bundle = export.export_segmenter(ensemble, tmp_path, slices, log=lambda *a: None, test_time_flip=False)
     info = json.loads(Path(bundle["bundle_path"]).read_text())
     assert info["architecture"] == {"builder": "build_segmenter_ensemble", "members": members}
-    rebuilt, _ = inference._load_keras(info, tmp_path)
+    rebuilt, _ = inference.load_keras(info, tmp_path)
     np.testing.assert_allclose(rebuilt(x), ensemble(x), atol=0.05)
     with pytest.raises(ValueError):
         networks.build_segmenter_ensemble(SIZE, [{"builder": "build_classifier", "width": 8}])
+
+
+def test_a_mirror_channel_segmenter_sees_the_other_hemisphere_and_is_rebuilt_from_its_bundle(tmp_path):
+    import json
+    from pathlib import Path
+
+    import keras
+
+    from diagnostics.ml import export
+    from tests.diagnostics.bundles import figshare_validation_slices
+
+    keras.utils.set_random_seed(11)
+    model = networks.build_segmenter(SIZE, base_filters=4, mirror_channel=True)
+    slices = figshare_validation_slices(SIZE)
+    x = slices.pixels[..., None].astype(np.float32)
+    seen = keras.Model(model.input, model.get_layer("with_mirror").output)(x)
+    np.testing.assert_allclose(seen, np.concatenate([x, x[:, :, ::-1]], axis=-1) / 255.0, atol=1e-6)
+
+    bundle = export.export_segmenter(model, tmp_path, slices, log=lambda *a: None, test_time_flip=False)
+    info = json.loads(Path(bundle["bundle_path"]).read_text())
+    assert info["architecture"] == {"builder": "build_segmenter", "base_filters": 4, "mirror_channel": True}
+    rebuilt, _ = inference.load_keras(info, tmp_path)
+    # The bundle's weights are float16.
+    np.testing.assert_allclose(rebuilt(x), model(x), atol=0.05)
+
+
+def test_the_served_segmenter_holds_float16_weights_and_answers_as_measured(tmp_path):
+    import keras
+
+    from diagnostics.ml import export
+    from tests.diagnostics.bundles import figshare_validation_slices
+
+    keras.utils.set_random_seed(13)
+    model = networks.build_segmenter(SIZE, base_filters=8)
+    float32_size = len(export.tflite_bytes(model, SIZE))
+    slices = figshare_validation_slices(SIZE)
+    export.export_segmenter(model, tmp_path, slices, log=lambda *a: None, test_time_flip=False)
+    served = (tmp_path / "segmenter.tflite")
+    assert served.stat().st_size < 0.6 * float32_size
+    x = slices.pixels[..., None].astype(np.float32)
+    # Half-precision weights move the logits by a small fraction of their range.
+    logits = np.asarray(model(x))
+    np.testing.assert_allclose(inference.TFLiteRunner(served, 1)(x)[0], logits, atol=0.01 * np.abs(logits).max())
+
+
+def test_an_ensemble_is_built_from_segmenter_bundles_and_refuses_anything_else(tmp_path, tiny_bundle):
+    import json
+
+    import keras
+
+    from diagnostics.ml import export
+    from tests.diagnostics.bundles import figshare_validation_slices
+
+    keras.utils.set_random_seed(17)
+    slices = figshare_validation_slices(SIZE)
+    paths = []
+    for name, member in (("plain", networks.build_segmenter(SIZE, base_filters=4)),
+                         ("mirror", networks.build_segmenter(SIZE, base_filters=4, mirror_channel=True))):
+        bundle = export.export_segmenter(member, tmp_path / name, slices, log=lambda *a: None, test_time_flip=False)
+        paths.append(bundle["bundle_path"])
+    members = [inference.load_keras(json.loads(open(p).read()), tmp_path / name)[0]
+               for p, name in zip(paths, ("plain", "mirror"))]
+    ensemble = export.segmenter_ensemble_from_bundles(paths, SIZE)
+    x = slices.pixels[..., None].astype(np.float32)
+    np.testing.assert_allclose(ensemble(x), (members[0](x) + members[1](x)) / 2.0, atol=1e-5)
+
+    classifier_bundle = tiny_bundle / "classifier.json"
+    for bad, message in (([paths[0], str(classifier_bundle)], "not a segmenter bundle"),
+                         ([paths[0], str(tmp_path / "missing.json")], "not a readable model bundle")):
+        with pytest.raises(ValueError, match=message):
+            export.segmenter_ensemble_from_bundles(bad, SIZE)
+    with pytest.raises(ValueError, match=f"made for {SIZE} px input"):
+        export.segmenter_ensemble_from_bundles(paths, SIZE * 2)

@@ -1,0 +1,23 @@
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.diagnostics.ml.helpers import requires_data, shared_tiny_bundle
+
+pytestmark = requires_data
+
+
+def test_an_ensemble_of_anything_but_segmenter_bundles_is_refused_before_any_data_is_read(tmp_path):
+    cache = tmp_path / "cache"
+    segmenter = shared_tiny_bundle() / "segmenter.json"
+    for members, message in (([segmenter, shared_tiny_bundle() / "classifier.json"], "not a segmenter bundle"),
+                             ([segmenter, tmp_path / "nowhere.json"], "not a readable model bundle")):
+        with pytest.raises(CommandError, match=message):
+            call_command("train_model", "--task", "segment", "--size", "48", "--cache-dir", str(cache),
+                         "--output-dir", str(tmp_path / "out"), "--ensemble-of", *map(str, members))
+    with pytest.raises(CommandError, match="made for 48 px input"):
+        call_command("train_model", "--task", "segment", "--size", "64", "--cache-dir", str(cache),
+                     "--output-dir", str(tmp_path / "out"), "--ensemble-of", str(segmenter), str(segmenter))
+    with pytest.raises(CommandError, match="needs --task segment"):
+        call_command("train_model", "--task", "classify", "--cache-dir", str(cache),
+                     "--output-dir", str(tmp_path / "out"), "--ensemble-of", str(segmenter))
+    assert not cache.exists() and not (tmp_path / "out" / "segmenter.json").exists()
