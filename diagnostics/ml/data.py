@@ -52,17 +52,13 @@ def kaggle_manifest(data_dir: str | Path, cache_dir: str | Path, workers: int = 
     # Many Kaggle images are Figshare slices; neighbouring Figshare slice numbers are mostly one
     # patient, so Kaggle images matching slices of the same Figshare block are grouped too.
     figshare = readers.list_figshare_slices(data_dir / "figshare-brain-tumor-seg")
-    figshare_hashes = np.asarray([h for _, h in _map(_hash_file, [str(s.image_path) for s in figshare], workers)],
-                                 dtype=np.uint64)
-    kaggle_phash = np.asarray([h for _, h in hashes], dtype=np.uint64)
-    distances = dedup.hamming_matrix(kaggle_phash, figshare_hashes)
-    nearest = distances.argmin(axis=1)
+    copied = _figshare_slices_copied(np.asarray([h for _, h in hashes], dtype=np.uint64),
+                                     [label for _, label in items], figshare, workers)
     first_in_block: dict[tuple[int, str], int] = {}
     links = []
-    for index, (figshare_index, distance) in enumerate(zip(nearest, distances.min(axis=1))):
-        match = figshare[figshare_index]
-        # Only a match that agrees on the class is the same slice; blocks straddle class boundaries.
-        if distance <= dedup.NEAR_DUPLICATE_BITS and match.label == items[index][1]:
+    for index, figshare_index in enumerate(copied):
+        if figshare_index >= 0:
+            match = figshare[figshare_index]
             key = (partition.figshare_block(match.index), match.label)
             links.append((first_in_block.setdefault(key, index), index))
     groups = dedup.group_near_duplicates([c for c, _ in hashes], [p for _, p in hashes], extra_links=links)
@@ -91,13 +87,24 @@ def kaggle_copies_of_figshare(manifest: list[dict], data_dir: str | Path, figsha
     held = [s for s, split in zip(figshare, splits) if split in figshare_splits]
     if not held:
         return np.zeros(len(manifest), bool)
-    held_hashes = np.asarray([h for _, h in _map(_hash_file, [str(s.image_path) for s in held], workers)],
-                             dtype=np.uint64)
     kaggle_hashes = np.asarray([int(m["phash"], 16) for m in manifest], dtype=np.uint64)
-    distances = dedup.hamming_matrix(kaggle_hashes, held_hashes)
+    return _figshare_slices_copied(kaggle_hashes, [m["label"] for m in manifest], held, workers) >= 0
+
+
+def _figshare_slices_copied(kaggle_phashes: np.ndarray, kaggle_labels: list[str], slices: list,
+                            workers: int) -> np.ndarray:
+    """For each Kaggle image, the position in ``slices`` of the Figshare slice it is a copy of, or -1.
+
+    A copy is the nearest slice by perceptual hash, within ``NEAR_DUPLICATE_BITS``, and of the same
+    class: only then is it the same slice (neighbouring slices of other classes can hash close).
+    """
+    slice_phashes = np.asarray([h for _, h in _map(_hash_file, [str(s.image_path) for s in slices], workers)],
+                               dtype=np.uint64)
+    distances = dedup.hamming_matrix(kaggle_phashes, slice_phashes)
     nearest = distances.argmin(axis=1)
-    return np.asarray([distances[i, j] <= dedup.NEAR_DUPLICATE_BITS and held[j].label == m["label"]
-                       for i, (j, m) in enumerate(zip(nearest, manifest))])
+    close = distances[np.arange(len(nearest)), nearest] <= dedup.NEAR_DUPLICATE_BITS
+    same_class = np.asarray([slices[j].label == label for j, label in zip(nearest, kaggle_labels)], dtype=bool)
+    return np.where(close & same_class, nearest, -1)
 
 
 def _write_atomically(path: Path, write) -> None:
