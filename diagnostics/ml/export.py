@@ -53,7 +53,6 @@ def tflite_bytes(model, input_size: int, outputs_fn=None, float16_weights: bool 
     return converter.convert()
 
 
-
 def save_weights_npz(model, path: Path) -> None:
     weights = model.get_weights()
     np.savez_compressed(path, **{f"w{i:03d}": w.astype(np.float16) for i, w in enumerate(weights)})
@@ -143,7 +142,7 @@ def choose_mask_thresholds(tumour_logits: np.ndarray, tumour_masks: np.ndarray, 
     here; evaluate_model measures it with the classifier deciding. Without ``empty_logits`` (no-tumour
     images) the mask threshold stays at 0: nothing would weigh the false outlines a lower one brings.
     """
-    from .inference import TFLiteRunner, tumour_mask
+    from .inference import tumour_mask
     from .metrics import dice
 
     has_empties = empty_logits is not None and len(empty_logits) > 0
