@@ -233,6 +233,8 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
 def segmenter_ensemble_from_bundles(bundle_paths: list, input_size: int):
     """One network averaging the logits of the segmenters in ``bundle_paths``, with their weights.
 
+    A bundle that is itself an ensemble adds each of its members, not their average.
+
     Raises ``ValueError`` naming the file when one is not a segmenter bundle for ``input_size`` px
     input made by this preprocessing.
     """
@@ -249,7 +251,9 @@ def segmenter_ensemble_from_bundles(bundle_paths: list, input_size: int):
         if bundle.get("input_size") != input_size or bundle.get("preprocess_version") != data.PREPROCESS_VERSION:
             raise ValueError(f"{path}: made for {bundle.get('input_size')} px input preprocessed by version "
                              f"{bundle.get('preprocess_version')}, not {input_size} px by {data.PREPROCESS_VERSION}")
-        members.append(load_keras(bundle, path.parent)[0])
+        model = load_keras(bundle, path.parent)[0]
+        # An ensemble given as a member contributes its own members, so every U-Net weighs the same.
+        members.extend(networks.segmenter_members(model) if model.name == "tumour_segmenter_ensemble" else [model])
     model = networks.build_segmenter_ensemble(input_size, [networks.segmenter_architecture(m) for m in members])
     model.set_weights([w for member in members for w in member.get_weights()])
     return model

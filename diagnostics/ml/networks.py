@@ -170,11 +170,17 @@ def build_segmenter_ensemble(input_size: int, members: list[dict]) -> keras.Mode
     return keras.Model(inputs, layers.Average(name="mask_logits")(logits), name="tumour_segmenter_ensemble")
 
 
+def segmenter_members(ensemble: keras.Model) -> list[keras.Model]:
+    """The member segmenters of a ``build_segmenter_ensemble`` network, in their order, with their weights."""
+    members = [layer for layer in ensemble.layers if isinstance(layer, keras.Model)]
+    return sorted(members, key=lambda member: int(member.name.rsplit("_", 1)[1]))
+
+
 def segmenter_architecture(model: keras.Model) -> dict:
     """The builder and arguments that rebuild ``model`` (recorded in its bundle)."""
     if model.name == "tumour_segmenter_ensemble":
         return {"builder": "build_segmenter_ensemble",
-                "members": [segmenter_architecture(layer) for layer in model.layers if isinstance(layer, keras.Model)]}
+                "members": [segmenter_architecture(member) for member in segmenter_members(model)]}
     if model.name.startswith("tumour_encoder_segmenter"):
         return {"builder": "build_encoder_segmenter",
                 "width": int(model.get_layer(FEATURE_LAYER).output.shape[-1]) // 4,

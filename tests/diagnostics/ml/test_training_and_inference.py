@@ -479,6 +479,30 @@ def test_an_ensemble_segmenter_averages_its_members_and_is_rebuilt_from_its_bund
         networks.build_segmenter_ensemble(SIZE, [{"builder": "build_classifier", "width": 8}])
 
 
+def test_an_ensemble_bundle_given_as_a_member_adds_each_of_its_segmenters(tmp_path):
+    import keras
+
+    from diagnostics.ml import export
+    from tests.diagnostics.bundles import figshare_validation_slices
+
+    keras.utils.set_random_seed(7)
+    first, second, third = (networks.build_segmenter(SIZE, base_filters=4) for _ in range(3))
+    pair = networks.build_segmenter_ensemble(SIZE, [networks.segmenter_architecture(first)] * 2)
+    pair.set_weights(first.get_weights() + second.get_weights())
+    slices = figshare_validation_slices(SIZE)
+    quiet = dict(log=lambda *a: None, test_time_flip=False)
+    pair_bundle = export.export_segmenter(pair, tmp_path / "pair", slices, **quiet)["bundle_path"]
+    third_bundle = export.export_segmenter(third, tmp_path / "third", slices, **quiet)["bundle_path"]
+
+    trio = export.segmenter_ensemble_from_bundles([pair_bundle, third_bundle], SIZE)
+
+    assert networks.segmenter_architecture(trio)["members"] == [{"builder": "build_segmenter", "base_filters": 4}] * 3
+    x = slices.pixels[..., None].astype(np.float32)
+    # Each U-Net weighs a third, not the pair a half; the bundles' weights are float16.
+    np.testing.assert_allclose(trio(x), (first(x) + second(x) + third(x)) / 3.0, atol=0.05)
+    assert not np.allclose(trio(x), (pair(x) + third(x)) / 2.0, atol=0.05)
+
+
 def test_a_mirror_channel_segmenter_sees_the_other_hemisphere_and_is_rebuilt_from_its_bundle(tmp_path):
     import json
     from pathlib import Path
