@@ -251,9 +251,8 @@ def segmenter_ensemble_from_bundles(bundle_paths: list, input_size: int):
         if bundle.get("input_size") != input_size or bundle.get("preprocess_version") != data.PREPROCESS_VERSION:
             raise ValueError(f"{path}: made for {bundle.get('input_size')} px input preprocessed by version "
                              f"{bundle.get('preprocess_version')}, not {input_size} px by {data.PREPROCESS_VERSION}")
-        model = load_keras(bundle, path.parent)[0]
         # An ensemble given as a member contributes its own members, so every U-Net weighs the same.
-        members.extend(networks.segmenter_members(model) if model.name == "tumour_segmenter_ensemble" else [model])
+        members.extend(networks.segmenter_members(load_keras(bundle, path.parent)[0]))
     model = networks.build_segmenter_ensemble(input_size, [networks.segmenter_architecture(m) for m in members])
     model.set_weights([w for member in members for w in member.get_weights()])
     return model

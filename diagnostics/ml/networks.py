@@ -170,10 +170,11 @@ def build_segmenter_ensemble(input_size: int, members: list[dict]) -> keras.Mode
     return keras.Model(inputs, layers.Average(name="mask_logits")(logits), name="tumour_segmenter_ensemble")
 
 
-def segmenter_members(ensemble: keras.Model) -> list[keras.Model]:
-    """The member segmenters of a ``build_segmenter_ensemble`` network, in their order, with their weights."""
-    members = [layer for layer in ensemble.layers if isinstance(layer, keras.Model)]
-    return sorted(members, key=lambda member: int(member.name.rsplit("_", 1)[1]))
+def segmenter_members(model: keras.Model) -> list[keras.Model]:
+    """The U-Nets inside ``model`` with their weights: an ensemble's members in order, else ``[model]``."""
+    if model.name != "tumour_segmenter_ensemble":
+        return [model]
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)]
 
 
 def segmenter_architecture(model: keras.Model) -> dict:

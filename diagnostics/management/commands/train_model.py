@@ -47,7 +47,8 @@ class Command(BaseCommand):
                             help="segment: the U-Net also sees the slice's mirror image (the other hemisphere)")
         parser.add_argument("--ensemble-of", nargs="+", metavar="BUNDLE", default=None,
                             help="segment: no training; one network averaging these segmenter bundles' logits, "
-                                 "its thresholds chosen again on the calibration data (an ensemble bundle adds each of its members)")
+                                 "its thresholds chosen again on the calibration data; an ensemble bundle adds each "
+                                 "of its members")
         parser.add_argument("--pretrain-min", type=float, default=0.0,
                             help="encoder-unet: first train its trunk as a classifier for this many minutes on "
                                  "the Kaggle training images that are not copies of Figshare calibration or "
