@@ -116,6 +116,14 @@ def _drag(page, box, start, end):
 def test_doctor_corrects_the_outline_and_the_patient_sees_the_confirmed_result(world, analysed_scan, new_page):
     scan = analysed_scan
 
+    waiting = new_page(PHONE)
+    sign_in(waiting, world.owner, PASSWORD)
+    waiting.get_by_role("link", name="View").first.click()
+    waiting.get_by_text("A doctor will review it before the result is shown here").wait_for()
+    # Nothing is overlaid before the review, so no overlay toggles are offered either.
+    assert not waiting.get_by_label("Show outline").is_visible()
+    assert not waiting.get_by_label("Show heatmap").is_visible()
+
     doctor = new_page()
     sign_in(doctor, world.doctor_a, PASSWORD)
     doctor.locator("#pending").get_by_role("link").first.click()
