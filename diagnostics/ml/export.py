@@ -30,7 +30,7 @@ MIN_COMPONENT_FRACTION = 0.0015
 FALLBACK_CANDIDATES = (None, -1.0, -2.0, -3.0, -4.0, -6.0, -8.0)
 # Mask thresholds tried when calibration no-tumour images are at hand to weigh false outlines, and
 # the share of those images that must keep an empty mask (the product's target).
-THRESHOLD_CANDIDATES = (1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -1.5)
+THRESHOLD_CANDIDATES = (1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -1.5, -2.0, -3.0)
 EMPTY_RATE_FLOOR = 0.95
 
 
@@ -127,20 +127,51 @@ def export_classifier(model, output_dir: Path, dataset: "data.ClassificationData
     })
 
 
-def empty_mask_rate(logits: np.ndarray, threshold: float, min_area: int) -> float:
-    """Share of no-tumour images (logits (N, S, S)) whose mask at ``threshold`` stays empty."""
-    from .inference import clean_mask
+def empty_mask_rate(logits: np.ndarray, threshold: float, min_area: int, *, fallback: float | None = None,
+                    classified_notumor: np.ndarray | None = None) -> float:
+    """Share of no-tumour images (logits (N, S, S)) whose mask at ``threshold`` stays empty.
 
-    return float(np.mean([not clean_mask(l > threshold, min_area).any() for l in logits]))
+    With ``classified_notumor`` (the classifier's verdict on each image) the rate is the one patients
+    see: an image the classifier calls "notumor" never gets an outline, and one it calls a tumour gets
+    the predictor's mask, fallback included. Without it, the segmenter's own rate (no fallback).
+    """
+    from .inference import clean_mask, tumour_mask
+
+    if classified_notumor is None:
+        return float(np.mean([not clean_mask(l > threshold, min_area).any() for l in logits]))
+    return float(np.mean([gated or not tumour_mask(l, threshold, min_area, fallback).any()
+                          for l, gated in zip(logits, classified_notumor)]))
+
+
+def classified_notumor(classifier_bundle_path: Path, pixels: np.ndarray) -> np.ndarray:
+    """Whether the classifier bundle, as served (its mirror averaging included), calls each uint8 image
+    "notumor"; ``pixels`` preprocessed at the bundle's input size.
+
+    Raises ``ValueError`` when the images are not of that size or the bundle has no "notumor" class.
+    """
+    from .inference import load_keras
+
+    bundle_path = Path(classifier_bundle_path)
+    bundle = json.loads(bundle_path.read_text())
+    if pixels.shape[1:3] != (bundle["input_size"], bundle["input_size"]):
+        raise ValueError(f"{bundle_path}: takes {bundle['input_size']} px images, not {pixels.shape[1]} px")
+    if "notumor" not in bundle["classes"]:
+        raise ValueError(f"{bundle_path}: has no 'notumor' class")
+    model, _ = load_keras(bundle, bundle_path.parent)
+    logits = classifier_logits(model, pixels, bool(bundle.get("test_time_flip")))
+    return logits.argmax(axis=1) == bundle["classes"].index("notumor")
 
 
 def choose_mask_thresholds(tumour_logits: np.ndarray, tumour_masks: np.ndarray, empty_logits: np.ndarray | None,
-                           min_area: int, log=print) -> tuple[float, float | None]:
+                           min_area: int, log=print,
+                           empty_classified_notumor: np.ndarray | None = None) -> tuple[float, float | None]:
     """The segmenter's (mask threshold, fallback threshold) from calibration logits (N, S, S).
 
     Every Figshare slice holds a tumour, so the classifier's go-ahead for the fallback is taken as given
     here; evaluate_model measures it with the classifier deciding. Without ``empty_logits`` (no-tumour
     images) the mask threshold stays at 0: nothing would weigh the false outlines a lower one brings.
+    With ``empty_classified_notumor`` (the classifier's verdicts on those images) the empty-mask floor
+    holds for the masks as served behind the classifier; without, for the segmenter alone.
     """
     from .inference import tumour_mask
     from .metrics import dice
@@ -152,13 +183,24 @@ def choose_mask_thresholds(tumour_logits: np.ndarray, tumour_masks: np.ndarray, 
         return float(np.mean([dice(tumour_mask(l, threshold, min_area, fallback), truth)
                               for l, truth in zip(tumour_logits, tumour_masks)]))
 
-    rates = {t: empty_mask_rate(empty_logits, t, min_area) if has_empties else 1.0 for t in thresholds}
-    allowed = [t for t in thresholds if rates[t] >= EMPTY_RATE_FLOOR] or [max(thresholds)]
-    scores = {(t, f): tumour_dice(t, f) for t in allowed for f in FALLBACK_CANDIDATES if f is None or f < t}
+    pairs = [(t, f) for t in thresholds for f in FALLBACK_CANDIDATES if f is None or f < t]
+    if not has_empties:
+        rates = {pair: 1.0 for pair in pairs}
+    elif empty_classified_notumor is None:
+        alone = {t: empty_mask_rate(empty_logits, t, min_area) for t in thresholds}
+        rates = {(t, f): alone[t] for t, f in pairs}
+    else:
+        rates = {(t, f): empty_mask_rate(empty_logits, t, min_area, fallback=f,
+                                         classified_notumor=empty_classified_notumor) for t, f in pairs}
+    allowed = [pair for pair in pairs if rates[pair] >= EMPTY_RATE_FLOOR]
+    if not allowed:
+        highest = max(thresholds)
+        allowed = [pair for pair in pairs if pair[0] == highest]
+    scores = {pair: tumour_dice(*pair) for pair in allowed}
     # Ties go to the higher threshold, then to no fallback, then to the higher fallback.
     threshold, fallback = max(scores, key=lambda k: (round(scores[k], 6), k[0], k[1] is None, k[1] or 0.0))
-    log("empty-mask rate of the calibration no-tumour images by threshold: "
-        + ", ".join(f"{t}: {r:.3f}" for t, r in rates.items()))
+    log(f"empty-mask rate of the calibration no-tumour images ({'as served' if empty_classified_notumor is not None else 'segmenter alone'}) "
+        "by threshold/fallback: " + ", ".join(f"{t}/{f}: {r:.3f}" for (t, f), r in rates.items()))
     log("mean tumour-slice Dice on the calibration blocks (threshold/fallback): "
         + ", ".join(f"{t}/{f}: {s:.4f}" for (t, f), s in scores.items()) + f" -> {threshold}/{fallback}")
     return threshold, fallback
@@ -166,7 +208,8 @@ def choose_mask_thresholds(tumour_logits: np.ndarray, tumour_masks: np.ndarray, 
 
 def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", log=print,
                      empty_val: np.ndarray | None = None, empty_calib: np.ndarray | None = None,
-                     test_time_flip: bool = True) -> dict:
+                     test_time_flip: bool = True, empty_calib_notumor: np.ndarray | None = None,
+                     empty_val_notumor: np.ndarray | None = None) -> dict:
     """Choose the mask thresholds on the calibration data, measure Dice on the validation blocks at
     model resolution and write the bundle.
 
@@ -174,7 +217,9 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     itself moves (from logit 0) only when ``empty_calib`` (calibration no-tumour images) is given: a
     lower one finds more small tumours and outlines more healthy brains. The choice is the best mean
     Dice on the tumour slices among the thresholds that leave at least ``EMPTY_RATE_FLOOR`` of the
-    no-tumour images empty (the highest threshold if none does).
+    no-tumour images empty (the highest threshold if none does). With ``empty_calib_notumor`` (the
+    serving classifier's "notumor" verdicts on those images) the floor is for the masks patients see,
+    behind the classifier; ``empty_val_notumor`` likewise adds that served rate to the figures.
 
     ``test_time_flip`` asks the predictor to average each image's mask logits with its mirror image's;
     the thresholds are chosen and the figures measured on exactly the logits the predictor will use.
@@ -208,15 +253,21 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     if calib.any():
         empty_logits = mask_logits(empty_calib)[..., 0] if empty_calib is not None and len(empty_calib) else None
         threshold, fallback = choose_mask_thresholds(mask_logits(dataset.pixels[calib])[..., 0],
-                                                     dataset.masks[calib], empty_logits, min_area, log=log)
+                                                     dataset.masks[calib], empty_logits, min_area, log=log,
+                                                     empty_classified_notumor=empty_calib_notumor)
 
     logits = mask_logits(dataset.pixels[val])
     predicted = np.stack([tumour_mask(l[..., 0], threshold, min_area, fallback) for l in logits])
     metrics = segmentation_metrics(predicted, dataset.masks[val])
     if empty_val is not None and len(empty_val):
-        metrics["empty_mask_rate_notumor"] = empty_mask_rate(mask_logits(empty_val)[..., 0], threshold, min_area)
+        empty_logits = mask_logits(empty_val)[..., 0]
+        metrics["empty_mask_rate_notumor"] = empty_mask_rate(empty_logits, threshold, min_area)
+        if empty_val_notumor is not None:
+            metrics["empty_mask_rate_notumor_served"] = empty_mask_rate(
+                empty_logits, threshold, min_area, fallback=fallback, classified_notumor=empty_val_notumor)
         metrics["notumor_images"] = int(len(empty_val))
     metrics["resolution"] = "model input"
+    metrics["empty_mask_floor"] = "as served" if empty_calib_notumor is not None else "segmenter alone"
     log(f"segmenter validation {metrics}")
     save_weights_npz(model, output_dir / "segmenter.weights.npz")
     return _write_bundle(output_dir, "segmenter", {

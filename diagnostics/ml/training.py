@@ -360,6 +360,25 @@ class _SliceDiceMetric(keras.metrics.Metric):
         return tf.math.divide_no_nan(self.total_dice, self.count)
 
 
+def oversample_small_tumours(x: np.ndarray, masks: np.ndarray, max_fraction: float,
+                             copies: int) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``masks`` with each slice whose tumour covers less than ``max_fraction`` of the image
+    appearing ``copies`` times in all (the others, and empty masks, once).
+
+    Mean Dice counts a missed small tumour as much as a missed large one, yet small tumours are few
+    among the training slices and give the network few chances to learn their faint edges; more copies
+    (each augmented differently) give it more. ``copies`` of 1 leaves the data as it is.
+    """
+    if copies < 1:
+        raise ValueError("copies must be at least 1")
+    area = masks.reshape(len(masks), -1).astype(bool).mean(axis=1)
+    small = np.flatnonzero((area > 0) & (area < max_fraction))
+    if copies == 1 or not len(small):
+        return x, masks
+    extra = np.repeat(small, copies - 1)
+    return np.concatenate([x, x[extra]]), np.concatenate([masks, masks[extra]])
+
+
 def train_segmenter(model: keras.Model, x: np.ndarray, masks: np.ndarray, epochs: int, batch_size: int = 16, *,
                     validation: tuple[np.ndarray, np.ndarray] | None = None, peak_lr: float = 2e-3,
                     weight_decay: float = 1e-4, warmup_epochs: float = 1.0, augment: bool = True,

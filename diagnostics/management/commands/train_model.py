@@ -53,6 +53,13 @@ class Command(BaseCommand):
                             help="encoder-unet: first train its trunk as a classifier for this many minutes on "
                                  "the Kaggle training images that are not copies of Figshare calibration or "
                                  "validation slices")
+        parser.add_argument("--small-tumour-copies", type=int, default=1,
+                            help="segmenter: train on this many copies of each slice whose tumour is small")
+        parser.add_argument("--small-tumour-fraction", type=float, default=0.01,
+                            help="segmenter: a tumour is small below this share of the image (default 0.01)")
+        parser.add_argument("--classifier-bundle", default=str(Path(settings.MODEL_DIR) / "classifier.json"),
+                            help="segmenter: the classifier served with it; the empty-mask floor is measured behind "
+                                 "its 'notumor' verdicts (default: the installed one; segmenter alone if absent)")
         parser.add_argument("--threads", type=int, default=0, help="TensorFlow CPU threads (0 = all)")
         parser.add_argument("--checkpoint", default=None, help="start from these weights (*.weights.h5)")
         parser.add_argument("--seed", type=int, default=0)
@@ -78,6 +85,10 @@ class Command(BaseCommand):
         data_dir, cache_dir = Path(options["data_dir"]), Path(options["cache_dir"])
         if not (data_dir / "brain-tumor-mri").is_dir():
             raise CommandError(f"no data set under {data_dir}; pass --data-dir")
+        if options["small_tumour_copies"] < 1:
+            raise CommandError("--small-tumour-copies must be at least 1")
+        if not 0 < options["small_tumour_fraction"] < 1:
+            raise CommandError("--small-tumour-fraction must lie between 0 and 1")
         ensemble = None
         if options["ensemble_of"]:
             if task != "segment":
@@ -124,6 +135,13 @@ class Command(BaseCommand):
             # No-tumour images with empty masks teach the segmenter to answer "nothing here".
             x_train = np.concatenate([figshare.pixels[tumour_train], empty_train])
             m_train = np.concatenate([figshare.masks[tumour_train], np.zeros(empty_train.shape, bool)])
+            if options["small_tumour_copies"] > 1:
+                before = len(x_train)
+                x_train, m_train = training.oversample_small_tumours(
+                    x_train, m_train, options["small_tumour_fraction"], options["small_tumour_copies"])
+                self.log(f"{(len(x_train) - before) // (options['small_tumour_copies'] - 1)} tumour slices under "
+                         f"{options['small_tumour_fraction']:.1%} of the image, each trained on "
+                         f"{options['small_tumour_copies']} times")
             # The checkpoint is chosen on the calibration blocks and calibration no-tumour images; the
             # validation split stays untouched until the figures are measured.
             x_calib = np.concatenate([figshare.pixels[tumour_calib], empty_calib])
@@ -142,15 +160,37 @@ class Command(BaseCommand):
                 model.load_weights(checkpoint)
             from diagnostics.ml import export
 
+            empty_val = (kaggle.splits == "val") & notumor
+            verdicts = self._classifier_verdicts(Path(options["classifier_bundle"]), kaggle, data_dir, cache_dir,
+                                                 (kaggle.splits == "calib") & notumor, empty_val)
             bundle = export.export_segmenter(model, output_dir, figshare, log=self.log,
-                                             empty_val=kaggle.pixels[(kaggle.splits == "val") & notumor],
-                                             empty_calib=empty_calib,
-                                             test_time_flip=not options["no_test_time_flip"])
+                                             empty_val=kaggle.pixels[empty_val], empty_calib=empty_calib,
+                                             test_time_flip=not options["no_test_time_flip"],
+                                             empty_calib_notumor=verdicts[0], empty_val_notumor=verdicts[1])
         if options["install"]:
             from diagnostics.ml import export
 
             export.install_bundle(bundle, Path(settings.MODEL_DIR), log=self.log)
         self.log("done: " + json.dumps(bundle.get("validation_metrics", {})))
+
+    def _classifier_verdicts(self, bundle_path: Path, kaggle, data_dir: Path, cache_dir: Path, *selections):
+        """The classifier's "notumor" verdicts on each selection of Kaggle images, or Nones without one."""
+        from diagnostics.ml import data, export
+
+        if not bundle_path.is_file():
+            self.log(f"no classifier bundle at {bundle_path}: the empty-mask floor is the segmenter's alone")
+            return [None] * len(selections)
+        size = json.loads(bundle_path.read_text())["input_size"]
+        images = kaggle if kaggle.pixels.shape[1] == size else data.kaggle_dataset(data_dir, cache_dir, size)
+        if not (np.array_equal(images.labels, kaggle.labels) and np.array_equal(images.splits, kaggle.splits)):
+            raise CommandError(f"the {size} px cache does not hold the same images; delete {cache_dir} and run again")
+        try:
+            verdicts = [export.classified_notumor(bundle_path, images.pixels[s]) for s in selections]
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+        self.log(f"classifier {bundle_path} calls " + ", ".join(
+            f"{int(v.sum())} of {len(v)}" for v in verdicts) + " no-tumour images (calibration, validation) 'notumor'")
+        return verdicts
 
     def _build_segmenter(self, options, kaggle, data_dir):
         from diagnostics.ml import data, networks, training

@@ -156,6 +156,59 @@ def test_mask_thresholds_keep_healthy_brains_empty_then_fit_the_tumours():
     assert export.choose_mask_thresholds(tumours, truth, None, min_area=4, log=lambda *a: None) == (0.0, -3.0)
 
 
+def test_the_empty_mask_floor_can_hold_for_the_masks_served_behind_the_classifier():
+    from diagnostics.ml import export
+
+    truth = np.zeros((2, 20, 20), bool)
+    truth[:, 2:6, 2:6] = truth[:, 12:16, 12:16] = True
+    tumours = np.full((2, 20, 20), -9.0, np.float32)
+    tumours[:, 2:6, 2:6] = -1.2     # two faint tumours per slice: only thresholds below -1.3 find both,
+    tumours[:, 12:16, 12:16] = -1.3  # a fallback only the one around the most likely pixel
+    empties = np.full((20, 20, 20), -9.0, np.float32)
+    empties[:4, 2:8, 2:8] = 0.0     # four healthy brains the segmenter alone outlines below 0
+    quiet = dict(min_area=4, log=lambda *a: None)
+    # Judged alone, the segmenter may not go below 0 (80 % empty) and the fallback finds one tumour.
+    assert export.choose_mask_thresholds(tumours, truth, empties, **quiet) == (1.5, -2.0)
+    # The classifier calls three of those four "notumor", so patients would see one false outline in
+    # twenty (95 % empty): the threshold may go low enough for both tumours.
+    says_notumor = np.ones(20, bool)
+    says_notumor[3] = False
+    chosen = export.choose_mask_thresholds(tumours, truth, empties, empty_classified_notumor=says_notumor, **quiet)
+    assert chosen == (-1.5, None)
+    assert export.empty_mask_rate(empties, -1.5, 4, classified_notumor=says_notumor) == 0.95
+    # A fallback outlines whatever the classifier calls a tumour, so it counts against the floor too.
+    says_notumor[4] = False
+    assert export.empty_mask_rate(empties, 0.5, 4, classified_notumor=says_notumor) == 1.0
+    assert export.empty_mask_rate(empties, 0.5, 4, fallback=-1e9, classified_notumor=says_notumor) == 0.9
+
+
+def test_the_classifiers_notumor_verdicts_are_the_served_labels(tiny_bundle):
+    from diagnostics.ml import export
+
+    info = __import__("json").loads((tiny_bundle / "classifier.json").read_text())
+    images = [kaggle_slice(name, i) for name in readers.CLASS_NAMES for i in range(3)]
+    pixels = np.stack([preprocess.preprocess_slice(image, info["input_size"]).pixels for image in images])
+    served = inference.Predictor.from_model_dir(tiny_bundle).predict_batch(images)
+    verdicts = export.classified_notumor(tiny_bundle / "classifier.json", pixels)
+    assert verdicts.tolist() == [p.label == "notumor" for p in served]
+    with pytest.raises(ValueError, match="takes 48 px images"):
+        export.classified_notumor(tiny_bundle / "classifier.json", pixels[:, :40, :40])
+
+
+def test_small_tumours_are_repeated_and_nothing_else_is():
+    masks = np.zeros((4, 10, 10), bool)
+    masks[0, :1, :2] = True      # 2 % of the image: small
+    masks[1, :5, :5] = True      # 25 %: large
+    masks[3, :1, :1] = True      # 1 %: small
+    x = np.arange(4, dtype=np.uint8)[:, None, None] * np.ones((1, 10, 10), np.uint8)
+    more_x, more_masks = training.oversample_small_tumours(x, masks, 0.05, 3)
+    assert more_x[:, 0, 0].tolist() == [0, 1, 2, 3, 0, 0, 3, 3]
+    assert all(np.array_equal(m, masks[i]) for m, i in zip(more_masks, more_x[:, 0, 0]))
+    assert training.oversample_small_tumours(x, masks, 0.05, 1)[0] is x
+    with pytest.raises(ValueError):
+        training.oversample_small_tumours(x, masks, 0.05, 0)
+
+
 def test_the_exported_segmenter_carries_thresholds_chosen_from_the_candidates(tiny_bundle):
     import json
 
