@@ -135,10 +135,10 @@ def empty_mask_rate(logits: np.ndarray, threshold: float, min_area: int, *, fall
     see: an image the classifier calls "notumor" never gets an outline, and one it calls a tumour gets
     the predictor's mask, fallback included. Without it, the segmenter's own rate (no fallback).
     """
-    from .inference import clean_mask, tumour_mask
+    from .inference import tumour_mask
 
-    if classified_notumor is None:
-        return float(np.mean([not clean_mask(l > threshold, min_area).any() for l in logits]))
+    if classified_notumor is None:  # the segmenter alone: nothing asks for the fallback
+        classified_notumor, fallback = np.zeros(len(logits), bool), None
     return float(np.mean([gated or not tumour_mask(l, threshold, min_area, fallback).any()
                           for l, gated in zip(logits, classified_notumor)]))
 

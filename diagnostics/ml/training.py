@@ -365,8 +365,8 @@ def oversample_small_tumours(x: np.ndarray, masks: np.ndarray, max_fraction: flo
     """``x`` and ``masks`` with each slice whose tumour covers less than ``max_fraction`` of the image
     appearing ``copies`` times in all (the others, and empty masks, once).
 
-    Mean Dice counts a missed small tumour as much as a missed large one, yet small tumours are few
-    among the training slices and give the network few chances to learn their faint edges; more copies
+    Mean Dice counts a missed small tumour as much as a missed large one, yet small tumours are a
+    minority of the training slices and give the network few chances to learn their faint edges; more copies
     (each augmented differently) give it more. ``copies`` of 1 leaves the data as it is.
     """
     if copies < 1:

@@ -54,11 +54,11 @@ class Command(BaseCommand):
                                  "the Kaggle training images that are not copies of Figshare calibration or "
                                  "validation slices")
         parser.add_argument("--small-tumour-copies", type=int, default=1,
-                            help="segmenter: train on this many copies of each slice whose tumour is small")
+                            help="segment: train on this many copies of each slice whose tumour is small")
         parser.add_argument("--small-tumour-fraction", type=float, default=0.01,
-                            help="segmenter: a tumour is small below this share of the image (default 0.01)")
+                            help="segment: a tumour is small below this share of the image (default 0.01)")
         parser.add_argument("--classifier-bundle", default=str(Path(settings.MODEL_DIR) / "classifier.json"),
-                            help="segmenter: the classifier served with it; the empty-mask floor is measured behind "
+                            help="segment: the classifier served with it; the empty-mask floor is measured behind "
                                  "its 'notumor' verdicts (default: the installed one; segmenter alone if absent)")
         parser.add_argument("--threads", type=int, default=0, help="TensorFlow CPU threads (0 = all)")
         parser.add_argument("--checkpoint", default=None, help="start from these weights (*.weights.h5)")
