@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from .augment import augment_batch
+from .metrics import dice_per_slice
 
 
 def _with_channel(x: np.ndarray) -> np.ndarray:
@@ -360,23 +361,41 @@ class _SliceDiceMetric(keras.metrics.Metric):
         return tf.math.divide_no_nan(self.total_dice, self.count)
 
 
-def oversample_small_tumours(x: np.ndarray, masks: np.ndarray, max_fraction: float,
-                             copies: int) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` and ``masks`` with each slice whose tumour covers less than ``max_fraction`` of the image
-    appearing ``copies`` times in all (the others, and empty masks, once).
+def repeat_slices(x: np.ndarray, masks: np.ndarray, copies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``masks`` with slice ``i`` appearing ``copies[i]`` times in all: the originals in their
+    order, then the extra copies. Each copy is augmented differently as it is drawn."""
+    copies = np.asarray(copies, int)
+    if copies.shape != (len(x),) or (copies < 1).any():
+        raise ValueError("copies must hold one count of at least 1 per slice")
+    extra = np.repeat(np.arange(len(x)), copies - 1)
+    if not len(extra):
+        return x, masks
+    return np.concatenate([x, x[extra]]), np.concatenate([masks, masks[extra]])
+
+
+def small_tumour_slices(masks: np.ndarray, max_fraction: float) -> np.ndarray:
+    """Which slices hold a tumour covering less than ``max_fraction`` of the image.
 
     Mean Dice counts a missed small tumour as much as a missed large one, yet small tumours are a
-    minority of the training slices and give the network few chances to learn their faint edges; more copies
-    (each augmented differently) give it more. ``copies`` of 1 leaves the data as it is.
+    minority of the training slices and give the network few chances to learn their faint edges; repeating
+    them (see ``repeat_slices``) gives it more.
     """
-    if copies < 1:
-        raise ValueError("copies must be at least 1")
     area = masks.reshape(len(masks), -1).astype(bool).mean(axis=1)
-    small = np.flatnonzero((area > 0) & (area < max_fraction))
-    if copies == 1 or not len(small):
-        return x, masks
-    extra = np.repeat(small, copies - 1)
-    return np.concatenate([x, x[extra]]), np.concatenate([masks, masks[extra]])
+    return (area > 0) & (area < max_fraction)
+
+
+def hard_slices(model: keras.Model, x: np.ndarray, masks: np.ndarray, max_dice: float,
+                batch_size: int = 32) -> np.ndarray:
+    """Which slices a mask-logits ``model`` segments with a Dice below ``max_dice`` at logit 0.
+
+    The segmenter does not fit all of its own training slices (a small network, many easy slices), and
+    mean Dice weighs each missed slice fully: repeating the ones it gets wrong spends the fine-tuning on
+    them. An empty mask answered with any tumour scores 0, so false alarms count as hard too.
+    """
+    predicted = np.concatenate([np.asarray(model(_with_channel(x[i:i + batch_size]).astype(np.float32),
+                                                 training=False))[..., 0] > 0
+                                for i in range(0, len(x), batch_size)])
+    return dice_per_slice(predicted, masks) < max_dice
 
 
 def train_segmenter(model: keras.Model, x: np.ndarray, masks: np.ndarray, epochs: int, batch_size: int = 16, *,

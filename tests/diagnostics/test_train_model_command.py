@@ -23,10 +23,13 @@ def test_an_ensemble_of_anything_but_segmenter_bundles_is_refused_before_any_dat
     assert not cache.exists() and not (tmp_path / "out" / "segmenter.json").exists()
 
 
-def test_bad_small_tumour_options_are_refused_before_any_data_is_read(tmp_path):
+def test_bad_slice_repetition_options_are_refused_before_any_data_is_read(tmp_path):
     cache = tmp_path / "cache"
     for option, value, message in (("--small-tumour-copies", "0", "at least 1"),
-                                   ("--small-tumour-fraction", "1.5", "between 0 and 1")):
+                                   ("--small-tumour-fraction", "1.5", "between 0 and 1"),
+                                   ("--hard-slice-copies", "0", "at least 1"),
+                                   ("--hard-slice-dice", "0", "in \\(0, 1\\]"),
+                                   ("--hard-slice-copies", "3", "needs --task segment and a --checkpoint")):
         with pytest.raises(CommandError, match=message):
             call_command("train_model", "--task", "segment", "--size", "48", "--cache-dir", str(cache),
                          "--output-dir", str(tmp_path / "out"), option, value)

@@ -57,6 +57,11 @@ class Command(BaseCommand):
                             help="segment: train on this many copies of each slice whose tumour is small")
         parser.add_argument("--small-tumour-fraction", type=float, default=0.01,
                             help="segment: a tumour is small below this share of the image (default 0.01)")
+        parser.add_argument("--hard-slice-copies", type=int, default=1,
+                            help="segment, with --checkpoint: train on this many copies of each training slice the "
+                                 "checkpoint segments badly")
+        parser.add_argument("--hard-slice-dice", type=float, default=0.5,
+                            help="segment: a slice is segmented badly below this Dice at logit 0 (default 0.5)")
         parser.add_argument("--classifier-bundle", default=str(Path(settings.MODEL_DIR) / "classifier.json"),
                             help="segment: the classifier served with it; the empty-mask floor is measured behind "
                                  "its 'notumor' verdicts (default: the installed one; segmenter alone if absent)")
@@ -89,6 +94,13 @@ class Command(BaseCommand):
             raise CommandError("--small-tumour-copies must be at least 1")
         if not 0 < options["small_tumour_fraction"] < 1:
             raise CommandError("--small-tumour-fraction must lie between 0 and 1")
+        if options["hard_slice_copies"] < 1:
+            raise CommandError("--hard-slice-copies must be at least 1")
+        if not 0 < options["hard_slice_dice"] <= 1:
+            raise CommandError("--hard-slice-dice must lie in (0, 1]")
+        if options["hard_slice_copies"] > 1 and (task != "segment" or not options["checkpoint"]
+                                                 or options["ensemble_of"]):
+            raise CommandError("--hard-slice-copies needs --task segment and a --checkpoint to score the slices with")
         ensemble = None
         if options["ensemble_of"]:
             if task != "segment":
@@ -135,13 +147,6 @@ class Command(BaseCommand):
             # No-tumour images with empty masks teach the segmenter to answer "nothing here".
             x_train = np.concatenate([figshare.pixels[tumour_train], empty_train])
             m_train = np.concatenate([figshare.masks[tumour_train], np.zeros(empty_train.shape, bool)])
-            if options["small_tumour_copies"] > 1:
-                before = len(x_train)
-                x_train, m_train = training.oversample_small_tumours(
-                    x_train, m_train, options["small_tumour_fraction"], options["small_tumour_copies"])
-                self.log(f"{(len(x_train) - before) // (options['small_tumour_copies'] - 1)} tumour slices under "
-                         f"{options['small_tumour_fraction']:.1%} of the image, each trained on "
-                         f"{options['small_tumour_copies']} times")
             # The checkpoint is chosen on the calibration blocks and calibration no-tumour images; the
             # validation split stays untouched until the figures are measured.
             x_calib = np.concatenate([figshare.pixels[tumour_calib], empty_calib])
@@ -154,6 +159,7 @@ class Command(BaseCommand):
                      f"{len(empty_train)} empty, checkpoint choice on {int(tumour_calib.sum())} tumour + {len(empty_calib)} empty")
             if options["checkpoint"]:
                 model.load_weights(options["checkpoint"])
+            x_train, m_train = self._repeat_slices(options, model, x_train, m_train)
             if options["epochs"] > 0 and ensemble is None:
                 training.train_segmenter(model, x_train, m_train, options["epochs"], options["batch_size"] or 16,
                                          validation=(x_calib, m_calib), **common)
@@ -172,6 +178,26 @@ class Command(BaseCommand):
 
             export.install_bundle(bundle, Path(settings.MODEL_DIR), log=self.log)
         self.log("done: " + json.dumps(bundle.get("validation_metrics", {})))
+
+    def _repeat_slices(self, options, model, x_train, m_train):
+        """The training slices with small tumours, and those the checkpoint segments badly, repeated."""
+        from diagnostics.ml import training
+
+        copies = np.ones(len(x_train), int)
+        if options["small_tumour_copies"] > 1:
+            small = training.small_tumour_slices(m_train, options["small_tumour_fraction"])
+            copies[small] = options["small_tumour_copies"]
+            self.log(f"{int(small.sum())} tumour slices under {options['small_tumour_fraction']:.1%} of the image, "
+                     f"each trained on {options['small_tumour_copies']} times")
+        if options["hard_slice_copies"] > 1:
+            hard = training.hard_slices(model, x_train, m_train, options["hard_slice_dice"])
+            # A slice that is both small and hard is trained on the larger count, not the product.
+            copies[hard] = np.maximum(copies[hard], options["hard_slice_copies"])
+            tumour = m_train.reshape(len(m_train), -1).any(axis=1)
+            self.log(f"{int((hard & tumour).sum())} tumour and {int((hard & ~tumour).sum())} empty training slices "
+                     f"segmented below Dice {options['hard_slice_dice']:g} by the checkpoint, each trained on "
+                     f"at least {options['hard_slice_copies']} times")
+        return training.repeat_slices(x_train, m_train, copies)
 
     def _classifier_verdicts(self, bundle_path: Path, kaggle, data_dir: Path, cache_dir: Path, *selections):
         """The classifier's "notumor" verdicts on each selection of Kaggle images, or Nones without one."""

@@ -195,18 +195,43 @@ def test_the_classifiers_notumor_verdicts_are_the_served_labels(tiny_bundle):
         export.classified_notumor(tiny_bundle / "classifier.json", pixels[:, :40, :40])
 
 
-def test_small_tumours_are_repeated_and_nothing_else_is():
+def test_small_tumours_are_found_and_only_they():
     masks = np.zeros((4, 10, 10), bool)
     masks[0, :1, :2] = True      # 2 % of the image: small
     masks[1, :5, :5] = True      # 25 %: large
     masks[3, :1, :1] = True      # 1 %: small
+    assert training.small_tumour_slices(masks, 0.05).tolist() == [True, False, False, True]
+    assert training.small_tumour_slices(masks, 0.015).tolist() == [False, False, False, True]
+
+
+def test_slices_are_repeated_as_often_as_asked_and_stay_paired_with_their_masks():
+    masks = np.zeros((4, 10, 10), bool)
+    masks[:, 0, :4] = np.arange(4)[:, None] > np.arange(4)[None, :]
     x = np.arange(4, dtype=np.uint8)[:, None, None] * np.ones((1, 10, 10), np.uint8)
-    more_x, more_masks = training.oversample_small_tumours(x, masks, 0.05, 3)
-    assert more_x[:, 0, 0].tolist() == [0, 1, 2, 3, 0, 0, 3, 3]
+    more_x, more_masks = training.repeat_slices(x, masks, np.array([3, 1, 1, 2]))
+    assert more_x[:, 0, 0].tolist() == [0, 1, 2, 3, 0, 0, 3]
     assert all(np.array_equal(m, masks[i]) for m, i in zip(more_masks, more_x[:, 0, 0]))
-    assert training.oversample_small_tumours(x, masks, 0.05, 1)[0] is x
-    with pytest.raises(ValueError):
-        training.oversample_small_tumours(x, masks, 0.05, 0)
+    assert training.repeat_slices(x, masks, np.ones(4, int))[0] is x
+    for copies in (np.array([1, 0, 1, 1]), np.ones(3, int)):
+        with pytest.raises(ValueError):
+            training.repeat_slices(x, masks, copies)
+
+
+def test_hard_slices_are_those_the_model_segments_badly():
+    """A fixed 'model' that marks the left half of every image as tumour: right for a left-half tumour,
+    half right for a left-quarter one, wrong for a right-half one and for an empty mask."""
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    left_half = np.where(np.arange(8) < 4, 5.0, -5.0).astype(np.float32)[None, None, :, None]
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 0 + left_half)(inputs))
+    masks = np.zeros((4, 8, 8), bool)
+    masks[0, :, :4] = True
+    masks[1, :, :2] = True
+    masks[2, :, 4:] = True
+    x = np.zeros((4, 8, 8), np.uint8)
+    assert training.hard_slices(model, x, masks, 0.5).tolist() == [False, False, True, True]
+    assert training.hard_slices(model, x, masks, 0.9).tolist() == [False, True, True, True]
 
 
 def test_the_exported_segmenter_carries_thresholds_chosen_from_the_candidates(tiny_bundle):
