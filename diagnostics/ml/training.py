@@ -392,9 +392,7 @@ def hard_slices(model: keras.Model, x: np.ndarray, masks: np.ndarray, max_dice: 
     mean Dice weighs each missed slice fully: repeating the ones it gets wrong spends the fine-tuning on
     them. An empty mask answered with any tumour scores 0, so false alarms count as hard too.
     """
-    predicted = np.concatenate([np.asarray(model(_with_channel(x[i:i + batch_size]).astype(np.float32),
-                                                 training=False))[..., 0] > 0
-                                for i in range(0, len(x), batch_size)])
+    predicted = predict_logits(model, x, batch_size)[..., 0] > 0
     return dice_per_slice(predicted, masks) < max_dice
 
 
