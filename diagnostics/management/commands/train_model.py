@@ -62,6 +62,10 @@ class Command(BaseCommand):
                                  "checkpoint segments badly")
         parser.add_argument("--hard-slice-dice", type=float, default=0.5,
                             help="segment: a slice is segmented badly below this Dice at logit 0 (default 0.5)")
+        parser.add_argument("--hard-slices-scored-by", metavar="BUNDLE", default=None,
+                            help="segment: score the slices with this segmenter bundle (an ensemble averages its "
+                                 "members) instead of the checkpoint, e.g. to fine-tune a member on what the "
+                                 "served pair gets wrong")
         parser.add_argument("--classifier-bundle", default=str(Path(settings.MODEL_DIR) / "classifier.json"),
                             help="segment: the classifier served with it; the empty-mask floor is measured behind "
                                  "its 'notumor' verdicts (default: the installed one; segmenter alone if absent)")
@@ -101,6 +105,16 @@ class Command(BaseCommand):
         if options["hard_slice_copies"] > 1 and (task != "segment" or not options["checkpoint"]
                                                  or options["ensemble_of"]):
             raise CommandError("--hard-slice-copies needs --task segment and a --checkpoint to score the slices with")
+        hard_slice_scorer = None
+        if options["hard_slices_scored_by"]:
+            if options["hard_slice_copies"] < 2:
+                raise CommandError("--hard-slices-scored-by needs --hard-slice-copies of at least 2")
+            from diagnostics.ml import export
+
+            try:
+                hard_slice_scorer = export.segmenter_ensemble_from_bundles([options["hard_slices_scored_by"]], size)
+            except ValueError as error:
+                raise CommandError(str(error)) from error
         ensemble = None
         if options["ensemble_of"]:
             if task != "segment":
@@ -159,7 +173,8 @@ class Command(BaseCommand):
                      f"{len(empty_train)} empty, checkpoint choice on {int(tumour_calib.sum())} tumour + {len(empty_calib)} empty")
             if options["checkpoint"]:
                 model.load_weights(options["checkpoint"])
-            x_train, m_train = self._repeat_slices(options, model, x_train, m_train)
+            x_train, m_train = self._repeat_slices(options, model if hard_slice_scorer is None else hard_slice_scorer,
+                                                   x_train, m_train)
             if options["epochs"] > 0 and ensemble is None:
                 training.train_segmenter(model, x_train, m_train, options["epochs"], options["batch_size"] or 16,
                                          validation=(x_calib, m_calib), **common)
@@ -179,8 +194,9 @@ class Command(BaseCommand):
             export.install_bundle(bundle, Path(settings.MODEL_DIR), log=self.log)
         self.log("done: " + json.dumps(bundle.get("validation_metrics", {})))
 
-    def _repeat_slices(self, options, model, x_train, m_train):
-        """The training slices with small tumours, and those the checkpoint segments badly, repeated."""
+    def _repeat_slices(self, options, scorer, x_train, m_train):
+        """The training slices with small tumours, and those ``scorer`` (the checkpoint unless
+        --hard-slices-scored-by names another segmenter) segments badly, repeated."""
         from diagnostics.ml import training
 
         copies = np.ones(len(x_train), int)
@@ -190,12 +206,13 @@ class Command(BaseCommand):
             self.log(f"{int(small.sum())} tumour slices under {options['small_tumour_fraction']:.1%} of the image, "
                      f"each trained on {options['small_tumour_copies']} times")
         if options["hard_slice_copies"] > 1:
-            hard = training.hard_slices(model, x_train, m_train, options["hard_slice_dice"])
+            hard = training.hard_slices(scorer, x_train, m_train, options["hard_slice_dice"])
             # A slice that is both small and hard is trained on the larger count, not the product.
             copies[hard] = np.maximum(copies[hard], options["hard_slice_copies"])
             tumour = m_train.reshape(len(m_train), -1).any(axis=1)
             self.log(f"{int((hard & tumour).sum())} tumour and {int((hard & ~tumour).sum())} empty training slices "
-                     f"segmented below Dice {options['hard_slice_dice']:g} by the checkpoint, each trained on "
+                     f"segmented below Dice {options['hard_slice_dice']:g} by the "
+                     f"{'scoring segmenter' if options['hard_slices_scored_by'] else 'checkpoint'}, each trained on "
                      f"at least {options['hard_slice_copies']} times")
         return training.repeat_slices(x_train, m_train, copies)
 
