@@ -109,22 +109,12 @@ class Command(BaseCommand):
         if options["hard_slices_scored_by"]:
             if options["hard_slice_copies"] < 2:
                 raise CommandError("--hard-slices-scored-by needs --hard-slice-copies of at least 2")
-            from diagnostics.ml import export
-
-            try:
-                hard_slice_scorer = export.segmenter_ensemble_from_bundles([options["hard_slices_scored_by"]], size)
-            except ValueError as error:
-                raise CommandError(str(error)) from error
+            hard_slice_scorer = self._segmenter_from_bundles([options["hard_slices_scored_by"]], size)
         ensemble = None
         if options["ensemble_of"]:
             if task != "segment":
                 raise CommandError("--ensemble-of needs --task segment")
-            from diagnostics.ml import export
-
-            try:
-                ensemble = export.segmenter_ensemble_from_bundles(options["ensemble_of"], size)
-            except ValueError as error:
-                raise CommandError(str(error)) from error
+            ensemble = self._segmenter_from_bundles(options["ensemble_of"], size)
             self.log(f"ensemble of {len(options['ensemble_of'])} segmenters, {ensemble.count_params():,} parameters")
         self.log(f"loading and preprocessing data at {size}px (cached in {cache_dir})")
         kaggle = data.kaggle_dataset(data_dir, cache_dir, size)
@@ -193,6 +183,16 @@ class Command(BaseCommand):
 
             export.install_bundle(bundle, Path(settings.MODEL_DIR), log=self.log)
         self.log("done: " + json.dumps(bundle.get("validation_metrics", {})))
+
+    @staticmethod
+    def _segmenter_from_bundles(bundle_paths, size: int):
+        """One network averaging these segmenter bundles' logits; a bad bundle is a CommandError."""
+        from diagnostics.ml import export
+
+        try:
+            return export.segmenter_ensemble_from_bundles(bundle_paths, size)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
 
     def _repeat_slices(self, options, scorer, x_train, m_train):
         """The training slices with small tumours, and those ``scorer`` (the checkpoint unless
