@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from django.db import connection
 from django.test import Client
 from rest_framework.authtoken.models import Token
 from websockets.sync.client import connect
@@ -32,7 +33,15 @@ def make_run(hospitals, **params):
 
 def follow_in_background(run):
     result = {}
-    thread = threading.Thread(target=lambda: result.update(status=follow_run(run.pk, poll_s=0.5)), daemon=True)
+
+    def follow():
+        try:
+            result["status"] = follow_run(run.pk, poll_s=0.5)
+        finally:
+            # The thread's own database connection: left open, it keeps the test database from being dropped.
+            connection.close()
+
+    thread = threading.Thread(target=follow, daemon=True)
     thread.start()
     return thread, result
 
