@@ -29,7 +29,11 @@ def test_the_report_covers_both_tasks_per_class_with_plot_and_latency(tmp_path):
     weighted = sum(row["dice_mean"] * row["slices"] for row in per_class.values()) / segmentation["slices"]
     assert abs(weighted - segmentation["dice_mean"]) < 1e-9
     assert 0.0 <= segmentation["empty_mask_rate_notumor"] <= 1.0
+    low, high = segmentation["dice_mean_interval95"]
+    assert low <= segmentation["dice_mean"] <= high
+    assert segmentation["dice_interval_blocks"] >= 2
 
     assert report["latency_ms"]["images"] == 5
     markdown = (tmp_path / "report.md").read_text()
     assert "## Segmentation" in markdown and "| glioma |" in markdown and "## Latency" in markdown
+    assert "Dice mean, 95 % interval" in markdown

@@ -108,6 +108,12 @@ class Command(BaseCommand):
             truth.extend(readers.read_mask(s.mask_path) for s in chunk)
         result = metrics.segmentation_metrics(predicted, truth)
         result["resolution"] = "input (256x256)"
+        # Slice numbers run by patient, so a block of them stands in for a patient: the interval says how
+        # far the mean could move on other patients, not on more slices of the same ones.
+        blocks = [partition.figshare_block(s.index) for s in val]
+        result["dice_mean_interval95"] = metrics.cluster_bootstrap_interval(
+            [metrics.dice(p, t) for p, t in zip(predicted, truth)], blocks)
+        result["dice_interval_blocks"] = len(set(blocks))
         # The classes fail differently (non-enhancing gliomas are the hard ones), so each gets its line.
         classes = np.asarray([s.label for s in val])
         result["per_class"] = {
@@ -191,7 +197,10 @@ class Command(BaseCommand):
                       "no-tumour images with empty mask |", "|---|---|---|---|---|---|---|---|",
                       f"| {seg['slices']} | {seg['dice_mean']:.4f} | {seg['dice_median']:.4f} | {seg['dice_pooled']:.4f} "
                       f"| {seg['iou_mean']:.4f} | {seg['hd95_px_median']:.2f} | {seg['tumour_missed_slices']} "
-                      f"| {seg['empty_mask_rate_notumor']:.4f} of {seg['notumor_images']} |", ""]
+                      f"| {seg['empty_mask_rate_notumor']:.4f} of {seg['notumor_images']} |", "",
+                      f"Dice mean, 95 % interval: {seg['dice_mean_interval95'][0]:.4f} to {seg['dice_mean_interval95'][1]:.4f} "
+                      f"(bootstrap over the {seg['dice_interval_blocks']} slice-number blocks, so a patient's neighbouring "
+                      "slices are drawn together)", ""]
             if seg.get("per_class"):
                 lines += ["| class | slices | Dice mean | Dice median | IoU mean | HD95 median (px) | missed |",
                           "|---|---|---|---|---|---|---|"]
