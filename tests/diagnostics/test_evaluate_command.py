@@ -20,6 +20,8 @@ def test_the_report_covers_both_tasks_per_class_with_plot_and_latency(tmp_path):
     assert sum(map(sum, classification["confusion_matrix"])) == classification["images"]
     assert sum(row["support"] for row in classification["per_class"].values()) == classification["images"]
     assert 0.0 <= classification["ece"] <= 1.0
+    low, high = classification["accuracy_interval95"]
+    assert low <= classification["accuracy"] <= high
     assert Image.open(tmp_path / "confusion_matrix.png").format == "PNG"
 
     segmentation = report["segmentation"]
@@ -36,4 +38,4 @@ def test_the_report_covers_both_tasks_per_class_with_plot_and_latency(tmp_path):
     assert report["latency_ms"]["images"] == 5
     markdown = (tmp_path / "report.md").read_text()
     assert "## Segmentation" in markdown and "| glioma |" in markdown and "## Latency" in markdown
-    assert "Dice mean, 95 % interval" in markdown
+    assert "Dice mean, 95 % interval" in markdown and "accuracy, 95 % interval" in markdown
