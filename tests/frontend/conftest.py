@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from tests.diagnostics.conftest import (  # noqa: F401 (fixtures)
     active_model,
@@ -65,6 +66,9 @@ def new_page(live):
     try:
         yield make
     finally:
+        # The test's ORM calls ran beside Playwright's loop, on connections the database teardown
+        # cannot see: left open, they keep PostgreSQL from dropping the test database.
+        connections.close_all()
         chromium.close()
         playwright.stop()
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
