@@ -99,8 +99,12 @@ def cluster_bootstrap_interval(values, clusters, level: float = 0.95, resamples:
     return float(low), float(high)
 
 
-def segmentation_metrics(predicted_masks, true_masks) -> dict:
-    """Mean per-slice Dice/IoU/HD95 and pooled Dice over slices that contain a tumour."""
+def segmentation_metrics(predicted_masks, true_masks, clusters=None) -> dict:
+    """Mean per-slice Dice/IoU/HD95 and pooled Dice over slices that contain a tumour.
+
+    With ``clusters`` (one label per slice, e.g. its patient), also a 95 % interval for the mean Dice
+    that resamples whole clusters (``cluster_bootstrap_interval``) and the number of clusters.
+    """
     dices, ious, distances = [], [], []
     intersection = total = 0
     missed = 0
@@ -115,7 +119,7 @@ def segmentation_metrics(predicted_masks, true_masks) -> dict:
             distances.append(distance)
         intersection += np.logical_and(predicted, truth).sum()
         total += predicted.sum() + truth.sum()
-    return {
+    result = {
         "slices": len(dices),
         "dice_mean": float(np.mean(dices)) if dices else float("nan"),
         "dice_median": float(np.median(dices)) if dices else float("nan"),
@@ -125,3 +129,7 @@ def segmentation_metrics(predicted_masks, true_masks) -> dict:
         "hd95_px_mean": float(np.mean(distances)) if distances else float("nan"),
         "tumour_missed_slices": int(missed),
     }
+    if clusters is not None:
+        result["dice_mean_interval95"] = cluster_bootstrap_interval(dices, clusters)
+        result["dice_interval_blocks"] = len(set(clusters))
+    return result

@@ -109,14 +109,11 @@ class Command(BaseCommand):
             predictions = predictor.predict_batch([readers.read_grayscale(s.image_path) for s in chunk])
             predicted.extend(p.mask for p in predictions)
             truth.extend(readers.read_mask(s.mask_path) for s in chunk)
-        result = metrics.segmentation_metrics(predicted, truth)
-        result["resolution"] = "input (256x256)"
         # Slice numbers run by patient, so a block of them stands in for a patient: the interval says how
         # far the mean could move on other patients, not on more slices of the same ones.
         blocks = [partition.figshare_block(s.index) for s in val]
-        result["dice_mean_interval95"] = metrics.cluster_bootstrap_interval(
-            [metrics.dice(p, t) for p, t in zip(predicted, truth)], blocks)
-        result["dice_interval_blocks"] = len(set(blocks))
+        result = metrics.segmentation_metrics(predicted, truth, clusters=blocks)
+        result["resolution"] = "input (256x256)"
         # The classes fail differently (non-enhancing gliomas are the hard ones), so each gets its line.
         classes = np.asarray([s.label for s in val])
         result["per_class"] = {
