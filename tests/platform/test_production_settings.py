@@ -86,3 +86,26 @@ def test_field_encryption_keys_are_a_list_newest_first(tmp_path):
     new, old = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     result = start(tmp_path, DEBUG="1", FIELD_ENCRYPTION_KEY=f"{new}, {old}")
     assert result.stdout.split()[2] == "list"
+
+
+def deploy_check(tmp_path, **env):
+    clean = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES and not k.startswith("EMAIL_")}
+    clean.update(DJANGO_SETTINGS_MODULE="neurofed.settings", NEUROFED_VAR_DIR=str(tmp_path / "var"), **env)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"], capture_output=True, text=True, cwd=ROOT, env=clean,
+        timeout=120,
+    )
+
+
+def test_deploy_check_warns_that_invitations_would_only_reach_the_log(tmp_path):
+    result = deploy_check(tmp_path, **production(NEUROFED_MASTER_KEY=master_key()))
+    assert "hospitals.W001" in result.stderr + result.stdout
+    assert "invitations and password resets are not delivered" in result.stderr + result.stdout
+
+
+def test_deploy_check_accepts_an_smtp_relay(tmp_path):
+    smtp = {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_HOST": "smtp.neurofed.example",
+            "EMAIL_PORT": "587", "EMAIL_USE_TLS": "1"}
+    result = deploy_check(tmp_path, **production(NEUROFED_MASTER_KEY=master_key(), **smtp))
+    assert "hospitals.W001" not in result.stderr + result.stdout, result.stderr
+    assert "System check identified" in result.stderr + result.stdout  # the checks did run
