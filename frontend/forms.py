@@ -3,6 +3,8 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
+from hospitals.models import Role
+
 
 class SignInForm(AuthenticationForm):
     username = forms.CharField(
@@ -13,3 +15,24 @@ class SignInForm(AuthenticationForm):
         **AuthenticationForm.error_messages,
         "invalid_login": "That email and password do not match an account. The password is case-sensitive.",
     }
+
+
+class InviteForm(forms.Form):
+    """The Members page's invitation. A patient invitation also names the patient, whose record is
+    created with it: without a record the new account could not upload a scan."""
+
+    email = forms.EmailField(max_length=254, error_messages={"required": "Enter the email address to invite.",
+                                                             "invalid": "Enter a valid email address."})
+    role = forms.ChoiceField(choices=Role.choices, error_messages={"invalid_choice": "Choose a role."})
+    full_name = forms.CharField(max_length=200, required=False, strip=True)
+    date_of_birth = forms.DateField(
+        required=False, input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": "Enter the date of birth as year-month-day, for example 1980-04-23."},
+    )
+    medical_record_number = forms.CharField(max_length=64, required=False, strip=True)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("role") == Role.PATIENT and not data.get("full_name"):
+            self.add_error("full_name", "Enter the patient's full name: their record is created with the invitation.")
+        return data

@@ -167,6 +167,43 @@ def invite_member(
     return invitation, token
 
 
+@transaction.atomic
+def invite_patient(
+    *, hospital: Hospital, email: str, full_name: str, date_of_birth=None, medical_record_number: str = "",
+    actor, request=None,
+) -> tuple[Invitation, str]:
+    """Invite a patient together with their record, so that they can upload from their first sign-in.
+
+    Sending again to the same address reuses the record the replaced invitation named (corrected with
+    the new details), instead of leaving it behind as a duplicate that would block its own MRN.
+    """
+    full_name = full_name.strip()
+    if not full_name:
+        raise DomainError("name_required", "Enter the patient's full name.")
+    if date_of_birth is not None and date_of_birth > timezone.localdate():
+        raise DomainError("invalid_date_of_birth", "The date of birth is in the future; check it.")
+    pending = (
+        Invitation.objects.filter(
+            hospital=hospital, email=_normalise_email(email), accepted_at__isnull=True, patient__user__isnull=True
+        )
+        .exclude(patient=None)
+        .select_related("patient")
+        .first()
+    )
+    if pending is not None:
+        patient = update_patient(
+            hospital=hospital, patient=pending.patient, actor=actor, request=request, full_name=full_name,
+            date_of_birth=date_of_birth, medical_record_number=medical_record_number.strip(),
+        )
+    else:
+        patient = create_patient(
+            hospital=hospital, full_name=full_name, date_of_birth=date_of_birth,
+            medical_record_number=medical_record_number.strip(), actor=actor, request=request,
+        )
+    return invite_member(hospital=hospital, email=email, role=Role.PATIENT, actor=actor, patient=patient,
+                         request=request)
+
+
 def _invitation_link(token: str, request) -> str:
     """The accept page's address, when the site has one (the pages live in another app)."""
     try:

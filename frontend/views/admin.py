@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
+from frontend.forms import InviteForm
 from frontend.views.base import hospital_page, render_page
 from hospitals import services
 from hospitals.access import access_invitation, access_member
@@ -21,24 +22,35 @@ ADMIN = (Role.ADMIN,)
 @hospital_page(roles=ADMIN)
 def members(request, membership):
     hospital = membership.hospital
-    if request.method == "POST":
+    form = InviteForm(request.POST if request.method == "POST" else None, initial={"role": Role.DOCTOR})
+    if form.is_valid():
+        data = form.cleaned_data
         try:
-            invitation, _token = services.invite_member(
-                hospital=hospital, email=request.POST.get("email", ""), role=request.POST.get("role", ""),
-                actor=request.user, request=request,
-            )
+            if data["role"] == Role.PATIENT:
+                invitation, _token = services.invite_patient(
+                    hospital=hospital, email=data["email"], full_name=data["full_name"],
+                    date_of_birth=data["date_of_birth"], medical_record_number=data["medical_record_number"],
+                    actor=request.user, request=request,
+                )
+            else:
+                invitation, _token = services.invite_member(
+                    hospital=hospital, email=data["email"], role=data["role"], actor=request.user, request=request,
+                )
         except DomainError as refused:
-            messages.error(request, refused.detail)
+            form.add_error(None, refused.detail)
         else:
             messages.success(request, f"Invitation sent to {invitation.email}.")
-        return redirect("frontend:members", hospital.slug)
+            return redirect("frontend:members", hospital.slug)
     context = {
+        "form": form,
         "members": Membership.objects.filter(hospital=hospital).select_related("user").order_by("role", "user__email"),
         "invitations": Invitation.objects.filter(hospital=hospital, accepted_at__isnull=True),
         "roles": Role.choices,
         "invitation_ttl_hours": settings.INVITATION_TTL_HOURS,
     }
-    return render_page(request, "frontend/admin/members.html", context, membership=membership)
+    # A refused invitation is shown again with what the admin typed, instead of a redirect that loses it.
+    status = 400 if form.is_bound else 200
+    return render_page(request, "frontend/admin/members.html", context, membership=membership, status=status)
 
 
 @require_POST

@@ -5,7 +5,11 @@ import re
 import pytest
 from django.core import mail
 
-from hospitals.models import AIResultVisibility, Invitation, Membership, Role
+from diagnostics.models import Scan
+from hospitals.models import AIResultVisibility, Invitation, Membership, Patient, Role
+from tests.diagnostics.helpers import upload
+from tests.diagnostics.samples import jpeg_bytes
+from tests.factories import make_patient
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +83,7 @@ def test_refusals_are_shown_as_sentences(client, world):
 
 def test_revoke_invitation(client, world):
     client.force_login(world.admin_a)
-    client.post("/h/st-anne/members/", {"email": "x@example.org", "role": "patient"})
+    client.post("/h/st-anne/members/", {"email": "x@example.org", "role": "doctor"})
     invitation = Invitation.objects.get(email="x@example.org")
     client.force_login(world.admin_b)
     assert client.post(f"/h/north-general/invitations/{invitation.pk}/revoke/").status_code == 404
@@ -105,10 +109,11 @@ def test_settings_page_saves_through_the_service(client, world):
 def invite(client, world, django_capture_on_commit_callbacks):
     """invite(email): A's admin invites through the page; returns the token from the email sent."""
 
-    def send(email, role="doctor"):
+    def send(email, role="doctor", **patient):
         client.force_login(world.admin_a)
         with django_capture_on_commit_callbacks(execute=True):
-            client.post("/h/st-anne/members/", {"email": email, "role": role})
+            response = client.post("/h/st-anne/members/", {"email": email, "role": role, **patient})
+        assert response.status_code == 302, response.content
         client.logout()
         return re.search(r"invitation token: (\S+)", mail.outbox[-1].body).group(1)
 
@@ -141,3 +146,63 @@ def test_bad_token_and_mismatched_passwords(client, world, invite):
     token = invite("typo@st-anne.example")
     page = client.post(f"/invite/{token}/", {"password": "a-long-new-secret-5", "password_again": "a-long-new-secret-6"})
     assert "The two passwords differ" in page.content.decode()
+
+
+def test_invited_patient_gets_a_record_and_can_upload(client, world, invite):
+    token = invite("new.patient@st-anne.example", "patient", full_name="Grace Hopper",
+                   date_of_birth="1970-12-09", medical_record_number="MRN-1906")
+    patient = Invitation.objects.get(email="new.patient@st-anne.example").patient
+    assert (patient.hospital, patient.full_name, str(patient.date_of_birth), patient.medical_record_number) == (
+        world.a, "Grace Hopper", "1970-12-09", "MRN-1906"
+    )
+    client.post(f"/invite/{token}/", {"password": "a-long-new-secret-5", "password_again": "a-long-new-secret-5"})
+    patient.refresh_from_db()
+    assert patient.user.email == "new.patient@st-anne.example"
+    response = upload(client, world.a, jpeg_bytes("glioma", 0))
+    assert response.status_code == 201, response.content
+    assert Scan.objects.get(pk=response.json()["id"]).patient == patient
+
+
+def test_patient_invitation_needs_a_name_and_keeps_what_was_typed(client, world):
+    client.force_login(world.admin_a)
+    page = client.post("/h/st-anne/members/", {"email": "nameless@st-anne.example", "role": "patient",
+                                               "medical_record_number": "MRN-77", "date_of_birth": "23/04/1980"})
+    html = page.content.decode()
+    assert page.status_code == 400 and "Enter the patient&#x27;s full name" in html and "year-month-day" in html
+    assert 'value="nameless@st-anne.example"' in html and 'value="MRN-77"' in html
+    assert not Invitation.objects.filter(email="nameless@st-anne.example").exists()
+    assert not Patient.objects.filter(hospital=world.a, full_name="").exists()
+
+
+def test_refused_patient_invitation_leaves_no_record_behind(client, world):
+    make_patient(world.a, "Ada Lovelace", medical_record_number="MRN-1")
+    client.force_login(world.admin_a)
+    before = Patient.objects.filter(hospital=world.a).count()
+    page = client.post("/h/st-anne/members/", {"email": "doctor1@st-anne.example", "role": "patient",
+                                               "full_name": "Someone"})
+    assert page.status_code == 400 and "already belongs to a member" in page.content.decode()
+    page = client.post("/h/st-anne/members/", {"email": "other@st-anne.example", "role": "patient",
+                                               "full_name": "Someone", "medical_record_number": "MRN-1"})
+    assert "medical record number already exists" in page.content.decode()
+    assert Patient.objects.filter(hospital=world.a).count() == before
+    assert not Invitation.objects.filter(email__in=["doctor1@st-anne.example", "other@st-anne.example"]).exists()
+
+
+def test_inviting_a_patient_again_reuses_their_record(client, world):
+    client.force_login(world.admin_a)
+    details = {"email": "again@st-anne.example", "role": "patient", "full_name": "Alan Turing",
+               "medical_record_number": "MRN-1912"}
+    client.post("/h/st-anne/members/", details)
+    first = Invitation.objects.get(email="again@st-anne.example").patient
+    response = client.post("/h/st-anne/members/", {**details, "full_name": "Alan M. Turing"})
+    assert response.status_code == 302
+    second = Invitation.objects.get(email="again@st-anne.example").patient
+    assert second.pk == first.pk and second.full_name == "Alan M. Turing"
+    assert Patient.objects.filter(hospital=world.a, mrn_digest=first.mrn_digest).count() == 1
+
+
+def test_members_page_asks_for_patient_details_beside_the_role(client, world):
+    client.force_login(world.admin_a)
+    html = client.get("/h/st-anne/members/").content.decode()
+    for name in ("full_name", "date_of_birth", "medical_record_number"):
+        assert f'name="{name}"' in html
