@@ -15,6 +15,7 @@ import io
 import logging
 import uuid
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from django.conf import settings
@@ -136,7 +137,9 @@ def upload_scan(*, hospital, patient, data: bytes, uploaded_by=None, request=Non
             )
             record_audit(actor=uploaded_by, hospital=hospital, action="scan.upload", obj=scan, request=request)
             notify.scan_changed_on_commit(scan, event="scan.created")
-            transaction.on_commit(lambda: enqueue_analysis(scan.id))
+            # Robust: the callback runs once the row has committed, still inside this try; whatever it
+            # raises must not reach the clean-up below, which would delete the file of a stored scan.
+            transaction.on_commit(partial(enqueue_analysis, scan.id), robust=True)
     except IntegrityError:
         # Two uploads of the same file raced; the other one won.
         delete_blob(stored.path)
@@ -151,10 +154,20 @@ def upload_scan(*, hospital, patient, data: bytes, uploaded_by=None, request=Non
     return scan, True
 
 
-def enqueue_analysis(scan_id) -> None:
+def enqueue_analysis(scan_id) -> bool:
+    """Schedule the analysis of a stored scan; False when the task queue could not take it.
+
+    A broker outage must not lose the upload: the scan stays queued with its file, and is scheduled
+    again when the same file is uploaded again or an operator re-queues it.
+    """
     from diagnostics.tasks import analyse_scan  # the task module imports this one
 
-    analyse_scan.delay(str(scan_id))
+    try:
+        analyse_scan.delay(str(scan_id))
+    except Exception as error:
+        logger.error("scan %s stays queued: the task queue could not take it (%s)", scan_id, type(error).__name__)
+        return False
+    return True
 
 
 # --- the worker's side of the state machine ---------------------------------------------------------
