@@ -57,6 +57,18 @@ def verify_model_version(model_version: ModelVersion) -> Path:
     return path
 
 
+def versions_stored_at(bundle_path: str | Path) -> list[ModelVersion]:
+    """The registered versions whose bundle is the one at ``bundle_path`` now (same file, same checksum):
+    what writing over that file would make unloadable. Empty when no bundle is there."""
+    path = Path(bundle_path).resolve()
+    try:
+        actual = bundle_sha256(path)
+    except (OSError, ValueError, KeyError):
+        return []
+    return [version for version in ModelVersion.objects.filter(artifact_sha256=actual).order_by("task", "version")
+            if resolve_artifact_path(version.artifact_path).resolve() == path]
+
+
 @transaction.atomic
 def register_model_version(*, task: str, version: str, artifact_path: str | Path, metrics: dict | None = None,
                            source: str = ModelSource.CENTRALISED, federated_run_id: str | None = None,

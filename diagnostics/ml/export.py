@@ -12,9 +12,11 @@ A bundle is a JSON file (``classifier.json`` / ``segmenter.json``) beside the fi
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -63,10 +65,35 @@ def load_weights_npz(model, path: Path) -> None:
         model.set_weights([archive[f"w{i:03d}"].astype(np.float32) for i in range(len(archive.files))])
 
 
-def _write_bundle(output_dir: Path, name: str, bundle: dict) -> dict:
-    path = output_dir / f"{name}.json"
-    path.write_text(json.dumps(bundle, indent=2, sort_keys=True))
-    return {**bundle, "bundle_path": str(path)}
+@contextlib.contextmanager
+def _staged(output_dir: Path, name: str):
+    """A private folder inside ``output_dir`` (same file system, so its files can be renamed into place),
+    removed with whatever is left in it when the block ends."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=f".{name}-", suffix=".partial"))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(staging: Path, output_dir: Path, bundle_name: str) -> Path:
+    """Rename the staged artefacts into ``output_dir``, the bundle JSON last, and remove ``staging``.
+
+    Until this point the previous bundle in ``output_dir`` is untouched: an export or install that fails
+    or is interrupted while the files are made (minutes) leaves it whole, not a mix of old and new. The
+    renames themselves take milliseconds, and the JSON that names the artefacts comes last.
+    """
+    json_name = f"{bundle_name}.json"
+    for path in sorted(staging.iterdir(), key=lambda p: p.name == json_name):
+        os.replace(path, output_dir / path.name)
+    staging.rmdir()
+    return output_dir / json_name
+
+
+def _write_bundle(staging: Path, output_dir: Path, name: str, bundle: dict) -> dict:
+    (staging / f"{name}.json").write_text(json.dumps(bundle, indent=2, sort_keys=True))
+    return {**bundle, "bundle_path": str(_publish(staging, output_dir, name))}
 
 
 def classifier_logits(model, x: np.ndarray, test_time_flip: bool) -> np.ndarray:
@@ -114,17 +141,18 @@ def export_classifier(model, output_dir: Path, dataset: "data.ClassificationData
     log(f"calibration NLL plain {candidates[False][0]:.4f}, with mirror {candidates[True][0]:.4f}; "
         f"test_time_flip={test_time_flip}, temperature {temperature:.3f}; validation {metrics}")
     cam_model = networks.classifier_with_features(model)
-    (output_dir / "classifier.tflite").write_bytes(tflite_bytes(cam_model, input_size))
-    save_weights_npz(model, output_dir / "classifier.weights.npz")
     width = int(model.get_layer(networks.LOGITS_LAYER).input.shape[-1]) // 4
-    return _write_bundle(output_dir, "classifier", {
-        "task": "classify", "classes": list(readers.CLASS_NAMES), "input_size": input_size,
-        "architecture": {"builder": "build_classifier", "width": width}, "temperature": temperature,
-        "test_time_flip": bool(test_time_flip),
-        "tflite": "classifier.tflite", "keras_weights": "classifier.weights.npz",
-        "preprocess_version": data.PREPROCESS_VERSION, "validation_metrics": metrics,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    })
+    with _staged(output_dir, "classifier") as staging:
+        (staging / "classifier.tflite").write_bytes(tflite_bytes(cam_model, input_size))
+        save_weights_npz(model, staging / "classifier.weights.npz")
+        return _write_bundle(staging, output_dir, "classifier", {
+            "task": "classify", "classes": list(readers.CLASS_NAMES), "input_size": input_size,
+            "architecture": {"builder": "build_classifier", "width": width}, "temperature": temperature,
+            "test_time_flip": bool(test_time_flip),
+            "tflite": "classifier.tflite", "keras_weights": "classifier.weights.npz",
+            "preprocess_version": data.PREPROCESS_VERSION, "validation_metrics": metrics,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        })
 
 
 def empty_mask_rate(logits: np.ndarray, threshold: float, min_area: int, *, fallback: float | None = None,
@@ -228,57 +256,57 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     from .training import _with_channel
 
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     input_size = int(model.input_shape[1])
     min_area = max(1, int(round(MIN_COMPONENT_FRACTION * input_size * input_size)))
     val = dataset.splits == "val"
     from .inference import TFLiteRunner, tumour_mask
 
-    # The served file holds float16 weights (half the size; the interpreter computes in float32), so
-    # the thresholds are chosen and the figures measured on that very file's logits.
-    served = output_dir / "segmenter.tflite"
-    served.write_bytes(tflite_bytes(model, input_size, float16_weights=True))
-    runner = TFLiteRunner(served, os.cpu_count() or 1)
+    with _staged(output_dir, "segmenter") as staging:
+        # The served file holds float16 weights (half the size; the interpreter computes in float32), so
+        # the thresholds are chosen and the figures measured on that very file's logits.
+        served = staging / "segmenter.tflite"
+        served.write_bytes(tflite_bytes(model, input_size, float16_weights=True))
+        runner = TFLiteRunner(served, os.cpu_count() or 1)
 
-    def mask_logits(pixels):
-        x = _with_channel(pixels).astype(np.float32)
-        out = np.concatenate([runner(x[i:i + 32])[0] for i in range(0, len(x), 32)])
-        if not test_time_flip:
-            return out
-        mirrored = np.concatenate([runner(np.ascontiguousarray(x[i:i + 32, :, ::-1]))[0] for i in range(0, len(x), 32)])
-        return (out + mirrored[:, :, ::-1]) / 2.0
+        def mask_logits(pixels):
+            x = _with_channel(pixels).astype(np.float32)
+            out = np.concatenate([runner(x[i:i + 32])[0] for i in range(0, len(x), 32)])
+            if not test_time_flip:
+                return out
+            mirrored = np.concatenate([runner(np.ascontiguousarray(x[i:i + 32, :, ::-1]))[0] for i in range(0, len(x), 32)])
+            return (out + mirrored[:, :, ::-1]) / 2.0
 
-    calib = dataset.splits == "calib"
-    threshold, fallback = 0.0, None
-    if calib.any():
-        empty_logits = mask_logits(empty_calib)[..., 0] if empty_calib is not None and len(empty_calib) else None
-        threshold, fallback = choose_mask_thresholds(mask_logits(dataset.pixels[calib])[..., 0],
-                                                     dataset.masks[calib], empty_logits, min_area, log=log,
-                                                     empty_classified_notumor=empty_calib_notumor)
+        calib = dataset.splits == "calib"
+        threshold, fallback = 0.0, None
+        if calib.any():
+            empty_logits = mask_logits(empty_calib)[..., 0] if empty_calib is not None and len(empty_calib) else None
+            threshold, fallback = choose_mask_thresholds(mask_logits(dataset.pixels[calib])[..., 0],
+                                                         dataset.masks[calib], empty_logits, min_area, log=log,
+                                                         empty_classified_notumor=empty_calib_notumor)
 
-    logits = mask_logits(dataset.pixels[val])
-    predicted = np.stack([tumour_mask(l[..., 0], threshold, min_area, fallback) for l in logits])
-    metrics = segmentation_metrics(predicted, dataset.masks[val])
-    if empty_val is not None and len(empty_val):
-        empty_logits = mask_logits(empty_val)[..., 0]
-        metrics["empty_mask_rate_notumor"] = empty_mask_rate(empty_logits, threshold, min_area)
-        if empty_val_notumor is not None:
-            metrics["empty_mask_rate_notumor_served"] = empty_mask_rate(
-                empty_logits, threshold, min_area, fallback=fallback, classified_notumor=empty_val_notumor)
-        metrics["notumor_images"] = int(len(empty_val))
-    metrics["resolution"] = "model input"
-    metrics["empty_mask_floor"] = "as served" if empty_calib_notumor is not None else "segmenter alone"
-    log(f"segmenter validation {metrics}")
-    save_weights_npz(model, output_dir / "segmenter.weights.npz")
-    return _write_bundle(output_dir, "segmenter", {
-        "task": "segment", "input_size": input_size, "threshold_logit": threshold, "min_component_px": min_area,
-        "fallback_threshold_logit": fallback,
-        "test_time_flip": bool(test_time_flip),
-        "architecture": networks.segmenter_architecture(model),
-        "tflite": "segmenter.tflite", "keras_weights": "segmenter.weights.npz",
-        "preprocess_version": data.PREPROCESS_VERSION, "validation_metrics": metrics,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    })
+        logits = mask_logits(dataset.pixels[val])
+        predicted = np.stack([tumour_mask(l[..., 0], threshold, min_area, fallback) for l in logits])
+        metrics = segmentation_metrics(predicted, dataset.masks[val])
+        if empty_val is not None and len(empty_val):
+            empty_logits = mask_logits(empty_val)[..., 0]
+            metrics["empty_mask_rate_notumor"] = empty_mask_rate(empty_logits, threshold, min_area)
+            if empty_val_notumor is not None:
+                metrics["empty_mask_rate_notumor_served"] = empty_mask_rate(
+                    empty_logits, threshold, min_area, fallback=fallback, classified_notumor=empty_val_notumor)
+            metrics["notumor_images"] = int(len(empty_val))
+        metrics["resolution"] = "model input"
+        metrics["empty_mask_floor"] = "as served" if empty_calib_notumor is not None else "segmenter alone"
+        log(f"segmenter validation {metrics}")
+        save_weights_npz(model, staging / "segmenter.weights.npz")
+        return _write_bundle(staging, output_dir, "segmenter", {
+            "task": "segment", "input_size": input_size, "threshold_logit": threshold, "min_component_px": min_area,
+            "fallback_threshold_logit": fallback,
+            "test_time_flip": bool(test_time_flip),
+            "architecture": networks.segmenter_architecture(model),
+            "tflite": "segmenter.tflite", "keras_weights": "segmenter.weights.npz",
+            "preprocess_version": data.PREPROCESS_VERSION, "validation_metrics": metrics,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        })
 
 
 def segmenter_ensemble_from_bundles(bundle_paths: list, input_size: int):
@@ -317,10 +345,18 @@ def bundle_files(bundle_path: Path) -> list[Path]:
 
 
 def install_bundle(bundle: dict, model_dir: Path, log=print) -> Path:
-    """Copy a bundle and its artefacts into ``model_dir`` (the committed baseline weights)."""
+    """Copy a bundle and its artefacts into ``model_dir`` (the committed baseline weights), swapping them
+    in together at the end so that a failed copy leaves the installed bundle whole.
+
+    Whether a registered model version is stored there is the caller's question (``train_model`` asks
+    it before training): this module knows files, not the registry.
+    """
     model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    for path in bundle_files(Path(bundle["bundle_path"])):
-        shutil.copy2(path, model_dir / path.name)
-        log(f"installed {model_dir / path.name}")
-    return model_dir / Path(bundle["bundle_path"]).name
+    source = Path(bundle["bundle_path"])
+    with _staged(model_dir, source.stem) as staging:
+        for path in bundle_files(source):
+            shutil.copy2(path, staging / path.name)
+        installed = _publish(staging, model_dir, source.stem)
+    for path in bundle_files(installed):
+        log(f"installed {path}")
+    return installed

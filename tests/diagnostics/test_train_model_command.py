@@ -52,3 +52,60 @@ def test_a_bad_scoring_segmenter_for_hard_slices_is_refused_before_any_data_is_r
         with pytest.raises(CommandError, match=message):
             call_command("train_model", *common, *extra)
     assert not cache.exists() and not (tmp_path / "out" / "segmenter.json").exists()
+
+
+def _common(tmp_path, size="48"):
+    return ["--size", size, "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "out")]
+
+
+@pytest.mark.django_db  # --install looks up whether the installed bundle is a registered version
+def test_epochs_size_and_checkpoint_mistakes_are_refused_before_any_data_is_read(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "best.weights.h5").write_bytes(b"the weights this run starts from")
+    for task, extra, message in (
+            ("classify", ["--epochs", "0"], "without a --checkpoint it would export untrained"),
+            ("segment", ["--epochs", "0", "--install"], "without a --checkpoint it would export untrained"),
+            ("classify", ["--epochs", "-1"], "--epochs must be 0 or more"),
+            ("segment", ["--size", "-48"], "--size must be a positive number"),
+            ("classify", ["--checkpoint", str(tmp_path / "missing.weights.h5")], "no checkpoint file at"),
+            ("segment", ["--checkpoint", str(tmp_path / "missing.weights.h5"), "--epochs", "0"],
+             "no checkpoint file at"),
+            ("classify", ["--checkpoint", str(out / "best.weights.h5")], "training would overwrite it")):
+        with pytest.raises(CommandError, match=message):
+            call_command("train_model", "--task", task, *_common(tmp_path), *extra)
+    assert not (tmp_path / "cache").exists()
+    assert (out / "best.weights.h5").read_bytes() == b"the weights this run starts from"
+    assert sorted(p.name for p in out.iterdir()) == ["best.weights.h5"]
+
+
+@pytest.mark.django_db
+def test_a_registered_bundle_is_not_written_over_without_the_explicit_flag(tmp_path, settings):
+    import shutil
+
+    from diagnostics import registry
+
+    model_dir, out = tmp_path / "weights", tmp_path / "out"
+    shutil.copytree(shared_tiny_bundle(), model_dir)
+    shutil.copytree(shared_tiny_bundle(), out)
+    settings.MODEL_DIR = model_dir
+    installed = registry.promote_model_version(registry.register_model_version(
+        task="classify", version="baseline-1", artifact_path="classifier.json", source="baseline"))
+    trained = registry.register_model_version(task="segment", version="v7", artifact_path=str(out / "segmenter.json"))
+    before = {path: path.read_bytes() for folder in (model_dir, out) for path in folder.iterdir()}
+
+    with pytest.raises(CommandError, match=r"registered as model version classify 'baseline-1' \(active\).*"
+                                           r"promote_model --register .*--overwrite-registered"):
+        call_command("train_model", "--task", "classify", "--install", *_common(tmp_path, "48")[:4],
+                     "--output-dir", str(tmp_path / "elsewhere"))
+    with pytest.raises(CommandError, match=r"registered as model version segment 'v7' \(candidate\).*"
+                                           r"choose another --output-dir"):
+        call_command("train_model", "--task", "segment", *_common(tmp_path))
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "elsewhere" / "classifier.json").exists()
+    assert {path: path.read_bytes() for folder in (model_dir, out) for path in folder.iterdir()} == before
+    for version in (installed, trained):
+        registry.verify_model_version(version)
+    # A bundle that is only a file, not a registered version, is an ordinary output folder.
+    trained.delete()
+    with pytest.raises(CommandError, match="no checkpoint file"):
+        call_command("train_model", "--task", "segment", *_common(tmp_path), "--checkpoint", str(tmp_path / "x.h5"))

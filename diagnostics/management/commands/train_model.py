@@ -10,7 +10,10 @@ Preprocessed arrays are cached under ``--cache-dir``; the best checkpoint (by th
 the classifier, by the Figshare calibration blocks for the segmenter) is written to
 ``<output-dir>/best.weights.h5`` as training goes, and at the end the bundle (TFLite model, float16
 Keras weights, JSON with temperature and metrics) is exported to ``<output-dir>``. ``--install`` copies
-the bundle into settings.MODEL_DIR, the committed baseline weights.
+the bundle into settings.MODEL_DIR, the committed baseline weights. Either bundle is swapped in only once
+complete. A bundle that a registered model version points at is not written over (the version would fail
+its checksum and stop serving): register the new bundle with promote_model instead, or pass
+``--overwrite-registered``.
 """
 from __future__ import annotations
 
@@ -73,6 +76,9 @@ class Command(BaseCommand):
         parser.add_argument("--checkpoint", default=None, help="start from these weights (*.weights.h5)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--install", action="store_true", help="copy the exported bundle into MODEL_DIR")
+        parser.add_argument("--overwrite-registered", action="store_true",
+                            help="write over a bundle in --output-dir or MODEL_DIR even though a registered model "
+                                 "version points at it (that version then fails its checksum and cannot be served)")
         parser.add_argument("--no-test-time-flip", action="store_true",
                             help="segmenter: serve without averaging over the mirror image (half the segment time)")
 
@@ -105,6 +111,12 @@ class Command(BaseCommand):
         if options["hard_slice_copies"] > 1 and (task != "segment" or not options["checkpoint"]
                                                  or options["ensemble_of"]):
             raise CommandError("--hard-slice-copies needs --task segment and a --checkpoint to score the slices with")
+        if size < 1:
+            raise CommandError("--size must be a positive number of pixels")
+        if options["epochs"] < 0:
+            raise CommandError("--epochs must be 0 or more")
+        if task != "baseline":
+            self._refuse_to_overwrite_registered(task, output_dir, options)
         hard_slice_scorer = None
         if options["hard_slices_scored_by"]:
             if options["hard_slice_copies"] < 2:
@@ -116,6 +128,8 @@ class Command(BaseCommand):
                 raise CommandError("--ensemble-of needs --task segment")
             ensemble = self._segmenter_from_bundles(options["ensemble_of"], size)
             self.log(f"ensemble of {len(options['ensemble_of'])} segmenters, {ensemble.count_params():,} parameters")
+        if task != "baseline":
+            self._check_checkpoint(options, output_dir / "best.weights.h5")
         self.log(f"loading and preprocessing data at {size}px (cached in {cache_dir})")
         kaggle = data.kaggle_dataset(data_dir, cache_dir, size)
         budget = options["time_budget_min"] * 60 if options["time_budget_min"] else None
@@ -183,6 +197,49 @@ class Command(BaseCommand):
 
             export.install_bundle(bundle, Path(settings.MODEL_DIR), log=self.log)
         self.log("done: " + json.dumps(bundle.get("validation_metrics", {})))
+
+    @staticmethod
+    def _check_checkpoint(options, best: Path) -> None:
+        """Refuse, before minutes of data loading, a run that would export weights nobody trained or
+        lose the checkpoint it starts from."""
+        checkpoint = options["checkpoint"]
+        if options["ensemble_of"]:
+            return  # the members' bundles are the weights; no training happens
+        if not checkpoint:
+            if options["epochs"] == 0:
+                raise CommandError("--epochs 0 exports the --checkpoint's weights; without a --checkpoint it "
+                                   "would export untrained, random weights. Give --checkpoint or some epochs.")
+            return
+        if not Path(checkpoint).is_file():
+            raise CommandError(f"no checkpoint file at {checkpoint}; pass the path of a *.weights.h5 file")
+        if options["epochs"] > 0 and Path(checkpoint).resolve() == best.resolve():
+            # Training writes its best epoch there from the first epoch on, over the starting weights.
+            raise CommandError(f"--checkpoint {checkpoint} is where this run writes its own best epoch, and "
+                               "training would overwrite it; copy it elsewhere first or choose another --output-dir")
+
+    @staticmethod
+    def _refuse_to_overwrite_registered(task: str, output_dir: Path, options) -> None:
+        """A registered version's files stay as they were registered: writing over them would make that
+        version fail its checksum, and every scan it serves would fail with it."""
+        if options["overwrite_registered"]:
+            return
+        from diagnostics.registry import versions_stored_at
+
+        name = "classifier.json" if task == "classify" else "segmenter.json"
+        targets = [(output_dir / name, "choose another --output-dir")]
+        if options["install"]:
+            targets.append((Path(settings.MODEL_DIR) / name,
+                            f"register the new bundle with promote_model --register {output_dir / name} "
+                            "instead of --install"))
+        for target, advice in targets:
+            if not target.is_file():
+                continue  # nothing stored there to lose; no registry query
+            versions = versions_stored_at(target)
+            if versions:
+                names = ", ".join(f"{v.task} {v.version!r} ({v.status})" for v in versions)
+                raise CommandError(f"{target} is registered as model version {names}; writing over it would "
+                                   f"make that version unloadable. To keep it, {advice}; to replace it anyway, "
+                                   "pass --overwrite-registered.")
 
     @staticmethod
     def _segmenter_from_bundles(bundle_paths, size: int):
