@@ -9,6 +9,7 @@ made by each hospital, and only the public key is sent to the coordinator to reg
 import datetime
 import ipaddress
 import os
+import tempfile
 from pathlib import Path
 
 from cryptography import x509
@@ -18,11 +19,28 @@ from cryptography.x509.oid import NameOID
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> Path:
+    """Write under a temporary name (created 0600) and rename: a private key is never readable by others,
+    not even for a moment or when a file of that name had wider permissions, and never half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if not private:
+                os.fchmod(fh.fileno(), 0o644)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return path
+
+
+def _refuse_existing(paths: list[Path]) -> None:
+    existing = [path for path in paths if path.exists()]
+    if existing:
+        raise FileExistsError(", ".join(str(path) for path in existing))
 
 
 def _pem_key(key) -> bytes:
@@ -30,9 +48,16 @@ def _pem_key(key) -> bytes:
                              serialization.NoEncryption())
 
 
-def make_superlink_certificates(folder: Path, hosts: list[str], days: int = 365) -> dict[str, Path]:
+def make_superlink_certificates(folder: Path, hosts: list[str], days: int = 365, force: bool = False) -> dict[str, Path]:
     """ca.crt, ca.key, server.pem, server.key in `folder`. The server certificate names 127.0.0.1 too:
-    the SuperLink's own app processes connect to it there."""
+    the SuperLink's own app processes connect to it there.
+
+    Raises ``FileExistsError`` (naming them) when any of those files exists, unless ``force``: a new CA
+    cuts off every node enrolled with the old one.
+    """
+    folder = Path(folder)
+    if not force:
+        _refuse_existing([folder / name for name in ("ca.crt", "ca.key", "server.pem", "server.key")])
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP384R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "NeuroFed federation CA")])
@@ -67,8 +92,15 @@ def make_superlink_certificates(folder: Path, hosts: list[str], days: int = 365)
     }
 
 
-def make_node_key(folder: Path, name: str) -> tuple[Path, Path]:
-    """<name>.key (private, OpenSSH) and <name>.pub for one node."""
+def make_node_key(folder: Path, name: str, force: bool = False) -> tuple[Path, Path]:
+    """<name>.key (private, OpenSSH) and <name>.pub for one node.
+
+    Raises ``FileExistsError`` when either exists, unless ``force``: the registered public key would no
+    longer match the node's key.
+    """
+    folder = Path(folder)
+    if not force:
+        _refuse_existing([folder / f"{name}.key", folder / f"{name}.pub"])
     key = ec.generate_private_key(ec.SECP384R1())
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                 serialization.NoEncryption())

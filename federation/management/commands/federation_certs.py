@@ -1,5 +1,10 @@
-"""Make a federation CA and SuperLink certificate (--hosts), or a node key pair (--node NAME)."""
+"""Make a federation CA and SuperLink certificate (--hosts), or a node key pair (--node NAME).
 
+Existing keys are never replaced without --force: a new CA cuts off every enrolled node, and a new node
+key no longer matches the public key registered with the coordinator.
+"""
+
+import re
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -14,16 +19,30 @@ class Command(BaseCommand):
         parser.add_argument("--out", required=True, help="folder to write into")
         parser.add_argument("--hosts", default="", help="comma-separated names/IPs the SuperLink is reached by")
         parser.add_argument("--node", default="", help="make a node key pair with this name instead")
+        parser.add_argument("--force", action="store_true",
+                            help="replace existing keys (a new CA cuts off every enrolled node; a new node key "
+                                 "must be registered with the coordinator again)")
 
-    def handle(self, *args, out, hosts, node, **options):
+    def handle(self, *args, out, hosts, node, force, **options):
         folder = Path(out)
         if node:
-            private, public = pki.make_node_key(folder, node)
+            # The name becomes a file name in --out; a path in it would write elsewhere.
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", node):
+                raise CommandError("--node must be a plain name (letters, digits, '.', '_', '-'), e.g. st-brigid.")
+            try:
+                private, public = pki.make_node_key(folder, node, force=force)
+            except FileExistsError as error:
+                raise CommandError(f"{error} already exist(s); a new key would no longer match the public key "
+                                   "registered with the coordinator. Pass --force to replace it.") from error
             self.stdout.write(f"{private} (keep it on the node) and {public} (send it to the coordinator to "
                               "register: flwr supernode register)")
             return
         names = [h for h in hosts.split(",") if h]
         if not names:
             raise CommandError("Give --hosts (the SuperLink's DNS names or IPs) or --node NAME.")
-        paths = pki.make_superlink_certificates(folder, names)
+        try:
+            paths = pki.make_superlink_certificates(folder, names, force=force)
+        except FileExistsError as error:
+            raise CommandError(f"{error} already exist(s); a new CA and SuperLink key would cut off every node "
+                               "enrolled with the current ones. Pass --force to replace them.") from error
         self.stdout.write("\n".join(f"{k}: {v}" for k, v in paths.items()))

@@ -1,0 +1,60 @@
+"""federation_certs: existing keys are kept unless --force; private keys are written 0600."""
+import stat
+
+import pytest
+from django.core.management import CommandError, call_command
+
+
+def _contents(folder):
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def _mode(path):
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_an_existing_ca_and_server_key_are_not_replaced_without_force(tmp_path):
+    call_command("federation_certs", "--out", str(tmp_path), "--hosts", "fl.example.org")
+    before = _contents(tmp_path)
+    assert set(before) == {"ca.crt", "ca.key", "server.pem", "server.key"}
+    with pytest.raises(CommandError, match=r"ca\.key.*already exist.*cut off every node.*--force"):
+        call_command("federation_certs", "--out", str(tmp_path), "--hosts", "fl.example.org")
+    assert _contents(tmp_path) == before
+    call_command("federation_certs", "--out", str(tmp_path), "--hosts", "fl.example.org", "--force")
+    after = _contents(tmp_path)
+    assert set(after) == set(before) and after["ca.key"] != before["ca.key"]
+
+
+def test_one_leftover_file_is_enough_to_refuse(tmp_path):
+    (tmp_path / "server.key").write_bytes(b"the key in use")
+    with pytest.raises(CommandError, match="server.key"):
+        call_command("federation_certs", "--out", str(tmp_path), "--hosts", "fl.example.org")
+    assert _contents(tmp_path) == {"server.key": b"the key in use"}
+
+
+def test_an_existing_node_key_is_not_replaced_without_force(tmp_path):
+    call_command("federation_certs", "--out", str(tmp_path), "--node", "st-brigid")
+    before = _contents(tmp_path)
+    with pytest.raises(CommandError, match=r"st-brigid\.key.*registered with the coordinator.*--force"):
+        call_command("federation_certs", "--out", str(tmp_path), "--node", "st-brigid")
+    assert _contents(tmp_path) == before
+    call_command("federation_certs", "--out", str(tmp_path), "--node", "st-helier")  # another node is fine
+    assert set(_contents(tmp_path)) == {"st-brigid.key", "st-brigid.pub", "st-helier.key", "st-helier.pub"}
+
+
+def test_a_node_name_that_is_a_path_is_refused(tmp_path):
+    with pytest.raises(CommandError, match="plain name"):
+        call_command("federation_certs", "--out", str(tmp_path / "keys"), "--node", "../elsewhere")
+    assert not any(tmp_path.iterdir())
+
+
+def test_private_keys_are_0600_even_over_a_world_readable_file(tmp_path):
+    for name in ("ca.key", "server.key", "st-brigid.key"):
+        (tmp_path / name).write_bytes(b"old")
+        (tmp_path / name).chmod(0o644)
+    call_command("federation_certs", "--out", str(tmp_path), "--hosts", "fl.example.org", "--force")
+    call_command("federation_certs", "--out", str(tmp_path), "--node", "st-brigid", "--force")
+    assert {name: _mode(tmp_path / name) for name in ("ca.key", "server.key", "st-brigid.key")} == \
+        {"ca.key": 0o600, "server.key": 0o600, "st-brigid.key": 0o600}
+    assert _mode(tmp_path / "ca.crt") == 0o644 and _mode(tmp_path / "st-brigid.pub") == 0o644
+    assert not list(tmp_path.glob(".*partial"))
