@@ -2,13 +2,19 @@
 
 The run's state (with the rounds so far) at once, then every event as the ServerApp records it. Same
 close codes as the scan sockets: 4404 for a run that does not exist or is not the user's to watch.
+
+Events are published once per run, to everyone watching it; each socket passes them through
+federation.access.event_view for its own user, so a hospital admin reads their own node's figures and
+not the other hospitals'. Access is checked again for every event (a run sends a few per round): an
+admin removed from their hospital, or a deactivated account, has the socket closed.
 """
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth import get_user_model
 from django.http import Http404
 
-from federation.access import access_run
+from federation.access import access_run, event_view, own_sites
 from federation.services import run_group
 
 CLOSE_NOT_FOUND = 4404
@@ -31,8 +37,16 @@ class FederatedRunConsumer(AsyncJsonWebsocketConsumer):
     def _authorise(self):
         from federation.api.serializers import RunSerializer
 
-        run = access_run(self.scope.get("user"), self.scope["url_route"]["kwargs"]["run_id"])
-        return run_group(run.pk), RunSerializer(run).data
+        user = self.scope.get("user")
+        run = access_run(user, self.scope["url_route"]["kwargs"]["run_id"])
+        return run_group(run.pk), RunSerializer(run, context={"viewer": user}).data
+
+    def _current_sites(self):
+        """What the user may read of the run now (see own_sites); Http404 once they may not watch it."""
+        # The user as stored now, not as the socket's session loaded them.
+        user = get_user_model().objects.filter(pk=getattr(self.scope.get("user"), "pk", None), is_active=True).first()
+        access_run(user, self.scope["url_route"]["kwargs"]["run_id"])
+        return own_sites(user)
 
     async def disconnect(self, code):
         if self.group:
@@ -42,4 +56,13 @@ class FederatedRunConsumer(AsyncJsonWebsocketConsumer):
         """Watchers only listen."""
 
     async def run_event(self, message):
-        await self.send_json(message["event"])
+        try:
+            own = await database_sync_to_async(self._current_sites)()
+        except Http404:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.group = None
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        event = event_view(message["event"], own)
+        if event is not None:
+            await self.send_json(event)

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from federation.access import own_sites, run_view
 from federation.learning import DEFAULT_PEAK_LR, DEFAULT_SERVER_STEP
 from federation.models import FederatedRound, FederatedRun, ModelKind, Strategy
 from hospitals.models import Hospital
@@ -14,6 +15,9 @@ class RoundSerializer(serializers.ModelSerializer):
 
 
 class RunSerializer(serializers.ModelSerializer):
+    """A run as its watcher may see it: pass context={"viewer": user} (or the request); without a viewer
+    no hospital's own figures are shown."""
+
     hospitals = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     rounds = RoundSerializer(many=True, read_only=True)
 
@@ -25,6 +29,17 @@ class RunSerializer(serializers.ModelSerializer):
                   "dp_clipping_norm", "validation_per_class", "flower_run_id", "failure_reason", "dropouts", "final_metrics",
                   "model_version_id", "created_at", "started_at", "finished_at", "rounds"]
         read_only_fields = fields
+
+    def _own_sites(self):
+        # Once per serializer, not per run of a list.
+        if "own_sites" not in self.context:
+            request = self.context.get("request")
+            viewer = self.context.get("viewer", getattr(request, "user", None))
+            self.context["own_sites"] = own_sites(viewer)
+        return self.context["own_sites"]
+
+    def to_representation(self, instance):
+        return run_view(super().to_representation(instance), self._own_sites())
 
 
 class StartRunSerializer(serializers.Serializer):

@@ -1,7 +1,8 @@
 """Federated runs over the API. Thin: parse, call federation.access / federation.services, serialize.
 
 Starting, stopping and promoting are the platform operator's (a Django superuser's); the admins of
-participating hospitals may watch. Hospitals opt in through their settings endpoint
+participating hospitals may watch, reading only their own hospital's node figures (federation.access).
+Hospitals opt in through their settings endpoint
 (PATCH /api/v1/hospitals/<slug>/settings/ {"federation_opt_in": true}).
 """
 
@@ -33,12 +34,12 @@ class RunListView(generics.ListAPIView):
         params = dict(data.validated_data)
         hospitals = params.pop("hospitals")
         run = services.start_federated_run(hospitals=hospitals, actor=request.user, request=request, **params)
-        return Response(s.RunSerializer(run).data, status=status.HTTP_201_CREATED)
+        return Response(s.RunSerializer(run, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
 class RunDetailView(APIView):
     def get(self, request, run_id):
-        return Response(s.RunSerializer(access_run(request.user, run_id)).data)
+        return Response(s.RunSerializer(access_run(request.user, run_id), context={"request": request}).data)
 
 
 class RunStopView(APIView):
@@ -46,7 +47,7 @@ class RunStopView(APIView):
         run = access_run(request.user, run_id)
         _require_operator(request)
         run = services.stop_federated_run(run=run, actor=request.user, request=request)
-        return Response(s.RunSerializer(run).data)
+        return Response(s.RunSerializer(run, context={"request": request}).data)
 
 
 class RunPromoteView(APIView):
@@ -55,4 +56,4 @@ class RunPromoteView(APIView):
         _require_operator(request)
         services.promote_federated_model(run=run, actor=request.user, request=request)
         run.refresh_from_db()
-        return Response(s.RunSerializer(run).data)
+        return Response(s.RunSerializer(run, context={"request": request}).data)

@@ -54,7 +54,7 @@ def run_detail(request, membership, run_id):
         raise Http404("No such federated run")
     context = {
         "run": run,
-        "data": RunSerializer(run).data,
+        "data": RunSerializer(run, context={"viewer": request.user}).data,
         "ws_path": f"/ws/federation/runs/{run.pk}/",
     }
     return render_page(request, "frontend/admin/run.html", context, membership=membership)
@@ -164,5 +164,6 @@ def operator(request):
 @_operator_only
 def operator_run(request, run_id):
     run = access_run(request.user, run_id)
-    context = {"run": run, "data": RunSerializer(run).data, "ws_path": f"/ws/federation/runs/{run.pk}/"}
+    context = {"run": run, "data": RunSerializer(run, context={"viewer": request.user}).data,
+               "ws_path": f"/ws/federation/runs/{run.pk}/"}
     return render_page(request, "frontend/admin/run.html", context)

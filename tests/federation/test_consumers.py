@@ -1,4 +1,5 @@
-"""The run socket: a snapshot at once, then every event the ServerApp publishes; 4404 for the rest."""
+"""The run socket: a snapshot at once, then every event the ServerApp publishes, each as its watcher may
+read it; 4404 for the rest, and for a watcher who lost their access since."""
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -9,7 +10,8 @@ from django.contrib.auth.models import AnonymousUser
 from federation import services
 from federation.models import FederatedRun
 from federation.routing import websocket_urlpatterns
-from tests.factories import make_user
+from hospitals.models import Role
+from tests.factories import make_member, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -68,3 +70,65 @@ def test_others_are_closed_with_4404(world, who):
         return connected, await communicator.receive_output(timeout=5)
 
     assert async_to_sync(scenario)() == (True, {"type": "websocket.close", "code": 4404})
+
+
+ROUND_EVENT = {"kind": "round", "round": 1, "global_accuracy": 0.61,
+               "nodes": [{"hospital": "north-general", "num_examples": 412, "eval_accuracy": 0.64},
+                         {"hospital": "st-anne", "num_examples": 120, "eval_accuracy": 0.6}],
+               "dropouts": []}
+B_DROPOUT = {"kind": "dropout", "round": 2, "phase": "train", "hospital": "north-general", "node_id": "77",
+             "reason": "node error: out of memory in /srv/north-general"}
+
+
+def _watch(user, run, events):
+    """What the user's socket receives: the snapshot, then each published event it is sent."""
+
+    async def scenario():
+        communicator, connected = await _connect(user, run.pk)
+        assert connected
+        received = [await communicator.receive_json_from(timeout=5)]
+        for event in events:
+            await sync_to_async(services.publish)(run.pk, {**event, "run": run.pk})
+            received.append(await communicator.receive_json_from(timeout=5))
+        await communicator.disconnect()
+        return received
+
+    return async_to_sync(scenario)()
+
+
+def test_an_admin_watches_their_own_hospitals_node_and_the_others_as_a_count(world):
+    run = make_run(world.a, world.b)
+    run.dropouts = [{k: v for k, v in B_DROPOUT.items() if k != "kind"}]
+    run.save()
+    snapshot, round_event, dropout = _watch(world.admin_a, run, [ROUND_EVENT, B_DROPOUT])
+    assert snapshot["run"]["dropouts"] == [{"round": 2, "phase": "train", "other_hospital": True}]
+    assert round_event["nodes"] == [{"hospital": "st-anne", "num_examples": 120, "eval_accuracy": 0.6}]
+    assert round_event["other_hospitals"] == 1 and round_event["global_accuracy"] == 0.61
+    assert dropout == {"kind": "dropout", "run": run.pk, "round": 2, "phase": "train", "other_hospital": True}
+
+
+def test_the_operator_watches_every_sites_figures(world):
+    operator = make_user("op@neurofed.example", is_superuser=True)
+    run = make_run(world.a, world.b)
+    _, round_event, dropout = _watch(operator, run, [ROUND_EVENT, B_DROPOUT])
+    assert round_event == {**ROUND_EVENT, "run": run.pk}
+    assert dropout == {**B_DROPOUT, "run": run.pk}
+
+
+def test_an_admin_removed_from_their_hospital_has_the_socket_closed_at_the_next_event(world):
+    from hospitals.models import Membership
+    from hospitals.services import remove_member
+
+    run = make_run(world.a, world.b)
+    second_admin = make_member(world.a, Role.ADMIN, "admin2@st-anne.example")
+
+    async def scenario():
+        communicator, connected = await _connect(second_admin, run.pk)
+        assert connected
+        await communicator.receive_json_from(timeout=5)
+        await sync_to_async(remove_member)(hospital=world.a, actor=world.admin_a,
+                                           membership=await Membership.objects.aget(user=second_admin))
+        await sync_to_async(services.publish)(run.pk, {**ROUND_EVENT, "run": run.pk})
+        return await communicator.receive_output(timeout=5)
+
+    assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4404}

@@ -164,3 +164,63 @@ def test_hospital_admin_opts_in_through_the_settings_endpoint(api, world):
     assert world.a.federation_opt_in
     assert api(world.outsider).patch(url, {"federation_opt_in": False}, format="json").status_code == 404
     assert api(world.doctor_a).patch(url, {"federation_opt_in": False}, format="json").status_code == 403
+
+
+# --- per-site figures ----------------------------------------------------------------------------------
+
+B_ERROR = "node error: Traceback in /srv/north-general/node.py: out of memory"
+
+
+@pytest.fixture
+def run_with_sites(opted_in):
+    """A failed run over A and B whose round, dropouts and failure name both sites and quote B's node."""
+    run = make_run(opted_in.a, opted_in.b, status=RunStatus.FAILED,
+                   failure_reason=f"Round 2 (train): only 1 of 2 nodes replied. {B_ERROR}",
+                   dropouts=[{"round": 2, "phase": "train", "hospital": "north-general", "node_id": "77",
+                              "reason": B_ERROR}],
+                   final_metrics={"accuracy": 0.6, "wire": {"inspected_replies": 3, "rejected_replies": [
+                       {"node_id": "77", "problem": "metrics ['patient-ids'] are not on the list"}]}})
+    FederatedRound.objects.create(
+        run=run, number=1, started_at=run.created_at, global_accuracy=0.61, client_accuracy=0.62,
+        nodes=[{"hospital": "north-general", "node_id": "77", "num_examples": 412, "eval_accuracy": 0.64,
+                "train_s": 31.0},
+               {"hospital": "st-anne", "node_id": "12", "num_examples": 120, "eval_accuracy": 0.6, "train_s": 9.0}],
+        dropouts=[{"round": 1, "phase": "train", "hospital": "north-general", "node_id": "77", "reason": B_ERROR}])
+    return run
+
+
+def test_an_admin_reads_the_global_figures_and_only_their_own_hospitals_node(api, opted_in, run_with_sites):
+    detail = api(opted_in.admin_a).get(f"{RUNS}{run_with_sites.pk}/").json()
+    listed = api(opted_in.admin_a).get(RUNS).json()["results"][0]
+    for body in (detail, listed):
+        round_1 = body["rounds"][0]
+        assert round_1["global_accuracy"] == 0.61 and round_1["client_accuracy"] == 0.62
+        assert round_1["nodes"] == [{"hospital": "st-anne", "node_id": "12", "num_examples": 120,
+                                     "eval_accuracy": 0.6, "train_s": 9.0}]
+        assert round_1["other_hospitals"] == 1
+        assert round_1["dropouts"] == [{"round": 1, "phase": "train", "other_hospital": True}]
+        assert body["dropouts"] == [{"round": 2, "phase": "train", "other_hospital": True}]
+        assert body["failure_reason"] == "The run failed before it finished. The platform operator has the details."
+        assert body["final_metrics"] == {"accuracy": 0.6, "wire": {"inspected_replies": 3, "rejected_replies": 1}}
+        # B appears as a participant, and nowhere else: not its node, its case count or its errors.
+        text = str({key: value for key, value in body.items() if key != "hospitals"})
+        assert "north-general" not in text and "412" not in text and "out of memory" not in text
+        assert "77" not in text and "patient-ids" not in text
+    # B's admin, symmetrically, reads B's node and not A's.
+    b_round = api(opted_in.admin_b).get(f"{RUNS}{run_with_sites.pk}/").json()["rounds"][0]
+    assert [n["hospital"] for n in b_round["nodes"]] == ["north-general"] and b_round["other_hospitals"] == 1
+    assert b_round["dropouts"][0]["reason"] == B_ERROR
+
+
+def test_the_operator_reads_every_sites_figures(api, operator, run_with_sites):
+    body = api(operator).get(f"{RUNS}{run_with_sites.pk}/").json()
+    assert [n["hospital"] for n in body["rounds"][0]["nodes"]] == ["north-general", "st-anne"]
+    assert "other_hospitals" not in body["rounds"][0]
+    assert body["dropouts"][0]["reason"] == B_ERROR and B_ERROR in body["failure_reason"]
+    assert body["final_metrics"]["wire"]["rejected_replies"][0]["node_id"] == "77"
+
+
+@pytest.mark.parametrize("who", ["doctor_a", "outsider", "patient_a"])
+def test_teammates_without_the_admin_role_and_outsiders_read_no_figures(api, opted_in, run_with_sites, who):
+    assert api(getattr(opted_in, who)).get(f"{RUNS}{run_with_sites.pk}/").status_code == 404
+    assert api(getattr(opted_in, who)).get(RUNS).json()["results"] == []

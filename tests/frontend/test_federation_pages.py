@@ -62,8 +62,19 @@ def test_run_page_embeds_rounds_and_the_live_socket(client, world, runs):
     client.force_login(world.admin_a)
     html = client.get(f"/h/st-anne/federation/runs/{both.pk}/").content.decode()
     data = json.loads(re.search(r'<script id="run-data" type="application/json">(.*?)</script>', html, re.S).group(1))
-    assert data["rounds"][0]["nodes"][1]["eval_accuracy"] == 0.64
+    # A's admin reads A's node; North General's figures are the other hospital's (federation.access).
+    assert data["rounds"][0]["nodes"] == [{"hospital": "st-anne", "eval_loss": 0.95, "eval_accuracy": 0.6}]
+    assert data["rounds"][0]["other_hospitals"] == 1 and data["rounds"][0]["global_accuracy"] == 0.61
     assert f'data-ws="/ws/federation/runs/{both.pk}/"' in html
+
+
+def test_the_operators_run_page_embeds_every_hospitals_node(client, world, runs, django_user_model):
+    both, _ = runs
+    client.force_login(django_user_model.objects.create_superuser("op3@neurofed.example", "op3@neurofed.example",
+                                                                  "op-password-12"))
+    html = client.get(f"/operator/federation/runs/{both.pk}/").content.decode()
+    data = json.loads(re.search(r'<script id="run-data" type="application/json">(.*?)</script>', html, re.S).group(1))
+    assert [n["hospital"] for n in data["rounds"][0]["nodes"]] == ["st-anne", "north-general"]
 
 
 def test_opt_in_and_out(client, world):

@@ -30,6 +30,17 @@ function seriesOf(key, globalKey) {
   return [...[...byNode].map(([name, points]) => ({ name, points })), { name: "global model", points: global }];
 }
 
+// A hospital admin's view names only their own hospital's node; the others come as a count, and their
+// dropouts without a name (federation/access.py).
+const plural = (n) => `${n} other hospital${n === 1 ? "" : "s"}`;
+const dropoutName = (d) => (d.other_hospital ? "another hospital" : d.hospital);
+
+function hospitalsOf(r) {
+  const names = (r.nodes || []).map((n) => n.hospital);
+  if (r.other_hospitals) names.push(plural(r.other_hospitals));
+  return names.join(", ");
+}
+
 const headings = (names) => names.map((name) => `<th scope="col">${name}</th>`).join("");
 
 function render() {
@@ -56,8 +67,8 @@ function render() {
       <td data-label="Round">${r.number}</td>
       <td data-label="Global accuracy">${r.global_accuracy != null ? `${(r.global_accuracy * 100).toFixed(1)}%` : "…"}</td>
       <td data-label="Global loss">${r.global_loss != null ? r.global_loss.toFixed(3) : "…"}</td>
-      <td data-label="Hospitals">${escapeHtml((r.nodes || []).map((n) => n.hospital).join(", "))}</td>
-      <td data-label="Dropped out">${escapeHtml((r.dropouts || []).map((d) => d.hospital).join(", ") || "none")}</td>
+      <td data-label="Hospitals">${escapeHtml(hospitalsOf(r))}</td>
+      <td data-label="Dropped out">${escapeHtml((r.dropouts || []).map(dropoutName).join(", ") || "none")}</td>
       <td data-label="Duration">${r.duration_s != null ? `${r.duration_s.toFixed(1)} s` : "…"}</td></tr>`).join("");
   document.getElementById("rounds-table").innerHTML = rows
     ? `<table class="stack"><thead><tr>${headings(["Round", "Global accuracy", "Global loss", "Hospitals", "Dropped out", "Duration"])}</tr></thead>
