@@ -88,3 +88,20 @@ def test_promote_and_rollback_commands(model_dir):
     call_command("promote_model", "--task", "classify", "--model-version", "b", "--register", str(model_dir / "classifier.json"))
     call_command("rollback_model", "--task", "classify")
     assert ModelVersion.objects.get(status=ModelStatus.ACTIVE).version == "a"
+
+
+def test_promote_model_refuses_bad_bundles_and_taken_versions_with_a_sentence(model_dir, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    call_command("promote_model", "--task", "classify", "--model-version", "a", "--register", str(model_dir / "classifier.json"))
+    not_json = tmp_path / "notes.json"
+    not_json.write_text("{this is not json")
+    for task, version, bundle, message in (
+            ("classify", "b", not_json, "not a model bundle: it is not valid JSON"),
+            ("classify", "b", tmp_path / "missing.json", "cannot read"),
+            ("classify", "b", model_dir / "segmenter.json", "is a segment bundle, not a classify one"),
+            ("segment", "b", model_dir / "classifier.json", "is a classify bundle, not a segment one"),
+            ("classify", "a", model_dir / "classifier.json", "version 'a' is already registered")):
+        with pytest.raises(CommandError, match=message):
+            call_command("promote_model", "--task", task, "--model-version", version, "--register", str(bundle))
+    assert list(ModelVersion.objects.values_list("task", "version", "status")) == [("classify", "a", "active")]

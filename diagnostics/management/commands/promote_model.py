@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import IntegrityError
 
 
 class Command(BaseCommand):
@@ -38,12 +39,29 @@ class Command(BaseCommand):
             raise CommandError("--task and --model-version are required")
         if options["register"]:
             bundle = Path(options["register"])
-            metrics = json.loads(bundle.read_text()).get("validation_metrics", {}) if bundle.exists() else {}
+            try:
+                info = json.loads(bundle.read_text())
+            except OSError as error:
+                raise CommandError(f"cannot read {bundle}: {error.strerror or error}") from error
+            except ValueError as error:
+                raise CommandError(f"{bundle} is not a model bundle: it is not valid JSON ({error})") from error
+            bundle_task = info.get("task") if isinstance(info, dict) else None
+            # Served under the wrong task, a bundle would make every scan fail when it is loaded.
+            if bundle_task != options["task"]:
+                raise CommandError(f"{bundle} is a {bundle_task or 'task-less'} bundle, not a {options['task']} one; "
+                                   "give the matching --task or the right bundle file")
+            if ModelVersion.objects.filter(task=options["task"], version=options["model_version"]).exists():
+                raise CommandError(f"{options['task']} version {options['model_version']!r} is already registered; "
+                                   "choose another --model-version (promote_model --list shows the versions)")
             try:
                 version = registry.register_model_version(
                     task=options["task"], version=options["model_version"], artifact_path=str(bundle.resolve()),
-                    metrics=metrics, source=options["source"], federated_run_id=options["run_id"])
-            except (OSError, ValueError) as error:
+                    metrics=info.get("validation_metrics", {}), source=options["source"],
+                    federated_run_id=options["run_id"])
+            except IntegrityError as error:  # registered by someone else since the check above
+                raise CommandError(f"{options['task']} version {options['model_version']!r} is already "
+                                   "registered; choose another --model-version") from error
+            except (OSError, ValueError, KeyError, TypeError) as error:
                 raise CommandError(f"cannot register {bundle}: {error}") from error
             self.stdout.write(f"registered {version}")
             if options["candidate_only"]:
