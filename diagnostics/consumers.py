@@ -4,14 +4,19 @@ A socket a user may not open is accepted and closed at once with code 4404, whet
 scan does not exist or is not theirs (the same answer as the HTTP 404), or 4403 when their role does
 not allow it (a patient on the doctors' worklist). Closing before accepting would make the server
 answer the handshake with a bare HTTP 403, which a client cannot tell from a CSRF/origin refusal.
+
+A socket lives for hours, and a member can be removed, demoted or deactivated meanwhile: every event is
+relayed only after the access is checked again (one indexed query; events come a few per scan), and a
+socket whose access no longer holds is closed with the same codes.
 """
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from diagnostics.access import access_scan
+from diagnostics.access import access_scan, visible_scans
 from diagnostics.notify import scan_event, scan_group, worklist_group
 from hospitals.access import STAFF_ROLES, access_membership
 
@@ -46,9 +51,31 @@ class _ScanEventsConsumer(AsyncJsonWebsocketConsumer):
         """Clients only listen; anything they send is ignored."""
 
     async def scan_event(self, message):
+        close_code = await database_sync_to_async(self._refusal)()
+        if close_code is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.group = None
+            await self.close(code=close_code)
+            return
         await self.send_json({key: value for key, value in message.items() if key != "type"})
 
+    def _refusal(self):
+        """None while the user may still watch, else the close code."""
+        # The user as stored now, not as the socket's session loaded them: a deactivated account is out.
+        user = get_user_model().objects.filter(pk=getattr(self.scope.get("user"), "pk", None), is_active=True).first()
+        try:
+            self.recheck(user)
+        except Http404:
+            return CLOSE_NOT_FOUND
+        except PermissionDenied:
+            return CLOSE_FORBIDDEN
+        return None
+
     def authorise(self):
+        raise NotImplementedError
+
+    def recheck(self, user):
+        """Raise as authorise() would, without its side effects (the audit of opening the socket)."""
         raise NotImplementedError
 
 
@@ -64,6 +91,12 @@ class ScanConsumer(_ScanEventsConsumer):
         return scan_group(scan.id), {key: value for key, value in scan_event(scan, "scan.status").items()
                                      if key != "type"}
 
+    def recheck(self, user):
+        kwargs = self.scope["url_route"]["kwargs"]
+        membership = access_membership(user, kwargs["slug"])
+        if not visible_scans(user, membership.hospital, membership).filter(pk=kwargs["scan_id"]).exists():
+            raise Http404("No such scan")
+
 
 class WorklistConsumer(_ScanEventsConsumer):
     """/ws/hospitals/<slug>/worklist/: new, finished and reviewed scans of the hospital, for its staff."""
@@ -72,3 +105,6 @@ class WorklistConsumer(_ScanEventsConsumer):
         user = self.scope.get("user")
         membership = access_membership(user, self.scope["url_route"]["kwargs"]["slug"], roles=STAFF_ROLES)
         return worklist_group(membership.hospital_id), None
+
+    def recheck(self, user):
+        access_membership(user, self.scope["url_route"]["kwargs"]["slug"], roles=STAFF_ROLES)

@@ -1,0 +1,87 @@
+"""The scan and worklist sockets (diagnostics/consumers.py) while access changes under an open socket.
+
+The connect-time checks are tried over a real server in test_pipeline_worker.py; here the events come
+from the scan services' own pushes, through the Redis channel layer, to a socket whose user is then
+removed, demoted or deactivated.
+"""
+
+import json
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+
+from diagnostics import services
+from diagnostics.routing import websocket_urlpatterns
+from hospitals import services as hospital_services
+from hospitals.models import Membership, Role
+from tests.diagnostics import samples
+from tests.diagnostics.conftest import purge_diagnostics_queue
+from tests.diagnostics.helpers import patient_of
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def scan(world):
+    """A committed, queued scan of patient A1; its analysis task is left in the broker and dropped after."""
+    stored, _ = services.upload_scan(hospital=world.a, patient=patient_of(world.owner, world.a),
+                                     data=samples.jpeg_bytes("glioma", 3), uploaded_by=world.owner)
+    yield stored
+    purge_diagnostics_queue()
+
+
+def _remove(world, user):
+    hospital_services.remove_member(hospital=world.a, membership=Membership.objects.get(user=user, hospital=world.a),
+                                    actor=world.admin_a)
+
+
+def _demote(world, user):
+    hospital_services.change_role(hospital=world.a, membership=Membership.objects.get(user=user, hospital=world.a),
+                                  role=Role.PATIENT, actor=world.admin_a)
+
+
+def _deactivate(world, user):
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+
+
+def _watch_while(user, path, scan, change, first_event=None):
+    """Connect, see one event relayed, make the change, trigger another event; what the socket gets then."""
+
+    async def scenario():
+        communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+        communicator.scope["user"] = user
+        connected, _ = await communicator.connect()
+        assert connected
+        if first_event is not None:
+            assert (await communicator.receive_json_from(timeout=5))["event"] == first_event
+        await sync_to_async(services.start_analysis)(scan.id)
+        assert (await communicator.receive_json_from(timeout=5))["status"] == "processing"
+        await sync_to_async(change)()
+        await sync_to_async(services.fail_scan)(scan.id, "unreadable", "test")
+        output = await communicator.receive_output(timeout=5)
+        await communicator.disconnect()
+        return output
+
+    return async_to_sync(scenario)()
+
+
+@pytest.mark.parametrize("change, code", [(_remove, 4404), (_demote, 4403), (_deactivate, 4404)])
+def test_a_doctor_who_loses_access_has_the_worklist_closed_at_the_next_event(world, scan, change, code):
+    output = _watch_while(world.doctor_a2, f"/ws/hospitals/{world.a.slug}/worklist/", scan,
+                          lambda: change(world, world.doctor_a2))
+    assert output == {"type": "websocket.close", "code": code}
+
+
+def test_a_colleague_keeps_the_worklist_while_another_doctor_is_removed(world, scan):
+    output = _watch_while(world.doctor_a, f"/ws/hospitals/{world.a.slug}/worklist/", scan,
+                          lambda: _remove(world, world.doctor_a2))
+    assert output["type"] == "websocket.send" and json.loads(output["text"])["status"] == "failed"
+
+
+def test_a_patient_removed_from_the_hospital_stops_hearing_about_their_scan(world, scan):
+    output = _watch_while(world.owner, f"/ws/hospitals/{world.a.slug}/scans/{scan.id}/", scan,
+                          lambda: _remove(world, world.owner), first_event="scan.status")
+    assert output == {"type": "websocket.close", "code": 4404}
