@@ -9,6 +9,12 @@ DOCTOR_DECIDES = (
     "looks at your scan, your symptoms and your history, and makes the diagnosis with you."
 )
 
+# After review the label is the doctor's, so the reminder no longer speaks of software.
+DOCTOR_REVIEWED = (
+    "A doctor has reviewed this scan. A scan is one part of a diagnosis: your doctor puts it together "
+    "with your symptoms, your history and any further tests, and discusses it with you."
+)
+
 PRELIMINARY = (
     "Preliminary: no doctor has reviewed this result yet. It may change after review."
 )
@@ -31,17 +37,27 @@ _SOURCES_GENERAL = [
               "Neuro-Oncology 23(8), 2021", "url": "https://doi.org/10.1093/neuonc/noab106"},
 ]
 
+# Each entry says who read the scan: "software" while the result is preliminary, "doctor" once a doctor
+# has reviewed it (the label shown is then the doctor's, whether they confirmed the software or changed
+# it). The rest of the entry describes the condition and holds for both.
 ADVICE = {
     "glioma": {
-        "title": "Possible glioma",
+        "title": {"software": "Possible glioma", "doctor": "Your doctor sees signs of a glioma"},
+        "finding": {
+            "software": "The software found a pattern that resembles a glioma.",
+            "doctor": "Your doctor has looked at your scan and sees signs of a glioma.",
+        },
         "meaning": (
-            "The software found a pattern that resembles a glioma, a tumour that grows from the brain's "
-            "supporting (glial) cells. Gliomas range from slow-growing to fast-growing; only tests that a "
-            "specialist arranges, usually including a biopsy, can tell which kind it is, or whether it is "
-            "a tumour at all."
+            "A glioma is a tumour that grows from the brain's supporting (glial) cells. Gliomas range from "
+            "slow-growing to fast-growing; only tests that a specialist arranges, usually including a "
+            "biopsy, can tell which kind it is, or whether it is a tumour at all."
         ),
+        "first_step": {
+            "software": "Your doctor will review the scan and contact you; bring a list of your symptoms and medicines.",
+            "doctor": "Your doctor will talk with you about the scan and the next tests; bring a list of your "
+                      "symptoms and medicines.",
+        },
         "next_steps": [
-            "Your doctor will review the scan and contact you; bring a list of your symptoms and medicines.",
             "You may be referred to a neurosurgery or neuro-oncology team, often within two weeks.",
             "Further imaging (a contrast MRI, sometimes MR spectroscopy) may be arranged.",
             "Do not drive until a doctor has told you it is safe if you have had a seizure or a blackout.",
@@ -51,14 +67,20 @@ ADVICE = {
         ],
     },
     "meningioma": {
-        "title": "Possible meningioma",
+        "title": {"software": "Possible meningioma", "doctor": "Your doctor sees signs of a meningioma"},
+        "finding": {
+            "software": "The software found a pattern that resembles a meningioma.",
+            "doctor": "Your doctor has looked at your scan and sees signs of a meningioma.",
+        },
         "meaning": (
-            "The software found a pattern that resembles a meningioma, a tumour of the membranes around "
-            "the brain. Most meningiomas are benign (not cancer) and grow slowly; many are watched with "
-            "repeat scans rather than treated at once."
+            "A meningioma is a tumour of the membranes around the brain. Most meningiomas are benign (not "
+            "cancer) and grow slowly; many are watched with repeat scans rather than treated at once."
         ),
+        "first_step": {
+            "software": "Your doctor will review the scan and discuss it with you.",
+            "doctor": "Your doctor will discuss the scan with you and what, if anything, needs doing now.",
+        },
         "next_steps": [
-            "Your doctor will review the scan and discuss it with you.",
             "Depending on its size and your symptoms, the team may suggest repeat MRI scans, surgery or radiotherapy.",
             "Tell your doctor about new or worsening headaches, changes in vision, hearing or smell, or weakness.",
         ],
@@ -68,14 +90,20 @@ ADVICE = {
         ],
     },
     "pituitary": {
-        "title": "Possible pituitary tumour",
+        "title": {"software": "Possible pituitary tumour", "doctor": "Your doctor sees signs of a pituitary tumour"},
+        "finding": {
+            "software": "The software found a pattern that resembles a pituitary tumour.",
+            "doctor": "Your doctor has looked at your scan and sees signs of a pituitary tumour.",
+        },
         "meaning": (
-            "The software found a pattern that resembles a pituitary tumour (usually a pituitary adenoma), "
-            "a growth of the hormone gland at the base of the brain. Almost all are benign; some change "
-            "hormone levels or press on the nerves to the eyes."
+            "A pituitary tumour (usually a pituitary adenoma) is a growth of the hormone gland at the base "
+            "of the brain. Almost all are benign; some change hormone levels or press on the nerves to the eyes."
         ),
+        "first_step": {
+            "software": "Your doctor will review the scan and may arrange blood tests of your hormone levels.",
+            "doctor": "Your doctor will discuss the scan with you and may arrange blood tests of your hormone levels.",
+        },
         "next_steps": [
-            "Your doctor will review the scan and may arrange blood tests of your hormone levels.",
             "An eye test of your field of vision is often arranged, and a referral to endocrinology.",
             "Many pituitary tumours are treated with medicine; some need surgery through the nose.",
         ],
@@ -84,15 +112,24 @@ ADVICE = {
         ],
     },
     "notumor": {
-        "title": "No tumour found by the software",
+        "title": {"software": "No tumour found by the software", "doctor": "Your doctor found no tumour on the scan"},
+        "finding": {
+            "software": (
+                "The software did not find signs of the tumour types it knows (glioma, meningioma, pituitary "
+                "tumour). It cannot see every condition, and a doctor still reviews every scan."
+            ),
+            "doctor": "Your doctor has looked at your scan and found no sign of a brain tumour.",
+        },
         "meaning": (
-            "The software did not find a pattern of the tumour types it was trained on (glioma, "
-            "meningioma, pituitary tumour). It cannot see every condition, and a normal-looking result "
-            "does not explain your symptoms; a doctor still reviews every scan."
+            "Many causes of headaches and other symptoms do not show up on a scan like this one. If you "
+            "still feel unwell, that is worth telling your doctor: they can look for other reasons."
         ),
+        "first_step": {
+            "software": "Your doctor will review the scan and tell you the result.",
+            "doctor": "Your doctor will tell you what the result means for you.",
+        },
         "next_steps": [
-            "Your doctor will review the scan and tell you the result.",
-            "If your symptoms continue or get worse, contact your doctor even if the scan looked normal.",
+            "If your symptoms continue or get worse, contact your doctor even though the scan looked normal.",
         ],
         "sources": _SOURCES_GENERAL,
     },
@@ -100,19 +137,25 @@ ADVICE = {
 
 
 def advice_for(label: str, *, preliminary: bool) -> dict | None:
-    """Advice for a label, as the API shows it; None for a label the models do not know."""
+    """Advice for a label, as the API shows it; None for a label the models do not know.
+
+    `preliminary`: the label is the software's, not yet reviewed. Otherwise it is the label a doctor
+    reviewed, and the advice speaks of the doctor: a shown label is always one or the other.
+    """
     entry = ADVICE.get(label)
     if entry is None:
         return None
+    reader = "software" if preliminary else "doctor"
     return {
         "label": label,
-        "title": entry["title"],
-        "meaning": entry["meaning"],
-        "next_steps": list(entry["next_steps"]),
+        "reviewed": not preliminary,
+        "title": entry["title"][reader],
+        "meaning": f"{entry['finding'][reader]} {entry['meaning']}",
+        "next_steps": [entry["first_step"][reader], *entry["next_steps"]],
         "emergency_symptoms": list(_EMERGENCY),
         "emergency_action": _EMERGENCY_ACTION,
         "sources": [dict(source) for source in entry["sources"]],
-        "reminder": DOCTOR_DECIDES,
+        "reminder": DOCTOR_DECIDES if preliminary else DOCTOR_REVIEWED,
         "preliminary": preliminary,
         "preliminary_notice": PRELIMINARY if preliminary else "",
     }

@@ -178,7 +178,10 @@ def test_doctor_corrects_the_outline_and_the_patient_sees_the_confirmed_result(w
     patient.get_by_role("link", name="View").first.click()
     patient.locator("#result-label").wait_for()
     assert patient.locator("#result-label").inner_text() == "Meningioma"
-    patient.get_by_text("A doctor has reviewed and confirmed this result.").wait_for()
+    patient.get_by_text("A doctor has reviewed your scan and changed the software's result to this one.").wait_for()
+    # The advice follows the doctor's label and speaks of the doctor, not of the software.
+    assert patient.locator("#advice-title").inner_text() == "Your doctor sees signs of a meningioma"
+    assert "will review" not in patient.locator("#result").inner_text()
     patient.get_by_label("Show outline").wait_for()
     patient.locator("canvas.outline").wait_for(state="visible")
     patient.get_by_label("Show outline").uncheck()

@@ -31,6 +31,14 @@ async function showOverlays(scan) {
   viewer.showOutline(Boolean(maskUrl) && outlineBox.checked);
 }
 
+function reviewSentence(scan) {
+  if (scan.review_state === "unreviewed") return "Preliminary result from the software; a doctor will review it.";
+  // A changed outline alone is "corrected" too; only a different label means the doctor disagreed.
+  const changed = scan.result && scan.result.label !== scan.label;
+  return changed ? "A doctor has reviewed your scan and changed the software's result to this one."
+    : "A doctor has reviewed and confirmed this result.";
+}
+
 function render(scan) {
   renderStatus(scan);
   const section = document.getElementById("result");
@@ -41,9 +49,8 @@ function render(scan) {
   } else if (scan.status === "failed") {
     html = `<div class="notice error" role="alert">${escapeHtml(scan.failure?.reason || "The scan could not be analysed.")} Please upload another file or contact your hospital.</div>`;
   } else if (scan.label) {
-    const reviewed = scan.review_state !== "unreviewed";
     html = `<div class="card"><h2 id="result-label">${escapeHtml(labelName(scan.label))}</h2>
-      <p>${reviewed ? "A doctor has reviewed and confirmed this result." : "Preliminary result from the software; a doctor will review it."}</p></div>`;
+      <p>${reviewSentence(scan)}</p></div>`;
   } else if (scan.awaiting_review) {
     html = `<div class="card"><p>Your scan has been analysed. A doctor will review it before the result is shown here; this page updates by itself.</p></div>`;
   }
