@@ -66,6 +66,10 @@ def member_role(request, membership, member_id):
         messages.error(request, refused.detail)
     else:
         messages.success(request, f"{member.user.email} is now {member.get_role_display().lower()}.")
+        # An admin who gave up the role can no longer open this page: send them to their new start page.
+        if member.pk == membership.pk and member.role != Role.ADMIN:
+            messages.info(request, f"You are no longer an admin of {hospital.name}; another admin can make you one again.")
+            return redirect("frontend:hospital-home", hospital.slug)
     return redirect("frontend:members", hospital.slug)
 
 

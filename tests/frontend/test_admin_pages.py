@@ -206,3 +206,34 @@ def test_members_page_asks_for_patient_details_beside_the_role(client, world):
     html = client.get("/h/st-anne/members/").content.decode()
     for name in ("full_name", "date_of_birth", "medical_record_number"):
         assert f'name="{name}"' in html
+
+
+def _confirm_prompts(html: str) -> dict:
+    """The confirm prompt of each POST form, by the form's action."""
+    return dict(re.findall(r'<form method="post" action="([^"]+)"[^>]*?data-confirm="([^"]+)"', html))
+
+
+def test_role_change_remove_and_revoke_ask_first(client, world):
+    client.force_login(world.admin_a)
+    client.post("/h/st-anne/members/", {"email": "pending@st-anne.example", "role": "doctor"})
+    invitation = Invitation.objects.get(email="pending@st-anne.example")
+    member = Membership.objects.get(user=world.doctor_a, hospital=world.a)
+    prompts = _confirm_prompts(client.get("/h/st-anne/members/").content.decode())
+    assert "Change the role of doctor1@st-anne.example?" in prompts[f"/h/st-anne/members/{member.pk}/role/"]
+    assert "Remove doctor1@st-anne.example" in prompts[f"/h/st-anne/members/{member.pk}/remove/"]
+    assert "Revoke the invitation to pending@st-anne.example?" in prompts[
+        f"/h/st-anne/invitations/{invitation.pk}/revoke/"]
+
+
+def test_admin_who_demotes_themselves_lands_on_their_new_start_page(client, world):
+    other_admin = Membership.objects.get(user=world.doctor_a, hospital=world.a)
+    client.force_login(world.admin_a)
+    client.post(f"/h/st-anne/members/{other_admin.pk}/role/", {"role": "admin"})
+    me = Membership.objects.get(user=world.admin_a, hospital=world.a)
+    response = client.post(f"/h/st-anne/members/{me.pk}/role/", {"role": "doctor"})
+    assert response["Location"] == "/h/st-anne/"
+    page = client.get("/h/st-anne/", follow=True)
+    assert page.status_code == 200 and page.redirect_chain[-1][0] == "/h/st-anne/worklist/"
+    assert "You are no longer an admin of St Anne&#x27;s" in page.content.decode()
+    me.refresh_from_db()
+    assert me.role == Role.DOCTOR

@@ -15,7 +15,8 @@ from PIL import Image
 
 from diagnostics import services
 from diagnostics.models import Review, Scan
-from hospitals.models import Membership, Role
+from hospitals.models import Invitation, Membership, Role
+from hospitals.services import invite_member
 from hospitals.storage import read_blob
 from tests.diagnostics.conftest import purge_diagnostics_queue
 from tests.diagnostics.helpers import finish, upload
@@ -86,6 +87,46 @@ def test_admin_invites_a_doctor_who_signs_up_and_sees_the_worklist(new_page, wor
     assert_fits_width(doctor)
     screenshot(doctor, "flow-invited-doctor-worklist-phone")
     assert Membership.objects.get(user__email="new.doctor@st-anne.example", hospital=world.a).role == Role.DOCTOR
+
+
+def test_revoking_an_invitation_asks_first_and_cancel_keeps_it(new_page, world):
+    invite_member(hospital=world.a, email="pending@st-anne.example", role=Role.DOCTOR, actor=world.admin_a)
+    admin = new_page()
+    sign_in(admin, world.admin_a, PASSWORD)
+    admin.goto("/h/st-anne/members/")
+    revoke = admin.get_by_role("button", name="Revoke invitation to pending@st-anne.example")
+    prompts = []
+
+    def answer(accept):
+        def handle(dialog):
+            prompts.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+        return handle
+
+    admin.once("dialog", answer(False))
+    revoke.click()
+    admin.wait_for_timeout(500)
+    assert prompts == ["Revoke the invitation to pending@st-anne.example? Its link stops working."]
+    assert Invitation.objects.filter(email="pending@st-anne.example").exists()
+    admin.once("dialog", answer(True))
+    revoke.click()
+    admin.get_by_text("The invitation to pending@st-anne.example no longer works.").wait_for()
+    assert not Invitation.objects.filter(email="pending@st-anne.example").exists()
+
+
+def test_patient_fields_show_only_for_a_patient_invitation(new_page, world):
+    admin = new_page()
+    sign_in(admin, world.admin_a, PASSWORD)
+    admin.goto("/h/st-anne/members/")
+    assert not admin.get_by_label("Full name").is_visible()
+    admin.get_by_label("Role", exact=True).select_option("patient")
+    admin.get_by_label("Full name").fill("Grace Hopper")
+    admin.get_by_label("Date of birth").fill("1970-12-09")
+    admin.get_by_label("Medical record number").fill("MRN-1906")
+    admin.get_by_label("Email", exact=True).fill("grace@st-anne.example")
+    admin.get_by_role("button", name="Send invitation").click()
+    admin.get_by_text("Invitation sent to grace@st-anne.example.").wait_for()
+    assert Invitation.objects.get(email="grace@st-anne.example").patient.full_name == "Grace Hopper"
 
 
 def test_outsider_opening_another_hospitals_case_gets_not_found(world, queued_scan, new_page):

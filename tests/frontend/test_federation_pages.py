@@ -164,3 +164,17 @@ def test_operator_starts_a_run_over_opted_in_hospitals(client, world, django_use
     assert len(callbacks) == 1  # the follow-up task, sent once the run is committed
     page = client.post("/operator/federation/", {"hospitals": ["st-anne"]}, follow=True)
     assert "at least 2 hospitals" in page.content.decode()
+
+
+def test_operator_is_asked_before_a_run_or_a_model_change(client, world, versions, django_user_model):
+    world.a.federation_opt_in = world.b.federation_opt_in = True
+    world.a.save(), world.b.save()
+    v1, v2 = versions
+    operator = django_user_model.objects.create_superuser("op4@neurofed.example", "op4@neurofed.example",
+                                                          "op-password-12")
+    client.force_login(operator)
+    html = client.get("/operator/federation/").content.decode()
+    assert re.search(r'<form method="post" class="card" data-confirm="Start a federated run', html)
+    prompts = dict(re.findall(r'<form method="post" action="([^"]+)"[^>]*?data-confirm="([^"]+)"', html))
+    assert "Make classification v2 the active version?" in prompts[f"/operator/models/{v2.pk}/promote/"]
+    assert "Roll the classification back" in prompts["/operator/models/classify/rollback/"]
