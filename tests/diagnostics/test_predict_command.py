@@ -55,3 +55,52 @@ def test_unreadable_file_reports_an_error_line_and_fails(tmp_path):
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines[0] == {"file": str(bad), "error": "unsupported_type", "detail": lines[0]["detail"]}
     assert lines[1]["label"]
+
+
+def test_a_file_that_fails_after_decoding_is_reported_and_the_batch_goes_on(tmp_path):
+    import io
+
+    first, second = kaggle_file("glioma", 0), kaggle_file("meningioma", 0)
+    masks = tmp_path / "masks"
+    (masks / f"{first.name}.png").mkdir(parents=True)  # its mask cannot be written there
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 of 2 files could not be diagnosed"):
+        call_command("predict", str(first), str(second), "--json", "--mask-dir", str(masks),
+                     "--model-dir", str(shared_tiny_bundle()), stdout=out)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines[0]["file"] == str(first) and lines[0]["error"] == "prediction_failed"
+    assert lines[1]["file"] == str(second) and lines[1]["label"]
+    assert (masks / f"{second.name}.png").is_file()
+
+
+def test_files_whose_masks_would_share_a_name_are_refused_before_any_is_diagnosed(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.jpg").write_bytes(kaggle_file("glioma").read_bytes())
+    masks = tmp_path / "masks"
+    with pytest.raises(CommandError, match=r"a/x\.jpg and .*b/x\.jpg would write their masks to the same file"):
+        _run(str(tmp_path / "a" / "x.jpg"), str(tmp_path / "b" / "x.jpg"), "--mask-dir", str(masks))
+    assert not masks.exists()
+
+
+def test_a_missing_model_folder_is_a_sentence_not_a_traceback(tmp_path):
+    with pytest.raises(CommandError, match="no classifier bundle"):
+        call_command("predict", str(kaggle_file("glioma")), "--model-dir", str(tmp_path / "nowhere"))
+
+
+@pytest.mark.django_db
+def test_a_registry_without_a_model_or_with_a_tampered_one_is_a_sentence(tmp_path, settings):
+    import shutil
+
+    from diagnostics import registry
+
+    settings.MODEL_DIR = tmp_path / "empty"
+    with pytest.raises(CommandError, match="no classifier is registered.*promote_model"):
+        call_command("predict", str(kaggle_file("glioma")))
+    bundle = tmp_path / "bundle"
+    shutil.copytree(shared_tiny_bundle(), bundle)
+    registry.promote_model_version(registry.register_model_version(
+        task="classify", version="v1", artifact_path=str(bundle / "classifier.json")))
+    (bundle / "classifier.tflite").write_bytes(b"changed after registration")
+    with pytest.raises(CommandError, match="does not match its registered checksum.*rollback_model"):
+        call_command("predict", str(kaggle_file("glioma")))

@@ -7,7 +7,9 @@ box. A file with several slices (DICOM series, NIfTI volume) is summarised by it
 (the one with the lowest no-tumour probability), whose index is reported. ``--json`` prints one JSON
 object per line with ``file``, ``label``, ``probabilities`` and the extras; a file that cannot be read
 gives a line with ``error`` and ``detail`` and the command exits with status 1 at the end.
-``--mask-dir DIR`` writes each file's tumour mask as ``DIR/<file name>.png`` (0 or 255, input size).
+``--mask-dir DIR`` writes each file's tumour mask as ``DIR/<file name>.png`` (0 or 255, input size); two
+files with the same name (``a/x.png``, ``b/x.png``) are refused up front, since their masks would
+overwrite each other. A file that fails at any step is reported and the others are still diagnosed.
 """
 from __future__ import annotations
 
@@ -38,18 +40,12 @@ class Command(BaseCommand):
         parser.add_argument("--backend", choices=["auto", "tflite", "keras"], default="auto")
 
     def handle(self, *args, **options):
-        from diagnostics.ml.inference import Predictor
         from diagnostics.ml.readers import ScanDecodeError, decode_scan
 
-        if options["model_dir"]:
-            predictor = Predictor.from_model_dir(options["model_dir"], backend=options["backend"])
-            version_names = {}
-        else:
-            from diagnostics.registry import load_active_predictor
-
-            predictor = load_active_predictor(backend=options["backend"])
-            version_names = {task: v.version for task, v in predictor.model_versions.items() if v is not None}
         mask_dir = Path(options["mask_dir"]) if options["mask_dir"] else None
+        if mask_dir:
+            self._refuse_shared_mask_names(options["paths"])
+        predictor, version_names = self._predictor(options)
         if mask_dir:
             mask_dir.mkdir(parents=True, exist_ok=True)
         failures = 0
@@ -59,19 +55,17 @@ class Command(BaseCommand):
                 if not path.is_file():
                     raise ScanDecodeError("unreadable", "No such file.")
                 scan = decode_scan(path.read_bytes(), max_pixels=MAX_PIXELS, max_frames=MAX_FRAMES)
+                record = self._diagnose(predictor, scan, path, mask_dir)
             except ScanDecodeError as error:
                 failures += 1
-                self._emit_error(options["json"], raw_path, error)
+                self._emit_error(options["json"], raw_path, error.code, error.detail)
                 continue
-            predictions = predictor.predict_batch(scan.slices, scan.pixel_spacing_mm)
-            chosen = most_suspicious(predictions)
-            prediction = predictions[chosen]
-            if mask_dir:
-                from PIL import Image
-
-                Image.fromarray(prediction.mask.astype(np.uint8) * 255).save(mask_dir / f"{path.name}.png")
-            record = {"file": raw_path, **prediction.summary(), "slice": chosen, "slices": len(predictions),
-                      "kind": scan.kind, "model_versions": version_names}
+            except Exception as error:  # one bad file must not cost the rest of the batch its answers
+                failures += 1
+                self._emit_error(options["json"], raw_path, "prediction_failed",
+                                 f"Could not be diagnosed ({type(error).__name__}: {error}).")
+                continue
+            record = {"file": raw_path, **record, "model_versions": version_names}
             if options["json"]:
                 self.stdout.write(json.dumps(record))
             else:
@@ -79,11 +73,57 @@ class Command(BaseCommand):
         if failures:
             raise CommandError(f"{failures} of {len(options['paths'])} files could not be diagnosed")
 
-    def _emit_error(self, as_json: bool, path: str, error) -> None:
+    @staticmethod
+    def _refuse_shared_mask_names(paths) -> None:
+        by_name = {}
+        for raw_path in paths:
+            by_name.setdefault(Path(raw_path).name, []).append(raw_path)
+        shared = [files for files in by_name.values() if len(files) > 1]
+        if shared:
+            raise CommandError(f"{' and '.join(shared[0])} would write their masks to the same file "
+                               f"<mask dir>/{Path(shared[0][0]).name}.png; run them in separate batches with "
+                               "separate --mask-dir folders")
+
+    @staticmethod
+    def _predictor(options):
+        """The predictor and the registry versions it serves; a missing or unusable model is a CommandError."""
+        from diagnostics.ml.inference import Predictor
+
+        if options["model_dir"]:
+            model_dir = Path(options["model_dir"])
+            if not (model_dir / "classifier.json").is_file():
+                raise CommandError(f"no classifier bundle (classifier.json) in {model_dir}; pass the folder that "
+                                   "train_model wrote, or leave --model-dir out to use the registry's active model")
+            try:
+                return Predictor.from_model_dir(model_dir, backend=options["backend"]), {}
+            except (OSError, ValueError, KeyError) as error:
+                raise CommandError(f"the bundles in {model_dir} cannot be loaded: {error}") from error
+        from diagnostics.registry import ModelIntegrityError, NoActiveModel, load_active_predictor
+
+        try:
+            predictor = load_active_predictor(backend=options["backend"])
+        except NoActiveModel as error:
+            raise CommandError(f"{error}; register one with promote_model or pass --model-dir") from error
+        except ModelIntegrityError as error:
+            raise CommandError(f"{error}; promote another version or roll back with rollback_model") from error
+        return predictor, {task: v.version for task, v in predictor.model_versions.items() if v is not None}
+
+    @staticmethod
+    def _diagnose(predictor, scan, path: Path, mask_dir: Path | None) -> dict:
+        predictions = predictor.predict_batch(scan.slices, scan.pixel_spacing_mm)
+        chosen = most_suspicious(predictions)
+        prediction = predictions[chosen]
+        if mask_dir:
+            from PIL import Image
+
+            Image.fromarray(prediction.mask.astype(np.uint8) * 255).save(mask_dir / f"{path.name}.png")
+        return {**prediction.summary(), "slice": chosen, "slices": len(predictions), "kind": scan.kind}
+
+    def _emit_error(self, as_json: bool, path: str, code: str, detail: str) -> None:
         if as_json:
-            self.stdout.write(json.dumps({"file": path, "error": error.code, "detail": error.detail}))
+            self.stdout.write(json.dumps({"file": path, "error": code, "detail": detail}))
         else:
-            self.stderr.write(f"{path}: {error.code}: {error.detail}")
+            self.stderr.write(f"{path}: {code}: {detail}")
 
     @staticmethod
     def _human(record: dict) -> str:
