@@ -13,9 +13,11 @@ import hashlib
 import hmac
 import io
 import logging
+import traceback
 import uuid
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -56,7 +58,8 @@ class UploadRejected(Exception):
 
 
 # HTTP status per decoder error: limits are 413, a format we do not take is 415, the rest 422.
-_DECODE_STATUS = {"too_large": 413, "too_many_pixels": 413, "too_many_frames": 413, "unsupported_type": 415}
+_DECODE_STATUS = {"too_large": 413, "too_many_pixels": 413, "too_many_frames": 413, "unsupported_type": 415,
+                  "unsupported_compression": 415}
 
 
 def max_decompressed_bytes() -> int:
@@ -83,9 +86,12 @@ def decode_upload(data: bytes):
     except Image.DecompressionBombError:
         # PIL's own bomb guard fires on absurd dimensions before the decoder's pixel check can.
         raise UploadRejected("too_many_pixels", "The image declares more pixels than accepted.", 413) from None
-    except (MemoryError, RecursionError, ArithmeticError, LookupError, TypeError, ValueError, OSError) as error:
-        # Hostile files find corners of the decoders; whatever they hit, the answer is "unreadable", not a 500.
-        logger.warning("decoder raised %s on an upload", type(error).__name__)
+    except Exception as error:
+        # Hostile files find corners of the decoders; whatever they hit, the answer is "unreadable", not a
+        # 500. Logged by type and place only: a decoder's message may quote header values (PHI).
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        logger.warning("decoder raised %s at %s:%d on an upload", type(error).__name__,
+                       Path(where.filename).name, where.lineno)
         raise UploadRejected("unreadable", "The file could not be decoded.") from None
 
 

@@ -20,6 +20,7 @@ import gzip
 import io
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,9 @@ ERROR_CODES = {
     "too_many_pixels": "An image is larger than the accepted number of pixels.",
     "too_many_frames": "The scan has more frames or slices than accepted.",
     "too_large": "The file expands to more data than accepted.",
+    "unsupported_compression": "The DICOM file uses a compression this server cannot decode.",
     "not_mr": "The scan is not an MR acquisition.",
+    "mixed_sizes": "The images of the series differ in size.",
     "no_brain_slices": "No slice of the scan contains an image of a head.",
     "empty": "The file is empty.",
 }
@@ -111,7 +114,8 @@ def _decode_raster(data: bytes, kind: str, max_pixels: int, max_frames: int) -> 
     except ScanDecodeError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise ScanDecodeError("unreadable", f"The {kind.upper()} image is damaged: {error}") from error
+        # PIL's message names a Python object ("<_io.BytesIO object at 0x...>"); say it for people.
+        raise ScanDecodeError("unreadable", f"The {kind.upper()} image is damaged or truncated.") from error
     if image.mode in ("I;16", "I;16B", "I", "F"):
         pixels = np.asarray(image, dtype=np.float32)
     else:
@@ -129,14 +133,127 @@ def _dicom_identifiers(dataset) -> dict[str, str]:
     return identifiers
 
 
-def _read_dicom_dataset(data: bytes, max_pixels: int, max_frames: int):
+def _inflate(compressed: bytes, max_bytes: int, what: str) -> bytes:
+    """Inflate a raw deflate stream, stopping as soon as it passes ``max_bytes``."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        inflated = inflater.decompress(compressed, max_bytes + 1)
+    except zlib.error as error:
+        raise ScanDecodeError("unreadable", f"The {what} is damaged.") from error
+    if len(inflated) > max_bytes:
+        raise ScanDecodeError("too_large", f"The {what} expands to more data than accepted.")
+    return inflated
+
+
+def _dcmread(data: bytes, max_bytes: int):
     import pydicom
+    from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
+
+    stream = io.BytesIO(data)
+    preamble = read_preamble(stream, False)
+    meta = _read_file_meta_info(stream)
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return pydicom.dcmread(io.BytesIO(data))
+    # pydicom inflates a deflated dataset whole, with no bound: a few hundred kB can grow to gigabytes.
+    # Inflate it here within the limit and read the plain dataset that results.
+    body = _inflate(data[stream.tell():], max_bytes, "deflated DICOM file")
+    dataset = read_dataset(io.BytesIO(body), is_implicit_VR=False, is_little_endian=True)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return pydicom.dataset.FileDataset(None, dataset, preamble=preamble, file_meta=meta,
+                                      is_implicit_VR=False, is_little_endian=True)
+
+
+def _rle_segment_length(segment: bytes, limit: int) -> int:
+    """How many bytes an RLE segment decodes to, counted without decoding (stops past ``limit``)."""
+    length, position, end = 0, 0, len(segment)
+    while position < end and length <= limit:
+        header = segment[position]
+        if header > 128:  # the next byte repeated 257 - header times
+            length += 257 - header
+            position += 2
+        elif header < 128:  # header + 1 literal bytes
+            length += header + 1
+            position += header + 2
+        else:
+            position += 1
+    return length
+
+
+def _check_rle_expansion(dataset, rows: int, columns: int, frames: int) -> None:
+    # pydicom decodes each RLE segment whole before checking its length, and a segment expands up to
+    # 64-fold: refuse a segment that would decode to more than its plane (twice, for the padding
+    # some encoders add) before pydicom allocates it.
+    from pydicom.encaps import generate_frames
+
+    limit = 2 * rows * columns
+    for frame in generate_frames(dataset.PixelData, number_of_frames=frames):
+        count = struct.unpack("<L", frame[:4])[0] if len(frame) >= 64 else 0
+        offsets = [*struct.unpack(f"<{min(count, 15)}L", frame[4:4 + 4 * min(count, 15)]), len(frame)]
+        for start, stop in zip(offsets, offsets[1:]):
+            if _rle_segment_length(frame[start:stop], limit) > limit:
+                raise ScanDecodeError("too_large", "The DICOM pixel data expands to more than its image size.")
+
+
+def _read_dicom_pixels(dataset, frames: int, max_bytes: int) -> np.ndarray:
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import RLELossless
+
+    rows, columns = int(dataset.Rows), int(dataset.Columns)
+    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    bytes_per_sample = (int(dataset.get("BitsAllocated", 8) or 8) + 7) // 8
+    # What the decoder will allocate, from the header: compressed pixel data must not expand past it.
+    if rows * columns * frames * samples * bytes_per_sample > max_bytes:
+        raise ScanDecodeError("too_large", "The DICOM image data is larger than accepted.")
+    syntax = dataset.file_meta.get("TransferSyntaxUID")
+    if syntax is not None and syntax.is_compressed:
+        try:
+            available = get_decoder(syntax).is_available
+        except NotImplementedError:
+            available = False
+        if not available:
+            raise ScanDecodeError(
+                "unsupported_compression",
+                f"This DICOM file is compressed as {syntax.name}, which cannot be decoded here; "
+                "export the series uncompressed (or as JPEG baseline) and upload it again.",
+            )
+        if syntax == RLELossless:
+            _check_rle_expansion(dataset, rows, columns, frames)
+    try:
+        return dataset.pixel_array.astype(np.float32)
+    except Exception as error:  # pydicom raises many types for bad pixel data; its text is not for people
+        raise ScanDecodeError("unreadable", "The DICOM pixel data is damaged.") from error
+
+
+@dataclass
+class _DicomImage:
+    frames: list[np.ndarray]
+    spacing_mm: tuple[float, float] | None
+    identifiers: dict[str, str]
+    position: float  # along the series: ImagePositionPatient z, else InstanceNumber
+
+
+def _read_dicom(data: bytes, max_pixels: int, max_frames: int, max_bytes: int) -> _DicomImage:
+    """One DICOM file, every header field it needs read here, where damage becomes "unreadable"."""
+    try:
+        return _read_dicom_unguarded(data, max_pixels, max_frames, max_bytes)
+    except ScanDecodeError:
+        raise
+    except Exception as error:
+        # pydicom converts a header field when it is first read, and a damaged one raises whatever its
+        # converter raises (NotImplementedError for an unknown VR, BytesLengthException, ...).
+        raise ScanDecodeError("unreadable", "The DICOM file is damaged: a header field cannot be read.") from error
+
+
+def _read_dicom_unguarded(data: bytes, max_pixels: int, max_frames: int, max_bytes: int) -> _DicomImage:
     from pydicom.errors import InvalidDicomError
 
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data))
+        dataset = _dcmread(data, max_bytes)
+    except ScanDecodeError:
+        raise
     except (InvalidDicomError, EOFError, ValueError, TypeError, OSError, KeyError) as error:
-        raise ScanDecodeError("unreadable", f"The DICOM file is damaged: {error}") from error
+        raise ScanDecodeError("unreadable", "The DICOM file is damaged or truncated.") from error
     # pydicom reads a truncated file up to where it ends; without pixel data there is nothing to judge.
     if "PixelData" not in dataset:
         raise ScanDecodeError("unreadable", "The DICOM file holds no image data (is it truncated?).")
@@ -151,10 +268,7 @@ def _read_dicom_dataset(data: bytes, max_pixels: int, max_frames: int):
     frames = int(dataset.get("NumberOfFrames", 1) or 1)
     if frames > max_frames:
         raise ScanDecodeError("too_many_frames", f"The DICOM file has {frames} frames; the limit is {max_frames}.")
-    try:
-        pixels = dataset.pixel_array.astype(np.float32)
-    except Exception as error:  # pydicom raises many types for bad or unsupported pixel data
-        raise ScanDecodeError("unreadable", f"The DICOM pixel data cannot be decoded: {error}") from error
+    pixels = _read_dicom_pixels(dataset, frames, max_bytes)
     slope = float(dataset.get("RescaleSlope", 1) or 1)
     intercept = float(dataset.get("RescaleIntercept", 0) or 0)
     pixels = pixels * slope + intercept
@@ -168,12 +282,15 @@ def _read_dicom_dataset(data: bytes, max_pixels: int, max_frames: int):
         pixels = pixels[None]
     spacing = dataset.get("PixelSpacing")
     spacing_mm = (float(spacing[0]), float(spacing[1])) if spacing is not None and len(spacing) == 2 else None
-    return dataset, [frame for frame in pixels], spacing_mm
+    position = dataset.get("ImagePositionPatient")
+    order = (float(position[2]) if position is not None and len(position) == 3
+             else float(dataset.get("InstanceNumber", 0) or 0))
+    return _DicomImage([frame for frame in pixels], spacing_mm, _dicom_identifiers(dataset), order)
 
 
-def _decode_dicom(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
-    dataset, slices, spacing = _read_dicom_dataset(data, max_pixels, max_frames)
-    return DecodedScan("dicom", slices, spacing, _dicom_identifiers(dataset))
+def _decode_dicom(data: bytes, max_pixels: int, max_frames: int, max_bytes: int) -> DecodedScan:
+    image = _read_dicom(data, max_pixels, max_frames, max_bytes)
+    return DecodedScan("dicom", image.frames, image.spacing_mm, image.identifiers)
 
 
 def _decode_dicom_zip(data: bytes, max_pixels: int, max_frames: int, max_bytes: int) -> DecodedScan:
@@ -181,7 +298,7 @@ def _decode_dicom_zip(data: bytes, max_pixels: int, max_frames: int, max_bytes: 
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX")]
     except (zipfile.BadZipFile, OSError) as error:
-        raise ScanDecodeError("unreadable", f"The zip archive is damaged: {error}") from error
+        raise ScanDecodeError("unreadable", "The zip archive is damaged.") from error
     if not members:
         raise ScanDecodeError("empty", "The zip archive holds no files.")
     if len(members) > max_frames:
@@ -195,19 +312,22 @@ def _decode_dicom_zip(data: bytes, max_pixels: int, max_frames: int, max_bytes: 
         try:
             with archive.open(member) as handle:
                 content = handle.read(max_bytes + 1)
-        except (zipfile.BadZipFile, OSError, RuntimeError) as error:
-            raise ScanDecodeError("unreadable", f"A file in the zip archive is damaged: {error}") from error
+        # zlib.error: a damaged deflate stream behind an intact member header.
+        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError, zlib.error) as error:
+            raise ScanDecodeError("unreadable", "A file in the zip archive is damaged.") from error
         if sniff_type(content) != "dicom":
             raise ScanDecodeError("unsupported_type", "A zip upload must contain only DICOM files of one series.")
-        dataset, frames, spacing_mm = _read_dicom_dataset(content, max_pixels, max_frames)
-        identifiers = identifiers or _dicom_identifiers(dataset)
-        spacing = spacing or spacing_mm
-        position = dataset.get("ImagePositionPatient")
-        order = (float(position[2]) if position is not None and len(position) == 3
-                 else float(dataset.get("InstanceNumber", 0) or 0))
-        entries.extend((order, index, frame) for index, frame in enumerate(frames))
+        image = _read_dicom(content, max_pixels, max_frames, max_bytes)
+        identifiers = identifiers or image.identifiers
+        spacing = spacing or image.spacing_mm
+        entries.extend((image.position, index, frame) for index, frame in enumerate(image.frames))
     if len(entries) > max_frames:
         raise ScanDecodeError("too_many_frames", f"The series has {len(entries)} frames; the limit is {max_frames}.")
+    if len({frame.shape for _, _, frame in entries}) > 1:
+        # One scan has one image size: the stored width and height, the slice shown and the slice
+        # analysed must all agree.
+        raise ScanDecodeError("mixed_sizes", "The images in the zip archive are not all the same size; "
+                                             "upload one series at a time.")
     entries.sort(key=lambda entry: (entry[0], entry[1]))
     return DecodedScan("dicom_series", [frame for _, _, frame in entries], spacing, identifiers)
 
@@ -224,7 +344,7 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
         volume = nib.as_closest_canonical(volume)  # RAS: the third axis runs foot to head (axial)
         shape = volume.shape
     except Exception as error:  # nibabel raises assorted types on a bad header
-        raise ScanDecodeError("unreadable", f"The NIfTI file is damaged: {error}") from error
+        raise ScanDecodeError("unreadable", "The NIfTI file is damaged or truncated.") from error
     if len(shape) < 2 or len(shape) > 4:
         raise ScanDecodeError("unreadable", f"A NIfTI image of shape {shape} is not a 2-D or 3-D scan.")
     _check_pixels(shape[0], shape[1], max_pixels)
@@ -237,7 +357,7 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
         else:
             array = np.asarray(volume.dataobj, dtype=np.float32)
     except Exception as error:
-        raise ScanDecodeError("unreadable", f"The NIfTI pixel data cannot be read: {error}") from error
+        raise ScanDecodeError("unreadable", "The NIfTI image data is damaged or truncated.") from error
     if array.ndim == 2:
         array = array[:, :, None]
     # RAS voxel (i, j) runs left->right, posterior->anterior; rotate so anterior is up, as radiologists
@@ -253,8 +373,9 @@ def _gunzip(data: bytes, max_bytes: int) -> bytes:
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
             inflated = stream.read(max_bytes + 1)
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise ScanDecodeError("unreadable", f"The gzip file is damaged: {error}") from error
+    # zlib.error: a damaged deflate stream inside an intact gzip header.
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise ScanDecodeError("unreadable", "The gzip file is damaged or truncated.") from error
     if len(inflated) > max_bytes:
         raise ScanDecodeError("too_large", "The compressed file expands to more data than accepted.")
     return inflated
@@ -280,7 +401,7 @@ def decode_scan(data: bytes | str | Path, *, max_pixels: int = 4096 * 4096, max_
     if kind in ("jpeg", "png"):
         scan = _decode_raster(data, kind, max_pixels, max_frames)
     elif kind == "dicom":
-        scan = _decode_dicom(data, max_pixels, max_frames)
+        scan = _decode_dicom(data, max_pixels, max_frames, max_decompressed_bytes)
     elif kind == "zip":
         scan = _decode_dicom_zip(data, max_pixels, max_frames, max_decompressed_bytes)
     elif kind == "nifti":

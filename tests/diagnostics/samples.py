@@ -159,6 +159,90 @@ def png_bomb(side: int = 30000) -> bytes:
             + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
 
 
+def damaged_deflate(data: bytes, offset: int) -> bytes:
+    """`data` with the byte at `offset`, where a deflate stream starts, inverted: headers intact, stream not."""
+    return data[:offset] + bytes([data[offset] ^ 0xFF]) + data[offset + 1:]
+
+
+def gzip_with_damaged_stream() -> bytes:
+    return damaged_deflate(nifti_bytes(compressed=True), 10)  # gzip.compress writes a 10-byte header
+
+
+def zip_with_damaged_stream() -> bytes:
+    import struct
+
+    data = dicom_series_zip()
+    name_length, extra_length = struct.unpack("<HH", data[26:30])  # the first member's local header
+    return damaged_deflate(data, 30 + name_length + extra_length)
+
+
+def dicom_with_damaged_field(keyword: str = "Modality", vr: bytes = b"ZZ") -> bytes:
+    """A DICOM file whose `keyword` element carries another Value Representation than the one written."""
+    from pydicom.datadict import tag_for_keyword
+
+    data = dicom_bytes()
+    tag = tag_for_keyword(keyword)
+    at = data.index(struct_tag(tag)) + 4
+    return data[:at] + vr + data[at + 2:]
+
+
+def struct_tag(tag: int) -> bytes:
+    import struct
+
+    return struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+
+
+def deflated_dicom(side: int = 224) -> bytes:
+    """An MR slice in the Deflated Explicit VR Little Endian transfer syntax, `side` x `side` pixels."""
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    image = np.zeros((side, side), dtype=np.uint8)
+    image[: slice_array().shape[0], : slice_array().shape[1]] = slice_array()[:side, :side]
+    ds = dicom_dataset([image])
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    return dataset_bytes(ds)
+
+
+def rle_dicom_bomb(side: int = 64, runs: int = 100_000) -> bytes:
+    """An 8-bit MR DICOM declaring `side` x `side` pixels whose RLE segment expands 64-fold to 128 x `runs` bytes."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import RLELossless
+
+    ds = dicom_dataset([np.zeros((side, side), dtype=np.uint8)])
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    segment = b"\x81\x00" * runs  # each pair: the byte 0 repeated 128 times
+    header = (1).to_bytes(4, "little") + (64).to_bytes(4, "little") + bytes(56)
+    ds.PixelData = encapsulate([header + segment])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = RLELossless
+    return dataset_bytes(ds)
+
+
+def dicom_needing_a_missing_codec() -> bytes:
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGLSLossless
+
+    ds = dicom_dataset([slice_array()])
+    ds.PixelData = encapsulate([b"\xff\xd8\xff\xf7" + bytes(64)])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
+    return dataset_bytes(ds)
+
+
+def dicom_series_of_mixed_sizes() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i, side in enumerate((224, 160)):
+            ds = dicom_dataset([slice_array("glioma", i)[:side, :side]], instance=i + 1, z=5.0 * i)
+            archive.writestr(f"series/IM{i:04d}.dcm", dataset_bytes(ds))
+    return buffer.getvalue()
+
+
+def png_with_garbage_body() -> bytes:
+    """A PNG signature followed by bytes that are no PNG chunks at all."""
+    return b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
 GOOD_FORMATS = {
     "jpeg": (lambda: jpeg_bytes("glioma", 0), "scan.jpg", "jpeg"),
     "png": (lambda: png_bytes("meningioma", 0), "scan.png", "png"),
@@ -167,6 +251,7 @@ GOOD_FORMATS = {
     "dicom_zip": (lambda: dicom_series_zip("meningioma", 3), "series.zip", "dicom_series"),
     "nifti": (lambda: nifti_bytes("glioma", 3), "volume.nii", "nifti"),
     "nifti_gz": (lambda: nifti_bytes("notumor", 3, compressed=True), "volume.nii.gz", "nifti"),
+    "dicom_deflated": (deflated_dicom, "deflated.dcm", "dicom"),
 }
 
 
@@ -189,4 +274,12 @@ BAD_INPUTS = {
     "ct_dicom": (lambda: dicom_bytes(modality="CT"), "scan.dcm", "not_mr"),
     "one_voxel_nifti": (one_voxel_nifti, "volume.nii", "no_brain_slices"),
     "path_in_filename": (lambda: jpeg_bytes(), "../../etc/scan.jpg", "invalid_filename"),
+    "gzip_damaged_stream": (gzip_with_damaged_stream, "volume.nii.gz", "unreadable"),
+    "zip_damaged_stream": (zip_with_damaged_stream, "series.zip", "unreadable"),
+    "dicom_unknown_vr": (dicom_with_damaged_field, "scan.dcm", "unreadable"),
+    "dicom_field_of_wrong_length": (lambda: dicom_with_damaged_field("Columns", b"UL"), "scan.dcm", "unreadable"),
+    "dicom_rle_bomb": (rle_dicom_bomb, "scan.dcm", "too_large"),
+    "dicom_missing_codec": (dicom_needing_a_missing_codec, "scan.dcm", "unsupported_compression"),
+    "dicom_zip_mixed_sizes": (dicom_series_of_mixed_sizes, "series.zip", "mixed_sizes"),
+    "png_garbage_body": (png_with_garbage_body, "scan.png", "unreadable"),
 }

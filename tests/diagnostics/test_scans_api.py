@@ -117,6 +117,8 @@ def test_bad_input_is_refused_with_a_clear_error_and_leaves_nothing(world, api, 
     body = response.json()
     assert body["error"] == code, body
     assert len(body["detail"]) > 10
+    # A sentence for a person: no decoder's internals (object addresses, multi-line plugin lists).
+    assert "\n" not in body["detail"] and " at 0x" not in body["detail"], body["detail"]
     assert not Scan.objects.exists()
     assert not stored_files()
 

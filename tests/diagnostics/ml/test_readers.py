@@ -110,3 +110,57 @@ def test_sniffing_and_error_pickling():
     assert sniff_type(b"\x1f\x8b rest") == "gzip"
     error = pickle.loads(pickle.dumps(ScanDecodeError("not_mr", "a CT scan")))
     assert (error.code, error.detail) == ("not_mr", "a CT scan")
+
+
+def test_damaged_deflate_streams_and_header_fields_are_unreadable():
+    from tests.diagnostics import samples
+
+    assert _error_code(samples.gzip_with_damaged_stream()) == "unreadable"
+    assert _error_code(samples.zip_with_damaged_stream()) == "unreadable"
+    assert _error_code(samples.dicom_with_damaged_field("Modality", b"ZZ")) == "unreadable"
+    assert _error_code(samples.dicom_with_damaged_field("Columns", b"UL")) == "unreadable"
+    # In a series the identifiers are read too: a damaged one is refused, not a crash.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.dcm", samples.dicom_with_damaged_field("PatientBirthDate", b"ZZ"))
+    assert _error_code(buffer.getvalue()) == "unreadable"
+
+
+def test_deflated_dicom_is_read_and_inflated_only_within_the_limit():
+    from tests.diagnostics import samples
+
+    data = samples.deflated_dicom(1024)  # about 2 MB of pixels, a few kB deflated
+    assert len(data) < 200_000
+    scan = decode_scan(data, **LIMITS)
+    assert scan.kind == "dicom" and scan.slices[0].shape == (1024, 1024)
+    assert _error_code(data, max_decompressed_bytes=1_000_000) == "too_large"
+
+
+def test_rle_dicom_is_decoded_and_a_segment_that_outgrows_its_image_refused():
+    from pydicom.uid import RLELossless
+
+    from tests.diagnostics import samples
+
+    pixels = kaggle_slice("glioma")
+    ds = samples.dicom_dataset([pixels])
+    ds.compress(RLELossless)
+    scan = decode_scan(samples.dataset_bytes(ds), **LIMITS)
+    assert np.allclose(scan.slices[0], pixels.astype(np.float32) * 16)
+    # 200 kB that pydicom would expand to 12.8 MB for a 64x64 image.
+    assert _error_code(samples.rle_dicom_bomb(64, 100_000)) == "too_large"
+
+
+def test_declared_image_size_is_checked_against_the_limit_before_decoding():
+    assert _error_code(dicom_bytes(kaggle_slice("glioma")), max_decompressed_bytes=50_000) == "too_large"
+
+
+def test_compression_without_a_decoder_and_mixed_series_get_their_own_codes():
+    from tests.diagnostics import samples
+
+    with pytest.raises(ScanDecodeError) as caught:
+        decode_scan(samples.dicom_needing_a_missing_codec(), **LIMITS)
+    assert caught.value.code == "unsupported_compression" and "\n" not in caught.value.detail
+    assert _error_code(samples.dicom_series_of_mixed_sizes()) == "mixed_sizes"
+    with pytest.raises(ScanDecodeError) as caught:
+        decode_scan(samples.png_with_garbage_body(), **LIMITS)
+    assert caught.value.detail == "The PNG image is damaged or truncated."
