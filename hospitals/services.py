@@ -258,6 +258,24 @@ class Acceptance:
     account_created: bool
 
 
+def usable_invitation(token: str, *, lock: bool = False) -> Invitation:
+    """The invitation a token opens, refused as the person can act on when it cannot be accepted.
+
+    The accept page asks this before anyone chooses a password; accepting asks it again under a lock.
+    """
+    invitations = Invitation.objects.select_related("hospital", "patient")
+    if lock:
+        invitations = invitations.select_for_update(of=("self",))
+    invitation = invitations.filter(token_digest=_token_digest(token or "")).first()
+    if invitation is None:
+        raise DomainError("invalid_token", "This invitation token is not valid; ask the hospital for a new invitation.")
+    if invitation.accepted_at is not None:
+        raise DomainError("invitation_used", "This invitation has already been used; ask the hospital for a new one.")
+    if invitation.expires_at <= timezone.now():
+        raise DomainError("invitation_expired", "This invitation has expired; ask the hospital for a new one.")
+    return invitation
+
+
 @transaction.atomic
 def accept_invitation(*, token: str, password: str | None = None, user=None, request=None) -> Acceptance:
     """Turn an invitation into a membership, creating the account when the email has none.
@@ -265,18 +283,7 @@ def accept_invitation(*, token: str, password: str | None = None, user=None, req
     `user` is whoever is signed in while accepting (or None): a signed-in user can accept only an
     invitation for their own email address.
     """
-    invitation = (
-        Invitation.objects.select_for_update(of=("self",))
-        .select_related("hospital", "patient")
-        .filter(token_digest=_token_digest(token or ""))
-        .first()
-    )
-    if invitation is None:
-        raise DomainError("invalid_token", "This invitation token is not valid; ask the hospital for a new invitation.")
-    if invitation.accepted_at is not None:
-        raise DomainError("invitation_used", "This invitation has already been used; ask the hospital for a new one.")
-    if invitation.expires_at <= timezone.now():
-        raise DomainError("invitation_expired", "This invitation has expired; ask the hospital for a new one.")
+    invitation = usable_invitation(token, lock=True)
     hospital = invitation.hospital
     signed_in = user is not None and user.is_authenticated
     if signed_in and _normalise_email(user.email) != invitation.email:

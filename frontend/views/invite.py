@@ -6,10 +6,16 @@ from django.shortcuts import redirect
 
 from frontend.views.base import render_page
 from hospitals.errors import DomainError
-from hospitals.services import accept_invitation
+from hospitals.services import accept_invitation, usable_invitation
 
 
 def accept(request, token):
+    # Checked before the form is shown, so nobody chooses a password for a link that no longer works.
+    try:
+        invitation = usable_invitation(token)
+    except DomainError as refused:
+        status = 404 if refused.code == "invalid_token" else 410
+        return render_page(request, "frontend/invite.html", {"refused": refused.detail}, status=status)
     error = None
     if request.method == "POST":
         password = request.POST.get("password", "")
@@ -32,4 +38,6 @@ def accept(request, token):
                     return redirect(f"/accounts/login/?next=/h/{hospital.slug}/")
                 messages.success(request, f"Welcome to {hospital.name}.")
                 return redirect("frontend:hospital-home", hospital.slug)
-    return render_page(request, "frontend/invite.html", {"error": error, "token": token})
+    context = {"error": error, "token": token, "invitation": invitation,
+               "role": invitation.get_role_display().lower()}
+    return render_page(request, "frontend/invite.html", context)

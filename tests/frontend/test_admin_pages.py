@@ -1,9 +1,11 @@
 """Admin pages: members, invitations, settings (frontend/views/admin.py) and accepting an invitation."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from diagnostics.models import Scan
 from hospitals.models import AIResultVisibility, Invitation, Membership, Patient, Role
@@ -237,3 +239,26 @@ def test_admin_who_demotes_themselves_lands_on_their_new_start_page(client, worl
     assert "You are no longer an admin of St Anne&#x27;s" in page.content.decode()
     me.refresh_from_db()
     assert me.role == Role.DOCTOR
+
+
+def test_invitation_page_names_the_hospital_and_role_before_asking_for_a_password(client, invite):
+    token = invite("named@st-anne.example", "doctor")
+    html = client.get(f"/invite/{token}/").content.decode()
+    assert "<strong>St Anne&#x27;s</strong> invites named@st-anne.example to join as doctor." in html
+
+
+def test_used_expired_or_unknown_link_says_so_before_any_password(client, world, invite):
+    unknown = client.get("/invite/nonsense/")
+    assert unknown.status_code == 404 and "not valid" in unknown.content.decode()
+    assert 'type="password"' not in unknown.content.decode()
+    expired = invite("late@st-anne.example")
+    Invitation.objects.filter(email="late@st-anne.example").update(expires_at=timezone.now() - timedelta(minutes=1))
+    page = client.get(f"/invite/{expired}/")
+    assert page.status_code == 410 and "has expired" in page.content.decode()
+    assert 'type="password"' not in page.content.decode()
+    used = invite("used@st-anne.example")
+    client.post(f"/invite/{used}/", {"password": "a-long-new-secret-5", "password_again": "a-long-new-secret-5"})
+    client.logout()
+    page = client.get(f"/invite/{used}/")
+    assert page.status_code == 410 and "already been used" in page.content.decode()
+    assert 'type="password"' not in page.content.decode()
