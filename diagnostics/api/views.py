@@ -186,7 +186,8 @@ class _ScanPNGView(GenericAPIView):
 
 
 class ScanImageView(_ScanPNGView):
-    """The scan itself: the analysed slice (or ?slice=N of a volume), windowed to 8 bits."""
+    """The scan itself: the analysed slice for those who may see the result, else the middle one (or
+    ?slice=N of a volume), windowed to 8 bits."""
 
     what = "image"
 
@@ -195,7 +196,10 @@ class ScanImageView(_ScanPNGView):
                          sha256=scan.blob_sha256)
         slices = services.decode_upload(data).slices
         diagnosis = Diagnosis.objects.filter(scan=scan).first()
-        default = diagnosis.slice_index if diagnosis else len(slices) // 2
+        # The analysed slice is the one the model flagged: showing it by default would tell a patient
+        # where the tumour was found before a doctor has reviewed the result.
+        shows_result = diagnosis is not None and may_see_ai_result(scan, membership)
+        default = diagnosis.slice_index if shows_result else len(slices) // 2
         try:
             index = int(request.query_params.get("slice", default))
         except ValueError:

@@ -1,0 +1,72 @@
+"""The scan image (diagnostics/api/views.py ScanImageView): which slice of a volume it shows by default."""
+
+import pytest
+
+from diagnostics.models.scans import Scan
+from hospitals.models import AIResultVisibility
+from tests.diagnostics import samples
+from tests.diagnostics.helpers import finish, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def image_url(scan, suffix=""):
+    return f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/image.png{suffix}"
+
+
+@pytest.fixture
+def volume(world, api):
+    """Patient A1's three-slice volume, analysed with the first slice flagged (the middle one is 1)."""
+    scan = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.nifti_bytes("glioma", 3)).json()["id"])
+    diagnosis = finish(scan)
+    assert diagnosis.slice_index == 0
+    scan.refresh_from_db()
+    return scan
+
+
+def slice_png(client, scan, index) -> bytes:
+    response = client.get(image_url(scan), {"slice": index})
+    assert response.status_code == 200
+    return response.content
+
+
+def default_png(client, scan) -> bytes:
+    response = client.get(image_url(scan))
+    assert response.status_code == 200
+    return response.content
+
+
+def test_a_patient_awaiting_review_is_shown_the_middle_slice_not_the_flagged_one(world, api, volume):
+    assert world.a.patients_see_ai_results == AIResultVisibility.AFTER_REVIEW
+    owner = api(world.owner)
+    assert slice_png(owner, volume, 0) != slice_png(owner, volume, 1)
+    assert default_png(owner, volume) == slice_png(owner, volume, 1)
+
+
+def test_staff_are_shown_the_flagged_slice(world, api, volume):
+    colleague = api(world.colleague)
+    assert default_png(colleague, volume) == slice_png(colleague, volume, 0)
+    admin = api(world.admin_a)
+    assert default_png(admin, volume) == slice_png(admin, volume, 0)
+
+
+def test_a_patient_is_shown_the_flagged_slice_where_results_are_released_at_once(world, api, volume):
+    world.a.patients_see_ai_results = AIResultVisibility.IMMEDIATELY
+    world.a.save()
+    owner = api(world.owner)
+    assert default_png(owner, volume) == slice_png(owner, volume, 0)
+
+
+def test_a_patient_is_shown_the_flagged_slice_once_a_doctor_has_reviewed_it(world, api, volume):
+    response = api(world.colleague).post(
+        f"/api/v1/hospitals/{world.a.slug}/scans/{volume.id}/review/", {"label": "glioma"}, format="multipart")
+    assert response.status_code == 201, response.content
+    owner = api(world.owner)
+    assert default_png(owner, volume) == slice_png(owner, volume, 0)
+
+
+@pytest.mark.parametrize("who", ["patient_a2", "outsider", "admin_b"])
+def test_other_patients_and_outsiders_get_404(world, api, volume, who):
+    client = api(getattr(world, who))
+    assert client.get(image_url(volume)).status_code == 404
+    assert client.get(image_url(volume), {"slice": 0}).status_code == 404
