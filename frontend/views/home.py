@@ -1,4 +1,5 @@
-"""Where a signed-in person lands: their hospital, or a chooser when they belong to several."""
+"""Where a signed-in person lands: their hospital, a chooser when they belong to several, or the
+operator pages for the platform operator."""
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect
@@ -12,6 +13,9 @@ def home(request):
     memberships = list(Membership.objects.filter(user=request.user).select_related("hospital"))
     if len(memberships) == 1:
         return redirect("frontend:hospital-home", memberships[0].hospital.slug)
+    # The platform operator belongs to no hospital: their work is the federation across all of them.
+    if not memberships and request.user.is_superuser:
+        return redirect("frontend:operator")
     return render_page(request, "frontend/choose_hospital.html", {"choices": memberships})
 
 

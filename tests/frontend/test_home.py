@@ -63,3 +63,15 @@ def test_pages_load_only_local_assets(client, world):
     html = client.get("/h/st-anne/", follow=True).content.decode()
     assert "http://" not in html and "https://" not in html
     assert '/static/frontend/css/app.css' in html
+
+
+def test_platform_operator_lands_on_the_operator_pages(client, world, django_user_model):
+    operator = django_user_model.objects.create_superuser("op@neurofed.example", "op@neurofed.example", "op-password-12")
+    client.force_login(operator)
+    assert client.get("/")["Location"] == "/operator/federation/"
+    assert client.get("/", follow=True).status_code == 200
+    # An operator who is also a member of two hospitals chooses, with the operator link in the header.
+    add_member(hospital=world.a, user=operator, role=Role.ADMIN)
+    add_member(hospital=world.b, user=operator, role=Role.ADMIN)
+    chooser = client.get("/")
+    assert chooser.status_code == 200 and 'href="/operator/federation/"' in chooser.content.decode()
