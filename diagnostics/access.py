@@ -4,13 +4,14 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from diagnostics.models.scans import Scan, ScanSource
-from hospitals.access import STAFF_ROLES
+from hospitals.access import STAFF_ROLES, _require_own_membership
 from hospitals.audit import record_audit
 from hospitals.models import AIResultVisibility, Membership, Role
 
 
 def visible_scans(user, hospital, membership: Membership):
     """Scans of this hospital the member may see: all for staff, their own for a patient."""
+    _require_own_membership(user, hospital, membership)
     scans = Scan.objects.filter(hospital=hospital)
     if membership.role in STAFF_ROLES:
         return scans
