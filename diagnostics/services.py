@@ -1,9 +1,10 @@
 """Writes on scans, one verb each, and the one place that knows the scan state machine.
 
     queued ──► processing ──► done
-       │           │  ▲
-       │           │  └── processing (a redelivered task picks up a scan its dead worker left)
-       └───────────┴────► failed (with a code and a reason)
+     ▲ │           │  ▲
+     │ │           │  └── processing (a redelivered task picks up a scan its dead worker left)
+     │ └───────────┴────► failed (with a code and a reason)
+     └────────────────────── failed (the same file uploaded again: analysed afresh)
 
 Uploads are decoded here, in the web process, with numpy/pydicom/nibabel/PIL only: a bad file is
 refused before anything is stored, and the web process never imports TensorFlow.
@@ -29,8 +30,9 @@ from diagnostics import notify
 from diagnostics.ml.readers import CLASS_NAMES, ScanDecodeError, decode_scan, sniff_type
 from diagnostics.models.scans import Diagnosis, Review, ReviewState, Scan, ScanSource, ScanStatus
 from hospitals.audit import record_audit
+from hospitals.crypto import DecryptionError
 from hospitals.keys import hospital_data_key
-from hospitals.storage import delete_blob, store_blob
+from hospitals.storage import delete_blob, read_blob, store_blob
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ TRANSITIONS = {
     ScanStatus.QUEUED: {ScanStatus.PROCESSING, ScanStatus.FAILED},
     ScanStatus.PROCESSING: {ScanStatus.PROCESSING, ScanStatus.DONE, ScanStatus.FAILED},
     ScanStatus.DONE: set(),
-    ScanStatus.FAILED: set(),
+    ScanStatus.FAILED: {ScanStatus.QUEUED},
 }
 TERMINAL = {ScanStatus.DONE, ScanStatus.FAILED}
 
@@ -56,6 +58,10 @@ class UploadRejected(Exception):
         super().__init__(f"{code}: {detail}")
         self.code, self.detail, self.status = code, detail, status
 
+
+# Deliveries of one scan's task that neither finished nor asked for a retry: each was a worker that
+# died on it (out of memory, a crash in a decoder). Past this, redelivering would only kill more workers.
+MAX_ANALYSIS_ATTEMPTS = 3
 
 # HTTP status per decoder error: limits are 413, a format we do not take is 415, the rest 422.
 _DECODE_STATUS = {"too_large": 413, "too_many_pixels": 413, "too_many_frames": 413, "unsupported_type": 415,
@@ -118,13 +124,16 @@ def upload_scan(*, hospital, patient, data: bytes, uploaded_by=None, request=Non
     """Store an upload as a queued scan of `patient` and schedule its analysis.
 
     Returns (scan, created). The same file uploaded again for the same patient returns the existing
-    scan. Raises UploadRejected, leaving no row and no file, when the file cannot be used.
+    scan, analysed afresh if its analysis had failed. Raises UploadRejected, leaving no row and no file,
+    when the file cannot be used.
     """
     if patient.hospital_id != hospital.id:
         raise ValueError("patient belongs to another hospital")
     digest = content_digest(hospital, data)
     existing = Scan.objects.filter(hospital=hospital, patient=patient, content_digest=digest).first()
     if existing is not None:
+        if existing.status == ScanStatus.FAILED:
+            return requeue_failed_scan(existing, data, actor=uploaded_by, request=request), False
         return existing, False
     decoded = decode_upload(data)
     first = decoded.slices[0]
@@ -160,6 +169,47 @@ def upload_scan(*, hospital, patient, data: bytes, uploaded_by=None, request=Non
     return scan, True
 
 
+def _stored_blob_intact(scan: Scan) -> bool:
+    try:
+        read_blob(scan.hospital, scan.blob_path, record_type=SCAN_BLOB, record_id=scan.id, sha256=scan.blob_sha256)
+    except (DecryptionError, ValueError, OSError):
+        return False
+    return True
+
+
+def requeue_failed_scan(scan: Scan, data: bytes, *, actor=None, request=None) -> Scan:
+    """Analyse a failed scan afresh, its file uploaded again: the failure message asks for just that.
+
+    The stored file is kept when it is intact; when it is missing or damaged (the cause of an
+    "unreadable_blob" failure) the upload replaces it. The file is decoded again first, so a file that
+    the limits refuse now is refused here too, leaving the failed scan as it was.
+    """
+    decode_upload(data)
+    replacement = None
+    if not _stored_blob_intact(scan):
+        replacement = store_blob(scan.hospital, data, record_type=SCAN_BLOB, record_id=scan.id)
+    try:
+        with transaction.atomic():
+            locked = Scan.objects.select_for_update().get(pk=scan.pk)
+            if locked.status != ScanStatus.FAILED:  # another upload re-queued it first
+                if replacement:
+                    transaction.on_commit(partial(delete_blob, replacement.path))
+                return locked
+            fields = dict(failure_code="", failure_reason="", attempts=0, started_at=None, finished_at=None)
+            if replacement:
+                fields.update(blob_path=replacement.path, blob_sha256=replacement.sha256, blob_size=replacement.size)
+                transaction.on_commit(partial(delete_blob, locked.blob_path))
+            _transition(locked, ScanStatus.QUEUED, **fields)
+            record_audit(actor=actor, hospital=locked.hospital, action="scan.requeue", obj=locked, request=request)
+            transaction.on_commit(partial(enqueue_analysis, locked.id), robust=True)
+    except BaseException:
+        if replacement:
+            delete_blob(replacement.path)
+        raise
+    logger.info("scan %s re-queued in %s after a failure", locked.id, locked.hospital.slug)
+    return locked
+
+
 def enqueue_analysis(scan_id) -> bool:
     """Schedule the analysis of a stored scan; False when the task queue could not take it.
 
@@ -189,11 +239,21 @@ def _transition(scan: Scan, to: str, **fields) -> None:
     notify.scan_changed_on_commit(scan)
 
 
-def start_analysis(scan_id) -> Scan | None:
-    """Mark a scan processing and return it; None when it is finished already (a redelivered task)."""
+def start_analysis(scan_id, retries: int = 0) -> Scan | None:
+    """Mark a scan processing and return it; None when it is finished already (a redelivered task).
+
+    `retries` is how often the task asked to be retried (a transient error); every other earlier
+    start ended with its worker dead. After MAX_ANALYSIS_ATTEMPTS of those the scan fails instead.
+    """
     with transaction.atomic():
         scan = Scan.objects.select_for_update().filter(pk=scan_id).first()
         if scan is None or scan.status in TERMINAL:
+            return None
+        if scan.attempts - retries >= MAX_ANALYSIS_ATTEMPTS:
+            _transition(scan, ScanStatus.FAILED, failure_code="analysis_crashed", finished_at=timezone.now(),
+                        failure_reason="The analysis of this scan stopped unexpectedly several times; "
+                                       "the team has been told.")
+            logger.error("scan %s failed: its analysis was interrupted %d times", scan.id, scan.attempts)
             return None
         _transition(scan, ScanStatus.PROCESSING, started_at=timezone.now(), attempts=scan.attempts + 1)
     return scan

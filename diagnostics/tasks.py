@@ -40,12 +40,13 @@ MAX_RETRIES = 5
 def analyse_scan(self, scan_id: str) -> str:
     from diagnostics import analysis  # worker-side only: it loads TensorFlow
 
-    scan = services.start_analysis(scan_id)
-    if scan is None:
-        logger.info("scan %s already finished; nothing to do", scan_id)
-        return "already-finished"
-    logger.info("scan %s: analysis started (attempt %d)", scan_id, scan.attempts)
     try:
+        # Inside the try: a failure to start ends in a retry or a failed scan, never a scan left queued.
+        scan = services.start_analysis(scan_id, retries=self.request.retries)
+        if scan is None:
+            logger.info("scan %s finished, or given up; nothing to do", scan_id)
+            return "already-finished"
+        logger.info("scan %s: analysis started (attempt %d)", scan_id, scan.attempts)
         result = analysis.analyse(scan)
         services.record_diagnosis(scan_id, result)
     except services.UploadRejected as rejected:
@@ -62,8 +63,11 @@ def analyse_scan(self, scan_id: str) -> str:
         logger.warning("scan %s: transient error, will retry", scan_id, exc_info=True)
         raise
     except analysis.NoActiveModel as missing:
-        # Not retried forever: without a promoted model there is nothing to wait for.
-        services.fail_scan(scan_id, "no_model", str(missing))
+        # Not retried forever: without a promoted model there is nothing to wait for. The registry's
+        # reason (a checksum mismatch, a missing bundle) is for the team, not for a patient.
+        logger.error("scan %s: no usable model: %s", scan_id, missing)
+        services.fail_scan(scan_id, "no_model", "No diagnosis model is available at the moment; the team has "
+                                                "been told, and the scan can be uploaded again later.")
         return "failed"
     except analysis.InvalidModelOutput:
         logger.error("scan %s: the active models returned an invalid result", scan_id)

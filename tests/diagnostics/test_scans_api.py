@@ -10,6 +10,7 @@ from django.db import connection
 from PIL import Image
 
 from diagnostics.models.scans import Diagnosis, Scan, ScanStatus
+from diagnostics import services
 from diagnostics.services import content_digest
 from hospitals.models import AIResultVisibility, AuditEvent
 from tests.diagnostics import samples
@@ -88,6 +89,46 @@ def test_same_file_twice_returns_the_existing_scan(world, api):
     assert first.status_code == 201 and second.status_code == 200
     assert second.json()["id"] == first.json()["id"] and second.json()["duplicate"] is True
     assert Scan.objects.count() == 1 and len(stored_files()) == 1
+
+
+def _failed(scan, code="unavailable"):
+    services.start_analysis(scan.id)
+    services.fail_scan(scan.id, code, "A service the analysis needs stayed unavailable; upload again.")
+    scan.refresh_from_db()
+    assert scan.status == ScanStatus.FAILED
+    return scan
+
+
+def test_the_same_file_again_analyses_a_failed_scan_afresh_keeping_its_file(
+        world, api, django_capture_on_commit_callbacks):
+    data = samples.jpeg_bytes("pituitary", 4)
+    scan = _failed(Scan.objects.get(pk=upload(api(world.owner), world.a, data).json()["id"]))
+    blob_path = scan.blob_path
+    with django_capture_on_commit_callbacks() as callbacks:
+        again = upload(api(world.owner), world.a, data)
+    assert again.status_code == 200 and again.json()["id"] == str(scan.id)
+    assert again.json()["status"] == "queued" and again.json()["duplicate"] is True
+    scan.refresh_from_db()
+    assert (scan.status, scan.failure_code, scan.failure_reason, scan.attempts) == (ScanStatus.QUEUED, "", "", 0)
+    assert scan.blob_path == blob_path and len(stored_files()) == 1
+    assert any(getattr(c, "func", None) is services.enqueue_analysis for c in callbacks)
+    assert AuditEvent.objects.filter(action="scan.requeue", object_id=str(scan.id)).exists()
+
+
+def test_a_failed_scan_whose_file_was_lost_gets_the_uploaded_file_back(world, api, settings):
+    from pathlib import Path
+
+    from hospitals.storage import read_blob
+
+    data = samples.jpeg_bytes("pituitary", 5)
+    scan = Scan.objects.get(pk=upload(api(world.owner), world.a, data).json()["id"])
+    (Path(settings.MEDIA_ROOT) / scan.blob_path).unlink()
+    scan = _failed(scan, "unreadable_blob")
+    assert upload(api(world.owner), world.a, data).status_code == 200
+    scan.refresh_from_db()
+    assert scan.status == ScanStatus.QUEUED and len(stored_files()) == 1
+    assert read_blob(world.a, scan.blob_path, record_type=services.SCAN_BLOB, record_id=scan.id,
+                     sha256=scan.blob_sha256) == data
 
 
 def test_dedupe_digest_is_keyed_per_hospital(world, api):

@@ -88,3 +88,26 @@ def test_web_process_does_not_import_tensorflow():
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                             env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "neurofed.settings"})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_scan_whose_worker_keeps_dying_fails_instead_of_being_redelivered_forever(scan):
+    for _ in range(services.MAX_ANALYSIS_ATTEMPTS):
+        assert services.start_analysis(scan.id) is not None  # each worker died without a word
+    # Retries the task asked for are not crashes.
+    assert services.start_analysis(scan.id, retries=1) is not None
+    assert analyse_scan.apply(args=[str(scan.id)], retries=1).get() == "already-finished"
+    scan.refresh_from_db()
+    assert scan.status == ScanStatus.FAILED and scan.failure_code == "analysis_crashed"
+    assert "stopped unexpectedly" in scan.failure_reason
+    assert not Diagnosis.objects.filter(scan=scan).exists()
+
+
+def test_without_a_usable_model_the_patient_reads_a_fixed_sentence(scan, settings, tmp_path, caplog):
+    settings.MODEL_DIR = tmp_path  # no committed baseline to fall back on, and none registered
+    assert analyse_scan.apply(args=[str(scan.id)]).get() == "failed"
+    scan.refresh_from_db()
+    assert scan.status == ScanStatus.FAILED and scan.failure_code == "no_model"
+    assert scan.failure_reason.startswith("No diagnosis model is available")
+    assert "baseline" not in scan.failure_reason and "registered" not in scan.failure_reason
+    # The registry's own reason is kept for the team, in the log.
+    assert "no classifier is registered" in caplog.text
