@@ -88,6 +88,7 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
                 {
                     "id": str(review.id),
                     "reviewer": review.reviewer_id,
+                    "reviewer_name": _person(review.reviewer),
                     "at": review.created_at.isoformat(),
                     "previous_label": review.previous_label or None,
                     "label": review.label,
@@ -95,9 +96,16 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
                     "mask_changed": review.mask_changed,
                     "notes": review.notes,
                 }
-                for review in scan.reviews.all()
+                for review in scan.reviews.select_related("reviewer")
             ]
     return data
+
+
+def _person(user) -> str | None:
+    """How a colleague is named to staff: their name, else their email; None for a deleted account."""
+    if user is None:
+        return None
+    return user.get_full_name() or user.email
 
 
 def _model_version(version):

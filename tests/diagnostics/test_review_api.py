@@ -55,6 +55,7 @@ def test_doctor_changes_the_label_with_notes_and_a_mask(world, api, scan):
     assert body["result"]["label"] == "glioma"  # the model's answer is kept beside the doctor's
     [entry] = body["reviews"]
     assert entry["label_changed"] and entry["mask_changed"] and entry["notes"] == "Dural tail; extra-axial."
+    assert entry["reviewer"] == world.colleague.pk and entry["reviewer_name"] == "doctor1@st-anne.example"
     with connection.cursor() as cursor:
         cursor.execute("SELECT notes FROM diagnostics_review")
         assert "Dural" not in cursor.fetchone()[0]
@@ -72,6 +73,19 @@ def test_every_review_is_kept(world, api, scan):
         (world.colleague, "glioma", "meningioma"), (world.doctor_a2, "meningioma", "glioma")]
     scan.refresh_from_db()
     assert scan.reviewed_label == "glioma" and scan.review_state == "confirmed"
+
+
+def test_reviews_name_the_reviewer_to_staff_only(world, api, scan):
+    world.doctor_a2.first_name, world.doctor_a2.last_name = "Rosalind", "Franklin"
+    world.doctor_a2.save()
+    api(world.doctor_a2).post(review_url(scan), {"label": "glioma"}, format="json")
+    detail = f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/"
+    [entry] = api(world.colleague).get(detail).json()["reviews"]
+    assert entry["reviewer_name"] == "Rosalind Franklin"
+    assert "reviews" not in api(world.owner).get(detail).json()
+    world.doctor_a2.delete()
+    [entry] = api(world.colleague).get(detail).json()["reviews"]
+    assert entry["reviewer"] is None and entry["reviewer_name"] is None
 
 
 def test_patient_sees_the_reviewed_result(world, api, scan):

@@ -198,6 +198,7 @@ def test_doctor_corrects_the_outline_and_the_patient_sees_the_confirmed_result(w
     assert doctor.locator("#review-submit").inner_text() == "Save changed diagnosis"
     doctor.keyboard.press("Control+Enter")
     doctor.get_by_text("Saved: Meningioma, changed.").wait_for()
+    doctor.locator("#reviews").get_by_text("by doctor1@st-anne.example").wait_for()
     doctor.locator("#status").get_by_text("Reviewed by a doctor").wait_for()
     doctor.get_by_text("Outline unchanged.").wait_for()
     screenshot(doctor, "flow-doctor-corrected")
@@ -231,6 +232,41 @@ def test_doctor_corrects_the_outline_and_the_patient_sees_the_confirmed_result(w
     assert "preliminary" not in patient.locator("#result").inner_text().lower()
     assert_fits_width(patient)
     screenshot(patient, "flow-patient-confirmed-phone")
+
+
+def test_leaving_the_case_with_an_unsaved_outline_asks_first(world, analysed_scan, new_page):
+    doctor = new_page()
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    case_url = f"/h/st-anne/scans/{analysed_scan.id}/"
+    doctor.goto(case_url)
+    outline = doctor.locator("canvas.outline")
+    outline.wait_for()
+    doctor.locator("#ai-label").wait_for()
+    kinds = []
+
+    def answer(accept):
+        def handle(dialog):
+            kinds.append(dialog.type)
+            dialog.accept() if accept else dialog.dismiss()
+        return handle
+
+    # Unchanged: leaving asks nothing.
+    doctor.get_by_role("link", name="Back to the worklist").click()
+    doctor.wait_for_url("**/worklist/")
+    assert kinds == []
+    doctor.goto(case_url)
+    outline.wait_for()
+    doctor.locator("#ai-label").wait_for()
+    _drag(doctor, outline.bounding_box(), (0.60, 0.70), (0.80, 0.70))
+    doctor.once("dialog", answer(False))
+    doctor.get_by_role("link", name="Back to the worklist").click()
+    doctor.wait_for_timeout(500)
+    assert kinds == ["beforeunload"] and doctor.url.endswith(case_url)
+    assert "Outline corrected" in doctor.locator("#mask-state").inner_text()
+    doctor.once("dialog", answer(True))
+    doctor.get_by_role("link", name="Back to the worklist").click()
+    doctor.wait_for_url("**/worklist/")
+    assert kinds == ["beforeunload", "beforeunload"]
 
 
 def test_worklist_shows_a_new_upload_live_with_the_patients_name(world, api, new_page):

@@ -85,7 +85,8 @@ function renderResult() {
 function reviewItem(r) {
   const change = r.label_changed ? ` (was ${escapeHtml(labelName(r.previous_label))})` : " (confirmed)";
   const notes = r.notes ? `<br><span class="muted">${escapeHtml(r.notes)}</span>` : "";
-  return `<li>${escapeHtml(new Date(r.at).toLocaleString())}: ${escapeHtml(labelName(r.label))}${change}`
+  const who = r.reviewer_name ? ` by ${escapeHtml(r.reviewer_name)}` : " by a former member";
+  return `<li>${escapeHtml(new Date(r.at).toLocaleString())}${who}: ${escapeHtml(labelName(r.label))}${change}`
     + `${r.mask_changed ? ", outline corrected" : ""}${notes}</li>`;
 }
 
@@ -149,6 +150,14 @@ form?.addEventListener("submit", async (event) => {
     message.innerHTML = `<p class="notice error" role="alert">${escapeHtml(error.message)}</p>`;
   } finally {
     button.disabled = scan.status !== "done";
+  }
+});
+
+// An outline correction or notes not yet saved would be lost silently by leaving: the browser asks first.
+window.addEventListener("beforeunload", (event) => {
+  if (viewer.edited || form?.elements.notes.value.trim()) {
+    event.preventDefault();
+    event.returnValue = "";
   }
 });
 
