@@ -39,3 +39,29 @@ def test_the_report_covers_both_tasks_per_class_with_plot_and_latency(tmp_path):
     markdown = (tmp_path / "report.md").read_text()
     assert "## Segmentation" in markdown and "| glioma |" in markdown and "## Latency" in markdown
     assert "Dice mean, 95 % interval" in markdown and "accuracy, 95 % interval" in markdown
+
+
+def test_bad_options_and_missing_folders_are_sentences_and_leave_the_previous_report(tmp_path):
+    import pytest
+    from django.core.management import CommandError
+
+    from tests.diagnostics.ml.helpers import DATA_DIR
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "report.json").write_text('{"previous": true}')
+    kaggle_only = tmp_path / "kaggle-only"
+    kaggle_only.mkdir()
+    (kaggle_only / "brain-tumor-mri").symlink_to(DATA_DIR / "brain-tumor-mri")
+    bundle = str(shared_tiny_bundle())
+    for extra, message in ((["--model-dir", bundle, "--latency-samples", "0"], "--latency-samples must be at least 1"),
+                           (["--model-dir", bundle, "--limit", "0"], "--limit must be at least 1"),
+                           (["--model-dir", str(tmp_path / "nowhere")], "no classifier bundle"),
+                           (["--model-dir", bundle, "--data-dir", str(tmp_path / "nowhere")],
+                            "no brain-tumor-mri or figshare-brain-tumor-seg data set under"),
+                           (["--model-dir", bundle, "--data-dir", str(kaggle_only)],
+                            "no figshare-brain-tumor-seg data set under")):
+        with pytest.raises(CommandError, match=message):
+            call_command("evaluate_model", "--report-dir", str(reports), *extra)
+    assert [p.name for p in reports.iterdir()] == ["report.json"]
+    assert (reports / "report.json").read_text() == '{"previous": true}'

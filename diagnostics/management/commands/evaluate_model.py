@@ -10,7 +10,8 @@ per-class precision/recall/F1, confusion matrix (table and PNG), one-vs-rest ROC
 calibration error before and after temperature scaling, and the logistic-regression baseline beside it.
 Segmentation (the Figshare validation blocks, plus no-tumour validation images): Dice, IoU, 95%
 Hausdorff distance, and how often a no-tumour image gets an empty mask. Latency per image is reported
-for single-image calls. Output: ``report.json`` and ``report.md`` (and ``confusion_matrix.png``).
+for single-image calls. Output: ``report.json`` and ``report.md`` (and ``confusion_matrix.png``), each
+replaced only once the whole evaluation has succeeded, so a failed run leaves the previous report as it was.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 
@@ -48,22 +49,39 @@ class Command(BaseCommand):
 
         model_dir, data_dir = Path(options["model_dir"]), Path(options["data_dir"])
         report_dir = Path(options["report_dir"])
-        report_dir.mkdir(parents=True, exist_ok=True)
-        predictor = Predictor.from_model_dir(model_dir, backend=options["backend"])
+        if options["latency_samples"] < 1:
+            raise CommandError("--latency-samples must be at least 1")
+        if options["limit"] is not None and options["limit"] < 1:
+            raise CommandError("--limit must be at least 1")
+        if not (model_dir / "classifier.json").is_file():
+            raise CommandError(f"no classifier bundle (classifier.json) in {model_dir}; pass --model-dir")
+        needed = ["brain-tumor-mri"] + (["figshare-brain-tumor-seg"] if options["task"] != "classify" else [])
+        missing = [name for name in needed if not (data_dir / name).is_dir()]
+        if missing:
+            raise CommandError(f"no {' or '.join(missing)} data set under {data_dir}; pass --data-dir")
+        try:
+            predictor = Predictor.from_model_dir(model_dir, backend=options["backend"])
+        except (OSError, ValueError, KeyError) as error:
+            raise CommandError(f"the bundles in {model_dir} cannot be loaded: {error}") from error
         manifest = data.kaggle_manifest(data_dir, Path(options["cache_dir"]))
         report = {"model_dir": str(model_dir), "backend": predictor.backend,
                   "evaluated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        outputs = {}
         if options["task"] in ("classify", "all"):
-            report["classification"] = self._classification(predictor, manifest, data_dir, model_dir, options, report_dir)
+            report["classification"], outputs["confusion_matrix.png"] = self._classification(
+                predictor, manifest, data_dir, model_dir, options)
         if options["task"] in ("segment", "all") and predictor.segmenter_info:
             report["segmentation"] = self._segmentation(predictor, manifest, data_dir, options)
         report["latency_ms"] = self._latency(predictor, manifest, data_dir, options["latency_samples"])
-        (report_dir / "report.json").write_text(json.dumps(report, indent=2))
-        (report_dir / "report.md").write_text(self._markdown(report))
+        outputs["report.json"] = json.dumps(report, indent=2).encode()
+        outputs["report.md"] = self._markdown(report).encode()
+        for name, content in outputs.items():
+            data._write_atomically(report_dir / name, lambda fh: fh.write(content))
         self.stdout.write(self._markdown(report))
         self.stdout.write(f"report written to {report_dir}")
 
-    def _classification(self, predictor, manifest, data_dir, model_dir, options, report_dir):
+    def _classification(self, predictor, manifest, data_dir, model_dir, options):
+        """The classification figures and the confusion matrix as PNG bytes."""
         from diagnostics.ml import metrics, preprocess, readers
         from diagnostics.ml.baseline import LogisticBaseline
 
@@ -95,8 +113,7 @@ class Command(BaseCommand):
         if baseline:
             base = metrics.classification_report(labels, np.asarray(baseline_probabilities), predictor.classes)
             result["baseline_logistic"] = {k: base[k] for k in ("accuracy", "macro_f1", "ece", "roc_auc_ovr_macro")}
-        self._confusion_png(np.asarray(result["confusion_matrix"]), predictor.classes, report_dir / "confusion_matrix.png")
-        return result
+        return result, self._confusion_png(np.asarray(result["confusion_matrix"]), predictor.classes)
 
     def _segmentation(self, predictor, manifest, data_dir, options):
         from diagnostics.ml import metrics, partition, readers
@@ -146,7 +163,9 @@ class Command(BaseCommand):
                 "p50_by_stage": {k: float(np.median(v)) for k, v in parts.items()}}
 
     @staticmethod
-    def _confusion_png(matrix, classes, path):
+    def _confusion_png(matrix, classes) -> bytes:
+        import io
+
         import matplotlib
 
         matplotlib.use("Agg")
@@ -162,8 +181,10 @@ class Command(BaseCommand):
             axis.text(col, row, str(value), ha="center", va="center",
                       color="white" if value > matrix.max() / 2 else "black")
         figure.tight_layout()
-        figure.savefig(path, dpi=120)
+        png = io.BytesIO()
+        figure.savefig(png, format="png", dpi=120)
         plt.close(figure)
+        return png.getvalue()
 
     @staticmethod
     def _markdown(report) -> str:
