@@ -31,3 +31,20 @@ def test_the_command_refuses_seeds_that_are_not_numbers():
 
     with pytest.raises(CommandError, match="--seeds takes comma-separated whole numbers"):
         call_command("federation_experiment", "--seeds", "0,one")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("args, message", [
+    (["--hospitals", "0"], "--hospitals must be at least 1, not 0"),
+    (["--rounds", "-2"], "--rounds must be at least 1"),
+    (["--per-hospital", "-1"], "--per-hospital must be at least 1"),
+    (["--rows", "iid,federated"], "--rows takes .* not federated"),
+])
+def test_the_command_refuses_counts_that_cannot_run_before_seeding_anything(args, message):
+    from django.core.management import CommandError, call_command
+
+    from hospitals.models import Hospital
+
+    with pytest.raises(CommandError, match=message):
+        call_command("federation_experiment", *args)
+    assert not Hospital.objects.exists()

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from federation import conf, experiment
 from federation.learning import DEFAULT_SERVER_STEP
-from federation.management.commands.seed_federation import seed_partition
+from federation.management.commands.seed_federation import check_seed_options, seed_partition
 
 
 class Command(BaseCommand):
@@ -47,6 +47,15 @@ class Command(BaseCommand):
         from federation.datasets import coordinator_validation_set
 
         wanted = o["rows"].split(",")
+        unknown = sorted(set(wanted) - {"centralised", "iid", "label-skew", "cold"})
+        if unknown:
+            raise CommandError(f"--rows takes centralised, iid, label-skew and cold, not {', '.join(unknown)}")
+        for option in ("hospitals", "image_size", "width", "rounds", "local_epochs", "batch_size"):
+            if o[option] < 1:
+                raise CommandError(f"--{option.replace('_', '-')} must be at least 1, not {o[option]}")
+        if o["node_batch_size"] < 0 or o["validation_per_class"] < 0:
+            raise CommandError("--node-batch-size and --validation-per-class must be 0 or more")
+        check_seed_options(per_hospital=o["per_hospital"], alpha=o["alpha"])
         try:
             seeds = [int(seed) for seed in o["seeds"].split(",")]
         except ValueError:

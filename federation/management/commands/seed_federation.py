@@ -35,6 +35,17 @@ def seed_partition(hospitals, *, partition: str, per_hospital: int, alpha: float
     return counts
 
 
+def check_seed_options(*, per_hospital: int, alpha: float) -> None:
+    """Refuse, before any hospital is touched, what would fail halfway through an import or import nothing."""
+    if per_hospital < 1:
+        raise CommandError(f"--per-hospital must be at least 1, not {per_hospital}")
+    if not alpha > 0:
+        raise CommandError(f"--alpha (the Dirichlet concentration) must be above 0, not {alpha}")
+    if not (settings.NEUROFED_DATA_DIR / "brain-tumor-mri").is_dir():
+        raise CommandError(f"no brain-tumor-mri data set under {settings.NEUROFED_DATA_DIR}; "
+                           "set NEUROFED_DATA_DIR to the shared data folder")
+
+
 class Command(BaseCommand):
     help = __doc__.splitlines()[0]
 
@@ -47,6 +58,7 @@ class Command(BaseCommand):
         parser.add_argument("--opt-in", action="store_true", help="also opt the hospitals in to federation")
 
     def handle(self, *args, partition, hospitals, per_hospital, alpha, seed, opt_in, **options):
+        check_seed_options(per_hospital=per_hospital, alpha=alpha)
         slugs = [s for s in hospitals.split(",") if s]
         found = {h.slug: h for h in Hospital.objects.filter(slug__in=slugs)}
         missing = [s for s in slugs if s not in found]
