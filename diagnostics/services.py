@@ -297,16 +297,19 @@ def record_diagnosis(scan_id, result: AnalysisResult) -> Diagnosis:
     The scan row is locked first, so a redelivered task that finished concurrently waits and then
     finds the diagnosis already there; the one-to-one key is the backstop.
     """
-    with transaction.atomic():
-        scan = Scan.objects.select_related("hospital").select_for_update(of=("self",)).get(pk=scan_id)
-        existing = Diagnosis.objects.filter(scan=scan).first()
-        if existing is not None:
-            return existing
-        if scan.status != ScanStatus.PROCESSING:
-            raise ValueError(f"scan {scan.id} is {scan.status}, not processing")
-        diagnosis_id = uuid.uuid4()
-        written = []
-        try:
+    diagnosis_id = uuid.uuid4()
+    written = []
+    # The clean-up wraps the transaction, not the other way round: a commit that fails (a deferred
+    # constraint, a lost connection) must take the mask and heatmap files with it, or every retry of
+    # the task would leave another pair behind.
+    try:
+        with transaction.atomic():
+            scan = Scan.objects.select_related("hospital").select_for_update(of=("self",)).get(pk=scan_id)
+            existing = Diagnosis.objects.filter(scan=scan).first()
+            if existing is not None:
+                return existing
+            if scan.status != ScanStatus.PROCESSING:
+                raise ValueError(f"scan {scan.id} is {scan.status}, not processing")
             blobs = {}
             for name, png, record_type in (("mask", result.mask_png, MASK_BLOB),
                                            ("heatmap", result.heatmap_png, HEATMAP_BLOB)):
@@ -325,10 +328,10 @@ def record_diagnosis(scan_id, result: AnalysisResult) -> Diagnosis:
             )
             _transition(scan, ScanStatus.DONE, finished_at=timezone.now())
             record_audit(actor=None, hospital=scan.hospital, action="scan.diagnose", obj=scan)
-        except BaseException:
-            for path in written:
-                delete_blob(path)
-            raise
+    except BaseException:
+        for path in written:
+            delete_blob(path)
+        raise
     logger.info("scan %s diagnosed: %s", scan.id, diagnosis.label)
     return diagnosis
 
@@ -350,6 +353,10 @@ def _mask_png_from_upload(data: bytes, scan: Scan) -> bytes:
         mask = np.asarray(image.convert("L")) > 0
     except UploadRejected:
         raise
+    except Image.DecompressionBombError:
+        # PIL refuses a header declaring hundreds of millions of pixels before any size check of ours.
+        raise UploadRejected("invalid_mask", f"The mask declares far more pixels than the scan's "
+                                             f"{scan.width}x{scan.height}.", 400) from None
     except (OSError, ValueError, SyntaxError):
         raise UploadRejected("invalid_mask", "The corrected mask is not a readable PNG image.") from None
     return encode_png(mask.astype(np.uint8) * 255)

@@ -121,3 +121,12 @@ def test_who_may_review(world, api, scan):
     assert api(world.outsider).post(review_url(scan), {"label": "glioma"}, format="json").status_code == 404
     assert api().post(review_url(scan), {"label": "glioma"}, format="json").status_code in (401, 403)
     assert not Review.objects.exists()
+
+
+def test_a_mask_declaring_a_huge_image_is_refused_clearly(world, api, scan):
+    response = api(world.colleague).post(
+        review_url(scan), {"label": "glioma", "mask": SimpleUploadedFile("m.png", samples.png_bomb(20000))},
+        format="multipart")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_mask"
+    assert "224x224" in response.json()["detail"]
+    assert not Review.objects.exists() and len(stored_files()) == 3

@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from django.db import IntegrityError
 
 from diagnostics import services
 from diagnostics.models.scans import Diagnosis, Scan, ScanStatus
@@ -111,3 +113,24 @@ def test_without_a_usable_model_the_patient_reads_a_fixed_sentence(scan, setting
     assert "baseline" not in scan.failure_reason and "registered" not in scan.failure_reason
     # The registry's own reason is kept for the team, in the log.
     assert "no classifier is registered" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_diagnosis_whose_commit_fails_leaves_no_mask_or_heatmap_behind(world, api):
+    from tests.diagnostics.conftest import purge_diagnostics_queue
+    from tests.diagnostics.helpers import stored_files
+
+    scan = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 31)).json()["id"])
+    purge_diagnostics_queue()  # committed for real, so the upload queued a task that no worker here takes
+    services.start_analysis(scan.id)
+    png = services.encode_png(np.full((scan.height, scan.width), 255, dtype=np.uint8))
+    # A model version that does not exist: PostgreSQL checks the deferred foreign key only at commit.
+    result = services.AnalysisResult(label="glioma", probabilities={"glioma": 0.7, "meningioma": 0.1, "notumor": 0.1,
+                                                                    "pituitary": 0.1},
+                                     model_version_id=2_000_000_000, mask_png=png, heatmap_png=png)
+    for _ in range(2):  # the task's retry must not add files either
+        with pytest.raises(IntegrityError):
+            services.record_diagnosis(scan.id, result)
+    assert len(stored_files()) == 1  # the scan's own file only
+    scan.refresh_from_db()
+    assert scan.status == ScanStatus.PROCESSING and not Diagnosis.objects.filter(scan=scan).exists()
