@@ -17,6 +17,7 @@ import logging
 import traceback
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from diagnostics.models.scans import Diagnosis, Review, ReviewState, Scan, ScanS
 from hospitals.audit import record_audit
 from hospitals.crypto import DecryptionError
 from hospitals.keys import hospital_data_key
+from hospitals.models import Hospital
 from hospitals.storage import delete_blob, read_blob, store_blob
 
 logger = logging.getLogger(__name__)
@@ -224,6 +226,31 @@ def enqueue_analysis(scan_id) -> bool:
         logger.error("scan %s stays queued: the task queue could not take it (%s)", scan_id, type(error).__name__)
         return False
     return True
+
+
+def stalled_scans(*, hospital: Hospital | None, older_than: timedelta):
+    """Scans still queued ``older_than`` after upload: the task queue lost them or never took them."""
+    scans = Scan.objects.filter(status=ScanStatus.QUEUED, created_at__lt=timezone.now() - older_than)
+    if hospital is not None:
+        scans = scans.filter(hospital=hospital)
+    return scans.order_by("created_at")
+
+
+def requeue_stalled_scans(*, hospital: Hospital | None, older_than: timedelta, progress=None) -> tuple[int, int]:
+    """Schedule every stalled scan again; (scheduled, refused by the queue).
+
+    Safe beside a task that is merely slow to arrive: a second delivery finds the scan processing or
+    finished under its row lock and records at most one diagnosis.
+    """
+    scheduled = refused = 0
+    for scan_id in stalled_scans(hospital=hospital, older_than=older_than).values_list("id", flat=True):
+        if enqueue_analysis(scan_id):
+            scheduled += 1
+        else:
+            refused += 1
+        if progress is not None:
+            progress(scan_id)
+    return scheduled, refused
 
 
 # --- the worker's side of the state machine ---------------------------------------------------------

@@ -1,0 +1,50 @@
+"""Schedule again the scans that are still queued long after upload.
+
+A scan stays queued with its encrypted file when the task queue could not take it (a broker outage
+during upload) or lost it. Nothing is re-uploaded or re-decoded: each scan is put back on the
+diagnostics queue. Safe to rerun, and safe beside tasks that are merely slow to arrive.
+"""
+
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from diagnostics.services import requeue_stalled_scans, stalled_scans
+from hospitals.models import Hospital
+
+
+class Command(BaseCommand):
+    help = __doc__.splitlines()[0]
+
+    def add_arguments(self, parser):
+        parser.add_argument("--hospital", help="only this hospital's scans (its slug); default: every hospital")
+        parser.add_argument("--older-than-min", type=int, default=15,
+                            help="queued for at least this many minutes since upload (default 15)")
+        parser.add_argument("--dry-run", action="store_true", help="list how many would be scheduled, change nothing")
+
+    def handle(self, *args, hospital=None, older_than_min=15, dry_run=False, **options):
+        if older_than_min < 1:
+            raise CommandError("--older-than-min must be at least 1: a scan uploaded a moment ago is not stalled.")
+        chosen = None
+        if hospital:
+            chosen = Hospital.objects.filter(slug=hospital).first()
+            if chosen is None:
+                raise CommandError(f"No hospital with the slug {hospital!r}.")
+        older_than = timedelta(minutes=older_than_min)
+        count = stalled_scans(hospital=chosen, older_than=older_than).count()
+        where = f"at {chosen.slug}" if chosen else "at every hospital"
+        if dry_run or count == 0:
+            self.stdout.write(f"{count} scan(s) {where} queued for over {older_than_min} min"
+                              + (" (dry run: nothing scheduled)." if dry_run else "; nothing to do."))
+            return
+        bar = tqdm(total=count, unit="scan", desc="Scheduling", file=self.stderr._out)
+        try:
+            scheduled, refused = requeue_stalled_scans(hospital=chosen, older_than=older_than,
+                                                       progress=lambda scan_id: bar.update(1))
+        finally:
+            bar.close()
+        if refused:
+            raise CommandError(f"{scheduled} scan(s) scheduled; the task queue refused {refused}. "
+                               "Check the broker (CELERY_BROKER_URL) and rerun.")
+        self.stdout.write(self.style.SUCCESS(f"{scheduled} scan(s) {where} scheduled again."))

@@ -1,0 +1,76 @@
+"""`manage.py requeue_scans` (diagnostics/management/commands/requeue_scans.py) against the real broker.
+
+The uploads here never commit, so their tasks are never sent: each scan stays queued with its file,
+as after a broker outage. The command must put exactly the stalled ones back on the diagnostics queue.
+"""
+
+import json
+from datetime import timedelta
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from diagnostics.models.scans import Scan, ScanStatus
+from tests.diagnostics import samples
+from tests.diagnostics.helpers import upload
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def diagnostics_queue():
+    """The broker's diagnostics queue, read as the worker would; messages this test sent are removed after."""
+    if not settings.CELERY_BROKER_URL.startswith("redis://"):
+        pytest.skip("needs the Redis broker (services mode)")
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    before = set(client.lrange("diagnostics", 0, -1))
+
+    def scan_ids():
+        ids = []
+        for raw in client.lrange("diagnostics", 0, -1):
+            if raw not in before:
+                headers = json.loads(raw)["headers"]
+                assert headers["task"] == "diagnostics.tasks.analyse_scan"
+                ids.append(headers["argsrepr"].strip("(),'\""))
+        return sorted(ids)
+
+    yield scan_ids
+    for raw in client.lrange("diagnostics", 0, -1):
+        if raw not in before:
+            client.lrem("diagnostics", 0, raw)
+    client.close()
+
+
+def stalled(scan_id, minutes):
+    Scan.objects.filter(pk=scan_id).update(created_at=timezone.now() - timedelta(minutes=minutes))
+
+
+def test_requeues_only_scans_queued_past_the_threshold_at_the_chosen_hospital(world, api, diagnostics_queue, capsys):
+    old_a = upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 41)).json()["id"]
+    fresh_a = upload(api(world.patient_a2), world.a, samples.jpeg_bytes("glioma", 42)).json()["id"]
+    old_b = upload(api(world.patient_b), world.b, samples.jpeg_bytes("glioma", 43)).json()["id"]
+    finished_a = upload(api(world.owner), world.a, samples.jpeg_bytes("meningioma", 44)).json()["id"]
+    stalled(old_a, 30), stalled(old_b, 30), stalled(finished_a, 30)
+    Scan.objects.filter(pk=finished_a).update(status=ScanStatus.DONE)
+
+    call_command("requeue_scans", "--hospital", "st-anne", "--dry-run")
+    assert "1 scan(s) at st-anne queued for over 15 min (dry run" in capsys.readouterr().out
+    assert diagnostics_queue() == []
+
+    call_command("requeue_scans", "--hospital", "st-anne")
+    assert "1 scan(s) at st-anne scheduled again." in capsys.readouterr().out
+    assert diagnostics_queue() == [old_a]
+
+    call_command("requeue_scans", "--older-than-min", "5")
+    assert diagnostics_queue() == sorted([old_a, old_a, old_b])
+    assert fresh_a not in diagnostics_queue() and Scan.objects.get(pk=fresh_a).status == ScanStatus.QUEUED
+
+
+def test_refuses_an_unknown_hospital_and_a_threshold_below_a_minute(world):
+    with pytest.raises(CommandError, match="No hospital with the slug 'nowhere'"):
+        call_command("requeue_scans", "--hospital", "nowhere")
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("requeue_scans", "--older-than-min", "0")
