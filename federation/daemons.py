@@ -255,7 +255,11 @@ def start_superlink(home: Path, *, port: int, host: str = "127.0.0.1", tls: Tls 
     flwr_home = home / "superlink"
     write_cli_config(flwr_home, address, tls)
     command = superlink_command(host=host, port=port, database=home / "state.db", tls=tls, node_auth=node_auth)
-    process = spawn("superlink", command, daemon_env(flwr_home, env_extra), home / "logs" / "superlink.log")
+    env = daemon_env(flwr_home, env_extra)
+    if node_auth:
+        # Its ServerApps then admit only enrolled nodes, each for its own hospital (server_app.admission_problem).
+        env["FEDERATION_NODE_AUTH"] = "1"
+    process = spawn("superlink", command, env, home / "logs" / "superlink.log")
     daemon = Daemon("superlink", process, home / "logs" / "superlink.log")
     if wait:
         try:
@@ -268,24 +272,26 @@ def start_superlink(home: Path, *, port: int, host: str = "127.0.0.1", tls: Tls 
 
 def start_node(home: Path, *, hospital_slug: str, superlink: str, runtime_port: int | None = None,
                tls: Tls | None = None, auth_key: Path | None = None, env_extra: dict | None = None,
-               warm: bool = True) -> Daemon:
+               warm: bool = True, name: str | None = None) -> Daemon:
     """Start one hospital's SuperNode and the warm executor that runs its ClientApp tasks.
 
     `warm=False` leaves Flower's default (a fresh flwr-clientapp process per message), for comparison.
+    `name` (the hospital's slug by default) names its folder and logs.
     """
+    name = name or hospital_slug
     runtime_port = runtime_port or free_port()
-    flwr_home = home / "nodes" / hospital_slug
+    flwr_home = home / "nodes" / name
     flwr_home.mkdir(parents=True, exist_ok=True)
     env = daemon_env(flwr_home, {"FLWR_SUPEREXEC_TASK_POLL_INTERVAL": NODE_TASK_POLL_INTERVAL_S, **(env_extra or {})})
-    log_path = home / "logs" / f"node-{hospital_slug}.log"
-    node = spawn(f"node-{hospital_slug}",
+    log_path = home / "logs" / f"node-{name}.log"
+    node = spawn(f"node-{name}",
                  supernode_command(superlink=superlink, runtime_port=runtime_port, hospital_slug=hospital_slug,
                                    tls=tls, auth_key=auth_key, warm=warm), env, log_path)
     children = []
     if warm:
-        children.append(spawn(f"executor-{hospital_slug}", warm_executor_command(runtime_port=runtime_port), env,
-                              home / "logs" / f"executor-{hospital_slug}.log"))
-    return Daemon(f"node-{hospital_slug}", node, log_path, children=children)
+        children.append(spawn(f"executor-{name}", warm_executor_command(runtime_port=runtime_port), env,
+                              home / "logs" / f"executor-{name}.log"))
+    return Daemon(f"node-{name}", node, log_path, children=children)
 
 
 def is_loopback(address: str) -> bool:

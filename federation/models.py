@@ -112,3 +112,22 @@ class FederatedRound(models.Model):
 
     def __str__(self):
         return f"round {self.number} of run {self.run_id}"
+
+
+class NodeEnrolment(models.Model):
+    """A hospital's SuperNode as registered with the SuperLink (federation.services.enrol_node).
+
+    With node authentication the SuperLink gives a registered public key its node id, and only the
+    holder of the private key can connect under it; binding that id to the hospital here is what lets
+    the coordinator believe a node's claim to serve the hospital (federation.server_app). One node per
+    hospital: a second node would train on the same cases and count them twice.
+    """
+
+    hospital = models.OneToOneField("hospitals.Hospital", on_delete=models.CASCADE, related_name="federation_node")
+    # flwr node ids are unsigned 64-bit, like run ids.
+    node_id = models.CharField(max_length=24, unique=True)
+    public_key = models.TextField()
+    enrolled_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"node {self.node_id} of {self.hospital_id}"

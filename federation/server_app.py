@@ -9,7 +9,10 @@ logged and never ends a run.
 Three things Flower 1.42 leaves to us, done by `FederationGrid`, a wrapper of the Grid handed to the
 strategy (so they apply to FedAvg, FedProx, FedAdam and the DP wrappers alike):
 - which nodes belong to the run: each node says which hospital it serves (its node config, set by whoever
-  runs it), and only the run's hospitals are sampled;
+  runs it), and only the run's hospitals are sampled. Where nodes are enrolled (node authentication),
+  a node is believed only for the hospital its key was enrolled for; and a hospital is served by one
+  node, so a second node claiming it is refused (it would count the hospital's cases twice, or be an
+  impostor);
 - deadlines: Flower waits forever for `min_available_nodes`; here too few nodes for `node_wait_s` ends the
   run with a reason, and too few replies in a round ends it too;
 - the wire: a reply may carry only the model's arrays (same shapes as sent) and numeric metrics from a
@@ -57,6 +60,26 @@ def inspect_reply(content: RecordDict, kind: str, sent_shapes=None) -> str | Non
     return None
 
 
+def admission_problem(node_id: int, claimed: str, *, enrolled: dict[int, str] | None,
+                      holders: dict[str, int]) -> str | None:
+    """Why a node's claim to serve `claimed` is refused, or None.
+
+    `enrolled`: {node id: hospital} bound at enrolment, or None where nodes are not enrolled (one machine,
+    where the platform starts every node itself). `holders`: {hospital: node id} of the nodes already
+    admitted and still connected.
+    """
+    if enrolled is not None:
+        bound = enrolled.get(node_id)
+        if bound is None:
+            return "its key is not enrolled for any hospital"
+        if bound != claimed:
+            return f"it says it serves {claimed} but its key is enrolled for {bound}"
+    holder = holders.get(claimed)
+    if holder is not None and holder != node_id:
+        return f"{claimed} is already served by node {holder}"
+    return None
+
+
 class RunAborted(RuntimeError):
     """The run cannot go on (too few nodes, a deadline); the message is the reason people will read."""
 
@@ -78,8 +101,11 @@ class RoundLog:
 
 class FederationGrid(Grid):
     def __init__(self, grid: Grid, *, hospitals: set[str], min_nodes: int, node_wait_s: float,
-                 on_round_start=None, on_dropout=None):
+                 on_round_start=None, on_dropout=None, enrolled: dict[int, str] | None = None):
         self.grid = grid
+        self.enrolled = enrolled
+        # Nodes whose identity was refused: not asked again during this run.
+        self.refused_nodes: dict[int, str] = {}
         self.hospitals = set(hospitals)
         self.min_nodes = min_nodes
         self.node_wait_s = node_wait_s
@@ -111,10 +137,16 @@ class FederationGrid(Grid):
     # -- Which nodes serve the run ------------------------------------------------------------------
     def get_node_ids(self):
         connected = list(self.grid.get_node_ids())
-        unknown = [n for n in connected if n not in self.node_hospital]
+        unknown = [n for n in connected if n not in self.node_hospital and n not in self.refused_nodes]
         if unknown:
-            self._identify(unknown)
-        eligible = [n for n in connected if self.node_hospital.get(n) in self.hospitals]
+            self._identify(unknown, connected)
+        eligible, served = [], set()
+        for node_id in connected:
+            hospital = self.node_hospital.get(node_id)
+            # One node per hospital even if an earlier holder of the hospital comes back.
+            if hospital in self.hospitals and hospital not in served:
+                served.add(hospital)
+                eligible.append(node_id)
         # Flower's sampler polls this once a second while too few nodes are up, with no deadline.
         if len(eligible) < self.min_nodes:
             now = time.monotonic()
@@ -124,12 +156,13 @@ class FederationGrid(Grid):
                 raise RunAborted(
                     f"Only {len(eligible)} of the {self.min_nodes} nodes this run needs were connected for "
                     f"{self.node_wait_s:.0f} s (connected: {', '.join(have) or 'none'})."
+                    + "".join(f" Node {n} was refused: {why}." for n, why in sorted(self.refused_nodes.items()))
                 )
         else:
             self._short_since = None
         return eligible
 
-    def _identify(self, node_ids: list[int]) -> None:
+    def _identify(self, node_ids: list[int], connected: list[int]) -> None:
         messages = [Message(RecordDict(), dst_node_id=n, message_type=IDENTIFY) for n in node_ids]
         # A node's first task waits for its executor and, on a busy machine, for a fork to load the app.
         replies, destinations = self._exchange(messages, timeout=max(30.0, self.node_wait_s))
@@ -140,8 +173,15 @@ class FederationGrid(Grid):
             if identity is None or set(identity.keys()) != {"hospital"}:
                 self._reject(reply, "identity reply with unexpected content")
                 continue
-            self.node_hospital[destinations.get(reply.metadata.reply_to_message_id,
-                                                reply.metadata.src_node_id)] = str(identity["hospital"])
+            node_id = destinations.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
+            claimed = str(identity["hospital"])
+            holders = {slug: n for n, slug in self.node_hospital.items() if n in connected}
+            problem = admission_problem(node_id, claimed, enrolled=self.enrolled, holders=holders)
+            if problem:
+                self.refused_nodes[node_id] = problem
+                self._reject(reply, f"identity refused: {problem}")
+                continue
+            self.node_hospital[node_id] = claimed
         for node_id in node_ids:
             # A node that does not say who it serves is not used, but asked again next time.
             if node_id in self.node_hospital:
@@ -366,7 +406,8 @@ def main(grid: Grid, context: Context) -> None:
             _guarded("record a dropout", services.record_dropout, run_id, entry)
 
         fed_grid = FederationGrid(grid, hospitals=hospitals, min_nodes=run.min_nodes,
-                                  node_wait_s=conf.node_wait_s(), on_round_start=round_started, on_dropout=dropout)
+                                  node_wait_s=conf.node_wait_s(), on_round_start=round_started, on_dropout=dropout,
+                                  enrolled=services.enrolled_nodes())
 
         def evaluate_fn(server_round: int, arrays: ArrayRecord):
             started = time.monotonic()

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from federation.models import FINISHED, FederatedRound, FederatedRun, RunStatus
+from federation.models import FINISHED, FederatedRound, FederatedRun, NodeEnrolment, RunStatus
 from hospitals.audit import record_audit
 from hospitals.errors import DomainError
 
@@ -58,6 +58,45 @@ def start_federated_run(*, hospitals, actor=None, request=None, **params) -> Fed
 
     transaction.on_commit(lambda: follow_federated_run.delay(run.pk))
     return run
+
+
+def enrol_node(*, hospital, public_key: Path, actor=None, request=None) -> NodeEnrolment:
+    """Register a hospital's node key with the SuperLink and bind the node id it gets to the hospital.
+
+    The SuperLink must run with node authentication. A hospital has one node; enrolling another means
+    removing the first (its row here, its key on the SuperLink) on purpose.
+    """
+    from federation import conf, control
+
+    with transaction.atomic():
+        # The hospital row lock keeps two enrolments of one hospital from both registering a key.
+        type(hospital).objects.select_for_update().filter(pk=hospital.pk).first()
+        existing = NodeEnrolment.objects.filter(hospital=hospital).first()
+        if existing is not None:
+            raise DomainError("node_enrolled", f"{hospital.slug} already has an enrolled node ({existing.node_id}); "
+                                                "a hospital runs one node.", status=409)
+        try:
+            key_text = Path(public_key).read_text().strip()
+            node_id = control.register_node(conf.federation_home(), Path(public_key), name=hospital.slug)
+        except (OSError, control.ControlError) as exc:
+            raise DomainError("node_not_registered", f"The SuperLink did not register the key: {exc}",
+                              status=409) from None
+        enrolment = NodeEnrolment.objects.create(hospital=hospital, node_id=node_id, public_key=key_text)
+        record_audit(actor=actor, hospital=hospital, action="federation.node_enrol", obj=enrolment, request=request)
+    log.info("node %s enrolled for hospital %s", node_id, hospital.slug)
+    return enrolment
+
+
+def enrolled_nodes() -> dict[int, str] | None:
+    """{node id: hospital slug} of the enrolled nodes, or None where nodes are not enrolled.
+
+    Nodes are enrolled when the SuperLink authenticates them (FEDERATION_NODE_AUTH); once any node is,
+    an unenrolled one serves no run either way.
+    """
+    from federation import conf
+
+    enrolled = {int(node_id): slug for node_id, slug in NodeEnrolment.objects.values_list("node_id", "hospital__slug")}
+    return enrolled if enrolled or conf.node_auth() else None
 
 
 def _event(run: FederatedRun, kind: str, **extra) -> dict:

@@ -45,3 +45,45 @@ def test_registered_node_connects_over_tls_and_others_are_refused(federation, tm
     rogue_log = federation.nodes["rogue"].log_path.read_text(errors="replace")
     plain_log = federation.nodes["plain"].log_path.read_text(errors="replace")
     assert "SuperNode ID" not in rogue_log and "SuperNode ID" not in plain_log
+
+
+def test_an_enrolled_node_serves_only_the_hospital_its_key_was_enrolled_for(federation, tmp_path):
+    """A and B enrol one node each. B's key, started claiming to be A's node, is refused: the run over
+    A and B sees one node and fails with the reason, before any case is read."""
+    from federation.models import FederatedRun, NodeEnrolment, RunStatus
+    from federation.services import enrol_node
+    from federation.tasks import follow_run
+    from hospitals.errors import DomainError
+    from tests.federation.conftest import seed_hospital
+
+    a, b = seed_hospital("fl-a", per_class=0, offset=0), seed_hospital("fl-b", per_class=0, offset=0)
+    certs = pki.make_superlink_certificates(tmp_path / "tls", ["127.0.0.1"])
+    tls = daemons.Tls(ca=certs["ca"], cert=certs["cert"], key=certs["key"])
+    key_a, pub_a = pki.make_node_key(tmp_path / "keys", "fl-a")
+    key_b, pub_b = pki.make_node_key(tmp_path / "keys", "fl-b")
+    home, env = federation.home, {**federation.env, "FEDERATION_NODE_WAIT_S": "10"}
+    address = f"127.0.0.1:{daemons.free_port()}"
+    federation.superlink = daemons.start_superlink(home, port=int(address.split(":")[1]), tls=tls, node_auth=True,
+                                                   env_extra=env)
+
+    enrol_node(hospital=a, public_key=pub_a)
+    enrol_node(hospital=b, public_key=pub_b)
+    with pytest.raises(DomainError) as second:
+        enrol_node(hospital=a, public_key=pub_b)
+    assert second.value.code == "node_enrolled" and second.value.status == 409
+    b_node = NodeEnrolment.objects.get(hospital=b).node_id
+
+    federation.nodes["a"] = daemons.start_node(home, hospital_slug="fl-a", superlink=address, tls=tls,
+                                               auth_key=key_a, env_extra=env)
+    federation.nodes["impostor"] = daemons.start_node(home, hospital_slug="fl-a", superlink=address, tls=tls,
+                                                      auth_key=key_b, env_extra=env, name="impostor")
+    assert wait_for(lambda: len(control.online_nodes(home)) == 2, timeout=60), federation.logs()
+    run = FederatedRun.objects.create(num_rounds=1, image_size=32, model_width=4, validation_per_class=1, min_nodes=2)
+    run.hospitals.set([a, b])
+
+    assert follow_run(run.pk, poll_s=0.5, home=home) == RunStatus.FAILED, federation.logs()
+    run.refresh_from_db()
+    assert "Only 1 of the 2 nodes this run needs" in run.failure_reason, run.failure_reason
+    assert "(connected: fl-a)" in run.failure_reason
+    assert f"Node {b_node} was refused: it says it serves fl-a but its key is enrolled for fl-b" in run.failure_reason
+    assert not run.rounds.exists()
