@@ -175,7 +175,9 @@ def invite_patient(
     """Invite a patient together with their record, so that they can upload from their first sign-in.
 
     Sending again to the same address reuses the record the replaced invitation named (corrected with
-    the new details), instead of leaving it behind as a duplicate that would block its own MRN.
+    the new details), instead of leaving it behind as a duplicate that would block its own MRN. So does
+    a record number the hospital already holds for a patient without an account (a record made for a
+    doctor's uploads, or left by a revoked invitation): it is the same patient, now given access.
     """
     full_name = full_name.strip()
     if not full_name:
@@ -190,9 +192,10 @@ def invite_patient(
         .select_related("patient")
         .first()
     )
-    if pending is not None:
+    existing = pending.patient if pending is not None else _patient_without_account(hospital, medical_record_number)
+    if existing is not None:
         patient = update_patient(
-            hospital=hospital, patient=pending.patient, actor=actor, request=request, full_name=full_name,
+            hospital=hospital, patient=existing, actor=actor, request=request, full_name=full_name,
             date_of_birth=date_of_birth, medical_record_number=medical_record_number.strip(),
         )
     else:
@@ -202,6 +205,16 @@ def invite_patient(
         )
     return invite_member(hospital=hospital, email=email, role=Role.PATIENT, actor=actor, patient=patient,
                          request=request)
+
+
+def _patient_without_account(hospital: Hospital, medical_record_number: str) -> Patient | None:
+    digest = mrn_digest(hospital, medical_record_number.strip())
+    if not digest:
+        return None
+    # A record another address's pending invitation names stays that invitation's: one record, one account.
+    unclaimed = Patient.objects.filter(hospital=hospital, mrn_digest=digest, user__isnull=True)
+    pending = Invitation.objects.filter(hospital=hospital, accepted_at__isnull=True, patient__isnull=False)
+    return unclaimed.exclude(pk__in=pending.values("patient")).first()
 
 
 def _invitation_link(token: str, request) -> str:

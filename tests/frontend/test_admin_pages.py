@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from diagnostics.models import Scan
 from hospitals.models import AIResultVisibility, Invitation, Membership, Patient, Role
-from tests.diagnostics.helpers import upload
+from hospitals.services import update_patient
+from tests.diagnostics.helpers import patient_of, upload
 from tests.diagnostics.samples import jpeg_bytes
 from tests.factories import make_patient
 
@@ -177,7 +178,9 @@ def test_patient_invitation_needs_a_name_and_keeps_what_was_typed(client, world)
 
 
 def test_refused_patient_invitation_leaves_no_record_behind(client, world):
-    make_patient(world.a, "Ada Lovelace", medical_record_number="MRN-1")
+    # MRN-1 belongs to a patient who already has an account: a second account cannot take it.
+    update_patient(hospital=world.a, patient=patient_of(world.patient_a2, world.a), actor=None,
+                   medical_record_number="MRN-1")
     client.force_login(world.admin_a)
     before = Patient.objects.filter(hospital=world.a).count()
     page = client.post("/h/st-anne/members/", {"email": "doctor1@st-anne.example", "role": "patient",
@@ -262,3 +265,23 @@ def test_used_expired_or_unknown_link_says_so_before_any_password(client, world,
     page = client.get(f"/invite/{used}/")
     assert page.status_code == 410 and "already been used" in page.content.decode()
     assert 'type="password"' not in page.content.decode()
+
+
+def test_inviting_a_patient_the_hospital_already_holds_gives_that_record_an_account(client, world, invite):
+    held = make_patient(world.a, "Ada Lovelace", medical_record_number="MRN-1815")  # made for a doctor's uploads
+    claimed = make_patient(world.a, "Charles Babbage", medical_record_number="MRN-1791")
+    client.force_login(world.admin_a)
+    client.post("/h/st-anne/members/", {"email": "babbage@st-anne.example", "role": "patient",
+                                        "full_name": "Charles Babbage", "medical_record_number": "MRN-1791"})
+    assert Invitation.objects.get(email="babbage@st-anne.example").patient == claimed
+    # Another address cannot take a record a pending invitation already names.
+    page = client.post("/h/st-anne/members/", {"email": "impostor@st-anne.example", "role": "patient",
+                                               "full_name": "Charles Babbage", "medical_record_number": "MRN-1791"})
+    assert page.status_code == 400 and "medical record number already exists" in page.content.decode()
+    token = invite("ada@st-anne.example", "patient", full_name="Ada King", medical_record_number=" MRN-1815 ")
+    assert Invitation.objects.get(email="ada@st-anne.example").patient == held
+    client.post(f"/invite/{token}/", {"password": "a-long-new-secret-5", "password_again": "a-long-new-secret-5"})
+    held.refresh_from_db()
+    assert (held.user.email, held.full_name) == ("ada@st-anne.example", "Ada King")
+    assert Patient.objects.filter(hospital=world.a, mrn_digest=held.mrn_digest).count() == 1
+
