@@ -27,7 +27,9 @@ _EMERGENCY = [
     "sudden loss of vision or double vision",
     "confusion, fainting, or becoming hard to wake",
 ]
+# Used when the hospital has not set its emergency number: the common ones, so a patient anywhere has one.
 _EMERGENCY_ACTION = "If any of these happen, call your local emergency number (999, 112 or 911) or go to an emergency department."
+_EMERGENCY_ACTION_NUMBER = "If any of these happen, call {phone} at once or go to an emergency department."
 
 _SOURCES_GENERAL = [
     {"title": "NHS: Brain tumours", "url": "https://www.nhs.uk/conditions/brain-tumours/"},
@@ -136,11 +138,12 @@ ADVICE = {
 }
 
 
-def advice_for(label: str, *, preliminary: bool) -> dict | None:
+def advice_for(label: str, *, preliminary: bool, hospital) -> dict | None:
     """Advice for a label, as the API shows it; None for a label the models do not know.
 
     `preliminary`: the label is the software's, not yet reviewed. Otherwise it is the label a doctor
     reviewed, and the advice speaks of the doctor: a shown label is always one or the other.
+    `hospital`: whose patient reads it; its emergency number, when set, replaces the generic ones.
     """
     entry = ADVICE.get(label)
     if entry is None:
@@ -153,9 +156,14 @@ def advice_for(label: str, *, preliminary: bool) -> dict | None:
         "meaning": f"{entry['finding'][reader]} {entry['meaning']}",
         "next_steps": [entry["first_step"][reader], *entry["next_steps"]],
         "emergency_symptoms": list(_EMERGENCY),
-        "emergency_action": _EMERGENCY_ACTION,
+        "emergency_action": emergency_action(hospital),
         "sources": [dict(source) for source in entry["sources"]],
         "reminder": DOCTOR_DECIDES if preliminary else DOCTOR_REVIEWED,
         "preliminary": preliminary,
         "preliminary_notice": PRELIMINARY if preliminary else "",
     }
+
+
+def emergency_action(hospital) -> str:
+    phone = hospital.emergency_phone
+    return _EMERGENCY_ACTION_NUMBER.format(phone=phone) if phone else _EMERGENCY_ACTION

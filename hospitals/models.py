@@ -3,6 +3,7 @@
 import uuid
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -33,6 +34,15 @@ class Hospital(models.Model):
         max_length=20, choices=AIResultVisibility.choices, default=AIResultVisibility.AFTER_REVIEW
     )
     federation_opt_in = models.BooleanField(default=False)
+    # The number patients are told to call in the advice beside a result; empty keeps the generic
+    # "your local emergency number" wording, right for a hospital that has not said where it is.
+    emergency_phone = models.CharField(
+        max_length=30, blank=True, default="",
+        validators=[RegexValidator(
+            r"^\+?[0-9][0-9 ()-]*$",
+            "Enter a phone number: digits, spaces, brackets and dashes, optionally starting with +.",
+        )],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -29,7 +29,7 @@ from hospitals.models import Hospital, Invitation, Membership, Patient, Role
 
 log = logging.getLogger(__name__)
 
-SETTINGS_FIELDS = ("patients_see_ai_results", "federation_opt_in")
+SETTINGS_FIELDS = ("patients_see_ai_results", "federation_opt_in", "emergency_phone")
 
 
 @transaction.atomic

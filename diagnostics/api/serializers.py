@@ -82,7 +82,7 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
         data["result"] = None
     if detail:
         shown_label = data["label"]
-        data["advice"] = advice_for(shown_label, preliminary=data["preliminary"]) if shown_label else None
+        data["advice"] = advice_for(shown_label, preliminary=data["preliminary"], hospital=scan.hospital) if shown_label else None
         if staff:
             data["reviews"] = [
                 {

@@ -6,6 +6,7 @@ hospitals service and redirects, so a reload never repeats a change.
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
@@ -14,7 +15,7 @@ from frontend.views.base import hospital_page, render_page
 from hospitals import services
 from hospitals.access import access_invitation, access_member
 from hospitals.errors import DomainError
-from hospitals.models import AIResultVisibility, Invitation, Membership, Role
+from hospitals.models import AIResultVisibility, Hospital, Invitation, Membership, Role
 
 ADMIN = (Role.ADMIN,)
 
@@ -109,12 +110,18 @@ def hospital_settings(request, membership):
     hospital = membership.hospital
     if request.method == "POST":
         visibility = request.POST.get("patients_see_ai_results", "")
-        if visibility not in AIResultVisibility.values:
-            messages.error(request, "Choose when patients see AI results.")
+        phone = request.POST.get("emergency_phone", "").strip()
+        try:
+            Hospital._meta.get_field("emergency_phone").clean(phone, hospital)
+            problem = None if visibility in AIResultVisibility.values else "Choose when patients see AI results."
+        except ValidationError as invalid:
+            problem = " ".join(invalid.messages)
+        if problem:
+            messages.error(request, problem)
         else:
             services.update_hospital_settings(
                 hospital=hospital, actor=request.user, request=request, patients_see_ai_results=visibility,
-                federation_opt_in=request.POST.get("federation_opt_in") == "on",
+                federation_opt_in=request.POST.get("federation_opt_in") == "on", emergency_phone=phone,
             )
             messages.success(request, "Settings saved.")
         return redirect("frontend:settings", hospital.slug)

@@ -101,7 +101,7 @@ class PatientSerializer(serializers.ModelSerializer):
 class HospitalSettingsSerializer(serializers.ModelSerializer):
     class Meta:
         model = Hospital
-        fields = ["slug", "name", "patients_see_ai_results", "federation_opt_in"]
+        fields = ["slug", "name", "patients_see_ai_results", "federation_opt_in", "emergency_phone"]
         read_only_fields = ["slug", "name"]
 
 

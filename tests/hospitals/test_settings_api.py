@@ -16,7 +16,7 @@ def test_read_settings(world, client_as, who, status):
     if status == 200:
         assert response.json() == {
             "slug": "st-anne", "name": "St Anne's", "patients_see_ai_results": "after_review",
-            "federation_opt_in": False,
+            "federation_opt_in": False, "emergency_phone": "",
         }
 
 
@@ -57,3 +57,32 @@ def test_invalid_choice_is_named(world, client_as):
 def test_unchanged_settings_write_no_event(world, client_as):
     client_as("admin_a").patch(url("hospitals", world.a.slug, "settings"), {"federation_opt_in": False}, format="json")
     assert not AuditEvent.objects.filter(action="hospital.settings_update").exists()
+
+
+def test_admin_sets_the_emergency_number_and_patients_read_it_in_their_advice(world, client_as, api):
+    from diagnostics.models import Scan
+    from tests.diagnostics.helpers import finish, upload
+    from tests.diagnostics.samples import jpeg_bytes
+
+    response = client_as("admin_a").patch(
+        url("hospitals", world.a.slug, "settings"), {"emergency_phone": " +33 15 "}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["emergency_phone"] == "+33 15"
+    assert AuditEvent.objects.get(action="hospital.settings_update").detail == "emergency_phone=+33 15"
+    scan = Scan.objects.get(pk=upload(api(world.owner), world.a, jpeg_bytes("glioma", 1)).json()["id"])
+    finish(scan, "glioma", 0.8)
+    detail = url("hospitals", world.a.slug, "scans", scan.id)
+    client_as("doctor_a").post(f"{detail}review/", {"label": "glioma"}, format="json")
+    action = client_as("owner").get(detail).json()["advice"]["emergency_action"]
+    assert "+33 15" in action and "999" not in action
+    # Another hospital's setting is its own.
+    assert Hospital.objects.get(pk=world.b.pk).emergency_phone == ""
+
+
+@pytest.mark.parametrize("phone", ["call 999", "+", "12345678901234567890123456789012", "<b>112</b>"])
+def test_an_emergency_number_that_is_not_a_phone_number_is_refused(world, client_as, phone):
+    response = client_as("admin_a").patch(
+        url("hospitals", world.a.slug, "settings"), {"emergency_phone": phone}, format="json"
+    )
+    assert response.status_code == 400 and "emergency_phone" in response.json()["fields"], response.content
+    assert Hospital.objects.get(pk=world.a.pk).emergency_phone == ""
