@@ -2,6 +2,8 @@
 
 import ipaddress
 
+from django.contrib.auth import get_user_model
+
 from hospitals.models import AuditEvent
 
 
@@ -34,3 +36,25 @@ def record_audit(
         client_address=client_address(request),
         detail=detail,
     )
+
+
+def audit_trail(hospital, *, action: str = ""):
+    """The hospital's own events, newest first; a filter can narrow them, never reach another hospital's."""
+    events = AuditEvent.objects.filter(hospital_id=hospital.pk)
+    return events.filter(action=action) if action else events
+
+
+def audit_actions(hospital) -> list[str]:
+    """The actions that occur in the hospital's trail, for a filter that offers only what can match."""
+    events = AuditEvent.objects.filter(hospital_id=hospital.pk).order_by("action")
+    return list(events.values_list("action", flat=True).distinct())
+
+
+def actor_names(events) -> dict:
+    """Who each event's actor is now (full name, else email); the trail keeps only ids and the username.
+
+    An account deleted since is absent here, and the event's own actor_label then names it.
+    """
+    ids = {event.actor_id for event in events if event.actor_id is not None}
+    users = get_user_model().objects.filter(pk__in=ids)
+    return {user.pk: user.get_full_name() or user.email for user in users}

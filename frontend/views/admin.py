@@ -1,4 +1,4 @@
-"""Hospital admin pages: members and invitations, hospital settings.
+"""Hospital admin pages: members and invitations, hospital settings, the audit log.
 
 Plain HTML forms posting back to the page (they work without JavaScript); each POST calls one
 hospitals service and redirects, so a reload never repeats a change.
@@ -7,17 +7,60 @@ hospitals service and redirects, so a reload never repeats a change.
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from frontend.forms import InviteForm
 from frontend.views.base import hospital_page, render_page
 from hospitals import services
 from hospitals.access import access_invitation, access_member
+from hospitals.audit import actor_names, audit_actions, audit_trail
 from hospitals.errors import DomainError
 from hospitals.models import AIResultVisibility, Hospital, Invitation, Membership, Role
 
 ADMIN = (Role.ADMIN,)
+AUDIT_PAGE_SIZE = 50
+
+# The audit log in words. An action missing here (a new one) is shown by its code rather than hidden.
+ACTION_WORDS = {
+    "hospital.create": "Hospital created",
+    "hospital.settings_update": "Settings changed",
+    "hospital.key_rewrap": "Data key re-wrapped",
+    "hospital.delete": "Hospital deleted",
+    "membership.create": "Member added",
+    "membership.role_change": "Role changed",
+    "membership.remove": "Member removed",
+    "invitation.create": "Invitation sent",
+    "invitation.revoke": "Invitation revoked",
+    "invitation.accept": "Invitation accepted",
+    "patient.create": "Patient record created",
+    "patient.update": "Patient record corrected",
+    "patient.read": "Patient record read",
+    "patient.list": "Patient list read",
+    "patient.invite": "Patient record read to invite the patient",
+    "patient.find_by_mrn": "Patient looked up by record number",
+    "scan.upload": "Scan uploaded",
+    "scan.diagnose": "Scan analysed",
+    "scan.requeue": "Scan queued again",
+    "scan.review": "Scan reviewed",
+    "scan.read": "Scan read",
+    "scan.view": "Scan opened",
+    "scan.watch": "Scan followed live",
+    "scan.image": "Scan image shown",
+    "scan.mask": "Outline shown",
+    "scan.heatmap": "Heatmap shown",
+    "federation.run_start": "Federated run started",
+    "federation.run_stop": "Federated run stopped",
+    "federation.node_enrol": "Federation node enrolled",
+    "federation.model_promote": "Federated model promoted",
+}
+OBJECT_WORDS = {
+    "hospital": "Hospital", "membership": "Member", "invitation": "Invitation", "patient": "Patient record",
+    "scan": "Scan", "federatedrun": "Federated run", "nodeenrolment": "Federation node",
+}
 
 
 @hospital_page(roles=ADMIN)
@@ -127,3 +170,49 @@ def hospital_settings(request, membership):
         return redirect("frontend:settings", hospital.slug)
     context = {"visibility_choices": AIResultVisibility.choices}
     return render_page(request, "frontend/admin/settings.html", context, membership=membership)
+
+
+def _audit_rows(hospital, events):
+    people = actor_names(events)
+    # A member is named by their email, as on the members page; only this hospital's memberships are looked up.
+    member_ids = [e.object_id for e in events if e.object_type == "membership" and e.object_id.isdigit()]
+    member_emails = {
+        str(pk): email for pk, email in
+        Membership.objects.filter(hospital=hospital, pk__in=member_ids).values_list("pk", "user__email")
+    }
+    rows = []
+    for event in events:
+        if event.actor_id is None:
+            actor = "system"
+        else:
+            actor = people.get(event.actor_id) or event.actor_label or f"account {event.actor_id}"
+        object_id = event.object_id
+        if event.object_type == "membership":
+            object_id = member_emails.get(object_id, object_id)
+        rows.append({
+            "at": event.at,
+            "actor": actor,
+            "action": ACTION_WORDS.get(event.action, event.action),
+            "object": OBJECT_WORDS.get(event.object_type, event.object_type),
+            "object_id": object_id,
+            "object_url": reverse("frontend:scan", args=[hospital.slug, object_id])
+            if event.object_type == "scan" and object_id else "",
+            "detail": event.detail,
+        })
+    return rows
+
+
+@hospital_page(roles=ADMIN)
+def audit(request, membership):
+    """Who read or changed what, newest first: ids and the PHI-free detail, never a name or a record number."""
+    hospital = membership.hospital
+    action = request.GET.get("action", "")
+    page = Paginator(audit_trail(hospital, action=action), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "rows": _audit_rows(hospital, list(page.object_list)),
+        "page": page,
+        "action": action,
+        "actions": [(code, ACTION_WORDS.get(code, code)) for code in audit_actions(hospital)],
+        "query": urlencode({"action": action}) if action else "",
+    }
+    return render_page(request, "frontend/admin/audit.html", context, membership=membership)

@@ -21,6 +21,7 @@ _NAV = [
     ("Members", "frontend:members", (Role.ADMIN,)),
     ("Settings", "frontend:settings", (Role.ADMIN,)),
     ("Federation", "frontend:federation", (Role.ADMIN,)),
+    ("Audit log", "frontend:audit", (Role.ADMIN,)),
 ]
 
 

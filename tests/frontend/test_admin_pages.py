@@ -8,11 +8,13 @@ from django.core import mail
 from django.utils import timezone
 
 from diagnostics.models import Scan
+from frontend.views.admin import AUDIT_PAGE_SIZE
+from hospitals.audit import record_audit
 from hospitals.models import AIResultVisibility, Invitation, Membership, Patient, Role
 from hospitals.services import update_patient
 from tests.diagnostics.helpers import patient_of, upload
 from tests.diagnostics.samples import jpeg_bytes
-from tests.factories import make_patient
+from tests.factories import make_patient, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -285,3 +287,71 @@ def test_inviting_a_patient_the_hospital_already_holds_gives_that_record_an_acco
     assert (held.user.email, held.full_name) == ("ada@st-anne.example", "Ada King")
     assert Patient.objects.filter(hospital=world.a, mrn_digest=held.mrn_digest).count() == 1
 
+
+
+# The audit log page (frontend/views/admin.py: audit).
+
+def test_audit_log_is_for_this_hospitals_admins_only(client, world):
+    assert client.get("/h/st-anne/audit/")["Location"].startswith("/accounts/login/")
+    client.force_login(world.admin_b)
+    assert client.get("/h/st-anne/audit/").status_code == 404
+    client.force_login(world.doctor_a)
+    assert client.get("/h/st-anne/audit/").status_code == 403
+    client.force_login(world.patient_a)
+    assert client.get("/h/st-anne/audit/").status_code == 403
+    client.force_login(world.admin_a)
+    page = client.get("/h/st-anne/audit/")
+    assert page.status_code == 200
+    assert '<a href="/h/st-anne/audit/"' in page.content.decode()
+    client.force_login(world.doctor_a)
+    assert "/h/st-anne/audit/" not in client.get("/h/st-anne/worklist/").content.decode()
+
+
+def test_audit_log_shows_who_did_what_without_phi_and_nothing_of_another_hospital(client, world):
+    patient = make_patient(world.a, full_name="Marguerite Okonkwo-Vale", medical_record_number="MRN-77821")
+    record_audit(actor=world.doctor_a, hospital=world.a, action="patient.read", obj=patient)
+    record_audit(actor=None, hospital=world.a, action="scan.diagnose", object_type="scan",
+                 object_id="8d3c1a4e-0000-4000-8000-000000000001")
+    other = make_patient(world.b, full_name="Bartholomew Other")
+    record_audit(actor=world.doctor_b, hospital=world.b, action="patient.read", obj=other)
+    client.force_login(world.admin_a)
+    html = client.get("/h/st-anne/audit/").content.decode()
+    rows = html.split("<tbody>")[1].split("</tbody>")[0]
+    assert "Patient record read" in rows and "doctor1@st-anne.example" in rows and str(patient.pk) in rows
+    assert "system" in rows and '/h/st-anne/scans/8d3c1a4e-0000-4000-8000-000000000001/' in rows
+    assert "Marguerite" not in html and "MRN-77821" not in html
+    assert str(other.pk) not in html and "north.example" not in html
+    # Newest first: the analysis was recorded after the read.
+    assert rows.index("Scan analysed") < rows.index("Patient record read")
+
+
+def test_audit_log_names_the_actor_by_name_and_survives_a_deleted_account(client, world):
+    world.doctor_a.first_name, world.doctor_a.last_name = "Grace", "Hopper"
+    world.doctor_a.save()
+    gone = make_user("left@st-anne.example")
+    record_audit(actor=world.doctor_a, hospital=world.a, action="scan.view", object_type="scan", object_id="x")
+    record_audit(actor=gone, hospital=world.a, action="scan.view", object_type="scan", object_id="y")
+    gone.delete()
+    client.force_login(world.admin_a)
+    rows = client.get("/h/st-anne/audit/?action=scan.view").content.decode().split("<tbody>")[1]
+    assert "Grace Hopper" in rows and "left@st-anne.example" in rows
+
+
+def test_audit_log_filters_by_action_and_pages_through(client, world):
+    for n in range(AUDIT_PAGE_SIZE + 5):
+        record_audit(actor=world.doctor_a, hospital=world.a, action="scan.view", object_type="scan",
+                     object_id=f"scan-{n:03d}")
+    record_audit(actor=world.doctor_b, hospital=world.b, action="scan.view", object_type="scan", object_id="b-scan")
+    client.force_login(world.admin_a)
+    first = client.get("/h/st-anne/audit/?action=scan.view").content.decode()
+    assert first.count("Scan opened</td>") == AUDIT_PAGE_SIZE
+    assert "Membership" not in first.split("<tbody>")[1] and "Member added" not in first.split("<tbody>")[1]
+    assert "scan-054" in first and "scan-004" not in first
+    assert 'href="?action=scan.view&amp;page=2"' in first
+    second = client.get("/h/st-anne/audit/?action=scan.view&page=2").content.decode()
+    assert second.count("Scan opened</td>") == 5 and "scan-000" in second and "b-scan" not in second
+    # Without the filter, the members' additions written when the hospital was set up are there too.
+    assert "Member added" in client.get("/h/st-anne/audit/?page=2").content.decode().split("<tbody>")[1]
+    # The filter offers the actions this hospital's trail holds, in words.
+    assert '<option value="scan.view" selected>Scan opened</option>' in first
+    assert client.get("/h/st-anne/audit/?action=nothing.such").status_code == 200
