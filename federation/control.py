@@ -155,6 +155,18 @@ def register_node(federation_home: Path, public_key: Path, name: str = "") -> st
     return str(answer.get("node-id", ""))
 
 
+def unregister_node(federation_home: Path, node_id: str) -> None:
+    """Remove a node's key from the SuperLink: the node can no longer connect under it."""
+    env = daemons.daemon_env(cli_home(federation_home))
+    command = [str(daemons.VENV_BIN / "flwr"), "supernode", "unregister", str(int(node_id)), daemons.CONNECTION_NAME,
+               "--format", "json"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=str(daemons.REPO_ROOT))
+    answer = _json_answer(done.stdout)
+    if done.returncode != 0 or not answer.get("success"):
+        raise ControlError(f"could not unregister node {node_id}: "
+                           f"{answer.get('error-message') or done.stderr.strip()[-500:] or done.stdout[-500:]}")
+
+
 def online_nodes(federation_home: Path) -> list[str]:
     """Ids of the nodes the SuperLink sees online."""
     from flwr.proto.control_pb2 import ListNodesRequest

@@ -87,6 +87,29 @@ def enrol_node(*, hospital, public_key: Path, actor=None, request=None) -> NodeE
     return enrolment
 
 
+def unenrol_node(*, hospital, actor=None, request=None) -> NodeEnrolment:
+    """Unregister the hospital's node key from the SuperLink and forget the binding, so that a new node
+    (a replaced machine, a leaked key) can be enrolled. The row goes only once the SuperLink has let go
+    of the key: a key still registered but unbound would be refused by the coordinator, never trusted.
+    """
+    from federation import conf, control
+
+    with transaction.atomic():
+        type(hospital).objects.select_for_update().filter(pk=hospital.pk).first()
+        enrolment = NodeEnrolment.objects.filter(hospital=hospital).first()
+        if enrolment is None:
+            raise DomainError("node_not_enrolled", f"{hospital.slug} has no enrolled node.", status=404)
+        try:
+            control.unregister_node(conf.federation_home(), enrolment.node_id)
+        except (OSError, control.ControlError) as exc:
+            raise DomainError("node_not_unregistered", f"The SuperLink did not unregister the node: {exc}",
+                              status=409) from None
+        record_audit(actor=actor, hospital=hospital, action="federation.node_unenrol", obj=enrolment, request=request)
+        enrolment.delete()
+    log.info("node %s of hospital %s unenrolled", enrolment.node_id, hospital.slug)
+    return enrolment
+
+
 def enrolled_nodes() -> dict[int, str] | None:
     """{node id: hospital slug} of the enrolled nodes, or None where nodes are not enrolled.
 

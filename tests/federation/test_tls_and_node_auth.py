@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from django.core.management import call_command
 
 from federation import control, daemons, pki
 
@@ -66,7 +67,7 @@ def test_an_enrolled_node_serves_only_the_hospital_its_key_was_enrolled_for(fede
     federation.superlink = daemons.start_superlink(home, port=int(address.split(":")[1]), tls=tls, node_auth=True,
                                                    env_extra=env)
 
-    enrol_node(hospital=a, public_key=pub_a)
+    call_command("federation_enrol_node", "--hospital", "fl-a", str(pub_a))
     enrol_node(hospital=b, public_key=pub_b)
     with pytest.raises(DomainError) as second:
         enrol_node(hospital=a, public_key=pub_b)
@@ -87,3 +88,9 @@ def test_an_enrolled_node_serves_only_the_hospital_its_key_was_enrolled_for(fede
     assert "(connected: fl-a)" in run.failure_reason
     assert f"Node {b_node} was refused: it says it serves fl-a but its key is enrolled for fl-b" in run.failure_reason
     assert not run.rounds.exists()
+
+    # B's key leaked (it was just used to impersonate A): removing the enrolment unregisters it, and the
+    # impostor holding it drops off the SuperLink.
+    call_command("federation_enrol_node", "--hospital", "fl-b", "--remove")
+    assert not NodeEnrolment.objects.filter(hospital=b).exists()
+    assert wait_for(lambda: b_node not in control.online_nodes(home), timeout=60), federation.logs()
