@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from federation.models import FINISHED, FederatedRound, FederatedRun, NodeEnrolment, RunStatus
+from federation.models import FINISHED, FederatedRound, FederatedRun, ModelKind, NodeEnrolment, RunStatus
 from hospitals.audit import record_audit
 from hospitals.errors import DomainError
 
@@ -120,6 +120,38 @@ def enrolled_nodes() -> dict[int, str] | None:
 
     enrolled = {int(node_id): slug for node_id, slug in NodeEnrolment.objects.values_list("node_id", "hospital__slug")}
     return enrolled if enrolled or conf.node_auth() else None
+
+
+# What a hospital admin may choose for a run they start; everything else keeps the platform's defaults.
+HOSPITAL_RUN_MAX_ROUNDS = 20
+
+
+def start_hospital_run(*, hospital, actor, request=None, model_kind: str, num_rounds: int) -> FederatedRun:
+    """A hospital admin starts a run over every hospital that opted in, their own among them (DESIGN §2).
+
+    The admin chooses only the model and the number of rounds; the run's settings are the platform's
+    defaults. One run at a time per hospital: each node trains for one run at once, and a second run
+    started over the same hospitals would only queue behind the first.
+    """
+    from hospitals.models import Hospital
+
+    if not hospital.federation_opt_in:
+        raise DomainError("not_opted_in", f"{hospital.name} does not take part in federated training; opt in "
+                                          "first.", status=409)
+    if model_kind not in ModelKind.values:
+        raise DomainError("invalid_model_kind", f"Choose the model to train: {', '.join(ModelKind.values)}.")
+    if not 1 <= num_rounds <= HOSPITAL_RUN_MAX_ROUNDS:
+        raise DomainError("invalid_rounds", f"Choose between 1 and {HOSPITAL_RUN_MAX_ROUNDS} rounds.")
+    with transaction.atomic():
+        # Locking the opted-in hospitals makes the check below and the new run one step: two admins
+        # pressing Start at once get one run and one refusal.
+        hospitals = list(Hospital.objects.select_for_update().filter(federation_opt_in=True).order_by("pk"))
+        busy = FederatedRun.objects.filter(hospitals__in=hospitals).exclude(status__in=FINISHED).distinct().first()
+        if busy is not None:
+            raise DomainError("run_in_progress", f"Run {busy.pk} over these hospitals has not finished yet; start "
+                                                 "a new one when it has.", status=409)
+        return start_federated_run(hospitals=hospitals, actor=actor, request=request, model_kind=model_kind,
+                                   num_rounds=num_rounds)
 
 
 def _event(run: FederatedRun, kind: str, **extra) -> dict:

@@ -24,6 +24,7 @@ urlpatterns = [
     path("h/<slug:slug>/scans/<str:scan_id>/", scans.scan, name="scan"),
     path("h/<slug:slug>/upload/", scans.upload, name="upload"),
     path("h/<slug:slug>/worklist/", scans.worklist, name="worklist"),
+    path("h/<slug:slug>/worklist/names/", scans.worklist_names, name="worklist-names"),
     path("h/<slug:slug>/members/", admin.members, name="members"),
     path("h/<slug:slug>/members/<str:member_id>/role/", admin.member_role, name="member-role"),
     path("h/<slug:slug>/members/<str:member_id>/remove/", admin.member_remove, name="member-remove"),
@@ -31,6 +32,7 @@ urlpatterns = [
     path("h/<slug:slug>/settings/", admin.hospital_settings, name="settings"),
     path("h/<slug:slug>/audit/", admin.audit, name="audit"),
     path("h/<slug:slug>/federation/", federation.dashboard, name="federation"),
+    path("h/<slug:slug>/federation/start/", federation.run_start, name="federation-start"),
     path("h/<slug:slug>/federation/runs/<str:run_id>/", federation.run_detail, name="federation-run"),
 ]
 

@@ -42,6 +42,11 @@ class RunSerializer(serializers.ModelSerializer):
         return run_view(super().to_representation(instance), self._own_sites())
 
 
+class StartHospitalRunSerializer(serializers.Serializer):
+    model_kind = serializers.ChoiceField(ModelKind.choices, default=ModelKind.CLASSIFIER)
+    num_rounds = serializers.IntegerField(min_value=1, max_value=20, default=3)
+
+
 class StartRunSerializer(serializers.Serializer):
     hospitals = serializers.ListField(child=serializers.SlugField(), min_length=1, max_length=100)
     model_kind = serializers.ChoiceField(ModelKind.choices, default=ModelKind.CLASSIFIER)

@@ -13,6 +13,8 @@ from rest_framework.views import APIView
 
 from federation import services
 from federation.access import access_run, visible_runs
+from hospitals.access import access_membership
+from hospitals.models import Role
 from federation.api import serializers as s
 
 
@@ -57,3 +59,16 @@ class RunPromoteView(APIView):
         services.promote_federated_model(run=run, actor=request.user, request=request)
         run.refresh_from_db()
         return Response(s.RunSerializer(run, context={"request": request}).data)
+
+
+class HospitalRunStartView(APIView):
+    """A hospital admin starts a run over every opted-in hospital (federation.services.start_hospital_run)."""
+
+    def post(self, request, slug):
+        membership = access_membership(request.user, slug, roles=(Role.ADMIN,))
+        data = s.StartHospitalRunSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = services.start_hospital_run(hospital=membership.hospital, actor=request.user, request=request,
+                                          **data.validated_data)
+        return Response(s.RunSerializer(run, context={"request": request}).data, status=status.HTTP_201_CREATED)
+

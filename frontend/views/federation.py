@@ -1,4 +1,5 @@
-"""The federation dashboard of a hospital admin: opting in, the runs the hospital took part in, live.
+"""The federation dashboard of a hospital admin: opting in, starting a run, the runs the hospital took
+part in, live.
 
 Runs span hospitals; federation.access decides who may watch one, and this page shows only runs of
 the hospital in the URL, so switching hospital never mixes two hospitals' views.
@@ -16,7 +17,7 @@ from django.views.decorators.http import require_POST
 from federation import services
 from federation.access import access_run, visible_runs
 from federation.api.serializers import RunSerializer
-from federation.models import Strategy
+from federation.models import ModelKind, Strategy
 from frontend.views.base import hospital_page, not_found, render_page
 from hospitals import services as hospital_services
 from hospitals.audit import record_audit
@@ -43,8 +44,31 @@ def dashboard(request, membership):
         finished_rounds = sum(1 for r in run.rounds.all() if r.finished_at is not None)
         rows.append({"run": run, "finished_rounds": finished_rounds,
                      "percent": round(100 * finished_rounds / run.num_rounds) if run.num_rounds else 0})
-    context = {"rows": rows, "versions": model_versions()}
+    context = {
+        "rows": rows, "versions": model_versions(), "model_kinds": ModelKind.choices,
+        "max_rounds": services.HOSPITAL_RUN_MAX_ROUNDS,
+        "partners": Hospital.objects.filter(federation_opt_in=True).exclude(pk=hospital.pk).order_by("name"),
+    }
     return render_page(request, "frontend/admin/federation.html", context, membership=membership)
+
+
+@require_POST
+@hospital_page(roles=ADMIN)
+def run_start(request, membership):
+    hospital = membership.hospital
+    try:
+        run = services.start_hospital_run(
+            hospital=hospital, actor=request.user, request=request,
+            model_kind=request.POST.get("model_kind", ""), num_rounds=int(request.POST.get("num_rounds") or 3),
+        )
+    except DomainError as refused:
+        messages.error(request, refused.detail)
+    except ValueError:
+        messages.error(request, "The number of rounds must be a whole number.")
+    else:
+        messages.success(request, f"Run {run.pk} started over {run.hospitals.count()} hospitals.")
+        return redirect("frontend:federation-run", hospital.slug, run.pk)
+    return redirect("frontend:federation", hospital.slug)
 
 
 @hospital_page(roles=ADMIN)

@@ -3,8 +3,8 @@
 import pytest
 
 from federation.models import FederatedRound, FederatedRun, RunStatus
-from hospitals.models import Hospital
-from tests.factories import make_user
+from hospitals.models import AuditEvent, Hospital
+from tests.factories import make_hospital, make_user
 
 RUNS = "/api/v1/federation/runs/"
 
@@ -224,3 +224,56 @@ def test_the_operator_reads_every_sites_figures(api, operator, run_with_sites):
 def test_teammates_without_the_admin_role_and_outsiders_read_no_figures(api, opted_in, run_with_sites, who):
     assert api(getattr(opted_in, who)).get(f"{RUNS}{run_with_sites.pk}/").status_code == 404
     assert api(getattr(opted_in, who)).get(RUNS).json()["results"] == []
+
+
+# --- a hospital admin starts a run over the opted-in hospitals (DESIGN §2) -----------------------------
+
+
+def hospital_runs(hospital):
+    return f"/api/v1/hospitals/{hospital.slug}/federation/runs/"
+
+
+def test_an_admin_starts_a_run_over_every_opted_in_hospital(api, opted_in, django_capture_on_commit_callbacks):
+    third = make_hospital("riverside", "Riverside")  # has not opted in: not part of the run
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter",
+                                                                          "num_rounds": 5}, format="json")
+    assert response.status_code == 201, response.json()
+    run = FederatedRun.objects.get(pk=response.json()["id"])
+    assert sorted(h.slug for h in run.hospitals.all()) == ["north-general", "st-anne"] and third not in run.hospitals.all()
+    assert (run.model_kind, run.num_rounds, run.created_by) == ("segmenter", 5, opted_in.admin_a)
+    assert (run.strategy, run.local_epochs, run.image_size) == ("fedavg", 1, 128)  # the platform's defaults
+    assert len(callbacks) == 1
+    assert AuditEvent.objects.filter(action="federation.run_start", hospital_id=opted_in.b.pk, actor_id=opted_in.admin_a.pk).exists()
+
+
+def test_an_admin_cannot_start_a_second_run_while_one_is_unfinished(api, opted_in):
+    busy = make_run(opted_in.b, status=RunStatus.RUNNING)
+    refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {}, format="json")
+    assert refused.status_code == 409 and refused.json()["error"] == "run_in_progress"
+    assert f"Run {busy.pk}" in refused.json()["detail"]
+    FederatedRun.objects.filter(pk=busy.pk).update(status=RunStatus.COMPLETED)
+    assert api(opted_in.admin_a).post(hospital_runs(opted_in.a), {}, format="json").status_code == 201
+
+
+def test_an_admin_whose_hospital_has_not_opted_in_or_has_no_partner_is_told_why(api, world):
+    refused = api(world.admin_a).post(hospital_runs(world.a), {}, format="json")
+    assert refused.status_code == 409 and refused.json()["error"] == "not_opted_in"
+    Hospital.objects.filter(pk=world.a.pk).update(federation_opt_in=True)
+    alone = api(world.admin_a).post(hospital_runs(world.a), {}, format="json")
+    assert alone.status_code == 400 and alone.json()["error"] == "too_few_hospitals"
+    assert not FederatedRun.objects.exists()
+
+
+def test_the_admin_chooses_only_model_and_rounds_within_bounds(api, opted_in):
+    for body in ({"num_rounds": 0}, {"num_rounds": 21}, {"model_kind": "vgg"}):
+        refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), body, format="json")
+        assert refused.status_code == 400, body
+    assert not FederatedRun.objects.exists()
+
+
+@pytest.mark.parametrize("who, status", [("doctor_a", 403), ("patient_a", 403), ("admin_b", 404), ("doctor_b", 404)])
+def test_teammates_without_the_admin_role_get_403_and_outsiders_404(api, opted_in, who, status):
+    response = api(getattr(opted_in, who)).post(hospital_runs(opted_in.a), {}, format="json")
+    assert response.status_code == status
+    assert not FederatedRun.objects.exists()

@@ -178,3 +178,38 @@ def test_operator_is_asked_before_a_run_or_a_model_change(client, world, version
     prompts = dict(re.findall(r'<form method="post" action="([^"]+)"[^>]*?data-confirm="([^"]+)"', html))
     assert "Make classification v2 the active version?" in prompts[f"/operator/models/{v2.pk}/promote/"]
     assert "Roll the classification back" in prompts["/operator/models/classify/rollback/"]
+
+
+def test_admin_starts_a_run_from_the_federation_page(client, world, django_capture_on_commit_callbacks):
+    client.force_login(world.admin_a)
+    html = client.get("/h/st-anne/federation/").content.decode()
+    assert "must take part in federated training before it can start a run" in html
+    world.a.federation_opt_in = True
+    world.a.save()
+    assert "No other hospital takes part" in client.get("/h/st-anne/federation/").content.decode()
+    world.b.federation_opt_in = True
+    world.b.save()
+    html = client.get("/h/st-anne/federation/").content.decode()
+    assert 'action="/h/st-anne/federation/start/"' in html and "data-confirm=\"Start a federated run" in html
+    assert "St Anne&#x27;s, North General." in html
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        page = client.post("/h/st-anne/federation/start/", {"model_kind": "classifier", "num_rounds": "4"}, follow=True)
+    run = FederatedRun.objects.get()
+    assert page.redirect_chain[-1][0] == f"/h/st-anne/federation/runs/{run.pk}/"
+    assert f"Run {run.pk} started over 2 hospitals." in page.content.decode()
+    assert run.num_rounds == 4 and len(callbacks) == 1
+    again = client.post("/h/st-anne/federation/start/", {"model_kind": "classifier", "num_rounds": "4"}, follow=True)
+    assert f"Run {run.pk} over these hospitals has not finished yet" in again.content.decode()
+    assert FederatedRun.objects.count() == 1
+
+
+def test_only_the_hospitals_admin_starts_a_run_from_its_page(client, world):
+    world.a.federation_opt_in = world.b.federation_opt_in = True
+    world.a.save(), world.b.save()
+    client.force_login(world.doctor_a)
+    assert client.post("/h/st-anne/federation/start/", {"num_rounds": "2"}).status_code == 403
+    client.force_login(world.admin_b)
+    assert client.post("/h/st-anne/federation/start/", {"num_rounds": "2"}).status_code == 404
+    client.force_login(world.admin_a)
+    assert client.get("/h/st-anne/federation/start/").status_code == 405
+    assert not FederatedRun.objects.exists()
