@@ -191,3 +191,31 @@ def operator_run(request, run_id):
     context = {"run": run, "data": RunSerializer(run, context={"viewer": request.user}).data,
                "ws_path": f"/ws/federation/runs/{run.pk}/"}
     return render_page(request, "frontend/admin/run.html", context)
+
+
+@require_POST
+@_operator_only
+def operator_run_stop(request, run_id):
+    run = access_run(request.user, run_id)
+    try:
+        services.stop_federated_run(run=run, actor=request.user, request=request)
+    except DomainError as refused:
+        messages.error(request, refused.detail)
+    else:
+        messages.success(request, f"Run {run.pk} stopped.")
+    return redirect("frontend:operator-run", run.pk)
+
+
+@require_POST
+@_operator_only
+def operator_run_promote(request, run_id):
+    run = access_run(request.user, run_id)
+    try:
+        version = services.promote_federated_model(run=run, actor=request.user, request=request)
+    except DomainError as refused:
+        messages.error(request, refused.detail)
+    else:
+        messages.success(request, f"Run {run.pk}'s model ({version.get_task_display()} {version.version}) now "
+                                  "serves every hospital.")
+    return redirect("frontend:operator-run", run.pk)
+

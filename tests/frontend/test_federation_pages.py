@@ -213,3 +213,39 @@ def test_only_the_hospitals_admin_starts_a_run_from_its_page(client, world):
     client.force_login(world.admin_a)
     assert client.get("/h/st-anne/federation/start/").status_code == 405
     assert not FederatedRun.objects.exists()
+
+
+def test_operator_stops_a_run_and_promotes_a_completed_runs_model_from_its_page(client, world, versions, runs,
+                                                                                 django_user_model):
+    both, only_b = runs
+    v1, v2 = versions
+    FederatedRun.objects.filter(pk=only_b.pk).update(model_version_id=str(v2.pk))
+    operator = django_user_model.objects.create_superuser("op3@neurofed.example", "op3@neurofed.example",
+                                                          "op-password-13")
+    client.force_login(operator)
+    html = client.get(f"/operator/federation/runs/{both.pk}/").content.decode()
+    assert f'action="/operator/federation/runs/{both.pk}/stop/"' in html and "/promote/" not in html
+    page = client.post(f"/operator/federation/runs/{both.pk}/stop/", follow=True)
+    assert f"Run {both.pk} stopped." in page.content.decode()
+    both.refresh_from_db()
+    assert both.status == RunStatus.STOPPED
+    again = client.post(f"/operator/federation/runs/{both.pk}/stop/", follow=True)
+    assert "has already finished" in again.content.decode()
+
+    html = client.get(f"/operator/federation/runs/{only_b.pk}/").content.decode()
+    assert f'action="/operator/federation/runs/{only_b.pk}/promote/"' in html and "/stop/" not in html
+    page = client.post(f"/operator/federation/runs/{only_b.pk}/promote/", follow=True)
+    assert "now serves every hospital" in page.content.decode()
+    v2.refresh_from_db()
+    assert v2.status == "active"
+
+
+def test_only_the_operator_stops_or_promotes_and_admins_see_no_such_buttons(client, world, runs):
+    both, _ = runs
+    client.force_login(world.admin_a)
+    html = client.get(f"/h/st-anne/federation/runs/{both.pk}/").content.decode()
+    assert "/stop/" not in html and "/promote/" not in html
+    for action in ("stop", "promote"):
+        assert client.post(f"/operator/federation/runs/{both.pk}/{action}/").status_code == 404
+    both.refresh_from_db()
+    assert both.status == RunStatus.RUNNING
