@@ -28,8 +28,13 @@ def stored_files() -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
-def finish(scan: Scan, label: str = "glioma", confidence: float = 0.9, *, mask=True, heatmap=True):
-    """Take a queued scan through the worker's services as the task would, with a given result."""
+def finish(scan: Scan, label: str = "glioma", confidence: float = 0.9, *, mask=True, heatmap=True,
+           slice_index: int = 0, tumour_slices=()):
+    """Take a queued scan through the worker's services as the task would, with a given result.
+
+    For a volume, `slice_index` is the analysed slice and `tumour_slices` those read as `label`; the
+    others read as no tumour.
+    """
     rest = (1.0 - confidence) / 3
     probabilities = {name: rest for name in ("glioma", "meningioma", "notumor", "pituitary")}
     probabilities[label] = confidence
@@ -43,6 +48,12 @@ def finish(scan: Scan, label: str = "glioma", confidence: float = 0.9, *, mask=T
     services.start_analysis(scan.id)
     return services.record_diagnosis(scan.id, services.AnalysisResult(
         label=label, probabilities=probabilities, model_version_id=None, tumour_area_px=600.0,
+        slice_index=slice_index, slices_analysed=scan.slice_count,
+        per_slice=[
+            {"slice": i, "label": label if i in tumour_slices else "notumor",
+             "tumour_probability": 0.9 if i in tumour_slices else 0.05, "tumour_area_mm2": None}
+            for i in range(scan.slice_count)
+        ] if scan.slice_count > 1 else [],
         bbox={"top": 10, "left": 20, "height": 20, "width": 30}, timings={"model_ms": 12.0},
         mask_png=services.encode_png(mask_array.astype(np.uint8) * 255) if mask else None,
         heatmap_png=heatmap_png(heat) if heatmap else None,

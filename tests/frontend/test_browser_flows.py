@@ -291,3 +291,143 @@ def test_worklist_shows_a_new_upload_live_with_the_patients_name(world, api, new
     doctor.get_by_label("Class").select_option("notumor")
     row.wait_for()
     screenshot(doctor, "flow-worklist-live")
+
+
+@pytest.fixture
+def analysed_volume(live, world, api):
+    """Patient A1's five-slice NIfTI volume, analysed as glioma on slice 4 (index 3), found on slices 3-4."""
+    from tests.diagnostics.samples import nifti_bytes
+
+    response = upload(api(world.owner), world.a, nifti_bytes("glioma", 5), name="head.nii")
+    assert response.status_code == 201, response.content
+    scan = Scan.objects.get(pk=response.json()["id"])
+    finish(scan, "glioma", 0.88, slice_index=3, tumour_slices=(2, 3))
+    return scan
+
+
+def _shown_slice(page):
+    """The slice the scan image shows once loaded, from its ?slice= (None: the page's first image)."""
+    page.wait_for_function("() => { const i = document.querySelector('#viewer img.scan');"
+                           " return i.complete && i.naturalWidth > 0; }")
+    match = re.search(r"\?slice=(\d+)$", page.locator("#viewer img.scan").get_attribute("src"))
+    return int(match.group(1)) if match else None
+
+
+def test_doctor_moves_through_the_slices_of_a_volume(world, analysed_volume, new_page):
+    doctor = new_page()
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    doctor.goto(f"/h/st-anne/scans/{analysed_volume.id}/")
+    doctor.locator("#ai-label").wait_for()
+    label = doctor.locator("#slice-nav .slice-label")
+    doctor.locator("canvas.outline").wait_for()
+    assert label.inner_text() == "Slice 4 of 5 · analysed slice · tumour found by the software"
+    assert _shown_slice(doctor) is None  # the analysed slice, as the image API serves it by default
+    assert doctor.locator("#slice-nav .slice-findings").inner_text() == "The software found a tumour on slices 3–4."
+    assert doctor.locator("#slice-marks option").evaluate_all("os => os.map(o => o.value)") == ["3", "4"]
+    assert "corrections apply to this slice only" in doctor.locator("#slice-note").inner_text()
+
+    doctor.keyboard.press("PageDown")
+    assert label.inner_text() == "Slice 5 of 5" and _shown_slice(doctor) == 4
+    # The outline and heatmap belong to slice 4: off it they are hidden, and painting does nothing.
+    assert not doctor.locator("canvas.outline").is_visible()
+    assert "belong to the analysed slice (slice 4) and are not shown here" in doctor.locator("#slice-note").inner_text()
+    doctor.keyboard.press("h")
+    assert not doctor.locator("img.heatmap").is_visible()
+    box = doctor.locator("#viewer").bounding_box()
+    _drag(doctor, box, (0.6, 0.7), (0.8, 0.7))
+    assert doctor.locator("#mask-state").inner_text() == "Outline unchanged."
+    doctor.keyboard.press("PageDown")  # already the last slice
+    assert label.inner_text() == "Slice 5 of 5"
+    for _ in range(5):
+        doctor.keyboard.press("PageUp")
+    assert label.inner_text() == "Slice 1 of 5" and _shown_slice(doctor) == 0
+    doctor.get_by_label("Slice", exact=True).fill("3")
+    assert label.inner_text() == "Slice 3 of 5 · tumour found by the software" and _shown_slice(doctor) == 2
+    doctor.get_by_role("button", name="Back to the analysed slice").click()
+    assert label.inner_text().startswith("Slice 4 of 5") and _shown_slice(doctor) == 3
+    doctor.locator("canvas.outline").wait_for(state="visible")
+    doctor.locator("img.heatmap").wait_for(state="visible")
+    assert not doctor.get_by_role("button", name="Back to the analysed slice").is_visible()
+    doctor.locator("#slice-nav .slice-findings").get_by_role("button", name="slices 3–4").click()
+    assert _shown_slice(doctor) == 2
+    screenshot(doctor, "flow-doctor-volume-slices")
+
+
+def test_doctor_corrects_the_outline_with_the_keyboard_alone(world, analysed_scan, new_page):
+    scan = analysed_scan
+    doctor = new_page()
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    doctor.goto(f"/h/st-anne/scans/{scan.id}/")
+    outline = doctor.locator("canvas.outline")
+    outline.wait_for()
+    # The model's outline is rows 10-30, columns 20-50: 600 pixels.
+    doctor.wait_for_function("() => document.querySelector('canvas.outline').getAttribute('aria-label')"
+                             " === 'Outline covers 600 pixels'")
+    cursor = doctor.locator(".brush-cursor")
+    assert not cursor.is_visible()
+    doctor.get_by_label("Brush size").fill("2")
+    outline.focus()
+    assert outline.evaluate("c => document.activeElement === c && c.tabIndex === 0")
+    assert outline.get_attribute("role") == "application"
+    cursor.wait_for(state="visible")
+    # The cursor starts at the centre of the scan; Shift+arrows move it one pixel at a time.
+    start = cursor.bounding_box()
+    doctor.keyboard.press("Shift+ArrowRight")
+    assert cursor.bounding_box()["x"] > start["x"]
+    doctor.keyboard.press("Shift+ArrowLeft")
+    doctor.keyboard.press("Space")
+    painted = int(re.search(r"\d+", outline.get_attribute("aria-label")).group())
+    assert painted > 600
+    assert doctor.locator(".outline-live").inner_text() == f"Outline covers {painted} pixels"
+    assert "Outline corrected" in doctor.locator("#mask-state").inner_text()
+    # Holding Space while moving draws a stroke; on the editor the arrow keys move the brush, not the
+    # zoomed view as they do elsewhere on the page.
+    doctor.keyboard.press("+")
+    view = doctor.locator("#viewer .stage").get_attribute("style")
+    assert "scale(1.25)" in view
+    doctor.keyboard.down(" ")
+    for _ in range(5):
+        doctor.keyboard.press("ArrowDown")
+    doctor.keyboard.up(" ")
+    stroked = int(re.search(r"\d+", outline.get_attribute("aria-label")).group())
+    assert stroked > painted
+    assert doctor.locator("#viewer .stage").get_attribute("style") == view
+    doctor.keyboard.press("f")
+    # Undo takes back both keyboard edits; E switches to the eraser, which then rubs the outline out.
+    doctor.keyboard.press("z")
+    doctor.keyboard.press("z")
+    assert outline.get_attribute("aria-label") == "Outline covers 600 pixels"
+    doctor.keyboard.press("e")
+    assert cursor.get_attribute("data-tool") == "eraser"
+    # Walk the eraser over the model's outline (rows 10-30, columns 20-50) from the top-left corner.
+    doctor.get_by_label("Brush size").fill("30")
+    outline.focus()
+    for _ in range(20):
+        doctor.keyboard.press("ArrowUp")
+        doctor.keyboard.press("ArrowLeft")
+    doctor.keyboard.down(" ")
+    for _ in range(3):
+        doctor.keyboard.press("ArrowRight")
+        doctor.keyboard.press("ArrowDown")
+    doctor.keyboard.up(" ")
+    assert outline.get_attribute("aria-label") == "No outline"
+    assert doctor.locator(".outline-live").inner_text() == "No outline"
+    screenshot(doctor, "flow-doctor-keyboard-outline")
+
+
+def test_patient_browses_their_volume_before_review_without_the_softwares_reading(world, analysed_volume, new_page):
+    patient = new_page(PHONE)
+    sign_in(patient, world.owner, PASSWORD)
+    patient.get_by_role("link", name="View").first.click()
+    patient.get_by_text("A doctor will review it before the result is shown here").wait_for()
+    label = patient.locator("#slice-nav .slice-label")
+    # The middle slice, not the analysed one, and no word of where the software looked.
+    assert label.inner_text() == "Slice 3 of 5"
+    patient.keyboard.press("PageDown")
+    assert label.inner_text() == "Slice 4 of 5" and _shown_slice(patient) == 3
+    assert not patient.get_by_role("button", name="Back to the analysed slice").is_visible()
+    assert not patient.locator("#slice-nav .slice-findings").is_visible()
+    assert patient.locator("#slice-note").inner_text() == ""
+    assert not patient.locator("canvas.outline").is_visible() and not patient.locator("img.heatmap").is_visible()
+    assert_fits_width(patient)
+

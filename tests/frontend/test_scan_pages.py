@@ -2,10 +2,12 @@
 
 import json
 import re
+import uuid
 
 import pytest
 
 from diagnostics.models import Scan
+from frontend.views.scans import WORKLIST_NAMES_MAX
 from hospitals.models import AIResultVisibility, AuditEvent
 from tests.diagnostics.helpers import finish, patient_of, upload
 from tests.diagnostics.samples import jpeg_bytes
@@ -103,15 +105,46 @@ def test_admin_sees_the_case_but_cannot_review(client, world, scan_a):
     assert "Only a doctor of this hospital can confirm" in html
 
 
-def test_worklist_names_only_this_hospitals_patients(client, world, api, scan_a):
-    other = upload(api(world.patient_b), world.b, jpeg_bytes("meningioma", 0))
-    assert other.status_code == 201
+def test_worklist_page_decrypts_no_names_and_points_at_the_apis(client, world, scan_a):
     client.force_login(world.doctor_a)
+    before = AuditEvent.objects.count()
     html = client.get("/h/st-anne/worklist/").content.decode()
-    names = _embedded(html, "patient-names")
-    assert names == {str(scan_a.patient_id): patient_of(world.owner, world.a).full_name}
+    assert patient_of(world.owner, world.a).full_name not in html and 'id="patient-names"' not in html
+    assert AuditEvent.objects.count() == before
     assert 'data-ws="/ws/hospitals/st-anne/worklist/"' in html
     assert 'data-api="/api/v1/hospitals/st-anne/scans/"' in html
+    assert 'data-names="/h/st-anne/worklist/names/"' in html and 'data-page-size="50"' in html
+    assert '<label for="filter-mrn">Record number</label>' in html
+
+
+def test_worklist_names_are_only_those_asked_for_and_only_this_hospitals(client, world, api, scan_a):
+    other = upload(api(world.patient_b), world.b, jpeg_bytes("meningioma", 0))
+    assert other.status_code == 201
+    in_b = patient_of(world.patient_b, world.b)
+    unasked = patient_of(world.patient_a2, world.a)
+    client.force_login(world.doctor_a)
+    answer = client.get("/h/st-anne/worklist/names/", {"patient": [str(scan_a.patient_id), str(in_b.pk)]})
+    assert answer.status_code == 200
+    assert answer.json() == {"names": {str(scan_a.patient_id): patient_of(world.owner, world.a).full_name}}
+    assert unasked.full_name not in answer.content.decode()
+    event = AuditEvent.objects.filter(action="patient.list", actor_id=world.doctor_a.pk).latest("at")
+    assert event.detail == "1 names for the worklist" and event.hospital_id == world.a.pk
+
+
+def test_worklist_names_refuse_bad_ids_and_big_batches_and_keep_others_out(client, world, scan_a):
+    url = "/h/st-anne/worklist/names/"
+    client.force_login(world.doctor_a)
+    bad = client.get(url, {"patient": "not-an-id"})
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_id"
+    many = client.get(url, {"patient": [str(uuid.uuid4()) for _ in range(WORKLIST_NAMES_MAX + 1)]})
+    assert many.status_code == 400 and many.json()["error"] == "too_many"
+    asked = {"patient": str(scan_a.patient_id)}
+    client.force_login(world.owner)
+    assert client.get(url, asked).status_code == 403
+    client.force_login(world.admin_b)
+    assert client.get(url, asked).status_code == 404
+    client.force_login(world.admin_a)
+    assert str(scan_a.patient_id) in client.get(url, asked).json()["names"]
 
 
 def test_upload_page_posts_to_the_scan_api(client, world):
@@ -119,3 +152,41 @@ def test_upload_page_posts_to_the_scan_api(client, world):
     html = client.get("/h/st-anne/upload/").content.decode()
     assert 'action="/api/v1/hospitals/st-anne/scans/"' in html
     assert '<label for="scan-file">' in html
+
+
+@pytest.fixture
+def volume_a(world, api):
+    """Patient A1's five-slice NIfTI volume, analysed as glioma on slice 4 (index 3), found on slices 3-4."""
+    from tests.diagnostics.samples import nifti_bytes
+
+    response = upload(api(world.owner), world.a, nifti_bytes("glioma", 5), name="head.nii")
+    assert response.status_code == 201, response.content
+    scan = Scan.objects.get(pk=response.json()["id"])
+    finish(scan, "glioma", 0.88, slice_index=3, tumour_slices=(2, 3))
+    return scan
+
+
+def test_case_viewer_of_a_volume_offers_every_slice_and_the_softwares_reading_of_each(client, world, volume_a):
+    client.force_login(world.doctor_a)
+    html = client.get(f"/h/st-anne/scans/{volume_a.id}/").content.decode()
+    assert 'id="slice-nav"' in html and 'type="range" id="slice" min="1" max="5"' in html
+    data = _embedded(html, "scan-data")
+    assert data["slice_count"] == 5 and data["result"]["slice_index"] == 3
+    assert [entry["slice"] for entry in data["result"]["per_slice"] if entry["label"] != "notumor"] == [2, 3]
+    # The slider loads any slice through the image API.
+    assert client.get(f"{data['image_url']}?slice=0")["Content-Type"] == "image/png"
+
+
+def test_patient_browses_the_slices_of_their_volume_without_the_softwares_reading(client, world, volume_a):
+    client.force_login(world.owner)
+    html = client.get(f"/h/st-anne/scans/{volume_a.id}/").content.decode()
+    assert 'id="slice-nav"' in html
+    data = _embedded(html, "scan-data")
+    # Before review nothing tells the patient which slice was analysed or where a tumour was found.
+    assert data["result"] is None and "per_slice" not in json.dumps(data)
+    assert client.get(f"{data['image_url']}?slice=4").status_code == 200
+
+
+def test_a_single_image_has_no_slice_controls(client, world, scan_a):
+    client.force_login(world.doctor_a)
+    assert 'id="slice-nav"' not in client.get(f"/h/st-anne/scans/{scan_a.id}/").content.decode()

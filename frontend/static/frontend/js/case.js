@@ -1,7 +1,7 @@
 // The doctor's case viewer: overlays, zoom and pan, outline correction, and the review.
 import { api } from "./api.js";
 import { followScan, labelName, renderStatus } from "./scanpage.js";
-import { ScanViewer, escapeHtml } from "./viewer.js";
+import { ScanViewer, SliceNavigator, escapeHtml } from "./viewer.js";
 
 const initial = JSON.parse(document.getElementById("scan-data").textContent);
 const mayReview = document.getElementById("page-script").dataset.mayReview === "1";
@@ -22,8 +22,16 @@ const viewer = new ScanViewer(document.getElementById("viewer"), {
   },
 });
 
+const sliceNav = document.getElementById("slice-nav");
+const slices = sliceNav && new SliceNavigator(sliceNav, viewer, {
+  count: initial.slice_count,
+  imageUrl: initial.image_url,
+  start: initial.result?.slice_index ?? Math.floor(initial.slice_count / 2),
+});
+
 function chooseTool(tool) {
   viewer.setTool(tool);
+  viewer.placeCursor();
   for (const button of document.querySelectorAll("[data-tool]")) button.setAttribute("aria-pressed", String(button.dataset.tool === tool));
 }
 chooseTool(mayReview ? "brush" : "pan");
@@ -104,6 +112,7 @@ async function render(next) {
   renderReviews();
   const result = scan.result;
   if (result?.heatmap_url && !viewer.heatmap.getAttribute("src")) viewer.heatmap.src = result.heatmap_url;
+  slices?.setResult(result?.slice_index, result?.per_slice || []);
   viewer.showHeatmap(Boolean(result?.heatmap_url) && heatmapBox.checked);
   // Reload the outline when a review changed it, but never under a doctor's unsaved correction.
   const key = result?.mask_url ? `${scan.review_state}|${(scan.reviews || []).length}` : null;

@@ -1,6 +1,6 @@
 // The patient's result page: live status, then the scan with outline and heatmap toggles and advice.
 import { followScan, labelName, renderAdvice, renderStatus } from "./scanpage.js";
-import { ScanViewer, escapeHtml } from "./viewer.js";
+import { ScanViewer, SliceNavigator, escapeHtml } from "./viewer.js";
 
 const initial = JSON.parse(document.getElementById("scan-data").textContent);
 const viewer = new ScanViewer(document.getElementById("viewer"), { width: initial.width, height: initial.height });
@@ -10,6 +10,13 @@ const heatmapBox = document.getElementById("show-heatmap");
 outlineBox.addEventListener("change", () => viewer.showOutline(outlineBox.checked));
 heatmapBox.addEventListener("change", () => viewer.showHeatmap(heatmapBox.checked));
 viewer.setHeatmapOpacity(0.6);
+// A patient browses every slice of their own scan; the overlays come only with a result they may see.
+const sliceNav = document.getElementById("slice-nav");
+const slices = sliceNav && new SliceNavigator(sliceNav, viewer, {
+  count: initial.slice_count,
+  imageUrl: initial.image_url,
+  start: initial.result?.slice_index ?? Math.floor(initial.slice_count / 2),
+});
 
 let shownMask = null;
 
@@ -20,6 +27,7 @@ async function showOverlays(scan) {
   tools.hidden = !maskUrl && !heatmapUrl;
   outlineBox.parentElement.hidden = !maskUrl;
   heatmapBox.parentElement.hidden = !heatmapUrl;
+  slices?.setResult(result?.slice_index);
   if (heatmapUrl && viewer.heatmap.getAttribute("src") !== heatmapUrl) viewer.heatmap.src = heatmapUrl;
   viewer.showHeatmap(Boolean(heatmapUrl) && heatmapBox.checked);
   // A doctor's correction is served at the same URL: reload the mask whenever the review changes.

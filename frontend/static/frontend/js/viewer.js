@@ -1,5 +1,7 @@
 // The scan with its overlays: the tumour outline (a canvas, editable by doctors) and the heatmap.
 // The mask is held at the scan's own resolution, so a corrected mask goes back pixel for pixel.
+// A volume (DICOM series, NIfTI) is browsed slice by slice; the API serves the outline and heatmap of
+// the analysed slice only, so they are shown on that slice and nowhere else.
 
 const OUTLINE = [255, 214, 0];
 
@@ -12,8 +14,15 @@ export class ScanViewer {
     this.onEdit = onEdit;
     root.style.aspectRatio = `${width} / ${height}`;
     this.stage = root.querySelector(".stage");
+    this.scanImage = root.querySelector("img.scan");
     this.heatmap = root.querySelector("img.heatmap");
     this.canvas = root.querySelector("canvas.outline");
+    this.brushCursor = root.querySelector(".brush-cursor");
+    this.live = root.querySelector(".outline-live");
+    // null: a single image, whose overlays always apply; else the only slice they belong to.
+    this.overlaySlice = null;
+    this.slice = null;
+    this.wanted = { outline: !this.canvas.hidden, heatmap: false };
     this.canvas.width = width;
     this.canvas.height = height;
     this.context = this.canvas.getContext("2d");
@@ -23,7 +32,10 @@ export class ScanViewer {
     this.tool = editable ? "brush" : "pan";
     this.brushRadius = Math.max(2, Math.round(Math.min(width, height) / 64));
     this.view = { scale: 1, x: 0, y: 0 };
+    this.cursor = [width / 2, height / 2];
+    this.keyStroke = null;
     this.bindPointer();
+    if (editable) this.bindKeyboard();
     root.addEventListener("wheel", (event) => {
       event.preventDefault();
       this.zoomBy(event.deltaY < 0 ? 1.25 : 0.8, event.clientX, event.clientY);
@@ -64,13 +76,41 @@ export class ScanViewer {
       }
     }
     this.context.putImageData(image, 0, 0);
+    this.canvas.setAttribute("aria-label", this.describe());
   }
 
-  showOutline(on) { this.canvas.hidden = !on; }
-  showHeatmap(on) { if (this.heatmap) this.heatmap.hidden = !on; }
+  // What the outline is, in words: the canvas's name for a screen reader, and what an edit announces.
+  describe() {
+    const pixels = this.tumourPixels();
+    return pixels ? `Outline covers ${pixels} pixel${pixels === 1 ? "" : "s"}` : "No outline";
+  }
+
+  announce() { if (this.live) this.live.textContent = this.describe(); }
+
+  showOutline(on) { this.wanted.outline = on; this.applyOverlays(); }
+  showHeatmap(on) { this.wanted.heatmap = on; this.applyOverlays(); }
+  overlaysApply() { return this.overlaySlice === null || this.slice === this.overlaySlice; }
+
+  applyOverlays() {
+    const here = this.overlaysApply();
+    this.canvas.hidden = !(this.wanted.outline && here);
+    if (this.heatmap) this.heatmap.hidden = !(this.wanted.heatmap && here);
+    this.placeCursor();
+  }
+
+  // Shows slice `index` (its image at `url`); the overlays follow only onto the slice they belong to.
+  setSlice(index, url, alt) {
+    this.slice = index;
+    if (url) this.scanImage.src = url;
+    if (alt) this.scanImage.alt = alt;
+    this.keyStroke = null;
+    this.applyOverlays();
+  }
+
+  setOverlaySlice(index) { this.overlaySlice = index; this.applyOverlays(); }
   setHeatmapOpacity(value) { if (this.heatmap) this.heatmap.style.opacity = String(value); }
   setTool(tool) { this.tool = tool; this.root.dataset.tool = tool; }
-  setBrushRadius(radius) { this.brushRadius = radius; }
+  setBrushRadius(radius) { this.brushRadius = radius; this.placeCursor(); }
   tumourPixels() { return this.mask.reduce((sum, value) => sum + value, 0); }
 
   zoomBy(factor, clientX, clientY) {
@@ -128,13 +168,92 @@ export class ScanViewer {
     }
   }
 
+  remember() {
+    this.history.push(this.mask.slice());
+    if (this.history.length > 30) this.history.shift();
+  }
+
   undo() {
     const previous = this.history.pop();
     if (!previous) return;
     this.mask = previous;
     this.edited = this.history.length > 0;
     this.draw();
+    this.announce();
     this.onEdit();
+  }
+
+  // The keyboard brush: shown only while the editor has focus, sized and placed in scan pixels so it
+  // zooms with the scan and marks exactly the disc that Space paints.
+  placeCursor() {
+    const element = this.brushCursor;
+    if (!element) return;
+    const shown = document.activeElement === this.canvas && !this.canvas.hidden;
+    element.hidden = !shown;
+    if (!shown) return;
+    const [x, y] = this.cursor;
+    const r = this.brushRadius;
+    Object.assign(element.style, {
+      left: `${(x - r) / this.width * 100}%`, top: `${(y - r) / this.height * 100}%`,
+      width: `${2 * r / this.width * 100}%`, height: `${2 * r / this.height * 100}%`,
+    });
+    element.dataset.tool = this.tool;
+  }
+
+  finishKeyStroke() {
+    if (!this.keyStroke) return;
+    this.keyStroke = null;
+    this.edited = true;
+    this.announce();
+    this.onEdit();
+  }
+
+  // Arrows move the brush (Shift: one pixel at a time), Space paints or erases under it; holding Space
+  // while moving draws a stroke. Brush, eraser and undo keep their page-wide shortcuts (B, E, Z).
+  bindKeyboard() {
+    const canvas = this.canvas;
+    canvas.tabIndex = 0;
+    canvas.setAttribute("role", "application");
+    canvas.setAttribute("aria-roledescription", "outline editor");
+    const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+    canvas.addEventListener("focus", () => this.placeCursor());
+    canvas.addEventListener("blur", () => { this.finishKeyStroke(); this.placeCursor(); });
+    canvas.addEventListener("keydown", (event) => {
+      if (event.ctrlKey || event.metaKey || event.altKey) return;
+      const move = moves[event.key];
+      if (move) {
+        // The page's own arrow keys (panning a zoomed scan) give way while the editor has focus.
+        event.preventDefault();
+        event.stopPropagation();
+        const step = event.shiftKey ? 1 : Math.max(1, this.brushRadius);
+        const from = this.cursor;
+        this.cursor = [
+          Math.min(this.width - 1, Math.max(0, from[0] + move[0] * step)),
+          Math.min(this.height - 1, Math.max(0, from[1] + move[1] * step)),
+        ];
+        if (this.keyStroke) {
+          this.stroke(from, this.cursor, this.keyStroke.value);
+          this.draw();
+        }
+        this.placeCursor();
+      } else if (event.key === " ") {
+        event.preventDefault();
+        event.stopPropagation();
+        if (event.repeat || this.keyStroke) return;
+        if (this.tool !== "brush" && this.tool !== "eraser") {
+          if (this.live) this.live.textContent = "Choose the brush (B) or the eraser (E) to paint.";
+          return;
+        }
+        this.remember();
+        const value = this.tool === "brush" ? 1 : 0;
+        this.paint(this.cursor[0], this.cursor[1], value);
+        this.draw();
+        this.keyStroke = { value };
+      }
+    });
+    canvas.addEventListener("keyup", (event) => {
+      if (event.key === " ") this.finishKeyStroke();
+    });
   }
 
   bindPointer() {
@@ -145,9 +264,9 @@ export class ScanViewer {
       const painting = this.editable && event.button === 0 && (this.tool === "brush" || this.tool === "eraser")
         && !this.canvas.hidden;
       if (painting) {
-        this.history.push(this.mask.slice());
-        if (this.history.length > 30) this.history.shift();
+        this.remember();
         const point = this.imagePoint(event);
+        this.cursor = point;
         const value = this.tool === "brush" ? 1 : 0;
         this.paint(point[0], point[1], value);
         this.draw();
@@ -162,7 +281,9 @@ export class ScanViewer {
         const point = this.imagePoint(event);
         this.stroke(drag.last, point, drag.value);
         drag.last = point;
+        this.cursor = point;
         this.draw();
+        this.placeCursor();
       } else {
         this.panBy(event.clientX - drag.x, event.clientY - drag.y);
         drag.x = event.clientX;
@@ -172,6 +293,7 @@ export class ScanViewer {
     const end = () => {
       if (drag?.kind === "paint") {
         this.edited = true;
+        this.announce();
         this.onEdit();
       }
       drag = null;
@@ -193,6 +315,96 @@ export class ScanViewer {
     context.putImageData(image, 0, 0);
     return new Promise((resolve) => scratch.toBlob(resolve, "image/png"));
   }
+}
+
+// Moving between the slices of a volume: a slider, Page Up / Page Down, "slice k of n", the slices where
+// the software found a tumour (staff only: the API sends them to staff), and the way back to the analysed
+// slice. Without a result the navigator starts on the middle slice, as the image API does, so the
+// starting slice never tells a patient where the software looked.
+export class SliceNavigator {
+  constructor(root, viewer, { count, imageUrl, start }) {
+    this.root = root;
+    this.viewer = viewer;
+    this.count = count;
+    this.imageUrl = imageUrl;
+    this.input = root.querySelector("input[type=range]");
+    this.label = root.querySelector(".slice-label");
+    this.note = root.querySelector(".slice-note");
+    this.findings = root.querySelector(".slice-findings");
+    this.marks = root.querySelector("datalist");
+    this.back = root.querySelector("button.analysed-slice");
+    this.analysed = null;
+    this.found = new Set();
+    this.index = start;
+    viewer.setSlice(start);
+    this.input.addEventListener("input", () => this.go(Number(this.input.value) - 1));
+    this.back.addEventListener("click", () => this.go(this.analysed));
+    this.findings.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-slice]");
+      if (button) this.go(Number(button.dataset.slice));
+    });
+    document.addEventListener("keydown", (event) => {
+      if (event.key !== "PageUp" && event.key !== "PageDown") return;
+      if (event.target.closest("textarea, select, input[type=text], input[type=email], input[type=tel]")) return;
+      event.preventDefault();
+      this.go(this.index + (event.key === "PageDown" ? 1 : -1));
+    });
+    this.render();
+  }
+
+  go(index) {
+    const next = Math.min(this.count - 1, Math.max(0, index));
+    if (next === this.index) return;
+    this.index = next;
+    this.viewer.setSlice(next, `${this.imageUrl}?slice=${next}`, `The MRI scan, slice ${next + 1} of ${this.count}`);
+    this.render();
+  }
+
+  // analysed: the slice the result belongs to (null while the member may not see a result);
+  // perSlice: the software's reading of every slice, for staff.
+  setResult(analysed, perSlice = []) {
+    this.analysed = analysed ?? null;
+    this.found = new Set(perSlice.filter((entry) => entry.label !== "notumor").map((entry) => entry.slice));
+    this.viewer.setOverlaySlice(this.analysed);
+    this.marks.innerHTML = [...this.found].map((i) => `<option value="${i + 1}"></option>`).join("");
+    this.findings.hidden = this.found.size === 0;
+    this.findings.innerHTML = this.found.size ? `The software found a tumour on ${runs([...this.found].sort((a, b) => a - b))
+      .map(([a, b]) => `<button type="button" class="link" data-slice="${a}">${a === b ? `slice ${a + 1}` : `slices ${a + 1}–${b + 1}`}</button>`)
+      .join(", ")}.` : "";
+    this.render();
+  }
+
+  render() {
+    const k = this.index;
+    const words = [`Slice ${k + 1} of ${this.count}`];
+    if (k === this.analysed) words.push("analysed slice");
+    if (this.found.has(k)) words.push("tumour found by the software");
+    this.input.value = String(k + 1);
+    this.input.setAttribute("aria-valuetext", words.join(", "));
+    this.label.textContent = words.join(" · ");
+    this.back.hidden = this.analysed === null || k === this.analysed;
+    if (this.analysed === null) {
+      this.note.textContent = "";
+    } else if (k === this.analysed) {
+      this.note.textContent = this.viewer.editable
+        ? "The outline and heatmap belong to this slice; outline corrections apply to this slice only."
+        : "The outline and heatmap belong to this slice.";
+    } else {
+      this.note.textContent = `The outline and heatmap belong to the analysed slice (slice ${this.analysed + 1}) `
+        + `and are not shown here${this.viewer.editable ? "; go back to it to correct the outline" : ""}.`;
+    }
+  }
+}
+
+// [0, 1, 2, 5] -> [[0, 2], [5, 5]]
+function runs(sorted) {
+  const out = [];
+  for (const i of sorted) {
+    const last = out[out.length - 1];
+    if (last && i === last[1] + 1) last[1] = i;
+    else out.push([i, i]);
+  }
+  return out;
 }
 
 export function escapeHtml(text) {
