@@ -415,6 +415,22 @@ def test_doctor_corrects_the_outline_with_the_keyboard_alone(world, analysed_sca
     screenshot(doctor, "flow-doctor-keyboard-outline")
 
 
+@pytest.fixture
+def preliminary_volume(live, world, api):
+    """A five-slice volume of patient A1, analysed on slice 4, in a hospital that shows results at once
+    and has set its own emergency number."""
+    from hospitals.models import AIResultVisibility
+    from tests.diagnostics.samples import nifti_bytes
+
+    world.a.patients_see_ai_results = AIResultVisibility.IMMEDIATELY
+    world.a.emergency_phone = "+44 20 7946 0999"
+    world.a.save()
+    response = upload(api(world.owner), world.a, nifti_bytes("glioma", 5), name="head.nii")
+    scan = Scan.objects.get(pk=response.json()["id"])
+    finish(scan, "glioma", 0.88, slice_index=3, tumour_slices=(2, 3))
+    return scan
+
+
 def test_patient_browses_their_volume_before_review_without_the_softwares_reading(world, analysed_volume, new_page):
     patient = new_page(PHONE)
     sign_in(patient, world.owner, PASSWORD)
@@ -431,3 +447,33 @@ def test_patient_browses_their_volume_before_review_without_the_softwares_readin
     assert not patient.locator("canvas.outline").is_visible() and not patient.locator("img.heatmap").is_visible()
     assert_fits_width(patient)
 
+
+def test_patient_reads_what_the_heatmap_means_and_follows_the_advices_sources(world, preliminary_volume, new_page):
+    patient = new_page(PHONE)
+    sign_in(patient, world.owner, PASSWORD)
+    patient.goto(f"/h/st-anne/scans/{preliminary_volume.id}/")
+    patient.locator("#result-label").wait_for()
+    assert patient.locator("#slice-nav .slice-label").inner_text() == "Slice 4 of 5 · analysed slice"
+    note = patient.locator("#heatmap-note")
+    assert not note.is_visible()
+    patient.get_by_label("Show heatmap").check()
+    patient.locator("img.heatmap").wait_for(state="visible")
+    assert "It is not the outline of a tumour" in note.inner_text()
+    assert patient.get_by_label("Show heatmap").get_attribute("aria-describedby") == "heatmap-note"
+    patient.keyboard.press("PageUp")
+    assert not patient.locator("img.heatmap").is_visible()
+    assert "not shown here" in patient.locator("#slice-note").inner_text()
+
+    patient.get_by_text("Sources").click()
+    links = patient.locator("#result details a")
+    assert links.count() >= 4
+    for i in range(links.count()):
+        link = links.nth(i)
+        assert link.get_attribute("href").startswith("https://")
+        assert "noopener" in link.get_attribute("rel") and "external" in link.get_attribute("rel")
+        assert link.get_attribute("target") == "_blank"
+    assert links.first.inner_text().startswith("NHS: Brain tumours")
+    assert "call +44 20 7946 0999 at once" in patient.locator("#result").inner_text()
+    assert "911" not in patient.locator("#result").inner_text()
+    assert_fits_width(patient)
+    screenshot(patient, "flow-patient-volume-heatmap-phone")

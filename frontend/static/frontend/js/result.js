@@ -10,6 +10,8 @@ const heatmapBox = document.getElementById("show-heatmap");
 outlineBox.addEventListener("change", () => viewer.showOutline(outlineBox.checked));
 heatmapBox.addEventListener("change", () => viewer.showHeatmap(heatmapBox.checked));
 viewer.setHeatmapOpacity(0.6);
+const heatmapNote = document.getElementById("heatmap-note");
+heatmapBox.addEventListener("change", () => { heatmapNote.hidden = !heatmapBox.checked; });
 // A patient browses every slice of their own scan; the overlays come only with a result they may see.
 const sliceNav = document.getElementById("slice-nav");
 const slices = sliceNav && new SliceNavigator(sliceNav, viewer, {
@@ -27,6 +29,7 @@ async function showOverlays(scan) {
   tools.hidden = !maskUrl && !heatmapUrl;
   outlineBox.parentElement.hidden = !maskUrl;
   heatmapBox.parentElement.hidden = !heatmapUrl;
+  heatmapNote.hidden = !heatmapUrl || !heatmapBox.checked;
   slices?.setResult(result?.slice_index);
   if (heatmapUrl && viewer.heatmap.getAttribute("src") !== heatmapUrl) viewer.heatmap.src = heatmapUrl;
   viewer.showHeatmap(Boolean(heatmapUrl) && heatmapBox.checked);

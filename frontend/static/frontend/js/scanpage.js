@@ -51,6 +51,13 @@ export function followScan(initial, onChange) {
   return { refresh, current: () => scan };
 }
 
+// A source opens on its own site, in a new tab so the result stays open; only web addresses are linked.
+function source(s) {
+  if (!/^https:\/\//.test(s.url || "")) return `<li>${escapeHtml(s.title)}</li>`;
+  return `<li><a href="${escapeHtml(s.url)}" rel="external noopener noreferrer" target="_blank">${escapeHtml(s.title)}`
+    + `<span class="visually-hidden"> (opens another site in a new tab)</span></a></li>`;
+}
+
 export function renderAdvice(advice) {
   if (!advice) return "";
   const list = (items) => `<ul>${items.map((item) => `<li>${escapeHtml(item)}</li>`).join("")}</ul>`;
@@ -63,6 +70,6 @@ export function renderAdvice(advice) {
       <h3>Get help at once if you have</h3>${list(advice.emergency_symptoms)}
       <p><strong>${escapeHtml(advice.emergency_action)}</strong></p>
       <p class="disclaimer">${escapeHtml(advice.reminder)}</p>
-      <details><summary>Sources</summary><ul>${advice.sources.map((s) => `<li>${escapeHtml(s.title)}</li>`).join("")}</ul></details>
+      <details><summary>Sources</summary><ul>${advice.sources.map(source).join("")}</ul></details>
     </section>`;
 }
