@@ -17,8 +17,10 @@ from diagnostics.api.parsers import ScanUploadParser
 from diagnostics.api.serializers import ReviewInputSerializer, scan_data
 from diagnostics.ml.readers import CLASS_NAMES
 from diagnostics.models.scans import Diagnosis, Review, ReviewState, ScanSource, ScanStatus
-from hospitals.access import access_membership, access_patient
+from hospitals.access import access_membership, access_patient, visible_patients
+from hospitals.audit import record_audit
 from hospitals.crypto import DecryptionError
+from hospitals.keys import mrn_digest
 from hospitals.models import AIResultVisibility, Patient, Role
 from hospitals.storage import read_blob
 
@@ -43,8 +45,26 @@ class ScanListView(GenericAPIView):
             scans = self._filter(scans, request.query_params, membership)
         except ValueError as exc:
             return error("invalid_filter", str(exc), 400)
+        record_number = request.query_params.get("mrn", "").strip()
+        if record_number:
+            scans = self._of_record_number(scans, record_number, request, membership)
         page = self.paginate_queryset(scans)
         return self.get_paginated_response([scan_data(scan, membership) for scan in page])
+
+    @staticmethod
+    def _of_record_number(scans, record_number, request, membership):
+        """Scans of the patient with this record number (exact, case as typed does not matter).
+
+        Record numbers are stored encrypted; their keyed digest finds the record without decrypting any.
+        Finding a record by its number is a read of that record, audited as one.
+        """
+        hospital = membership.hospital
+        digest = mrn_digest(hospital, record_number)
+        patient = visible_patients(request.user, hospital, membership).filter(mrn_digest=digest).first()
+        if patient is None:
+            return scans.none()
+        record_audit(actor=request.user, hospital=hospital, action="patient.find_by_mrn", obj=patient, request=request)
+        return scans.filter(patient=patient)
 
     @staticmethod
     def _filter(scans, params, membership):
@@ -56,9 +76,12 @@ class ScanListView(GenericAPIView):
             if params["status"] not in ScanStatus.values:
                 raise ValueError(f"status must be one of {', '.join(ScanStatus.values)}.")
             scans = scans.filter(status=params["status"])
-        if "review_state" in params:
+        if params.get("review_state") == "reviewed":
+            # Confirmed and corrected together, newest first, so the worklist can page through them as one list.
+            scans = scans.exclude(review_state=ReviewState.UNREVIEWED)
+        elif "review_state" in params:
             if params["review_state"] not in ReviewState.values:
-                raise ValueError(f"review_state must be one of {', '.join(ReviewState.values)}.")
+                raise ValueError(f"review_state must be one of {', '.join(ReviewState.values)} or reviewed.")
             scans = scans.filter(review_state=params["review_state"])
         filters_on_result = {"label", "min_confidence", "max_confidence"} & set(params)
         if (filters_on_result and membership.role == Role.PATIENT

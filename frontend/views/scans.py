@@ -5,6 +5,9 @@ The pages render what the member may see through diagnostics.access and the API'
 over the scan websockets and are fetched from the API again.
 """
 
+import uuid
+
+from django.http import JsonResponse
 from django.urls import reverse
 
 from diagnostics.access import access_scan, visible_scans
@@ -13,7 +16,12 @@ from diagnostics.ml.readers import CLASS_NAMES
 from diagnostics.models import ScanSource
 from frontend.views.base import STAFF, hospital_page, render_page
 from hospitals.access import access_patient, visible_patients
+from hospitals.audit import record_audit
 from hospitals.models import Role
+
+# A page of the worklist is two API pages (awaiting review, reviewed), so a names request covers both.
+WORKLIST_PAGE_SIZE = 50
+WORKLIST_NAMES_MAX = 2 * WORKLIST_PAGE_SIZE
 
 LABEL_NAMES = {
     "glioma": "Glioma",
@@ -76,13 +84,36 @@ def scan(request, membership, scan_id):
 @hospital_page(roles=STAFF)
 def worklist(request, membership):
     hospital = membership.hospital
-    # Names for the list, decrypted here once: the scan API carries only the patient's id.
-    patients = visible_patients(request.user, hospital, membership).filter(scans__source=ScanSource.UPLOAD).distinct()
     context = {
         "api": _api_urls(hospital.slug),
+        "names_url": reverse("frontend:worklist-names", args=[hospital.slug]),
         "labels": _labels(),
         "label_names": LABEL_NAMES,
-        "patient_names": {str(p.id): p.full_name for p in patients},
+        "page_size": WORKLIST_PAGE_SIZE,
         "ws_path": f"/ws/hospitals/{hospital.slug}/worklist/",
     }
     return render_page(request, "frontend/doctor/worklist.html", context, membership=membership)
+
+
+@hospital_page(roles=STAFF)
+def worklist_names(request, membership):
+    """The names of the patients whose scans the worklist shows: ?patient=<id>, repeated.
+
+    Names are encrypted, so only the rows on screen are decrypted, not every patient of the hospital;
+    one request reads them all, and is audited as one list read, as the patients API's list is.
+    """
+    hospital = membership.hospital
+    wanted = request.GET.getlist("patient")
+    if len(wanted) > WORKLIST_NAMES_MAX:
+        return JsonResponse({"error": "too_many", "detail": f"Ask for at most {WORKLIST_NAMES_MAX} patients at once."},
+                            status=400)
+    try:
+        ids = [str(uuid.UUID(value)) for value in wanted]
+    except ValueError:
+        return JsonResponse({"error": "invalid_id", "detail": "A patient id is not a valid id."}, status=400)
+    patients = visible_patients(request.user, hospital, membership).filter(pk__in=ids)
+    names = {str(patient.pk): patient.full_name for patient in patients}
+    if names:
+        record_audit(actor=request.user, hospital=hospital, action="patient.list", object_type="patient",
+                     request=request, detail=f"{len(names)} names for the worklist")
+    return JsonResponse({"names": names})

@@ -12,6 +12,7 @@ from PIL import Image
 from diagnostics.models.scans import Diagnosis, Scan, ScanStatus
 from diagnostics import services
 from diagnostics.services import content_digest
+from hospitals import services as hospitals_services
 from hospitals.models import AIResultVisibility, AuditEvent
 from tests.diagnostics import samples
 from tests.diagnostics.helpers import finish, patient_of, stored_files, upload, upload_raw
@@ -236,6 +237,40 @@ def test_list_filters(world, api, scans):
     bad = doctor.get(scans_url(world.a), {"status": "nonsense"})
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_filter"
     assert doctor.get(scans_url(world.a), {"min_confidence": "2"}).status_code == 400
+
+
+def test_reviewed_lists_confirmed_and_corrected_together_newest_first(world, api, scans):
+    own1, own2, other, b = scans
+    for scan, label in ((own1, "glioma"), (own2, "notumor"), (other, "pituitary")):
+        finish(scan, label, 0.9)
+    services.review_scan(hospital=world.a, scan=own1, reviewer=world.doctor_a, label="glioma")
+    services.review_scan(hospital=world.a, scan=own2, reviewer=world.doctor_a, label="meningioma")
+    response = api(world.doctor_a).get(scans_url(world.a), {"review_state": "reviewed", "limit": 1})
+    assert response.json()["count"] == 2 and response.json()["next"]
+    assert [item["id"] for item in response.json()["results"]] == [str(own2.id)]
+    everything = api(world.doctor_a).get(scans_url(world.a), {"review_state": "reviewed"})
+    assert ids(everything) == {str(own1.id), str(own2.id)}
+    bad = api(world.doctor_a).get(scans_url(world.a), {"review_state": "someday"})
+    assert bad.status_code == 400 and "or reviewed" in bad.json()["detail"]
+
+
+def test_record_number_finds_one_patients_scans_without_decrypting_and_is_audited(world, api, scans):
+    own1, own2, other, b = scans
+    patient = patient_of(world.patient_a2, world.a)
+    hospitals_services.update_patient(hospital=world.a, patient=patient, actor=world.admin_a,
+                                      medical_record_number="RN-4471")
+    in_b = patient_of(world.patient_b, world.b)
+    hospitals_services.update_patient(hospital=world.b, patient=in_b, actor=world.admin_b,
+                                      medical_record_number="RN-9000")
+    doctor = api(world.doctor_a)
+    # Exact number, with the case and spaces a person types.
+    assert ids(doctor.get(scans_url(world.a), {"mrn": " rn-4471 "})) == {str(other.id)}
+    assert AuditEvent.objects.filter(action="patient.find_by_mrn", object_id=str(patient.pk),
+                                     actor_id=world.doctor_a.pk).count() == 1
+    assert ids(doctor.get(scans_url(world.a), {"mrn": "RN-447"})) == set()
+    # Another hospital's record number finds nothing here, and a patient finds no one else's scans.
+    assert ids(doctor.get(scans_url(world.a), {"mrn": "RN-9000"})) == set()
+    assert ids(api(world.owner).get(scans_url(world.a), {"mrn": "RN-4471"})) == set()
 
 
 def test_label_filter_does_not_reveal_unreviewed_results_to_a_patient(world, api, scans):

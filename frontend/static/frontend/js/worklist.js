@@ -1,30 +1,41 @@
-// The doctors' worklist: scans awaiting review first, then reviewed ones; filtered by the API, kept
-// current by the hospital's worklist websocket.
+// The doctors' worklist: scans awaiting review first, then reviewed ones; filtered by the API, paged
+// with its limit and offset ("Show more"), kept current by the hospital's worklist websocket.
 import { api } from "./api.js";
 import { describeState, live } from "./live.js";
 import { escapeHtml } from "./viewer.js";
 
 const script = document.getElementById("page-script");
 const labelNames = JSON.parse(document.getElementById("label-names").textContent);
-const patientNames = JSON.parse(document.getElementById("patient-names").textContent);
+const patientNames = {};
 const filters = document.getElementById("filters");
 const failure = document.getElementById("worklist-error");
+const PAGE = Number(script.dataset.pageSize) || 50;
 
 const STATUS = { queued: "Queued", processing: "Analysing", done: "Analysed", failed: "Failed" };
 const REVIEW = { confirmed: "Confirmed", corrected: "Changed" };
 
-function query(reviewState) {
-  const params = new URLSearchParams({ review_state: reviewState, limit: "100" });
-  for (const [name, value] of new FormData(filters)) if (value) params.set(name, value);
+// What each list has loaded so far; a live reload fetches as many rows again, so the list does not shrink.
+const lists = {
+  pending: { reviewState: "unreviewed", reviewed: false, scans: [], count: 0 },
+  reviewed: { reviewState: "reviewed", reviewed: true, scans: [], count: 0 },
+};
+
+function query(list, limit, offset) {
+  const params = new URLSearchParams({ review_state: list.reviewState, limit: String(limit), offset: String(offset) });
+  for (const [name, value] of new FormData(filters)) if (value.trim()) params.set(name, value.trim());
   return `${script.dataset.api}?${params}`;
 }
 
-function table(scans, reviewed) {
-  if (!scans.length) return `<p class="muted">Nothing here.</p>`;
-  const rows = scans.map((scan) => {
+function table(name) {
+  const list = lists[name];
+  if (!list.scans.length) {
+    const searched = new FormData(filters).get("mrn")?.trim();
+    return `<p class="muted">${searched ? "No scans here for this record number." : "Nothing here."}</p>`;
+  }
+  const rows = list.scans.map((scan) => {
     const confidence = scan.result ? `${(scan.result.confidence * 100).toFixed(0)}%` : "";
-    const status = reviewed ? REVIEW[scan.review_state] : STATUS[scan.status];
-    const state = reviewed ? scan.review_state : scan.status;
+    const status = list.reviewed ? REVIEW[scan.review_state] : STATUS[scan.status];
+    const state = list.reviewed ? scan.review_state : scan.status;
     const patient = patientNames[scan.patient] || "Patient";
     return `<tr>
       <td data-label="Patient"><a href="${script.dataset.page}${scan.id}/">${escapeHtml(patient)}</a></td>
@@ -34,34 +45,56 @@ function table(scans, reviewed) {
       <td data-label="Confidence">${confidence}</td>
     </tr>`;
   }).join("");
-  const headings = ["Patient", "Uploaded", "Status", "Class", "AI confidence"].map((name) => `<th scope="col">${name}</th>`);
-  return `<table class="stack"><thead><tr>${headings.join("")}</tr></thead><tbody>${rows}</tbody></table>`;
+  const headings = ["Patient", "Uploaded", "Status", "Class", "AI confidence"]
+    .map((heading) => `<th scope="col">${heading}</th>`);
+  const left = list.count - list.scans.length;
+  const more = left > 0
+    ? `<div class="actions">
+        <button type="button" class="secondary" data-more="${name}">Show ${Math.min(left, PAGE)} more</button>
+        <span class="muted">${list.scans.length} of ${list.count} shown</span></div>`
+    : "";
+  return `<table class="stack"><thead><tr>${headings.join("")}</tr></thead><tbody>${rows}</tbody></table>${more}`;
 }
 
-// A patient who first uploads after the page was opened is not among the names it came with: ask the
-// patients API (an audited read) once for each such record.
+function render() {
+  for (const name of Object.keys(lists)) {
+    document.getElementById(name).innerHTML = table(name);
+    document.getElementById(`${name}-count`).textContent = `(${lists[name].count})`;
+  }
+}
+
+// Names are encrypted at rest: ask for those of the rows on screen only, in one audited read per batch.
 async function learnNames(scans) {
   const unknown = [...new Set(scans.map((scan) => scan.patient).filter((id) => id && !(id in patientNames)))];
-  await Promise.all(unknown.map(async (id) => {
+  for (let start = 0; start < unknown.length; start += 2 * PAGE) {
+    const batch = unknown.slice(start, start + 2 * PAGE);
+    const params = new URLSearchParams(batch.map((id) => ["patient", id]));
     try {
-      patientNames[id] = (await api(`${script.dataset.patientsApi}${id}/`)).full_name;
+      Object.assign(patientNames, (await api(`${script.dataset.names}?${params}`)).names);
     } catch {
-      patientNames[id] = "Patient";
+      // The rows still show, as "Patient", and the next reload asks again.
+      continue;
     }
-  }));
+    for (const id of batch) if (!(id in patientNames)) patientNames[id] = "Patient";
+  }
 }
 
-let loading = null;
-async function load() {
+// A filter change or a live event starts a new generation; an answer from an older one is dropped, so a
+// slow "Show more" cannot append rows to a list that was reloaded meanwhile.
+let generation = 0;
+
+async function load({ reset = false } = {}) {
+  const mine = ++generation;
   try {
-    const [pending, confirmed, corrected] = await Promise.all(
-      ["unreviewed", "confirmed", "corrected"].map((state) => api(query(state))),
-    );
-    const reviewed = [...confirmed.results, ...corrected.results].sort((a, b) => b.created_at.localeCompare(a.created_at));
-    await learnNames([...pending.results, ...reviewed]);
-    document.getElementById("pending").innerHTML = table(pending.results, false);
-    document.getElementById("pending-count").textContent = `(${pending.count})`;
-    document.getElementById("reviewed").innerHTML = table(reviewed, true);
+    const answers = await Promise.all(Object.values(lists).map((list) =>
+      api(query(list, reset ? PAGE : Math.max(PAGE, list.scans.length), 0))));
+    await learnNames(answers.flatMap((answer) => answer.results));
+    if (mine !== generation) return;
+    Object.values(lists).forEach((list, index) => {
+      list.scans = answers[index].results;
+      list.count = answers[index].count;
+    });
+    render();
     failure.hidden = true;
   } catch (error) {
     failure.textContent = error.message;
@@ -69,14 +102,45 @@ async function load() {
   }
 }
 
-// Many events can arrive at once (a batch of uploads): reload at most once per half second.
-function reloadSoon() {
-  if (loading) return;
-  loading = setTimeout(() => { loading = null; load(); }, 500);
+async function showMore(name, button) {
+  const list = lists[name];
+  const mine = generation;
+  button.disabled = true;
+  try {
+    const answer = await api(query(list, PAGE, list.scans.length));
+    await learnNames(answer.results);
+    if (mine !== generation) return;
+    const before = list.scans.length;
+    const shown = new Set(list.scans.map((scan) => scan.id));
+    // A scan that moved down since the last page (a newer upload pushed it) is not listed twice.
+    list.scans.push(...answer.results.filter((scan) => !shown.has(scan.id)));
+    list.count = answer.count;
+    render();
+    // The button is gone after the render: keyboard users go on from the first new row.
+    document.querySelectorAll(`#${name} tbody a`)[before]?.focus();
+    failure.hidden = true;
+  } catch (error) {
+    failure.textContent = error.message;
+    failure.hidden = false;
+    button.disabled = false;
+  }
 }
 
-filters.addEventListener("change", load);
-filters.addEventListener("submit", (event) => { event.preventDefault(); load(); });
+// Many events can arrive at once (a batch of uploads): reload at most once per half second.
+let pendingReload = null;
+function reloadSoon() {
+  if (pendingReload) return;
+  pendingReload = setTimeout(() => { pendingReload = null; load(); }, 500);
+}
+
+for (const name of Object.keys(lists)) {
+  document.getElementById(name).addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-more]");
+    if (button) showMore(button.dataset.more, button);
+  });
+}
+filters.addEventListener("change", () => load({ reset: true }));
+filters.addEventListener("submit", (event) => { event.preventDefault(); load({ reset: true }); });
 live(script.dataset.ws, {
   onMessage: reloadSoon,
   onState: (state) => { describeState(document.getElementById("live-state"))(state); if (state === "live") reloadSoon(); },

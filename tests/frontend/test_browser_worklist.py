@@ -1,0 +1,66 @@
+"""The worklist in a browser (frontend/static/frontend/js/worklist.js): pages through more than one API page,
+finds a patient by record number, and shows the names of the rows on screen only."""
+
+import pytest
+
+from diagnostics.models import Scan
+from frontend.views.scans import WORKLIST_PAGE_SIZE
+from hospitals.models import AuditEvent
+from hospitals.services import update_patient
+from tests.diagnostics.conftest import purge_diagnostics_queue
+from tests.diagnostics.helpers import patient_of, upload
+from tests.diagnostics.samples import jpeg_bytes
+from tests.factories import PASSWORD
+from tests.frontend.conftest import screenshot, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_leftover_tasks():
+    # The uploads queue analyses that no worker of this module takes; leave the broker clean.
+    yield
+    purge_diagnostics_queue()
+
+
+@pytest.fixture
+def crowded_worklist(live, world, api):
+    """More scans awaiting review than one page holds: all of patient A1 but one, of patient A2."""
+    for index in range(WORKLIST_PAGE_SIZE + 2):
+        assert upload(api(world.owner), world.a, jpeg_bytes("glioma", index)).status_code == 201
+    searched = patient_of(world.patient_a2, world.a)
+    update_patient(hospital=world.a, patient=searched, actor=world.admin_a, medical_record_number="RN-2044")
+    assert upload(api(world.patient_a2), world.a, jpeg_bytes("meningioma", 0)).status_code == 201
+    return searched
+
+
+def test_worklist_shows_more_on_request_and_finds_a_record_number(world, crowded_worklist, new_page):
+    total = WORKLIST_PAGE_SIZE + 3
+    assert Scan.objects.filter(hospital=world.a).count() == total
+    doctor = new_page()
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    pending = doctor.locator("#pending")
+    more = pending.get_by_role("button", name="Show 3 more")
+    more.wait_for()
+    assert pending.locator("tbody tr").count() == WORKLIST_PAGE_SIZE
+    assert f"{WORKLIST_PAGE_SIZE} of {total} shown" in pending.inner_text()
+    assert doctor.locator("#pending-count").inner_text() == f"({total})"
+    owner_name = patient_of(world.owner, world.a).full_name
+    assert pending.get_by_role("link", name=owner_name).count() >= WORKLIST_PAGE_SIZE - 1
+    more.click()
+    pending.locator(f"tbody tr:nth-child({total})").wait_for()
+    assert pending.locator("tbody tr").count() == total and more.count() == 0
+    assert pending.get_by_role("link", name=crowded_worklist.full_name).count() == 1
+    # Names were read for the rows shown, in batches, never one request per row.
+    assert AuditEvent.objects.filter(hospital_id=world.a.pk, action="patient.list",
+                                     actor_id=world.doctor_a.pk).count() <= 2
+    screenshot(doctor, "worklist-show-more")
+
+    doctor.get_by_label("Record number").fill("rn-2044")
+    doctor.get_by_label("Record number").press("Enter")
+    pending.locator("tbody tr").nth(1).wait_for(state="detached")
+    assert pending.locator("tbody tr").count() == 1
+    assert pending.get_by_role("link", name=crowded_worklist.full_name).count() == 1
+    doctor.get_by_label("Record number").fill("RN-0000")
+    doctor.get_by_label("Record number").press("Enter")
+    pending.get_by_text("No scans here for this record number.").wait_for()
