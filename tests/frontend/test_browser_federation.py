@@ -58,3 +58,23 @@ def test_run_page_moves_with_the_run(world, running, new_page):
     assert "Only one hospital answered" not in page.content()
     assert_fits_width(page)
     screenshot(page, "flow-federation-run-live")
+
+
+def test_dashboard_progress_follows_unfinished_runs(world, running, new_page):
+    page = new_page()
+    sign_in(page, world.admin_a, PASSWORD)
+    page.get_by_role("link", name="Federation").click()
+    row = page.locator("tr", has=page.get_by_role("link", name=f"Run {running.pk}"))
+    row.get_by_text("1 of 3 rounds").wait_for()
+    page.wait_for_function("document.querySelector('tr[data-ws] progress').value === 1")
+    round_log = SimpleNamespace(
+        number=2, started=time.time() - 30, dropouts=[], bytes_sent=1_000_000, bytes_received=2_000_000,
+        nodes={"a": {"hospital": "st-anne", "eval_loss": 0.8, "eval_accuracy": 0.66, "eval_examples": 40}},
+    )
+    # Whether the socket's snapshot or its events bring them, the new rounds reach the row without a reload.
+    in_other_thread(lambda: services.start_round(running.pk, 2))
+    in_other_thread(lambda: services.finish_round(running.pk, round_log, {"loss": 0.72, "accuracy": 0.69}, 1.5))
+    row.get_by_text("2 of 3 rounds").wait_for()
+    assert row.locator("progress").evaluate("bar => bar.value") == 2
+    in_other_thread(lambda: services.fail_run(running.pk, "Only one hospital answered round 3; two are needed."))
+    row.locator("[data-status]").get_by_text("Failed").wait_for()
