@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -23,6 +24,7 @@ from hospitals.models import AIResultVisibility, Hospital, Invitation, Membershi
 
 ADMIN = (Role.ADMIN,)
 AUDIT_PAGE_SIZE = 50
+MEMBERS_PAGE_SIZE = 50
 
 # The audit log in words. An action missing here (a new one) is shown by its code rather than hidden.
 ACTION_WORDS = {
@@ -85,9 +87,21 @@ def members(request, membership):
         else:
             messages.success(request, f"Invitation sent to {invitation.email}.")
             return redirect("frontend:members", hospital.slug)
+    listing = _member_filters(request.GET)
+    members = Membership.objects.filter(hospital=hospital).select_related("user").order_by("role", "user__email")
+    if listing["role"]:
+        members = members.filter(role=listing["role"])
+    if listing["email"]:
+        members = members.filter(user__email__icontains=listing["email"])
+    page = Paginator(members, MEMBERS_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "form": form,
-        "members": Membership.objects.filter(hospital=hospital).select_related("user").order_by("role", "user__email"),
+        "members": page.object_list,
+        "page": page,
+        "listing": listing,
+        # The filters and page travel with each row's form, so a change brings the admin back to the same rows.
+        "query": urlencode({key: value for key, value in listing.items() if value}),
+        "here": urlencode({**{key: value for key, value in listing.items() if value}, "page": page.number}),
         "invitations": Invitation.objects.filter(hospital=hospital, accepted_at__isnull=True),
         "roles": Role.choices,
         "invitation_ttl_hours": settings.INVITATION_TTL_HOURS,
@@ -95,6 +109,22 @@ def members(request, membership):
     # A refused invitation is shown again with what the admin typed, instead of a redirect that loses it.
     status = 400 if form.is_bound else 200
     return render_page(request, "frontend/admin/members.html", context, membership=membership, status=status)
+
+
+def _member_filters(params) -> dict:
+    role = params.get("role", "")
+    return {"role": role if role in Role.values else "", "email": params.get("email", "").strip()[:254]}
+
+
+def _back_to_members(hospital, posted):
+    """The members page with the filters and page the admin was looking at; only those keys, so no form
+    field can turn this redirect into one to another site."""
+    listing = QueryDict(posted.get("listing", ""))
+    kept = {key: value for key, value in _member_filters(listing).items() if value}
+    if listing.get("page", "").isdigit():
+        kept["page"] = listing["page"]
+    url = reverse("frontend:members", args=[hospital.slug])
+    return redirect(f"{url}?{urlencode(kept)}" if kept else url)
 
 
 @require_POST
@@ -114,7 +144,7 @@ def member_role(request, membership, member_id):
         if member.pk == membership.pk and member.role != Role.ADMIN:
             messages.info(request, f"You are no longer an admin of {hospital.name}; another admin can make you one again.")
             return redirect("frontend:hospital-home", hospital.slug)
-    return redirect("frontend:members", hospital.slug)
+    return _back_to_members(hospital, request.POST)
 
 
 @require_POST
@@ -126,12 +156,12 @@ def member_remove(request, membership, member_id):
         services.remove_member(hospital=hospital, membership=member, actor=request.user, request=request)
     except DomainError as refused:
         messages.error(request, refused.detail)
-        return redirect("frontend:members", hospital.slug)
+        return _back_to_members(hospital, request.POST)
     messages.success(request, f"{member.user.email} is no longer a member of {hospital.name}.")
     # An admin who removed themselves can no longer open this hospital's pages.
     if member.pk == membership.pk:
         return redirect("frontend:home")
-    return redirect("frontend:members", hospital.slug)
+    return _back_to_members(hospital, request.POST)
 
 
 @require_POST
@@ -145,7 +175,7 @@ def invitation_revoke(request, membership, invitation_id):
         messages.error(request, refused.detail)
     else:
         messages.success(request, f"The invitation to {invitation.email} no longer works.")
-    return redirect("frontend:members", hospital.slug)
+    return _back_to_members(hospital, request.POST)
 
 
 @hospital_page(roles=ADMIN)

@@ -8,13 +8,13 @@ from django.core import mail
 from django.utils import timezone
 
 from diagnostics.models import Scan
-from frontend.views.admin import AUDIT_PAGE_SIZE
+from frontend.views.admin import AUDIT_PAGE_SIZE, MEMBERS_PAGE_SIZE
 from hospitals.audit import record_audit
 from hospitals.models import AIResultVisibility, Invitation, Membership, Patient, Role
 from hospitals.services import update_patient
 from tests.diagnostics.helpers import patient_of, upload
 from tests.diagnostics.samples import jpeg_bytes
-from tests.factories import make_patient, make_user
+from tests.factories import make_member, make_patient, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -287,6 +287,56 @@ def test_inviting_a_patient_the_hospital_already_holds_gives_that_record_an_acco
     assert (held.user.email, held.full_name) == ("ada@st-anne.example", "Ada King")
     assert Patient.objects.filter(hospital=world.a, mrn_digest=held.mrn_digest).count() == 1
 
+
+
+def _member_rows(html: str) -> list:
+    """The emails of the members table's rows, in order."""
+    table = html.split('aria-labelledby="members-title"')[1].split("</table>")[0]
+    return re.findall(r'<td data-label="Email">([^<\s]+)', table)
+
+
+def test_members_page_pages_through_a_long_list(client, world):
+    for n in range(MEMBERS_PAGE_SIZE):
+        make_member(world.a, Role.PATIENT, f"p{n:03d}@st-anne.example")
+    client.force_login(world.admin_a)
+    first = client.get("/h/st-anne/members/").content.decode()
+    rows = _member_rows(first)
+    assert len(rows) == MEMBERS_PAGE_SIZE and rows[0] == "admin@st-anne.example"
+    assert f"({MEMBERS_PAGE_SIZE + 5})" in first and 'href="?page=2"' in first
+    second = _member_rows(client.get("/h/st-anne/members/?page=2").content.decode())
+    assert len(second) == 5 and not set(rows) & set(second)
+    assert "patient2@st-anne.example" in rows + second and "north.example" not in "".join(rows + second)
+
+
+def test_members_page_filters_by_role_and_email_within_the_hospital(client, world):
+    client.force_login(world.admin_a)
+    doctors = client.get("/h/st-anne/members/", {"role": "doctor"}).content.decode()
+    assert _member_rows(doctors) == ["doctor1@st-anne.example", "doctor2@st-anne.example"]
+    assert '<option value="doctor" selected>' in doctors
+    found = client.get("/h/st-anne/members/", {"email": " Patient2@ "}).content.decode()
+    assert _member_rows(found) == ["patient2@st-anne.example"] and 'value="Patient2@"' in found
+    assert "No member matches." in client.get("/h/st-anne/members/", {"email": "north.example"}).content.decode()
+    # A role that does not exist is no filter, rather than an empty list that looks like no members.
+    assert len(_member_rows(client.get("/h/st-anne/members/", {"role": "owner"}).content.decode())) == 5
+
+
+def test_a_change_from_a_filtered_list_returns_to_it_and_still_asks_first(client, world):
+    client.force_login(world.admin_a)
+    html = client.get("/h/st-anne/members/", {"role": "doctor", "email": "doctor2"}).content.decode()
+    member = Membership.objects.get(user=world.doctor_a2, hospital=world.a)
+    prompts = _confirm_prompts(html)
+    assert "Change the role of doctor2@st-anne.example?" in prompts[f"/h/st-anne/members/{member.pk}/role/"]
+    listing = re.search(r'name="listing" value="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert listing == "role=doctor&email=doctor2&page=1"
+    response = client.post(f"/h/st-anne/members/{member.pk}/role/", {"role": "admin", "listing": listing})
+    assert response["Location"] == "/h/st-anne/members/?role=doctor&email=doctor2&page=1"
+    # Only the list's own keys come back: nothing posted can send the admin elsewhere.
+    odd = client.post(f"/h/st-anne/members/{member.pk}/role/",
+                      {"role": "doctor", "listing": "next=https://evil.example/&page=x"})
+    assert odd["Location"] == "/h/st-anne/members/"
+    removed = client.post(f"/h/st-anne/members/{member.pk}/remove/", {"listing": "role=doctor"})
+    assert removed["Location"] == "/h/st-anne/members/?role=doctor"
+    assert not Membership.objects.filter(pk=member.pk).exists()
 
 
 # The audit log page (frontend/views/admin.py: audit).
