@@ -7,6 +7,7 @@ over the scan websockets and are fetched from the API again.
 
 import uuid
 
+from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.urls import reverse
 
@@ -22,6 +23,7 @@ from hospitals.models import Role
 # A page of the worklist is two API pages (awaiting review, reviewed), so a names request covers both.
 WORKLIST_PAGE_SIZE = 50
 WORKLIST_NAMES_MAX = 2 * WORKLIST_PAGE_SIZE
+HISTORY_PAGE_SIZE = 20
 
 LABEL_NAMES = {
     "glioma": "Glioma",
@@ -50,8 +52,9 @@ def history(request, membership):
         .filter(source=ScanSource.UPLOAD)
         .select_related("hospital", "diagnosis", "diagnosis__model_version")
     )
-    rows = [scan_data(scan, membership) for scan in scans]
-    context = {"rows": rows, "label_names": LABEL_NAMES}
+    page = Paginator(scans, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [scan_data(scan, membership) for scan in page.object_list]
+    context = {"rows": rows, "page": page, "label_names": LABEL_NAMES}
     return render_page(request, "frontend/patient/history.html", context, membership=membership)
 
 

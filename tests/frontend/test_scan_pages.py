@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from diagnostics.models import Scan
+from frontend.views import scans as scan_pages
 from frontend.views.scans import WORKLIST_NAMES_MAX
 from hospitals.models import AIResultVisibility, AuditEvent
 from tests.diagnostics.helpers import finish, patient_of, upload
@@ -67,6 +68,22 @@ def test_history_lists_own_scans_without_the_unreviewed_ai_label(client, world, 
     assert f"/h/st-anne/scans/{scan_a.id}/" in html
     assert "Waiting for a doctor" in html
     assert "Glioma" not in html
+
+
+def test_history_pages_through_own_scans_newest_first(client, world, api, monkeypatch):
+    # A small page, so three uploads make two pages; the paging is the same at the real size.
+    monkeypatch.setattr(scan_pages, "HISTORY_PAGE_SIZE", 2)
+    own = [upload(api(world.owner), world.a, jpeg_bytes("glioma", n)).json()["id"] for n in range(3)]
+    theirs = upload(api(world.patient_a2), world.a, jpeg_bytes("notumor", 0)).json()["id"]
+    client.force_login(world.owner)
+    first = client.get("/h/st-anne/scans/").content.decode()
+    assert re.findall(r'href="/h/st-anne/scans/([0-9a-f-]+)/"', first) == [own[2], own[1]]
+    assert 'href="?page=2"' in first and "Page 1 of 2" in first
+    second = client.get("/h/st-anne/scans/?page=2").content.decode()
+    assert re.findall(r'href="/h/st-anne/scans/([0-9a-f-]+)/"', second) == [own[0]]
+    assert theirs not in first + second
+    # A page number past the end shows the last page, not an error.
+    assert own[0] in client.get("/h/st-anne/scans/?page=9").content.decode()
 
 
 def test_result_page_withholds_the_ai_result_until_review(client, world, scan_a):
