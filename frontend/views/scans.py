@@ -118,5 +118,5 @@ def worklist_names(request, membership):
     names = {str(patient.pk): patient.full_name for patient in patients}
     if names:
         record_audit(actor=request.user, hospital=hospital, action="patient.list", object_type="patient",
-                     request=request, detail=f"{len(names)} names for the worklist")
+                     request=request, detail=f"worklist names: {len(names)}")
     return JsonResponse({"names": names})

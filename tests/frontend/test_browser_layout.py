@@ -49,7 +49,7 @@ def pages(live, world, api, django_user_model):
                       "patient-result": f"/h/st-anne/scans/{scan.id}/"},
         world.doctor_a: {"doctor-worklist": "/h/st-anne/worklist/", "doctor-case": f"/h/st-anne/scans/{scan.id}/"},
         world.admin_a: {"chooser": "/", "admin-members": "/h/st-anne/members/", "admin-settings": "/h/st-anne/settings/",
-                        "admin-federation": "/h/st-anne/federation/",
+                        "admin-federation": "/h/st-anne/federation/", "admin-audit": "/h/st-anne/audit/",
                         "admin-run": f"/h/st-anne/federation/runs/{run.pk}/"},
         world.outsider: {"not-found": f"/h/st-anne/scans/{scan.id}/"},
         operator: {"operator": "/operator/federation/", "operator-run": f"/operator/federation/runs/{run.pk}/"},

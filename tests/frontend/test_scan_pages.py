@@ -145,7 +145,7 @@ def test_worklist_names_are_only_those_asked_for_and_only_this_hospitals(client,
     assert answer.json() == {"names": {str(scan_a.patient_id): patient_of(world.owner, world.a).full_name}}
     assert unasked.full_name not in answer.content.decode()
     event = AuditEvent.objects.filter(action="patient.list", actor_id=world.doctor_a.pk).latest("at")
-    assert event.detail == "1 names for the worklist" and event.hospital_id == world.a.pk
+    assert event.detail == "worklist names: 1" and event.hospital_id == world.a.pk
 
 
 def test_worklist_names_refuse_bad_ids_and_big_batches_and_keep_others_out(client, world, scan_a):
