@@ -17,8 +17,8 @@ from hospitals.accounts import authenticate_by_email
 from hospitals.access import access_invitation, access_member, access_patient, visible_patients
 from hospitals.api import serializers as s
 from hospitals.api.permissions import IsHospitalAdmin, MembersReadAdminsWrite, MembersReadStaffWrite
-from hospitals.audit import record_audit
-from hospitals.models import AuditEvent, Invitation, Membership
+from hospitals.audit import audit_trail, record_audit
+from hospitals.models import Invitation, Membership
 
 
 class AuthTokenView(APIView):
@@ -259,6 +259,4 @@ class AuditEventListView(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        events = AuditEvent.objects.filter(hospital_id=self.membership.hospital.pk)
-        action = self.request.query_params.get("action")
-        return events.filter(action=action) if action else events
+        return audit_trail(self.membership.hospital, action=self.request.query_params.get("action", ""))
