@@ -22,6 +22,7 @@ from tests.diagnostics.conftest import (  # noqa: F401 (fixtures)
     model_bundles,
     shared_media_root,
 )
+from tests.diagnostics.conftest import purge_diagnostics_queue
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
@@ -33,6 +34,14 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def no_leftover_tasks():
+    """For a module whose uploads queue analyses that no worker of the module takes: leave the broker clean.
+    Use it with `pytest.mark.usefixtures("no_leftover_tasks")` in the module's pytestmark."""
+    yield
+    purge_diagnostics_queue()
 
 
 @pytest.fixture

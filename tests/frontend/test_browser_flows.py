@@ -18,20 +18,14 @@ from diagnostics.models import Review, Scan
 from hospitals.models import Invitation, Membership, Role
 from hospitals.services import invite_member
 from hospitals.storage import read_blob
-from tests.diagnostics.conftest import purge_diagnostics_queue
 from tests.diagnostics.helpers import finish, upload
 from tests.diagnostics.samples import jpeg_bytes
 from tests.factories import PASSWORD
 from tests.frontend.conftest import PHONE, assert_fits_width, in_other_thread, screenshot, sign_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("no_leftover_tasks")]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _no_leftover_tasks():
-    # Uploads here queue analyses that no worker of this module takes; leave the broker clean.
-    yield
-    purge_diagnostics_queue()
 
 
 # Scans are made by fixtures listed before `new_page`: once Chromium runs, this thread has an event loop,

@@ -7,19 +7,14 @@ from diagnostics.models import Scan
 from federation.models import FederatedRound, FederatedRun, RunStatus
 from hospitals.models import AIResultVisibility, Role
 from hospitals.services import add_member
-from tests.diagnostics.conftest import purge_diagnostics_queue
 from tests.diagnostics.helpers import finish, upload
 from tests.diagnostics.samples import jpeg_bytes
 from tests.factories import PASSWORD
 from tests.frontend.conftest import DESKTOP, PHONE, assert_fits_width, screenshot, sign_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("no_leftover_tasks")]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _no_leftover_tasks():
-    yield
-    purge_diagnostics_queue()
 
 
 @pytest.fixture

@@ -7,20 +7,14 @@ from diagnostics.models import Scan
 from frontend.views.scans import WORKLIST_PAGE_SIZE
 from hospitals.models import AuditEvent
 from hospitals.services import update_patient
-from tests.diagnostics.conftest import purge_diagnostics_queue
 from tests.diagnostics.helpers import patient_of, upload
 from tests.diagnostics.samples import jpeg_bytes
 from tests.factories import PASSWORD
 from tests.frontend.conftest import screenshot, sign_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("no_leftover_tasks")]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _no_leftover_tasks():
-    # The uploads queue analyses that no worker of this module takes; leave the broker clean.
-    yield
-    purge_diagnostics_queue()
 
 
 @pytest.fixture
