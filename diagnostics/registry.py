@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from diagnostics.ml import export
-from diagnostics.ml.inference import Predictor
 from diagnostics.models.registry import ModelSource, ModelStatus, ModelTask, ModelVersion
+
+if TYPE_CHECKING:
+    from diagnostics.ml.inference import Predictor
 
 BUNDLE_NAMES = {ModelTask.CLASSIFY: "classifier.json", ModelTask.SEGMENT: "segmenter.json"}
 
@@ -144,6 +147,10 @@ def active_model_version(task: str) -> ModelVersion | None:
 def load_active_predictor(**predictor_options) -> Predictor:
     """The Predictor for the active versions, checksums verified; ``predictor.model_versions`` maps each
     task to the ModelVersion it serves (None for a task with no model)."""
+    # Imported here: the inference core loads TensorFlow, which the web process (the readiness probe
+    # reads this module) has no use for.
+    from diagnostics.ml.inference import Predictor
+
     classifier = active_model_version(ModelTask.CLASSIFY)
     if classifier is None:
         raise NoActiveModel("no classifier is registered and no baseline bundle is installed")

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import calibration, data, networks, readers
+# networks imports Keras (and TensorFlow with it); it is imported where a network is built, so that
+# the web process can read a bundle's file list (bundle_files, for the readiness probe) without it.
+from . import calibration, data, readers
 
 # Mask components smaller than this share of the model's input are dropped as noise; the smallest
 # tumours in the Figshare masks are larger than this.
@@ -140,6 +142,8 @@ def export_classifier(model, output_dir: Path, dataset: "data.ClassificationData
     metrics["calibration_images"] = int(len(y_calib))
     log(f"calibration NLL plain {candidates[False][0]:.4f}, with mirror {candidates[True][0]:.4f}; "
         f"test_time_flip={test_time_flip}, temperature {temperature:.3f}; validation {metrics}")
+    from . import networks
+
     cam_model = networks.classifier_with_features(model)
     width = int(model.get_layer(networks.LOGITS_LAYER).input.shape[-1]) // 4
     with _staged(output_dir, "classifier") as staging:
@@ -252,6 +256,7 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     ``test_time_flip`` asks the predictor to average each image's mask logits with its mirror image's;
     the thresholds are chosen and the figures measured on exactly the logits the predictor will use.
     """
+    from . import networks
     from .metrics import segmentation_metrics
     from .training import _with_channel
 
@@ -317,6 +322,7 @@ def segmenter_ensemble_from_bundles(bundle_paths: list, input_size: int):
     Raises ``ValueError`` naming the file when one is not a segmenter bundle for ``input_size`` px
     input made by this preprocessing.
     """
+    from . import networks
     from .inference import load_keras
 
     members = []
