@@ -119,9 +119,16 @@ TEMPLATES = [
     },
 ]
 
+# How long a service may take to answer before it counts as down. A host that has gone away drops packets
+# rather than refusing them, and without a limit a request (or the readiness probe, neurofed.health) would
+# wait out the operating system's TCP timeout, minutes, holding a web worker all that time.
+SERVICE_TIMEOUT_S = env_int("SERVICE_TIMEOUT_S", 5)
+
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = SERVICE_TIMEOUT_S
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -170,7 +177,9 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "OPTIONS": {"socket_connect_timeout": SERVICE_TIMEOUT_S,
+                                      "socket_timeout": SERVICE_TIMEOUT_S}}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -218,6 +227,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 NEUROFED_DATA_DIR = Path(env_str("NEUROFED_DATA_DIR", str(BASE_DIR.parent / "shared" / "data")))
 MODEL_DIR = Path(env_str("NEUROFED_MODEL_DIR", str(BASE_DIR / "diagnostics" / "weights")))
 
+# Load balancers probe over plain HTTP and count a redirect as a failure (or follow it to a port nobody
+# listens on): the health endpoints answer on HTTP as well. They carry no session and no patient data.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)

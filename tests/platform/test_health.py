@@ -1,0 +1,226 @@
+"""/healthz and /readyz: what a load balancer and the hospital's IT staff read, against the real services.
+
+Both are anonymous; every test also checks that the answer gives a stranger nothing (no URL, host or
+path), since a failing dependency's exception message often names them.
+"""
+
+import base64
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from django.conf import settings as django_settings
+
+from diagnostics import registry
+from diagnostics.models.registry import ModelTask
+
+ROOT = Path(__file__).resolve().parents[2]
+DEAD_REDIS = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
+
+
+def needs_services():
+    if not django_settings.REDIS_URL or not django_settings.CELERY_BROKER_URL:
+        pytest.skip("readiness against real services needs REDIS_URL (cache, channel layer and broker)")
+
+
+@pytest.fixture
+def model_dir(settings, tmp_path):
+    """A copy of the committed bundles, as MODEL_DIR, so a test may break its files."""
+    directory = tmp_path / "models"
+    shutil.copytree(django_settings.MODEL_DIR, directory)
+    settings.MODEL_DIR = directory
+    return directory
+
+
+@pytest.fixture
+def active_models(db, model_dir):
+    """The committed classifier and segmenter, registered and promoted through the registry."""
+    versions = {}
+    for task, bundle in registry.BUNDLE_NAMES.items():
+        version = registry.register_model_version(task=task, version=f"health-{task}", artifact_path=bundle)
+        versions[task] = registry.promote_model_version(version)
+    return versions
+
+
+@pytest.fixture
+def broker_down():
+    """The Celery broker unreachable, its cached connections dropped (as in test_scans_api)."""
+    from neurofed.celery import app
+
+    saved = app.conf.broker_url, app.conf.broker_write_url
+
+    def point_at(url, write_url):
+        app.conf.broker_url, app.conf.broker_write_url = url, write_url
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    point_at(DEAD_REDIS, DEAD_REDIS)
+    yield
+    point_at(*saved)
+
+
+def assert_reveals_nothing(response):
+    text = response.content.decode()
+    for secret in ("redis://", "postgres", "127.0.0.1", ":9", str(django_settings.MODEL_DIR), "/tmp", ".json",
+                   "tensorflow", "django"):
+        assert secret not in text.lower(), f"{secret!r} in {text}"
+
+
+def statuses(response):
+    return {name: check["status"] for name, check in response.json()["checks"].items()}
+
+
+# --- liveness -------------------------------------------------------------------------------------------
+
+def test_liveness_answers_ok_without_a_query(client, db, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_liveness_answers_where_the_database_may_not_be_touched(client):
+    # No db fixture: pytest-django raises on any database access, as an outage would.
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.head("/healthz").status_code == 200
+
+
+def test_health_endpoints_refuse_other_methods_in_words(client):
+    for path in ("/healthz", "/readyz"):
+        response = client.post(path)
+        assert response.status_code == 405
+        assert response.json()["error"] == "method_not_allowed"
+        assert response["Allow"] == "GET, HEAD"
+
+
+# --- readiness ------------------------------------------------------------------------------------------
+
+def test_readiness_with_every_service_up_is_200_and_names_the_model_versions(client, active_models):
+    needs_services()
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "ok"
+    assert statuses(response) == {"database": "ok", "cache_and_channel_layer": "ok", "broker": "ok", "models": "ok"}
+    assert body["checks"]["models"]["versions"] == {"classify": "health-classify", "segment": "health-segment"}
+    assert "no-cache" in response["Cache-Control"]
+    assert_reveals_nothing(response)
+
+
+def test_a_dead_broker_makes_readiness_503_naming_the_broker_alone(client, active_models, broker_down, caplog):
+    needs_services()
+    started = time.monotonic()
+    response = client.get("/readyz")
+    assert time.monotonic() - started < django_settings.SERVICE_TIMEOUT_S  # one attempt, no retry sleeps
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "failing"
+    assert statuses(response) == {"database": "ok", "cache_and_channel_layer": "ok", "broker": "failing",
+                                  "models": "ok"}
+    broker = body["checks"]["broker"]
+    assert broker["error"] == "OperationalError"
+    assert broker["detail"] == "The task broker did not answer."
+    assert_reveals_nothing(response)
+    assert "readiness: broker failing: OperationalError" in caplog.text  # IT staff get the cause in the log
+
+
+def test_a_dead_redis_makes_the_cache_check_fail(client, settings, active_models):
+    needs_services()
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": DEAD_REDIS,
+                                   "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    check = response.json()["checks"]["cache_and_channel_layer"]
+    assert check["status"] == "failing" and check["error"] == "ConnectionError"
+    assert statuses(response)["database"] == "ok" and statuses(response)["models"] == "ok"
+    assert_reveals_nothing(response)
+
+
+def test_readiness_without_an_active_model_is_503_naming_the_models(client, db, model_dir):
+    needs_services()
+    # A candidate is not enough: only the active version serves analyses.
+    registry.register_model_version(task=ModelTask.CLASSIFY, version="candidate-only", artifact_path="classifier.json")
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    models = response.json()["checks"]["models"]
+    assert models["status"] == "failing" and models["error"] == "no_active_model"
+    assert "classify" in models["detail"]
+    assert {name for name, status in statuses(response).items() if status == "failing"} == {"models"}
+    # The probe only reads: registering the baseline is the worker's job.
+    assert not registry.ModelVersion.objects.filter(status="active").exists()
+
+
+def test_readiness_without_the_segmenter_is_503(client, db, model_dir):
+    needs_services()
+    version = registry.register_model_version(task=ModelTask.CLASSIFY, version="c1", artifact_path="classifier.json")
+    registry.promote_model_version(version)
+    models = client.get("/readyz").json()["checks"]["models"]
+    assert models["error"] == "no_active_model" and "segment" in models["detail"]
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "delete_bundle"])
+def test_an_active_model_with_missing_or_empty_files_is_not_ready(client, active_models, model_dir, damage):
+    needs_services()
+    target = model_dir / ("segmenter.json" if damage == "delete_bundle" else "segmenter.tflite")
+    if damage == "truncate":
+        target.write_bytes(b"")
+    else:
+        target.unlink()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    models = response.json()["checks"]["models"]
+    assert models["error"] == "model_files_missing"
+    assert models["detail"] == "The active segment model health-segment's files are missing or empty."
+    assert_reveals_nothing(response)
+
+
+def test_embedded_mode_has_no_broker_to_check(client, settings, active_models):
+    settings.CELERY_BROKER_URL = ""
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.content
+    assert response.json()["checks"]["broker"] == {
+        "status": "not used", "detail": "Embedded mode: analyses run in the web process, with no broker."}
+
+
+# --- behind HTTPS ---------------------------------------------------------------------------------------
+
+def test_probes_over_plain_http_are_not_redirected_to_https(client, settings, db):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/accounts/login/").status_code == 301  # every other page still goes to HTTPS
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code in (200, 503)
+
+
+def test_production_settings_answer_liveness_over_plain_http(tmp_path):
+    """DEBUG off, as deployed: the redirect exemption is in the settings the process really loads."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "FIELD_ENCRYPTION_KEY")}
+    env.update(DJANGO_SETTINGS_MODULE="neurofed.settings", NEUROFED_VAR_DIR=str(tmp_path / "var"), DEBUG="0",
+               SECRET_KEY=secrets.token_urlsafe(50), FIELD_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+               NEUROFED_MASTER_KEY=base64.b64encode(secrets.token_bytes(32)).decode(), ALLOWED_HOSTS="neurofed.example")
+    script = ("import django; django.setup(); from django.conf import settings; from django.test import Client; "
+              "c = Client(HTTP_HOST='neurofed.example'); "
+              "print(settings.SECURE_SSL_REDIRECT, c.get('/healthz').status_code, c.get('/accounts/login/').status_code)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env=env,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "200", "301"]
+
+
+def test_the_web_process_does_not_load_tensorflow_to_check_models(tmp_path):
+    """The readiness probe reads the registry and the bundle's file list; TensorFlow is the worker's."""
+    script = ("import sys, django; django.setup(); import neurofed.urls; from neurofed import health; "
+              "from diagnostics.models.registry import ModelVersion; "
+              "print(health.missing_artifacts(ModelVersion(task='classify', version='v', "
+              "artifact_path='classifier.json')), 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="neurofed.settings")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env=env,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]", "False", "False"]
