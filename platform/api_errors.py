@@ -14,7 +14,10 @@ from hospitals.errors import DomainError
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         set_rollback()
-        return Response({"error": exc.code, "detail": exc.detail}, status=exc.status)
+        # A refusal that lasts a known time (too many sign-in failures) says when to try again.
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        return Response({"error": exc.code, "detail": exc.detail}, status=exc.status, headers=headers)
     # Django's own exceptions carry no DRF code; translate them first so the body says "not_found" or
     # "permission_denied" rather than a generic "error".
     if isinstance(exc, Http404):

@@ -1,7 +1,11 @@
+import logging
+import time
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from hospitals.models import AuditEvent
 from tests.factories import PASSWORD, make_user
 from tests.hospitals.conftest import url
 
@@ -15,11 +19,13 @@ def _forget_failed_logins(world):
     """The failure counter lives in the shared cache (Redis) and would outlive the test database."""
     from django.contrib.auth import get_user_model
 
-    from hospitals.accounts import reset_login_failures
+    from hospitals import throttle
 
     yield
     for email in [*get_user_model().objects.values_list("email", flat=True), "nobody@st-anne.example"]:
-        reset_login_failures(email)
+        throttle.forget(email=email)
+    for address in ("127.0.0.1", "10.9.9.9", "10.9.9.10"):
+        throttle.forget(address=address)
 
 
 def test_token_for_email_and_password_authenticates_the_api(world):
@@ -81,29 +87,102 @@ def test_passwords_are_hashed_with_argon2(world):
     assert user.password.startswith("argon2$argon2id$")
 
 
-def test_repeated_failures_lock_the_email_for_a_while(world, monkeypatch):
-    from hospitals import accounts
+LOCKED = {
+    "error": "too_many_attempts",
+    "detail": "Too many failed sign-ins for this account. Try again in 15 minutes or reset your password.",
+}
 
-    LOGIN_MAX_FAILURES = 3  # each attempt costs an Argon2 hash; three show the rule as well as ten
-    monkeypatch.setattr(accounts, "LOGIN_MAX_FAILURES", LOGIN_MAX_FAILURES)
+
+def fail(client, email, times, **extra):
+    for _ in range(times):
+        response = client.post(TOKEN, {"email": email, "password": "guess-123456"}, **extra)
+        assert response.status_code == 400, response.content
+
+
+def test_five_failures_lock_the_account_even_against_the_right_password(world):
     client = APIClient()
-    for _ in range(LOGIN_MAX_FAILURES):
-        assert client.post(TOKEN, {"email": "doctor2@st-anne.example", "password": "guess-123456"}).status_code == 400
-    # Now even the right password is refused, and the answer says why.
-    locked = client.post(TOKEN, {"email": "Doctor2@st-anne.example", "password": PASSWORD})
-    assert locked.status_code == 429 and locked.json()["error"] == "too_many_attempts"
-    # Other accounts are unaffected.
+    fail(client, "doctor2@st-anne.example", 5)
+    locked = client.post(TOKEN, {"email": "Doctor2@ST-ANNE.example ", "password": PASSWORD})
+    assert locked.status_code == 429
+    assert locked.json() == LOCKED
+    assert 890 <= int(locked["Retry-After"]) <= 900
+    assert not Token.objects.filter(user=world.doctor_a2).exists()
+    # Another account from the same client is not held.
     assert client.post(TOKEN, {"email": "doctor1@st-anne.example", "password": PASSWORD}).status_code == 200
 
 
-def test_a_success_clears_earlier_failures(world, monkeypatch):
-    from hospitals import accounts
-
-    LOGIN_MAX_FAILURES = 3
-    monkeypatch.setattr(accounts, "LOGIN_MAX_FAILURES", LOGIN_MAX_FAILURES)
+def test_four_failures_still_let_the_right_password_in(world):
     client = APIClient()
-    for _ in range(LOGIN_MAX_FAILURES - 1):
-        client.post(TOKEN, {"email": "doctor2@st-anne.example", "password": "guess-123456"})
+    fail(client, "doctor2@st-anne.example", 4)
     assert client.post(TOKEN, {"email": "doctor2@st-anne.example", "password": PASSWORD}).status_code == 200
-    assert client.post(TOKEN, {"email": "doctor2@st-anne.example", "password": "guess-123456"}).status_code == 400
+
+
+def test_an_unknown_email_is_locked_with_the_same_answer(world):
+    client = APIClient()
+    fail(client, "nobody@st-anne.example", 5)
+    locked = client.post(TOKEN, {"email": "nobody@st-anne.example", "password": PASSWORD})
+    assert locked.status_code == 429 and locked.json() == LOCKED
+    assert 890 <= int(locked["Retry-After"]) <= 900
+
+
+def test_a_success_clears_earlier_failures(world):
+    client = APIClient()
+    fail(client, "doctor2@st-anne.example", 4)
     assert client.post(TOKEN, {"email": "doctor2@st-anne.example", "password": PASSWORD}).status_code == 200
+    fail(client, "doctor2@st-anne.example", 4)
+    assert client.post(TOKEN, {"email": "doctor2@st-anne.example", "password": PASSWORD}).status_code == 200
+
+
+def test_the_lock_ends_with_the_window(world, settings):
+    settings.LOGIN_FAILURE_LIMIT = 2  # each failure costs an Argon2 hash; both must fall inside the window
+    settings.LOGIN_FAILURE_WINDOW_S = 3
+    client = APIClient()
+    fail(client, "doctor2@st-anne.example", 2)
+    locked = client.post(TOKEN, {"email": "doctor2@st-anne.example", "password": PASSWORD})
+    assert locked.status_code == 429
+    assert "Try again in 1 minute " in locked.json()["detail"]
+    wait = int(locked["Retry-After"])
+    assert 1 <= wait <= 3
+    time.sleep(wait + 0.1)
+    assert client.post(TOKEN, {"email": "doctor2@st-anne.example", "password": PASSWORD}).status_code == 200
+
+
+def test_one_address_trying_many_accounts_is_stopped(world, settings):
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 3
+    client = APIClient()
+    for email in ("admin@st-anne.example", "doctor2@st-anne.example", "nobody@st-anne.example"):
+        fail(client, email, 1, REMOTE_ADDR="10.9.9.9")
+    # No account has reached its own limit, yet this client may not try a fourth password.
+    refused = client.post(TOKEN, {"email": "doctor1@st-anne.example", "password": PASSWORD}, REMOTE_ADDR="10.9.9.9")
+    assert refused.status_code == 429 and refused.json()["error"] == "too_many_attempts"
+    assert refused.json()["detail"].startswith("Too many failed sign-ins from this network address.")
+    assert int(refused["Retry-After"]) > 0
+    # The same accounts from another address are not held.
+    ok = client.post(TOKEN, {"email": "doctor2@st-anne.example", "password": PASSWORD}, REMOTE_ADDR="10.9.9.10")
+    assert ok.status_code == 200
+
+
+def test_successes_do_not_use_up_the_address_limit(world, settings):
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 2
+    client = APIClient()
+    right = {"email": "doctor1@st-anne.example", "password": PASSWORD}
+    for _ in range(3):
+        assert client.post(TOKEN, right, REMOTE_ADDR="10.9.9.9").status_code == 200
+
+
+def test_a_lock_is_logged_and_audited_by_id_never_by_email(world, caplog):
+    caplog.set_level(logging.WARNING, logger="hospitals.throttle")
+    client = APIClient()
+    fail(client, "Doctor2@st-anne.example", 5, REMOTE_ADDR="10.9.9.9")
+    fail(client, "nobody@st-anne.example", 5, REMOTE_ADDR="10.9.9.9")
+
+    messages = [record.getMessage() for record in caplog.records if record.name == "hospitals.throttle"]
+    assert len(messages) == 2, messages
+    assert f"user {world.doctor_a2.pk} " in messages[0]
+    assert messages[1].startswith("sign-in locked for account ")
+    assert not any("@" in m or "doctor2" in m.lower() or "nobody" in m or "10.9.9.9" in m for m in messages)
+
+    event = AuditEvent.objects.get(action="account.sign_in_locked")
+    assert event.hospital_id == world.a.id and event.object_id == str(world.doctor_a2.pk)
+    assert event.actor_id is None and event.client_address == "10.9.9.9"
+    assert "@" not in event.detail
