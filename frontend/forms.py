@@ -3,6 +3,8 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
+from hospitals.accounts import authenticate_by_email
+from hospitals.errors import DomainError
 from hospitals.models import Role
 
 
@@ -15,6 +17,19 @@ class SignInForm(AuthenticationForm):
         **AuthenticationForm.error_messages,
         "invalid_login": "That email and password do not match an account. The password is case-sensitive.",
     }
+
+    def clean(self):
+        # The one sign-in check the API uses too, so the page is held by the same brake on guessing.
+        email, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
+        if email is not None and password:
+            try:
+                self.user_cache = authenticate_by_email(self.request, email, password)
+            except DomainError as refusal:
+                if refusal.code == "invalid_credentials":
+                    raise self.get_invalid_login_error() from None
+                raise forms.ValidationError(refusal.detail, code=refusal.code) from None
+            self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data
 
 
 class InviteForm(forms.Form):

@@ -1,6 +1,7 @@
 """Sign in, sign out and password reset pages (frontend/views/auth.py)."""
 
 import re
+import time
 
 import pytest
 from django.core import mail
@@ -8,6 +9,31 @@ from django.core import mail
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
+
+LOCKED = "Too many failed sign-ins for this account. Try again in 15 minutes or reset your password."
+
+
+@pytest.fixture(autouse=True)
+def _forget_failed_logins():
+    """The failure counters live in the shared cache (Redis) and would outlive the test database."""
+    from django.contrib.auth import get_user_model
+
+    from hospitals import throttle
+
+    yield
+    for email in [*get_user_model().objects.values_list("email", flat=True), "nobody@st-anne.example"]:
+        throttle.forget(email=email)
+    throttle.forget(address="127.0.0.1")
+
+
+def sign_in(client, email, password):
+    return client.post("/accounts/login/", {"username": email, "password": password})
+
+
+def fail(client, email, times):
+    for _ in range(times):
+        response = sign_in(client, email, "nope-nope-nope")
+        assert response.status_code == 200 and "do not match an account" in response.content.decode()
 
 
 def test_login_page_renders_accessible_form(client):
@@ -68,3 +94,58 @@ def test_used_reset_link_says_so(client, world):
     client.post(form.redirect_chain[-1][0], {"new_password1": "another-long-secret-7", "new_password2": "another-long-secret-7"})
     again = client.get(link, follow=True)
     assert "This link no longer works" in again.content.decode()
+
+
+def test_five_failures_lock_the_account_even_against_the_right_password(client, world):
+    fail(client, world.doctor_a2.email, 5)
+    locked = sign_in(client, world.doctor_a2.email, PASSWORD)
+    assert locked.status_code == 429
+    html = locked.content.decode()
+    assert LOCKED in html and 'href="/accounts/password-reset/"' in html
+    assert "_auth_user_id" not in client.session
+    # Another account from the same browser signs in.
+    assert sign_in(client, world.doctor_a.email, PASSWORD).status_code == 302
+
+
+def test_an_unknown_email_is_locked_with_the_same_page(client, world):
+    fail(client, "nobody@st-anne.example", 5)
+    locked = sign_in(client, "nobody@st-anne.example", PASSWORD)
+    assert locked.status_code == 429 and LOCKED in locked.content.decode()
+
+
+def test_the_page_and_the_api_share_one_count(client, world):
+    from rest_framework.test import APIClient
+
+    fail(client, world.doctor_a2.email, 3)
+    for _ in range(2):
+        APIClient().post("/api/v1/auth/token/", {"email": world.doctor_a2.email, "password": "nope-nope-nope"})
+    assert sign_in(client, world.doctor_a2.email, PASSWORD).status_code == 429
+
+
+def test_a_success_clears_earlier_failures(client, world):
+    fail(client, world.doctor_a2.email, 4)
+    assert sign_in(client, world.doctor_a2.email, PASSWORD).status_code == 302
+    client.post("/accounts/logout/")
+    fail(client, world.doctor_a2.email, 4)
+    assert sign_in(client, world.doctor_a2.email, PASSWORD).status_code == 302
+
+
+def test_the_lock_ends_with_the_window(client, world, settings):
+    settings.LOGIN_FAILURE_LIMIT = 2  # each failure costs an Argon2 hash; both must fall inside the window
+    settings.LOGIN_FAILURE_WINDOW_S = 3
+    fail(client, world.doctor_a2.email, 2)
+    assert sign_in(client, world.doctor_a2.email, PASSWORD).status_code == 429
+    time.sleep(3.1)
+    assert sign_in(client, world.doctor_a2.email, PASSWORD).status_code == 302
+
+
+def test_a_password_reset_is_the_way_out_of_a_lock(client, world):
+    fail(client, world.patient_a.email, 5)
+    assert sign_in(client, world.patient_a.email, PASSWORD).status_code == 429
+
+    assert client.post("/accounts/password-reset/", {"email": world.patient_a.email}).status_code == 302
+    link = re.search(r"http://testserver(/accounts/password-reset/\S+/\S+/)", mail.outbox[0].body).group(1)
+    form = client.get(link, follow=True)
+    new_password = "a-much-longer-secret-42"
+    client.post(form.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password})
+    assert sign_in(client, world.patient_a.email, new_password).status_code == 302
