@@ -1,6 +1,7 @@
 """Forms of the pages. Accounts sign in with their email, which is also their username."""
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 
 from hospitals.accounts import authenticate_by_email
@@ -8,18 +9,11 @@ from hospitals.errors import DomainError
 from hospitals.models import Role
 
 
-class SignInForm(AuthenticationForm):
-    username = forms.CharField(
-        label="Email",
-        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "username"}),
-    )
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "invalid_login": "That email and password do not match an account. The password is case-sensitive.",
-    }
+class BrakedSignIn:
+    """Sign-in forms check the password through authenticate_by_email, the one check the API uses too,
+    so every way in is held by the same brake on password guessing."""
 
     def clean(self):
-        # The one sign-in check the API uses too, so the page is held by the same brake on guessing.
         email, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
         if email is not None and password:
             try:
@@ -30,6 +24,21 @@ class SignInForm(AuthenticationForm):
                 raise forms.ValidationError(refusal.detail, code=refusal.code) from None
             self.confirm_login_allowed(self.user_cache)
         return self.cleaned_data
+
+
+class SignInForm(BrakedSignIn, AuthenticationForm):
+    username = forms.CharField(
+        label="Email",
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "username"}),
+    )
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "That email and password do not match an account. The password is case-sensitive.",
+    }
+
+
+class OperatorSignInForm(BrakedSignIn, AdminAuthenticationForm):
+    """The Django admin's sign-in: the platform operator's password is the one most worth guessing."""
 
 
 class InviteForm(forms.Form):

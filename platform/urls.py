@@ -3,11 +3,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.models import TokenProxy
 
+from frontend.forms import OperatorSignInForm
 from neurofed import health
 
 # DRF's token admin lists every user's API token in clear: whoever opens it can act as any doctor of
 # any hospital. Tokens are issued and revoked by their owners through the API; nobody reads them here.
 admin.site.unregister(TokenProxy)
+admin.site.login_form = OperatorSignInForm
 
 api_v1 = [
     path("", include("hospitals.api.urls")),
