@@ -109,8 +109,12 @@ def test_a_run_started_over_the_api_streams_its_rounds_over_the_websocket(federa
     for event in rounds:
         assert 0.0 <= event["global_accuracy"] <= 1.0 and event["global_loss"] > 0
         assert event["bytes_sent"] > 0 and event["bytes_received"] > 0 and event["duration_s"] > 0
+        # A's admin reads A's node and B only as a count (federation/access.py).
+        assert {n["hospital"]: n["num_examples"] for n in event["nodes"]} == {"fl-a": 12}
+        assert event["other_hospitals"] == 1
+    for row in run.rounds.all():
         # Each node reported exactly its own hospital's number of cases: A never read B's, nor B A's.
-        assert {n["hospital"]: n["num_examples"] for n in event["nodes"]} == {"fl-a": 12, "fl-b": 8}
+        assert {n["hospital"]: n["num_examples"] for n in row.nodes} == {"fl-a": 12, "fl-b": 8}
     assert rounds[-1]["global_accuracy"] == pytest.approx(run.rounds.get(number=2).global_accuracy)
     # The guard saw every reply and refused none: only weights and listed metrics came back.
     # Two rounds of train replies and the final evaluation, from each of the two nodes.
