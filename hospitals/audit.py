@@ -2,16 +2,27 @@
 
 import ipaddress
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from hospitals.models import AuditEvent
 
 
 def client_address(request) -> str | None:
+    """The client's IP address, for the audit trail and the sign-in brake.
+
+    REMOTE_ADDR, unless the site runs behind TRUSTED_PROXY_COUNT reverse proxies: then every request
+    comes from the nearest proxy, and the client is the entry that many places from the right of
+    X-Forwarded-For (each proxy appends the address it saw). Entries further left are whatever the
+    client sent, so they are never read.
+    """
     if request is None:
         return None
-    # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it.
     address = request.META.get("REMOTE_ADDR") or ""
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies > 0:
+        forwarded = [entry.strip() for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if entry.strip()]
+        address = forwarded[-proxies] if len(forwarded) >= proxies else ""
     try:
         return str(ipaddress.ip_address(address))
     except ValueError:

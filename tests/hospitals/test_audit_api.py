@@ -86,3 +86,20 @@ def test_client_address_is_kept_only_when_it_is_an_ip(world, client_as, remote, 
     response = client_as("doctor_a").get(url("hospitals", world.a.slug, "patients", patient.id), REMOTE_ADDR=remote)
     assert response.status_code == 200
     assert AuditEvent.objects.filter(action="patient.read").latest("id").client_address == stored
+
+
+@pytest.mark.parametrize("proxies, forwarded, stored", [
+    (0, "203.0.113.9", "192.0.2.7"),  # no proxy trusted: a client's own header is ignored
+    (1, "198.51.100.1, 203.0.113.9", "203.0.113.9"),  # the proxy appended the client it saw; the rest is the client's
+    (2, "198.51.100.1, 203.0.113.9, 10.0.0.2", "203.0.113.9"),
+    (2, "203.0.113.9", None),  # fewer entries than proxies: no trustworthy address
+])
+def test_behind_trusted_proxies_the_client_is_read_from_the_right_of_x_forwarded_for(
+        world, client_as, settings, proxies, forwarded, stored):
+    settings.TRUSTED_PROXY_COUNT = proxies
+    patient = Patient.objects.get(user=world.owner)
+    response = client_as("doctor_a").get(url("hospitals", world.a.slug, "patients", patient.id),
+                                         REMOTE_ADDR="192.0.2.7", HTTP_X_FORWARDED_FOR=forwarded)
+    assert response.status_code == 200
+    assert AuditEvent.objects.filter(action="patient.read").latest("id").client_address == stored
+
