@@ -177,7 +177,8 @@ def invite_patient(
     Sending again to the same address reuses the record the replaced invitation named (corrected with
     the new details), instead of leaving it behind as a duplicate that would block its own MRN. So does
     a record number the hospital already holds for a patient without an account (a record made for a
-    doctor's uploads, or left by a revoked invitation): it is the same patient, now given access.
+    doctor's uploads, or left by a revoked invitation), when the name and date of birth agree with it:
+    it is the same patient, now given access.
     """
     full_name = full_name.strip()
     if not full_name:
@@ -192,12 +193,14 @@ def invite_patient(
         .select_related("patient")
         .first()
     )
-    existing = pending.patient if pending is not None else _patient_without_account(hospital, medical_record_number)
-    if existing is not None:
+    held = None if pending is not None else _patient_without_account(hospital, medical_record_number)
+    if pending is not None:
         patient = update_patient(
-            hospital=hospital, patient=existing, actor=actor, request=request, full_name=full_name,
+            hospital=hospital, patient=pending.patient, actor=actor, request=request, full_name=full_name,
             date_of_birth=date_of_birth, medical_record_number=medical_record_number.strip(),
         )
+    elif held is not None:
+        patient = _confirmed_holder(held, full_name, date_of_birth)
     else:
         patient = create_patient(
             hospital=hospital, full_name=full_name, date_of_birth=date_of_birth,
@@ -205,6 +208,22 @@ def invite_patient(
         )
     return invite_member(hospital=hospital, email=email, role=Role.PATIENT, actor=actor, patient=patient,
                          request=request)
+
+
+def _confirmed_holder(patient: Patient, full_name: str, date_of_birth) -> Patient:
+    """The held record, if the invitation describes the same person; a refusal otherwise.
+
+    A record number alone is one typo away from another patient: giving an account to the record it
+    names would show that patient's scans to the invitee. So the name (and the date of birth, where
+    both are known) must agree with the record, and the record is never rewritten from the invitation.
+    """
+    same_name = " ".join(patient.full_name.split()).casefold() == " ".join(full_name.split()).casefold()
+    same_birth = date_of_birth is None or patient.date_of_birth is None or patient.date_of_birth == date_of_birth
+    if not (same_name and same_birth):
+        raise DomainError("mrn_mismatch", "The hospital holds this medical record number for a patient with other "
+                                          "details. Check the number, name and date of birth against the record.",
+                          status=409)
+    return patient
 
 
 def _patient_without_account(hospital: Hospital, medical_record_number: str) -> Patient | None:

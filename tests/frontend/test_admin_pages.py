@@ -280,11 +280,19 @@ def test_inviting_a_patient_the_hospital_already_holds_gives_that_record_an_acco
     page = client.post("/h/st-anne/members/", {"email": "impostor@st-anne.example", "role": "patient",
                                                "full_name": "Charles Babbage", "medical_record_number": "MRN-1791"})
     assert page.status_code == 400 and "medical record number already exists" in page.content.decode()
-    token = invite("ada@st-anne.example", "patient", full_name="Ada King", medical_record_number=" MRN-1815 ")
+    # A mistyped number that happens to be Ada's, under another name: refused, and Ada's record untouched.
+    client.force_login(world.admin_a)
+    page = client.post("/h/st-anne/members/", {"email": "bob@st-anne.example", "role": "patient",
+                                               "full_name": "Bob Smith", "medical_record_number": "MRN-1815"})
+    assert page.status_code == 400 and "holds this medical record number for a patient with other details" in (
+        page.content.decode())
+    held.refresh_from_db()
+    assert held.full_name == "Ada Lovelace" and not Invitation.objects.filter(email="bob@st-anne.example").exists()
+    token = invite("ada@st-anne.example", "patient", full_name=" ada  lovelace ", medical_record_number=" MRN-1815 ")
     assert Invitation.objects.get(email="ada@st-anne.example").patient == held
     client.post(f"/invite/{token}/", {"password": "a-long-new-secret-5", "password_again": "a-long-new-secret-5"})
     held.refresh_from_db()
-    assert (held.user.email, held.full_name) == ("ada@st-anne.example", "Ada King")
+    assert (held.user.email, held.full_name) == ("ada@st-anne.example", "Ada Lovelace")
     assert Patient.objects.filter(hospital=world.a, mrn_digest=held.mrn_digest).count() == 1
 
 
