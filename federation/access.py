@@ -101,7 +101,9 @@ def event_view(event: dict, own: frozenset[str] | None) -> dict | None:
         return event
     if kind == "round":
         return round_view(event, own)
-    if kind == "dropout" and event.get("hospital") not in own:
+    if kind == "dropout":
+        if event.get("hospital") in own:
+            return event
         return {"kind": kind, "run": event.get("run"), **_dropouts_view([event], own)[0]}
     if kind == "finished":
         event = {**event, "final_metrics": _final_metrics_view(event["final_metrics"])} \

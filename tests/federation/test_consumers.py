@@ -132,3 +132,10 @@ def test_an_admin_removed_from_their_hospital_has_the_socket_closed_at_the_next_
         return await communicator.receive_output(timeout=5)
 
     assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4404}
+
+
+def test_an_admin_watches_their_own_hospitals_dropout_whole(world):
+    run = make_run(world.a, world.b)
+    a_dropout = {**B_DROPOUT, "hospital": "st-anne", "node_id": "12", "reason": "node error: out of memory"}
+    _, dropout = _watch(world.admin_a, run, [a_dropout])
+    assert dropout == {**a_dropout, "run": run.pk}
