@@ -3,6 +3,7 @@
 import pytest
 
 from federation.models import FederatedRound, FederatedRun, RunStatus
+from federation.services import HOSPITAL_RUN_MAX_ROUNDS
 from hospitals.models import AuditEvent, Hospital
 from tests.factories import make_hospital, make_user
 
@@ -266,10 +267,13 @@ def test_an_admin_whose_hospital_has_not_opted_in_or_has_no_partner_is_told_why(
 
 
 def test_the_admin_chooses_only_model_and_rounds_within_bounds(api, opted_in):
-    for body in ({"num_rounds": 0}, {"num_rounds": 21}, {"model_kind": "vgg"}):
+    for body in ({"num_rounds": 0}, {"num_rounds": HOSPITAL_RUN_MAX_ROUNDS + 1}, {"model_kind": "vgg"}):
         refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), body, format="json")
         assert refused.status_code == 400, body
     assert not FederatedRun.objects.exists()
+    at_most = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"num_rounds": HOSPITAL_RUN_MAX_ROUNDS},
+                                         format="json")
+    assert at_most.status_code == 201 and at_most.json()["num_rounds"] == HOSPITAL_RUN_MAX_ROUNDS
 
 
 @pytest.mark.parametrize("who, status", [("doctor_a", 403), ("patient_a", 403), ("admin_b", 404), ("doctor_b", 404)])
