@@ -50,7 +50,7 @@ def history(request, membership):
     scans = (
         visible_scans(request.user, membership.hospital, membership)
         .filter(source=ScanSource.UPLOAD)
-        .select_related("hospital", "diagnosis", "diagnosis__model_version")
+        .select_related("hospital", "diagnosis", "diagnosis__model_version", "diagnosis__segmenter_version")
     )
     page = Paginator(scans, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [scan_data(scan, membership) for scan in page.object_list]

@@ -86,6 +86,37 @@ def test_history_pages_through_own_scans_newest_first(client, world, api, monkey
     assert own[0] in client.get("/h/st-anne/scans/?page=9").content.decode()
 
 
+def test_history_reads_the_same_number_of_queries_for_one_scan_as_for_many(client, world, api):
+    """Each row shows its classifier and segmenter versions; they are joined, not fetched row by row."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from diagnostics.models import Diagnosis, ModelVersion
+
+    world.a.patients_see_ai_results = AIResultVisibility.IMMEDIATELY
+    world.a.save()
+    classifier = ModelVersion.objects.create(task="classify", version="c1", artifact_path="c.json", artifact_sha256="0")
+    segmenter = ModelVersion.objects.create(task="segment", version="s1", artifact_path="s.json", artifact_sha256="0")
+    client.force_login(world.owner)
+
+    def queries_for_history():
+        Diagnosis.objects.update(model_version=classifier, segmenter_version=segmenter)
+        with CaptureQueriesContext(connection) as captured:
+            html = client.get("/h/st-anne/scans/").content.decode()
+        return len(captured), html
+
+    def add_scan(n):
+        finish(Scan.objects.get(pk=upload(api(world.owner), world.a, jpeg_bytes("glioma", n)).json()["id"]), "glioma")
+
+    add_scan(0)
+    one, _ = queries_for_history()
+    for n in range(1, 4):
+        add_scan(n)
+    many, html = queries_for_history()
+    assert len(re.findall(r'href="/h/st-anne/scans/([0-9a-f-]+)/"', html)) == 4
+    assert many == one, f"{one} queries for one scan, {many} for four"
+
+
 def test_result_page_withholds_the_ai_result_until_review(client, world, scan_a):
     client.force_login(world.owner)
     html = client.get(f"/h/st-anne/scans/{scan_a.id}/").content.decode()
