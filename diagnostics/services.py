@@ -18,7 +18,7 @@ import traceback
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
+from functools import partial, update_wrapper
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,15 @@ MAX_ANALYSIS_ATTEMPTS = 3
 # HTTP status per decoder error: limits are 413, a format we do not take is 415, the rest 422.
 _DECODE_STATUS = {"too_large": 413, "too_many_pixels": 413, "too_many_frames": 413, "unsupported_type": 415,
                   "unsupported_compression": 415}
+
+
+def _on_commit_robust(func, *args) -> None:
+    """Run ``func(*args)`` after the commit; if it raises, log it and go on with the next callback.
+
+    Django names a failed robust callback by its ``__qualname__``, which a bare partial lacks: without
+    the wrapper the logging itself would raise and the callbacks after it would never run.
+    """
+    transaction.on_commit(update_wrapper(partial(func, *args), func), robust=True)
 
 
 def max_decompressed_bytes() -> int:
@@ -156,7 +165,7 @@ def upload_scan(*, hospital, patient, data: bytes, uploaded_by=None, request=Non
             notify.scan_changed_on_commit(scan, event="scan.created")
             # Robust: the callback runs once the row has committed, still inside this try; whatever it
             # raises must not reach the clean-up below, which would delete the file of a stored scan.
-            transaction.on_commit(partial(enqueue_analysis, scan.id), robust=True)
+            _on_commit_robust(enqueue_analysis, scan.id)
     except IntegrityError:
         # Two uploads of the same file raced; the other one won.
         delete_blob(stored.path)
@@ -190,24 +199,33 @@ def requeue_failed_scan(scan: Scan, data: bytes, *, actor=None, request=None) ->
     replacement = None
     if not _stored_blob_intact(scan):
         replacement = store_blob(scan.hospital, data, record_type=SCAN_BLOB, record_id=scan.id)
+    # Every follow-up runs robust, after the commit: one that fails must neither skip the next nor
+    # reach the clean-up below, which is for a replacement that no committed row points at.
+    committed = False
     try:
         with transaction.atomic():
             locked = Scan.objects.select_for_update().get(pk=scan.pk)
-            if locked.status != ScanStatus.FAILED:  # another upload re-queued it first
+            requeued = locked.status == ScanStatus.FAILED  # else another upload re-queued it first
+            if not requeued:
                 if replacement:
-                    transaction.on_commit(partial(delete_blob, replacement.path))
-                return locked
-            fields = dict(failure_code="", failure_reason="", attempts=0, started_at=None, finished_at=None)
-            if replacement:
-                fields.update(blob_path=replacement.path, blob_sha256=replacement.sha256, blob_size=replacement.size)
-                transaction.on_commit(partial(delete_blob, locked.blob_path))
-            _transition(locked, ScanStatus.QUEUED, **fields)
-            record_audit(actor=actor, hospital=locked.hospital, action="scan.requeue", obj=locked, request=request)
-            transaction.on_commit(partial(enqueue_analysis, locked.id), robust=True)
+                    _on_commit_robust(delete_blob, replacement.path)
+            else:
+                fields = dict(failure_code="", failure_reason="", attempts=0, started_at=None, finished_at=None)
+                if replacement:
+                    fields.update(blob_path=replacement.path, blob_sha256=replacement.sha256,
+                                  blob_size=replacement.size)
+                    _on_commit_robust(delete_blob, locked.blob_path)
+                _transition(locked, ScanStatus.QUEUED, **fields)
+                record_audit(actor=actor, hospital=locked.hospital, action="scan.requeue", obj=locked,
+                             request=request)
+                _on_commit_robust(enqueue_analysis, locked.id)
+        committed = True
     except BaseException:
-        if replacement:
+        if replacement and not committed:
             delete_blob(replacement.path)
         raise
+    if not requeued:
+        return locked
     logger.info("scan %s re-queued in %s after a failure", locked.id, locked.hospital.slug)
     return locked
 
@@ -276,6 +294,8 @@ def start_analysis(scan_id, retries: int = 0) -> Scan | None:
         scan = Scan.objects.select_for_update().filter(pk=scan_id).first()
         if scan is None or scan.status in TERMINAL:
             return None
+        # An estimate, erring towards patience: a transient error raised before this point still counts
+        # as a retry, and a duplicate delivery (requeue_scans beside a slow task) as a start.
         if scan.attempts - retries >= MAX_ANALYSIS_ATTEMPTS:
             _transition(scan, ScanStatus.FAILED, failure_code="analysis_crashed", finished_at=timezone.now(),
                         failure_reason="The analysis of this scan stopped unexpectedly several times; "

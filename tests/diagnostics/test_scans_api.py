@@ -132,6 +132,26 @@ def test_a_failed_scan_whose_file_was_lost_gets_the_uploaded_file_back(world, ap
                      sha256=scan.blob_sha256) == data
 
 
+def test_a_failed_scan_is_requeued_even_when_its_damaged_old_file_cannot_be_removed(
+        world, api, settings, django_capture_on_commit_callbacks, caplog):
+    from pathlib import Path
+
+    data = samples.jpeg_bytes("pituitary", 6)
+    scan = Scan.objects.get(pk=upload(api(world.owner), world.a, data).json()["id"])
+    old = Path(settings.MEDIA_ROOT) / scan.blob_path
+    old.unlink()
+    old.mkdir()  # unreadable as a blob, and unlink() refuses it: the clean-up after the commit fails
+    (old / "keep").write_bytes(b"x")
+    scan = _failed(scan, "unreadable_blob")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert upload(api(world.owner), world.a, data).status_code == 200
+    scan.refresh_from_db()
+    assert scan.status == ScanStatus.QUEUED and (Path(settings.MEDIA_ROOT) / scan.blob_path).is_file()
+    # The failed clean-up was logged, and the analysis was still scheduled after it.
+    assert "delete_blob" in caplog.text
+    assert [getattr(c, "func", None) for c in callbacks][-1] is services.enqueue_analysis
+
+
 def test_dedupe_digest_is_keyed_per_hospital(world, api):
     data = samples.jpeg_bytes("glioma", 5)
     a = upload(api(world.owner), world.a, data).json()
