@@ -408,7 +408,16 @@ def update_hospital_settings(*, hospital: Hospital, actor, request=None, **chang
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
         raise DomainError("invalid_setting", f"Unknown setting: {', '.join(sorted(unknown))}.")
-    changed = {name: value for name, value in changes.items() if getattr(hospital, name) != value}
+    # The model's own field rules (the emergency number's pattern and length, the visibility choices)
+    # are checked here rather than by each caller, so no page, API or command can save a number that
+    # patients would then be told to call.
+    cleaned = {}
+    for name, value in changes.items():
+        try:
+            cleaned[name] = Hospital._meta.get_field(name).clean(value, hospital)
+        except ValidationError as invalid:
+            raise DomainError("invalid_setting", " ".join(invalid.messages)) from None
+    changed = {name: value for name, value in cleaned.items() if getattr(hospital, name) != value}
     if not changed:
         return hospital
     for name, value in changed.items():

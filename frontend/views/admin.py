@@ -6,7 +6,6 @@ hospitals service and redirects, so a reload never repeats a change.
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import QueryDict
 from django.shortcuts import redirect
@@ -20,7 +19,7 @@ from hospitals import services
 from hospitals.access import access_invitation, access_member
 from hospitals.audit import actor_names, audit_actions, audit_trail
 from hospitals.errors import DomainError
-from hospitals.models import AIResultVisibility, Hospital, Invitation, Membership, Role
+from hospitals.models import AIResultVisibility, Invitation, Membership, Role
 
 ADMIN = (Role.ADMIN,)
 AUDIT_PAGE_SIZE = 50
@@ -184,19 +183,18 @@ def hospital_settings(request, membership):
     if request.method == "POST":
         visibility = request.POST.get("patients_see_ai_results", "")
         phone = request.POST.get("emergency_phone", "").strip()
-        try:
-            Hospital._meta.get_field("emergency_phone").clean(phone, hospital)
-            problem = None if visibility in AIResultVisibility.values else "Choose when patients see AI results."
-        except ValidationError as invalid:
-            problem = " ".join(invalid.messages)
-        if problem:
-            messages.error(request, problem)
+        if visibility not in AIResultVisibility.values:
+            messages.error(request, "Choose when patients see AI results.")
         else:
-            services.update_hospital_settings(
-                hospital=hospital, actor=request.user, request=request, patients_see_ai_results=visibility,
-                federation_opt_in=request.POST.get("federation_opt_in") == "on", emergency_phone=phone,
-            )
-            messages.success(request, "Settings saved.")
+            try:
+                services.update_hospital_settings(
+                    hospital=hospital, actor=request.user, request=request, patients_see_ai_results=visibility,
+                    federation_opt_in=request.POST.get("federation_opt_in") == "on", emergency_phone=phone,
+                )
+            except DomainError as refused:
+                messages.error(request, refused.detail)
+            else:
+                messages.success(request, "Settings saved.")
         return redirect("frontend:settings", hospital.slug)
     context = {"visibility_choices": AIResultVisibility.choices}
     return render_page(request, "frontend/admin/settings.html", context, membership=membership)

@@ -86,3 +86,23 @@ def test_an_emergency_number_that_is_not_a_phone_number_is_refused(world, client
     )
     assert response.status_code == 400 and "emergency_phone" in response.json()["fields"], response.content
     assert Hospital.objects.get(pk=world.a.pk).emergency_phone == ""
+
+
+@pytest.mark.parametrize("changes, sentence", [
+    ({"emergency_phone": "call 999"}, "Enter a phone number"),
+    ({"emergency_phone": "1" * 31}, "at most 30 characters"),
+    ({"emergency_phone": "112", "patients_see_ai_results": "never"}, "not a valid choice"),
+])
+def test_the_service_itself_refuses_an_invalid_setting_whoever_calls_it(world, changes, sentence):
+    # Commands and other apps call the service without a serializer or a form in front of it.
+    from hospitals.errors import DomainError
+    from hospitals.services import update_hospital_settings
+
+    with pytest.raises(DomainError) as refused:
+        update_hospital_settings(hospital=world.a, actor=world.admin_a, **changes)
+    assert refused.value.code == "invalid_setting" and sentence in refused.value.detail
+    hospital = Hospital.objects.get(pk=world.a.pk)
+    assert (hospital.emergency_phone, hospital.patients_see_ai_results) == ("", "after_review")
+    assert not AuditEvent.objects.filter(action="hospital.settings_update").exists()
+    update_hospital_settings(hospital=world.a, actor=world.admin_a, emergency_phone="+44 (0)20 7946-0000")
+    assert Hospital.objects.get(pk=world.a.pk).emergency_phone == "+44 (0)20 7946-0000"
