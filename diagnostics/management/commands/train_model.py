@@ -223,9 +223,9 @@ class Command(BaseCommand):
         version fail its checksum, and every scan it serves would fail with it."""
         if options["overwrite_registered"]:
             return
-        from diagnostics.registry import versions_stored_at
+        from diagnostics.registry import BUNDLE_NAMES, versions_stored_at
 
-        name = "classifier.json" if task == "classify" else "segmenter.json"
+        name = BUNDLE_NAMES[task]
         targets = [(output_dir / name, "choose another --output-dir")]
         if options["install"]:
             targets.append((Path(settings.MODEL_DIR) / name,
