@@ -123,9 +123,19 @@ def begin_attempt(request, email: str) -> Attempt:
             cache.set(counter.key, 1, window)
             count = 1
         if count > counter.limit:  # lost a race with parallel attempts
+            # Refused unchecked, so it is no failure: give back what this attempt took from every count.
+            _give_back([counter, *(taken for taken, _ in attempt.counts)])
             raise _refusal(counter)
         attempt.counts.append((counter, count))
     return attempt
+
+
+def _give_back(counters) -> None:
+    for counter in counters:
+        try:
+            cache.decr(counter.key)
+        except ValueError:  # the window closed meanwhile: nothing left to give back
+            pass
 
 
 def attempt_failed(attempt: Attempt, user=None) -> None:
@@ -153,11 +163,8 @@ def attempt_succeeded(attempt: Attempt) -> None:
     for counter, _count in attempt.counts:
         if counter.scope == "account":
             cache.delete_many([counter.key, counter.since_key])
-            continue
-        try:
-            cache.decr(counter.key)
-        except ValueError:  # its window has closed meanwhile
-            pass
+        else:
+            _give_back([counter])
 
 
 def forget(email: str = "", address: str = "") -> None:

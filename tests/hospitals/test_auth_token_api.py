@@ -186,3 +186,41 @@ def test_a_lock_is_logged_and_audited_by_id_never_by_email(world, caplog):
     assert event.hospital_id == world.a.id and event.object_id == str(world.doctor_a2.pk)
     assert event.actor_id is None and event.client_address == "10.9.9.9"
     assert "@" not in event.detail
+
+
+def test_attempts_refused_in_a_burst_charge_no_account(world, settings):
+    """Many clients' attempts race through one address's count: whether refused before counting or after
+    losing the race, a refused attempt leaves its account's count where it was."""
+    import threading
+
+    from django.core.cache import cache
+    from django.test import RequestFactory
+
+    from hospitals import throttle
+
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 4
+    emails = [f"burst{n}@st-anne.example" for n in range(16)]
+    start = threading.Barrier(len(emails))
+    refused = []
+
+    def attempt(email):
+        request = RequestFactory().post("/", REMOTE_ADDR="10.9.9.9")
+        start.wait()
+        try:
+            throttle.begin_attempt(request, email)
+        except throttle.TooManyAttempts:
+            refused.append(email)
+
+    threads = [threading.Thread(target=attempt, args=(email,)) for email in emails]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert len(refused) == len(emails) - 4
+        for email in emails:
+            assert cache.get(throttle._account(email).key, 0) == (0 if email in refused else 1), email
+        assert cache.get(throttle._counters(RequestFactory().post("/", REMOTE_ADDR="10.9.9.9"), emails[0])[1].key) == 4
+    finally:
+        for email in emails:
+            throttle.forget(email=email)
