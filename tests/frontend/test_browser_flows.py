@@ -320,6 +320,19 @@ def test_doctor_moves_through_the_slices_of_a_volume(world, analysed_volume, new
     assert doctor.locator("#slice-marks option").evaluate_all("os => os.map(o => o.value)") == ["3", "4"]
     assert "corrections apply to this slice only" in doctor.locator("#slice-note").inner_text()
 
+    # A Space stroke on the editor cut short by Page Down has painted: it is an edit all the same.
+    assert doctor.locator("#mask-state").inner_text() == "Outline unchanged."
+    doctor.locator("canvas.outline").focus()
+    doctor.keyboard.down(" ")
+    doctor.keyboard.press("ArrowDown")
+    doctor.keyboard.press("PageDown")
+    doctor.keyboard.up(" ")
+    assert label.inner_text() == "Slice 5 of 5" and _shown_slice(doctor) == 4
+    assert "Outline corrected" in doctor.locator("#mask-state").inner_text()
+    doctor.keyboard.press("PageUp")
+    doctor.keyboard.press("z")
+    doctor.locator("#mask-state").filter(has_text="Outline unchanged.").wait_for()
+
     doctor.keyboard.press("PageDown")
     assert label.inner_text() == "Slice 5 of 5" and _shown_slice(doctor) == 4
     # The outline and heatmap belong to slice 4: off it they are hidden, and painting does nothing.

@@ -103,7 +103,9 @@ export class ScanViewer {
     this.slice = index;
     if (url) this.scanImage.src = url;
     if (alt) this.scanImage.alt = alt;
-    this.keyStroke = null;
+    // A Space stroke cut short by a slice key has painted already: it counts as an edit, so the review
+    // sends the mask and leaving the page warns.
+    this.finishKeyStroke();
     this.applyOverlays();
   }
 
