@@ -6,12 +6,13 @@ and from the ServerApp process while the run goes on (rounds, dropouts, the outc
 
 import datetime
 import logging
+import subprocess
 from pathlib import Path
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from federation.models import FINISHED, FederatedRound, FederatedRun, ModelKind, NodeEnrolment, RunStatus
@@ -65,47 +66,96 @@ def enrol_node(*, hospital, public_key: Path, actor=None, request=None) -> NodeE
 
     The SuperLink must run with node authentication. A hospital has one node; enrolling another means
     removing the first (its row here, its key on the SuperLink) on purpose.
+
+    The SuperLink is asked outside any transaction: the `flwr` call may take a minute, and no lock of the
+    hospital (roles, settings, run starts) should wait on it. Two enrolments of one hospital may then both
+    register a key; the row's one-to-one keeps one, and the other's key is unregistered again.
     """
     from federation import conf, control
 
-    with transaction.atomic():
-        # The hospital row lock keeps two enrolments of one hospital from both registering a key.
-        type(hospital).objects.select_for_update().filter(pk=hospital.pk).first()
-        existing = NodeEnrolment.objects.filter(hospital=hospital).first()
-        if existing is not None:
-            raise DomainError("node_enrolled", f"{hospital.slug} already has an enrolled node ({existing.node_id}); "
-                                                "a hospital runs one node.", status=409)
-        try:
-            key_text = Path(public_key).read_text().strip()
-            node_id = control.register_node(conf.federation_home(), Path(public_key), name=hospital.slug)
-        except (OSError, control.ControlError) as exc:
-            raise DomainError("node_not_registered", f"The SuperLink did not register the key: {exc}",
-                              status=409) from None
-        enrolment = NodeEnrolment.objects.create(hospital=hospital, node_id=node_id, public_key=key_text)
-        record_audit(actor=actor, hospital=hospital, action="federation.node_enrol", obj=enrolment, request=request)
+    _refuse_if_enrolled(hospital)
+    try:
+        key_text = Path(public_key).read_text().strip()
+        node_id = control.register_node(conf.federation_home(), Path(public_key), name=hospital.slug)
+    except (OSError, subprocess.SubprocessError, control.ControlError) as exc:
+        raise DomainError("node_not_registered", f"The SuperLink did not register the key: {_why(exc)}",
+                          status=409) from None
+    if not node_id:
+        log.error("the SuperLink registered the node key of hospital %s without saying its node id; the key stays "
+                  "registered until removed with flwr supernode unregister", hospital.slug)
+        raise DomainError("node_not_registered", "The SuperLink registered the key but did not give its node id; "
+                                                 "unregister it there (flwr supernode list / unregister) and enrol "
+                                                 "it again.", status=409)
+    try:
+        with transaction.atomic():
+            enrolment = NodeEnrolment.objects.create(hospital=hospital, node_id=node_id, public_key=key_text)
+            record_audit(actor=actor, hospital=hospital, action="federation.node_enrol", obj=enrolment,
+                         request=request)
+    except IntegrityError:
+        _forget_registered_node(hospital, node_id)
+        _refuse_if_enrolled(hospital)
+        holder = NodeEnrolment.objects.filter(node_id=node_id).values_list("hospital__slug", flat=True).first()
+        raise DomainError("node_id_taken", f"The SuperLink gave node id {node_id}, which is still enrolled for "
+                                           f"{holder or 'another hospital'}; remove that enrolment first.",
+                          status=409) from None
+    except Exception:
+        _forget_registered_node(hospital, node_id)
+        raise
     log.info("node %s enrolled for hospital %s", node_id, hospital.slug)
     return enrolment
+
+
+def _why(exc: Exception) -> str:
+    # A timeout's own text is the whole `flwr` command line; the operator needs only what happened.
+    if isinstance(exc, subprocess.TimeoutExpired):
+        return f"it did not answer within {exc.timeout:g} s; check that it is running and reachable"
+    return str(exc)
+
+
+def _refuse_if_enrolled(hospital) -> None:
+    existing = NodeEnrolment.objects.filter(hospital=hospital).first()
+    if existing is not None:
+        raise DomainError("node_enrolled", f"{hospital.slug} already has an enrolled node ({existing.node_id}); "
+                                            "a hospital runs one node.", status=409)
+
+
+def _forget_registered_node(hospital, node_id: str) -> None:
+    """Unregister a key this platform registered but could not bind: a key left registered with no row
+    would be refused by the coordinator, and `--remove` could not find it to clear it."""
+    from federation import conf, control
+
+    try:
+        control.unregister_node(conf.federation_home(), node_id)
+    except (OSError, subprocess.SubprocessError, control.ControlError):
+        log.exception("node %s was registered for hospital %s but not enrolled, and could not be unregistered; "
+                      "remove it with flwr supernode unregister", node_id, hospital.slug)
+    else:
+        log.warning("node %s was registered for hospital %s but not enrolled; it was unregistered again",
+                    node_id, hospital.slug)
 
 
 def unenrol_node(*, hospital, actor=None, request=None) -> NodeEnrolment:
     """Unregister the hospital's node key from the SuperLink and forget the binding, so that a new node
     (a replaced machine, a leaked key) can be enrolled. The row goes only once the SuperLink has let go
     of the key: a key still registered but unbound would be refused by the coordinator, never trusted.
+    As in enrol_node, the SuperLink is asked outside any transaction.
     """
     from federation import conf, control
 
+    enrolment = NodeEnrolment.objects.filter(hospital=hospital).first()
+    if enrolment is None:
+        raise DomainError("node_not_enrolled", f"{hospital.slug} has no enrolled node.", status=404)
+    try:
+        control.unregister_node(conf.federation_home(), enrolment.node_id)
+    except (OSError, subprocess.SubprocessError, control.ControlError) as exc:
+        raise DomainError("node_not_unregistered", f"The SuperLink did not unregister the node: {_why(exc)}",
+                          status=409) from None
     with transaction.atomic():
-        type(hospital).objects.select_for_update().filter(pk=hospital.pk).first()
-        enrolment = NodeEnrolment.objects.filter(hospital=hospital).first()
-        if enrolment is None:
-            raise DomainError("node_not_enrolled", f"{hospital.slug} has no enrolled node.", status=404)
-        try:
-            control.unregister_node(conf.federation_home(), enrolment.node_id)
-        except (OSError, control.ControlError) as exc:
-            raise DomainError("node_not_unregistered", f"The SuperLink did not unregister the node: {exc}",
-                              status=409) from None
-        record_audit(actor=actor, hospital=hospital, action="federation.node_unenrol", obj=enrolment, request=request)
-        enrolment.delete()
+        # A removal running beside this one has already deleted and audited the row.
+        deleted, _ = NodeEnrolment.objects.filter(pk=enrolment.pk).delete()
+        if deleted:
+            record_audit(actor=actor, hospital=hospital, action="federation.node_unenrol", obj=enrolment,
+                         request=request)
     log.info("node %s of hospital %s unenrolled", enrolment.node_id, hospital.slug)
     return enrolment
 

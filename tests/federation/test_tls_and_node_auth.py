@@ -94,3 +94,96 @@ def test_an_enrolled_node_serves_only_the_hospital_its_key_was_enrolled_for(fede
     call_command("federation_enrol_node", "--hospital", "fl-b", "--remove")
     assert not NodeEnrolment.objects.filter(hospital=b).exists()
     assert wait_for(lambda: b_node not in control.online_nodes(home), timeout=60), federation.logs()
+
+
+
+def _node_auth_superlink(federation, tmp_path):
+    certs = pki.make_superlink_certificates(tmp_path / "tls", ["127.0.0.1"])
+    tls = daemons.Tls(ca=certs["ca"], cert=certs["cert"], key=certs["key"])
+    federation.superlink = daemons.start_superlink(federation.home, port=daemons.free_port(), tls=tls, node_auth=True,
+                                                   env_extra=federation.env)
+
+
+def _statuses_of_nodes_named(home, name):
+    from flwr.proto.control_pb2 import ListNodesRequest
+
+    with control._control_client(home) as client:
+        return [n.status for n in client.ListNodes(ListNodesRequest()).nodes_info if n.name == name]
+
+
+def _hold_the_hospital(hospital, *, until, enrol_node_id=None):
+    """Another transaction holding the hospital's row, as a role change or a run start would, until
+    `until()` is true (at most 30 s) or never; returns (started thread, held event, until-was-met event)."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from federation.models import NodeEnrolment
+    from hospitals.models import Hospital
+
+    holding, met = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                Hospital.objects.select_for_update().get(pk=hospital.pk)
+                if enrol_node_id:
+                    NodeEnrolment.objects.create(hospital=hospital, node_id=enrol_node_id, public_key="another key")
+                holding.set()
+                if wait_for(until, timeout=30):
+                    met.set()
+        finally:
+            holding.set()
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holding.wait(timeout=30)
+    return thread, met
+
+
+def test_an_enrolment_that_loses_its_hospital_to_another_unregisters_the_key_it_registered(federation, tmp_path):
+    """The SuperLink is asked while nothing of the hospital is locked: another transaction holding the
+    hospital's row and enrolling a node for it does not hold up the registration. That other enrolment
+    keeps the row; the key the losing one registered is unregistered again, so no key stays registered
+    that `--remove` could not find."""
+    from federation.models import NodeEnrolment
+    from federation.services import enrol_node
+    from hospitals.errors import DomainError
+    from tests.factories import make_hospital
+
+    hospital = make_hospital("fl-c")
+    _, pub = pki.make_node_key(tmp_path / "keys", "fl-c")
+    _node_auth_superlink(federation, tmp_path)
+
+    other, registered_meanwhile = _hold_the_hospital(
+        hospital, enrol_node_id="4242", until=lambda: _statuses_of_nodes_named(federation.home, "fl-c"))
+    with pytest.raises(DomainError) as lost:
+        enrol_node(hospital=hospital, public_key=pub)
+    other.join(timeout=60)
+
+    assert registered_meanwhile.is_set(), "the SuperLink was not asked while the hospital's row was locked"
+    assert (lost.value.code, lost.value.status) == ("node_enrolled", 409) and "(4242)" in lost.value.detail
+    assert list(NodeEnrolment.objects.values_list("node_id", flat=True)) == ["4242"]
+    assert _statuses_of_nodes_named(federation.home, "fl-c") == ["unregistered"], federation.logs()
+
+
+def test_removing_an_enrolment_does_not_wait_on_the_hospitals_row(federation, tmp_path):
+    from federation.models import NodeEnrolment
+    from federation.services import enrol_node, unenrol_node
+    from hospitals.models import AuditEvent
+    from tests.factories import make_hospital
+
+    hospital = make_hospital("fl-d")
+    _, pub = pki.make_node_key(tmp_path / "keys", "fl-d")
+    _node_auth_superlink(federation, tmp_path)
+    enrol_node(hospital=hospital, public_key=pub)
+
+    other, unregistered_meanwhile = _hold_the_hospital(
+        hospital, until=lambda: _statuses_of_nodes_named(federation.home, "fl-d") == ["unregistered"])
+    unenrol_node(hospital=hospital)
+    other.join(timeout=60)
+
+    assert unregistered_meanwhile.is_set(), "the SuperLink was not asked while the hospital's row was locked"
+    assert not NodeEnrolment.objects.filter(hospital=hospital).exists()
+    assert AuditEvent.objects.filter(hospital_id=hospital.pk, action="federation.node_unenrol").count() == 1
