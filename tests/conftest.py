@@ -68,3 +68,24 @@ def api():
         return client
 
     return make
+
+
+DEAD_REDIS = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
+
+
+@pytest.fixture
+def broker_down():
+    """The Celery broker unreachable (nothing listens on its port), its cached connections dropped."""
+    from neurofed.celery import app
+
+    saved = app.conf.broker_url, app.conf.broker_write_url
+
+    def point_at(url, write_url):
+        app.conf.broker_url, app.conf.broker_write_url = url, write_url
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    point_at(DEAD_REDIS, DEAD_REDIS)
+    yield
+    point_at(*saved)
+

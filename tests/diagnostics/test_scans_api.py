@@ -425,23 +425,6 @@ def test_no_result_images_before_the_analysis(world, api, scans):
 # --- failures after the upload -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def broker_down():
-    """The Celery broker unreachable (nothing listens on the port), its cached connections dropped."""
-    from neurofed.celery import app
-
-    saved = app.conf.broker_url, app.conf.broker_write_url
-
-    def point_at(url, write_url):
-        app.conf.broker_url, app.conf.broker_write_url = url, write_url
-        app._pool = None
-        app.amqp._producer_pool = None
-
-    point_at("redis://127.0.0.1:9/0", "redis://127.0.0.1:9/0")
-    yield
-    point_at(*saved)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_broker_outage_keeps_the_stored_scan_queued_with_its_file(world, api, broker_down, caplog):
     # Committed for real: the task is scheduled when the upload's own transaction commits.

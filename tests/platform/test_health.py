@@ -19,9 +19,9 @@ from django.conf import settings as django_settings
 
 from diagnostics import registry
 from diagnostics.models.registry import ModelTask
+from tests.conftest import DEAD_REDIS
 
 ROOT = Path(__file__).resolve().parents[2]
-DEAD_REDIS = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
 
 
 def needs_services():
@@ -46,23 +46,6 @@ def active_models(db, model_dir):
         version = registry.register_model_version(task=task, version=f"health-{task}", artifact_path=bundle)
         versions[task] = registry.promote_model_version(version)
     return versions
-
-
-@pytest.fixture
-def broker_down():
-    """The Celery broker unreachable, its cached connections dropped (as in test_scans_api)."""
-    from neurofed.celery import app
-
-    saved = app.conf.broker_url, app.conf.broker_write_url
-
-    def point_at(url, write_url):
-        app.conf.broker_url, app.conf.broker_write_url = url, write_url
-        app._pool = None
-        app.amqp._producer_pool = None
-
-    point_at(DEAD_REDIS, DEAD_REDIS)
-    yield
-    point_at(*saved)
 
 
 def assert_reveals_nothing(response):
