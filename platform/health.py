@@ -161,3 +161,25 @@ def readiness(request):
     checks = {name: run_check(name) for name in CHECKS}
     ready = all(check["status"] != "failing" for check in checks.values())
     return JsonResponse({"status": "ok" if ready else "failing", "checks": checks}, status=200 if ready else 503)
+
+
+PROBES = {"/healthz": liveness, "/readyz": readiness}
+
+
+class ProbeMiddleware:
+    """Answers the two probes first in the middleware stack, before anything reads the Host header or
+    redirects to HTTPS.
+
+    A load balancer probes each web process by its own address, over plain HTTP, and counts a 400 or a
+    redirect as a failure: with ALLOWED_HOSTS naming only the public host, and HTTPS enforced, every
+    probe would fail. The probes' answers do not depend on the host and carry no session or patient
+    data, so neither check protects anything here.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        probe = PROBES.get(request.path_info)
+        return probe(request) if probe is not None else self.get_response(request)
+

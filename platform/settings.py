@@ -89,6 +89,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz, answered before the host check and the HTTPS redirect (neurofed/health.py).
+    "neurofed.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static assets are served by the app itself: hospital networks often have no CDN or proxy to do it.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -236,9 +238,6 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 NEUROFED_DATA_DIR = Path(env_str("NEUROFED_DATA_DIR", str(BASE_DIR.parent / "shared" / "data")))
 MODEL_DIR = Path(env_str("NEUROFED_MODEL_DIR", str(BASE_DIR / "diagnostics" / "weights")))
 
-# Load balancers probe over plain HTTP and count a redirect as a failure (or follow it to a port nobody
-# listens on): the health endpoints answer on HTTP as well. They carry no session and no patient data.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)

@@ -4,7 +4,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.models import TokenProxy
 
 from frontend.forms import OperatorSignInForm
-from neurofed import health
 
 # DRF's token admin lists every user's API token in clear: whoever opens it can act as any doctor of
 # any hospital. Tokens are issued and revoked by their owners through the API; nobody reads them here.
@@ -18,8 +17,6 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("healthz", health.liveness, name="healthz"),
-    path("readyz", health.readiness, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
