@@ -12,13 +12,13 @@ socket whose access no longer holds is closed with the same codes.
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from diagnostics.access import access_scan, visible_scans
 from diagnostics.notify import scan_event, scan_group, worklist_group
 from hospitals.access import STAFF_ROLES, access_membership
+from hospitals.accounts import stored_user
 
 CLOSE_NOT_FOUND = 4404
 CLOSE_FORBIDDEN = 4403
@@ -61,8 +61,7 @@ class _ScanEventsConsumer(AsyncJsonWebsocketConsumer):
 
     def _refusal(self):
         """None while the user may still watch, else the close code."""
-        # The user as stored now, not as the socket's session loaded them: a deactivated account is out.
-        user = get_user_model().objects.filter(pk=getattr(self.scope.get("user"), "pk", None), is_active=True).first()
+        user = stored_user(self.scope.get("user"))
         try:
             self.recheck(user)
         except Http404:

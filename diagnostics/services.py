@@ -200,8 +200,8 @@ def requeue_failed_scan(scan: Scan, data: bytes, *, actor=None, request=None) ->
     if not _stored_blob_intact(scan):
         replacement = store_blob(scan.hospital, data, record_type=SCAN_BLOB, record_id=scan.id)
     # Every follow-up runs robust, after the commit: one that fails must neither skip the next nor
-    # reach the clean-up below, which is for a replacement that no committed row points at.
-    committed = False
+    # reach the clean-up below, which is for a replacement that no committed row points at (so only an
+    # error before or at the commit gets there).
     try:
         with transaction.atomic():
             locked = Scan.objects.select_for_update().get(pk=scan.pk)
@@ -219,14 +219,12 @@ def requeue_failed_scan(scan: Scan, data: bytes, *, actor=None, request=None) ->
                 record_audit(actor=actor, hospital=locked.hospital, action="scan.requeue", obj=locked,
                              request=request)
                 _on_commit_robust(enqueue_analysis, locked.id)
-        committed = True
     except BaseException:
-        if replacement and not committed:
+        if replacement:
             delete_blob(replacement.path)
         raise
-    if not requeued:
-        return locked
-    logger.info("scan %s re-queued in %s after a failure", locked.id, locked.hospital.slug)
+    if requeued:
+        logger.info("scan %s re-queued in %s after a failure", locked.id, locked.hospital.slug)
     return locked
 
 

@@ -26,13 +26,21 @@ _DROPOUT_KEPT = ("round", "phase")
 _PLAIN_EVENTS = {"status", "round_started", "promoted"}
 
 
+def _admin_memberships(user):
+    return Membership.objects.filter(user=user, role=Role.ADMIN)
+
+
+def _withheld_reason(status) -> str:
+    return WITHHELD_REASONS.get(status, WITHHELD_REASONS[RunStatus.FAILED])
+
+
 def visible_runs(user):
     runs = FederatedRun.objects.all()
     if user is None or not user.is_authenticated:
         return runs.none()
     if user.is_superuser:
         return runs
-    admin_of = Membership.objects.filter(user=user, role=Role.ADMIN).values("hospital_id")
+    admin_of = _admin_memberships(user).values("hospital_id")
     return runs.filter(hospitals__in=admin_of).distinct()
 
 
@@ -49,7 +57,7 @@ def own_sites(user) -> frozenset[str] | None:
         return frozenset()
     if user.is_superuser:
         return None
-    return frozenset(Membership.objects.filter(user=user, role=Role.ADMIN).values_list("hospital__slug", flat=True))
+    return frozenset(_admin_memberships(user).values_list("hospital__slug", flat=True))
 
 
 def _dropouts_view(entries, own) -> list[dict]:
@@ -88,7 +96,7 @@ def run_view(data: dict, own: frozenset[str] | None) -> dict:
             "dropouts": _dropouts_view(data.get("dropouts"), own),
             "final_metrics": _final_metrics_view(data.get("final_metrics") or {})}
     if data.get("failure_reason"):
-        data["failure_reason"] = WITHHELD_REASONS.get(data.get("status"), WITHHELD_REASONS[RunStatus.FAILED])
+        data["failure_reason"] = _withheld_reason(data.get("status"))
     return data
 
 
@@ -109,8 +117,7 @@ def event_view(event: dict, own: frozenset[str] | None) -> dict | None:
         event = {**event, "final_metrics": _final_metrics_view(event["final_metrics"])} \
             if isinstance(event.get("final_metrics"), dict) else event
         if event.get("reason"):
-            event = {**event, "reason": WITHHELD_REASONS.get(event.get("status"),
-                                                             WITHHELD_REASONS[RunStatus.FAILED])}
+            event = {**event, "reason": _withheld_reason(event.get("status"))}
         return event
     # A kind this module does not know may carry a site's figures: admins get it once it is listed here.
     return None

@@ -11,11 +11,11 @@ admin removed from their hospital, or a deactivated account, has the socket clos
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.contrib.auth import get_user_model
 from django.http import Http404
 
 from federation.access import access_run, event_view, own_sites
 from federation.services import run_group
+from hospitals.accounts import stored_user
 
 CLOSE_NOT_FOUND = 4404
 
@@ -43,8 +43,7 @@ class FederatedRunConsumer(AsyncJsonWebsocketConsumer):
 
     def _current_sites(self):
         """What the user may read of the run now (see own_sites); Http404 once they may not watch it."""
-        # The user as stored now, not as the socket's session loaded them.
-        user = get_user_model().objects.filter(pk=getattr(self.scope.get("user"), "pk", None), is_active=True).first()
+        user = stored_user(self.scope.get("user"))
         access_run(user, self.scope["url_route"]["kwargs"]["run_id"])
         return own_sites(user)
 

@@ -140,31 +140,40 @@ def stop_run(federation_home: Path, flower_run_id: str) -> None:
         client.StopRun(StopRunRequest(run_id=int(flower_run_id)))
 
 
-def register_node(federation_home: Path, public_key: Path, name: str = "") -> str:
-    """Register a node's public key with a SuperLink started with node authentication; returns its node id."""
+def _supernode(federation_home: Path, arguments: list[str], failure: str, options: tuple[str, ...] = ()) -> dict:
+    """Run `flwr supernode <arguments>` against the SuperLink and return its JSON answer.
+
+    Every way it can fail is a ControlError with a sentence for the operator: flwr missing, no answer
+    in time (a timeout's own text is the whole command line), or a refusal with the SuperLink's reason.
+    """
     env = daemons.daemon_env(cli_home(federation_home))
-    command = [str(daemons.VENV_BIN / "flwr"), "supernode", "register", str(public_key), daemons.CONNECTION_NAME,
-               "--format", "json"]
-    if name:
-        command += ["--name", name]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=str(daemons.REPO_ROOT))
+    command = [str(daemons.VENV_BIN / "flwr"), "supernode", *arguments, daemons.CONNECTION_NAME, "--format", "json",
+               *options]
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60,
+                              cwd=str(daemons.REPO_ROOT))
+    except subprocess.TimeoutExpired as exc:
+        raise ControlError(f"it did not answer within {exc.timeout:g} s; check that it is running and "
+                           "reachable") from None
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ControlError(str(exc)) from None
     answer = _json_answer(done.stdout)
     if done.returncode != 0 or not answer.get("success"):
-        raise ControlError(f"could not register {public_key.name}: "
+        raise ControlError(f"{failure}: "
                            f"{answer.get('error-message') or done.stderr.strip()[-500:] or done.stdout[-500:]}")
+    return answer
+
+
+def register_node(federation_home: Path, public_key: Path, name: str = "") -> str:
+    """Register a node's public key with a SuperLink started with node authentication; returns its node id."""
+    answer = _supernode(federation_home, ["register", str(public_key)], f"could not register {public_key.name}",
+                        options=("--name", name) if name else ())
     return str(answer.get("node-id", ""))
 
 
 def unregister_node(federation_home: Path, node_id: str) -> None:
     """Remove a node's key from the SuperLink: the node can no longer connect under it."""
-    env = daemons.daemon_env(cli_home(federation_home))
-    command = [str(daemons.VENV_BIN / "flwr"), "supernode", "unregister", str(int(node_id)), daemons.CONNECTION_NAME,
-               "--format", "json"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=str(daemons.REPO_ROOT))
-    answer = _json_answer(done.stdout)
-    if done.returncode != 0 or not answer.get("success"):
-        raise ControlError(f"could not unregister node {node_id}: "
-                           f"{answer.get('error-message') or done.stderr.strip()[-500:] or done.stdout[-500:]}")
+    _supernode(federation_home, ["unregister", str(int(node_id))], f"could not unregister node {node_id}")
 
 
 def online_nodes(federation_home: Path) -> list[str]:

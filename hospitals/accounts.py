@@ -29,3 +29,18 @@ def authenticate_by_email(request, email: str, password: str):
 def reset_login_failures(email: str) -> None:
     """Lift the brake for one email, e.g. after its password was reset."""
     throttle.forget(email=email)
+
+
+def display_name(user) -> str:
+    """How a person is named to colleagues: their full name, else their email."""
+    return user.get_full_name() or user.email
+
+
+def stored_user(user):
+    """The account as stored now, if still active; None otherwise.
+
+    A websocket keeps the user its session loaded when it opened, for hours: checks made while it lives
+    read the account again, so a deactivated or deleted one is out.
+    """
+    return get_user_model().objects.filter(pk=getattr(user, "pk", None), is_active=True).first()
+

@@ -57,8 +57,7 @@ def audit_trail(hospital, *, action: str = ""):
 
 def audit_actions(hospital) -> list[str]:
     """The actions that occur in the hospital's trail, for a filter that offers only what can match."""
-    events = AuditEvent.objects.filter(hospital_id=hospital.pk).order_by("action")
-    return list(events.values_list("action", flat=True).distinct())
+    return list(audit_trail(hospital).order_by("action").values_list("action", flat=True).distinct())
 
 
 def actor_names(events) -> dict:
@@ -68,4 +67,6 @@ def actor_names(events) -> dict:
     """
     ids = {event.actor_id for event in events if event.actor_id is not None}
     users = get_user_model().objects.filter(pk__in=ids)
-    return {user.pk: user.get_full_name() or user.email for user in users}
+    from hospitals.accounts import display_name  # accounts imports the brake, which imports this module
+
+    return {user.pk: display_name(user) for user in users}

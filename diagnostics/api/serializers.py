@@ -12,6 +12,7 @@ from diagnostics.advice import advice_for
 from diagnostics.ml.readers import CLASS_NAMES
 from diagnostics.models.scans import ReviewState, ScanStatus
 from hospitals.access import STAFF_ROLES
+from hospitals.accounts import display_name
 
 
 class ReviewInputSerializer(serializers.Serializer):
@@ -103,9 +104,7 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
 
 def _person(user) -> str | None:
     """How a colleague is named to staff: their name, else their email; None for a deleted account."""
-    if user is None:
-        return None
-    return user.get_full_name() or user.email
+    return None if user is None else display_name(user)
 
 
 def _model_version(version):

@@ -201,9 +201,15 @@ class _ScanPNGView(GenericAPIView):
         raise NotImplementedError
 
     @staticmethod
-    def visible_diagnosis(scan, membership):
+    def shown_diagnosis(scan, membership):
+        """The scan's diagnosis if this member may see it yet, else None."""
         diagnosis = Diagnosis.objects.filter(scan=scan).first()
-        if diagnosis is None or not may_see_ai_result(scan, membership):
+        return diagnosis if diagnosis is not None and may_see_ai_result(scan, membership) else None
+
+    @classmethod
+    def visible_diagnosis(cls, scan, membership):
+        diagnosis = cls.shown_diagnosis(scan, membership)
+        if diagnosis is None:
             raise Http404("This scan has no result to show yet")
         return diagnosis
 
@@ -218,11 +224,10 @@ class ScanImageView(_ScanPNGView):
         data = read_blob(scan.hospital, scan.blob_path, record_type=services.SCAN_BLOB, record_id=scan.id,
                          sha256=scan.blob_sha256)
         slices = services.decode_upload(data).slices
-        diagnosis = Diagnosis.objects.filter(scan=scan).first()
         # The analysed slice is the one the model flagged: showing it by default would tell a patient
         # where the tumour was found before a doctor has reviewed the result.
-        shows_result = diagnosis is not None and may_see_ai_result(scan, membership)
-        default = diagnosis.slice_index if shows_result else len(slices) // 2
+        diagnosis = self.shown_diagnosis(scan, membership)
+        default = diagnosis.slice_index if diagnosis is not None else len(slices) // 2
         try:
             index = int(request.query_params.get("slice", default))
         except ValueError:

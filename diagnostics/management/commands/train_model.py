@@ -232,9 +232,7 @@ class Command(BaseCommand):
                             f"register the new bundle with promote_model --register {output_dir / name} "
                             "instead of --install"))
         for target, advice in targets:
-            if not target.is_file():
-                continue  # nothing stored there to lose; no registry query
-            versions = versions_stored_at(target)
+            versions = versions_stored_at(target)  # none when nothing is stored there
             if versions:
                 names = ", ".join(f"{v.task} {v.version!r} ({v.status})" for v in versions)
                 raise CommandError(f"{target} is registered as model version {names}; writing over it would "
