@@ -3,7 +3,7 @@ from rest_framework import serializers
 from federation.access import own_sites, run_view
 from federation.learning import DEFAULT_PEAK_LR, DEFAULT_SERVER_STEP
 from federation.models import FederatedRound, FederatedRun, ModelKind, Strategy
-from federation.services import HOSPITAL_RUN_MAX_ROUNDS
+from federation.services import HOSPITAL_RUN_DEFAULT_ROUNDS, HOSPITAL_RUN_MAX_ROUNDS
 from hospitals.models import Hospital
 
 
@@ -45,7 +45,8 @@ class RunSerializer(serializers.ModelSerializer):
 
 class StartHospitalRunSerializer(serializers.Serializer):
     model_kind = serializers.ChoiceField(ModelKind.choices, default=ModelKind.CLASSIFIER)
-    num_rounds = serializers.IntegerField(min_value=1, max_value=HOSPITAL_RUN_MAX_ROUNDS, default=3)
+    num_rounds = serializers.IntegerField(min_value=1, max_value=HOSPITAL_RUN_MAX_ROUNDS,
+                                          default=HOSPITAL_RUN_DEFAULT_ROUNDS)
 
 
 class StartRunSerializer(serializers.Serializer):

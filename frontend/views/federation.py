@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from federation import services
 from federation.access import access_run, visible_runs
 from federation.api.serializers import RunSerializer
-from federation.models import ModelKind, Strategy
+from federation.models import FINISHED, ModelKind, RunStatus, Strategy
 from frontend.views.base import hospital_page, not_found, render_page
 from hospitals import services as hospital_services
 from hospitals.audit import record_audit
@@ -46,7 +46,9 @@ def dashboard(request, membership):
                      "percent": round(100 * finished_rounds / run.num_rounds) if run.num_rounds else 0})
     context = {
         "rows": rows, "versions": model_versions(), "model_kinds": ModelKind.choices,
-        "max_rounds": services.HOSPITAL_RUN_MAX_ROUNDS,
+        "max_rounds": services.HOSPITAL_RUN_MAX_ROUNDS, "default_rounds": services.HOSPITAL_RUN_DEFAULT_ROUNDS,
+        # The live progress script words statuses as the table does, and stops following finished runs.
+        "run_statuses": {"words": dict(RunStatus.choices), "finished": sorted(FINISHED)},
         "partners": Hospital.objects.filter(federation_opt_in=True).exclude(pk=hospital.pk).order_by("name"),
     }
     return render_page(request, "frontend/admin/federation.html", context, membership=membership)
@@ -59,7 +61,8 @@ def run_start(request, membership):
     try:
         run = services.start_hospital_run(
             hospital=hospital, actor=request.user, request=request,
-            model_kind=request.POST.get("model_kind", ""), num_rounds=int(request.POST.get("num_rounds") or 3),
+            model_kind=request.POST.get("model_kind", ""),
+            num_rounds=int(request.POST.get("num_rounds") or services.HOSPITAL_RUN_DEFAULT_ROUNDS),
         )
     except DomainError as refused:
         messages.error(request, refused.detail)

@@ -40,7 +40,6 @@ def _labels():
 def _api_urls(slug):
     return {
         "scans": reverse("diagnostics-api:scan-list", kwargs={"slug": slug}),
-        "patients": reverse("api-patients", kwargs={"slug": slug}),
         "page": f"/h/{slug}/scans/",
     }
 
@@ -93,6 +92,7 @@ def worklist(request, membership):
         "labels": _labels(),
         "label_names": LABEL_NAMES,
         "page_size": WORKLIST_PAGE_SIZE,
+        "names_max": WORKLIST_NAMES_MAX,
         "ws_path": f"/ws/hospitals/{hospital.slug}/worklist/",
     }
     return render_page(request, "frontend/doctor/worklist.html", context, membership=membership)

@@ -3,9 +3,9 @@
 import { live } from "./live.js";
 import { escapeHtml } from "./viewer.js";
 
-const STATUS = { pending: "Waiting to be submitted", submitted: "Submitted to the SuperLink", running: "Running",
-  completed: "Completed", failed: "Failed", stopped: "Stopped" };
-const FINISHED = new Set(["completed", "failed", "stopped"]);
+const statuses = JSON.parse(document.getElementById("run-statuses").textContent);
+const STATUS = statuses.words;
+const FINISHED = new Set(statuses.finished);
 // A page of runs opens at most this many sockets; older unfinished runs update on reload.
 const MAX_LIVE = 10;
 

@@ -10,6 +10,8 @@ const patientNames = {};
 const filters = document.getElementById("filters");
 const failure = document.getElementById("worklist-error");
 const PAGE = Number(script.dataset.pageSize) || 50;
+// The most names the server gives in one request (frontend/views/scans.py, WORKLIST_NAMES_MAX).
+const NAMES_MAX = Number(script.dataset.namesMax) || PAGE;
 
 const STATUS = { queued: "Queued", processing: "Analysing", done: "Analysed", failed: "Failed" };
 const REVIEW = { confirmed: "Confirmed", corrected: "Changed" };
@@ -66,8 +68,8 @@ function render() {
 // Names are encrypted at rest: ask for those of the rows on screen only, in one audited read per batch.
 async function learnNames(scans) {
   const unknown = [...new Set(scans.map((scan) => scan.patient).filter((id) => id && !(id in patientNames)))];
-  for (let start = 0; start < unknown.length; start += 2 * PAGE) {
-    const batch = unknown.slice(start, start + 2 * PAGE);
+  for (let start = 0; start < unknown.length; start += NAMES_MAX) {
+    const batch = unknown.slice(start, start + NAMES_MAX);
     const params = new URLSearchParams(batch.map((id) => ["patient", id]));
     try {
       Object.assign(patientNames, (await api(`${script.dataset.names}?${params}`)).names);
