@@ -71,9 +71,9 @@ def clean_mask(mask: np.ndarray, min_component_px: int) -> np.ndarray:
     return np.isin(labels, keep)
 
 
-def tumour_mask(logits: np.ndarray, threshold: float, min_component_px: int,
-                fallback_threshold: float | None = None) -> np.ndarray:
-    """The segmenter's mask: logits above ``threshold``, without speckle.
+def tumour_outline(logits: np.ndarray, threshold: float, min_component_px: int,
+                   fallback_threshold: float | None = None) -> tuple[np.ndarray, float]:
+    """The segmenter's mask and the logit it was cut at: logits above ``threshold``, without speckle.
 
     With ``fallback_threshold``, a mask that comes out empty is replaced by the region around the most
     likely pixel where the logits exceed that lower threshold. Callers pass it only when the classifier
@@ -82,9 +82,29 @@ def tumour_mask(logits: np.ndarray, threshold: float, min_component_px: int,
     """
     mask = clean_mask(logits > threshold, min_component_px)
     if mask.any() or fallback_threshold is None or logits.max() <= fallback_threshold:
-        return mask
+        return mask, threshold
     regions, _ = ndimage.label(logits > fallback_threshold)
-    return regions == regions[np.unravel_index(int(np.argmax(logits)), logits.shape)]
+    return regions == regions[np.unravel_index(int(np.argmax(logits)), logits.shape)], fallback_threshold
+
+
+def tumour_mask(logits: np.ndarray, threshold: float, min_component_px: int,
+                fallback_threshold: float | None = None) -> np.ndarray:
+    """``tumour_outline``'s mask alone."""
+    return tumour_outline(logits, threshold, min_component_px, fallback_threshold)[0]
+
+
+def outline_at_input(logits: np.ndarray, model_mask: np.ndarray, cut: float, box: preprocess.CropBox) -> np.ndarray:
+    """A model-space outline drawn on the input's pixel grid from the logits it was cut from.
+
+    Enlarging the binary mask gives the outline the staircase of the model's coarser grid; the logits
+    vary smoothly, so enlarging them and cutting again at the same logit puts the edge between model
+    pixels. Only the kept regions, grown by one model pixel so that their edge can move, are drawn:
+    speckle dropped in model space stays dropped.
+    """
+    if not model_mask.any():
+        return np.zeros(box.input_shape, bool)
+    support = preprocess.paste_to_input(ndimage.binary_dilation(model_mask).astype(np.float32), box, binary=True)
+    return support & (preprocess.paste_to_input(logits - cut, box) > 0)
 
 
 def bounding_box(mask: np.ndarray) -> dict[str, int] | None:
@@ -247,7 +267,7 @@ class Predictor:
         heatmaps = class_activation_maps(features, self.dense_kernel, predicted)
         explained = time.perf_counter()
 
-        masks_model = [None] * len(slices)
+        outlines = [None] * len(slices)
         if self._segment is not None:
             if self.segmenter_info.get("test_time_flip"):
                 mask_logits = _mirror_mean(self._segment(_with_mirror(segment_input))[0], count, True)[..., 0]
@@ -260,15 +280,15 @@ class Predictor:
             notumor = self.classes.index("notumor") if "notumor" in self.classes else -1
             # The outline follows the diagnosis both ways: "no tumour" is never shown with an outline
             # (patients read these results), and a tumour always gets one when the fallback can find it.
-            masks_model = [tumour_mask(m, threshold, min_px, fallback) if predicted[i] != notumor
-                           else np.zeros(m.shape, bool) for i, m in enumerate(mask_logits)]
+            outlines = [tumour_outline(m, threshold, min_px, fallback) if predicted[i] != notumor
+                        else (np.zeros(m.shape, bool), threshold) for i, m in enumerate(mask_logits)]
         segmented = time.perf_counter()
 
         results = []
         for index, (image, box) in enumerate(zip(slices, boxes)):
             heatmap = np.clip(preprocess.paste_to_input(heatmaps[index], box), 0.0, 1.0)
-            if masks_model[index] is not None:
-                mask = preprocess.paste_to_input(masks_model[index].astype(np.float32), box, binary=True)
+            if outlines[index] is not None:
+                mask = outline_at_input(mask_logits[index], *outlines[index], box)
             else:
                 mask = np.zeros(box.input_shape, bool)
             area = int(mask.sum())

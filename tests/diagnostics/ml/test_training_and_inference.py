@@ -139,6 +139,29 @@ def test_an_empty_outline_falls_back_to_the_most_likely_region_only_when_asked()
     assert inference.tumour_mask(confident, 0.0, 4, fallback_threshold=-3.0)[20:26, 20:26].all()
 
 
+def test_an_outline_is_drawn_at_the_inputs_resolution_from_the_logits_not_the_coarse_mask():
+    box = preprocess.CropBox(top=0, left=0, side=200, input_shape=(200, 200))  # 40 px model, 5 input px each
+    model_rows, model_cols = np.mgrid[0:40, 0:40]
+    # A disc of radius 37 input pixels centred on input pixel (100, 100): in model pixels (19.6, 19.6), 7.4.
+    logits = (7.4 - np.hypot(model_rows - 19.6, model_cols - 19.6)).astype(np.float32)
+    logits[2, 2] = 1.0  # speckle, dropped in model space
+    rows, cols = np.mgrid[0:200, 0:200]
+    truth = np.hypot(rows - 100, cols - 100) <= 37
+
+    model_mask, cut = inference.tumour_outline(logits, 0.0, 4)
+    assert cut == 0.0 and not model_mask[2, 2]
+    drawn = inference.outline_at_input(logits, model_mask, cut, box)
+    staircase = preprocess.paste_to_input(model_mask.astype(np.float32), box, binary=True)
+    assert drawn.shape == (200, 200) and not drawn[:20, :20].any()
+    assert metrics.dice(drawn, truth) > max(metrics.dice(staircase, truth), 0.99)
+
+    faint = logits - 9.0  # under the threshold: the fallback's region, cut at the fallback's logit
+    model_mask, cut = inference.tumour_outline(faint, 0.0, 4, fallback_threshold=-9.0)
+    assert cut == -9.0
+    assert metrics.dice(inference.outline_at_input(faint, model_mask, cut, box), truth) > 0.99
+    assert not inference.outline_at_input(faint, np.zeros((40, 40), bool), cut, box).any()
+
+
 def test_mask_thresholds_keep_healthy_brains_empty_then_fit_the_tumours():
     from diagnostics.ml import export
 
