@@ -6,6 +6,8 @@
      │ └───────────┴────► failed (with a code and a reason)
      └────────────────────── failed (the same file uploaded again: analysed afresh)
 
+and from any state a scan can be removed (remove_scan): its rows and files go, its audit events stay.
+
 Uploads are decoded here, in the web process, with numpy/pydicom/nibabel/PIL only: a bad file is
 refused before anything is stored, and the web process never imports TensorFlow.
 """
@@ -33,7 +35,8 @@ from diagnostics.models.scans import Diagnosis, Review, ReviewState, Scan, ScanS
 from hospitals.audit import record_audit
 from hospitals.crypto import DecryptionError
 from hospitals.keys import hospital_data_key
-from hospitals.models import Hospital
+from hospitals.errors import DomainError
+from hospitals.models import Hospital, Role
 from hospitals.storage import delete_blob, read_blob, store_blob
 
 logger = logging.getLogger(__name__)
@@ -349,7 +352,9 @@ def record_diagnosis(scan_id, result: AnalysisResult) -> Diagnosis:
     # the task would leave another pair behind.
     try:
         with transaction.atomic():
-            scan = Scan.objects.select_related("hospital").select_for_update(of=("self",)).get(pk=scan_id)
+            scan = Scan.objects.select_related("hospital").select_for_update(of=("self",)).filter(pk=scan_id).first()
+            if scan is None:
+                raise ScanGone(scan_id)
             existing = Diagnosis.objects.filter(scan=scan).first()
             if existing is not None:
                 return existing
@@ -442,6 +447,67 @@ def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", 
         raise
     logger.info("scan %s reviewed in %s (label changed: %s)", scan.pk, hospital.slug, review.label_changed)
     return review
+
+
+# --- removing a scan ---------------------------------------------------------------------------------
+
+REMOVAL_REASON_MAX = 300
+
+
+class ScanGone(Exception):
+    """The scan was removed while its analysis ran: there is nothing left to record."""
+
+
+def scan_exists(scan_id) -> bool:
+    return Scan.objects.filter(pk=scan_id).exists()
+
+
+def _stored_files(scan: Scan) -> list[str]:
+    """Every file kept for the scan: the upload, the model's mask and heatmap, doctors' outlines."""
+    paths = [scan.blob_path]
+    diagnosis = Diagnosis.objects.filter(scan=scan).first()
+    if diagnosis is not None:
+        paths += [diagnosis.mask_path, diagnosis.heatmap_path]
+    paths += list(Review.objects.filter(scan=scan).values_list("mask_path", flat=True))
+    return [path for path in paths if path]
+
+
+def remove_scan(*, hospital, scan: Scan, membership, reason: str = "", request=None) -> None:
+    """Remove a scan with its result, reviews and every file: a wrong file, or one of the wrong person.
+
+    A patient may remove their own upload until a doctor has reviewed it; after that it is part of
+    their record, and only the hospital's admin removes it, saying why (the reason goes to the audit
+    trail, which keeps the event after the scan is gone). Doctors review; they do not remove. A scan
+    gone is gone from the hospital's training data too, though a model trained on it earlier keeps
+    what it learnt. The files are deleted once the rows are, so a failure leaves both in place.
+    """
+    if scan.hospital_id != hospital.id or membership.hospital_id != hospital.id:
+        raise ValueError("scan or membership belongs to another hospital")
+    reason = " ".join(reason.split())
+    if membership.role == Role.DOCTOR:
+        raise DomainError("forbidden", "A doctor cannot remove a scan; ask an admin of this hospital.", status=403)
+    if membership.role == Role.ADMIN and not reason:
+        raise DomainError("reason_required", "Say why the scan is removed (for example: uploaded for the "
+                                             "wrong patient). The reason is kept in the audit log.")
+    if len(reason) > REMOVAL_REASON_MAX:
+        raise DomainError("reason_too_long", f"Keep the reason under {REMOVAL_REASON_MAX} characters.")
+    with transaction.atomic():
+        # Locked before its files are listed: a worker finishing the analysis meanwhile has either
+        # committed its mask and heatmap, which are then listed, or waits and finds the scan gone.
+        locked = Scan.objects.select_for_update().filter(pk=scan.pk, hospital=hospital).first()
+        if locked is None:
+            raise DomainError("not_found", "This scan has already been removed.", status=404)
+        if membership.role == Role.PATIENT and locked.review_state != ReviewState.UNREVIEWED:
+            raise DomainError("reviewed", "A doctor has reviewed this scan, so it is part of your record; "
+                                          "ask the hospital to remove it.", status=409)
+        paths = _stored_files(locked)
+        record_audit(actor=membership.user, hospital=hospital, action="scan.delete", obj=locked, request=request,
+                     detail=reason)
+        notify.scan_changed_on_commit(locked, event="scan.deleted")
+        locked.delete()
+        for path in paths:
+            _on_commit_robust(delete_blob, path)
+    logger.info("scan %s removed from %s by a %s", scan.pk, hospital.slug, membership.role)
 
 
 # --- reviewed training cases -------------------------------------------------------------------------

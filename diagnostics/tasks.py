@@ -27,6 +27,12 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, RedisConnecti
 MAX_RETRIES = 5
 
 
+def _removed_meanwhile(scan_id) -> str:
+    """A scan removed while its analysis ran: no fault and nothing to record (services.remove_scan)."""
+    logger.info("scan %s was removed during its analysis; nothing recorded", scan_id)
+    return "removed"
+
+
 @shared_task(
     bind=True,
     acks_late=True,
@@ -49,10 +55,14 @@ def analyse_scan(self, scan_id: str) -> str:
         logger.info("scan %s: analysis started (attempt %d)", scan_id, scan.attempts)
         result = analysis.analyse(scan)
         services.record_diagnosis(scan_id, result)
+    except services.ScanGone:
+        return _removed_meanwhile(scan_id)
     except services.UploadRejected as rejected:
         services.fail_scan(scan_id, rejected.code, rejected.detail)
         return "failed"
     except DecryptionError:
+        if not services.scan_exists(scan_id):  # its file went with it
+            return _removed_meanwhile(scan_id)
         services.fail_scan(scan_id, "unreadable_blob",
                            "The stored scan could not be opened; ask the hospital's IT team to check it.")
         return "failed"
@@ -74,6 +84,8 @@ def analyse_scan(self, scan_id: str) -> str:
         services.fail_scan(scan_id, "model_error", "The model could not produce a valid result for this scan.")
         return "failed"
     except Exception:
+        if not services.scan_exists(scan_id):
+            return _removed_meanwhile(scan_id)
         logger.exception("scan %s: analysis failed", scan_id)
         services.fail_scan(scan_id, "analysis_error", "The analysis failed unexpectedly; the team has been told.")
         return "failed"

@@ -11,6 +11,7 @@ from PIL import Image
 
 from diagnostics import services
 from diagnostics.models.scans import Diagnosis, Review, ReviewState, Scan, ScanStatus
+from hospitals.crypto import DecryptionError
 from hospitals.storage import read_blob
 
 __all__ = ["reviewed_cases", "count_reviewed_cases", "create_reviewed_case"]
@@ -49,17 +50,26 @@ def reviewed_cases(hospital) -> Iterator[tuple[np.ndarray, str, np.ndarray | Non
         masks[review.scan_id] = review  # the latest correction wins
     slice_of = dict(Diagnosis.objects.filter(hospital=hospital).values_list("scan_id", "slice_index"))
     for scan in _reviewed(hospital).iterator(chunk_size=200):
-        data = read_blob(hospital, scan.blob_path, record_type=services.SCAN_BLOB, record_id=scan.id,
-                         sha256=scan.blob_sha256)
-        if scan.kind == "png" and scan.source == "import":
-            image = _decode_png(data)  # the importer wrote a plain 8-bit PNG: skip the generic decoder
-        else:
-            slices = services.decode_upload(data).slices
-            image = slices[min(slice_of.get(scan.id, 0), len(slices) - 1)]
-        mask = None
-        review = masks.get(scan.id)
-        if review is not None:
-            png = read_blob(hospital, review.mask_path, record_type=services.REVIEW_MASK_BLOB, record_id=review.id,
-                            sha256=review.mask_sha256)
-            mask = _decode_png(png) > 0
-        yield image, scan.reviewed_label, mask
+        try:
+            case = _case(hospital, scan, slice_of.get(scan.id, 0), masks.get(scan.id))
+        except DecryptionError:
+            if services.scan_exists(scan.id):
+                raise
+            continue  # removed since the list was read (services.remove_scan): no longer training data
+        yield case
+
+
+def _case(hospital, scan, slice_index: int, review) -> tuple[np.ndarray, str, np.ndarray | None]:
+    data = read_blob(hospital, scan.blob_path, record_type=services.SCAN_BLOB, record_id=scan.id,
+                     sha256=scan.blob_sha256)
+    if scan.kind == "png" and scan.source == "import":
+        image = _decode_png(data)  # the importer wrote a plain 8-bit PNG: skip the generic decoder
+    else:
+        slices = services.decode_upload(data).slices
+        image = slices[min(slice_index, len(slices) - 1)]
+    mask = None
+    if review is not None:
+        png = read_blob(hospital, review.mask_path, record_type=services.REVIEW_MASK_BLOB, record_id=review.id,
+                        sha256=review.mask_sha256)
+        mask = _decode_png(png) > 0
+    return image, scan.reviewed_label, mask

@@ -25,6 +25,7 @@ urlpatterns = [
     path("h/<slug:slug>/", home.hospital_home, name="hospital-home"),
     path("h/<slug:slug>/scans/", scans.history, name="scans"),
     path("h/<slug:slug>/scans/<str:scan_id>/", scans.scan, name="scan"),
+    path("h/<slug:slug>/scans/<str:scan_id>/remove/", scans.scan_remove, name="scan-remove"),
     path("h/<slug:slug>/upload/", scans.upload, name="upload"),
     path("h/<slug:slug>/worklist/", scans.worklist, name="worklist"),
     path("h/<slug:slug>/worklist/names/", scans.worklist_names, name="worklist-names"),

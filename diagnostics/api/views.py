@@ -143,10 +143,22 @@ class ScanListView(GenericAPIView):
 
 
 class ScanDetailView(GenericAPIView):
+    """GET: the scan. DELETE: remove it, with its result and files (`reason`, required of an admin)."""
+
     def get(self, request, slug, scan_id):
         membership = access_membership(request.user, slug)
         scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request)
         return Response(scan_data(scan, membership, detail=True))
+
+    def delete(self, request, slug, scan_id):
+        membership = access_membership(request.user, slug)
+        scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request)
+        reason = request.data.get("reason", "") if isinstance(request.data, dict) else ""
+        if not isinstance(reason, str):
+            return error("invalid", "The reason must be text.", 400)
+        services.remove_scan(hospital=membership.hospital, scan=scan, membership=membership, reason=reason,
+                             request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ScanReviewView(GenericAPIView):

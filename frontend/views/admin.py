@@ -47,6 +47,7 @@ ACTION_WORDS = {
     "scan.diagnose": "Scan analysed",
     "scan.requeue": "Scan queued again",
     "scan.review": "Scan reviewed",
+    "scan.delete": "Scan removed",
     "scan.read": "Scan read",
     "scan.view": "Scan opened",
     "scan.watch": "Scan followed live",

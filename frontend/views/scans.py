@@ -7,9 +7,16 @@ over the scan websockets and are fetched from the API again.
 
 import uuid
 
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import JsonResponse
+from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
+from django.views.decorators.http import require_POST
+
+from diagnostics import services
 
 from diagnostics.access import access_scan, visible_scans
 from diagnostics.api.serializers import scan_data
@@ -18,6 +25,7 @@ from diagnostics.models import ScanSource
 from frontend.views.base import STAFF, hospital_page, render_page
 from hospitals.access import access_patient, visible_patients
 from hospitals.audit import record_audit
+from hospitals.errors import DomainError
 from hospitals.models import Role
 
 # A page of the worklist is two API pages (awaiting review, reviewed), so a names request covers both.
@@ -79,8 +87,27 @@ def scan(request, membership, scan_id):
             context["patient"] = access_patient(request.user, hospital, found.patient_id, membership=membership,
                                                 request=request)
         context["may_review"] = membership.role == Role.DOCTOR
+        context["may_remove"] = membership.role == Role.ADMIN
+        context["reason_max"] = services.REMOVAL_REASON_MAX
         return render_page(request, "frontend/doctor/case.html", context, membership=membership)
+    context["may_remove"] = found.review_state == "unreviewed"
     return render_page(request, "frontend/patient/result.html", context, membership=membership)
+
+
+@require_POST
+@hospital_page(roles=(Role.PATIENT, Role.ADMIN))
+def scan_remove(request, membership, scan_id):
+    hospital = membership.hospital
+    found = access_scan(request.user, hospital, scan_id, membership, request=request)
+    try:
+        services.remove_scan(hospital=hospital, scan=found, membership=membership,
+                             reason=request.POST.get("reason", ""), request=request)
+    except DomainError as refused:
+        messages.error(request, refused.detail)
+        return redirect("frontend:scan", hospital.slug, found.pk)
+    uploaded = date_format(localtime(found.created_at), "j M Y, H:i")
+    messages.success(request, f"The scan uploaded {uploaded} has been removed.")
+    return redirect("frontend:scans" if membership.role == Role.PATIENT else "frontend:worklist", hospital.slug)
 
 
 @hospital_page(roles=STAFF)

@@ -158,6 +158,7 @@ def test_doctor_corrects_the_outline_and_the_patient_sees_the_confirmed_result(w
     # Nothing is overlaid before the review, so no overlay toggles are offered either.
     assert not waiting.get_by_label("Show outline").is_visible()
     assert not waiting.get_by_label("Show heatmap").is_visible()
+    assert waiting.get_by_role("button", name="Remove this scan").is_visible()  # until a doctor reviews it
 
     doctor = new_page()
     sign_in(doctor, world.doctor_a, PASSWORD)
@@ -196,6 +197,8 @@ def test_doctor_corrects_the_outline_and_the_patient_sees_the_confirmed_result(w
     doctor.locator("#status").get_by_text("Reviewed by a doctor").wait_for()
     doctor.get_by_text("Outline unchanged.").wait_for()
     screenshot(doctor, "flow-doctor-corrected")
+    # The patient's open page follows the review: the scan is part of their record now.
+    waiting.locator("#remove-scan").wait_for(state="hidden")
 
     scan.refresh_from_db()
     assert (scan.review_state, scan.reviewed_label) == ("corrected", "meningioma")
@@ -285,6 +288,51 @@ def test_worklist_shows_a_new_upload_live_with_the_patients_name(world, api, new
     doctor.get_by_label("Class").select_option("notumor")
     row.wait_for()
     screenshot(doctor, "flow-worklist-live")
+
+
+def _accept_dialogs(page, prompts):
+    def handle(dialog):
+        prompts.append(dialog.message)
+        dialog.accept()
+    page.on("dialog", handle)
+
+
+def test_an_admin_removes_a_scan_and_the_patients_open_page_says_it_is_gone(world, analysed_scan, new_page):
+    patient = new_page(PHONE)
+    sign_in(patient, world.owner, PASSWORD)
+    patient.goto(f"/h/st-anne/scans/{analysed_scan.id}/")
+    patient.get_by_text("Live updates on").wait_for()
+
+    admin = new_page()
+    sign_in(admin, world.admin_a, PASSWORD)
+    admin.goto(f"/h/st-anne/scans/{analysed_scan.id}/")
+    admin.get_by_label("Reason").fill("Uploaded for the wrong patient")
+    prompts = []
+    _accept_dialogs(admin, prompts)
+    admin.get_by_role("button", name="Remove scan").click()
+    admin.get_by_text("has been removed").wait_for()
+    assert admin.url.endswith("/h/st-anne/worklist/") and prompts[0].startswith("Remove this scan")
+    assert not Scan.objects.filter(pk=analysed_scan.pk).exists()
+
+    # No reload: the socket closes for a scan that is gone, and the page asks the API, which says so.
+    patient.get_by_text("This scan has been removed, or you can no longer see it.").wait_for()
+    assert not patient.locator(".viewer-layout").is_visible()
+    assert not patient.get_by_role("button", name="Remove this scan").is_visible()
+    screenshot(patient, "flow-patient-scan-removed-phone")
+
+
+def test_a_patient_removes_their_own_scan_after_confirming(world, analysed_scan, new_page):
+    patient = new_page(PHONE)
+    sign_in(patient, world.owner, PASSWORD)
+    patient.goto(f"/h/st-anne/scans/{analysed_scan.id}/")
+    prompts = []
+    _accept_dialogs(patient, prompts)
+    patient.get_by_role("button", name="Remove this scan").click()
+    patient.get_by_text("has been removed").wait_for()
+    assert patient.url.endswith("/h/st-anne/scans/") and prompts == [
+        "Remove this scan, its result and its images? This cannot be undone."]
+    assert not Scan.objects.filter(pk=analysed_scan.pk).exists()
+    assert_fits_width(patient)
 
 
 @pytest.fixture

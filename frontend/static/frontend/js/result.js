@@ -52,6 +52,9 @@ function reviewSentence(scan) {
 
 function render(scan) {
   renderStatus(scan);
+  // A patient may remove their upload only until a doctor has reviewed it (the server decides too).
+  const removal = document.getElementById("remove-scan");
+  if (removal) removal.hidden = scan.review_state !== "unreviewed";
   const section = document.getElementById("result");
   let html = "";
   if (scan.status === "queued" || scan.status === "processing") {

@@ -35,7 +35,8 @@ export function followScan(initial, onChange) {
       scan = await api(scan.url);
       onChange(scan);
     } catch (error) {
-      console.error(error);
+      if (error.status === 404) showGone();
+      else console.error(error);
     }
   };
   live(wsPath, {
@@ -44,11 +45,26 @@ export function followScan(initial, onChange) {
     },
     onState: (state) => {
       describeState(document.getElementById("live-state"))(state);
-      if (state === "live") refresh();
+      // "closed" too: the server closes the socket of a scan removed meanwhile, and the API then says so.
+      if (state === "live" || state === "closed") refresh();
     },
   });
   onChange(scan);
   return { refresh, current: () => scan };
+}
+
+// The scan was removed (or the member lost access) while the page was open: say so, in place of a result.
+function showGone() {
+  const status = document.getElementById("status");
+  status.innerHTML = '<span class="badge failed">No longer available</span>';
+  const viewerLayout = document.querySelector(".viewer-layout");
+  if (viewerLayout && !document.getElementById("scan-gone")) {
+    viewerLayout.insertAdjacentHTML("beforebegin", '<p class="notice warn" id="scan-gone" role="alert">'
+      + "This scan has been removed, or you can no longer see it.</p>");
+    viewerLayout.hidden = true;
+  }
+  const removal = document.getElementById("remove-scan");
+  if (removal) removal.hidden = true;
 }
 
 // A source opens on its own site, in a new tab so the result stays open; only web addresses are linked.
