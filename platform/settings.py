@@ -246,6 +246,11 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
+# A sign-in lasts while it is used: it ends SESSION_IDLE_TIMEOUT_S after the last request (a ward
+# computer left signed in does not stay open for the next person), and every request starts the
+# count again, which costs one session write per request.
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_TIMEOUT_S", 3600)
+SESSION_SAVE_EVERY_REQUEST = True
 
 LOGGING = {
     "version": 1,

@@ -67,6 +67,32 @@ def test_sign_out_is_post_only_and_ends_the_session(client, world):
     assert "_auth_user_id" not in client.session
 
 
+def _session_row(client):
+    from django.contrib.sessions.models import Session
+
+    return Session.objects.get(session_key=client.session.session_key)
+
+
+def test_a_sign_in_lasts_while_it_is_used_and_ends_when_left_idle(client, world, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    client.force_login(world.doctor_a)
+    row = _session_row(client)
+    row.expire_date = timezone.now() + timedelta(seconds=5)  # about to end
+    row.save()
+    assert client.get("/h/st-anne/worklist/").status_code == 200
+    extended = _session_row(client).expire_date - timezone.now()
+    assert timedelta(seconds=settings.SESSION_COOKIE_AGE - 60) < extended <= timedelta(seconds=settings.SESSION_COOKIE_AGE)
+
+    row = _session_row(client)
+    row.expire_date = timezone.now() - timedelta(seconds=1)  # left idle past the timeout
+    row.save()
+    response = client.get("/h/st-anne/worklist/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
 def test_password_reset_round_trip(client, world):
     response = client.post("/accounts/password-reset/", {"email": world.patient_a.email})
     assert response["Location"] == "/accounts/password-reset/sent/"
