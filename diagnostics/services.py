@@ -29,7 +29,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from PIL import Image
 
-from diagnostics import notify
+from diagnostics import notify, patient_mail
 from diagnostics.ml.readers import CLASS_NAMES, ScanDecodeError, decode_scan, sniff_type
 from diagnostics.models.scans import Diagnosis, Review, ReviewState, Scan, ScanSource, ScanStatus
 from hospitals.audit import record_audit
@@ -435,12 +435,15 @@ def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", 
                 label=label, label_changed=label != previous, mask_changed=stored is not None, notes=notes or "",
                 mask_path=stored.path if stored else "", mask_sha256=stored.sha256 if stored else "",
             )
+            first_review = locked.review_state == ReviewState.UNREVIEWED
             agrees = label == model_label and not locked.reviews.filter(mask_changed=True).exists()
             locked.review_state = ReviewState.CONFIRMED if agrees else ReviewState.CORRECTED
             locked.reviewed_label = label
             locked.save(update_fields=["review_state", "reviewed_label"])
             record_audit(actor=reviewer, hospital=hospital, action="scan.review", obj=locked, request=request)
             notify.scan_changed_on_commit(locked, event="scan.reviewed")
+            if first_review and locked.source == ScanSource.UPLOAD:
+                _on_commit_robust(patient_mail.tell_patient_scan_reviewed, locked, request)
     except BaseException:
         if stored:
             delete_blob(stored.path)

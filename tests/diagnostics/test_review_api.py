@@ -130,3 +130,31 @@ def test_a_mask_declaring_a_huge_image_is_refused_clearly(world, api, scan):
     assert response.status_code == 400 and response.json()["error"] == "invalid_mask"
     assert "224x224" in response.json()["detail"]
     assert not Review.objects.exists() and len(stored_files()) == 3
+
+
+def test_the_patient_is_told_by_email_once_without_the_result(world, api, scan, mailoutbox,
+                                                              django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api(world.colleague).post(review_url(scan), {"label": "meningioma"}, format="json")
+    assert response.status_code == 201
+    [message] = mailoutbox
+    assert message.to == [world.owner.email] and "St Anne" in message.subject
+    assert f"/h/{scan.hospital.slug}/scans/{scan.id}/" in message.body
+    # Email is not a private channel: no diagnosis in it, neither the doctor's nor the software's.
+    assert not any(word in (message.subject + message.body).lower()
+                   for word in ("glioma", "meningioma", "pituitary", "tumour", "notumor"))
+    with django_capture_on_commit_callbacks(execute=True):
+        api(world.doctor_a2).post(review_url(scan), {"label": "glioma"}, format="json")
+    assert len(mailoutbox) == 1  # a second opinion changes the page, not the inbox
+
+
+def test_a_mail_server_that_fails_does_not_undo_the_review(world, api, scan, monkeypatch, mailoutbox,
+                                                           django_capture_on_commit_callbacks):
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError("no mail server")
+
+    monkeypatch.setattr("diagnostics.patient_mail.send_mail", refuse)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api(world.colleague).post(review_url(scan), {"label": "glioma"}, format="json")
+    assert response.status_code == 201 and Review.objects.filter(scan=scan).count() == 1
+    assert mailoutbox == []
