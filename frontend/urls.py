@@ -10,6 +10,7 @@ urlpatterns = [
     path("", home.home, name="home"),
     path("accounts/login/", auth.login, name="login"),
     path("accounts/logout/", auth.logout, name="logout"),
+    path("accounts/password/", auth.password_change, name="password-change"),
     path("accounts/password-reset/", auth.password_reset, name="password-reset"),
     path("accounts/password-reset/sent/", auth.password_reset_done, name="password-reset-done"),
     path("accounts/password-reset/<uidb64>/<token>/", auth.password_reset_confirm, name="password-reset-confirm"),

@@ -4,12 +4,18 @@ The templates live under frontend/auth/ rather than registration/, because djang
 registration/ templates and comes first in INSTALLED_APPS.
 """
 
+import logging
+
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import NON_FIELD_ERRORS
-from django.urls import reverse_lazy
+from django.core.mail import send_mail
+from django.urls import reverse, reverse_lazy
 
 from frontend.forms import SignInForm
 from hospitals.accounts import reset_login_failures
+
+logger = logging.getLogger(__name__)
 
 
 class LoginView(auth_views.LoginView):
@@ -36,7 +42,38 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
         return super().form_valid(form)
 
 
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """A signed-in person changes their password; their other sign-ins end with the old one."""
+
+    template_name = "frontend/auth/password_change.html"
+    success_url = reverse_lazy("frontend:home")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)  # keeps this sign-in; every other session is signed out
+        messages.success(self.request, "Your password has been changed. Other devices were signed out.")
+        _tell_password_changed(form.user, self.request)
+        return response
+
+
+def _tell_password_changed(user, request) -> None:
+    """Mail the account's owner: a change they did not make is how they learn of a stolen sign-in."""
+    reset = request.build_absolute_uri(reverse("frontend:password-reset"))
+    try:
+        send_mail(
+            subject="Your NeuroFed password was changed",
+            message=("The password of your NeuroFed account was just changed.\n\n"
+                     f"If you did not change it, choose a new one at once: {reset}\n"
+                     "and tell your hospital's NeuroFed administrator.\n"),
+            from_email=None,
+            recipient_list=[user.email],
+        )
+    except Exception:
+        # The new password is in place; a mail server that is down must not turn that into an error page.
+        logger.exception("could not email user %s that their password was changed", user.pk)
+
+
 login = LoginView.as_view()
+password_change = PasswordChangeView.as_view()
 logout = auth_views.LogoutView.as_view()
 password_reset = auth_views.PasswordResetView.as_view(
     template_name="frontend/auth/password_reset_form.html",

@@ -1,0 +1,54 @@
+"""Changing one's password while signed in (/accounts/password/, frontend/views/auth.py)."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+URL = "/accounts/password/"
+NEW = "a-new-long-passphrase-2026"
+
+
+def change(client, old=PASSWORD, new=NEW, again=NEW):
+    return client.post(URL, {"old_password": old, "new_password1": new, "new_password2": again}, follow=True)
+
+
+def test_anonymous_is_sent_to_sign_in(client):
+    response = client.get(URL)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_the_form_names_every_field(client, world):
+    client.force_login(world.owner)
+    html = client.get(URL).content.decode()
+    for label in ("Old password", "New password", "New password confirmation"):
+        assert f">{label}</label>" in html
+
+
+def test_a_change_keeps_this_sign_in_ends_the_others_and_tells_the_owner(world, mailoutbox):
+    here, elsewhere = Client(), Client()
+    here.login(username=world.owner.email, password=PASSWORD)
+    elsewhere.login(username=world.owner.email, password=PASSWORD)
+    response = change(here)
+    assert response.redirect_chain and "Your password has been changed" in response.content.decode()
+    assert get_user_model().objects.get(pk=world.owner.pk).check_password(NEW)
+    assert here.get("/h/st-anne/scans/").status_code == 200
+    assert elsewhere.get("/h/st-anne/scans/").status_code == 302  # signed out with the old password
+    [message] = mailoutbox
+    assert message.to == [world.owner.email] and "/accounts/password-reset/" in message.body
+
+
+@pytest.mark.parametrize("old, new, again, error", [
+    ("not-my-password", NEW, NEW, "Your old password was entered incorrectly"),
+    (PASSWORD, NEW, NEW + "x", "The two password fields"),
+    (PASSWORD, "short", "short", "too short"),
+])
+def test_a_refused_change_says_why_and_keeps_the_old_password(client, world, mailoutbox, old, new, again, error):
+    client.force_login(world.owner)
+    response = change(client, old, new, again)
+    assert response.status_code == 200 and error in response.content.decode()
+    assert get_user_model().objects.get(pk=world.owner.pk).check_password(PASSWORD)
+    assert mailoutbox == []
