@@ -36,7 +36,7 @@ from hospitals.audit import record_audit
 from hospitals.crypto import DecryptionError
 from hospitals.keys import hospital_data_key
 from hospitals.errors import DomainError
-from hospitals.models import Hospital, Role
+from hospitals.models import AuditEvent, Hospital, Role
 from hospitals.storage import delete_blob, read_blob, store_blob
 
 logger = logging.getLogger(__name__)
@@ -454,7 +454,8 @@ def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", 
 
 # --- removing a scan ---------------------------------------------------------------------------------
 
-REMOVAL_REASON_MAX = 300
+# The reason is kept as the audit event's detail, so it fits that column.
+REMOVAL_REASON_MAX = AuditEvent._meta.get_field("detail").max_length
 
 
 class ScanGone(Exception):

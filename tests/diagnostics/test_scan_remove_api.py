@@ -103,6 +103,12 @@ def test_an_admin_removes_a_reviewed_scan_saying_why(world, api, scan, django_ca
     assert event.detail == "Uploaded for the wrong patient" and event.actor_id == world.admin_a.pk
 
 
+def test_a_reason_of_the_longest_length_allowed_is_kept_whole(world, api, scan, django_capture_on_commit_callbacks):
+    reason = "r" * services.REMOVAL_REASON_MAX
+    assert remove(api(world.admin_a), scan, django_capture_on_commit_callbacks, reason=reason).status_code == 204
+    assert AuditEvent.objects.get(action="scan.delete").detail == reason
+
+
 def test_a_removed_scan_leaves_the_hospitals_training_data(world, api, scan, django_capture_on_commit_callbacks):
     review(api, world, scan)
     assert count_reviewed_cases(world.a) == 1
