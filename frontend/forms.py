@@ -1,8 +1,11 @@
 """Forms of the pages. Accounts sign in with their email, which is also their username."""
 
+from datetime import datetime, time, timedelta
+
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
+from django.utils import timezone
 
 from hospitals.accounts import authenticate_by_email
 from hospitals.errors import DomainError
@@ -60,3 +63,28 @@ class InviteForm(forms.Form):
         if data.get("role") == Role.PATIENT and not data.get("full_name"):
             self.add_error("full_name", "Enter the patient's full name: their record is created with the invitation.")
         return data
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log's filters; the dates are whole days in the site's time zone, both included."""
+
+    action = forms.CharField(required=False, max_length=64)
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["until"] < data["since"]:
+            raise forms.ValidationError("The “To” date is before the “From” date.")
+        return data
+
+    def trail_filters(self) -> dict:
+        """Keyword arguments for hospitals.audit.audit_trail: aware datetimes bounding the chosen days."""
+        data = self.cleaned_data
+        since = _start_of(data["since"]) if data.get("since") else None
+        until = _start_of(data["until"] + timedelta(days=1)) if data.get("until") else None
+        return {"action": data.get("action", ""), "since": since, "until": until}
+
+
+def _start_of(day):
+    return timezone.make_aware(datetime.combine(day, time.min))

@@ -1,6 +1,9 @@
 """The audit trail: one append-only row per read or change of PHI or a scan."""
 
+import csv
+import io
 import ipaddress
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -49,10 +52,47 @@ def record_audit(
     )
 
 
-def audit_trail(hospital, *, action: str = ""):
-    """The hospital's own events, newest first; a filter can narrow them, never reach another hospital's."""
+def audit_trail(hospital, *, action: str = "", since=None, until=None):
+    """The hospital's own events, newest first; filters narrow them (``since`` included, ``until`` not),
+    never reach another hospital's."""
     events = AuditEvent.objects.filter(hospital_id=hospital.pk)
-    return events.filter(action=action) if action else events
+    if action:
+        events = events.filter(action=action)
+    if since is not None:
+        events = events.filter(at__gte=since)
+    if until is not None:
+        events = events.filter(at__lt=until)
+    return events
+
+
+AUDIT_CSV_COLUMNS = ("time_utc", "actor_id", "actor", "action", "object_type", "object_id", "client_address",
+                     "detail")
+# A spreadsheet runs a cell that starts with one of these as a formula; a reason typed into a form
+# must not become one in whoever opens the export.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def audit_csv_lines(events):
+    """The events as CSV text, a header line first, one line at a time (an export can be long)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def line(values) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(values)
+        return buffer.getvalue()
+
+    yield line(AUDIT_CSV_COLUMNS)
+    for event in events.iterator(chunk_size=2000):
+        yield line([event.at.astimezone(dt_timezone.utc).isoformat(timespec="seconds"), event.actor_id or "",
+                    _cell(event.actor_label), event.action, event.object_type, _cell(event.object_id),
+                    event.client_address or "", _cell(event.detail)])
 
 
 def audit_actions(hospital) -> list[str]:

@@ -7,19 +7,20 @@ hospitals service and redirects, so a reload never repeats a change.
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import QueryDict
+from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from frontend.forms import InviteForm
+from frontend.forms import AuditFilterForm, InviteForm
 from frontend.views.base import hospital_page, render_page
 from hospitals import services
 from hospitals.access import access_invitation, access_member
-from hospitals.audit import actor_names, audit_actions, audit_trail
+from hospitals.audit import actor_names, audit_actions, audit_csv_lines, audit_trail, record_audit
 from hospitals.errors import DomainError
-from hospitals.models import AIResultVisibility, Invitation, Membership, Role
+from hospitals.models import AIResultVisibility, AuditEvent, Invitation, Membership, Role
 
 ADMIN = (Role.ADMIN,)
 AUDIT_PAGE_SIZE = 50
@@ -54,6 +55,7 @@ ACTION_WORDS = {
     "scan.image": "Scan image shown",
     "scan.mask": "Outline shown",
     "scan.heatmap": "Heatmap shown",
+    "audit.export": "Audit log exported",
     "federation.run_start": "Federated run started",
     "federation.run_stop": "Federated run stopped",
     "federation.node_enrol": "Federation node enrolled",
@@ -235,13 +237,41 @@ def _audit_rows(hospital, events):
 def audit(request, membership):
     """Who read or changed what, newest first: ids and the PHI-free detail, never a name or a record number."""
     hospital = membership.hospital
-    action = request.GET.get("action", "")
-    page = Paginator(audit_trail(hospital, action=action), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    filters = AuditFilterForm(request.GET)
+    valid = filters.is_valid()
+    events = audit_trail(hospital, **filters.trail_filters()) if valid else AuditEvent.objects.none()
+    page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    chosen = {key: request.GET.get(key, "") for key in ("action", "since", "until") if request.GET.get(key)}
     context = {
         "rows": _audit_rows(hospital, list(page.object_list)),
         "page": page,
-        "action": action,
+        "filters": filters,
+        "filtered": bool(chosen),
+        "action": request.GET.get("action", ""),
         "actions": [(code, ACTION_WORDS.get(code, code)) for code in audit_actions(hospital)],
-        "query": urlencode({"action": action}) if action else "",
+        "query": urlencode(chosen),
+        "export_url": reverse("frontend:audit-export", args=[hospital.slug]) + (f"?{urlencode(chosen)}" if chosen else ""),
     }
-    return render_page(request, "frontend/admin/audit.html", context, membership=membership)
+    return render_page(request, "frontend/admin/audit.html", context, membership=membership,
+                       status=200 if valid else 400)
+
+
+@hospital_page(roles=ADMIN)
+def audit_export(request, membership):
+    """The audit log as CSV, with the page's filters, for whoever audits the hospital; the export is audited."""
+    hospital = membership.hospital
+    filters = AuditFilterForm(request.GET)
+    if not filters.is_valid():
+        return HttpResponse(" ".join(str(e) for errors in filters.errors.values() for e in errors),
+                            status=400, content_type="text/plain; charset=utf-8")
+    # The file holds the events up to the moment it was asked for; those written while it streams (its
+    # own record among them) are in the next export.
+    events = audit_trail(hospital, **filters.trail_filters()).filter(at__lte=timezone.now())
+    described = ", ".join(f"{key} {value}" for key, value in request.GET.items() if key in filters.fields and value)
+    record_audit(actor=request.user, hospital=hospital, action="audit.export", object_type="hospital",
+                 object_id=hospital.pk, request=request,
+                 detail=(f"{events.count()} events" + (f"; {described}" if described else ""))[:200])
+    response = StreamingHttpResponse(audit_csv_lines(events), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="audit-{hospital.slug}-{timezone.localdate():%Y%m%d}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
