@@ -532,3 +532,23 @@ def test_patient_reads_what_the_heatmap_means_and_follows_the_advices_sources(wo
     assert "911" not in patient.locator("#result").inner_text()
     assert_fits_width(patient)
     screenshot(patient, "flow-patient-volume-heatmap-phone")
+
+
+def test_a_patient_prints_their_result_without_the_sites_controls(world, preliminary_volume, new_page):
+    patient = new_page()
+    sign_in(patient, world.owner, PASSWORD)
+    patient.goto(f"/h/st-anne/scans/{preliminary_volume.id}/")
+    patient.locator("#result-label").wait_for()
+    assert patient.get_by_role("button", name="Print this result").is_visible()
+    assert not patient.get_by_text("St Anne's · printed from NeuroFed").is_visible()
+
+    patient.emulate_media(media="print")
+    for control in (patient.locator(".site-header"), patient.get_by_role("button", name="Print this result"),
+                    patient.locator("#overlay-tools"), patient.locator(".site-footer"),
+                    patient.get_by_role("link", name="Back to my scans")):
+        assert not control.is_visible()
+    assert patient.get_by_text("St Anne's · printed from NeuroFed").is_visible()
+    assert patient.locator("#result-label").is_visible() and patient.locator("#advice-title").is_visible()
+    assert patient.locator("#viewer img").first.is_visible()
+    screenshot(patient, "flow-patient-result-print")
+    assert patient.pdf(format="A4").startswith(b"%PDF")

@@ -64,12 +64,22 @@ function render(scan) {
     html = `<div class="notice error" role="alert">${escapeHtml(scan.failure?.reason || "The scan could not be analysed.")} Please upload another file or contact your hospital.</div>`;
   } else if (scan.label) {
     html = `<div class="card"><h2 id="result-label">${escapeHtml(labelName(scan.label))}</h2>
-      <p>${reviewSentence(scan)}</p></div>`;
+      <p>${reviewSentence(scan)}</p>
+      <button type="button" class="secondary" id="print-result">Print this result</button></div>`;
   } else if (scan.awaiting_review) {
     html = `<div class="card"><p>Your scan has been analysed. A doctor will review it before the result is shown here; this page updates by itself.</p></div>`;
   }
   section.innerHTML = html + renderAdvice(scan.advice);
+  document.getElementById("print-result")?.addEventListener("click", () => window.print());
   showOverlays(scan);
 }
+
+// Paper cannot open a fold: the advice's sources are printed open, and folded again afterwards.
+let foldedForPrint = [];
+window.addEventListener("beforeprint", () => {
+  foldedForPrint = [...document.querySelectorAll("#result details:not([open])")];
+  foldedForPrint.forEach((details) => { details.open = true; });
+});
+window.addEventListener("afterprint", () => foldedForPrint.forEach((details) => { details.open = false; }));
 
 followScan(initial, render);
