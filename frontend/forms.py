@@ -69,8 +69,10 @@ class AuditFilterForm(forms.Form):
     """The audit log's filters; the dates are whole days in the site's time zone, both included."""
 
     action = forms.CharField(required=False, max_length=64)
-    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(required=False, label="From", input_formats=["%Y-%m-%d"],
+                            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    until = forms.DateField(required=False, label="To", input_formats=["%Y-%m-%d"],
+                            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
 
     def clean(self):
         data = super().clean()
@@ -88,3 +90,18 @@ class AuditFilterForm(forms.Form):
 
 def _start_of(day):
     return timezone.make_aware(datetime.combine(day, time.min))
+
+
+class PatientRecordForm(forms.Form):
+    """Staff correct a patient record's details (hospitals.services.update_patient)."""
+
+    full_name = forms.CharField(label="Full name", max_length=200, strip=True,
+                                error_messages={"required": "Enter the patient's full name."})
+    # Year-month-day only: 03/04/1980 is March in one country and April in the next.
+    date_of_birth = forms.DateField(
+        label="Date of birth", required=False, input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        error_messages={"invalid": "Enter the date of birth as year-month-day, for example 1980-04-23."},
+    )
+    medical_record_number = forms.CharField(label="Medical record number", max_length=64, required=False, strip=True)
+    notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=10000)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from frontend.views import admin, auth, federation, home, invite, scans
+from frontend.views import admin, auth, federation, home, invite, patients, scans
 
 app_name = "frontend"
 
@@ -28,6 +28,7 @@ urlpatterns = [
     path("h/<slug:slug>/scans/<str:scan_id>/", scans.scan, name="scan"),
     path("h/<slug:slug>/scans/<str:scan_id>/remove/", scans.scan_remove, name="scan-remove"),
     path("h/<slug:slug>/upload/", scans.upload, name="upload"),
+    path("h/<slug:slug>/patients/<str:patient_id>/", patients.patient, name="patient"),
     path("h/<slug:slug>/worklist/", scans.worklist, name="worklist"),
     path("h/<slug:slug>/worklist/names/", scans.worklist_names, name="worklist-names"),
     path("h/<slug:slug>/members/", admin.members, name="members"),

@@ -226,11 +226,18 @@ def _audit_rows(hospital, events):
             "action": ACTION_WORDS.get(event.action, event.action),
             "object": OBJECT_WORDS.get(event.object_type, event.object_type),
             "object_id": object_id,
-            "object_url": reverse("frontend:scan", args=[hospital.slug, object_id])
-            if event.object_type == "scan" and object_id else "",
+            "object_url": _object_url(hospital, event.object_type, object_id),
             "detail": event.detail,
         })
     return rows
+
+
+def _object_url(hospital, object_type: str, object_id: str) -> str:
+    """The page of a scan or patient record the event is about; a removed one answers "not found" there."""
+    pages = {"scan": "frontend:scan", "patient": "frontend:patient"}
+    if object_type not in pages or not object_id:
+        return ""
+    return reverse(pages[object_type], args=[hospital.slug, object_id])
 
 
 @hospital_page(roles=ADMIN)

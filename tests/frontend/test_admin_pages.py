@@ -377,6 +377,7 @@ def test_audit_log_shows_who_did_what_without_phi_and_nothing_of_another_hospita
     rows = html.split("<tbody>")[1].split("</tbody>")[0]
     assert "Patient record read" in rows and "doctor1@st-anne.example" in rows and str(patient.pk) in rows
     assert "system" in rows and '/h/st-anne/scans/8d3c1a4e-0000-4000-8000-000000000001/' in rows
+    assert f'href="/h/st-anne/patients/{patient.pk}/"' in rows
     assert "Marguerite" not in html and "MRN-77821" not in html
     assert str(other.pk) not in html and "north.example" not in html
     # Newest first: the analysis was recorded after the read.
