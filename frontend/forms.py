@@ -105,3 +105,16 @@ class PatientRecordForm(forms.Form):
     )
     medical_record_number = forms.CharField(label="Medical record number", max_length=64, required=False, strip=True)
     notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=10000)
+
+
+class NewHospitalForm(forms.Form):
+    """The operator's onboarding form (hospitals.services.open_hospital checks the values again)."""
+
+    name = forms.CharField(label="Hospital name", max_length=200, strip=True,
+                           error_messages={"required": "Enter the hospital's name."})
+    slug = forms.CharField(label="Short name for addresses", max_length=60, strip=True,
+                           help_text="Lower-case letters, digits and dashes; its pages live at /h/short-name/.",
+                           error_messages={"required": "Enter a short name, for example st-anne."})
+    admin_email = forms.EmailField(label="First admin's email", max_length=254,
+                                   error_messages={"required": "Enter the email address of the first admin.",
+                                                   "invalid": "Enter a valid email address."})

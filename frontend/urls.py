@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from frontend.views import admin, auth, federation, home, invite, patients, scans
+from frontend.views import admin, auth, federation, home, hospitals, invite, patients, scans
 
 app_name = "frontend"
 
@@ -16,6 +16,7 @@ urlpatterns = [
     path("accounts/password-reset/<uidb64>/<token>/", auth.password_reset_confirm, name="password-reset-confirm"),
     path("accounts/password-reset/done/", auth.password_reset_complete, name="password-reset-complete"),
     path("invite/<str:token>/", invite.accept, name="invite"),
+    path("operator/hospitals/", hospitals.hospitals, name="operator-hospitals"),
     path("operator/federation/", federation.operator, name="operator"),
     path("operator/federation/runs/<str:run_id>/", federation.operator_run, name="operator-run"),
     path("operator/federation/runs/<str:run_id>/stop/", federation.operator_run_stop, name="operator-run-stop"),

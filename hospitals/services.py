@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email, validate_slug
 from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
 from django.db.models import TextField
@@ -32,13 +33,48 @@ log = logging.getLogger(__name__)
 SETTINGS_FIELDS = ("patients_see_ai_results", "federation_opt_in", "emergency_phone")
 
 
+HOSPITAL_NAME_MAX = Hospital._meta.get_field("name").max_length
+HOSPITAL_SLUG_MAX = Hospital._meta.get_field("slug").max_length
+
+
 @transaction.atomic
 def create_hospital(*, slug: str, name: str, actor=None) -> Hospital:
+    """A new tenant with its own data key. The slug is its address (/h/<slug>/), so it is checked here."""
+    slug, name = slug.strip(), " ".join(name.split())
+    try:
+        validate_slug(slug)
+    except ValidationError:
+        raise DomainError("invalid_slug", "The short name may hold only lower-case letters, digits and dashes, "
+                                          "for example st-anne.") from None
+    if slug != slug.lower() or len(slug) > HOSPITAL_SLUG_MAX:
+        raise DomainError("invalid_slug", f"The short name must be lower case and at most {HOSPITAL_SLUG_MAX} "
+                                          "characters.")
+    if not name or len(name) > HOSPITAL_NAME_MAX:
+        raise DomainError("invalid_name", f"Enter the hospital's name (at most {HOSPITAL_NAME_MAX} characters).")
+    if Hospital.objects.filter(slug=slug).exists():
+        raise DomainError("slug_taken", f"A hospital with the short name {slug} exists already.", status=409)
     hospital = Hospital(slug=slug, name=name)
     hospital.wrapped_data_key, hospital.master_key_id = new_wrapped_data_key(str(hospital.id))
     hospital.save()
     record_audit(actor=actor, hospital=hospital, action="hospital.create", obj=hospital)
     return hospital
+
+
+@transaction.atomic
+def open_hospital(*, slug: str, name: str, admin_email: str, actor=None, request=None) -> tuple[Hospital, Invitation, str]:
+    """Onboard a hospital: the tenant, and an invitation for its first admin, who then invites the rest.
+
+    Returns the hospital, the invitation and its token (mailed once the transaction commits; the token
+    is returned too, for an operator whose mail does not reach the hospital yet).
+    """
+    try:
+        validate_email(admin_email.strip())
+    except ValidationError:
+        raise DomainError("invalid_email", "Enter the email address of the hospital's first admin.") from None
+    hospital = create_hospital(slug=slug, name=name, actor=actor)
+    invitation, token = invite_member(hospital=hospital, email=admin_email, role=Role.ADMIN, actor=actor,
+                                      request=request)
+    return hospital, invitation, token
 
 
 @transaction.atomic

@@ -76,3 +76,17 @@ def hospital_page(roles=None):
         return wrapper
 
     return decorate
+
+
+def operator_page(view):
+    """A page of the platform operator (a superuser): anyone else gets the same not-found page as for
+    any address they may not open."""
+
+    @login_required
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_superuser:
+            return not_found(request)
+        return view(request, *args, **kwargs)
+
+    return wrapper

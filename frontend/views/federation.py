@@ -5,10 +5,7 @@ Runs span hospitals; federation.access decides who may watch one, and this page 
 the hospital in the URL, so switching hospital never mixes two hospitals' views.
 """
 
-import functools
-
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -18,7 +15,7 @@ from federation import services
 from federation.access import access_run, visible_runs
 from federation.api.serializers import RunSerializer
 from federation.models import FINISHED, ModelKind, RunStatus, Strategy
-from frontend.views.base import hospital_page, not_found, render_page
+from frontend.views.base import hospital_page, not_found, operator_page, render_page
 from hospitals import services as hospital_services
 from hospitals.audit import record_audit
 from hospitals.errors import DomainError
@@ -106,18 +103,6 @@ def model_versions():
     return rows
 
 
-def _operator_only(view):
-    @login_required
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        # The same not-found page as for any address a person may not open.
-        if not request.user.is_superuser:
-            return not_found(request)
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
 def _back(request):
     # Back to the page the form was on, if it is one of ours; else to the operator's page.
     target = request.POST.get("next", "")
@@ -126,7 +111,7 @@ def _back(request):
 
 
 @require_POST
-@_operator_only
+@operator_page
 def model_promote(request, version_id):
     from diagnostics import registry
     from diagnostics.models.registry import ModelVersion
@@ -145,7 +130,7 @@ def model_promote(request, version_id):
 
 
 @require_POST
-@_operator_only
+@operator_page
 def model_rollback(request, task):
     from diagnostics import registry
 
@@ -159,7 +144,7 @@ def model_rollback(request, task):
     return _back(request)
 
 
-@_operator_only
+@operator_page
 def operator(request):
     if request.method == "POST":
         try:
@@ -188,7 +173,7 @@ def operator(request):
     return render_page(request, "frontend/operator.html", context)
 
 
-@_operator_only
+@operator_page
 def operator_run(request, run_id):
     run = access_run(request.user, run_id)
     context = {"run": run, "data": RunSerializer(run, context={"viewer": request.user}).data,
@@ -197,7 +182,7 @@ def operator_run(request, run_id):
 
 
 @require_POST
-@_operator_only
+@operator_page
 def operator_run_stop(request, run_id):
     run = access_run(request.user, run_id)
     try:
@@ -210,7 +195,7 @@ def operator_run_stop(request, run_id):
 
 
 @require_POST
-@_operator_only
+@operator_page
 def operator_run_promote(request, run_id):
     run = access_run(request.user, run_id)
     try:

@@ -50,7 +50,8 @@ def pages(live, world, api, django_user_model):
                         "admin-case": f"/h/st-anne/scans/{scan.id}/",
                         "admin-run": f"/h/st-anne/federation/runs/{run.pk}/"},
         world.outsider: {"not-found": f"/h/st-anne/scans/{scan.id}/"},
-        operator: {"operator": "/operator/federation/", "operator-run": f"/operator/federation/runs/{run.pk}/"},
+        operator: {"operator": "/operator/federation/", "operator-run": f"/operator/federation/runs/{run.pk}/",
+                   "operator-hospitals": "/operator/hospitals/"},
     }
 
 

@@ -1,0 +1,70 @@
+"""The operator's hospitals page (/operator/hospitals/, frontend/views/hospitals.py): onboarding a tenant."""
+
+import pytest
+
+from hospitals.models import AuditEvent, Hospital, Invitation, Role
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+URL = "/operator/hospitals/"
+
+
+@pytest.fixture
+def operator(django_user_model):
+    return django_user_model.objects.create_superuser("operator@neurofed.example", "operator@neurofed.example",
+                                                      PASSWORD)
+
+
+def test_only_the_operator_opens_it(client, world):
+    assert client.get(URL)["Location"].startswith("/accounts/login/")
+    for member in (world.admin_a, world.doctor_a, world.owner):
+        client.force_login(member)
+        assert client.get(URL).status_code == 404
+        assert client.post(URL, {"name": "X", "slug": "x", "admin_email": "x@x.example"}).status_code == 404
+    assert not Hospital.objects.filter(slug="x").exists()
+
+
+def test_the_operator_sees_every_hospital_by_counts_not_people(client, world, operator):
+    client.force_login(operator)
+    html = client.get(URL).content.decode()
+    assert "St Anne" in html and "North General" in html
+    row = html.split("/h/st-anne/")[1].split("</tr>")[0]
+    assert '<td data-label="Admins">1</td><td data-label="Doctors">2</td>' in row
+    assert '<td data-label="Patients">2</td>' in row
+    assert "@st-anne.example" not in html
+
+
+def test_the_operator_opens_a_hospital_and_its_first_admin_is_invited(client, world, operator, mailoutbox,
+                                                                       django_capture_on_commit_callbacks):
+    client.force_login(operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(URL, {"name": "  Royal   Infirmary ", "slug": "royal", "admin_email": "IT@Royal.example"},
+                               follow=True)
+    assert response.redirect_chain[-1] == (URL, 302)
+    assert "Royal Infirmary is open at /h/royal/" in response.content.decode()
+    hospital = Hospital.objects.get(slug="royal")
+    assert hospital.name == "Royal Infirmary" and bytes(hospital.wrapped_data_key)
+    invitation = Invitation.objects.get(hospital=hospital)
+    assert invitation.email == "it@royal.example" and invitation.role == Role.ADMIN
+    [message] = mailoutbox
+    assert message.to == ["it@royal.example"] and "/invite/" in message.body
+    assert set(AuditEvent.objects.filter(hospital_id=hospital.pk).values_list("action", flat=True)) == {
+        "hospital.create", "invitation.create"}
+
+
+@pytest.mark.parametrize("fields, sentence", [
+    ({"slug": "st-anne"}, "exists already"),
+    ({"slug": "St Anne"}, "lower-case letters, digits and dashes"),
+    ({"slug": "Royal"}, "must be lower case"),
+    ({"admin_email": "not-an-address"}, "Enter a valid email address."),
+    ({"name": ""}, "Enter the hospital&#x27;s name."),
+])
+def test_a_refused_hospital_says_why_and_leaves_nothing(client, world, operator, mailoutbox, fields, sentence):
+    client.force_login(operator)
+    before = Hospital.objects.count()
+    response = client.post(URL, {"name": "Royal Infirmary", "slug": "royal", "admin_email": "it@royal.example",
+                                 **fields})
+    assert response.status_code == 400 and sentence in response.content.decode()
+    assert Hospital.objects.count() == before and not Invitation.objects.filter(email="it@royal.example").exists()
+    assert mailoutbox == []

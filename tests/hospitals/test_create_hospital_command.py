@@ -1,0 +1,29 @@
+"""manage.py create_hospital: onboarding a tenant from the command line."""
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from hospitals.models import Hospital, Invitation, Role
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_hospital_is_created_and_its_first_admin_invited(capsys, mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("create_hospital", "royal", "Royal Infirmary", "--admin-email", "it@royal.example",
+                     "--site-url", "https://neurofed.example/")
+    out = capsys.readouterr().out
+    hospital = Hospital.objects.get(slug="royal")
+    invitation = Invitation.objects.get(hospital=hospital, role=Role.ADMIN)
+    assert f"Royal Infirmary created at /h/royal/ (id {hospital.pk})" in out
+    assert "https://neurofed.example/invite/" in out and invitation.email in out
+    [message] = mailoutbox
+    assert message.to == ["it@royal.example"]
+
+
+def test_a_taken_slug_or_a_bad_email_is_refused_and_nothing_is_created(world):
+    with pytest.raises(CommandError, match="exists already"):
+        call_command("create_hospital", "st-anne", "Another", "--admin-email", "it@another.example")
+    with pytest.raises(CommandError, match="first admin"):
+        call_command("create_hospital", "royal", "Royal Infirmary", "--admin-email", "nobody")
+    assert not Hospital.objects.filter(slug="royal").exists() and Hospital.objects.count() == 2
