@@ -424,7 +424,10 @@ def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", 
     stored = store_blob(hospital, mask, record_type=REVIEW_MASK_BLOB, record_id=review_id) if mask else None
     try:
         with transaction.atomic():
-            locked = Scan.objects.select_for_update().get(pk=scan.pk, hospital=hospital)
+            locked = Scan.objects.select_for_update().filter(pk=scan.pk, hospital=hospital).first()
+            if locked is None:  # removed since the doctor opened it
+                raise DomainError("not_found", "This scan has been removed; there is nothing left to review.",
+                                  status=404)
             if locked.status != ScanStatus.DONE:
                 raise UploadRejected("not_ready", "Only a scan whose analysis is finished can be reviewed.", 409)
             diagnosis = Diagnosis.objects.filter(scan=locked).first()
@@ -494,7 +497,7 @@ def remove_scan(*, hospital, scan: Scan, membership, reason: str = "", request=N
         raise DomainError("reason_required", "Say why the scan is removed (for example: uploaded for the "
                                              "wrong patient). The reason is kept in the audit log.")
     if len(reason) > REMOVAL_REASON_MAX:
-        raise DomainError("reason_too_long", f"Keep the reason under {REMOVAL_REASON_MAX} characters.")
+        raise DomainError("reason_too_long", f"Keep the reason to {REMOVAL_REASON_MAX} characters at most.")
     with transaction.atomic():
         # Locked before its files are listed: a worker finishing the analysis meanwhile has either
         # committed its mask and heatmap, which are then listed, or waits and finds the scan gone.

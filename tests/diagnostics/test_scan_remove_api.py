@@ -148,3 +148,16 @@ def test_the_task_of_a_scan_removed_while_it_runs_ends_quietly(world, api, monke
     assert not Scan.objects.filter(pk=queued.pk).exists() and stored_files() == []
     # A task delivered after the removal finds nothing to start.
     assert analyse_scan.apply(args=[str(queued.id)]).get() == "already-finished"
+
+
+def test_a_review_of_a_scan_removed_meanwhile_is_refused_with_a_sentence(world, api, scan,
+                                                                         django_capture_on_commit_callbacks):
+    opened = Scan.objects.get(pk=scan.pk)  # the doctor has the case open
+    remove(api(world.owner), scan, django_capture_on_commit_callbacks)
+    from hospitals.errors import DomainError
+
+    with pytest.raises(DomainError) as refused:
+        services.review_scan(hospital=world.a, scan=opened, reviewer=world.colleague, label="glioma",
+                             mask_png=mask_png())
+    assert refused.value.code == "not_found" and refused.value.status == 404
+    assert stored_files() == [] and not Review.objects.exists()  # the corrected outline's file went too
