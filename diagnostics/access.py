@@ -34,3 +34,15 @@ def may_see_ai_result(scan: Scan, membership: Membership) -> bool:
     if scan.review_state != "unreviewed":
         return True
     return scan.hospital.patients_see_ai_results == AIResultVisibility.IMMEDIATELY
+
+
+def may_see_outline(scan: Scan, membership: Membership) -> bool:
+    """Whether this member is shown a tumour outline with the result they see.
+
+    The outline follows the diagnosis: a patient whose scan a doctor has read as "no tumour" is not
+    shown the software's outline beside it (a result that reads "no tumour" over a drawn tumour
+    contradicts itself). Staff keep it: it is what the software said, and the case viewer shows that.
+    """
+    if membership.role != Role.PATIENT:
+        return True
+    return scan.reviewed_label != "notumor"

@@ -7,7 +7,7 @@ probability or image derived from the model until a doctor has reviewed it.
 from django.urls import reverse
 from rest_framework import serializers
 
-from diagnostics.access import may_see_ai_result
+from diagnostics.access import may_see_ai_result, may_see_outline
 from diagnostics.advice import advice_for
 from diagnostics.ml.readers import CLASS_NAMES
 from diagnostics.models.scans import ReviewState, ScanStatus
@@ -74,7 +74,8 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
             "tumour_volume_mm3": diagnosis.tumour_volume_mm3,
             "bbox": diagnosis.bbox,
             "timings_ms": diagnosis.timings,
-            "mask_url": _url("scan-mask", scan) if (diagnosis.mask_path or scan.review_state == "corrected") else None,
+            "mask_url": _url("scan-mask", scan)
+            if (diagnosis.mask_path or scan.review_state == "corrected") and may_see_outline(scan, membership) else None,
             "heatmap_url": _url("scan-heatmap", scan) if diagnosis.heatmap_path else None,
         }
         if detail and staff:

@@ -12,7 +12,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from diagnostics import services
-from diagnostics.access import access_scan, may_see_ai_result, visible_scans
+from diagnostics.access import access_scan, may_see_ai_result, may_see_outline, visible_scans
 from diagnostics.api.parsers import ScanUploadParser
 from diagnostics.api.serializers import ReviewInputSerializer, scan_data
 from diagnostics.ml.readers import CLASS_NAMES
@@ -256,6 +256,8 @@ class ScanMaskView(_ScanPNGView):
 
     def render(self, request, scan, membership):
         diagnosis = self.visible_diagnosis(scan, membership)
+        if not may_see_outline(scan, membership):
+            raise Http404("No outline with this result")
         review = Review.objects.filter(scan=scan, mask_changed=True).order_by("-created_at").first()
         if review is not None:
             return read_blob(scan.hospital, review.mask_path, record_type=services.REVIEW_MASK_BLOB,

@@ -158,3 +158,17 @@ def test_a_mail_server_that_fails_does_not_undo_the_review(world, api, scan, mon
         response = api(world.colleague).post(review_url(scan), {"label": "glioma"}, format="json")
     assert response.status_code == 201 and Review.objects.filter(scan=scan).count() == 1
     assert mailoutbox == []
+
+
+def test_a_patient_read_no_tumour_by_a_doctor_is_not_shown_the_softwares_outline(world, api, scan):
+    assert api(world.colleague).post(review_url(scan), {"label": "notumor"}, format="json").status_code == 201
+    mine = api(world.owner).get(f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/").json()
+    assert mine["label"] == "notumor" and mine["result"]["mask_url"] is None
+    assert api(world.owner).get(f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/mask.png").status_code == 404
+    # Staff still see what the software drew, beside the doctor's reading.
+    staff = api(world.colleague).get(f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/").json()
+    assert staff["result"]["mask_url"]
+    assert api(world.colleague).get(staff["result"]["mask_url"]).status_code == 200
+    # A later reading of a tumour brings the outline back for the patient.
+    api(world.doctor_a2).post(review_url(scan), {"label": "glioma"}, format="json")
+    assert api(world.owner).get(f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/mask.png").status_code == 200

@@ -187,8 +187,12 @@ def test_doctor_corrects_the_outline_and_the_patient_sees_the_confirmed_result(w
     doctor.locator("img.heatmap").wait_for(state="visible")
     doctor.get_by_label("Heatmap opacity").fill("80")
     assert doctor.locator("img.heatmap").evaluate("img => img.style.opacity") == "0.8"
+    # "No tumour" tells the doctor that the patient will see no outline with it.
+    doctor.keyboard.press("3")
+    doctor.locator("#notumor-note").wait_for(state="visible")
     # Keyboard: "2" picks the second class, Ctrl+Enter saves.
     doctor.keyboard.press("2")
+    assert not doctor.locator("#notumor-note").is_visible()
     doctor.get_by_label("Notes").fill("Extra-axial, dural tail.")
     assert doctor.locator("#review-submit").inner_text() == "Save changed diagnosis"
     doctor.keyboard.press("Control+Enter")

@@ -64,6 +64,7 @@ function updateSubmitLabel() {
   const chosen = form.elements.label.value;
   const changed = (chosen && chosen !== currentLabel()) || viewer.edited;
   document.getElementById("review-submit").textContent = changed ? "Save changed diagnosis" : "Confirm diagnosis";
+  document.getElementById("notumor-note").hidden = chosen !== "notumor";
 }
 form?.addEventListener("change", updateSubmitLabel);
 
