@@ -1,12 +1,15 @@
 """What every page shares: the member's hospital from the URL, the navigation, the friendly error pages."""
 
 import functools
+from urllib.parse import urlsplit
 
-from django.contrib.auth.decorators import login_required
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from hospitals.access import access_membership
 from hospitals.models import Membership, Role
@@ -53,6 +56,35 @@ def forbidden(request, exception=None):
     return render_page(request, "403.html", status=403)
 
 
+def signed_in(view):
+    """Sign-in first, as login_required, except for a form posted after the sign-in ended.
+
+    Its address only takes POSTs, so sending the person back there after signing in would end on a
+    bare "method not allowed": they go back to the page the form was on instead, told that nothing
+    was changed.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        if request.method in ("GET", "HEAD"):
+            return redirect_to_login(request.get_full_path())
+        messages.info(request, "Your sign-in had ended, so nothing was changed. Sign in, then do it again.")
+        return redirect_to_login(_page_posted_from(request))
+
+    return wrapper
+
+
+def _page_posted_from(request) -> str:
+    referer = request.META.get("HTTP_REFERER", "")
+    if not url_has_allowed_host_and_scheme(referer, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        return "/"
+    parts = urlsplit(referer)
+    return parts.path + (f"?{parts.query}" if parts.query else "") if parts.path.startswith("/") else "/"
+
+
 def hospital_page(roles=None):
     """A page under /h/<slug>/: the view gets the member's Membership instead of the slug.
 
@@ -62,7 +94,7 @@ def hospital_page(roles=None):
     """
 
     def decorate(view):
-        @login_required
+        @signed_in
         @functools.wraps(view)
         def wrapper(request, slug, *args, **kwargs):
             try:
@@ -82,7 +114,7 @@ def operator_page(view):
     """A page of the platform operator (a superuser): anyone else gets the same not-found page as for
     any address they may not open."""
 
-    @login_required
+    @signed_in
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
         if not request.user.is_superuser:
