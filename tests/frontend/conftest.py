@@ -52,7 +52,8 @@ def live(asgi_server, shared_media_root, transactional_db):
 
 @pytest.fixture
 def new_page(live):
-    """new_page(viewport=DESKTOP): a page in a fresh context (own cookies), with the live URL as base.
+    """new_page(viewport=DESKTOP, **context_options): a page in a fresh context (own cookies), with the live
+    URL as base; context_options go to Playwright's new_context (timezone_id, locale, ...).
 
     Chromium starts per test, after the server and worker: Playwright's sync API runs an event loop in
     this thread, which Django takes for async code, so DJANGO_ALLOW_ASYNC_UNSAFE is set only while the
@@ -67,8 +68,8 @@ def new_page(live):
     playwright = sync_playwright().start()
     chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
 
-    def make(viewport=DESKTOP):
-        context = chromium.new_context(base_url=live, viewport=viewport)
+    def make(viewport=DESKTOP, **context_options):
+        context = chromium.new_context(base_url=live, viewport=viewport, **context_options)
         context.set_default_timeout(20_000)
         return context.new_page()
 

@@ -7,7 +7,7 @@ from diagnostics.models import Scan
 from frontend.views.scans import WORKLIST_PAGE_SIZE
 from hospitals.models import AuditEvent
 from hospitals.services import update_patient
-from tests.diagnostics.helpers import patient_of, upload
+from tests.diagnostics.helpers import finish, patient_of, upload
 from tests.diagnostics.samples import jpeg_bytes
 from tests.factories import PASSWORD
 from tests.frontend.conftest import screenshot, sign_in
@@ -58,3 +58,34 @@ def test_worklist_shows_more_on_request_and_finds_a_record_number(world, crowded
     doctor.get_by_label("Record number").fill("RN-0000")
     doctor.get_by_label("Record number").press("Enter")
     pending.get_by_text("No scans here for this record number.").wait_for()
+
+
+@pytest.fixture
+def reviewed_scan(live, world, api):
+    """A scan the software read as glioma (91 %) and a doctor as meningioma."""
+    scan = Scan.objects.get(pk=upload(api(world.owner), world.a, jpeg_bytes("glioma", 3)).json()["id"])
+    finish(scan, "glioma", 0.91)
+    response = api(world.doctor_a2).post(f"/api/v1/hospitals/st-anne/scans/{scan.id}/review/", {"label": "meningioma"},
+                                         format="json")
+    assert response.status_code == 201
+    return scan
+
+
+def test_a_reviewed_row_names_the_softwares_class_beside_its_confidence_and_times_agree(world, reviewed_scan,
+                                                                                       new_page):
+    # A browser in another time zone and locale than the site's.
+    doctor = new_page(timezone_id="America/New_York", locale="en-US")
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    row = doctor.locator("#reviewed tbody tr").first
+    row.wait_for()
+    assert "Meningioma" in row.inner_text()
+    assert row.locator('td[data-label="AI confidence"]').inner_text() == "Glioma 91%"
+    listed_at = row.locator('td[data-label="Uploaded"]').inner_text()
+
+    row.get_by_role("link").click()
+    doctor.locator("#reviews li").first.wait_for()
+    uploaded = doctor.get_by_text("Uploaded ").first.inner_text()
+    assert listed_at in uploaded  # the worklist and the server-written page give the same time
+    reviewed_at = doctor.locator("#reviews li").first.inner_text().split(" by ")[0]
+    assert reviewed_at.endswith(reviewed_scan.reviews.get().created_at.strftime("%H:%M"))  # site time (UTC)
+    assert "Times are in UTC." in doctor.locator(".site-footer").inner_text()

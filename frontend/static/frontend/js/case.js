@@ -1,6 +1,7 @@
 // The doctor's case viewer: overlays, zoom and pan, outline correction, and the review.
 import { api } from "./api.js";
 import { followScan, labelName, renderStatus } from "./scanpage.js";
+import { formatTime } from "./time.js";
 import { ScanViewer, SliceNavigator, escapeHtml } from "./viewer.js";
 
 const initial = JSON.parse(document.getElementById("scan-data").textContent);
@@ -95,7 +96,7 @@ function reviewItem(r) {
   const change = r.label_changed ? ` (was ${escapeHtml(labelName(r.previous_label))})` : " (confirmed)";
   const notes = r.notes ? `<br><span class="muted">${escapeHtml(r.notes)}</span>` : "";
   const who = r.reviewer_name ? ` by ${escapeHtml(r.reviewer_name)}` : " by a former member";
-  return `<li>${escapeHtml(new Date(r.at).toLocaleString())}${who}: ${escapeHtml(labelName(r.label))}${change}`
+  return `<li>${escapeHtml(formatTime(r.at))}${who}: ${escapeHtml(labelName(r.label))}${change}`
     + `${r.mask_changed ? ", outline corrected" : ""}${notes}</li>`;
 }
 

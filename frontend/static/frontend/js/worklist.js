@@ -2,6 +2,7 @@
 // with its limit and offset ("Show more"), kept current by the hospital's worklist websocket.
 import { api } from "./api.js";
 import { describeState, live } from "./live.js";
+import { formatTime } from "./time.js";
 import { escapeHtml } from "./viewer.js";
 
 const script = document.getElementById("page-script");
@@ -35,16 +36,19 @@ function table(name) {
     return `<p class="muted">${searched ? "No scans here for this record number." : "Nothing here."}</p>`;
   }
   const rows = list.scans.map((scan) => {
-    const confidence = scan.result ? `${(scan.result.confidence * 100).toFixed(0)}%` : "";
+    // The software's confidence is in its own class: beside a doctor's different reading it names that class.
+    const ai = scan.result;
+    const percent = ai ? `${(ai.confidence * 100).toFixed(0)}%` : "";
+    const confidence = ai && ai.label !== scan.label ? `${labelNames[ai.label] || ai.label} ${percent}` : percent;
     const status = list.reviewed ? REVIEW[scan.review_state] : STATUS[scan.status];
     const state = list.reviewed ? scan.review_state : scan.status;
     const patient = patientNames[scan.patient] || "Patient";
     return `<tr>
       <td data-label="Patient"><a href="${script.dataset.page}${scan.id}/">${escapeHtml(patient)}</a></td>
-      <td data-label="Uploaded">${escapeHtml(new Date(scan.created_at).toLocaleString())}</td>
+      <td data-label="Uploaded">${escapeHtml(formatTime(scan.created_at))}</td>
       <td data-label="Status"><span class="badge ${escapeHtml(state)}">${escapeHtml(status)}</span></td>
       <td data-label="Class">${escapeHtml(labelNames[scan.label] || "")}</td>
-      <td data-label="Confidence">${confidence}</td>
+      <td data-label="AI confidence">${escapeHtml(confidence)}</td>
     </tr>`;
   }).join("");
   const headings = ["Patient", "Uploaded", "Status", "Class", "AI confidence"]
