@@ -15,6 +15,7 @@ from diagnostics import services
 from diagnostics.access import access_scan, may_see_ai_result, may_see_outline, visible_scans
 from diagnostics.api.parsers import ScanUploadParser
 from diagnostics.api.serializers import ReviewInputSerializer, scan_data
+from diagnostics.limits import too_large_sentence
 from diagnostics.ml.readers import CLASS_NAMES
 from diagnostics.models.scans import Diagnosis, Review, ReviewState, ScanSource, ScanStatus
 from hospitals.access import access_membership, access_patient, visible_patients
@@ -110,8 +111,7 @@ class ScanListView(GenericAPIView):
         # Refuse an oversized body before reading it (a streamed upload would otherwise be spooled to disk).
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
         if declared > settings.UPLOAD_MAX_BYTES + 64 * 1024:
-            return error("too_large", f"The upload is larger than the limit of {settings.UPLOAD_MAX_BYTES} bytes.",
-                         413)
+            return error("too_large", too_large_sentence(settings.UPLOAD_MAX_BYTES), 413)
         if request.data.get("_file_name_had_path"):
             return error("invalid_filename", "The file name must not contain a folder path; upload the file alone.",
                          400)
@@ -119,8 +119,7 @@ class ScanListView(GenericAPIView):
         if upload is None:
             return error("no_file", "Attach the scan as the multipart field 'file'.", 400)
         if upload.size > settings.UPLOAD_MAX_BYTES:
-            return error("too_large", f"The file is {upload.size} bytes; the limit is {settings.UPLOAD_MAX_BYTES} bytes.",
-                         413)
+            return error("too_large", too_large_sentence(settings.UPLOAD_MAX_BYTES), 413)
         if membership.role == Role.PATIENT:
             patient = Patient.objects.filter(hospital=hospital, user=request.user).first()
             if patient is None:

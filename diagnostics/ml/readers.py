@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from diagnostics.limits import too_many_pixels_sentence
+
 CLASS_NAMES = ("glioma", "meningioma", "notumor", "pituitary")
 
 ERROR_CODES = {
@@ -89,8 +91,7 @@ def sniff_type(data: bytes) -> str:
 
 def _check_pixels(height: int, width: int, max_pixels: int) -> None:
     if height * width > max_pixels:
-        raise ScanDecodeError("too_many_pixels", f"An image of {width}x{height} pixels is larger than the "
-                                                 f"limit of {max_pixels} pixels.")
+        raise ScanDecodeError("too_many_pixels", too_many_pixels_sentence(width, height, max_pixels))
 
 
 def _has_content(slice2d: np.ndarray) -> bool:

@@ -189,12 +189,25 @@ def test_size_limit_is_configurable(world, api, settings):
     settings.UPLOAD_MAX_BYTES = 2_000
     response = upload(api(world.owner), world.a, samples.jpeg_bytes())
     assert response.status_code == 413 and response.json()["error"] == "too_large"
+    assert response.json()["detail"] == "The file is larger than 2 KB, the most that can be uploaded."
+    assert not Scan.objects.exists() and not stored_files()
+
+
+def test_a_body_declared_over_the_limit_is_refused_in_megabytes_before_it_is_read(world, api, settings):
+    settings.UPLOAD_MAX_BYTES = 1024 * 1024
+    response = upload(api(world.owner), world.a, b"\xff\xd8" + bytes(2 * 1024 * 1024))
+    assert response.status_code == 413 and response.json() == {
+        "error": "too_large", "detail": "The file is larger than 1 MB, the most that can be uploaded."}
     assert not Scan.objects.exists() and not stored_files()
 
 
 def test_pixel_and_frame_limits_are_configurable(world, api, settings):
     settings.UPLOAD_MAX_PIXELS = 100 * 100
-    assert upload(api(world.owner), world.a, samples.png_bytes()).json()["error"] == "too_many_pixels"
+    response = upload(api(world.owner), world.a, samples.png_bytes())
+    assert response.status_code == 413 and response.json()["error"] == "too_many_pixels"
+    assert response.json()["detail"] == ("The image is 224 × 224 pixels, more than the limit of 10,000 pixels "
+                                         "(about 100 × 100).")
+    settings.UPLOAD_MAX_PIXELS = 4096 * 4096
     settings.UPLOAD_MAX_PIXELS = 4096 * 4096
     settings.UPLOAD_MAX_FRAMES = 2
     assert upload(api(world.owner), world.a, samples.nifti_bytes(count=3)).json()["error"] == "too_many_frames"

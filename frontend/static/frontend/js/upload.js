@@ -17,6 +17,12 @@ form.addEventListener("submit", async (event) => {
     failure.hidden = false;
     return;
   }
+  // The server's own limit and sentence, rendered into the form: a file over it is not sent at all.
+  if (file.size > Number(form.dataset.maxBytes)) {
+    failure.textContent = form.dataset.tooLarge;
+    failure.hidden = false;
+    return;
+  }
   const body = new FormData();
   body.append("file", file, file.name);
   button.disabled = true;
