@@ -221,6 +221,7 @@ def test_doctor_corrects_the_outline_and_the_patient_sees_the_confirmed_result(w
     patient.get_by_role("link", name="View").first.click()
     patient.locator("#result-label").wait_for()
     assert patient.locator("#result-label").inner_text() == "Meningioma"
+    assert patient.locator("#result h2").first.inner_text() == "Meningioma"  # reviewed: the reading itself
     patient.get_by_text("A doctor has reviewed your scan and changed the software's result to this one.").wait_for()
     # The advice follows the doctor's label and speaks of the doctor, not of the software.
     assert patient.locator("#advice-title").inner_text() == "Your doctor sees signs of a meningioma"
@@ -544,6 +545,8 @@ def test_a_patient_prints_their_result_without_the_sites_controls(world, prelimi
     patient.goto(f"/h/st-anne/scans/{preliminary_volume.id}/")
     patient.locator("#result-label").wait_for()
     assert patient.get_by_role("button", name="Print this result").is_visible()
+    # Unreviewed, the heading says whose reading it is rather than stating a diagnosis.
+    assert patient.locator("#result h2").first.inner_text() == "The software's preliminary reading: Glioma"
     assert not patient.get_by_text("St Anne's · printed from NeuroFed").is_visible()
 
     patient.emulate_media(media="print")

@@ -63,7 +63,9 @@ function render(scan) {
   } else if (scan.status === "failed") {
     html = `<div class="notice error" role="alert">${escapeHtml(scan.failure?.reason || "The scan could not be analysed.")} Please upload another file or contact your hospital.</div>`;
   } else if (scan.label) {
-    html = `<div class="card"><h2 id="result-label">${escapeHtml(labelName(scan.label))}</h2>
+    // An unreviewed reading is never a bare diagnosis in large type: the heading says whose reading it is.
+    const qualifier = scan.preliminary ? `<span class="qualifier">The software's preliminary reading: </span>` : "";
+    html = `<div class="card"><h2>${qualifier}<span id="result-label">${escapeHtml(labelName(scan.label))}</span></h2>
       <p>${reviewSentence(scan)}</p>
       <button type="button" class="secondary" id="print-result">Print this result</button></div>`;
   } else if (scan.awaiting_review) {
