@@ -100,17 +100,22 @@ def promote_model_version(model_version: ModelVersion) -> ModelVersion:
     return model_version
 
 
+def _task_words(task: str) -> str:
+    # "segmentation", not the registry's key "segment": the refusal is read by the operator.
+    return ModelTask(task).label.lower() if task in ModelTask.values else task
+
+
 @transaction.atomic
 def rollback_model(task: str) -> ModelVersion:
     """Re-activate the version that was active before the current one; the current one is retired."""
     current = ModelVersion.objects.select_for_update().filter(task=task, status=ModelStatus.ACTIVE).first()
     if current is None:
-        raise NoActiveModel(f"no active {task} model to roll back from")
+        raise NoActiveModel(f"There is no active {_task_words(task)} model to go back from.")
     previous = (ModelVersion.objects.select_for_update()
                 .filter(task=task, status=ModelStatus.RETIRED, activated_at__isnull=False)
                 .exclude(pk=current.pk).order_by("-activated_at", "-id").first())
     if previous is None:
-        raise NoActiveModel(f"no earlier {task} model was ever active")
+        raise NoActiveModel(f"There is no earlier {_task_words(task)} model to go back to.")
     verify_model_version(previous)
     current.status = ModelStatus.RETIRED
     # Moved back in time so that a second rollback goes further back rather than flipping between two.

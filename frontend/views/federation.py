@@ -93,13 +93,18 @@ SHOWN_METRICS = ("accuracy", "macro_f1", "dice", "iou", "loss")
 
 
 def model_versions():
-    from diagnostics.models.registry import ModelVersion
+    from diagnostics.models.registry import ModelStatus, ModelVersion
 
+    # registry.rollback_model goes back to the latest retired version that once served; a task without
+    # one has nothing to roll back to, so its active version offers no Roll back button.
+    may_roll_back = set(ModelVersion.objects.filter(status=ModelStatus.RETIRED, activated_at__isnull=False)
+                        .values_list("task", flat=True))
     rows = []
     for version in ModelVersion.objects.all()[:50]:
         metrics = [(name, version.metrics[name]) for name in SHOWN_METRICS
                    if isinstance(version.metrics.get(name), (int, float))]
-        rows.append({"version": version, "metrics": metrics})
+        rows.append({"version": version, "metrics": metrics,
+                     "may_roll_back": version.status == ModelStatus.ACTIVE and version.task in may_roll_back})
     return rows
 
 

@@ -135,6 +135,25 @@ def test_operator_promotes_and_rolls_back(client, world, versions, django_user_m
     v1.refresh_from_db(), v2.refresh_from_db()
     assert (v1.status, v2.status) == ("active", "retired")
     assert AuditEvent.objects.filter(actor_id=operator.pk, action="model.rollback").exists()
+    # v1 was the first to serve: nothing earlier, so no button, and a stale form is refused in words.
+    assert "/operator/models/classify/rollback/" not in page.content.decode()
+    page = client.post("/operator/models/classify/rollback/", {"next": "/operator/federation/"}, follow=True)
+    assert "There is no earlier classification model to go back to." in page.content.decode()
+    v1.refresh_from_db()
+    assert v1.status == "active"
+
+
+def test_roll_back_is_offered_only_when_an_earlier_version_once_served(client, world, versions, django_user_model):
+    v1, v2 = versions
+    client.force_login(django_user_model.objects.create_superuser("op5@neurofed.example", "op5@neurofed.example",
+                                                                  "op-password-15"))
+    html = client.get("/operator/federation/").content.decode()
+    # v1 is the first classifier ever active; v2 only a candidate.
+    assert "/operator/models/classify/rollback/" not in html
+    assert "No earlier version to go back to" in html and f"/operator/models/{v2.pk}/promote/" in html
+    client.post(f"/operator/models/{v2.pk}/promote/")
+    html = client.get("/operator/federation/").content.decode()
+    assert 'action="/operator/models/classify/rollback/"' in html
 
 
 def test_operator_promote_refuses_a_changed_artefact(client, versions, django_user_model, tmp_path):
@@ -177,6 +196,9 @@ def test_operator_is_asked_before_a_run_or_a_model_change(client, world, version
     assert re.search(r'<form method="post" class="card" data-confirm="Start a federated run', html)
     prompts = dict(re.findall(r'<form method="post" action="([^"]+)"[^>]*?data-confirm="([^"]+)"', html))
     assert "Make classification v2 the active version?" in prompts[f"/operator/models/{v2.pk}/promote/"]
+    client.post(f"/operator/models/{v2.pk}/promote/")  # v1 served before v2: something to roll back to
+    html = client.get("/operator/federation/").content.decode()
+    prompts = dict(re.findall(r'<form method="post" action="([^"]+)"[^>]*?data-confirm="([^"]+)"', html))
     assert "Roll the classification back" in prompts["/operator/models/classify/rollback/"]
 
 
