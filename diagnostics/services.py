@@ -73,13 +73,13 @@ _DECODE_STATUS = {"too_large": 413, "too_many_pixels": 413, "too_many_frames": 4
                   "unsupported_compression": 415}
 
 
-def _on_commit_robust(func, *args) -> None:
-    """Run ``func(*args)`` after the commit; if it raises, log it and go on with the next callback.
+def _on_commit_robust(func, *args, **kwargs) -> None:
+    """Run ``func(*args, **kwargs)`` after the commit; if it raises, log it and go on with the next callback.
 
     Django names a failed robust callback by its ``__qualname__``, which a bare partial lacks: without
     the wrapper the logging itself would raise and the callbacks after it would never run.
     """
-    transaction.on_commit(update_wrapper(partial(func, *args), func), robust=True)
+    transaction.on_commit(update_wrapper(partial(func, *args, **kwargs), func), robust=True)
 
 
 def max_decompressed_bytes() -> int:
@@ -508,12 +508,17 @@ def remove_scan(*, hospital, scan: Scan, membership, reason: str = "", request=N
             raise DomainError("reviewed", "A doctor has reviewed this scan, so it is part of your record; "
                                           "ask the hospital to remove it.", status=409)
         paths = _stored_files(locked)
+        # The patient removing their own upload knows; one whose scan the hospital removes is told.
+        told = patient_mail.patient_account(locked) if membership.role != Role.PATIENT else None
         record_audit(actor=membership.user, hospital=hospital, action="scan.delete", obj=locked, request=request,
                      detail=reason)
         notify.scan_changed_on_commit(locked, event="scan.deleted")
         locked.delete()
         for path in paths:
             _on_commit_robust(delete_blob, path)
+        if told is not None:
+            _on_commit_robust(patient_mail.tell_patient_scan_removed, hospital=hospital, scan_id=scan.pk,
+                              uploaded_at=locked.created_at, user=told)
     logger.info("scan %s removed from %s by a %s", scan.pk, hospital.slug, membership.role)
 
 

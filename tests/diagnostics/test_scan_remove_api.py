@@ -161,3 +161,17 @@ def test_a_review_of_a_scan_removed_meanwhile_is_refused_with_a_sentence(world, 
                              mask_png=mask_png())
     assert refused.value.code == "not_found" and refused.value.status == 404
     assert stored_files() == [] and not Review.objects.exists()  # the corrected outline's file went too
+
+
+def test_a_patient_is_told_by_email_when_the_hospital_removes_their_scan(world, api, scan, mailoutbox,
+                                                                         django_capture_on_commit_callbacks):
+    remove(api(world.admin_a), scan, django_capture_on_commit_callbacks, reason="Uploaded for the wrong patient")
+    [message] = mailoutbox
+    assert message.to == [world.owner.email] and "removed" in message.subject
+    assert "contact St Anne" in message.body and "wrong patient" not in message.body  # the reason is the hospital's
+
+
+def test_a_patient_removing_their_own_scan_is_not_emailed_about_it(world, api, scan, mailoutbox,
+                                                                   django_capture_on_commit_callbacks):
+    remove(api(world.owner), scan, django_capture_on_commit_callbacks)
+    assert mailoutbox == []
