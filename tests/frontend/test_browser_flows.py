@@ -228,6 +228,8 @@ def test_doctor_corrects_the_outline_and_the_patient_sees_the_confirmed_result(w
     assert "will review" not in patient.locator("#result").inner_text()
     patient.get_by_label("Show outline").wait_for()
     patient.locator("canvas.outline").wait_for(state="visible")
+    # A patient's screen reader says what the outline is, not how many pixels it covers.
+    assert patient.locator("canvas.outline").get_attribute("aria-label").startswith("Outline of the area")
     patient.get_by_label("Show outline").uncheck()
     assert not patient.locator("canvas.outline").is_visible()
     patient.get_by_label("Show outline").check()
@@ -308,6 +310,12 @@ def test_an_admin_removes_a_scan_and_the_patients_open_page_says_it_is_gone(worl
     patient.goto(f"/h/st-anne/scans/{analysed_scan.id}/")
     patient.get_by_text("Live updates on").wait_for()
 
+    doctor = new_page()  # with notes typed and not saved
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    doctor.goto(f"/h/st-anne/scans/{analysed_scan.id}/")
+    doctor.get_by_text("Live updates on").wait_for()
+    doctor.get_by_label("Notes").fill("Looks extra-axial")
+
     admin = new_page()
     sign_in(admin, world.admin_a, PASSWORD)
     admin.goto(f"/h/st-anne/scans/{analysed_scan.id}/")
@@ -324,6 +332,13 @@ def test_an_admin_removes_a_scan_and_the_patients_open_page_says_it_is_gone(worl
     assert not patient.locator(".viewer-layout").is_visible()
     assert not patient.get_by_role("button", name="Remove this scan").is_visible()
     screenshot(patient, "flow-patient-scan-removed-phone")
+
+    # The doctor's unsaved notes are for a case that is gone: leaving does not ask to keep them.
+    doctor.get_by_text("This scan has been removed, or you can no longer see it.").wait_for()
+    asked = []
+    _accept_dialogs(doctor, asked)
+    doctor.goto("/h/st-anne/worklist/")
+    assert asked == []
 
 
 def test_a_patient_removes_their_own_scan_after_confirming(world, analysed_scan, new_page):

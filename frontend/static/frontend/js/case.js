@@ -166,6 +166,7 @@ form?.addEventListener("submit", async (event) => {
 
 // An outline correction or notes not yet saved would be lost silently by leaving: the browser asks first.
 window.addEventListener("beforeunload", (event) => {
+  if (document.getElementById("scan-gone")) return;  // removed meanwhile: nothing left to save
   if (viewer.edited || form?.elements.notes.value.trim()) {
     event.preventDefault();
     event.returnValue = "";

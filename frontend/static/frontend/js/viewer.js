@@ -7,6 +7,8 @@ const OUTLINE = [255, 214, 0];
 
 export class ScanViewer {
   constructor(root, { width, height, editable = false, onEdit = () => {} }) {
+    // Pixel counts help a doctor who edits the outline; a patient's screen reader says what it shows.
+    this.plainWords = !editable;
     this.root = root;
     this.width = width;
     this.height = height;
@@ -82,6 +84,7 @@ export class ScanViewer {
   // What the outline is, in words: the canvas's name for a screen reader, and what an edit announces.
   describe() {
     const pixels = this.tumourPixels();
+    if (this.plainWords) return pixels ? "Outline of the area the result is about, drawn on the scan" : "No outline";
     return pixels ? `Outline covers ${pixels} pixel${pixels === 1 ? "" : "s"}` : "No outline";
   }
 
