@@ -35,12 +35,28 @@ def publish(run_id, event: dict) -> None:
         log.exception("could not publish an event of federated run %s", run_id)
 
 
+NEEDS_SERVICES_MODE = ("Federated learning needs the services mode: PostgreSQL, Redis and the Flower processes "
+                       "(the README's section \"The two modes\"). This installation runs in embedded mode, so "
+                       "no run can start here.")
+
+
+def federation_available() -> bool:
+    """Whether runs can work here: the services mode's Celery worker submits them to the SuperLink.
+
+    Embedded mode (no broker: CELERY_BROKER_URL empty, tasks run in-process) starts no SuperLink, so a
+    run would only fail at once.
+    """
+    return bool(settings.CELERY_BROKER_URL)
+
+
 @transaction.atomic
 def start_federated_run(*, hospitals, actor=None, request=None, **params) -> FederatedRun:
     """Record a run over opted-in hospitals and have the federation worker submit it after commit.
 
     Hospitals opt in through their settings (hospitals.services.update_hospital_settings).
     """
+    if not federation_available():
+        raise DomainError("needs_services_mode", NEEDS_SERVICES_MODE, status=409)
     hospitals = list(hospitals)
     missing = sorted(h.slug for h in hospitals if not h.federation_opt_in)
     if missing:
@@ -178,6 +194,8 @@ def start_hospital_run(*, hospital, actor, request=None, model_kind: str, num_ro
     """
     from hospitals.models import Hospital
 
+    if not federation_available():
+        raise DomainError("needs_services_mode", NEEDS_SERVICES_MODE, status=409)
     if not hospital.federation_opt_in:
         raise DomainError("not_opted_in", f"{hospital.name} does not take part in federated training; opt in "
                                           "first.", status=409)

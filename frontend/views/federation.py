@@ -47,6 +47,8 @@ def dashboard(request, membership):
         # The live progress script words statuses as the table does, and stops following finished runs.
         "run_statuses": {"words": dict(RunStatus.choices), "finished": sorted(FINISHED)},
         "partners": Hospital.objects.filter(federation_opt_in=True).exclude(pk=hospital.pk).order_by("name"),
+        # In embedded mode the start form gives way to this sentence (the service refuses a start too).
+        "federation_unavailable": "" if services.federation_available() else services.NEEDS_SERVICES_MODE,
     }
     return render_page(request, "frontend/admin/federation.html", context, membership=membership)
 
@@ -66,7 +68,9 @@ def run_start(request, membership):
     except ValueError:
         messages.error(request, "The number of rounds must be a whole number.")
     else:
-        messages.success(request, f"Run {run.pk} started over {run.hospitals.count()} hospitals.")
+        # The worker submits the run after this request; it may yet fail, so "started" would be a promise.
+        messages.success(request, f"Run {run.pk} over {run.hospitals.count()} hospitals was asked to start; its "
+                                  "progress is below.")
         return redirect("frontend:federation-run", hospital.slug, run.pk)
     return redirect("frontend:federation", hospital.slug)
 
@@ -166,7 +170,7 @@ def operator(request):
         except ValueError:
             messages.error(request, "The number of rounds must be a whole number.")
         else:
-            messages.success(request, f"Run {run.pk} started.")
+            messages.success(request, f"Run {run.pk} was asked to start; its progress is below.")
         return redirect("frontend:operator")
     runs = visible_runs(request.user).prefetch_related("hospitals", "rounds")[:50]
     context = {
@@ -174,6 +178,7 @@ def operator(request):
         "versions": model_versions(),
         "hospitals": Hospital.objects.filter(federation_opt_in=True),
         "strategies": Strategy.choices,
+        "federation_unavailable": "" if services.federation_available() else services.NEEDS_SERVICES_MODE,
     }
     return render_page(request, "frontend/operator.html", context)
 

@@ -41,6 +41,18 @@ def test_operator_starts_a_run_and_its_task_is_queued(api, operator, opted_in, d
     assert len(callbacks) == 1  # follow_federated_run.delay after commit
 
 
+def test_in_embedded_mode_a_run_is_refused_with_a_sentence_and_not_created(api, operator, opted_in, settings):
+    # Embedded mode (platform/settings.py): no broker, so no worker to submit a run and no SuperLink.
+    settings.CELERY_BROKER_URL = ""
+    response = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "num_rounds": 2}, format="json")
+    assert response.status_code == 409 and response.json()["error"] == "needs_services_mode"
+    assert "needs the services mode" in response.json()["detail"]
+    response = api(opted_in.admin_a).post("/api/v1/hospitals/st-anne/federation/runs/",
+                                          {"model_kind": "classifier", "num_rounds": 2}, format="json")
+    assert response.status_code == 409 and response.json()["error"] == "needs_services_mode"
+    assert not FederatedRun.objects.exists()
+
+
 def test_the_nodes_learning_rate_is_chosen_per_run(api, operator, opted_in):
     chosen = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "learning_rate": 0.005},
                                 format="json")

@@ -178,7 +178,7 @@ def test_operator_starts_a_run_over_opted_in_hospitals(client, world, django_use
         page = client.post("/operator/federation/", {"hospitals": ["st-anne", "north-general"], "num_rounds": "2",
                                                      "strategy": "fedprox"}, follow=True)
     run = FederatedRun.objects.get()
-    assert f"Run {run.pk} started." in page.content.decode()
+    assert f"Run {run.pk} was asked to start; its progress is below." in page.content.decode()
     assert (run.num_rounds, run.strategy) == (2, "fedprox")
     assert len(callbacks) == 1  # the follow-up task, sent once the run is committed
     page = client.post("/operator/federation/", {"hospitals": ["st-anne"]}, follow=True)
@@ -218,7 +218,7 @@ def test_admin_starts_a_run_from_the_federation_page(client, world, django_captu
         page = client.post("/h/st-anne/federation/start/", {"model_kind": "classifier", "num_rounds": "4"}, follow=True)
     run = FederatedRun.objects.get()
     assert page.redirect_chain[-1][0] == f"/h/st-anne/federation/runs/{run.pk}/"
-    assert f"Run {run.pk} started over 2 hospitals." in page.content.decode()
+    assert f"Run {run.pk} over 2 hospitals was asked to start; its progress is below." in page.content.decode()
     assert run.num_rounds == 4 and len(callbacks) == 1
     again = client.post("/h/st-anne/federation/start/", {"model_kind": "classifier", "num_rounds": "4"}, follow=True)
     assert f"Run {run.pk} over these hospitals has not finished yet" in again.content.decode()
@@ -271,3 +271,53 @@ def test_only_the_operator_stops_or_promotes_and_admins_see_no_such_buttons(clie
         assert client.post(f"/operator/federation/runs/{both.pk}/{action}/").status_code == 404
     both.refresh_from_db()
     assert both.status == RunStatus.RUNNING
+
+
+EMBEDDED_SENTENCE = "Federated learning needs the services mode: PostgreSQL, Redis and the Flower processes"
+
+
+@pytest.fixture
+def embedded(settings, world):
+    """Embedded mode as platform/settings.py sets it up: no broker, so no worker and no SuperLink."""
+    settings.CELERY_BROKER_URL = ""
+    world.a.federation_opt_in = world.b.federation_opt_in = True
+    world.a.save(), world.b.save()
+    return world
+
+
+def test_in_embedded_mode_the_admin_is_told_federation_needs_services_and_no_run_starts(client, embedded):
+    client.force_login(embedded.admin_a)
+    html = client.get("/h/st-anne/federation/").content.decode()
+    assert EMBEDDED_SENTENCE in html and "The two modes" in html
+    assert "/h/st-anne/federation/start/" not in html and "Start run" not in html
+    page = client.post("/h/st-anne/federation/start/", {"model_kind": "classifier", "num_rounds": "2"}, follow=True)
+    assert page.redirect_chain[-1][0] == "/h/st-anne/federation/"
+    assert EMBEDDED_SENTENCE in page.content.decode() and "asked to start" not in page.content.decode()
+    assert not FederatedRun.objects.exists()
+
+
+def test_in_embedded_mode_the_operator_is_told_federation_needs_services_and_no_run_starts(client, embedded,
+                                                                                           django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("op6@neurofed.example", "op6@neurofed.example",
+                                                                  "op-password-16"))
+    html = client.get("/operator/federation/").content.decode()
+    assert EMBEDDED_SENTENCE in html
+    assert 'name="hospitals"' not in html and "Start the run" not in html
+    page = client.post("/operator/federation/", {"hospitals": ["st-anne", "north-general"]}, follow=True)
+    assert EMBEDDED_SENTENCE in page.content.decode() and "asked to start" not in page.content.decode()
+    assert not FederatedRun.objects.exists()
+
+
+def test_run_pages_name_the_hospitals_and_wrap_a_long_failure(client, world, runs, django_user_model):
+    both, _ = runs
+    client.force_login(world.admin_a)
+    html = client.get(f"/h/st-anne/federation/runs/{both.pk}/").content.decode()
+    assert "rounds over North General, St Anne&#x27;s" in html
+    assert re.search(r'<p id="run-failure"[^>]*style="overflow-wrap: anywhere"', html)
+    dashboard = client.get("/h/st-anne/federation/").content.decode()
+    assert "North General, St Anne&#x27;s</td>" in dashboard and "north-general, st-anne" not in dashboard
+    client.force_login(django_user_model.objects.create_superuser("op7@neurofed.example", "op7@neurofed.example",
+                                                                  "op-password-17"))
+    html = client.get(f"/operator/federation/runs/{both.pk}/").content.decode()
+    assert "rounds over North General, St Anne&#x27;s" in html
+    assert "North General, St Anne&#x27;s</td>" in client.get("/operator/federation/").content.decode()
