@@ -32,8 +32,11 @@ def test_seed_demo_creates_three_hospitals_and_prints_credentials():
     out, err = seed("--json")
     credentials = json.loads(out)
     assert "DEMO ONLY" in err
-    assert len(credentials) == 18 and set(credentials[0]) == {"hospital", "email", "role", "password"}
-    for slug in {c["hospital"] for c in credentials}:
+    assert len(credentials) == 19 and set(credentials[0]) == {"hospital", "email", "role", "password"}
+    [operator] = [c for c in credentials if c["role"] == "operator"]
+    assert operator["hospital"] == "" and get_user_model().objects.get(email=operator["email"]).is_superuser
+    assert not Membership.objects.filter(user__email=operator["email"]).exists()  # a member of no hospital
+    for slug in {c["hospital"] for c in credentials if c["hospital"]}:
         roles = sorted(c["role"] for c in credentials if c["hospital"] == slug)
         assert roles == ["admin", "doctor", "doctor", "patient", "patient", "patient"]
     assert Hospital.objects.count() == 3
@@ -43,10 +46,12 @@ def test_seed_demo_creates_three_hospitals_and_prints_credentials():
         user = get_user_model().objects.get(email=c["email"])
         assert check_password(c["password"], user.password) and user.password.startswith("argon2")
         assert Membership.objects.get(user=user, hospital__slug=c["hospital"]).role == role
-    # Each demo patient has their own record, PHI encrypted like any other.
+    # Each demo patient has their own record, PHI encrypted like any other, and no name in clear on the account.
     for c in credentials:
         if c["role"] == "patient":
             assert Patient.objects.filter(user__email=c["email"], hospital__slug=c["hospital"]).count() == 1
+            user = get_user_model().objects.get(email=c["email"])
+            assert (user.first_name, user.last_name) == ("", "")
 
 
 def test_seed_demo_twice_changes_nothing_and_still_prints_every_account():
@@ -55,5 +60,5 @@ def test_seed_demo_twice_changes_nothing_and_still_prints_every_account():
     before = snapshot()
     out, _ = seed()
     assert "nothing changed" in out and "DEMO ONLY" in out
-    assert out.count("@") == 18 and "demo-admin-" in out
+    assert out.count("@") == 19 and "demo-admin-" in out and "demo-operator-" in out
     assert snapshot() == before

@@ -1,4 +1,5 @@
-"""Three demo hospitals, each with an admin, two doctors and three patients, and their sign-in details.
+"""Three demo hospitals, each with an admin, two doctors and three patients, a platform operator, and
+their sign-in details.
 
 Everything here is fictional and for demonstrations only; the passwords are printed on purpose and
 must never be used for real accounts. Running the command again changes nothing.
@@ -15,6 +16,9 @@ from django.db import transaction
 
 from hospitals.models import Hospital, Membership, Patient, Role
 from hospitals.services import add_member, create_hospital, create_patient
+
+# The platform operator (a superuser of no hospital) who opens hospitals and coordinates federation.
+DEMO_OPERATOR = ("operator@neurofed.example", "demo-operator-Osprey-2026")
 
 # Fixed so a demo script or a browser test can sign in; they pass the password validators.
 DEMO_PASSWORDS = {
@@ -81,6 +85,9 @@ class Command(BaseCommand):
                         {"hospital": hospital.slug, "email": email, "role": role.value,
                          "password": DEMO_PASSWORDS[role]}
                     )
+        created += self._ensure_operator()
+        credentials.append({"hospital": "", "email": DEMO_OPERATOR[0], "role": "operator",
+                            "password": DEMO_OPERATOR[1]})
         if options["json"]:
             self.stderr.write("DEMO ONLY: these fictional accounts and passwords must never hold real data.")
             self.stdout.write(json.dumps(credentials, indent=2))
@@ -88,15 +95,25 @@ class Command(BaseCommand):
         self.stdout.write(self.style.WARNING("DEMO ONLY: fictional people; never use these passwords for real data."))
         self.stdout.write(f"{'hospital':<24}{'role':<10}{'email':<42}password")
         for c in credentials:
-            self.stdout.write(f"{c['hospital']:<24}{c['role']:<10}{c['email']:<42}{c['password']}")
+            self.stdout.write(f"{c['hospital'] or '(platform)':<24}{c['role']:<10}{c['email']:<42}{c['password']}")
         self.stdout.write(f"{created} object(s) created" if created else "Demo data already present; nothing changed.")
+
+    def _ensure_operator(self) -> int:
+        email, password = DEMO_OPERATOR
+        if get_user_model().objects.filter(email__iexact=email).exists():
+            return 0
+        get_user_model().objects.create_superuser(username=email, email=email, password=password)
+        return 1
 
     def _ensure_person(self, hospital, email, role, first, last, born, n) -> int:
         created = 0
         User = get_user_model()
         user = User.objects.filter(email__iexact=email).first()
         if user is None:
-            user = User(username=email, email=email, first_name=first, last_name=last)
+            # A patient's name is PHI, kept encrypted on their patient record; the account's own name
+            # columns are plain text, so only staff are named there.
+            names = {} if role == Role.PATIENT else {"first_name": first, "last_name": last}
+            user = User(username=email, email=email, **names)
             try:
                 validate_password(DEMO_PASSWORDS[role], user)
             except ValidationError as exc:
