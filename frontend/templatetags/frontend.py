@@ -20,3 +20,15 @@ def iso_date(value):
 @register.filter
 def percent(value):
     return f"{value * 100:.0f}%" if value is not None else ""
+
+
+# The words each audience reads for a scan's state, the same as the live pages' scripts use
+# (scanpage.js for patients, worklist.js for staff), so a list and a scan's own page agree.
+_PATIENT_STATUS = {"queued": "Waiting to be analysed", "processing": "Being analysed", "done": "Analysed",
+                   "failed": "Could not be analysed"}
+_STAFF_STATUS = {"queued": "Queued", "processing": "Analysing", "done": "Analysed", "failed": "Failed"}
+
+
+@register.filter
+def status_words(status, staff=False):
+    return (_STAFF_STATUS if staff else _PATIENT_STATUS).get(status, status)

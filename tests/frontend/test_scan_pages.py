@@ -68,6 +68,8 @@ def test_history_lists_own_scans_without_the_unreviewed_ai_label(client, world, 
     assert f"/h/st-anne/scans/{scan_a.id}/" in html
     assert "Waiting for a doctor" in html
     assert "Glioma" not in html
+    # The list words the state as the scan's own page does, not as the database stores it.
+    assert '<span class="badge done">Analysed</span>' in html and ">Done<" not in html
 
 
 def test_history_pages_through_own_scans_newest_first(client, world, api, monkeypatch):
