@@ -32,6 +32,17 @@ def _diagnosis(scan):
         return None
 
 
+def _outline_to_show(scan, diagnosis, membership) -> bool:
+    """Whether the result comes with an outline for this member. Staff get the mask even when it is
+    empty (the doctor draws on it); a patient is offered an outline only where one was drawn."""
+    if not may_see_outline(scan, membership):
+        return False
+    corrected = scan.review_state == ReviewState.CORRECTED  # a doctor may have drawn one (no extra query)
+    if membership.role in STAFF_ROLES:
+        return bool(diagnosis.mask_path) or corrected
+    return bool(diagnosis.mask_path and diagnosis.tumour_area_px) or corrected
+
+
 def scan_data(scan, membership, *, detail: bool = False) -> dict:
     diagnosis = _diagnosis(scan)
     staff = membership.role in STAFF_ROLES
@@ -74,8 +85,7 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
             "tumour_volume_mm3": diagnosis.tumour_volume_mm3,
             "bbox": diagnosis.bbox,
             "timings_ms": diagnosis.timings,
-            "mask_url": _url("scan-mask", scan)
-            if (diagnosis.mask_path or scan.review_state == "corrected") and may_see_outline(scan, membership) else None,
+            "mask_url": _url("scan-mask", scan) if _outline_to_show(scan, diagnosis, membership) else None,
             "heatmap_url": _url("scan-heatmap", scan) if diagnosis.heatmap_path else None,
         }
         if detail and staff:
