@@ -118,6 +118,7 @@ def create_patient(
 
 
 PATIENT_FIELDS = ("full_name", "date_of_birth", "medical_record_number", "notes")
+PATIENT_NAME_MAX = Patient._meta.get_field("full_name").max_length
 
 
 @transaction.atomic
@@ -420,7 +421,21 @@ def change_role(*, hospital: Hospital, membership: Membership, role: str, actor,
         actor=actor, hospital=hospital, action="membership.role_change", obj=membership, request=request,
         detail=f"{previous} -> {role}",
     )
+    if role == Role.PATIENT:
+        _give_patient_record(hospital, membership.user, actor=actor, request=request)
     return membership
+
+
+def _give_patient_record(hospital: Hospital, user, *, actor, request=None) -> None:
+    """A patient uploads to their own record: a member made patient without one gets one here.
+
+    It is named from the account (full name, else email), the best the hospital knows at this point;
+    staff correct it on the patient record page. A record the account already has is kept as it is.
+    """
+    if Patient.objects.filter(hospital=hospital, user=user).exists():
+        return
+    create_patient(hospital=hospital, full_name=(user.get_full_name() or user.email)[:PATIENT_NAME_MAX],
+                   user=user, actor=actor, request=request)
 
 
 @transaction.atomic

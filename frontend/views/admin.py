@@ -20,7 +20,7 @@ from hospitals import services
 from hospitals.access import access_invitation, access_member
 from hospitals.audit import actor_names, audit_actions, audit_csv_lines, audit_trail, record_audit
 from hospitals.errors import DomainError
-from hospitals.models import AIResultVisibility, AuditEvent, Invitation, Membership, Role
+from hospitals.models import AIResultVisibility, AuditEvent, Invitation, Membership, Patient, Role
 
 ADMIN = (Role.ADMIN,)
 AUDIT_PAGE_SIZE = 50
@@ -134,6 +134,7 @@ def _back_to_members(hospital, posted):
 def member_role(request, membership, member_id):
     hospital = membership.hospital
     member = access_member(request.user, hospital, member_id, membership=membership)
+    had_record = Patient.objects.filter(hospital=hospital, user=member.user).exists()
     try:
         services.change_role(
             hospital=hospital, membership=member, role=request.POST.get("role", ""), actor=request.user, request=request
@@ -142,6 +143,9 @@ def member_role(request, membership, member_id):
         messages.error(request, refused.detail)
     else:
         messages.success(request, f"{member.user.email} is now {member.get_role_display().lower()}.")
+        if member.role == Role.PATIENT and not had_record:
+            messages.info(request, f"{member.user.email} has a new patient record, named from their account; "
+                                   "a doctor or admin can correct the name on the patient record page.")
         # An admin who gave up the role can no longer open this page: send them to their new start page.
         if member.pk == membership.pk and member.role != Role.ADMIN:
             messages.info(request, f"You are no longer an admin of {hospital.name}; another admin can make you one again.")

@@ -414,3 +414,20 @@ def test_audit_log_filters_by_action_and_pages_through(client, world):
     # The filter offers the actions this hospital's trail holds, in words.
     assert '<option value="scan.view" selected>Scan opened</option>' in first
     assert client.get("/h/st-anne/audit/?action=nothing.such").status_code == 200
+
+
+def test_a_member_made_patient_on_the_members_page_can_upload_at_once(client, world):
+    member = Membership.objects.get(user=world.doctor_a, hospital=world.a)
+    client.force_login(world.admin_a)
+    page = client.post(f"/h/st-anne/members/{member.pk}/role/", {"role": "patient"}, follow=True).content.decode()
+    assert "doctor1@st-anne.example is now patient." in page
+    assert "doctor1@st-anne.example has a new patient record, named from their account" in page
+    record = patient_of(world.doctor_a, world.a)
+    client.force_login(world.doctor_a)
+    response = upload(client, world.a, jpeg_bytes("glioma", 0))
+    assert response.status_code == 201, response.content
+    assert Scan.objects.get(pk=response.json()["id"]).patient == record
+    # Staff correct the name the record got from the account on the record page.
+    client.force_login(world.admin_a)
+    assert client.get(f"/h/st-anne/patients/{record.pk}/").status_code == 200
+

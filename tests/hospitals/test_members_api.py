@@ -79,6 +79,55 @@ def test_change_role(world, client_as, who, status):
         assert event.detail == "doctor -> admin" and event.actor_id == world.admin_a.pk
 
 
+def test_a_member_made_patient_gets_a_patient_record_to_upload_to(world):
+    from hospitals.models import Patient
+    from hospitals.services import change_role
+
+    world.doctor_a.first_name, world.doctor_a.last_name = "Grace", "Hopper"
+    world.doctor_a.save()
+    change_role(hospital=world.a, membership=membership(world.doctor_a, world.a), role=Role.PATIENT,
+                actor=world.admin_a)
+    record = Patient.objects.get(hospital=world.a, user=world.doctor_a)
+    assert record.full_name == "Grace Hopper"
+    created = AuditEvent.objects.get(action="patient.create", object_id=str(record.pk))
+    assert created.actor_id == world.admin_a.pk and created.hospital_id == world.a.pk
+    # An account without a name is named by its email, for staff to correct on the record.
+    change_role(hospital=world.a, membership=membership(world.doctor_a2, world.a), role=Role.PATIENT,
+                actor=world.admin_a)
+    assert Patient.objects.get(hospital=world.a, user=world.doctor_a2).full_name == "doctor2@st-anne.example"
+    # Only in this hospital: B holds no record for A's new patients.
+    assert not Patient.objects.filter(hospital=world.b, user__in=[world.doctor_a, world.doctor_a2]).exists()
+
+
+def test_a_member_made_patient_again_keeps_the_record_they_have(world):
+    from hospitals.models import Patient
+    from hospitals.services import change_role, update_patient
+
+    change_role(hospital=world.a, membership=membership(world.doctor_a, world.a), role=Role.PATIENT,
+                actor=world.admin_a)
+    record = Patient.objects.get(hospital=world.a, user=world.doctor_a)
+    update_patient(hospital=world.a, patient=record, actor=world.admin_a, full_name="Grace B. Hopper")
+    change_role(hospital=world.a, membership=membership(world.doctor_a, world.a), role=Role.DOCTOR,
+                actor=world.admin_a)
+    change_role(hospital=world.a, membership=membership(world.doctor_a, world.a), role=Role.PATIENT,
+                actor=world.admin_a)
+    assert list(Patient.objects.filter(hospital=world.a, user=world.doctor_a).values_list("pk", "full_name")) == [
+        (record.pk, "Grace B. Hopper")]
+    # A patient moved to patient is no change at all: no second record either.
+    change_role(hospital=world.a, membership=membership(world.patient_a, world.a), role=Role.PATIENT,
+                actor=world.admin_a)
+    assert Patient.objects.filter(hospital=world.a, user=world.patient_a).count() == 1
+
+
+def test_role_change_to_patient_through_the_api_gives_the_record_too(world, client_as):
+    from hospitals.models import Patient
+
+    target = membership(world.doctor_a, world.a)
+    response = client_as("admin_a").patch(url("hospitals", world.a.slug, "members", target.id), {"role": "patient"})
+    assert response.status_code == 200, response.content
+    assert Patient.objects.filter(hospital=world.a, user=world.doctor_a).exists()
+
+
 def test_change_role_rejects_an_unknown_role(world, client_as):
     target = membership(world.doctor_a, world.a)
     response = client_as("admin_a").patch(url("hospitals", world.a.slug, "members", target.id), {"role": "king"})
