@@ -8,7 +8,7 @@ from datetime import timezone as dt_timezone
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from hospitals.models import AuditEvent
+from hospitals.models import AuditEvent, Membership, Patient, Role
 
 
 def client_address(request) -> str | None:
@@ -110,3 +110,22 @@ def actor_names(events) -> dict:
     from hospitals.accounts import display_name  # accounts imports the brake, which imports this module
 
     return {user.pk: display_name(user) for user in users}
+
+
+def patient_actors(hospital, events) -> dict:
+    """The events' actors who are this hospital's patients, each with their patient record's id (or None).
+
+    A patient is named on the audit page by their record, never by their name or email: those are
+    patient details. A patient is an account with the patient role here, or, once its membership is
+    gone, an account the hospital still holds a patient record for; staff who were once patients
+    (a record, but a staff role now) are staff.
+    """
+    ids = {event.actor_id for event in events if event.actor_id is not None}
+    if not ids:
+        return {}
+    roles = dict(Membership.objects.filter(hospital_id=hospital.pk, user_id__in=ids).values_list("user_id", "role"))
+    records = dict(Patient.objects.filter(hospital_id=hospital.pk, user_id__in=ids).values_list("user_id", "pk"))
+    return {
+        actor_id: records.get(actor_id) for actor_id in ids
+        if roles.get(actor_id) == Role.PATIENT or (actor_id not in roles and actor_id in records)
+    }

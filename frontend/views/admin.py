@@ -4,6 +4,8 @@ Plain HTML forms posting back to the page (they work without JavaScript); each P
 hospitals service and redirects, so a reload never repeats a change.
 """
 
+import uuid
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -14,11 +16,12 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
+from diagnostics.models import Scan
 from frontend.forms import AuditFilterForm, InviteForm
 from frontend.views.base import hospital_page, render_page
 from hospitals import services
 from hospitals.access import access_invitation, access_member
-from hospitals.audit import actor_names, audit_actions, audit_csv_lines, audit_trail, record_audit
+from hospitals.audit import actor_names, audit_actions, audit_csv_lines, audit_trail, patient_actors, record_audit
 from hospitals.errors import DomainError
 from hospitals.models import AIResultVisibility, AuditEvent, Invitation, Membership, Patient, Role
 
@@ -209,6 +212,8 @@ def hospital_settings(request, membership):
 
 def _audit_rows(hospital, events):
     people = actor_names(events)
+    patients = patient_actors(hospital, events)
+    existing = _existing_objects(hospital, events)
     # A member is named by their email, as on the members page; only this hospital's memberships are looked up.
     member_ids = [e.object_id for e in events if e.object_type == "membership" and e.object_id.isdigit()]
     member_emails = {
@@ -217,36 +222,69 @@ def _audit_rows(hospital, events):
     }
     rows = []
     for event in events:
+        actor_url = ""
         if event.actor_id is None:
             actor = "system"
+        elif event.actor_id in patients:
+            # A patient is named by their record, not by name or email (patient details).
+            record = patients[event.actor_id]
+            actor = f"Patient {str(record)[:8]}…" if record else f"Patient (account {event.actor_id})"
+            actor_url = reverse("frontend:patient", args=[hospital.slug, record]) if record else ""
         else:
             actor = people.get(event.actor_id) or event.actor_label or f"account {event.actor_id}"
         object_id = event.object_id
         if event.object_type == "membership":
             object_id = member_emails.get(object_id, object_id)
+        linked = event.object_type in OBJECT_PAGES
         rows.append({
             "at": event.at,
             "actor": actor,
+            "actor_url": actor_url,
             "action": ACTION_WORDS.get(event.action, event.action),
             "object": OBJECT_WORDS.get(event.object_type, event.object_type),
             "object_id": object_id,
-            "object_url": _object_url(hospital, event.object_type, object_id),
+            "object_url": _object_url(hospital, event.object_type, object_id, existing),
+            "object_removed": linked and bool(object_id) and object_id not in existing[event.object_type],
             "detail": event.detail,
         })
     return rows
 
 
-def _object_url(hospital, object_type: str, object_id: str) -> str:
-    """The page of a scan or patient record the event is about; a removed one answers "not found" there."""
-    pages = {"scan": "frontend:scan", "patient": "frontend:patient"}
-    if object_type not in pages or not object_id:
+# The objects the audit log links to their page, by the model that holds them.
+OBJECT_PAGES = {"scan": ("frontend:scan", Scan), "patient": ("frontend:patient", Patient)}
+
+
+def _existing_objects(hospital, events) -> dict:
+    """The ids of the events' scans and patient records that this hospital still holds, by object type.
+
+    One query per type for the whole page; an id that is not a UUID names nothing that exists.
+    """
+    existing = {}
+    for object_type, (_page, model) in OBJECT_PAGES.items():
+        ids = set()
+        for event in events:
+            if event.object_type == object_type:
+                try:
+                    ids.add(uuid.UUID(event.object_id))
+                except ValueError:
+                    pass
+        held = model.objects.filter(hospital=hospital, pk__in=ids).values_list("pk", flat=True) if ids else []
+        existing[object_type] = {str(pk) for pk in held}
+    return existing
+
+
+def _object_url(hospital, object_type: str, object_id: str, existing: dict) -> str:
+    """The page of the scan or patient record the event is about, while it exists: a removed one's page
+    answers "not found"."""
+    if object_type not in OBJECT_PAGES or object_id not in existing[object_type]:
         return ""
-    return reverse(pages[object_type], args=[hospital.slug, object_id])
+    return reverse(OBJECT_PAGES[object_type][0], args=[hospital.slug, object_id])
 
 
 @hospital_page(roles=ADMIN)
 def audit(request, membership):
-    """Who read or changed what, newest first: ids and the PHI-free detail, never a name or a record number."""
+    """Who read or changed what, newest first: ids and the PHI-free detail; staff by name, a patient by
+    their record's id, never a patient's name or record number."""
     hospital = membership.hospital
     filters = AuditFilterForm(request.GET)
     valid = filters.is_valid()

@@ -5,12 +5,15 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from diagnostics.models import Scan
 from frontend.views.admin import AUDIT_PAGE_SIZE, MEMBERS_PAGE_SIZE
 from hospitals.audit import record_audit
 from hospitals.models import AIResultVisibility, Invitation, Membership, Patient, Role
+from diagnostics.services import remove_scan
 from hospitals.services import update_patient
 from tests.diagnostics.helpers import patient_of, upload
 from tests.diagnostics.samples import jpeg_bytes
@@ -376,7 +379,9 @@ def test_audit_log_shows_who_did_what_without_phi_and_nothing_of_another_hospita
     html = client.get("/h/st-anne/audit/").content.decode()
     rows = html.split("<tbody>")[1].split("</tbody>")[0]
     assert "Patient record read" in rows and "doctor1@st-anne.example" in rows and str(patient.pk) in rows
-    assert "system" in rows and '/h/st-anne/scans/8d3c1a4e-0000-4000-8000-000000000001/' in rows
+    # No such scan (any more): its id is shown, not linked to a page that would answer "not found".
+    assert "system" in rows and "8d3c1a4e-0000-4000-8000-000000000001 (removed)" in rows
+    assert "/h/st-anne/scans/8d3c1a4e" not in rows
     assert f'href="/h/st-anne/patients/{patient.pk}/"' in rows
     assert "Marguerite" not in html and "MRN-77821" not in html
     assert str(other.pk) not in html and "north.example" not in html
@@ -430,4 +435,95 @@ def test_a_member_made_patient_on_the_members_page_can_upload_at_once(client, wo
     # Staff correct the name the record got from the account on the record page.
     client.force_login(world.admin_a)
     assert client.get(f"/h/st-anne/patients/{record.pk}/").status_code == 200
+
+
+def _who(html: str) -> list:
+    """The audit table's "Who" cells, as HTML."""
+    return re.findall(r'<td data-label="Who">(.*?)</td>', html.split("<tbody>")[1])
+
+
+def _uploaded_scans(client, world, count):
+    client.force_login(world.owner)
+    scans = []
+    for index in range(count):
+        response = upload(client, world.a, jpeg_bytes("glioma", index))
+        assert response.status_code == 201, response.content
+        scans.append(Scan.objects.get(pk=response.json()["id"]))
+    return scans
+
+
+def test_audit_log_links_only_scans_and_records_that_still_exist(client, world):
+    kept, removed = _uploaded_scans(client, world, 2)
+    admin = Membership.objects.get(user=world.admin_a, hospital=world.a)
+    remove_scan(hospital=world.a, scan=removed, membership=admin, reason="uploaded for the wrong patient")
+    gone_patient = make_patient(world.a, "Tobias Wrenfield")
+    record_audit(actor=world.doctor_a, hospital=world.a, action="patient.read", obj=gone_patient)
+    gone_patient_id = gone_patient.pk
+    gone_patient.delete()
+    # B's scan, named in A's trail, is not A's to link.
+    theirs = Scan.objects.create(hospital=world.b, patient=patient_of(world.patient_b, world.b), blob_path="x",
+                                 blob_sha256="0" * 64, blob_size=1, content_digest="b", kind="jpeg", width=1, height=1)
+    record_audit(actor=world.doctor_a, hospital=world.a, action="scan.view", obj=theirs)
+    client.force_login(world.admin_a)
+    rows = client.get("/h/st-anne/audit/").content.decode().split("<tbody>")[1]
+    assert f'<a href="/h/st-anne/scans/{kept.pk}/">{kept.pk}</a>' in rows
+    assert f"/scans/{removed.pk}/" not in rows and f"{removed.pk} (removed)" in rows
+    assert f"/patients/{gone_patient_id}/" not in rows and f"{gone_patient_id} (removed)" in rows
+    assert f"/scans/{theirs.pk}/" not in rows and f"{theirs.pk} (removed)" in rows
+
+
+def test_audit_log_looks_objects_up_once_per_type_not_once_per_row(client, world):
+    def queries_for_page():
+        client.force_login(world.admin_a)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/h/st-anne/audit/").status_code == 200
+        return len(captured)
+
+    def record_events(n):
+        for _ in range(n):
+            patient = make_patient(world.a)
+            record_audit(actor=world.doctor_a, hospital=world.a, action="patient.read", obj=patient)
+            record_audit(actor=world.doctor_a, hospital=world.a, action="scan.view", object_type="scan",
+                         object_id=str(patient.pk))
+
+    record_events(2)
+    few = queries_for_page()
+    record_events(10)
+    assert queries_for_page() == few
+
+
+def test_audit_log_names_a_patient_by_their_record_and_staff_by_name(client, world):
+    world.patient_a.first_name, world.patient_a.last_name = "Clementine", "Ashdown"
+    world.patient_a.save()
+    world.doctor_a.first_name, world.doctor_a.last_name = "Grace", "Hopper"
+    world.doctor_a.save()
+    _uploaded_scans(client, world, 1)
+    record = patient_of(world.patient_a, world.a)
+    record_audit(actor=world.doctor_a, hospital=world.a, action="patient.read", obj=record)
+    # A doctor who was a patient here once keeps their record but is staff: named as staff.
+    world.doctor_a2.first_name, world.doctor_a2.last_name = "Ada", "Byron"
+    world.doctor_a2.save()
+    make_patient(world.a, "Ada Byron", user=world.doctor_a2)
+    record_audit(actor=world.doctor_a2, hospital=world.a, action="scan.view", object_type="scan", object_id="x")
+    # A patient who has left the hospital is still a patient in its log.
+    record_audit(actor=world.patient_a2, hospital=world.a, action="scan.view", object_type="scan", object_id="y")
+    left = patient_of(world.patient_a2, world.a)
+    Membership.objects.filter(user=world.patient_a2, hospital=world.a).delete()
+    client.force_login(world.admin_a)
+    html = client.get("/h/st-anne/audit/").content.decode()
+    who = _who(html)
+    assert f'<a href="/h/st-anne/patients/{record.pk}/">Patient {str(record.pk)[:8]}…</a>' in who
+    assert f'<a href="/h/st-anne/patients/{left.pk}/">Patient {str(left.pk)[:8]}…</a>' in who
+    assert "Grace Hopper" in who and "Ada Byron" in who
+    cells = "".join(who)
+    assert "Clementine" not in cells and "patient1@st-anne.example" not in cells
+    assert "patient2@st-anne.example" not in cells
+    assert "never by their name" in html and "never shows a patient&#x27;s details" not in html
+
+
+def test_audit_export_still_names_accounts_by_id_and_sign_in_email(client, world):
+    _uploaded_scans(client, world, 1)
+    client.force_login(world.admin_a)
+    export = b"".join(client.get("/h/st-anne/audit/export.csv?action=scan.upload").streaming_content).decode()
+    assert f"{world.owner.pk},patient1@st-anne.example,scan.upload" in export
 
