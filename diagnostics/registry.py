@@ -106,13 +106,22 @@ def _task_words(task: str) -> str:
 
 
 @transaction.atomic
+def _served_before():
+    """Retired versions that once served: what a rollback can go back to."""
+    return ModelVersion.objects.filter(status=ModelStatus.RETIRED, activated_at__isnull=False)
+
+
+def tasks_with_earlier_version() -> set[str]:
+    """The tasks whose active version rollback_model could replace with an earlier one."""
+    return set(_served_before().values_list("task", flat=True))
+
+
 def rollback_model(task: str) -> ModelVersion:
     """Re-activate the version that was active before the current one; the current one is retired."""
     current = ModelVersion.objects.select_for_update().filter(task=task, status=ModelStatus.ACTIVE).first()
     if current is None:
         raise NoActiveModel(f"There is no active {_task_words(task)} model to go back from.")
-    previous = (ModelVersion.objects.select_for_update()
-                .filter(task=task, status=ModelStatus.RETIRED, activated_at__isnull=False)
+    previous = (_served_before().select_for_update().filter(task=task)
                 .exclude(pk=current.pk).order_by("-activated_at", "-id").first())
     if previous is None:
         raise NoActiveModel(f"There is no earlier {_task_words(task)} model to go back to.")

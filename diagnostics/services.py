@@ -30,6 +30,7 @@ from django.utils import timezone
 from PIL import Image
 
 from diagnostics import notify, patient_mail
+from diagnostics.limits import pixel_count_words, too_large_sentence
 from diagnostics.ml.readers import CLASS_NAMES, ScanDecodeError, decode_scan, sniff_type
 from diagnostics.models.scans import Diagnosis, Review, ReviewState, Scan, ScanSource, ScanStatus
 from hospitals.audit import record_audit
@@ -91,9 +92,7 @@ def max_decompressed_bytes() -> int:
 def decode_upload(data: bytes):
     """Decode with the configured limits; a ScanDecodeError becomes an UploadRejected."""
     if len(data) > settings.UPLOAD_MAX_BYTES:
-        raise UploadRejected(
-            "too_large", f"The file is {len(data)} bytes; the limit is {settings.UPLOAD_MAX_BYTES} bytes.", 413
-        )
+        raise UploadRejected("too_large", too_large_sentence(settings.UPLOAD_MAX_BYTES), 413)
     try:
         return decode_scan(
             data,
@@ -105,7 +104,8 @@ def decode_upload(data: bytes):
         raise UploadRejected(error.code, error.detail, _DECODE_STATUS.get(error.code, 422)) from None
     except Image.DecompressionBombError:
         # PIL's own bomb guard fires on absurd dimensions before the decoder's pixel check can.
-        raise UploadRejected("too_many_pixels", "The image declares more pixels than accepted.", 413) from None
+        raise UploadRejected("too_many_pixels", "The image declares more pixels than the limit of "
+                                                f"{pixel_count_words(settings.UPLOAD_MAX_PIXELS)}.", 413) from None
     except Exception as error:
         # Hostile files find corners of the decoders; whatever they hit, the answer is "unreadable", not a
         # 500. Logged by type and place only: a decoder's message may quote header values (PHI).

@@ -97,12 +97,11 @@ SHOWN_METRICS = ("accuracy", "macro_f1", "dice", "iou", "loss")
 
 
 def model_versions():
+    from diagnostics import registry
     from diagnostics.models.registry import ModelStatus, ModelVersion
 
-    # registry.rollback_model goes back to the latest retired version that once served; a task without
-    # one has nothing to roll back to, so its active version offers no Roll back button.
-    may_roll_back = set(ModelVersion.objects.filter(status=ModelStatus.RETIRED, activated_at__isnull=False)
-                        .values_list("task", flat=True))
+    # A task with no earlier version that served has nothing to roll back to: no Roll back button.
+    may_roll_back = registry.tasks_with_earlier_version()
     rows = []
     for version in ModelVersion.objects.all()[:50]:
         metrics = [(name, version.metrics[name]) for name in SHOWN_METRICS

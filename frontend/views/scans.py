@@ -7,6 +7,7 @@ over the scan websockets and are fetched from the API again.
 
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import JsonResponse
@@ -20,6 +21,7 @@ from diagnostics import services
 
 from diagnostics.access import access_scan, visible_scans
 from diagnostics.api.serializers import scan_data
+from diagnostics.limits import size_words, too_large_sentence
 from diagnostics.ml.readers import CLASS_NAMES
 from diagnostics.models import ScanSource
 from frontend.views.base import STAFF, hospital_page, render_page
@@ -67,7 +69,11 @@ def history(request, membership):
 
 @hospital_page(roles=(Role.PATIENT,))
 def upload(request, membership):
-    context = {"api": _api_urls(membership.hospital.slug)}
+    # The page's script refuses a file over the limit before sending it, with the server's own sentence:
+    # the limit has one source, the settings.
+    limit = settings.UPLOAD_MAX_BYTES
+    context = {"api": _api_urls(membership.hospital.slug), "max_bytes": limit,
+               "too_large": too_large_sentence(limit), "limit_words": size_words(limit)}
     return render_page(request, "frontend/patient/upload.html", context, membership=membership)
 
 

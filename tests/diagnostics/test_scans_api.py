@@ -447,3 +447,13 @@ def test_a_broker_outage_keeps_the_stored_scan_queued_with_its_file(world, api, 
     assert scan.status == ScanStatus.QUEUED
     assert [p.name for p in stored_files()] == [scan.blob_path.rsplit("/", 1)[-1]]
     assert f"scan {scan.id} stays queued" in caplog.text
+
+
+def test_the_decoder_behind_every_upload_words_its_size_limit_like_the_api(settings):
+    from diagnostics import services
+
+    settings.UPLOAD_MAX_BYTES = 1024
+    with pytest.raises(services.UploadRejected) as refused:
+        services.decode_upload(bytes(1025))
+    assert (refused.value.code, refused.value.status) == ("too_large", 413)
+    assert refused.value.detail == "The file is larger than 1 KB, the most that can be uploaded."

@@ -574,3 +574,19 @@ def test_a_patient_prints_their_result_without_the_sites_controls(world, prelimi
     assert patient.locator("#viewer img").first.is_visible()
     screenshot(patient, "flow-patient-result-print")
     assert patient.pdf(format="A4").startswith(b"%PDF")
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_sent(world, new_page, settings, tmp_path):
+    patient = new_page(PHONE)
+    sign_in(patient, world.owner, PASSWORD)
+    patient.goto("/h/st-anne/upload/")
+    sent = []
+    patient.on("request", lambda request: sent.append(request.url) if request.method == "POST" else None)
+    oversized = tmp_path / "huge.jpg"  # a JPEG's start and then one limit's worth of bytes
+    with oversized.open("wb") as out:
+        out.write(b"\xff\xd8\xff")
+        out.truncate(settings.UPLOAD_MAX_BYTES + 3)
+    patient.get_by_label("MRI scan file").set_input_files(str(oversized))
+    patient.get_by_role("button", name="Upload").click()
+    patient.get_by_text("The file is larger than 50 MB, the most that can be uploaded.").wait_for()
+    assert sent == [] and not Scan.objects.filter(patient__user=world.owner).exists()

@@ -29,11 +29,3 @@ def test_a_changed_limit_reaches_the_page(client, world, settings):
     assert attributes["data-max-bytes"] == "5242880"
     assert attributes["data-too-large"] == "The file is larger than 5 MB, the most that can be uploaded."
     assert "up to 5 MB." in html
-
-
-def test_the_script_checks_the_size_from_the_form_not_a_copy_of_the_limit():
-    from django.contrib.staticfiles import finders
-
-    script = open(finders.find("frontend/js/upload.js"), encoding="utf-8").read()
-    assert "file.size > Number(form.dataset.maxBytes)" in script and "form.dataset.tooLarge" in script
-    assert "52428800" not in script and "50 MB" not in script
