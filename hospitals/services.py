@@ -454,20 +454,36 @@ def remove_member(*, hospital: Hospital, membership: Membership, actor, request=
     membership.delete()
 
 
+def settings_refusals(hospital: Hospital, **changes) -> dict:
+    """Why each of these settings values cannot be saved, by setting name; empty when all can.
+
+    A form shows each sentence beside its own field; update_hospital_settings refuses the same values.
+    """
+    known = {name: value for name, value in changes.items() if name in SETTINGS_FIELDS}
+    return _clean_settings(hospital, known)[1]
+
+
+def _clean_settings(hospital: Hospital, changes: dict) -> tuple[dict, dict]:
+    # The model's own field rules (the emergency number's pattern and length, the visibility choices)
+    # are checked here rather than by each caller, so no page, API or command can save a number that
+    # patients would then be told to call.
+    cleaned, refusals = {}, {}
+    for name, value in changes.items():
+        try:
+            cleaned[name] = Hospital._meta.get_field(name).clean(value, hospital)
+        except ValidationError as invalid:
+            refusals[name] = " ".join(invalid.messages)
+    return cleaned, refusals
+
+
 @transaction.atomic
 def update_hospital_settings(*, hospital: Hospital, actor, request=None, **changes) -> Hospital:
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
         raise DomainError("invalid_setting", f"Unknown setting: {', '.join(sorted(unknown))}.")
-    # The model's own field rules (the emergency number's pattern and length, the visibility choices)
-    # are checked here rather than by each caller, so no page, API or command can save a number that
-    # patients would then be told to call.
-    cleaned = {}
-    for name, value in changes.items():
-        try:
-            cleaned[name] = Hospital._meta.get_field(name).clean(value, hospital)
-        except ValidationError as invalid:
-            raise DomainError("invalid_setting", " ".join(invalid.messages)) from None
+    cleaned, refusals = _clean_settings(hospital, changes)
+    if refusals:
+        raise DomainError("invalid_setting", next(iter(refusals.values())))
     changed = {name: value for name, value in cleaned.items() if getattr(hospital, name) != value}
     if not changed:
         return hospital

@@ -64,6 +64,12 @@ ACTION_WORDS = {
     "federation.node_enrol": "Federation node enrolled",
     "federation.model_promote": "Federated model promoted",
 }
+# What a patient sees once a doctor has reviewed the scan is the doctor's result, kept or changed; so
+# "reviews", not "confirms".
+VISIBILITY_WORDS = {
+    AIResultVisibility.AFTER_REVIEW: "Only after a doctor reviews the scan",
+    AIResultVisibility.IMMEDIATELY: "At once, marked preliminary",
+}
 OBJECT_WORDS = {
     "hospital": "Hospital", "membership": "Member", "invitation": "Invitation", "patient": "Patient record",
     "scan": "Scan", "federatedrun": "Federated run", "nodeenrolment": "Federation node",
@@ -189,25 +195,36 @@ def invitation_revoke(request, membership, invitation_id):
 
 @hospital_page(roles=ADMIN)
 def hospital_settings(request, membership):
+    """The hospital's settings. A refused value is shown again as submitted, its sentence beside its
+    field, and nothing is saved; a saved form redirects, so a reload never repeats it."""
     hospital = membership.hospital
+    values = {name: getattr(hospital, name) for name in services.SETTINGS_FIELDS}
+    errors, refused = {}, ""
     if request.method == "POST":
-        visibility = request.POST.get("patients_see_ai_results", "")
-        phone = request.POST.get("emergency_phone", "").strip()
-        if visibility not in AIResultVisibility.values:
-            messages.error(request, "Choose when patients see AI results.")
-        else:
+        values = {
+            "patients_see_ai_results": request.POST.get("patients_see_ai_results", ""),
+            "federation_opt_in": request.POST.get("federation_opt_in") == "on",
+            "emergency_phone": request.POST.get("emergency_phone", "").strip(),
+        }
+        errors = services.settings_refusals(hospital, **values)
+        if values["patients_see_ai_results"] not in AIResultVisibility.values:
+            errors["patients_see_ai_results"] = "Choose when patients see AI results."
+        if not errors:
             try:
-                services.update_hospital_settings(
-                    hospital=hospital, actor=request.user, request=request, patients_see_ai_results=visibility,
-                    federation_opt_in=request.POST.get("federation_opt_in") == "on", emergency_phone=phone,
-                )
-            except DomainError as refused:
-                messages.error(request, refused.detail)
+                services.update_hospital_settings(hospital=hospital, actor=request.user, request=request, **values)
+            except DomainError as refusal:
+                refused = refusal.detail
             else:
                 messages.success(request, "Settings saved.")
-        return redirect("frontend:settings", hospital.slug)
-    context = {"visibility_choices": AIResultVisibility.choices}
-    return render_page(request, "frontend/admin/settings.html", context, membership=membership)
+                return redirect("frontend:settings", hospital.slug)
+    context = {
+        "visibility_choices": [(value, VISIBILITY_WORDS.get(value, label)) for value, label in AIResultVisibility.choices],
+        "values": values,
+        "errors": errors,
+        "refused": refused,
+    }
+    status = 400 if errors or refused else 200
+    return render_page(request, "frontend/admin/settings.html", context, membership=membership, status=status)
 
 
 def _audit_rows(hospital, events):
