@@ -170,7 +170,11 @@ def _find_user_by_email(email: str):
 def invite_member(
     *, hospital: Hospital, email: str, role: str, actor, patient: Patient | None = None, request=None
 ) -> tuple[Invitation, str]:
-    """Invite an email address with a role. Returns the invitation and its token, which only the email sees."""
+    """Invite an email address with a role. Returns the invitation and its token, which only the email sees.
+
+    A pending invitation to the same address is replaced; the new invitation's `replaced_sent_at` says
+    when the replaced one was sent (None when there was none).
+    """
     email = _normalise_email(email)
     if role not in Role.values:
         raise DomainError("invalid_role", f"Role must be one of {', '.join(Role.values)}.")
@@ -185,7 +189,9 @@ def invite_member(
         if patient.user_id is not None:
             raise DomainError("patient_has_account", "This patient record is already linked to an account.", status=409)
     # A newer invitation replaces older pending ones, so only the latest email sent can be used.
-    Invitation.objects.filter(hospital=hospital, email=email, accepted_at__isnull=True).delete()
+    replaced = Invitation.objects.filter(hospital=hospital, email=email, accepted_at__isnull=True)
+    replaced_sent_at = max(replaced.values_list("created_at", flat=True), default=None)
+    replaced.delete()
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         hospital=hospital,
@@ -196,6 +202,8 @@ def invite_member(
         invited_by=actor,
         expires_at=timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS),
     )
+    # When the earlier invitation was sent, or None: the admin is told that its link no longer works.
+    invitation.replaced_sent_at = replaced_sent_at
     record_audit(
         actor=actor, hospital=hospital, action="invitation.create", obj=invitation, request=request, detail=role
     )
@@ -345,6 +353,11 @@ def usable_invitation(token: str, *, lock: bool = False) -> Invitation:
     return invitation
 
 
+def invitation_is_for(invitation: Invitation, user) -> bool:
+    """Whether this account may accept the invitation: only the address it was sent to can."""
+    return _normalise_email(user.email) == invitation.email
+
+
 @transaction.atomic
 def accept_invitation(*, token: str, password: str | None = None, user=None, request=None) -> Acceptance:
     """Turn an invitation into a membership, creating the account when the email has none.
@@ -355,7 +368,7 @@ def accept_invitation(*, token: str, password: str | None = None, user=None, req
     invitation = usable_invitation(token, lock=True)
     hospital = invitation.hospital
     signed_in = user is not None and user.is_authenticated
-    if signed_in and _normalise_email(user.email) != invitation.email:
+    if signed_in and not invitation_is_for(invitation, user):
         raise DomainError(
             "wrong_account", "This invitation is for another email address; sign out or sign in as that address."
         )

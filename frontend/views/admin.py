@@ -13,6 +13,7 @@ from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
@@ -96,7 +97,12 @@ def members(request, membership):
         except DomainError as refused:
             form.add_error(None, refused.detail)
         else:
-            messages.success(request, f"Invitation sent to {invitation.email}.")
+            sent = f"Invitation sent to {invitation.email}."
+            if invitation.replaced_sent_at is not None:
+                earlier = date_format(timezone.localtime(invitation.replaced_sent_at), "j M Y, H:i T")
+                sent += (f" It replaces the invitation sent on {earlier}: "
+                         "the link in that earlier email no longer works.")
+            messages.success(request, sent)
             return redirect("frontend:members", hospital.slug)
     listing = _member_filters(request.GET)
     members = Membership.objects.filter(hospital=hospital).select_related("user").order_by("role", "user__email")

@@ -6,7 +6,12 @@ from django.shortcuts import redirect
 
 from frontend.views.base import render_page
 from hospitals.errors import DomainError
-from hospitals.services import accept_invitation, usable_invitation
+from hospitals.services import accept_invitation, invitation_is_for, usable_invitation
+
+# The page's words for a link that opens no invitation: whoever follows an emailed link has never seen
+# its token, so the API's sentence about a token means nothing to them.
+UNKNOWN_LINK = ("This invitation link no longer works: it was replaced by a newer invitation or revoked, or the "
+                "link is incomplete. Use the link in the latest invitation email, or ask the hospital for a new one.")
 
 
 def accept(request, token):
@@ -14,8 +19,11 @@ def accept(request, token):
     try:
         invitation = usable_invitation(token)
     except DomainError as refused:
-        status = 404 if refused.code == "invalid_token" else 410
-        return render_page(request, "frontend/invite.html", {"refused": refused.detail}, status=status)
+        if refused.code == "invalid_token":
+            return render_page(request, "frontend/invite.html", {"refused": UNKNOWN_LINK}, status=404)
+        return render_page(request, "frontend/invite.html", {"refused": refused.detail}, status=410)
+    # Said before the button, not after the click: a signed-in account can accept only its own invitation.
+    wrong_account = request.user.is_authenticated and not invitation_is_for(invitation, request.user)
     error = None
     if request.method == "POST":
         password = request.POST.get("password", "")
@@ -38,6 +46,6 @@ def accept(request, token):
                     return redirect(f"/accounts/login/?next=/h/{hospital.slug}/")
                 messages.success(request, f"Welcome to {hospital.name}.")
                 return redirect("frontend:hospital-home", hospital.slug)
-    context = {"error": error, "token": token, "invitation": invitation,
+    context = {"error": error, "token": token, "invitation": invitation, "wrong_account": wrong_account,
                "role": invitation.get_role_display().lower()}
     return render_page(request, "frontend/invite.html", context)

@@ -150,7 +150,7 @@ def test_invitation_for_existing_account_still_asks_for_its_password(client, wor
 
 
 def test_bad_token_and_mismatched_passwords(client, world, invite):
-    assert "not valid" in client.post("/invite/nonsense/", {"password": "a-long-new-secret-5"}).content.decode()
+    assert "no longer works" in client.post("/invite/nonsense/", {"password": "a-long-new-secret-5"}).content.decode()
     token = invite("typo@st-anne.example")
     page = client.post(f"/invite/{token}/", {"password": "a-long-new-secret-5", "password_again": "a-long-new-secret-6"})
     assert "The two passwords differ" in page.content.decode()
@@ -257,7 +257,7 @@ def test_invitation_page_names_the_hospital_and_role_before_asking_for_a_passwor
 
 def test_used_expired_or_unknown_link_says_so_before_any_password(client, world, invite):
     unknown = client.get("/invite/nonsense/")
-    assert unknown.status_code == 404 and "not valid" in unknown.content.decode()
+    assert unknown.status_code == 404 and "This invitation link no longer works" in unknown.content.decode()
     assert 'type="password"' not in unknown.content.decode()
     expired = invite("late@st-anne.example")
     Invitation.objects.filter(email="late@st-anne.example").update(expires_at=timezone.now() - timedelta(minutes=1))
@@ -527,3 +527,58 @@ def test_audit_export_still_names_accounts_by_id_and_sign_in_email(client, world
     export = b"".join(client.get("/h/st-anne/audit/export.csv?action=scan.upload").streaming_content).decode()
     assert f"{world.owner.pk},patient1@st-anne.example,scan.upload" in export
 
+
+def test_reinviting_tells_the_admin_the_earlier_link_no_longer_works(client, world, invite):
+    old_token = invite("twice@st-anne.example")
+    first = Invitation.objects.get(email="twice@st-anne.example")
+    client.force_login(world.admin_a)
+    page = client.post("/h/st-anne/members/", {"email": "twice@st-anne.example", "role": "doctor"},
+                       follow=True).content.decode()
+    sent = timezone.localtime(first.created_at)
+    assert (f"Invitation sent to twice@st-anne.example. It replaces the invitation sent on "
+            f"{sent.day} {sent:%b %Y, %H:%M} UTC: the link in that earlier email no longer works.") in page
+    # A first invitation replaces nothing, and says nothing about it.
+    page = client.post("/h/st-anne/members/", {"email": "once@st-anne.example", "role": "doctor"},
+                       follow=True).content.decode()
+    assert "Invitation sent to once@st-anne.example." in page and "replaces" not in page
+    client.logout()
+    old = client.get(f"/invite/{old_token}/")
+    notice = re.search(r'<div class="notice error" role="alert">(.*?)</div>', old.content.decode()).group(1)
+    assert old.status_code == 404 and notice.startswith("This invitation link no longer works")
+    assert "token" not in notice.lower()
+
+
+def test_reinviting_a_patient_says_so_too(client, world):
+    client.force_login(world.admin_a)
+    details = {"email": "pat@st-anne.example", "role": "patient", "full_name": "Alan Turing"}
+    assert "replaces" not in client.post("/h/st-anne/members/", details, follow=True).content.decode()
+    assert "the link in that earlier email no longer works" in client.post(
+        "/h/st-anne/members/", details, follow=True).content.decode()
+
+
+def test_invitation_for_another_address_says_so_before_any_click(client, world, invite):
+    token = invite("newdoc@st-anne.example")
+    client.force_login(world.patient_a)
+    page = client.get(f"/invite/{token}/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert ("You are signed in as patient1@st-anne.example, but this invitation is for newdoc@st-anne.example"
+            in html)
+    assert "Accepting adds this account" not in html and "Accept invitation</button>" not in html
+    assert f'<input type="hidden" name="next" value="/invite/{token}/">' in html
+    # Signing out there comes back to the invitation, now signed out, with the form to accept.
+    signed_out = client.post("/accounts/logout/", {"next": f"/invite/{token}/"})
+    assert signed_out["Location"] == f"/invite/{token}/"
+    assert "Accept invitation</button>" in client.get(f"/invite/{token}/").content.decode()
+    # The server still refuses a wrong account's acceptance, whatever the page showed.
+    client.force_login(world.patient_a)
+    refused = client.post(f"/invite/{token}/", {})
+    assert "This invitation is for another email address" in refused.content.decode()
+    assert not Membership.objects.filter(user__email="newdoc@st-anne.example").exists()
+
+
+def test_invitation_for_the_signed_in_address_offers_to_accept(client, world, invite):
+    token = invite("Doctor@North.example")
+    client.force_login(world.doctor_b)
+    html = client.get(f"/invite/{token}/").content.decode()
+    assert "Accepting adds this account" in html and 'id="wrong-account"' not in html
