@@ -35,6 +35,10 @@ def pages(live, world, api, django_user_model):
                    {"hospital": "north-general", "eval_loss": loss - 0.04, "eval_accuracy": accuracy + 0.02}],
         )
     FederatedRound.objects.create(run=run, number=4, started_at=timezone.now())
+    # A failure quoting a command's output: long unbroken paths must wrap, not widen the page.
+    failed = FederatedRun.objects.create(status=RunStatus.FAILED, num_rounds=2,
+                                         failure_reason="flwr run failed: " + "/srv/neurofed/federation/flower_app" * 12)
+    failed.hospitals.set([world.a, world.b])
     operator = django_user_model.objects.create_superuser("operator@neurofed.example", "operator@neurofed.example",
                                                           PASSWORD)
     return {
@@ -51,7 +55,8 @@ def pages(live, world, api, django_user_model):
                         "admin-run": f"/h/st-anne/federation/runs/{run.pk}/"},
         world.outsider: {"not-found": f"/h/st-anne/scans/{scan.id}/"},
         operator: {"operator": "/operator/federation/", "operator-run": f"/operator/federation/runs/{run.pk}/",
-                   "operator-hospitals": "/operator/hospitals/"},
+                   "operator-hospitals": "/operator/hospitals/",
+                   "operator-run-failed": f"/operator/federation/runs/{failed.pk}/"},
     }
 
 
