@@ -17,8 +17,8 @@ class Role(models.TextChoices):
 
 
 class AIResultVisibility(models.TextChoices):
-    # Default: a doctor confirms before the patient sees anything the model said.
-    AFTER_REVIEW = "after_review", "Only after a doctor confirms"
+    # Default: a doctor reviews (keeps or changes the reading) before the patient sees anything the model said.
+    AFTER_REVIEW = "after_review", "Only after a doctor reviews the scan"
     IMMEDIATELY = "immediately", "At once, marked preliminary"
 
 

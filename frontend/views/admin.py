@@ -65,12 +65,6 @@ ACTION_WORDS = {
     "federation.node_enrol": "Federation node enrolled",
     "federation.model_promote": "Federated model promoted",
 }
-# What a patient sees once a doctor has reviewed the scan is the doctor's result, kept or changed; so
-# "reviews", not "confirms".
-VISIBILITY_WORDS = {
-    AIResultVisibility.AFTER_REVIEW: "Only after a doctor reviews the scan",
-    AIResultVisibility.IMMEDIATELY: "At once, marked preliminary",
-}
 OBJECT_WORDS = {
     "hospital": "Hospital", "membership": "Member", "invitation": "Invitation", "patient": "Patient record",
     "scan": "Scan", "federatedrun": "Federated run", "nodeenrolment": "Federation node",
@@ -224,7 +218,7 @@ def hospital_settings(request, membership):
                 messages.success(request, "Settings saved.")
                 return redirect("frontend:settings", hospital.slug)
     context = {
-        "visibility_choices": [(value, VISIBILITY_WORDS.get(value, label)) for value, label in AIResultVisibility.choices],
+        "visibility_choices": AIResultVisibility.choices,
         "values": values,
         "errors": errors,
         "refused": refused,
