@@ -93,8 +93,10 @@ def _submit_once(federation_home: Path, platform_run_id: int, timeout: float = 1
                           cwd=str(daemons.REPO_ROOT))
     answer = _json_answer(done.stdout)
     if done.returncode != 0 or not answer.get("success"):
-        raise ControlError(f"flwr run failed (exit {done.returncode}): "
-                           f"{answer.get('error-message') or done.stderr.strip()[-500:] or done.stdout[-800:]}")
+        # "exit 0" beside "failed" read as a contradiction: say which of the two ways it failed.
+        how = f"exited with status {done.returncode}" if done.returncode else "ended without starting the run"
+        detail = answer.get("error-message") or done.stderr.strip()[-500:] or done.stdout[-800:] or "no output"
+        raise ControlError(f"The SuperLink did not take the run: `flwr run` {how}. {detail}")
     return str(answer["run-id"])
 
 
