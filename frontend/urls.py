@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from frontend.views import admin, auth, federation, home, hospitals, invite, patients, scans
+from frontend.views import admin, audit, auth, federation, home, hospitals, invite, patients, scans
 
 app_name = "frontend"
 
@@ -37,8 +37,8 @@ urlpatterns = [
     path("h/<slug:slug>/members/<str:member_id>/remove/", admin.member_remove, name="member-remove"),
     path("h/<slug:slug>/invitations/<str:invitation_id>/revoke/", admin.invitation_revoke, name="invitation-revoke"),
     path("h/<slug:slug>/settings/", admin.hospital_settings, name="settings"),
-    path("h/<slug:slug>/audit/", admin.audit, name="audit"),
-    path("h/<slug:slug>/audit/export.csv", admin.audit_export, name="audit-export"),
+    path("h/<slug:slug>/audit/", audit.audit, name="audit"),
+    path("h/<slug:slug>/audit/export.csv", audit.audit_export, name="audit-export"),
     path("h/<slug:slug>/federation/", federation.dashboard, name="federation"),
     path("h/<slug:slug>/federation/start/", federation.run_start, name="federation-start"),
     path("h/<slug:slug>/federation/runs/<str:run_id>/", federation.run_detail, name="federation-run"),

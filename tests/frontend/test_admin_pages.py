@@ -10,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from diagnostics.models import Scan
-from frontend.views.admin import AUDIT_PAGE_SIZE, MEMBERS_PAGE_SIZE
+from frontend.views.admin import MEMBERS_PAGE_SIZE
+from frontend.views.audit import AUDIT_PAGE_SIZE
 from hospitals.audit import record_audit
 from hospitals.models import AIResultVisibility, Invitation, Membership, Patient, Role
 from diagnostics.services import remove_scan
@@ -350,7 +351,7 @@ def test_a_change_from_a_filtered_list_returns_to_it_and_still_asks_first(client
     assert not Membership.objects.filter(pk=member.pk).exists()
 
 
-# The audit log page (frontend/views/admin.py: audit).
+# The audit log page (frontend/views/audit.py).
 
 def test_audit_log_is_for_this_hospitals_admins_only(client, world):
     assert client.get("/h/st-anne/audit/")["Location"].startswith("/accounts/login/")

@@ -1,4 +1,4 @@
-"""The audit log as CSV (/h/<slug>/audit/export.csv) and the log's date filters (frontend/views/admin.py)."""
+"""The audit log as CSV (/h/<slug>/audit/export.csv) and the log's date filters (frontend/views/audit.py)."""
 
 import csv
 import io
