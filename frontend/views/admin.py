@@ -16,13 +16,12 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from frontend.forms import InviteForm
-from frontend.views.base import hospital_page, render_page
+from frontend.views.base import ADMIN, hospital_page, render_page
 from hospitals import services
 from hospitals.access import access_invitation, access_member
 from hospitals.errors import DomainError
 from hospitals.models import AIResultVisibility, Invitation, Membership, Patient, Role
 
-ADMIN = (Role.ADMIN,)
 MEMBERS_PAGE_SIZE = 50
 
 

@@ -14,11 +14,10 @@ from django.utils.http import urlencode
 
 from diagnostics.models import Scan
 from frontend.forms import AuditFilterForm
-from frontend.views.base import hospital_page, render_page
+from frontend.views.base import ADMIN, hospital_page, render_page
 from hospitals.audit import actor_names, audit_actions, audit_csv_lines, audit_trail, patient_actors, record_audit
-from hospitals.models import AuditEvent, Membership, Patient, Role
+from hospitals.models import AuditEvent, Membership, Patient
 
-ADMIN = (Role.ADMIN,)
 AUDIT_PAGE_SIZE = 50
 
 # The audit log in words. An action missing here (a new one) is shown by its code rather than hidden.

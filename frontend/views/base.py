@@ -15,6 +15,7 @@ from hospitals.access import access_membership
 from hospitals.models import Membership, Role
 
 STAFF = (Role.DOCTOR, Role.ADMIN)
+ADMIN = (Role.ADMIN,)
 
 # (label, url name, roles that see it); the order is the order in the header.
 _NAV = [

@@ -15,13 +15,11 @@ from federation import services
 from federation.access import access_run, visible_runs
 from federation.api.serializers import RunSerializer
 from federation.models import FINISHED, ModelKind, RunStatus, Strategy
-from frontend.views.base import hospital_page, not_found, operator_page, render_page
+from frontend.views.base import ADMIN, hospital_page, not_found, operator_page, render_page
 from hospitals import services as hospital_services
 from hospitals.audit import record_audit
 from hospitals.errors import DomainError
-from hospitals.models import Hospital, Role
-
-ADMIN = (Role.ADMIN,)
+from hospitals.models import Hospital
 
 
 @hospital_page(roles=ADMIN)
