@@ -21,6 +21,11 @@ class ReviewInputSerializer(serializers.Serializer):
     mask = serializers.FileField(required=False, allow_empty_file=False)
 
 
+class ScanRemovalSerializer(serializers.Serializer):
+    # Required of an admin, optional for the patient; remove_scan decides, and words the refusal.
+    reason = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=True)
+
+
 def _url(name, scan, **extra):
     return reverse(f"diagnostics-api:{name}", kwargs={"slug": scan.hospital.slug, "scan_id": scan.id, **extra})
 

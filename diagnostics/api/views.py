@@ -5,6 +5,7 @@ import logging
 from django.conf import settings
 from django.db.models import Q
 from django.http import Http404, HttpResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
@@ -14,7 +15,7 @@ from rest_framework.response import Response
 from diagnostics import services
 from diagnostics.access import access_scan, may_see_ai_result, may_see_outline, visible_scans
 from diagnostics.api.parsers import ScanUploadParser
-from diagnostics.api.serializers import ReviewInputSerializer, scan_data
+from diagnostics.api.serializers import ReviewInputSerializer, ScanRemovalSerializer, scan_data
 from diagnostics.limits import too_large_sentence
 from diagnostics.ml.readers import CLASS_NAMES
 from diagnostics.models.scans import Diagnosis, Review, ReviewState, ScanSource, ScanStatus
@@ -149,14 +150,14 @@ class ScanDetailView(GenericAPIView):
         scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request)
         return Response(scan_data(scan, membership, detail=True))
 
+    @extend_schema(request=ScanRemovalSerializer, responses={204: None})
     def delete(self, request, slug, scan_id):
         membership = access_membership(request.user, slug)
         scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request)
-        reason = request.data.get("reason", "") if isinstance(request.data, dict) else ""
-        if not isinstance(reason, str):
-            return error("invalid", "The reason must be text.", 400)
-        services.remove_scan(hospital=membership.hospital, scan=scan, membership=membership, reason=reason,
-                             request=request)
+        form = ScanRemovalSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        services.remove_scan(hospital=membership.hospital, scan=scan, membership=membership,
+                             reason=form.validated_data["reason"], request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -175,3 +175,9 @@ def test_a_patient_removing_their_own_scan_is_not_emailed_about_it(world, api, s
                                                                    django_capture_on_commit_callbacks):
     remove(api(world.owner), scan, django_capture_on_commit_callbacks)
     assert mailoutbox == []
+
+
+def test_a_reason_that_is_not_text_is_refused(world, api, scan, django_capture_on_commit_callbacks):
+    response = remove(api(world.admin_a), scan, django_capture_on_commit_callbacks, reason={"why": "x"})
+    assert response.status_code == 400 and response.json()["error"] == "invalid"
+    assert Scan.objects.filter(pk=scan.pk).exists()
