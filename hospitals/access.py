@@ -20,6 +20,10 @@ def access_membership(user, hospital_slug: str, *, roles=None) -> Membership:
     """The user's membership of the hospital named in the URL; 404 when there is none."""
     if user is None or not user.is_authenticated:
         raise Http404("No such hospital")
+    # The platform operator is a member of no hospital and never reads its data (DESIGN §2), even if a
+    # membership row for that account were made somehow: every hospital answers "not found" to them.
+    if user.is_superuser:
+        raise Http404("No such hospital")
     membership = (
         Membership.objects.select_related("hospital").filter(user=user, hospital__slug=hospital_slug).first()
     )

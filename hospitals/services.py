@@ -61,7 +61,8 @@ def create_hospital(*, slug: str, name: str, actor=None) -> Hospital:
 
 
 @transaction.atomic
-def open_hospital(*, slug: str, name: str, admin_email: str, actor=None, request=None) -> tuple[Hospital, Invitation, str]:
+def open_hospital(*, slug: str, name: str, admin_email: str, actor=None, request=None,
+                  site_url: str = "") -> tuple[Hospital, Invitation, str]:
     """Onboard a hospital: the tenant, and an invitation for its first admin, who then invites the rest.
 
     Returns the hospital, the invitation and its token (mailed once the transaction commits; the token
@@ -73,7 +74,7 @@ def open_hospital(*, slug: str, name: str, admin_email: str, actor=None, request
         raise DomainError("invalid_email", "Enter the email address of the hospital's first admin.") from None
     hospital = create_hospital(slug=slug, name=name, actor=actor)
     invitation, token = invite_member(hospital=hospital, email=admin_email, role=Role.ADMIN, actor=actor,
-                                      request=request)
+                                      request=request, site_url=site_url)
     return hospital, invitation, token
 
 
@@ -168,7 +169,8 @@ def _find_user_by_email(email: str):
 
 @transaction.atomic
 def invite_member(
-    *, hospital: Hospital, email: str, role: str, actor, patient: Patient | None = None, request=None
+    *, hospital: Hospital, email: str, role: str, actor, patient: Patient | None = None, request=None,
+    site_url: str = "",
 ) -> tuple[Invitation, str]:
     """Invite an email address with a role. Returns the invitation and its token, which only the email sees.
 
@@ -179,6 +181,7 @@ def invite_member(
     if role not in Role.values:
         raise DomainError("invalid_role", f"Role must be one of {', '.join(Role.values)}.")
     existing = _find_user_by_email(email)
+    _refuse_operator(existing)
     if existing is not None and Membership.objects.filter(hospital=hospital, user=existing).exists():
         raise DomainError("already_member", "This email address already belongs to a member.", status=409)
     if patient is not None:
@@ -207,7 +210,7 @@ def invite_member(
     record_audit(
         actor=actor, hospital=hospital, action="invitation.create", obj=invitation, request=request, detail=role
     )
-    link = _invitation_link(token, request)
+    link = _invitation_link(token, request, site_url)
     transaction.on_commit(lambda: _send_invitation(invitation, token, link))
     return invitation, token
 
@@ -281,13 +284,16 @@ def _patient_without_account(hospital: Hospital, medical_record_number: str) -> 
     return unclaimed.exclude(pk__in=pending.values("patient")).first()
 
 
-def _invitation_link(token: str, request) -> str:
-    """The accept page's address, when the site has one (the pages live in another app)."""
+def _invitation_link(token: str, request, site_url: str = "") -> str:
+    """The accept page's address, when the site has one (the pages live in another app): absolute from
+    the request, or from ``site_url`` where there is none (a command)."""
     try:
         path = reverse("frontend:invite", args=[token])
     except NoReverseMatch:
         return ""
-    return request.build_absolute_uri(path) if request is not None else path
+    if request is not None:
+        return request.build_absolute_uri(path)
+    return f"{site_url.rstrip('/')}{path}" if site_url else path
 
 
 def _send_invitation(invitation: Invitation, token: str, link: str = "") -> None:
@@ -353,6 +359,13 @@ def usable_invitation(token: str, *, lock: bool = False) -> Invitation:
     return invitation
 
 
+def _refuse_operator(user) -> None:
+    """The platform operator's account joins no hospital: it would read patients' data (DESIGN §2)."""
+    if user is not None and user.is_superuser:
+        raise DomainError("operator_account", "This address is the platform operator's account, which is a member "
+                                              "of no hospital; invite another address.", status=409)
+
+
 def invitation_is_for(invitation: Invitation, user) -> bool:
     """Whether this account may accept the invitation: only the address it was sent to can."""
     return _normalise_email(user.email) == invitation.email
@@ -373,6 +386,7 @@ def accept_invitation(*, token: str, password: str | None = None, user=None, req
             "wrong_account", "This invitation is for another email address; sign out or sign in as that address."
         )
     account = user if signed_in else _find_user_by_email(invitation.email)
+    _refuse_operator(account)  # an invitation sent before the address became the operator's
     created = account is None
     if created:
         if not password:

@@ -18,12 +18,17 @@ def test_a_hospital_is_created_and_its_first_admin_invited(capsys, mailoutbox, d
     assert f"Royal Infirmary created at /h/royal/ (id {hospital.pk})" in out
     assert "https://neurofed.example/invite/" in out and invitation.email in out
     [message] = mailoutbox
-    assert message.to == ["it@royal.example"]
+    assert message.to == ["it@royal.example"] and "Accept it here: https://neurofed.example/invite/" in message.body
 
 
 def test_a_taken_slug_or_a_bad_email_is_refused_and_nothing_is_created(world):
     with pytest.raises(CommandError, match="exists already"):
-        call_command("create_hospital", "st-anne", "Another", "--admin-email", "it@another.example")
+        call_command("create_hospital", "st-anne", "Another", "--admin-email", "it@another.example",
+                     "--site-url", "https://neurofed.example")
     with pytest.raises(CommandError, match="first admin"):
-        call_command("create_hospital", "royal", "Royal Infirmary", "--admin-email", "nobody")
+        call_command("create_hospital", "royal", "Royal Infirmary", "--admin-email", "nobody",
+                     "--site-url", "https://neurofed.example")
+    with pytest.raises(CommandError, match="site's address"):
+        call_command("create_hospital", "royal", "Royal Infirmary", "--admin-email", "it@royal.example",
+                     "--site-url", "neurofed")
     assert not Hospital.objects.filter(slug="royal").exists() and Hospital.objects.count() == 2

@@ -1,6 +1,8 @@
 """Onboard a hospital from the command line: the tenant with its data key, and its first admin's invitation."""
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import URLValidator
 from django.urls import NoReverseMatch, reverse
 
 from hospitals.errors import DomainError
@@ -15,12 +17,18 @@ class Command(BaseCommand):
         parser.add_argument("slug", help="short name used in addresses, e.g. st-anne")
         parser.add_argument("name", help="the hospital's name as people read it")
         parser.add_argument("--admin-email", required=True, help="the first admin, invited by email")
-        parser.add_argument("--site-url", default="",
-                            help="the site's address (https://neurofed.example), to print the invitation link")
+        parser.add_argument("--site-url", required=True,
+                            help="the site's address (https://neurofed.example): the invitation mail links to it")
 
     def handle(self, *args, slug, name, admin_email, site_url, **options):
         try:
-            hospital, invitation, token = open_hospital(slug=slug, name=name, admin_email=admin_email)
+            URLValidator(schemes=["https", "http"])(site_url)
+        except ValidationError:
+            raise CommandError(f"--site-url must be the site's address, e.g. https://neurofed.example, "
+                               f"not {site_url!r}") from None
+        try:
+            hospital, invitation, token = open_hospital(slug=slug, name=name, admin_email=admin_email,
+                                                        site_url=site_url)
         except DomainError as refused:
             raise CommandError(refused.detail) from None
         self.stdout.write(self.style.SUCCESS(f"Hospital {hospital.name} created at /h/{hospital.slug}/ "
@@ -32,5 +40,5 @@ class Command(BaseCommand):
         except NoReverseMatch:  # a deployment without the pages: the token is accepted through the API
             self.stdout.write(f"If the mail does not arrive, give them this invitation token in person: {token}")
             return
-        link = f"{site_url.rstrip('/')}{path}" if site_url else f"{path} on the site"
+        link = f"{site_url.rstrip('/')}{path}"
         self.stdout.write(f"If the mail does not arrive, give them this link in person: {link}")
