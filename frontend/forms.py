@@ -1,6 +1,6 @@
 """Forms of the pages. Accounts sign in with their email, which is also their username."""
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -84,7 +84,9 @@ class AuditFilterForm(forms.Form):
         """Keyword arguments for hospitals.audit.audit_trail: aware datetimes bounding the chosen days."""
         data = self.cleaned_data
         since = _start_of(data["since"]) if data.get("since") else None
-        until = _start_of(data["until"] + timedelta(days=1)) if data.get("until") else None
+        # The last day there is (31 Dec 9999) has no next day to end before: it bounds nothing.
+        last_day = data.get("until")
+        until = _start_of(last_day + timedelta(days=1)) if last_day and last_day < date.max else None
         return {"action": data.get("action", ""), "since": since, "until": until}
 
 

@@ -92,7 +92,7 @@ def test_bad_dates_are_refused_with_a_sentence(client, world, trail, params, sen
     assert response.status_code == 400 and sentence in response.content.decode()
     page = client.get("/h/st-anne/audit/", params)
     assert page.status_code == 400 and sentence in page.content.decode()
-    assert "export.csv" not in page.content.decode()
+    assert "export.csv" not in page.content.decode() and "No events match" not in page.content.decode()
     assert not AuditEvent.objects.filter(action="audit.export").exists()
 
 
@@ -103,3 +103,11 @@ def test_the_page_filters_by_day_and_offers_those_events_for_download(client, wo
     assert "april-scan" in rows and "april-patient" not in rows and "march-scan" not in rows
     assert 'href="/h/st-anne/audit/export.csv?since=2026-04-11&amp;until=2026-04-11"' in html
     assert "Download these events (CSV)" in html
+
+
+def test_the_last_day_there_is_ends_nothing(client, world, trail):
+    client.force_login(world.admin_a)
+    page = client.get("/h/st-anne/audit/", {"until": "9999-12-31"})
+    assert page.status_code == 200 and "april-scan" in page.content.decode()
+    rows = rows_of(client.get(EXPORT, {"action": "scan.delete", "until": "9999-12-31"}))[1:]
+    assert [row[5] for row in rows] == ["april-scan"]
