@@ -8,7 +8,7 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -94,6 +94,7 @@ def create_patient(
     *, hospital: Hospital, full_name: str, date_of_birth=None, medical_record_number: str = "", user=None,
     notes: str = "", actor=None, request=None,
 ) -> Patient:
+    _check_date_of_birth(date_of_birth)
     digest = mrn_digest(hospital, medical_record_number)
     duplicate = DomainError(
         "duplicate_mrn", "A patient with this medical record number already exists in the hospital.", status=409
@@ -119,6 +120,18 @@ def create_patient(
 
 
 PATIENT_FIELDS = ("full_name", "date_of_birth", "medical_record_number", "notes")
+EARLIEST_BIRTH = date(1900, 1, 1)
+
+
+def _check_date_of_birth(date_of_birth) -> None:
+    """A date of birth in the future or before 1900 is a typing slip; one that reached a record would
+    follow the patient into every letter and lookup."""
+    if date_of_birth is None:
+        return
+    if date_of_birth > timezone.localdate():
+        raise DomainError("invalid_date_of_birth", "The date of birth is in the future; check it.")
+    if date_of_birth < EARLIEST_BIRTH:
+        raise DomainError("invalid_date_of_birth", "The date of birth is before 1900; check it.")
 PATIENT_NAME_MAX = Patient._meta.get_field("full_name").max_length
 
 
@@ -130,6 +143,8 @@ def update_patient(*, hospital: Hospital, patient: Patient, actor, request=None,
         raise DomainError("invalid_field", f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
     if patient.hospital_id != hospital.pk:
         raise DomainError("invalid_patient", "No such patient in this hospital.")
+    if "date_of_birth" in changes:
+        _check_date_of_birth(changes["date_of_birth"])
     changed = [name for name, value in changes.items() if getattr(patient, name) != value]
     if not changed:
         return patient
@@ -231,8 +246,7 @@ def invite_patient(
     full_name = full_name.strip()
     if not full_name:
         raise DomainError("name_required", "Enter the patient's full name.")
-    if date_of_birth is not None and date_of_birth > timezone.localdate():
-        raise DomainError("invalid_date_of_birth", "The date of birth is in the future; check it.")
+    _check_date_of_birth(date_of_birth)
     pending = (
         Invitation.objects.filter(
             hospital=hospital, email=_normalise_email(email), accepted_at__isnull=True, patient__user__isnull=True

@@ -66,10 +66,10 @@ def test_the_case_viewer_links_to_the_record(client, world, record):
 
 def test_staff_correct_the_record_and_the_audit_names_the_fields_only(client, world, record):
     client.force_login(world.admin_a)
-    response = post(client, record, full_name="Ada King", date_of_birth="1815-12-10")
+    response = post(client, record, full_name="Ada King", date_of_birth="1915-12-10")
     assert response.status_code == 302 and response["Location"] == url(record)
     saved = Patient.objects.get(pk=record.pk)
-    assert saved.full_name == "Ada King" and saved.date_of_birth == datetime.date(1815, 12, 10)
+    assert saved.full_name == "Ada King" and saved.date_of_birth == datetime.date(1915, 12, 10)
     event = AuditEvent.objects.get(action="patient.update")
     assert event.detail == "date_of_birth, full_name" and "Ada" not in event.detail
     assert "The patient record has been saved." in client.get(url(record)).content.decode()
@@ -77,8 +77,10 @@ def test_staff_correct_the_record_and_the_audit_names_the_fields_only(client, wo
 
 @pytest.mark.parametrize("changes, sentence", [
     ({"full_name": ""}, "Enter the patient&#x27;s full name."),
-    ({"date_of_birth": "10/12/1815"}, "Enter the date of birth as year-month-day"),
+    ({"date_of_birth": "10/12/1915"}, "Enter the date of birth as year-month-day"),
     ({"medical_record_number": "MRN-TAKEN"}, "already exists in the hospital"),
+    ({"date_of_birth": "2099-01-01"}, "in the future"),
+    ({"date_of_birth": "1066-10-14"}, "before 1900"),
 ])
 def test_a_refused_correction_says_why_and_changes_nothing(client, world, record, changes, sentence):
     make_patient(world.a, full_name="Holder", medical_record_number="MRN-TAKEN")

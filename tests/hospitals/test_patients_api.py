@@ -64,6 +64,13 @@ def test_create_patient_validates_fields(world, client_as):
     assert body["error"] == "invalid" and {"full_name", "date_of_birth"} <= set(body["fields"])
 
 
+@pytest.mark.parametrize("born", ["2999-01-01", "1850-06-01"])
+def test_a_date_of_birth_that_is_a_typing_slip_is_refused(world, client_as, born):
+    response = client_as("doctor_a").post(url("hospitals", world.a.slug, "patients"),
+                                          {"full_name": "X Y", "date_of_birth": born}, format="json")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_date_of_birth"
+
+
 def test_duplicate_mrn_in_one_hospital_is_a_clear_conflict(world, client_as):
     make_patient(world.a, medical_record_number="SA-7")
     make_patient(world.b, medical_record_number="SA-7")  # another hospital may use the same number
