@@ -53,6 +53,11 @@ def create_hospital(*, slug: str, name: str, actor=None) -> Hospital:
         raise DomainError("invalid_name", f"Enter the hospital's name (at most {HOSPITAL_NAME_MAX} characters).")
     if Hospital.objects.filter(slug=slug).exists():
         raise DomainError("slug_taken", f"A hospital with the short name {slug} exists already.", status=409)
+    # Members tell their hospitals apart by name (the hospital chooser, the invitation mails).
+    namesake = Hospital.objects.filter(name__iexact=name).first()
+    if namesake is not None:
+        raise DomainError("name_taken", f"A hospital named {namesake.name} exists already; choose a name that "
+                                        "tells them apart.", status=409)
     hospital = Hospital(slug=slug, name=name)
     hospital.wrapped_data_key, hospital.master_key_id = new_wrapped_data_key(str(hospital.id))
     hospital.save()

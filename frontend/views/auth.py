@@ -13,6 +13,7 @@ from django.core.mail import send_mail
 from django.urls import reverse, reverse_lazy
 
 from frontend.forms import SignInForm
+from frontend.views.base import signed_in
 from hospitals.accounts import reset_login_failures
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ def _tell_password_changed(user, request) -> None:
 
 
 login = LoginView.as_view()
-password_change = PasswordChangeView.as_view()
+# signed_in: a change posted after the sign-in ended comes back here with a note, as every form does.
+password_change = signed_in(PasswordChangeView.as_view())
 logout = auth_views.LogoutView.as_view()
 password_reset = auth_views.PasswordResetView.as_view(
     template_name="frontend/auth/password_reset_form.html",

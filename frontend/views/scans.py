@@ -111,7 +111,7 @@ def scan_remove(request, membership, scan_id):
     except DomainError as refused:
         messages.error(request, refused.detail)
         return redirect("frontend:scan", hospital.slug, found.pk)
-    uploaded = date_format(localtime(found.created_at), "j M Y, H:i")
+    uploaded = date_format(localtime(found.created_at), "j M Y, H:i:s")  # seconds: uploads come close together
     messages.success(request, f"The scan uploaded {uploaded} has been removed.")
     return redirect("frontend:scans" if membership.role == Role.PATIENT else "frontend:worklist", hospital.slug)
 

@@ -47,3 +47,10 @@ def test_a_form_posted_from_another_site_goes_to_the_start_page(client, world, s
 def test_a_page_opened_after_the_sign_in_ended_comes_back_to_itself(client, world):
     response = client.get("/h/st-anne/worklist/?class=glioma")
     assert response["Location"] == f"/accounts/login/?next={quote('/h/st-anne/worklist/?class=glioma')}"
+
+
+def test_a_password_change_posted_after_the_sign_in_ended_says_so(client, world):
+    response = client.post("/accounts/password/", {"old_password": "x", "new_password1": "y", "new_password2": "y"},
+                           HTTP_REFERER="http://testserver/accounts/password/")
+    assert response["Location"] == f"/accounts/login/?next={quote('/accounts/password/')}"
+    assert "Your sign-in had ended" in client.get(response["Location"]).content.decode()
