@@ -17,6 +17,7 @@ urlpatterns = [
     path("accounts/password-reset/done/", auth.password_reset_complete, name="password-reset-complete"),
     path("invite/<str:token>/", invite.accept, name="invite"),
     path("operator/hospitals/", hospitals.hospitals, name="operator-hospitals"),
+    path("operator/hospitals/<slug:slug>/invite-admin/", hospitals.invite_admin, name="operator-invite-admin"),
     path("operator/federation/", federation.operator, name="operator"),
     path("operator/federation/runs/<str:run_id>/", federation.operator_run, name="operator-run"),
     path("operator/federation/runs/<str:run_id>/stop/", federation.operator_run_stop, name="operator-run-stop"),

@@ -84,6 +84,22 @@ def open_hospital(*, slug: str, name: str, admin_email: str, actor=None, request
 
 
 @transaction.atomic
+def invite_first_admin(*, hospital: Hospital, email: str, actor, request=None) -> tuple[Invitation, str]:
+    """The operator invites a hospital's first admin again (a lost or expired mail): only while the
+    hospital has no admin, who from then on invites everyone else."""
+    _lock_hospital(hospital)
+    if Membership.objects.filter(hospital=hospital, role=Role.ADMIN).exists():
+        raise DomainError("has_admin", f"{hospital.name} has an admin already, who invites the others.", status=409)
+    try:
+        validate_email(email.strip())
+    except ValidationError:
+        raise DomainError("invalid_email", "Enter the email address of the hospital's first admin.") from None
+    # One first admin: an earlier invitation, to whichever address, stops working.
+    Invitation.objects.filter(hospital=hospital, role=Role.ADMIN, accepted_at__isnull=True).delete()
+    return invite_member(hospital=hospital, email=email, role=Role.ADMIN, actor=actor, request=request)
+
+
+@transaction.atomic
 def add_member(*, hospital: Hospital, user, role: str, actor=None, request=None) -> Membership:
     if Membership.objects.filter(hospital=hospital, user=user).exists():
         raise DomainError("already_member", "This person is already a member of the hospital.", status=409)

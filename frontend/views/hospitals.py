@@ -5,13 +5,15 @@ The operator sees counts of members, never a patient, a scan or a name of a memb
 
 from django.contrib import messages
 from django.db.models import Count, Q
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from frontend.forms import NewHospitalForm
 from frontend.views.base import operator_page, render_page
 from hospitals.errors import DomainError
-from hospitals.models import Hospital, Role
-from hospitals.services import open_hospital
+from hospitals.models import Hospital, Invitation, Role
+from hospitals.services import invite_first_admin, open_hospital
 
 
 @operator_page
@@ -26,8 +28,31 @@ def hospitals(request):
             messages.success(request, f"{hospital.name} is open at /h/{hospital.slug}/; its first admin, "
                                       f"{invitation.email}, has been sent an invitation.")
             return redirect("frontend:operator-hospitals")
-    listed = Hospital.objects.annotate(
+    listed = list(Hospital.objects.annotate(
         **{f"{role}_count": Count("memberships", filter=Q(memberships__role=role)) for role in Role.values}
-    ).order_by("name")
-    context = {"form": form, "hospitals": listed}
+    ).order_by("name"))
+    # Until a hospital has an admin, the operator sees the invitation that should make one, and can send
+    # it again: a lost mail must not leave a hospital nobody can manage.
+    pending = {}
+    for invitation in Invitation.objects.filter(hospital__in=[h for h in listed if not h.admin_count],
+                                                role=Role.ADMIN, accepted_at__isnull=True).order_by("created_at"):
+        pending[invitation.hospital_id] = invitation
+    for hospital in listed:
+        hospital.pending_admin = pending.get(hospital.pk)
+    context = {"form": form, "hospitals": listed, "now": timezone.now()}
     return render_page(request, "frontend/operator_hospitals.html", context, status=400 if form.is_bound else 200)
+
+
+@require_POST
+@operator_page
+def invite_admin(request, slug):
+    hospital = get_object_or_404(Hospital, slug=slug)
+    try:
+        invitation, _token = invite_first_admin(hospital=hospital, email=request.POST.get("email", ""),
+                                                actor=request.user, request=request)
+    except DomainError as refused:
+        messages.error(request, refused.detail)
+    else:
+        messages.success(request, f"{invitation.email} has been sent a new invitation to be {hospital.name}'s "
+                                  "first admin; the link in any earlier one no longer works.")
+    return redirect("frontend:operator-hospitals")

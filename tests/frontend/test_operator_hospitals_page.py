@@ -69,3 +69,32 @@ def test_a_refused_hospital_says_why_and_leaves_nothing(client, world, operator,
     assert response.status_code == 400 and sentence in response.content.decode()
     assert Hospital.objects.count() == before and not Invitation.objects.filter(email="it@royal.example").exists()
     assert mailoutbox == []
+
+
+def test_until_a_hospital_has_an_admin_the_operator_sees_and_resends_its_invitation(
+        client, world, operator, mailoutbox, django_capture_on_commit_callbacks):
+    client.force_login(operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(URL, {"name": "Royal Infirmary", "slug": "royal", "admin_email": "it@royal.example"})
+    first = Invitation.objects.get(hospital__slug="royal")
+    html = client.get(URL).content.decode()
+    row = html.split('<span class="muted">/h/royal/</span>')[1].split("</tr>")[0]
+    assert "Invited: it@royal.example, until" in row and 'action="/operator/hospitals/royal/invite-admin/"' in row
+    assert 'action="/operator/hospitals/st-anne/invite-admin/"' not in html  # St Anne's has its admin
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/operator/hospitals/royal/invite-admin/", {"email": "head.it@royal.example"},
+                               follow=True)
+    assert "head.it@royal.example has been sent a new invitation" in response.content.decode()
+    [again] = Invitation.objects.filter(hospital__slug="royal", accepted_at__isnull=True)  # the first one is gone
+    assert again.email == "head.it@royal.example" and again.role == Role.ADMIN and again.pk != first.pk
+    assert mailoutbox[-1].to == ["head.it@royal.example"]
+
+
+def test_a_hospital_with_an_admin_gets_no_first_admin_from_the_operator(client, world, operator):
+    client.force_login(operator)
+    response = client.post("/operator/hospitals/st-anne/invite-admin/", {"email": "x@st-anne.example"}, follow=True)
+    assert "has an admin already" in response.content.decode()
+    assert not Invitation.objects.filter(email="x@st-anne.example").exists()
+    client.force_login(world.admin_a)
+    assert client.post("/operator/hospitals/st-anne/invite-admin/", {"email": "x@st-anne.example"}).status_code == 404
