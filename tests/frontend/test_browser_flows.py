@@ -539,7 +539,7 @@ def test_patient_reads_what_the_heatmap_means_and_follows_the_advices_sources(wo
     assert not patient.locator("img.heatmap").is_visible()
     assert "not shown here" in patient.locator("#slice-note").inner_text()
 
-    patient.get_by_text("Sources").click()
+    patient.locator("summary", has_text="Sources").click()
     links = patient.locator("#result details a")
     assert links.count() >= 4
     for i in range(links.count()):
@@ -572,6 +572,10 @@ def test_a_patient_prints_their_result_without_the_sites_controls(world, prelimi
     assert patient.get_by_text("St Anne's · printed from NeuroFed").is_visible()
     assert patient.locator("#result-label").is_visible() and patient.locator("#advice-title").is_visible()
     assert patient.locator("#viewer img").first.is_visible()
+    # The sources are printed with their addresses, not as a fold that paper cannot open.
+    printed = patient.locator("#result .print-only")
+    assert printed.is_visible() and "https://" in printed.inner_text()
+    assert not patient.locator("#result details").is_visible()
     screenshot(patient, "flow-patient-result-print")
     assert patient.pdf(format="A4").startswith(b"%PDF")
 

@@ -76,12 +76,4 @@ function render(scan) {
   showOverlays(scan);
 }
 
-// Paper cannot open a fold: the advice's sources are printed open, and folded again afterwards.
-let foldedForPrint = [];
-window.addEventListener("beforeprint", () => {
-  foldedForPrint = [...document.querySelectorAll("#result details:not([open])")];
-  foldedForPrint.forEach((details) => { details.open = true; });
-});
-window.addEventListener("afterprint", () => foldedForPrint.forEach((details) => { details.open = false; }));
-
 followScan(initial, render);

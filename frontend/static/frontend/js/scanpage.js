@@ -74,6 +74,11 @@ function source(s) {
     + `<span class="visually-hidden"> (opens another site in a new tab)</span></a></li>`;
 }
 
+// On paper a fold cannot be opened nor a link followed: the sources are listed with their addresses.
+function printedSource(s) {
+  return `<li>${escapeHtml(s.title)}${s.url ? `: ${escapeHtml(s.url)}` : ""}</li>`;
+}
+
 export function renderAdvice(advice) {
   if (!advice) return "";
   const list = (items) => `<ul>${items.map((item) => `<li>${escapeHtml(item)}</li>`).join("")}</ul>`;
@@ -87,5 +92,6 @@ export function renderAdvice(advice) {
       <p><strong>${escapeHtml(advice.emergency_action)}</strong></p>
       <p class="disclaimer">${escapeHtml(advice.reminder)}</p>
       <details><summary>Sources</summary><ul>${advice.sources.map(source).join("")}</ul></details>
+      <div class="print-only"><h3>Sources</h3><ul>${advice.sources.map(printedSource).join("")}</ul></div>
     </section>`;
 }
