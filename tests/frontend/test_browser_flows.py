@@ -306,6 +306,8 @@ def _accept_dialogs(page, prompts):
 
 def test_an_admin_removes_a_scan_and_the_patients_open_page_says_it_is_gone(world, analysed_scan, new_page):
     patient = new_page(PHONE)
+    console_errors = []
+    patient.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
     sign_in(patient, world.owner, PASSWORD)
     patient.goto(f"/h/st-anne/scans/{analysed_scan.id}/")
     patient.get_by_text("Live updates on").wait_for()
@@ -331,6 +333,7 @@ def test_an_admin_removes_a_scan_and_the_patients_open_page_says_it_is_gone(worl
     patient.get_by_text("This scan has been removed, or you can no longer see it.").wait_for()
     assert not patient.locator(".viewer-layout").is_visible()
     assert not patient.get_by_role("button", name="Remove this scan").is_visible()
+    assert console_errors == []  # told by the socket; no request the server would refuse
     screenshot(patient, "flow-patient-scan-removed-phone")
 
     # The doctor's unsaved notes are for a case that is gone: leaving does not ask to keep them.

@@ -18,7 +18,7 @@ export function live(path, { onMessage, onState = () => {} }) {
       try { onMessage(JSON.parse(event.data)); } catch (error) { console.error(error); }
     });
     socket.addEventListener("close", (event) => {
-      if (stopped || GIVE_UP.has(event.code)) { onState("closed"); return; }
+      if (stopped || GIVE_UP.has(event.code)) { onState("closed", stopped ? null : event.code); return; }
       onState("reconnecting");
       timer = setTimeout(connect, delay);
       delay = Math.min(delay * 2, 30000);

@@ -43,10 +43,12 @@ export function followScan(initial, onChange) {
     onMessage: (event) => {
       if (event.status !== scan.status || event.review_state !== scan.review_state) refresh();
     },
-    onState: (state) => {
+    onState: (state, code) => {
       describeState(document.getElementById("live-state"))(state);
-      // "closed" too: the server closes the socket of a scan removed meanwhile, and the API then says so.
-      if (state === "live" || state === "closed") refresh();
+      if (state === "live") refresh();
+      // The server closes the socket of a scan removed meanwhile (or no longer this member's) with 4404 or
+      // 4403: that is the answer, with no need to ask the API for a page it would refuse.
+      if (state === "closed" && code) showGone();
     },
   });
   onChange(scan);
