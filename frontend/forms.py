@@ -4,7 +4,7 @@ from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, SetPasswordForm
 from django.utils import timezone
 
 from hospitals.accounts import authenticate_by_email
@@ -120,3 +120,19 @@ class NewHospitalForm(forms.Form):
     admin_email = forms.EmailField(label="First admin's email", max_length=254,
                                    error_messages={"required": "Enter the email address of the first admin.",
                                                    "invalid": "Enter a valid email address."})
+
+
+class WeakPasswordOnItsField:
+    """Django puts a weak new password's errors on the confirmation field; they belong to the password
+    itself, which is where a screen reader and the eye should be sent."""
+
+    def validate_password_for_user(self, user, password_field_name="new_password1", **kwargs):
+        super().validate_password_for_user(user, "new_password1", **kwargs)
+
+
+class ChangePasswordForm(WeakPasswordOnItsField, PasswordChangeForm):
+    pass
+
+
+class ChooseNewPasswordForm(WeakPasswordOnItsField, SetPasswordForm):
+    pass

@@ -12,7 +12,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.mail import send_mail
 from django.urls import reverse, reverse_lazy
 
-from frontend.forms import SignInForm
+from frontend.forms import ChangePasswordForm, ChooseNewPasswordForm, SignInForm
 from frontend.views.base import signed_in
 from hospitals.accounts import reset_login_failures
 
@@ -35,6 +35,7 @@ class LoginView(auth_views.LoginView):
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "frontend/auth/password_reset_confirm.html"
+    form_class = ChooseNewPasswordForm
     success_url = reverse_lazy("frontend:password-reset-complete")
 
     def form_valid(self, form):
@@ -47,6 +48,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     """A signed-in person changes their password; their other sign-ins end with the old one."""
 
     template_name = "frontend/auth/password_change.html"
+    form_class = ChangePasswordForm
     success_url = reverse_lazy("frontend:home")
 
     def form_valid(self, form):

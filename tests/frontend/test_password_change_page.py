@@ -52,3 +52,10 @@ def test_a_refused_change_says_why_and_keeps_the_old_password(client, world, mai
     assert response.status_code == 200 and error in response.content.decode()
     assert get_user_model().objects.get(pk=world.owner.pk).check_password(PASSWORD)
     assert mailoutbox == []
+
+
+def test_a_weak_new_password_is_marked_on_the_password_not_its_confirmation(client, world):
+    client.force_login(world.owner)
+    response = change(client, new="short", again="short")
+    form = response.context["form"]
+    assert "new_password1" in form.errors and "new_password2" not in form.errors
