@@ -100,6 +100,9 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
     if detail:
         shown_label = data["label"]
         data["advice"] = advice_for(shown_label, preliminary=data["preliminary"], hospital=scan.hospital) if shown_label else None
+        # When the reading the patient sees was last settled by a doctor (the printed result says so).
+        last_review = scan.reviews.order_by("-created_at").values_list("created_at", flat=True).first() if reviewed else None
+        data["reviewed_at"] = last_review.isoformat() if last_review else None
         if staff:
             data["reviews"] = [
                 {

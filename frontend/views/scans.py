@@ -97,6 +97,8 @@ def scan(request, membership, scan_id):
         context["reason_max"] = services.REMOVAL_REASON_MAX
         return render_page(request, "frontend/doctor/case.html", context, membership=membership)
     context["may_remove"] = found.review_state == "unreviewed"
+    # Their own name, for the printed result they take to another doctor (never on the screen's chrome).
+    context["patient_name"] = found.patient.full_name if found.patient_id else ""
     return render_page(request, "frontend/patient/result.html", context, membership=membership)
 
 

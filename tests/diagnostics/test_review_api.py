@@ -172,3 +172,12 @@ def test_a_patient_read_no_tumour_by_a_doctor_is_not_shown_the_softwares_outline
     # A later reading of a tumour brings the outline back for the patient.
     api(world.doctor_a2).post(review_url(scan), {"label": "glioma"}, format="json")
     assert api(world.owner).get(f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/mask.png").status_code == 200
+
+
+def test_the_patient_learns_when_a_doctor_settled_the_reading(world, api, scan):
+    detail = f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/"
+    assert api(world.owner).get(detail).json()["reviewed_at"] is None
+    api(world.colleague).post(review_url(scan), {"label": "glioma"}, format="json")
+    api(world.doctor_a2).post(review_url(scan), {"label": "meningioma"}, format="json")
+    latest = Review.objects.filter(scan=scan).latest("created_at").created_at
+    assert api(world.owner).get(detail).json()["reviewed_at"] == latest.isoformat()

@@ -565,14 +565,16 @@ def test_a_patient_prints_their_result_without_the_sites_controls(world, prelimi
     assert patient.get_by_role("button", name="Print this result").is_visible()
     # Unreviewed, the heading says whose reading it is rather than stating a diagnosis.
     assert patient.locator("#result h2").first.inner_text() == "The software's preliminary reading: Glioma"
-    assert not patient.get_by_text("St Anne's · printed from NeuroFed").is_visible()
+    assert not patient.locator(".print-only").first.is_visible()
 
     patient.emulate_media(media="print")
     for control in (patient.locator(".site-header"), patient.get_by_role("button", name="Print this result"),
                     patient.locator("#overlay-tools"), patient.locator(".site-footer"),
                     patient.get_by_role("link", name="Back to my scans")):
         assert not control.is_visible()
-    assert patient.get_by_text("St Anne's · printed from NeuroFed").is_visible()
+    heading = patient.locator(".print-only").first.inner_text()
+    name = preliminary_volume.patient.full_name
+    assert heading == f"St Anne's · printed from NeuroFed · {name} · not yet reviewed by a doctor"
     assert patient.locator("#result-label").is_visible() and patient.locator("#advice-title").is_visible()
     assert patient.locator("#viewer img").first.is_visible()
     # The sources are printed with their addresses, not as a fold that paper cannot open.

@@ -45,6 +45,7 @@ def test_a_change_keeps_this_sign_in_ends_the_others_and_tells_the_owner(world, 
     ("not-my-password", NEW, NEW, "Your old password was entered incorrectly"),
     (PASSWORD, NEW, NEW + "x", "The two password fields"),
     (PASSWORD, "short", "short", "too short"),
+    (PASSWORD, "patient1@st-anne.example", "patient1@st-anne.example", "too similar to the email address"),
 ])
 def test_a_refused_change_says_why_and_keeps_the_old_password(client, world, mailoutbox, old, new, again, error):
     client.force_login(world.owner)

@@ -1,5 +1,6 @@
 // The patient's result page: live status, then the scan with outline and heatmap toggles and advice.
 import { followScan, labelName, renderAdvice, renderStatus } from "./scanpage.js";
+import { formatTime } from "./time.js";
 import { ScanViewer, SliceNavigator, escapeHtml } from "./viewer.js";
 
 const initial = JSON.parse(document.getElementById("scan-data").textContent);
@@ -52,6 +53,8 @@ function reviewSentence(scan) {
 
 function render(scan) {
   renderStatus(scan);
+  document.getElementById("printed-review").textContent = scan.reviewed_at
+    ? `reviewed by a doctor on ${formatTime(scan.reviewed_at)}` : "not yet reviewed by a doctor";
   // A patient may remove their upload only until a doctor has reviewed it (the server decides too).
   const removal = document.getElementById("remove-scan");
   if (removal) removal.hidden = scan.review_state !== "unreviewed";
