@@ -44,7 +44,7 @@ def _send(subject: str, body: str, user, what: str, scan_id, hospital) -> bool:
 def tell_patient_scan_removed(*, hospital, scan_id, uploaded_at, user) -> bool:
     """Email a patient that the hospital removed a scan of theirs (its row is gone by now). The reason
     stays in the audit log: it was written for the hospital, and may not suit a patient's inbox."""
-    uploaded = date_format(localtime(uploaded_at), "j F Y \a\t H:i:s")  # several uploads may share a day
+    uploaded = date_format(localtime(uploaded_at), r"j F Y \a\t H:i:s")  # several uploads may share a day
     return _send(
         f"{hospital.name}: a scan has been removed from your record",
         f"{hospital.name} has removed the scan you uploaded on {uploaded}, with its result, from your record "

@@ -169,6 +169,8 @@ def test_a_patient_is_told_by_email_when_the_hospital_removes_their_scan(world, 
     [message] = mailoutbox
     assert message.to == [world.owner.email] and "removed" in message.subject
     assert "contact St Anne" in message.body and "wrong patient" not in message.body  # the reason is the hospital's
+    uploaded = scan.created_at.strftime("%H:%M:%S")  # named to the second: one patient's uploads share minutes
+    assert f"you uploaded on {scan.created_at.day} " in message.body and f" at {uploaded}, " in message.body
 
 
 def test_a_patient_removing_their_own_scan_is_not_emailed_about_it(world, api, scan, mailoutbox,
