@@ -479,6 +479,14 @@ def _stored_files(scan: Scan) -> list[str]:
     return [path for path in paths if path]
 
 
+def may_remove_scan(scan: Scan, membership) -> bool:
+    """remove_scan's rule, for pages deciding whether to offer it: an admin always, the patient until
+    a doctor has reviewed the scan, a doctor never."""
+    if membership.role == Role.ADMIN:
+        return True
+    return membership.role == Role.PATIENT and scan.review_state == ReviewState.UNREVIEWED
+
+
 def remove_scan(*, hospital, scan: Scan, membership, reason: str = "", request=None) -> None:
     """Remove a scan with its result, reviews and every file: a wrong file, or one of the wrong person.
 

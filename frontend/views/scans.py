@@ -82,6 +82,7 @@ def scan(request, membership, scan_id):
     hospital = membership.hospital
     found = access_scan(request.user, hospital, scan_id, membership, request=request, action="scan.view")
     context = {
+        "may_remove": services.may_remove_scan(found, membership),
         "scan": found,
         "data": scan_data(found, membership, detail=True),
         "labels": _labels(),
@@ -93,10 +94,8 @@ def scan(request, membership, scan_id):
             context["patient"] = access_patient(request.user, hospital, found.patient_id, membership=membership,
                                                 request=request)
         context["may_review"] = membership.role == Role.DOCTOR
-        context["may_remove"] = membership.role == Role.ADMIN
         context["reason_max"] = services.REMOVAL_REASON_MAX
         return render_page(request, "frontend/doctor/case.html", context, membership=membership)
-    context["may_remove"] = found.review_state == "unreviewed"
     # Their own name, for the printed result they take to another doctor (never on the screen's chrome).
     context["patient_name"] = found.patient.full_name if found.patient_id else ""
     return render_page(request, "frontend/patient/result.html", context, membership=membership)
