@@ -16,9 +16,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email, validate_slug
-from django.db import IntegrityError, connection, transaction
-from django.db.models import TextField
-from django.db.models.functions import Cast
+from django.db import IntegrityError, transaction
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -611,50 +609,3 @@ def rotate_master_key(*, actor=None, progress=None) -> RotationReport:
         if progress is not None:
             progress(hospital)
     return report
-
-
-PHI_COLUMNS = ("full_name", "date_of_birth", "medical_record_number", "notes")
-
-
-def reencrypt_phi(*, progress=None) -> int:
-    """Re-encrypt every patient's PHI columns under the newest FIELD_ENCRYPTION_KEY.
-
-    Works on the stored tokens (MultiFernet.rotate), not on decrypted model fields: the field library
-    hands back the raw token when no key opens it, and saving that would encrypt ciphertext. A token
-    no configured key opens stops the rotation with an error instead. Returns the patients rewritten.
-    """
-    from cryptography.fernet import InvalidToken
-    from encrypted_model_fields import fields as encrypted_fields
-
-    crypter = encrypted_fields.CRYPTER
-    # Cast to text: the column as stored, past the field's decrypting converter.
-    stored = {f"stored_{column}": Cast(column, output_field=TextField()) for column in PHI_COLUMNS}
-    quote = connection.ops.quote_name
-    table, pk_column = quote(Patient._meta.db_table), quote(Patient._meta.pk.column)
-    assignments = ", ".join(f"{quote(Patient._meta.get_field(c).column)} = %s" for c in PHI_COLUMNS)
-    count = 0
-    for patient_id in Patient.objects.order_by("pk").values_list("pk", flat=True):
-        with transaction.atomic():
-            row = (
-                Patient.objects.select_for_update().filter(pk=patient_id).annotate(**stored)
-                .values_list(*stored).first()
-            )
-            if row is None:
-                continue
-            try:
-                rotated = [None if v is None else crypter.rotate(v.encode()).decode() for v in row]
-            except InvalidToken:
-                raise DomainError(
-                    "unknown_field_key",
-                    f"patient {patient_id} has PHI no configured FIELD_ENCRYPTION_KEY opens; add the old key.",
-                ) from None
-            # Raw UPDATE: the field library encrypts whatever the ORM hands it, expressions included.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {table} SET {assignments} WHERE {pk_column} = %s",
-                    [*rotated, Patient._meta.pk.get_db_prep_value(patient_id, connection)],
-                )
-        count += 1
-        if progress is not None:
-            progress(patient_id)
-    return count

@@ -70,7 +70,7 @@ def test_new_key_first_old_key_still_decrypts_then_reencrypt(field_keys):
 
     out = io.StringIO()
     call_command("reencrypt_phi", stdout=out, stderr=io.StringIO())
-    assert "2 patient record(s) re-encrypted" in out.getvalue()
+    assert "re-encrypted under the newest key" in out.getvalue() and " 2 patients" in out.getvalue()
     new_tokens = stored_columns(patient.pk)
     assert new_tokens[0] != old_tokens[0]
     assert Fernet(new).decrypt(new_tokens[0].encode()) == b"Cordelia Maplethorpe"
@@ -89,3 +89,50 @@ def test_reencrypt_refuses_tokens_no_key_opens(field_keys):
     with pytest.raises(CommandError, match="add the old key"):
         call_command("reencrypt_phi", stdout=io.StringIO(), stderr=io.StringIO())
     assert stored_columns(patient.pk) == before  # nothing was double-encrypted
+
+
+def test_reencrypt_covers_every_encrypted_column_not_only_patients(field_keys, world, settings):
+    """Review notes and identifiers read from a DICOM header are under the same key: a rotation that
+    left them behind would make them unreadable once the old key is dropped."""
+    from diagnostics import services
+    from diagnostics.models.scans import Review, Scan
+    from tests.diagnostics import samples
+    from tests.diagnostics.helpers import finish
+
+    # `world` has written its patients under the test settings' key: that key is the old one here.
+    configured = settings.FIELD_ENCRYPTION_KEY
+    old = configured if isinstance(configured, str) else configured[0]
+    new = Fernet.generate_key().decode()
+    patient = Patient.objects.get(hospital=world.a, user=world.owner)
+    scan, _ = services.upload_scan(hospital=world.a, patient=patient, data=samples.dicom_bytes())
+    finish(scan, "pituitary")
+    services.review_scan(hospital=world.a, scan=scan, reviewer=world.doctor_a, label="pituitary",
+                         notes="Compare with the March study")
+
+    field_keys([new, old])
+    out = io.StringIO()
+    call_command("reencrypt_phi", stdout=out, stderr=io.StringIO())
+    summary = out.getvalue()
+    assert "1 reviews" in summary and "1 scans" in summary, summary
+
+    field_keys([new])  # the old key is retired
+    scan = Scan.objects.get(pk=scan.pk)
+    assert (scan.source_patient_name, scan.source_patient_id) == (samples.DICOM_PATIENT_NAME, samples.DICOM_PATIENT_ID)
+    assert Review.objects.get(scan_id=scan.pk).notes == "Compare with the March study"
+    assert Patient.objects.get(pk=patient.pk).full_name == patient.full_name
+
+
+def test_reencrypt_in_batches_reaches_every_row(field_keys):
+    from hospitals.field_keys import reencrypt_fields
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    field_keys([old])
+    hospital = make_hospital()
+    patients = [make_patient(hospital, full_name=f"Patient {n}") for n in range(5)]
+    field_keys([new, old])
+    batches = []
+    report = reencrypt_fields(batch_rows=2, progress=lambda table, rows: batches.append((table.label, rows)))
+    assert [rows for label, rows in batches if label == "patients"] == [2, 2, 1]
+    assert report.rows_by_table["patients"] == 5
+    field_keys([new])
+    assert [Patient.objects.get(pk=p.pk).full_name for p in patients] == [f"Patient {n}" for n in range(5)]

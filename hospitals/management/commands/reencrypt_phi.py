@@ -1,4 +1,5 @@
-"""Re-encrypt every patient's PHI columns under the newest FIELD_ENCRYPTION_KEY.
+"""Re-encrypt every encrypted column (patients' PHI, review notes, DICOM identifiers, audit notes) under
+the newest FIELD_ENCRYPTION_KEY.
 
 Roll-out of a field-key rotation: put the new key first in FIELD_ENCRYPTION_KEY (comma-separated, the
 old key after it), deploy, run this command, then drop the old key.
@@ -8,19 +9,20 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from hospitals.errors import DomainError
-from hospitals.models import Patient
-from hospitals.services import reencrypt_phi
+from hospitals.field_keys import reencrypt_fields, rows_to_reencrypt
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt patient PHI under the first key in FIELD_ENCRYPTION_KEY."
+    help = "Re-encrypt every encrypted column under the first key in FIELD_ENCRYPTION_KEY."
 
     def handle(self, *args, **options):
-        bar = tqdm(total=Patient.objects.count(), unit="patient", desc="Re-encrypting", file=self.stderr._out)
+        bar = tqdm(total=rows_to_reencrypt(), unit="row", desc="Re-encrypting", file=self.stderr._out)
         try:
-            count = reencrypt_phi(progress=lambda patient_id: bar.update(1))
+            report = reencrypt_fields(progress=lambda table, rows: bar.update(rows))
         except DomainError as exc:
             raise CommandError(exc.detail) from exc
         finally:
             bar.close()
-        self.stdout.write(self.style.SUCCESS(f"{count} patient record(s) re-encrypted under the newest key."))
+        tables = ", ".join(f"{count} {label}" for label, count in report.rows_by_table.items())
+        self.stdout.write(self.style.SUCCESS(f"{report.rows} row(s) re-encrypted under the newest key: {tables}."))
+        self.stdout.write("Every stored token now opens with the first key; the older keys can be dropped.")
