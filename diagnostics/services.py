@@ -519,7 +519,7 @@ def remove_scan(*, hospital, scan: Scan, membership, reason: str = "", request=N
         # The patient removing their own upload knows; one whose scan the hospital removes is told.
         told = patient_mail.patient_account(locked) if membership.role != Role.PATIENT else None
         record_audit(actor=membership.user, hospital=hospital, action="scan.delete", obj=locked, request=request,
-                     detail=reason)
+                     note=reason)
         notify.scan_changed_on_commit(locked, event="scan.deleted")
         locked.delete()
         for path in paths:

@@ -8,6 +8,8 @@ from datetime import timezone as dt_timezone
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from hospitals import crypto
+from hospitals.keys import hospital_data_key
 from hospitals.models import AuditEvent, Membership, Patient, Role
 
 
@@ -34,12 +36,15 @@ def client_address(request) -> str | None:
 
 
 def record_audit(
-    *, actor, hospital, action: str, obj=None, object_type: str = "", object_id="", request=None, detail: str = ""
+    *, actor, hospital, action: str, obj=None, object_type: str = "", object_id="", request=None, detail: str = "",
+    note: str = "",
 ):
     if obj is not None:
         object_type = object_type or obj._meta.model_name
         object_id = object_id or obj.pk
     authenticated = actor is not None and getattr(actor, "is_authenticated", False)
+    if note and hospital is None:
+        raise ValueError("a note is sealed under a hospital's key; this event has no hospital")
     return AuditEvent.objects.create(
         hospital_id=getattr(hospital, "id", None),
         actor_id=actor.pk if authenticated else None,
@@ -49,7 +54,43 @@ def record_audit(
         object_id=str(object_id or ""),
         client_address=client_address(request),
         detail=detail,
+        sealed_note=seal_note(hospital_data_key(hospital), hospital.id, action, object_type, object_id, note)
+        if note else None,
     )
+
+
+def _note_associated_data(hospital_id, action: str, object_type: str, object_id) -> bytes:
+    # Binds a note to its hospital and to what the event is about: pasted into another event's row it
+    # fails to open.
+    return crypto.blob_associated_data(str(hospital_id), "audit-note", f"{action}:{object_type}:{object_id or ''}")
+
+
+def seal_note(data_key: bytes, hospital_id, action: str, object_type: str, object_id, note: str) -> bytes:
+    return crypto.encrypt_blob(data_key, note.encode(), _note_associated_data(hospital_id, action, object_type,
+                                                                               object_id))
+
+
+def note_reader(hospital):
+    """A function giving an event's note in plain text ("" for none), the hospital's key unwrapped once.
+
+    A note that does not open (a row altered by hand) reads as a sentence saying so, not as an error
+    that would hide the rest of the trail.
+    """
+    data_key = None
+
+    def read(event: AuditEvent) -> str:
+        nonlocal data_key
+        if event.sealed_note is None:
+            return ""
+        if data_key is None:
+            data_key = hospital_data_key(hospital)
+        aad = _note_associated_data(hospital.id, event.action, event.object_type, event.object_id)
+        try:
+            return crypto.decrypt_blob(data_key, bytes(event.sealed_note), aad).decode()
+        except crypto.DecryptionError:
+            return "(this note cannot be opened: it was altered)"
+
+    return read
 
 
 def audit_trail(hospital, *, action: str = "", since=None, until=None):
@@ -66,7 +107,7 @@ def audit_trail(hospital, *, action: str = "", since=None, until=None):
 
 
 AUDIT_CSV_COLUMNS = ("time_utc", "actor_id", "actor", "action", "object_type", "object_id", "client_address",
-                     "detail")
+                     "detail", "note")
 # A spreadsheet runs a cell that starts with one of these as a formula; a reason typed into a form
 # must not become one in whoever opens the export.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -77,8 +118,9 @@ def _cell(value) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def audit_csv_lines(events):
+def audit_csv_lines(hospital, events):
     """The events as CSV text, a header line first, one line at a time (an export can be long)."""
+    note_of = note_reader(hospital)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -92,7 +134,7 @@ def audit_csv_lines(events):
     for event in events.iterator(chunk_size=2000):
         yield line([event.at.astimezone(dt_timezone.utc).isoformat(timespec="seconds"), event.actor_id or "",
                     _cell(event.actor_label), event.action, event.object_type, _cell(event.object_id),
-                    event.client_address or "", _cell(event.detail)])
+                    event.client_address or "", _cell(event.detail), _cell(note_of(event))])
 
 
 def audit_actions(hospital) -> list[str]:

@@ -153,6 +153,11 @@ class AuditEvent(models.Model):
     client_address = models.GenericIPAddressField(null=True, blank=True)
     # A short, PHI-free note such as "doctor -> admin"; never a name, a date of birth or an MRN.
     detail = models.CharField(max_length=200, blank=True, default="")
+    # Words a person typed (why a scan was removed): they may name a patient whatever the form asks, so
+    # they are sealed under the hospital's data key (hospitals.audit.seal_note). Not a field-key column:
+    # rotating that key rewrites rows, and the database refuses any rewrite of the trail; the data key
+    # is rewrapped instead, and destroying it with the hospital shreds these notes with its scans.
+    sealed_note = models.BinaryField(null=True, blank=True, editable=False)
     at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     objects = AuditEventQuerySet.as_manager()

@@ -15,7 +15,9 @@ from django.utils.http import urlencode
 from diagnostics.models import Scan
 from frontend.forms import AuditFilterForm
 from frontend.views.base import ADMIN, hospital_page, render_page
-from hospitals.audit import actor_names, audit_actions, audit_csv_lines, audit_trail, patient_actors, record_audit
+from hospitals.audit import (
+    actor_names, audit_actions, audit_csv_lines, audit_trail, note_reader, patient_actors, record_audit,
+)
 from hospitals.models import AuditEvent, Membership, Patient
 
 AUDIT_PAGE_SIZE = 50
@@ -65,6 +67,7 @@ def _audit_rows(hospital, events):
     people = actor_names(events)
     patients = patient_actors(hospital, events)
     existing = _existing_objects(hospital, events)
+    note_of = note_reader(hospital)
     # A member is named by their email, as on the members page; only this hospital's memberships are looked up.
     member_ids = [e.object_id for e in events if e.object_type == "membership" and e.object_id.isdigit()]
     member_emails = {
@@ -97,6 +100,7 @@ def _audit_rows(hospital, events):
             "object_url": _object_url(hospital, event.object_type, object_id, existing),
             "object_removed": linked and bool(object_id) and object_id not in existing[event.object_type],
             "detail": event.detail,
+            "note": note_of(event),
         })
     return rows
 
@@ -171,7 +175,7 @@ def audit_export(request, membership):
     record_audit(actor=request.user, hospital=hospital, action="audit.export", object_type="hospital",
                  object_id=hospital.pk, request=request,
                  detail=(f"{events.count()} events" + (f"; {described}" if described else ""))[:200])
-    response = StreamingHttpResponse(audit_csv_lines(events), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(audit_csv_lines(hospital, events), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="audit-{hospital.slug}-{timezone.localdate():%Y%m%d}.csv"'
     response["Cache-Control"] = "no-store"
     return response

@@ -106,9 +106,16 @@ class HospitalSettingsSerializer(serializers.ModelSerializer):
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
+    note = serializers.SerializerMethodField(help_text="Words a person typed, such as why a scan was removed; "
+                                                       "stored sealed under the hospital's key.")
+
     class Meta:
         model = AuditEvent
         fields = [
-            "id", "at", "actor_id", "actor_label", "action", "object_type", "object_id", "detail", "client_address",
+            "id", "at", "actor_id", "actor_label", "action", "object_type", "object_id", "detail", "note",
+            "client_address",
         ]
         read_only_fields = fields
+
+    def get_note(self, event) -> str:
+        return self.context["read_note"](event)

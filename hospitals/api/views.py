@@ -17,7 +17,7 @@ from hospitals.accounts import authenticate_by_email
 from hospitals.access import access_invitation, access_member, access_patient, visible_patients
 from hospitals.api import serializers as s
 from hospitals.api.permissions import IsHospitalAdmin, MembersReadAdminsWrite, MembersReadStaffWrite
-from hospitals.audit import audit_trail, record_audit
+from hospitals.audit import audit_trail, note_reader, record_audit
 from hospitals.models import Invitation, Membership
 
 
@@ -260,3 +260,6 @@ class AuditEventListView(generics.ListAPIView):
 
     def get_queryset(self):
         return audit_trail(self.membership.hospital, action=self.request.query_params.get("action", ""))
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "read_note": note_reader(self.membership.hospital)}

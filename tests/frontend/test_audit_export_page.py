@@ -34,7 +34,8 @@ def trail(world, monkeypatch):
     recorded_on(monkeypatch, "2026-04-10", actor=world.doctor_a, hospital=world.a, action="patient.read",
                 object_type="patient", object_id="april-patient")
     recorded_on(monkeypatch, "2026-04-11", actor=world.admin_a, hospital=world.a, action="scan.delete",
-                object_type="scan", object_id="april-scan", detail="=HYPERLINK(\"http://evil.example\")")
+                object_type="scan", object_id="april-scan", detail="=HYPERLINK(\"http://evil.example\")",
+                note="+cmd|' /C calc'!A0")
     recorded_on(monkeypatch, "2026-04-10", actor=world.doctor_b, hospital=world.b, action="patient.read",
                 object_type="patient", object_id="north-patient")
 
@@ -70,6 +71,7 @@ def test_a_cell_a_spreadsheet_would_run_is_written_as_text(client, world, trail)
     client.force_login(world.admin_a)
     [deleted] = [row for row in rows_of(client.get(EXPORT, {"action": "scan.delete"}))[1:]]
     assert deleted[7] == "'=HYPERLINK(\"http://evil.example\")"
+    assert deleted[8] == "'+cmd|' /C calc'!A0"
 
 
 def test_the_export_keeps_the_pages_filters(client, world, trail):

@@ -66,6 +66,8 @@ def test_an_admin_removes_with_a_reason_and_lands_on_the_worklist(client, world,
         response = client.post(page(scan_a) + "remove/", {"reason": "Uploaded for the wrong patient"})
     assert response.status_code == 302 and response["Location"] == "/h/st-anne/worklist/"
     assert not Scan.objects.filter(pk=scan_a.pk).exists()
+    audit_log = client.get("/h/st-anne/audit/").content.decode()
+    assert "Reason given: “Uploaded for the wrong patient”" in audit_log
 
 
 @pytest.mark.parametrize("who, status", [("colleague", 403), ("outsider", 404), ("patient_a2", 404)])

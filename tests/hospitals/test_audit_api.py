@@ -103,3 +103,43 @@ def test_behind_trusted_proxies_the_client_is_read_from_the_right_of_x_forwarded
     assert response.status_code == 200
     assert AuditEvent.objects.filter(action="patient.read").latest("id").client_address == stored
 
+
+
+# Notes a person typed (a scan removal's reason): sealed under the hospital's data key.
+
+
+def test_a_note_is_sealed_under_the_hospitals_key_and_read_back_by_its_admin(world, client_as):
+    from hospitals.audit import record_audit
+
+    record_audit(actor=world.admin_a, hospital=world.a, action="scan.delete", object_type="scan",
+                 object_id="scan-1", note="Uploaded for Mr Quillfeather by mistake")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT detail, sealed_note FROM hospitals_auditevent WHERE action = 'scan.delete'")
+        detail, sealed = cursor.fetchone()
+    assert detail == "" and b"Quillfeather" not in bytes(sealed)
+    [event] = client_as("admin_a").get(url("hospitals", world.a.slug, "audit"), {"action": "scan.delete"}).json()[
+        "results"]
+    assert event["note"] == "Uploaded for Mr Quillfeather by mistake"
+    assert all(e["note"] == "" for e in client_as("admin_a").get(
+        url("hospitals", world.a.slug, "audit"), {"action": "membership.create"}).json()["results"])
+
+
+def test_a_note_copied_into_another_event_does_not_open(world):
+    from hospitals.audit import note_reader, record_audit
+
+    original = record_audit(actor=world.admin_a, hospital=world.a, action="scan.delete", object_type="scan",
+                            object_id="scan-1", note="wrong patient")
+    # The trail only appends, so a forger adds a row carrying the sealed note, about another object or
+    # in another hospital.
+    for hospital, object_id in ((world.a, "scan-2"), (world.b, "scan-1")):
+        forged = AuditEvent.objects.create(hospital_id=hospital.id, action="scan.delete", object_type="scan",
+                                           object_id=object_id, sealed_note=original.sealed_note)
+        assert note_reader(hospital)(forged) == "(this note cannot be opened: it was altered)"
+    assert note_reader(world.a)(original) == "wrong patient"
+
+
+def test_a_note_needs_a_hospital(world):
+    from hospitals.audit import record_audit
+
+    with pytest.raises(ValueError, match="no hospital"):
+        record_audit(actor=None, hospital=None, action="scan.delete", note="anything")
