@@ -22,3 +22,35 @@ def test_the_operator_cannot_list_or_open_anyones_api_token(client, world, opera
         response = client.get(url, follow=True)
         assert token.key not in response.content.decode(), url
         assert response.status_code == 404, url
+
+
+def test_the_operator_sees_no_member_of_any_hospital_and_sets_no_members_password(client, world, operator):
+    """A member's account in the admin would name patients, and a password set there would let the
+    operator sign in as a doctor and read the hospital's records."""
+    client.force_login(operator)
+    listing = client.get("/admin/auth/user/").content.decode()
+    assert "operator@neurofed.example" in listing
+    for member in (world.patient_a, world.doctor_a, world.admin_a):
+        assert member.email not in listing
+        change = client.get(f"/admin/auth/user/{member.pk}/change/", follow=True)
+        assert member.email not in change.content.decode()
+        response = client.post(f"/admin/auth/user/{member.pk}/password/",
+                               {"password1": "taken-over-2026-x", "password2": "taken-over-2026-x"})
+        assert response.status_code == 404
+        member.refresh_from_db()
+        assert not member.check_password("taken-over-2026-x")
+    assert client.get("/admin/auth/group/").status_code == 404
+
+
+def test_an_account_added_in_the_admin_is_an_operators(client, operator):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(operator)
+    response = client.post("/admin/auth/user/add/", {
+        "username": "second-operator", "password1": "a-long-operator-secret-2026",
+        "password2": "a-long-operator-secret-2026", "usable_password": "true",
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    added = get_user_model().objects.get(username="second-operator")
+    assert added.is_staff
+    assert client.get(f"/admin/auth/user/{added.pk}/change/").status_code == 200
