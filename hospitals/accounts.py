@@ -7,6 +7,7 @@ same brake (hospitals/throttle.py): a handful of failures per account, more per 
 """
 
 from django.contrib.auth import authenticate, get_user_model
+from rest_framework.authtoken.models import Token
 
 from hospitals import throttle
 from hospitals.errors import DomainError
@@ -29,6 +30,15 @@ def authenticate_by_email(request, email: str, password: str):
 def reset_login_failures(email: str) -> None:
     """Lift the brake for one email, e.g. after its password was reset."""
     throttle.forget(email=email)
+
+
+def password_changed(user) -> None:
+    """What a new password ends besides other sessions: the account's API tokens.
+
+    A token works like the password it was minted with. Whoever changes a password to lock out someone
+    who had it must lock out their token too; the owner signs in to the API again.
+    """
+    Token.objects.filter(user=user).delete()
 
 
 def display_name(user) -> str:

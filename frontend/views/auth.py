@@ -14,7 +14,7 @@ from django.urls import reverse, reverse_lazy
 
 from frontend.forms import ChangePasswordForm, ChooseNewPasswordForm, SignInForm
 from frontend.views.base import signed_in
-from hospitals.accounts import reset_login_failures
+from hospitals.accounts import password_changed, reset_login_failures
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,9 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     def form_valid(self, form):
         # A new password is the way out of a sign-in lock: whoever was guessing did not have the mailbox.
         reset_login_failures(form.user.email)
-        return super().form_valid(form)
+        response = super().form_valid(form)
+        password_changed(form.user)
+        return response
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
@@ -53,7 +55,9 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     def form_valid(self, form):
         response = super().form_valid(form)  # keeps this sign-in; every other session is signed out
-        messages.success(self.request, "Your password has been changed. Other devices were signed out.")
+        password_changed(form.user)
+        messages.success(self.request, "Your password has been changed. Other devices and API tokens were "
+                                       "signed out.")
         _tell_password_changed(form.user, self.request)
         return response
 

@@ -5,6 +5,7 @@ import time
 
 import pytest
 from django.core import mail
+from rest_framework.authtoken.models import Token
 
 from tests.factories import PASSWORD
 
@@ -94,6 +95,7 @@ def test_a_sign_in_lasts_while_it_is_used_and_ends_when_left_idle(client, world,
 
 
 def test_password_reset_round_trip(client, world):
+    token = Token.objects.create(user=world.patient_a)
     response = client.post("/accounts/password-reset/", {"email": world.patient_a.email})
     assert response["Location"] == "/accounts/password-reset/sent/"
     assert len(mail.outbox) == 1
@@ -105,6 +107,8 @@ def test_password_reset_round_trip(client, world):
     done = client.post(form.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password})
     assert done["Location"] == "/accounts/password-reset/done/"
     assert client.login(username=world.patient_a.email, password=new_password)
+    # Whoever had the old password may have minted an API token with it: the reset ends that too.
+    assert not Token.objects.filter(key=token.key).exists()
 
 
 def test_password_reset_for_unknown_email_looks_the_same_and_sends_nothing(client, world):

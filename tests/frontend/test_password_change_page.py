@@ -3,6 +3,8 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from tests.factories import PASSWORD
 
@@ -10,6 +12,12 @@ pytestmark = pytest.mark.django_db
 
 URL = "/accounts/password/"
 NEW = "a-new-long-passphrase-2026"
+
+
+def api_status(token) -> int:
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return api.get("/api/v1/me/").status_code
 
 
 def change(client, old=PASSWORD, new=NEW, again=NEW):
@@ -29,6 +37,8 @@ def test_the_form_names_every_field(client, world):
 
 
 def test_a_change_keeps_this_sign_in_ends_the_others_and_tells_the_owner(world, mailoutbox):
+    token = Token.objects.create(user=world.owner)
+    assert api_status(token) == 200
     here, elsewhere = Client(), Client()
     here.login(username=world.owner.email, password=PASSWORD)
     elsewhere.login(username=world.owner.email, password=PASSWORD)
@@ -37,6 +47,8 @@ def test_a_change_keeps_this_sign_in_ends_the_others_and_tells_the_owner(world, 
     assert get_user_model().objects.get(pk=world.owner.pk).check_password(NEW)
     assert here.get("/h/st-anne/scans/").status_code == 200
     assert elsewhere.get("/h/st-anne/scans/").status_code == 302  # signed out with the old password
+    assert api_status(token) == 401
+    assert "API tokens were signed out" in response.content.decode()
     [message] = mailoutbox
     assert message.to == [world.owner.email] and "/accounts/password-reset/" in message.body
 
