@@ -94,6 +94,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static assets are served by the app itself: hospital networks often have no CDN or proxy to do it.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise, so only the application's own answers (which may name patients) are never cached.
+    "neurofed.privacy.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
