@@ -237,7 +237,11 @@ UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 4096 * 4096)
 UPLOAD_MAX_FRAMES = env_int("UPLOAD_MAX_FRAMES", 512)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# An upload is a scan in the clear, often a DICOM whose header names the patient: it stays in memory
+# and is never spooled to a temporary file, which a killed worker would leave on disk. The upload view
+# refuses a body over the limit before it is read, so memory holds at most one limit's worth.
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
+FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 64 * 1024
 
 # The shared MRI data (read in place, never copied into the repository).
 NEUROFED_DATA_DIR = Path(env_str("NEUROFED_DATA_DIR", str(BASE_DIR.parent / "shared" / "data")))

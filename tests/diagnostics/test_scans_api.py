@@ -48,6 +48,26 @@ def test_patient_uploads_every_format_recognised_by_content(world, api, fmt):
     assert factory()[:64] not in blob.read_bytes()
 
 
+def test_a_large_upload_is_never_spooled_to_a_temporary_file(world, api, monkeypatch):
+    """An upload is the scan in the clear (a DICOM header names the patient): a temporary file of it
+    would outlive a killed worker on disk."""
+    from django.core.files import uploadhandler
+
+    spooled = []
+
+    def temporary_file(*args, **kwargs):
+        spooled.append(args)
+        raise AssertionError("an upload was spooled to disk")
+
+    monkeypatch.setattr(uploadhandler, "TemporaryUploadedFile", temporary_file)
+    big = np.random.default_rng(0).integers(0, 256, size=(2600, 2600), dtype=np.uint8)  # ~6.5 MB as PNG
+    buffer = io.BytesIO()
+    Image.fromarray(big).save(buffer, format="PNG")
+    assert buffer.tell() > 6 * 1024 * 1024
+    response = upload(api(world.owner), world.a, buffer.getvalue(), name="large.png")
+    assert spooled == [] and response.status_code == 201, response.content
+
+
 def test_dicom_identifiers_are_encrypted_and_never_logged(world, api, caplog):
     caplog.set_level(logging.DEBUG)
     response = upload(api(world.owner), world.a, samples.dicom_bytes(), name="scan.dcm")
