@@ -34,8 +34,10 @@ def patient_account(scan):
 def _send(subject: str, body: str, user, what: str, scan_id, hospital) -> bool:
     try:
         send_mail(subject=subject, message=body, from_email=None, recipient_list=[user.email])
-    except Exception:
-        logger.exception("could not email the patient of scan %s in %s that it was %s", scan_id, hospital.slug, what)
+    except Exception as exc:
+        # By type only: a refused recipient's error names the patient's address.
+        logger.error("could not email the patient of scan %s in %s that it was %s (%s)", scan_id, hospital.slug,
+                     what, type(exc).__name__)
         return False
     logger.info("patient of scan %s in %s told by email that it was %s", scan_id, hospital.slug, what)
     return True

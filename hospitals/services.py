@@ -333,10 +333,12 @@ def _send_invitation(invitation: Invitation, token: str, link: str = "") -> None
     hospital = invitation.hospital
     try:
         _mail_invitation(invitation, token, link)
-    except Exception:
+    except Exception as exc:
         # The invitation is committed already; a mail server hiccup must not turn that into a 500.
-        # The admin sees it pending in the list and can send a new one.
-        log.exception("invitation %s for hospital %s could not be emailed", invitation.pk, hospital.slug)
+        # The admin sees it pending in the list and can send a new one. Logged by type only: a refused
+        # recipient's error names the invitee's address.
+        log.error("invitation %s for hospital %s could not be emailed (%s)", invitation.pk, hospital.slug,
+                  type(exc).__name__)
         return
     log.info("invitation %s sent for hospital %s", invitation.pk, hospital.slug)
 
