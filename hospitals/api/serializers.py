@@ -3,6 +3,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from hospitals.audit import actor_label_for_export
 from hospitals.models import AuditEvent, Hospital, Invitation, Membership, Patient, Role
 
 
@@ -117,5 +118,11 @@ class AuditEventSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    actor_label = serializers.SerializerMethodField(help_text="Staff by sign-in email; a patient as "
+                                                              "'patient <record id>', never by email.")
+
     def get_note(self, event) -> str:
         return self.context["read_note"](event)
+
+    def get_actor_label(self, event) -> str:
+        return actor_label_for_export(event, self.context["patient_actors"])

@@ -17,7 +17,7 @@ from hospitals.accounts import authenticate_by_email
 from hospitals.access import access_invitation, access_member, access_patient, visible_patients
 from hospitals.api import serializers as s
 from hospitals.api.permissions import IsHospitalAdmin, MembersReadAdminsWrite, MembersReadStaffWrite
-from hospitals.audit import audit_trail, note_reader, record_audit
+from hospitals.audit import audit_trail, note_reader, patient_actors, record_audit
 from hospitals.models import Invitation, Membership
 
 
@@ -262,4 +262,11 @@ class AuditEventListView(generics.ListAPIView):
         return audit_trail(self.membership.hospital, action=self.request.query_params.get("action", ""))
 
     def get_serializer_context(self):
-        return {**super().get_serializer_context(), "read_note": note_reader(self.membership.hospital)}
+        return {**super().get_serializer_context(), "read_note": note_reader(self.membership.hospital),
+                "patient_actors": {}}
+
+    def get_serializer(self, *args, **kwargs):
+        serializer = super().get_serializer(*args, **kwargs)
+        if args:  # the page of events: its patient actors, named by record, in one query
+            serializer.context["patient_actors"] = patient_actors(self.membership.hospital, list(args[0]))
+        return serializer

@@ -113,3 +113,18 @@ def test_the_last_day_there_is_ends_nothing(client, world, trail):
     assert page.status_code == 200 and "april-scan" in page.content.decode()
     rows = rows_of(client.get(EXPORT, {"action": "scan.delete", "until": "9999-12-31"}))[1:]
     assert [row[5] for row in rows] == ["april-scan"]
+
+
+def test_a_patient_is_named_by_their_record_never_by_email(client, world):
+    from hospitals.models import Patient
+
+    record = Patient.objects.get(hospital=world.a, user=world.owner)
+    record_audit(actor=world.owner, hospital=world.a, action="scan.upload", object_type="scan", object_id="s1")
+    # A row from before patients' emails were kept out of the trail.
+    AuditEvent.objects.create(hospital_id=world.a.id, actor_id=world.owner.pk, actor_label=world.owner.email,
+                              action="scan.upload", object_type="scan", object_id="s0")
+    client.force_login(world.admin_a)
+    response = client.get(EXPORT, {"action": "scan.upload"})
+    rows = rows_of(response)[1:]
+    assert [row[2] for row in rows] == [f"patient {record.pk}"] * 2
+    assert world.owner.email not in "".join(",".join(row) for row in rows)

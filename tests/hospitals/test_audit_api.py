@@ -143,3 +143,22 @@ def test_a_note_needs_a_hospital(world):
 
     with pytest.raises(ValueError, match="no hospital"):
         record_audit(actor=None, hospital=None, action="scan.delete", note="anything")
+
+
+def test_a_patient_is_kept_in_the_trail_by_account_id_and_shown_by_record(world, client_as):
+    """A patient's email is a patient detail and the trail is never erased: the row keeps no email, and
+    the API names the patient by their record, as the page does, for rows written before that too."""
+    from hospitals.audit import record_audit
+
+    record = Patient.objects.get(hospital=world.a, user=world.owner)
+    new = record_audit(actor=world.owner, hospital=world.a, action="scan.upload", object_type="scan",
+                       object_id="scan-new")
+    assert new.actor_label == "" and new.actor_id == world.owner.pk
+    AuditEvent.objects.create(hospital_id=world.a.id, actor_id=world.owner.pk, actor_label=world.owner.email,
+                              action="scan.upload", object_type="scan", object_id="scan-old")
+    doctor = record_audit(actor=world.doctor_a, hospital=world.a, action="scan.view", object_type="scan",
+                          object_id="scan-new")
+    assert doctor.actor_label == world.doctor_a.email  # staff stay named: their accounts may go
+    body = client_as("admin_a").get(url("hospitals", world.a.slug, "audit"), {"action": "scan.upload"}).json()
+    assert [e["actor_label"] for e in body["results"]] == [f"patient {record.pk}"] * 2
+    assert world.owner.email not in str(body)
