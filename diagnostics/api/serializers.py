@@ -26,6 +26,11 @@ class ScanRemovalSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=True)
 
 
+class ScanSearchSerializer(serializers.Serializer):
+    mrn = serializers.CharField(max_length=64, trim_whitespace=True,
+                                help_text="The patient's medical record number, exact; case does not matter.")
+
+
 def _url(name, scan, **extra):
     return reverse(f"diagnostics-api:{name}", kwargs={"slug": scan.hospital.slug, "scan_id": scan.id, **extra})
 

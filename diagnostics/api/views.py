@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from diagnostics import services
 from diagnostics.access import access_scan, may_see_ai_result, may_see_outline, visible_scans
 from diagnostics.api.parsers import ScanUploadParser
-from diagnostics.api.serializers import ReviewInputSerializer, ScanRemovalSerializer, scan_data
+from diagnostics.api.serializers import ReviewInputSerializer, ScanRemovalSerializer, ScanSearchSerializer, scan_data
 from diagnostics.limits import too_large_sentence
 from diagnostics.ml.readers import CLASS_NAMES
 from diagnostics.models.scans import Diagnosis, Review, ReviewState, ScanSource, ScanStatus
@@ -33,12 +33,10 @@ def error(code: str, detail: str, http_status: int) -> Response:
     return Response({"error": code, "detail": detail}, status=http_status)
 
 
-class ScanListView(GenericAPIView):
-    """GET: scans the member may see, newest first, filtered. POST: upload a scan (multipart, `file`)."""
+class _ScanListing:
+    """The scan list, filtered by the query string and, for a search, by a record number."""
 
-    parser_classes = [ScanUploadParser]
-
-    def get(self, request, slug):
+    def _listing(self, request, slug, record_number: str = ""):
         membership = access_membership(request.user, slug)
         scans = visible_scans(request.user, membership.hospital, membership).select_related(
             "hospital", "diagnosis", "diagnosis__model_version", "diagnosis__segmenter_version"
@@ -47,26 +45,10 @@ class ScanListView(GenericAPIView):
             scans = self._filter(scans, request.query_params, membership)
         except ValueError as exc:
             return error("invalid_filter", str(exc), 400)
-        record_number = request.query_params.get("mrn", "").strip()
         if record_number:
             scans = self._of_record_number(scans, record_number, request, membership)
         page = self.paginate_queryset(scans)
         return self.get_paginated_response([scan_data(scan, membership) for scan in page])
-
-    @staticmethod
-    def _of_record_number(scans, record_number, request, membership):
-        """Scans of the patient with this record number (exact, case as typed does not matter).
-
-        Record numbers are stored encrypted; their keyed digest finds the record without decrypting any.
-        Finding a record by its number is a read of that record, audited as one.
-        """
-        hospital = membership.hospital
-        digest = mrn_digest(hospital, record_number)
-        patient = visible_patients(request.user, hospital, membership).filter(mrn_digest=digest).first()
-        if patient is None:
-            return scans.none()
-        record_audit(actor=request.user, hospital=hospital, action="patient.find_by_mrn", obj=patient, request=request)
-        return scans.filter(patient=patient)
 
     @staticmethod
     def _filter(scans, params, membership):
@@ -105,6 +87,51 @@ class ScanListView(GenericAPIView):
                     raise ValueError(f"{name} must be a number between 0 and 1.")
                 scans = scans.filter(**{f"diagnosis__confidence__{lookup}": value})
         return scans
+
+    @staticmethod
+    def _of_record_number(scans, record_number, request, membership):
+        """Scans of the patient with this record number (exact, case as typed does not matter).
+
+        Record numbers are stored encrypted; their keyed digest finds the record without decrypting any.
+        Finding a record by its number is a read of that record, audited as one.
+        """
+        hospital = membership.hospital
+        digest = mrn_digest(hospital, record_number)
+        patient = visible_patients(request.user, hospital, membership).filter(mrn_digest=digest).first()
+        if patient is None:
+            return scans.none()
+        record_audit(actor=request.user, hospital=hospital, action="patient.find_by_mrn", obj=patient, request=request)
+        return scans.filter(patient=patient)
+
+
+class ScanSearchView(_ScanListing, GenericAPIView):
+    """POST: the scan list's answer, for the patient with the record number `mrn` given in the body.
+
+    A record number identifies a patient, and URLs end up in access logs, proxies and browser history:
+    so it travels in a body, as FHIR's POST _search does. The other filters, `limit` and `offset` stay in
+    the query string (the answer's `next` link carries them; post the same body to it).
+    """
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=ScanSearchSerializer)
+    def post(self, request, slug):
+        form = ScanSearchSerializer(data=request.data)
+        if not form.is_valid():
+            return error("mrn_required", "Send the record number to search for as 'mrn' in a JSON body.", 400)
+        return self._listing(request, slug, form.validated_data["mrn"].strip())
+
+
+class ScanListView(_ScanListing, GenericAPIView):
+    """GET: scans the member may see, newest first, filtered. POST: upload a scan (multipart, `file`)."""
+
+    parser_classes = [ScanUploadParser]
+
+    def get(self, request, slug):
+        if "mrn" in request.query_params:
+            return error("record_number_in_url", "A record number must not be sent in a URL, where logs keep it; "
+                                                 "POST it as 'mrn' to the scans' search/ address.", 400)
+        return self._listing(request, slug)
 
     def post(self, request, slug):
         membership = access_membership(request.user, slug)

@@ -50,6 +50,7 @@ def _labels():
 def _api_urls(slug):
     return {
         "scans": reverse("diagnostics-api:scan-list", kwargs={"slug": slug}),
+        "search": reverse("diagnostics-api:scan-search", kwargs={"slug": slug}),
         "page": f"/h/{slug}/scans/",
     }
 

@@ -3,6 +3,7 @@ scheduled on commit, and these tests never commit."""
 
 import io
 import logging
+from urllib.parse import urlencode
 
 import numpy as np
 import pytest
@@ -307,6 +308,10 @@ def test_reviewed_lists_confirmed_and_corrected_together_newest_first(world, api
     assert bad.status_code == 400 and "or reviewed" in bad.json()["detail"]
 
 
+def search_url(hospital):
+    return f"/api/v1/hospitals/{hospital.slug}/scans/search/"
+
+
 def test_record_number_finds_one_patients_scans_without_decrypting_and_is_audited(world, api, scans):
     own1, own2, other, b = scans
     patient = patient_of(world.patient_a2, world.a)
@@ -316,14 +321,34 @@ def test_record_number_finds_one_patients_scans_without_decrypting_and_is_audite
     hospitals_services.update_patient(hospital=world.b, patient=in_b, actor=world.admin_b,
                                       medical_record_number="RN-9000")
     doctor = api(world.doctor_a)
+
+    def search(client, record_number, **query):
+        return client.post(search_url(world.a) + (f"?{urlencode(query)}" if query else ""),
+                           {"mrn": record_number}, format="json")
+
     # Exact number, with the case and spaces a person types.
-    assert ids(doctor.get(scans_url(world.a), {"mrn": " rn-4471 "})) == {str(other.id)}
+    assert ids(search(doctor, " rn-4471 ")) == {str(other.id)}
     assert AuditEvent.objects.filter(action="patient.find_by_mrn", object_id=str(patient.pk),
                                      actor_id=world.doctor_a.pk).count() == 1
-    assert ids(doctor.get(scans_url(world.a), {"mrn": "RN-447"})) == set()
+    assert ids(search(doctor, "RN-447")) == set()
     # Another hospital's record number finds nothing here, and a patient finds no one else's scans.
-    assert ids(doctor.get(scans_url(world.a), {"mrn": "RN-9000"})) == set()
-    assert ids(api(world.owner).get(scans_url(world.a), {"mrn": "RN-4471"})) == set()
+    assert ids(search(doctor, "RN-9000")) == set()
+    assert ids(search(api(world.owner), "RN-4471")) == set()
+    # The list's filters and paging stay in the query string, and the next page is posted the same way.
+    assert ids(search(doctor, "RN-4471", review_state="reviewed")) == set()
+    paged = search(doctor, "RN-4471", limit=1).json()
+    assert paged["count"] == 1 and "4471" not in str(paged)
+    # The outsider learns nothing, not even that the hospital exists.
+    assert search(api(world.outsider), "RN-4471").status_code == 404
+
+
+def test_a_record_number_is_never_taken_from_a_url(world, api, scans):
+    """URLs are kept by access logs, proxies and browser history; a record number names a patient."""
+    response = api(world.doctor_a).get(scans_url(world.a), {"mrn": "RN-4471"})
+    assert response.status_code == 400 and response.json()["error"] == "record_number_in_url"
+    assert "search/" in response.json()["detail"]
+    missing = api(world.doctor_a).post(search_url(world.a), {}, format="json")
+    assert missing.status_code == 400 and missing.json()["error"] == "mrn_required"
 
 
 def test_label_filter_does_not_reveal_unreviewed_results_to_a_patient(world, api, scans):

@@ -50,11 +50,16 @@ def test_worklist_shows_more_on_request_and_finds_a_record_number(world, crowded
                                      actor_id=world.doctor_a.pk).count() <= 2
     screenshot(doctor, "worklist-show-more")
 
+    requested = []
+    doctor.on("request", lambda request: requested.append(request.url))
     doctor.get_by_label("Record number").fill("rn-2044")
     doctor.get_by_label("Record number").press("Enter")
     pending.locator("tbody tr").nth(1).wait_for(state="detached")
     assert pending.locator("tbody tr").count() == 1
     assert pending.get_by_role("link", name=crowded_worklist.full_name).count() == 1
+    # The record number names a patient: it went in a request body, never in a URL logs would keep.
+    assert any("/scans/search/" in url for url in requested)
+    assert not any("2044" in url for url in [*requested, doctor.url])
     doctor.get_by_label("Record number").fill("RN-0000")
     doctor.get_by_label("Record number").press("Enter")
     pending.get_by_text("No scans here for this record number.").wait_for()

@@ -23,10 +23,18 @@ const lists = {
   reviewed: { reviewState: "reviewed", reviewed: true, scans: [], count: 0 },
 };
 
-function query(list, limit, offset) {
+// One page of a list. A record number identifies a patient, so it is posted in the body to the search
+// address, never put in a URL that logs and the browser's history keep; the other filters stay in the query.
+function fetchPage(list, limit, offset) {
   const params = new URLSearchParams({ review_state: list.reviewState, limit: String(limit), offset: String(offset) });
-  for (const [name, value] of new FormData(filters)) if (value.trim()) params.set(name, value.trim());
-  return `${script.dataset.api}?${params}`;
+  let recordNumber = "";
+  for (const [name, value] of new FormData(filters)) {
+    if (!value.trim()) continue;
+    if (name === "mrn") recordNumber = value.trim();
+    else params.set(name, value.trim());
+  }
+  if (recordNumber) return api(`${script.dataset.search}?${params}`, { method: "POST", json: { mrn: recordNumber } });
+  return api(`${script.dataset.api}?${params}`);
 }
 
 function table(name) {
@@ -93,7 +101,7 @@ async function load({ reset = false } = {}) {
   const mine = ++generation;
   try {
     const answers = await Promise.all(Object.values(lists).map((list) =>
-      api(query(list, reset ? PAGE : Math.max(PAGE, list.scans.length), 0))));
+      fetchPage(list, reset ? PAGE : Math.max(PAGE, list.scans.length), 0)));
     await learnNames(answers.flatMap((answer) => answer.results));
     if (mine !== generation) return;
     Object.values(lists).forEach((list, index) => {
@@ -113,7 +121,7 @@ async function showMore(name, button) {
   const mine = generation;
   button.disabled = true;
   try {
-    const answer = await api(query(list, PAGE, list.scans.length));
+    const answer = await fetchPage(list, PAGE, list.scans.length);
     await learnNames(answer.results);
     if (mine !== generation) return;
     const before = list.scans.length;
@@ -147,6 +155,7 @@ for (const name of Object.keys(lists)) {
 }
 filters.addEventListener("change", () => load({ reset: true }));
 filters.addEventListener("submit", (event) => { event.preventDefault(); load({ reset: true }); });
+document.getElementById("filter-find").disabled = false;
 live(script.dataset.ws, {
   onMessage: reloadSoon,
   onState: (state) => { describeState(document.getElementById("live-state"))(state); if (state === "live") reloadSoon(); },
