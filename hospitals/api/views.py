@@ -262,8 +262,11 @@ class AuditEventListView(generics.ListAPIView):
         return audit_trail(self.membership.hospital, action=self.request.query_params.get("action", ""))
 
     def get_serializer_context(self):
-        return {**super().get_serializer_context(), "read_note": note_reader(self.membership.hospital),
-                "patient_actors": {}}
+        context = {**super().get_serializer_context(), "patient_actors": {}}
+        membership = getattr(self, "membership", None)  # none while the API schema is generated
+        if membership is not None:
+            context["read_note"] = note_reader(membership.hospital)
+        return context
 
     def get_serializer(self, *args, **kwargs):
         serializer = super().get_serializer(*args, **kwargs)
