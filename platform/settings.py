@@ -50,6 +50,8 @@ SECRET_KEY = env_secret("SECRET_KEY", debug=DEBUG) or _dev_key_file(
 )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# A form sent from an out-of-date page gets a page in the site's layout saying nothing was changed.
+CSRF_FAILURE_VIEW = "frontend.views.base.stale_form"
 
 # Envelope encryption of scan blobs (DESIGN §3): a 32-byte master key, base64, from the environment or
 # a key file; it wraps each hospital's data key and never touches a blob itself.

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.middleware import csrf
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -55,6 +56,16 @@ def not_found(request, exception=None):
 
 def forbidden(request, exception=None):
     return render_page(request, "403.html", status=403)
+
+
+def stale_form(request, reason=""):
+    """Django's CSRF_FAILURE_VIEW: a form sent from a page that was out of date (opened before a sign-in
+    or sign-out in another tab, or long ago). Nothing was done; the person is sent back to that page.
+
+    A missing cookie is the one cause that coming back does not cure: the browser refuses cookies.
+    """
+    context = {"back": _page_posted_from(request), "no_cookie": reason == csrf.REASON_NO_CSRF_COOKIE}
+    return render_page(request, "frontend/errors/stale_form.html", context, status=403)
 
 
 def signed_in(view):

@@ -1,0 +1,50 @@
+"""The pages a person lands on when a form or an address cannot be used as it was: a form sent from an
+out-of-date page (frontend.views.base.stale_form)."""
+
+import re
+
+import pytest
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+
+def stale_post(path, referer=None, user=None):
+    """A form posted from a tab opened before the last sign-in: its hidden check no longer matches."""
+    client = Client(enforce_csrf_checks=True)
+    if user is not None:
+        client.force_login(user)
+    client.get("/accounts/password-reset/")  # a page with a form: the browser holds the current cookie
+    headers = {"HTTP_REFERER": referer} if referer else {}
+    return client.post(path, {"csrfmiddlewaretoken": "x" * 64, "email": "new@st-anne.example", "role": "doctor"},
+                       **headers)
+
+
+def words(html: str) -> str:
+    """What the page says to the eye: the main part's text, without the markup."""
+    main = html[html.index("<main"):html.index("</main>")]
+    return re.sub(r"<[^>]+>", " ", main)
+
+
+def test_a_form_from_an_out_of_date_page_says_nothing_changed_and_leads_back(world):
+    response = stale_post("/h/st-anne/members/", "http://testserver/h/st-anne/members/?role=doctor", world.admin_a)
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert "This page was out of date" in html and "nothing was changed" in html
+    assert 'href="/h/st-anne/members/?role=doctor"' in html
+    assert 'class="site-header"' in html and "Sign out" in html  # the site's layout, still signed in
+    assert "CSRF" not in words(html) and "token" not in words(html).lower()
+
+
+def test_a_link_back_never_leads_to_another_site(world):
+    response = stale_post("/h/st-anne/members/", "https://elsewhere.example/h/st-anne/members/", world.admin_a)
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert "elsewhere.example" not in html and '<a class="button" href="/">' in html
+
+
+def test_a_browser_without_cookies_is_told_why_it_keeps_happening(world):
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/accounts/login/", {"username": world.doctor_a.email, "password": "whatever"})
+    html = response.content.decode()
+    assert response.status_code == 403 and "blocking cookies" in html and "CSRF" not in words(html)
