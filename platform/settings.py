@@ -104,6 +104,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost, so the page it renders for an empty 405 has the signed-in user and the messages.
+    "frontend.middleware.MethodNotAllowedPageMiddleware",
 ]
 
 ROOT_URLCONF = "neurofed.urls"

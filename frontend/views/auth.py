@@ -13,7 +13,7 @@ from django.core.mail import send_mail
 from django.urls import reverse, reverse_lazy
 
 from frontend.forms import ChangePasswordForm, ChooseNewPasswordForm, SignInForm
-from frontend.views.base import signed_in
+from frontend.views.base import render_page, signed_in
 from hospitals.accounts import password_changed, reset_login_failures
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,16 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         return response
 
 
+class LogoutView(auth_views.LogoutView):
+    """Signing out is a POST (a link or an image on another site must not sign anyone out); typing the
+    address is a common way to try, so a GET shows the sign-out button instead of refusing."""
+
+    http_method_names = ["get", "post", "options"]
+
+    def get(self, request, *args, **kwargs):
+        return render_page(request, "frontend/auth/logout.html")
+
+
 def _tell_password_changed(user, request) -> None:
     """Mail the account's owner: a change they did not make is how they learn of a stolen sign-in."""
     reset = request.build_absolute_uri(reverse("frontend:password-reset"))
@@ -83,7 +93,7 @@ def _tell_password_changed(user, request) -> None:
 login = LoginView.as_view()
 # signed_in: a change posted after the sign-in ended comes back here with a note, as every form does.
 password_change = signed_in(PasswordChangeView.as_view())
-logout = auth_views.LogoutView.as_view()
+logout = LogoutView.as_view()
 password_reset = auth_views.PasswordResetView.as_view(
     template_name="frontend/auth/password_reset_form.html",
     email_template_name="frontend/auth/password_reset_email.txt",

@@ -62,10 +62,20 @@ def test_wrong_password_is_refused_with_a_message(client, world):
 
 def test_sign_out_is_post_only_and_ends_the_session(client, world):
     client.force_login(world.doctor_a)
-    assert client.get("/accounts/logout/").status_code == 405
+    page = client.get("/accounts/logout/")
+    assert page.status_code == 200 and "_auth_user_id" in client.session  # opening the address signs nobody out
+    assert re.search(r'<form method="post" action="/accounts/logout/">\s*<input type="hidden" '
+                     r'name="csrfmiddlewaretoken"[^>]*>\s*<div class="actions"><button type="submit">Sign out</button>',
+                     page.content.decode())
     response = client.post("/accounts/logout/")
     assert response.status_code == 302 and response["Location"] == "/accounts/login/"
     assert "_auth_user_id" not in client.session
+
+
+def test_the_sign_out_address_tells_someone_signed_out_where_to_sign_in(client):
+    html = client.get("/accounts/logout/").content.decode()
+    assert "You are signed out." in html and 'href="/accounts/login/">Sign in</a>' in html
+    assert "<button" not in html
 
 
 def _session_row(client):

@@ -1,5 +1,6 @@
 """The pages a person lands on when a form or an address cannot be used as it was: a form sent from an
-out-of-date page (frontend.views.base.stale_form)."""
+out-of-date page (frontend.views.base.stale_form), a button's address opened by typing it
+(frontend.middleware.MethodNotAllowedPageMiddleware)."""
 
 import re
 
@@ -48,3 +49,24 @@ def test_a_browser_without_cookies_is_told_why_it_keeps_happening(world):
     response = client.post("/accounts/login/", {"username": world.doctor_a.email, "password": "whatever"})
     html = response.content.decode()
     assert response.status_code == 403 and "blocking cookies" in html and "CSRF" not in words(html)
+
+
+@pytest.mark.parametrize("path", [
+    "/h/st-anne/members/{member}/role/",
+    "/h/st-anne/federation/start/",
+    "/h/st-anne/scans/00000000-0000-0000-0000-000000000000/remove/",
+    "/operator/federation/runs/some-run/stop/",
+])
+def test_opening_a_buttons_address_says_to_use_the_button(client, world, path):
+    client.force_login(world.admin_a)
+    response = client.get(path.format(member=world.doctor_a.memberships.get().pk))
+    html = response.content.decode()
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    assert "This address is used by a button on a page" in words(html)
+    assert '<a class="button" href="/">' in html and 'class="site-header"' in html
+
+
+def test_the_api_keeps_answering_its_405s_in_json(api, world):
+    response = api(world.admin_a).get("/api/v1/invitations/accept/")
+    assert response.status_code == 405 and response["Content-Type"] == "application/json"
+    assert "button" not in response.content.decode()
