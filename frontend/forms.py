@@ -10,6 +10,7 @@ from django.utils import timezone
 from hospitals.accounts import authenticate_by_email
 from hospitals.errors import DomainError
 from hospitals.models import Role
+from hospitals.passwords import MAX_PASSWORD_LENGTH
 
 
 class BrakedSignIn:
@@ -33,6 +34,12 @@ class SignInForm(BrakedSignIn, AuthenticationForm):
     username = forms.CharField(
         label="Email",
         widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "username"}),
+    )
+    # Refused before it reaches the password check, which would hash all of it.
+    password = forms.CharField(
+        label="Password", strip=False, max_length=MAX_PASSWORD_LENGTH,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        error_messages={"max_length": f"A password has at most {MAX_PASSWORD_LENGTH} characters; this one is longer."},
     )
     error_messages = {
         **AuthenticationForm.error_messages,

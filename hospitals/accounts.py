@@ -11,6 +11,7 @@ from rest_framework.authtoken.models import Token
 
 from hospitals import throttle
 from hospitals.errors import DomainError
+from hospitals.passwords import MAX_PASSWORD_LENGTH
 
 
 def authenticate_by_email(request, email: str, password: str):
@@ -19,7 +20,9 @@ def authenticate_by_email(request, email: str, password: str):
     account = get_user_model().objects.filter(email__iexact=email.strip()).order_by("pk").first()
     # With no such account authenticate() still hashes once, so timing does not tell which emails exist.
     username = account.get_username() if account is not None else email
-    user = authenticate(request, username=username, password=password)
+    # No stored password is longer than the cap: one that is fails without the cost of hashing it.
+    too_long = len(password) > MAX_PASSWORD_LENGTH
+    user = None if too_long else authenticate(request, username=username, password=password)
     if user is None:
         throttle.attempt_failed(attempt, account)
         raise DomainError("invalid_credentials", "The email address or password is not correct.")

@@ -160,6 +160,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # At most 256 characters (hospitals.passwords.MAX_PASSWORD_LENGTH): each sign-in hashes what is typed.
+    {"NAME": "hospitals.passwords.MaximumLengthValidator"},
 ]
 # The brake on password guessing (hospitals/throttle.py): failed sign-ins per account, and per client
 # address for one client trying many accounts, within a window that opens at the first failure.
