@@ -138,8 +138,21 @@ def test_invitation_link_creates_the_account_and_signs_in(client, invite):
     response = client.post(f"/invite/{token}/", {"password": "a-long-new-secret-5", "password_again": "a-long-new-secret-5"})
     assert response["Location"] == "/h/st-anne/"
     assert client.get("/h/st-anne/", follow=True).status_code == 200
-    used = client.post(f"/invite/{token}/", {"password": "a-long-new-secret-5", "password_again": "a-long-new-secret-5"})
-    assert "already been used" in used.content.decode()
+    again = client.post(f"/invite/{token}/", {"password": "a-long-new-secret-5", "password_again": "a-long-new-secret-5"})
+    assert again.status_code == 200 and "You have accepted this invitation" in again.content.decode()
+
+
+def test_back_after_accepting_tells_the_one_who_accepted_and_nobody_else(client, world, invite):
+    token = invite("fresh@st-anne.example")
+    client.post(f"/invite/{token}/", {"password": "a-long-new-secret-5", "password_again": "a-long-new-secret-5"})
+    page = client.get(f"/invite/{token}/")
+    html = page.content.decode()
+    assert page.status_code == 200 and "You have accepted this invitation to join St Anne&#x27;s." in html
+    assert 'href="/h/st-anne/">Go to St Anne&#x27;s</a>' in html and "already been used" not in html
+    client.force_login(world.doctor_a)  # someone else signed in on the same computer
+    other = client.get(f"/invite/{token}/")
+    assert other.status_code == 410 and "already been used" in other.content.decode()
+    assert "You have accepted" not in other.content.decode()
 
 
 def test_invitation_for_existing_account_still_asks_for_its_password(client, world, invite):
