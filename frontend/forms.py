@@ -55,15 +55,20 @@ class InviteForm(forms.Form):
     """The Members page's invitation. A patient invitation also names the patient, whose record is
     created with it: without a record the new account could not upload a scan."""
 
-    email = forms.EmailField(max_length=254, error_messages={"required": "Enter the email address to invite.",
-                                                             "invalid": "Enter a valid email address."})
-    role = forms.ChoiceField(choices=Role.choices, error_messages={"invalid_choice": "Choose a role."})
-    full_name = forms.CharField(max_length=200, required=False, strip=True)
+    # The page writes its own inputs; the ids here are theirs, so the error summary links to them.
+    email = forms.EmailField(max_length=254, widget=forms.EmailInput(attrs={"id": "invite-email"}),
+                             error_messages={"required": "Enter the email address to invite.",
+                                             "invalid": "Enter a valid email address."})
+    role = forms.ChoiceField(choices=Role.choices, widget=forms.Select(attrs={"id": "invite-role"}),
+                             error_messages={"invalid_choice": "Choose a role."})
+    full_name = forms.CharField(max_length=200, required=False, strip=True,
+                                widget=forms.TextInput(attrs={"id": "invite-name"}))
     date_of_birth = forms.DateField(
-        required=False, input_formats=["%Y-%m-%d"],
+        required=False, input_formats=["%Y-%m-%d"], widget=forms.DateInput(attrs={"id": "invite-dob"}),
         error_messages={"invalid": "Enter the date of birth as year-month-day, for example 1980-04-23."},
     )
-    medical_record_number = forms.CharField(max_length=64, required=False, strip=True)
+    medical_record_number = forms.CharField(max_length=64, required=False, strip=True,
+                                            widget=forms.TextInput(attrs={"id": "invite-mrn"}))
 
     def clean(self):
         data = super().clean()
@@ -75,7 +80,7 @@ class InviteForm(forms.Form):
 class AuditFilterForm(forms.Form):
     """The audit log's filters; the dates are whole days in the site's time zone, both included."""
 
-    action = forms.CharField(required=False, max_length=64)
+    action = forms.CharField(required=False, max_length=64, widget=forms.TextInput(attrs={"id": "audit-action"}))
     since = forms.DateField(required=False, label="From", input_formats=["%Y-%m-%d"],
                             widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     until = forms.DateField(required=False, label="To", input_formats=["%Y-%m-%d"],
@@ -84,7 +89,7 @@ class AuditFilterForm(forms.Form):
     def clean(self):
         data = super().clean()
         if data.get("since") and data.get("until") and data["until"] < data["since"]:
-            raise forms.ValidationError("The “To” date is before the “From” date.")
+            self.add_error("until", "The “To” date is before the “From” date.")
         return data
 
     def trail_filters(self) -> dict:

@@ -24,6 +24,15 @@ from hospitals.models import AIResultVisibility, Invitation, Membership, Patient
 
 MEMBERS_PAGE_SIZE = 50
 
+# An invitation refused because of one value is shown beside that field; the others above the form.
+INVITE_REFUSAL_FIELDS = {
+    "already_member": "email",
+    "invalid_role": "role",
+    "name_required": "full_name",
+    "invalid_date_of_birth": "date_of_birth",
+    "mrn_mismatch": "medical_record_number",
+}
+
 
 @hospital_page(roles=ADMIN)
 def members(request, membership):
@@ -43,7 +52,7 @@ def members(request, membership):
                     hospital=hospital, email=data["email"], role=data["role"], actor=request.user, request=request,
                 )
         except DomainError as refused:
-            form.add_error(None, refused.detail)
+            form.add_error(INVITE_REFUSAL_FIELDS.get(refused.code), refused.detail)
         else:
             sent = f"Invitation sent to {invitation.email}."
             if invitation.replaced_sent_at is not None:

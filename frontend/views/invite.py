@@ -14,6 +14,9 @@ from hospitals.services import _token_digest, accept_invitation, invitation_is_f
 UNKNOWN_LINK = ("This invitation link no longer works: it was replaced by a newer invitation or revoked, or the "
                 "link is incomplete. Use the link in the latest invitation email, or ask the hospital for a new one.")
 
+# Refusals that are about the password typed: shown beside the password field.
+PASSWORD_REFUSALS = ("password_required", "weak_password")
+
 
 def accept(request, token):
     # Checked before the form is shown, so nobody chooses a password for a link that no longer works.
@@ -29,17 +32,20 @@ def accept(request, token):
         return render_page(request, "frontend/invite.html", {"refused": refused.detail}, status=410)
     # Said before the button, not after the click: a signed-in account can accept only its own invitation.
     wrong_account = request.user.is_authenticated and not invitation_is_for(invitation, request.user)
-    error = None
+    error, field_errors = None, {}
     if request.method == "POST":
         password = request.POST.get("password", "")
         if password != request.POST.get("password_again", password):
-            error = "The two passwords differ; type the same password twice."
+            field_errors["password_again"] = "The two passwords differ; type the same password twice."
         else:
             try:
                 accepted = accept_invitation(token=token, password=password or None, user=request.user,
                                              request=request)
             except DomainError as refused:
-                error = refused.detail
+                if refused.code in PASSWORD_REFUSALS:
+                    field_errors["password"] = refused.detail
+                else:
+                    error = refused.detail
             else:
                 hospital = accepted.membership.hospital
                 if accepted.account_created:
@@ -51,7 +57,7 @@ def accept(request, token):
                     return redirect(f"/accounts/login/?next=/h/{hospital.slug}/")
                 messages.success(request, f"Welcome to {hospital.name}.")
                 return redirect("frontend:hospital-home", hospital.slug)
-    context = {"error": error, "token": token, "invitation": invitation, "wrong_account": wrong_account,
+    context = {"error": error, "field_errors": field_errors, "token": token, "invitation": invitation, "wrong_account": wrong_account,
                "role": invitation.get_role_display().lower()}
     return render_page(request, "frontend/invite.html", context)
 
