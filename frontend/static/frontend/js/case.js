@@ -33,10 +33,12 @@ const slices = sliceNav && new SliceNavigator(sliceNav, viewer, {
 function chooseTool(tool) {
   viewer.setTool(tool);
   viewer.placeCursor();
-  for (const button of document.querySelectorAll("[data-tool]")) button.setAttribute("aria-pressed", String(button.dataset.tool === tool));
+  for (const button of toolButtons) button.setAttribute("aria-pressed", String(button.dataset.tool === tool));
 }
+// Buttons only: the viewer itself carries data-tool too (its cursor follows the tool), and a div is no toggle.
+const toolButtons = document.querySelectorAll("button[data-tool]");
 chooseTool(mayReview ? "brush" : "pan");
-for (const button of document.querySelectorAll("[data-tool]")) button.addEventListener("click", () => chooseTool(button.dataset.tool));
+for (const button of toolButtons) button.addEventListener("click", () => chooseTool(button.dataset.tool));
 for (const button of document.querySelectorAll("[data-zoom]")) {
   button.addEventListener("click", () => {
     const how = button.dataset.zoom;
