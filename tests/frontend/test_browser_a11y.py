@@ -38,6 +38,69 @@ def _open_case(new_page, world, scan):
     return doctor
 
 
+def _diagnosis(page):
+    return page.evaluate("() => document.getElementById('review-form').elements.label.value")
+
+
+def _pressed_tool(page):
+    return page.locator("button[data-tool][aria-pressed=true]").inner_text()
+
+
+def test_a_stray_key_changes_nothing_and_the_shortcuts_work_on_the_viewer(world, analysed_scan, new_page):
+    doctor = _open_case(new_page, world, analysed_scan)
+    # Focus on nothing: keys on the page itself choose no diagnosis, tool or overlay.
+    doctor.evaluate("() => document.activeElement.blur()")
+    assert doctor.evaluate("() => document.activeElement === document.body")
+    for key in ("3", "4", "e", "h", "+"):
+        doctor.keyboard.press(key)
+    assert _diagnosis(doctor) == "glioma"
+    assert _pressed_tool(doctor).startswith("Brush")
+    assert not doctor.locator("img.heatmap").is_visible()
+    assert "scale(1.25)" not in (doctor.locator("#viewer .stage").get_attribute("style") or "")
+    # On controls that are not the diagnosis choices: the save button, the shortcuts' own summary, the notes.
+    doctor.locator("#review-submit").focus()
+    doctor.keyboard.press("3")
+    doctor.locator("details summary", has_text="Keyboard shortcuts").focus()
+    doctor.keyboard.press("3")
+    doctor.get_by_label("Notes").focus()
+    doctor.keyboard.press("3")
+    assert _diagnosis(doctor) == "glioma"
+    assert not doctor.locator("#notumor-note").is_visible()
+    assert doctor.get_by_label("Notes").input_value() == "3"
+
+    # On the diagnosis choices, the diagnosis keys choose.
+    doctor.locator("input[name=label][value=glioma]").focus()
+    doctor.keyboard.press("3")
+    assert _diagnosis(doctor) == "notumor"
+    doctor.locator("#notumor-note").wait_for(state="visible")
+    # On the outline editor, every shortcut works.
+    doctor.locator("canvas.outline").focus()
+    doctor.keyboard.press("2")
+    assert _diagnosis(doctor) == "meningioma"
+    doctor.keyboard.press("e")
+    assert _pressed_tool(doctor).startswith("Eraser")
+    # On the viewer's toolbar too.
+    doctor.get_by_role("button", name="Zoom in").focus()
+    doctor.keyboard.press("m")
+    assert _pressed_tool(doctor).startswith("Move")
+    # A click on the scan gives it focus, and a key then acts (moving: the click changes no outline).
+    doctor.locator("#viewer").click()
+    assert doctor.evaluate("() => document.getElementById('viewer').contains(document.activeElement)")
+    doctor.keyboard.press("h")
+    doctor.locator("img.heatmap").wait_for(state="visible")
+    # Turning the outline off under the keyboard's focus leaves focus on the viewer, where the keys still work.
+    doctor.locator("canvas.outline").focus()
+    doctor.keyboard.press("o")
+    assert not doctor.locator("canvas.outline").is_visible()
+    assert doctor.evaluate("() => document.activeElement === document.getElementById('viewer')")
+    doctor.keyboard.press("o")
+    doctor.locator("canvas.outline").wait_for(state="visible")
+    assert doctor.locator("#mask-state").inner_text() == "Outline unchanged."
+    # The help says where the keys work.
+    help_text = doctor.locator("details", has_text="Keyboard shortcuts").text_content()
+    assert "while the scan or one of its tools has focus" in help_text
+
+
 def test_only_the_tool_buttons_are_toggles(world, analysed_scan, new_page):
     doctor = _open_case(new_page, world, analysed_scan)
     toggles = doctor.evaluate("() => [...document.querySelectorAll('[aria-pressed]')].map(e => e.tagName)")

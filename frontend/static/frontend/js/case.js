@@ -175,16 +175,14 @@ window.addEventListener("beforeunload", (event) => {
   }
 });
 
-// Shortcuts work anywhere on the page except while typing.
-document.addEventListener("keydown", (event) => {
-  const typing = event.target.closest("textarea, input[type=text], input[type=email], select");
-  if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && form) {
-    event.preventDefault();
-    form.requestSubmit();
-    return;
-  }
-  if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
-  const key = event.key.toLowerCase();
+// Single keys act only where they are meant (WCAG 2.1.4): on the scan, its slices and its tools; the
+// diagnosis keys also on the diagnosis choices. A stray key elsewhere, or in a text field, changes nothing.
+const viewerArea = document.getElementById("viewer-area");
+const diagnosisChoices = document.getElementById("diagnosis-choices");
+// A click on the scan gives it focus, so the shortcuts work after a click as after Tab.
+viewer.root.tabIndex = -1;
+
+function viewerActions() {
   const actions = {
     o: () => { outlineBox.checked = !outlineBox.checked; viewer.showOutline(outlineBox.checked); },
     h: () => { heatmapBox.checked = !heatmapBox.checked; viewer.showHeatmap(heatmapBox.checked); },
@@ -194,21 +192,41 @@ document.addEventListener("keydown", (event) => {
     arrowleft: () => viewer.panBy(40, 0), arrowright: () => viewer.panBy(-40, 0),
     arrowup: () => viewer.panBy(0, 40), arrowdown: () => viewer.panBy(0, -40),
   };
-  if (mayReview) {
-    Object.assign(actions, {
-      b: () => chooseTool("brush"),
-      e: () => chooseTool("eraser"),
-      z: () => viewer.undo(),
-      "[": () => { brushSize.value = Math.max(1, Number(brushSize.value) - 1); viewer.setBrushRadius(Number(brushSize.value)); },
-      "]": () => { brushSize.value = Math.min(30, Number(brushSize.value) + 1); viewer.setBrushRadius(Number(brushSize.value)); },
-    });
-    const radios = [...form.elements.label];
-    radios.forEach((radio, i) => { actions[String(i + 1)] = () => { radio.checked = true; updateSubmitLabel(); }; });
+  if (!mayReview) return actions;
+  return Object.assign(actions, {
+    b: () => chooseTool("brush"),
+    e: () => chooseTool("eraser"),
+    z: () => viewer.undo(),
+    "[": () => { brushSize.value = Math.max(1, Number(brushSize.value) - 1); viewer.setBrushRadius(Number(brushSize.value)); },
+    "]": () => { brushSize.value = Math.min(30, Number(brushSize.value) + 1); viewer.setBrushRadius(Number(brushSize.value)); },
+  }, diagnosisActions());
+}
+
+function diagnosisActions() {
+  const actions = {};
+  if (!form) return actions;
+  [...form.elements.label].forEach((radio, i) => { actions[String(i + 1)] = () => { radio.checked = true; updateSubmitLabel(); }; });
+  return actions;
+}
+
+function shortcutFor(key, target) {
+  if (viewerArea.contains(target)) return viewerActions()[key];
+  if (diagnosisChoices?.contains(target)) return diagnosisActions()[key];
+  return undefined;
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && form) {
+    event.preventDefault();
+    form.requestSubmit();
+    return;
   }
-  const action = actions[key];
-  // Arrow keys keep their usual meaning (scrolling, radio groups) unless the scan is zoomed.
-  if (!action || (key.startsWith("arrow") && viewer.view.scale === 1)) return;
-  if (key.startsWith("arrow") && event.target.closest("input")) return;
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.target.closest("textarea, select, input[type=text], input[type=email], input[type=search]")) return;
+  const key = event.key.toLowerCase();
+  const action = shortcutFor(key, event.target);
+  // Arrow keys keep their usual meaning (scrolling, sliders) unless the scan is zoomed.
+  if (!action || (key.startsWith("arrow") && (viewer.view.scale === 1 || event.target.closest("input")))) return;
   event.preventDefault();
   action();
 });

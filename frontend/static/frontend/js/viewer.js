@@ -96,7 +96,11 @@ export class ScanViewer {
 
   applyOverlays() {
     const here = this.overlaysApply();
-    this.canvas.hidden = !(this.wanted.outline && here);
+    const hiding = !(this.wanted.outline && here);
+    // Focus on a canvas that disappears would fall to the page, where the viewer's keys do nothing: it moves
+    // to the viewer itself (where a page made the viewer focusable; elsewhere focus() does nothing).
+    if (hiding && document.activeElement === this.canvas) this.root.focus();
+    this.canvas.hidden = hiding;
     if (this.heatmap) this.heatmap.hidden = !(this.wanted.heatmap && here);
     this.placeCursor();
   }
@@ -214,7 +218,7 @@ export class ScanViewer {
   }
 
   // Arrows move the brush (Shift: one pixel at a time), Space paints or erases under it; holding Space
-  // while moving draws a stroke. Brush, eraser and undo keep their page-wide shortcuts (B, E, Z).
+  // while moving draws a stroke. Brush, eraser and undo keep the viewer's own shortcuts (B, E, Z).
   bindKeyboard() {
     const canvas = this.canvas;
     canvas.tabIndex = 0;
