@@ -6,6 +6,8 @@ announces a sentence rather than itself, and a plain answer when the sign-in end
 import pytest
 
 from diagnostics.models import Scan
+from hospitals.models import Role
+from hospitals.services import add_member
 from tests.diagnostics.helpers import finish, upload
 from tests.diagnostics.samples import jpeg_bytes
 from tests.factories import PASSWORD
@@ -106,3 +108,30 @@ def test_only_the_tool_buttons_are_toggles(world, analysed_scan, new_page):
     toggles = doctor.evaluate("() => [...document.querySelectorAll('[aria-pressed]')].map(e => e.tagName)")
     assert toggles and set(toggles) == {"BUTTON"}
     assert doctor.locator("#viewer").get_attribute("aria-pressed") is None
+
+
+def _accessible_names(page):
+    """Every name in Chromium's own accessibility tree, as a screen reader gets them."""
+    session = page.context.new_cdp_session(page)
+    tree = session.send("Accessibility.getFullAXTree")["nodes"]
+    return [" ".join(node.get("name", {}).get("value", "").split()) for node in tree]
+
+
+def test_the_hospital_switcher_is_named_by_what_it_shows_and_closes_with_escape(world, new_page):
+    add_member(hospital=world.b, user=world.doctor_a, role=Role.DOCTOR)
+    page = new_page()
+    sign_in(page, world.doctor_a, PASSWORD)
+    page.goto("/h/st-anne/worklist/")
+    summary = page.locator("details.switcher > summary")
+    assert summary.get_attribute("aria-label") is None
+    # The name a screen reader says, and a voice user can say, starts with the hospital on screen.
+    assert "St Anne's (switch hospital)" in _accessible_names(page)
+
+    summary.click()
+    other = page.get_by_role("link", name="North General")
+    other.wait_for()
+    other.focus()
+    page.keyboard.press("Escape")
+    assert not page.locator("details.switcher").evaluate("d => d.open")
+    assert summary.evaluate("s => document.activeElement === s")
+    assert not other.is_visible()
