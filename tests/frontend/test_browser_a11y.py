@@ -11,7 +11,7 @@ from hospitals.services import add_member
 from tests.diagnostics.helpers import finish, upload
 from tests.diagnostics.samples import jpeg_bytes
 from tests.factories import PASSWORD
-from tests.frontend.conftest import sign_in
+from tests.frontend.conftest import PHONE, in_other_thread, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("no_leftover_tasks")]
@@ -135,3 +135,25 @@ def test_the_hospital_switcher_is_named_by_what_it_shows_and_closes_with_escape(
     assert not page.locator("details.switcher").evaluate("d => d.open")
     assert summary.evaluate("s => document.activeElement === s")
     assert not other.is_visible()
+
+
+def test_the_result_page_announces_a_short_sentence_not_the_whole_result(world, queued_scan, new_page):
+    patient = new_page(PHONE)
+    sign_in(patient, world.owner, PASSWORD)
+    patient.goto(f"/h/st-anne/scans/{queued_scan.id}/")
+    patient.get_by_text("Live updates on").wait_for()
+    news = patient.locator("#result-news")
+    assert news.get_attribute("aria-live") == "polite"
+    patient.wait_for_function("() => document.getElementById('result-news').textContent === 'We are analysing your scan.'")
+    # The result and its advice are in no live region: a live update would have them read out in full.
+    assert patient.evaluate("""() => {
+        const result = document.getElementById('result');
+        const live = '[aria-live], [role=status], [role=alert], [role=log]';
+        return !result.closest(live) && !result.querySelector(live);
+    }""")
+
+    in_other_thread(lambda: finish(queued_scan, "glioma", 0.9))
+    patient.wait_for_function("() => document.getElementById('result-news').textContent"
+                              " === 'Your scan has been analysed. A doctor will review it before the result is shown.'")
+    assert len(news.text_content()) < 100
+    assert "A doctor will review it before the result is shown here" in patient.locator("#result").inner_text()

@@ -51,8 +51,26 @@ function reviewSentence(scan) {
     : "A doctor has reviewed and confirmed this result.";
 }
 
+// What a screen reader hears when the state changes: one short sentence, not the page it changed.
+function news(scan) {
+  if (scan.status === "queued" || scan.status === "processing") return "We are analysing your scan.";
+  if (scan.status === "failed") return "Your scan could not be analysed; the reason is shown below.";
+  if (scan.label && scan.review_state !== "unreviewed") return "A doctor has reviewed your scan. Your result is ready.";
+  if (scan.label) return "The software's preliminary reading is ready. A doctor will review it.";
+  if (scan.awaiting_review) return "Your scan has been analysed. A doctor will review it before the result is shown.";
+  return "";
+}
+
+function announce(scan) {
+  const element = document.getElementById("result-news");
+  const sentence = news(scan);
+  // Rewriting the same words would make some screen readers say them again.
+  if (element.textContent !== sentence) element.textContent = sentence;
+}
+
 function render(scan) {
   renderStatus(scan);
+  announce(scan);
   document.getElementById("printed-review").textContent = scan.reviewed_at
     ? `reviewed by a doctor on ${formatTime(scan.reviewed_at)}` : "not yet reviewed by a doctor";
   // A patient may remove their upload only until a doctor has reviewed it (the server decides too).
@@ -64,7 +82,7 @@ function render(scan) {
     html = `<div class="card"><p>We are analysing your scan. This page updates by itself; you can also leave and come back.</p>
       <progress aria-label="Analysis in progress"></progress></div>`;
   } else if (scan.status === "failed") {
-    html = `<div class="notice error" role="alert">${escapeHtml(scan.failure?.reason || "The scan could not be analysed.")} Please upload another file or contact your hospital.</div>`;
+    html = `<div class="notice error">${escapeHtml(scan.failure?.reason || "The scan could not be analysed.")} Please upload another file or contact your hospital.</div>`;
   } else if (scan.label) {
     // An unreviewed reading is never a bare diagnosis in large type: the heading says whose reading it is.
     const qualifier = scan.preliminary ? `<span class="qualifier">The software's preliminary reading: </span>` : "";
