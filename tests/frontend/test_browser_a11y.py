@@ -3,9 +3,12 @@ they are meant, toggles that are buttons, the hospital switcher's name and Escap
 announces a sentence rather than itself, and a plain answer when the sign-in ended while a page was open.
 """
 
-import pytest
+from urllib.parse import quote
 
-from diagnostics.models import Scan
+import pytest
+from django.conf import settings
+
+from diagnostics.models import Review, Scan
 from hospitals.models import Role
 from hospitals.services import add_member
 from tests.diagnostics.helpers import finish, upload
@@ -15,6 +18,8 @@ from tests.frontend.conftest import PHONE, in_other_thread, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("no_leftover_tasks")]
+
+SIGNED_OUT = "Your sign-in has ended, so nothing was saved. Sign in again, then repeat this."
 
 
 # Scans are made before `new_page`: once Chromium runs, the channel layer's pushes need another thread.
@@ -157,3 +162,46 @@ def test_the_result_page_announces_a_short_sentence_not_the_whole_result(world, 
                               " === 'Your scan has been analysed. A doctor will review it before the result is shown.'")
     assert len(news.text_content()) < 100
     assert "A doctor will review it before the result is shown here" in patient.locator("#result").inner_text()
+
+
+def _end_sign_in(page):
+    page.context.clear_cookies(name=settings.SESSION_COOKIE_NAME)
+    assert page.context.cookies() and settings.SESSION_COOKIE_NAME not in {c["name"] for c in page.context.cookies()}
+
+
+def test_a_review_sent_after_the_sign_in_ended_says_so_and_offers_to_sign_in(world, analysed_scan, new_page):
+    doctor = _open_case(new_page, world, analysed_scan)
+    case_url = f"/h/st-anne/scans/{analysed_scan.id}/"
+    _end_sign_in(doctor)
+    doctor.locator("input[name=label][value=meningioma]").check()
+    doctor.locator("#review-submit").click()
+    failure = doctor.locator("#review-message .notice.error")
+    failure.wait_for()
+    assert failure.inner_text() == f"{SIGNED_OUT} Sign in again"
+    link = failure.get_by_role("link", name="Sign in again")
+    assert link.get_attribute("href") == f"/accounts/login/?next={quote(case_url, safe='')}"
+    assert not Review.objects.filter(scan=analysed_scan).exists()
+
+    # The link leads back to the case once signed in.
+    link.click()
+    doctor.get_by_label("Email").fill(world.doctor_a.email)
+    doctor.get_by_label("Password").fill(PASSWORD)
+    doctor.get_by_role("button", name="Sign in").click()
+    doctor.wait_for_url(f"**{case_url}")
+    doctor.locator("#ai-label").wait_for()
+
+
+def test_an_upload_sent_after_the_sign_in_ended_says_so(world, new_page):
+    patient = new_page(PHONE)
+    sign_in(patient, world.owner, PASSWORD)
+    patient.goto("/h/st-anne/upload/")
+    _end_sign_in(patient)
+    patient.get_by_label("MRI scan file").set_input_files(
+        {"name": "scan.jpg", "mimeType": "image/jpeg", "buffer": jpeg_bytes("glioma", 1)})
+    patient.get_by_role("button", name="Upload").click()
+    failure = patient.locator("#upload-error")
+    failure.wait_for()
+    assert failure.inner_text() == f"{SIGNED_OUT} Sign in again"
+    assert failure.get_by_role("link", name="Sign in again").get_attribute("href") \
+        == f"/accounts/login/?next={quote('/h/st-anne/upload/', safe='')}"
+    assert not Scan.objects.exists()

@@ -1,5 +1,5 @@
 // The doctor's case viewer: overlays, zoom and pan, outline correction, and the review.
-import { api } from "./api.js";
+import { api, showError } from "./api.js";
 import { followScan, labelName, renderStatus } from "./scanpage.js";
 import { formatTime } from "./time.js";
 import { ScanViewer, SliceNavigator, escapeHtml } from "./viewer.js";
@@ -160,7 +160,8 @@ form?.addEventListener("submit", async (event) => {
     form.elements.notes.value = "";
     await render(saved);
   } catch (error) {
-    message.innerHTML = `<p class="notice error" role="alert">${escapeHtml(error.message)}</p>`;
+    message.innerHTML = `<p class="notice error" role="alert"></p>`;
+    showError(message.firstElementChild, error);
   } finally {
     button.disabled = scan.status !== "done";
   }

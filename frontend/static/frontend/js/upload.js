@@ -1,5 +1,5 @@
 // The patient's upload: a progress bar while the file travels, then the scan's own page.
-import { uploadWithProgress } from "./api.js";
+import { showError, uploadWithProgress } from "./api.js";
 
 const form = document.getElementById("upload-form");
 const box = document.getElementById("upload-progress");
@@ -36,7 +36,7 @@ form.addEventListener("submit", async (event) => {
     });
     location.assign(`${form.dataset.page}${scan.id}/`);
   } catch (error) {
-    failure.textContent = error.message;
+    showError(failure, error);
     failure.hidden = false;
     box.hidden = true;
     button.disabled = false;

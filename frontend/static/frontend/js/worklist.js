@@ -1,6 +1,6 @@
 // The doctors' worklist: scans awaiting review first, then reviewed ones; filtered by the API, paged
 // with its limit and offset ("Show more"), kept current by the hospital's worklist websocket.
-import { api } from "./api.js";
+import { api, showError } from "./api.js";
 import { describeState, live } from "./live.js";
 import { formatTime } from "./time.js";
 import { escapeHtml } from "./viewer.js";
@@ -33,7 +33,7 @@ function fetchPage(list, limit, offset) {
     if (name === "mrn") recordNumber = value.trim();
     else params.set(name, value.trim());
   }
-  if (recordNumber) return api(`${script.dataset.search}?${params}`, { method: "POST", json: { mrn: recordNumber } });
+  if (recordNumber) return api(`${script.dataset.search}?${params}`, { method: "POST", json: { mrn: recordNumber }, reads: true });
   return api(`${script.dataset.api}?${params}`);
 }
 
@@ -111,7 +111,7 @@ async function load({ reset = false } = {}) {
     render();
     failure.hidden = true;
   } catch (error) {
-    failure.textContent = error.message;
+    showError(failure, error);
     failure.hidden = false;
   }
 }
@@ -134,7 +134,7 @@ async function showMore(name, button) {
     document.querySelectorAll(`#${name} tbody a`)[before]?.focus();
     failure.hidden = true;
   } catch (error) {
-    failure.textContent = error.message;
+    showError(failure, error);
     failure.hidden = false;
     button.disabled = false;
   }
