@@ -28,11 +28,19 @@ def access_scan(user, hospital, scan_id, membership: Membership, *, request=None
 
 
 def may_see_ai_result(scan: Scan, membership: Membership) -> bool:
-    """Staff always; a patient at once only where the hospital allows it, otherwise after a review."""
+    """Staff always; a patient at once only where the hospital allows it, otherwise after a review.
+
+    An unusual image (one that does not look like the brain MRIs the models learnt from) waits for a
+    doctor whatever the hospital's setting: the software's reading of it may be meaningless, and a
+    "no tumour" read off a picture that is no MRI would be false reassurance.
+    """
     if membership.role != Role.PATIENT:
         return True
     if scan.review_state != "unreviewed":
         return True
+    diagnosis = getattr(scan, "diagnosis", None)
+    if diagnosis is not None and diagnosis.unusual_image:
+        return False
     return scan.hospital.patients_see_ai_results == AIResultVisibility.IMMEDIATELY
 
 

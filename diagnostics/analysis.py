@@ -205,6 +205,7 @@ def analyse(scan) -> services.AnalysisResult:
         if thickness and areas and all(entry["tumour_area_mm2"] is not None for entry in per_slice):
             volume = float(sum(areas) * thickness)
 
+    verdict = services.gate_verdict(decoded.slices[worst])
     mask_png = _mask_png(_get(chosen, "mask"))
     heat_png = heatmap_png(_get(chosen, "heatmap"))
     finished = time.perf_counter()
@@ -236,4 +237,6 @@ def analyse(scan) -> services.AnalysisResult:
         timings=timings,
         mask_png=mask_png,
         heatmap_png=heat_png,
+        input_distance=round(verdict.distance, 1),
+        unusual_image=verdict.unusual,
     )

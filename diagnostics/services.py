@@ -12,6 +12,7 @@ Uploads are decoded here, in the web process, with numpy/pydicom/nibabel/PIL onl
 refused before anything is stored, and the web process never imports TensorFlow.
 """
 
+import functools
 import hashlib
 import hmac
 import io
@@ -31,7 +32,8 @@ from PIL import Image
 
 from diagnostics import notify, patient_mail
 from diagnostics.limits import pixel_count_words, too_large_sentence
-from diagnostics.ml.readers import CLASS_NAMES, ScanDecodeError, decode_scan, sniff_type
+from diagnostics.ml.gate import InputGate
+from diagnostics.ml.readers import CLASS_NAMES, ScanDecodeError, decode_scan, has_content, sniff_type
 from diagnostics.models.scans import Diagnosis, Review, ReviewState, Scan, ScanSource, ScanStatus
 from hospitals.audit import record_audit
 from hospitals.crypto import DecryptionError
@@ -90,7 +92,14 @@ def max_decompressed_bytes() -> int:
 
 
 def decode_upload(data: bytes):
-    """Decode with the configured limits; a ScanDecodeError becomes an UploadRejected."""
+    """Decode with the configured limits, refusing what is no brain MRI; a ScanDecodeError becomes an
+    UploadRejected."""
+    decoded = _decode_within_limits(data)
+    _refuse_what_is_no_brain_mri(decoded)
+    return decoded
+
+
+def _decode_within_limits(data: bytes):
     if len(data) > settings.UPLOAD_MAX_BYTES:
         raise UploadRejected("too_large", too_large_sentence(settings.UPLOAD_MAX_BYTES), 413)
     try:
@@ -113,6 +122,40 @@ def decode_upload(data: bytes):
         logger.warning("decoder raised %s at %s:%d on an upload", type(error).__name__,
                        Path(where.filename).name, where.lineno)
         raise UploadRejected("unreadable", "The file could not be decoded.") from None
+
+
+# Slices of a volume the gate looks at: enough to find the brain in it, few enough for an upload request.
+GATE_SAMPLE_SLICES = 16
+
+
+@functools.lru_cache(maxsize=2)
+def _load_input_gate(path: str, modified: float) -> InputGate:
+    return InputGate.load(Path(path))
+
+
+def input_gate() -> InputGate:
+    """The gate of settings.INPUT_GATE_PATH, read again when the file changes."""
+    path = Path(settings.INPUT_GATE_PATH)
+    return _load_input_gate(str(path), path.stat().st_mtime)
+
+
+def _refuse_what_is_no_brain_mri(decoded) -> None:
+    """Refuse a scan in which no slice comes near the brain MRIs the models learnt from.
+
+    Only the gate's refusal tier refuses; an image that is merely unusual is analysed and flagged
+    (gate_verdict). For a volume, slices spread over it are checked, and one brain-like slice is enough.
+    """
+    slices = [s for s in decoded.slices if has_content(s)]
+    picks = sorted({int(i) for i in np.linspace(0, len(slices) - 1, min(len(slices), GATE_SAMPLE_SLICES))})
+    gate = input_gate()
+    if picks and all(gate.judge(slices[i]).refused for i in picks):
+        raise UploadRejected("not_brain_mri", "The picture does not look like a brain MRI, so the software cannot "
+                                              "read it. Upload the MRI image or file you were given.")
+
+
+def gate_verdict(slice2d):
+    """The gate's verdict on the slice a result is about (distance, unusual, refused)."""
+    return input_gate().judge(slice2d)
 
 
 def content_digest(hospital, data: bytes) -> str:
@@ -337,6 +380,10 @@ class AnalysisResult:
     timings: dict | None = None
     mask_png: bytes | None = None
     heatmap_png: bytes | None = None
+    # The input gate on the analysed slice (diagnostics/ml/gate.py): an unusual image's patient sees
+    # no result before a doctor has read it.
+    input_distance: float | None = None
+    unusual_image: bool = False
 
 
 def record_diagnosis(scan_id, result: AnalysisResult) -> Diagnosis:
@@ -374,7 +421,8 @@ def record_diagnosis(scan_id, result: AnalysisResult) -> Diagnosis:
                 slice_index=result.slice_index, slices_analysed=result.slices_analysed,
                 per_slice=result.per_slice or [], tumour_area_px=result.tumour_area_px,
                 tumour_area_mm2=result.tumour_area_mm2, tumour_volume_mm3=result.tumour_volume_mm3,
-                bbox=result.bbox, timings=result.timings or {}, **blobs,
+                bbox=result.bbox, timings=result.timings or {}, input_distance=result.input_distance,
+                unusual_image=result.unusual_image, **blobs,
             )
             _transition(scan, ScanStatus.DONE, finished_at=timezone.now())
             record_audit(actor=None, hospital=scan.hospital, action="scan.diagnose", obj=scan)

@@ -252,6 +252,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 64 * 1024
 # The shared MRI data (read in place, never copied into the repository).
 NEUROFED_DATA_DIR = Path(env_str("NEUROFED_DATA_DIR", str(BASE_DIR.parent / "shared" / "data")))
 MODEL_DIR = Path(env_str("NEUROFED_MODEL_DIR", str(BASE_DIR / "diagnostics" / "weights")))
+# The check that an upload looks like a brain MRI (diagnostics/ml/gate.py); not a registered model: it
+# does not depend on the classifier's weights.
+INPUT_GATE_PATH = Path(env_str("NEUROFED_INPUT_GATE", str(BASE_DIR / "diagnostics" / "weights" / "input_gate.json")))
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)

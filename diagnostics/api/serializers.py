@@ -79,6 +79,8 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
         "result_available": visible,
         "awaiting_review": diagnosis is not None and not visible,
         "preliminary": visible and not reviewed,
+        # The image does not look like the brain MRIs the software learnt from: a doctor reads it first.
+        "unusual_image": diagnosis is not None and diagnosis.unusual_image,
         "image_url": _url("scan-image", scan),
     }
     if visible:
@@ -98,6 +100,9 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
             "mask_url": _url("scan-mask", scan) if _outline_to_show(scan, diagnosis, membership) else None,
             "heatmap_url": _url("scan-heatmap", scan) if diagnosis.heatmap_path else None,
         }
+        if staff:
+            # Squared Mahalanobis distance of the analysed slice from the training images (gate.py).
+            data["result"]["input_distance"] = diagnosis.input_distance
         if detail and staff:
             data["result"]["per_slice"] = diagnosis.per_slice
     else:

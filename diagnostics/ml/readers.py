@@ -41,6 +41,7 @@ ERROR_CODES = {
     "not_mr": "The scan is not an MR acquisition.",
     "mixed_sizes": "The images of the series differ in size.",
     "no_brain_slices": "No slice of the scan contains an image of a head.",
+    "not_brain_mri": "The picture does not look like a brain MRI.",
     "empty": "The file is empty.",
 }
 
@@ -94,7 +95,22 @@ def _check_pixels(height: int, width: int, max_pixels: int) -> None:
         raise ScanDecodeError("too_many_pixels", too_many_pixels_sentence(width, height, max_pixels))
 
 
-def _has_content(slice2d: np.ndarray) -> bool:
+# A pixel is strongly coloured when its channels differ by more than this (of 255). Grayscale MRI
+# exports, coloured annotations included, stayed under 4 % of such pixels on the whole training set.
+CHROMA_LEVEL = 40
+MAX_COLOURED_SHARE = 0.15
+
+
+def colour_share(rgb: np.ndarray) -> float:
+    """The share of pixels whose channels differ by more than CHROMA_LEVEL; 0 for a grayscale array."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] < 3:
+        return 0.0
+    channels = rgb[..., :3].astype(np.int16)
+    return float(((channels.max(axis=2) - channels.min(axis=2)) > CHROMA_LEVEL).mean())
+
+
+def has_content(slice2d: np.ndarray) -> bool:
     """True when a slice holds an image rather than a blank or near-uniform field."""
     values = np.asarray(slice2d, dtype=np.float32)
     low, high = np.percentile(values, [1, 99])
@@ -120,6 +136,10 @@ def _decode_raster(data: bytes, kind: str, max_pixels: int, max_frames: int) -> 
     if image.mode in ("I;16", "I;16B", "I", "F"):
         pixels = np.asarray(image, dtype=np.float32)
     else:
+        if image.mode not in ("L", "LA", "1") and colour_share(np.asarray(image.convert("RGB"))) > MAX_COLOURED_SHARE:
+            # MRI is grayscale: the classifier would still name a class for a photograph or a drawing.
+            raise ScanDecodeError("not_brain_mri", "The picture is in colour, and MRI images are grayscale. "
+                                                   "Upload the MRI image itself.")
         pixels = np.asarray(image.convert("L"), dtype=np.uint8)
     return DecodedScan(kind=kind, slices=[pixels])
 
@@ -364,7 +384,7 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
     # RAS voxel (i, j) runs left->right, posterior->anterior; rotate so anterior is up, as radiologists
     # (and the training images) show an axial slice.
     slices = [np.rot90(array[:, :, k]).astype(np.float32) for k in range(array.shape[2])]
-    slices = [s for s in slices if _has_content(s)]
+    slices = [s for s in slices if has_content(s)]
     zooms = volume.header.get_zooms()
     spacing = (float(zooms[1]), float(zooms[0])) if len(zooms) >= 2 else None
     return DecodedScan("nifti", slices, spacing, {})
@@ -409,7 +429,7 @@ def decode_scan(data: bytes | str | Path, *, max_pixels: int = 4096 * 4096, max_
         scan = _decode_nifti(data, max_pixels, max_frames)
     else:
         raise ScanDecodeError("unsupported_type")
-    if not scan.slices or not any(_has_content(s) for s in scan.slices):
+    if not scan.slices or not any(has_content(s) for s in scan.slices):
         raise ScanDecodeError("no_brain_slices")
     return scan
 

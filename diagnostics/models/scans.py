@@ -146,6 +146,11 @@ class Diagnosis(models.Model):
     mask_sha256 = models.CharField(max_length=64, blank=True, default="")
     heatmap_path = models.CharField(max_length=255, blank=True, default="")
     heatmap_sha256 = models.CharField(max_length=64, blank=True, default="")
+    # How far the analysed slice lies from the brain MRIs the models learnt from (diagnostics/ml/gate.py),
+    # and whether that is far enough to call the image unusual: then its patient sees no result before a
+    # doctor has read it, and the doctor is warned.
+    input_distance = models.FloatField(null=True, blank=True)
+    unusual_image = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

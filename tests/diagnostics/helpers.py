@@ -29,7 +29,7 @@ def stored_files() -> list[Path]:
 
 
 def finish(scan: Scan, label: str = "glioma", confidence: float = 0.9, *, mask=True, heatmap=True,
-           slice_index: int = 0, tumour_slices=()):
+           slice_index: int = 0, tumour_slices=(), unusual=False):
     """Take a queued scan through the worker's services as the task would, with a given result.
 
     For a volume, `slice_index` is the analysed slice and `tumour_slices` those read as `label`; the
@@ -57,6 +57,7 @@ def finish(scan: Scan, label: str = "glioma", confidence: float = 0.9, *, mask=T
         bbox={"top": 10, "left": 20, "height": 20, "width": 30}, timings={"model_ms": 12.0},
         mask_png=services.encode_png(mask_array.astype(np.uint8) * 255) if mask else None,
         heatmap_png=heatmap_png(heat) if heatmap else None,
+        input_distance=900.0 if unusual else 120.0, unusual_image=unusual,
     ))
 
 

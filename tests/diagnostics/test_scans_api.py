@@ -61,7 +61,10 @@ def test_a_large_upload_is_never_spooled_to_a_temporary_file(world, api, monkeyp
         raise AssertionError("an upload was spooled to disk")
 
     monkeypatch.setattr(uploadhandler, "TemporaryUploadedFile", temporary_file)
-    big = np.random.default_rng(0).integers(0, 256, size=(2600, 2600), dtype=np.uint8)  # ~6.5 MB as PNG
+    # A real MRI enlarged to 2600 px, as 16 bits with noise in the low bits: over 6 MB as PNG.
+    enlarged = Image.fromarray(samples.slice_array("glioma", 0).astype(np.float32)).resize((2600, 2600))
+    noise = np.random.default_rng(0).integers(0, 64, size=(2600, 2600))
+    big = (np.asarray(enlarged) * 200 + noise).clip(0, 65535).astype(np.uint16)
     buffer = io.BytesIO()
     Image.fromarray(big).save(buffer, format="PNG")
     assert buffer.tell() > 6 * 1024 * 1024

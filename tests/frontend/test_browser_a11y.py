@@ -205,3 +205,24 @@ def test_an_upload_sent_after_the_sign_in_ended_says_so(world, new_page):
     assert failure.get_by_role("link", name="Sign in again").get_attribute("href") \
         == f"/accounts/login/?next={quote('/h/st-anne/upload/', safe='')}"
     assert not Scan.objects.exists()
+
+
+def test_an_unusual_image_tells_the_patient_a_doctor_looks_first_and_warns_the_doctor(world, queued_scan, new_page):
+    """A picture unlike the brain MRIs the software learnt from (diagnostics/ml/gate.py): the patient waits
+    for a doctor even where results show at once, and is told why; the doctor is warned."""
+    world.a.patients_see_ai_results = "immediately"
+    world.a.save(update_fields=["patients_see_ai_results"])
+    finish(queued_scan, "notumor", 0.99, unusual=True)
+    patient = new_page()
+    sign_in(patient, world.owner, PASSWORD)
+    patient.goto(f"/h/st-anne/scans/{queued_scan.id}/")
+    patient.get_by_text("does not look like the brain MRIs the software was trained on").wait_for()
+    assert patient.locator("#result-label").count() == 0  # no "No tumour" to read as reassurance
+    assert patient.locator("#result-news").text_content() == (
+        "Your image looks unusual for a brain MRI. A doctor will look at it first.")
+    doctor = new_page()
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    doctor.goto(f"/h/st-anne/scans/{queued_scan.id}/")
+    warning = doctor.locator("#unusual-image")
+    warning.wait_for()
+    assert "does not look like the brain MRIs the software learnt from (distance 900)" in warning.inner_text()

@@ -30,8 +30,9 @@ class Command(BaseCommand):
     help = "Train the tumour classifier or segmenter from scratch and export a model bundle."
 
     def add_arguments(self, parser):
-        parser.add_argument("--task", choices=["classify", "segment", "baseline"], required=True,
-                            help="baseline = the logistic-regression floor on simple image features")
+        parser.add_argument("--task", choices=["classify", "segment", "baseline", "gate"], required=True,
+                            help="baseline = the logistic-regression floor on simple image features; gate = the "
+                                 "check that an upload looks like a brain MRI (diagnostics/ml/gate.py)")
         parser.add_argument("--data-dir", default=str(settings.NEUROFED_DATA_DIR))
         parser.add_argument("--cache-dir", default=str(Path(settings.BASE_DIR) / "var" / "cache"))
         parser.add_argument("--output-dir", default=None, help="default: var/models/<task>")
@@ -115,7 +116,11 @@ class Command(BaseCommand):
             raise CommandError("--size must be a positive number of pixels")
         if options["epochs"] < 0:
             raise CommandError("--epochs must be 0 or more")
-        if task != "baseline":
+        if task == "gate":
+            from diagnostics.ml.gate import GATE_SIZE
+
+            size = GATE_SIZE  # the gate's features are defined at one size
+        if task not in ("baseline", "gate"):
             self._refuse_to_overwrite_registered(task, output_dir, options)
         hard_slice_scorer = None
         if options["hard_slices_scored_by"]:
@@ -128,7 +133,7 @@ class Command(BaseCommand):
                 raise CommandError("--ensemble-of needs --task segment")
             ensemble = self._segmenter_from_bundles(options["ensemble_of"], size)
             self.log(f"ensemble of {len(options['ensemble_of'])} segmenters, {ensemble.count_params():,} parameters")
-        if task != "baseline":
+        if task not in ("baseline", "gate"):
             self._check_checkpoint(options, output_dir / "best.weights.h5")
         self.log(f"loading and preprocessing data at {size}px (cached in {cache_dir})")
         kaggle = data.kaggle_dataset(data_dir, cache_dir, size)
@@ -139,6 +144,9 @@ class Command(BaseCommand):
 
         if task == "baseline":
             self._train_baseline(kaggle, output_dir, options["install"])
+            return
+        if task == "gate":
+            self._train_gate(kaggle, output_dir, options["install"])
             return
         if task == "classify":
             model = networks.build_classifier(size, width=options["width"] or 48)
@@ -318,6 +326,21 @@ class Command(BaseCommand):
             trunk.load_weights(checkpoint)
             self.log(f"trunk on the calibration images: {training.evaluate_classifier(trunk, kaggle.pixels[calib], kaggle.labels[calib])}")
         return networks.build_encoder_segmenter(size, decoder_filters=16, trunk=trunk)
+
+    def _train_gate(self, kaggle, output_dir: Path, install: bool) -> None:
+        import shutil
+
+        from diagnostics.ml.gate import GATE_QUANTILE, InputGate, measure_gate
+
+        gate = InputGate.fit(kaggle.subset("train")[0], kaggle.subset("calib")[0], GATE_QUANTILE)
+        gate.metrics = measure_gate(gate, kaggle.subset("val")[0])
+        self.log(f"gate: flag above {gate.flag_threshold:.0f}, refuse above {gate.refuse_threshold:.0f}; "
+                 f"validation {gate.metrics['validation']}; synthetic non-MRI {gate.metrics['synthetic_non_mri']}")
+        path = output_dir / "input_gate.json"
+        gate.save(path)
+        if install:
+            shutil.copy2(path, settings.INPUT_GATE_PATH)
+            self.log(f"installed {settings.INPUT_GATE_PATH}")
 
     def _train_baseline(self, kaggle, output_dir: Path, install: bool) -> None:
         import shutil

@@ -86,7 +86,12 @@ function renderResult() {
     .join("");
   const area = result.tumour_area_mm2 != null ? `${result.tumour_area_mm2.toFixed(0)} mm²`
     : result.tumour_area_px != null ? `${Math.round(result.tumour_area_px)} pixels` : "none found";
-  body.innerHTML = `
+  // The software names a class for any picture: say so when this one is unlike the MRIs it learnt from.
+  const unusual = scan.unusual_image
+    ? `<p class="notice warn" id="unusual-image">This image does not look like the brain MRIs the software learnt from
+        (distance ${Math.round(result.input_distance ?? 0)}), so its reading may mean nothing. The patient sees no result
+        until a doctor has reviewed it.</p>` : "";
+  body.innerHTML = `${unusual}
     <p><strong id="ai-label">${escapeHtml(labelName(result.label))}</strong>, confidence ${(result.confidence * 100).toFixed(1)}%</p>
     <ul class="probs" aria-label="Probability of each class">${rows}</ul>
     <p class="help">Tumour area: ${escapeHtml(area)}.

@@ -57,6 +57,7 @@ function news(scan) {
   if (scan.status === "failed") return "Your scan could not be analysed; the reason is shown below.";
   if (scan.label && scan.review_state !== "unreviewed") return "A doctor has reviewed your scan. Your result is ready.";
   if (scan.label) return "The software's preliminary reading is ready. A doctor will review it.";
+  if (scan.awaiting_review && scan.unusual_image) return "Your image looks unusual for a brain MRI. A doctor will look at it first.";
   if (scan.awaiting_review) return "Your scan has been analysed. A doctor will review it before the result is shown.";
   return "";
 }
@@ -89,6 +90,11 @@ function render(scan) {
     html = `<div class="card"><h2>${qualifier}<span id="result-label">${escapeHtml(labelName(scan.label))}</span></h2>
       <p>${reviewSentence(scan)}</p>
       <button type="button" class="secondary" id="print-result">Print this result</button></div>`;
+  } else if (scan.awaiting_review && scan.unusual_image) {
+    // The software reads any picture; one unlike the MRIs it learnt from is read by a doctor first.
+    html = `<div class="card"><p>This image does not look like the brain MRIs the software was trained on, so a doctor
+      will look at it before any result is shown here; this page updates by itself.</p>
+      <p>If you uploaded the wrong file, you can remove it and upload the MRI image or file the hospital gave you.</p></div>`;
   } else if (scan.awaiting_review) {
     html = `<div class="card"><p>Your scan has been analysed. A doctor will review it before the result is shown here; this page updates by itself.</p></div>`;
   }

@@ -1,0 +1,82 @@
+"""What the input gate does to an upload and to its result (diagnostics/services.py, analysis.py, access.py).
+
+A picture nothing like a brain MRI is refused at upload; one merely unusual is analysed, but its patient
+sees no result before a doctor has read it, whatever the hospital's setting, and staff see why.
+"""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diagnostics.models.scans import Diagnosis, Scan
+from diagnostics.tasks import analyse_scan
+from hospitals.models import AIResultVisibility
+from tests.diagnostics import samples
+from tests.diagnostics.helpers import stored_files, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def png(array) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def results_at_once(world):
+    world.a.patients_see_ai_results = AIResultVisibility.IMMEDIATELY
+    world.a.save(update_fields=["patients_see_ai_results"])
+    return world
+
+
+def scan_of(response) -> Scan:
+    assert response.status_code == 201, response.content
+    return Scan.objects.get(pk=response.json()["id"])
+
+
+def test_a_checkerboard_is_refused_at_upload_and_leaves_nothing(world, api):
+    yy, xx = np.mgrid[0:256, 0:256]
+    checkerboard = (((xx // 16) + (yy // 16)) % 2 * 255).astype(np.uint8)
+    response = upload(api(world.owner), world.a, png(checkerboard), name="board.png")
+    assert response.status_code == 422 and response.json()["error"] == "not_brain_mri"
+    assert "does not look like a brain MRI" in response.json()["detail"]
+    assert not Scan.objects.exists() and stored_files() == []
+
+
+def test_a_colour_picture_is_refused_at_upload(world, api):
+    cartoon = np.zeros((224, 224, 3), dtype=np.uint8)
+    cartoon[...] = (40, 90, 220)
+    cartoon[80:150, 80:150] = (250, 220, 30)
+    response = upload(api(world.owner), world.a, png(cartoon), name="cartoon.png")
+    assert response.status_code == 422 and response.json()["error"] == "not_brain_mri"
+    assert "colour" in response.json()["detail"] and not Scan.objects.exists()
+
+
+def test_an_unusual_image_waits_for_a_doctor_even_where_results_show_at_once(results_at_once, api):
+    world = results_at_once
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256), dtype=np.uint8)
+    scan = scan_of(upload(api(world.owner), world.a, png(noise), name="noise.png"))
+    assert analyse_scan.apply(args=[str(scan.id)]).get() == "done"
+    diagnosis = Diagnosis.objects.get(scan=scan)
+    assert diagnosis.unusual_image and diagnosis.input_distance > 0
+
+    url = f"/api/v1/hospitals/{world.a.slug}/scans/{scan.id}/"
+    mine = api(world.owner).get(url).json()
+    assert mine["unusual_image"] and mine["awaiting_review"] and mine["result"] is None and mine["label"] is None
+    staff = api(world.doctor_a).get(url).json()
+    assert staff["unusual_image"] and staff["result"]["input_distance"] == diagnosis.input_distance
+    review = api(world.doctor_a).post(url + "review/", {"label": "notumor"}, format="json")
+    assert review.status_code == 201
+    assert api(world.owner).get(url).json()["label"] == "notumor"  # a doctor has read it
+
+
+def test_a_real_mri_is_not_unusual_and_shows_at_once_where_the_hospital_allows(results_at_once, api):
+    world = results_at_once
+    scan = scan_of(upload(api(world.owner), world.a, samples.jpeg_bytes("meningioma", 4)))
+    assert analyse_scan.apply(args=[str(scan.id)]).get() == "done"
+    assert not Diagnosis.objects.get(scan=scan).unusual_image
+    mine = api(world.owner).get(f"/api/v1/hospitals/{world.a.slug}/scans/{scan.id}/").json()
+    assert not mine["unusual_image"] and mine["result_available"] and mine["label"]
