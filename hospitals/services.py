@@ -394,6 +394,14 @@ def usable_invitation(token: str, *, lock: bool = False) -> Invitation:
     return invitation
 
 
+def invitation_accepted_by(user, token: str) -> Invitation | None:
+    """The invitation this token opens, if `user` is the one who accepted it (their Back button); else None."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return (Invitation.objects.select_related("hospital")
+            .filter(token_digest=_token_digest(token or ""), accepted_by=user).first())
+
+
 def _refuse_operator(user) -> None:
     """The platform operator's account joins no hospital: it would read patients' data (DESIGN §2)."""
     if user is not None and user.is_superuser:

@@ -6,8 +6,7 @@ from django.shortcuts import redirect
 
 from frontend.views.base import render_page
 from hospitals.errors import DomainError
-from hospitals.models import Invitation
-from hospitals.services import _token_digest, accept_invitation, invitation_is_for, usable_invitation
+from hospitals.services import accept_invitation, invitation_accepted_by, invitation_is_for, usable_invitation
 
 # The page's words for a link that opens no invitation: whoever follows an emailed link has never seen
 # its token, so the API's sentence about a token means nothing to them.
@@ -26,7 +25,7 @@ def accept(request, token):
         if refused.code == "invalid_token":
             return render_page(request, "frontend/invite.html", {"refused": UNKNOWN_LINK}, status=404)
         # Back after accepting, or the email's link opened again: the one who accepted is told it worked.
-        accepted = _accepted_by(request.user, token) if refused.code == "invitation_used" else None
+        accepted = invitation_accepted_by(request.user, token) if refused.code == "invitation_used" else None
         if accepted is not None:
             return render_page(request, "frontend/invite.html", {"accepted": accepted})
         return render_page(request, "frontend/invite.html", {"refused": refused.detail}, status=410)
@@ -61,10 +60,3 @@ def accept(request, token):
                "role": invitation.get_role_display().lower()}
     return render_page(request, "frontend/invite.html", context)
 
-
-def _accepted_by(user, token):
-    """The invitation this link opens, if the signed-in person is the one who accepted it; else None."""
-    if not user.is_authenticated:
-        return None
-    return (Invitation.objects.select_related("hospital")
-            .filter(token_digest=_token_digest(token), accepted_by=user).first())
