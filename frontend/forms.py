@@ -143,7 +143,11 @@ class WeakPasswordOnItsField:
 
 
 class ChangePasswordForm(WeakPasswordOnItsField, PasswordChangeForm):
-    pass
+    def clean_old_password(self):
+        # Longer than any password can be, so wrong: refused without the cost of an Argon2 hash.
+        if len(self.cleaned_data.get("old_password", "")) > MAX_PASSWORD_LENGTH:
+            raise forms.ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
+        return super().clean_old_password()
 
 
 class ChooseNewPasswordForm(WeakPasswordOnItsField, SetPasswordForm):

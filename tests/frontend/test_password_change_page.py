@@ -72,3 +72,17 @@ def test_a_weak_new_password_is_marked_on_the_password_not_its_confirmation(clie
     response = change(client, new="short", again="short")
     form = response.context["form"]
     assert "new_password1" in form.errors and "new_password2" not in form.errors
+
+
+def test_an_old_password_longer_than_any_password_is_refused_without_hashing(client, world, monkeypatch):
+    from django.contrib.auth.models import AbstractBaseUser
+
+    checked = []
+    original = AbstractBaseUser.check_password
+    monkeypatch.setattr(AbstractBaseUser, "check_password",
+                        lambda user, raw: checked.append(len(raw)) or original(user, raw))
+    client.force_login(world.owner)
+    response = change(client, old="x" * 5000)
+    assert "Your old password was entered incorrectly" in response.content.decode()
+    assert 5000 not in checked
+    assert get_user_model().objects.get(pk=world.owner.pk).check_password(PASSWORD)
