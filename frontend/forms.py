@@ -7,6 +7,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, SetPasswordForm
 from django.utils import timezone
 
+from hospitals import throttle
 from hospitals.accounts import authenticate_by_email
 from hospitals.errors import DomainError
 from hospitals.models import Role
@@ -143,11 +144,28 @@ class WeakPasswordOnItsField:
 
 
 class ChangePasswordForm(WeakPasswordOnItsField, PasswordChangeForm):
+    """The old password is checked under the sign-in brake: a session left open on a ward computer must
+    not become a way to guess the password, and with it mint API tokens."""
+
+    def __init__(self, user, *args, request=None, **kwargs):
+        self.request = request
+        super().__init__(user, *args, **kwargs)
+
     def clean_old_password(self):
         # Longer than any password can be, so wrong: refused without the cost of an Argon2 hash.
         if len(self.cleaned_data.get("old_password", "")) > MAX_PASSWORD_LENGTH:
             raise forms.ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
-        return super().clean_old_password()
+        try:
+            attempt = throttle.begin_attempt(self.request, self.user.email)
+        except throttle.TooManyAttempts as refused:
+            raise forms.ValidationError(refused.detail, code="too_many_attempts") from None
+        try:
+            old_password = super().clean_old_password()
+        except forms.ValidationError:
+            throttle.attempt_failed(attempt, self.user)
+            raise
+        throttle.attempt_succeeded(attempt)
+        return old_password
 
 
 class ChooseNewPasswordForm(WeakPasswordOnItsField, SetPasswordForm):

@@ -175,3 +175,41 @@ def forget(email: str = "", address: str = "") -> None:
     if address:
         counters.append(_Counter("address", _digest("address", address), 0))
     cache.delete_many([key for c in counters for key in (c.key, c.since_key)])
+    cache.delete_many(_reset_mail_keys(email, address))
+
+
+# --- password-reset mails -----------------------------------------------------------------------------
+
+_RESET_PREFIX = "neurofed:reset-mail"
+_RESET_WINDOW_S = 60 * 60
+
+
+def _reset_mail_keys(email: str = "", address: str = "") -> list[str]:
+    keys = []
+    if email:
+        keys.append(f"{_RESET_PREFIX}:account:{_digest('account', email.strip().lower())}")
+    if address:
+        keys.append(f"{_RESET_PREFIX}:address:{_digest('address', address)}")
+    return keys
+
+
+def reset_mail_allowed(request, email: str) -> bool:
+    """Whether a password-reset mail may go to this email now, from this client.
+
+    At most PASSWORD_RESET_MAILS_PER_HOUR to one email, and ten times that from one client address:
+    anyone may ask for a reset of any address, and without a limit a stranger could fill a patient's
+    mailbox, or the hospital's mail relay, with them. The page looks the same either way, so the limit
+    tells nobody whether the email has an account.
+    """
+    limit = settings.PASSWORD_RESET_MAILS_PER_HOUR
+    address = client_address(request) or ""
+    allowed = True
+    for key, most in zip(_reset_mail_keys(email, address), (limit, limit * 10)):
+        cache.add(key, 0, _RESET_WINDOW_S)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # the window closed between add and incr
+            cache.set(key, 1, _RESET_WINDOW_S)
+            count = 1
+        allowed = allowed and count <= most
+    return allowed

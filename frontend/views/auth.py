@@ -10,10 +10,12 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.mail import send_mail
+from django.http import HttpResponseRedirect
 from django.urls import reverse, reverse_lazy
 
 from frontend.forms import ChangePasswordForm, ChooseNewPasswordForm, SignInForm
 from frontend.views.base import render_page, signed_in
+from hospitals import throttle
 from hospitals.accounts import password_changed, reset_login_failures
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,9 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     template_name = "frontend/auth/password_change.html"
     form_class = ChangePasswordForm
     success_url = reverse_lazy("frontend:home")
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}
 
     def form_valid(self, form):
         response = super().form_valid(form)  # keeps this sign-in; every other session is signed out
@@ -94,12 +99,21 @@ login = LoginView.as_view()
 # signed_in: a change posted after the sign-in ended comes back here with a note, as every form does.
 password_change = signed_in(PasswordChangeView.as_view())
 logout = LogoutView.as_view()
-password_reset = auth_views.PasswordResetView.as_view(
-    template_name="frontend/auth/password_reset_form.html",
-    email_template_name="frontend/auth/password_reset_email.txt",
-    subject_template_name="frontend/auth/password_reset_subject.txt",
-    success_url=reverse_lazy("frontend:password-reset-done"),
-)
+class PasswordResetView(auth_views.PasswordResetView):
+    template_name = "frontend/auth/password_reset_form.html"
+    email_template_name = "frontend/auth/password_reset_email.txt"
+    subject_template_name = "frontend/auth/password_reset_subject.txt"
+    success_url = reverse_lazy("frontend:password-reset-done")
+
+    def form_valid(self, form):
+        if not throttle.reset_mail_allowed(self.request, form.cleaned_data["email"]):
+            # The same page as a mail sent: the limit must not tell whether the address has an account.
+            logger.warning("password-reset mail not sent: the hourly limit for this address or client is reached")
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)
+
+
+password_reset = PasswordResetView.as_view()
 password_reset_done = auth_views.PasswordResetDoneView.as_view(template_name="frontend/auth/password_reset_done.html")
 password_reset_confirm = PasswordResetConfirmView.as_view()
 password_reset_complete = auth_views.PasswordResetCompleteView.as_view(

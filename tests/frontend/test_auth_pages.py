@@ -189,3 +189,14 @@ def test_a_password_reset_is_the_way_out_of_a_lock(client, world):
     new_password = "a-much-longer-secret-42"
     client.post(form.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password})
     assert sign_in(client, world.patient_a.email, new_password).status_code == 302
+
+
+def test_reset_mails_to_one_address_are_limited_and_the_page_does_not_tell(client, world, settings):
+    settings.PASSWORD_RESET_MAILS_PER_HOUR = 2
+    for _ in range(4):
+        response = client.post("/accounts/password-reset/", {"email": world.patient_a.email})
+        assert response["Location"] == "/accounts/password-reset/sent/"
+    assert len(mail.outbox) == 2
+    # Another address still gets its mail.
+    client.post("/accounts/password-reset/", {"email": world.doctor_a.email})
+    assert len(mail.outbox) == 3
