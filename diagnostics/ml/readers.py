@@ -430,6 +430,8 @@ def decode_scan(data: bytes | str | Path, *, max_pixels: int = 4096 * 4096, max_
     else:
         raise ScanDecodeError("unsupported_type")
     if not scan.slices or not any(has_content(s) for s in scan.slices):
+        if kind in ("jpeg", "png"):  # one picture: speak of it, not of slices
+            raise ScanDecodeError("no_brain_slices", "The image is blank or almost uniform: it shows no head.")
         raise ScanDecodeError("no_brain_slices")
     return scan
 

@@ -164,3 +164,12 @@ def test_compression_without_a_decoder_and_mixed_series_get_their_own_codes():
     with pytest.raises(ScanDecodeError) as caught:
         decode_scan(samples.png_with_garbage_body(), **LIMITS)
     assert caught.value.detail == "The PNG image is damaged or truncated."
+
+
+def test_a_blank_picture_is_refused_in_words_about_a_picture():
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((64, 64), 255, dtype=np.uint8)).save(buffer, format="PNG")
+    with pytest.raises(ScanDecodeError) as refused:
+        decode_scan(buffer.getvalue())
+    assert refused.value.code == "no_brain_slices" and refused.value.detail == (
+        "The image is blank or almost uniform: it shows no head.")

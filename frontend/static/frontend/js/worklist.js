@@ -54,7 +54,8 @@ function table(name) {
     return `<tr>
       <td data-label="Patient"><a href="${script.dataset.page}${scan.id}/">${escapeHtml(patient)}</a></td>
       <td data-label="Uploaded">${escapeHtml(formatTime(scan.created_at))}</td>
-      <td data-label="Status"><span class="badge ${escapeHtml(state)}">${escapeHtml(status)}</span></td>
+      <td data-label="Status"><span class="badge ${escapeHtml(state)}">${escapeHtml(status)}</span>${scan.unusual_image
+        ? ` <span class="badge unusual" title="Unlike the brain MRIs the software learnt from">Unusual image</span>` : ""}</td>
       <td data-label="Class">${escapeHtml(labelNames[scan.label] || "")}</td>
       <td data-label="AI confidence">${escapeHtml(confidence)}</td>
     </tr>`;
