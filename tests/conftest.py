@@ -31,6 +31,23 @@ def pytest_runtest_logstart(nodeid, location):
         Path(progress).write_text(nodeid + "\n")
 
 
+@pytest.fixture
+def forget_sign_in_brakes(db):
+    """Lift the sign-in brake and the reset-mail limit after the test, for every account it made, for
+    `forget_sign_in_brakes.emails` and `.addresses` besides, and for the test client's address: their
+    counters live in the shared cache (Redis) and would outlive the test database."""
+    from django.contrib.auth import get_user_model
+
+    from hospitals import throttle
+
+    extra = SimpleNamespace(emails=[], addresses=[])
+    yield extra
+    for email in [*get_user_model().objects.values_list("email", flat=True), *extra.emails]:
+        throttle.forget(email=email)
+    for address in ("127.0.0.1", *extra.addresses):
+        throttle.forget(address=address)
+
+
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"

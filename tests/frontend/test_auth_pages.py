@@ -15,16 +15,9 @@ LOCKED = "Too many failed sign-ins for this account. Try again in 15 minutes or 
 
 
 @pytest.fixture(autouse=True)
-def _forget_failed_logins():
-    """The failure counters live in the shared cache (Redis) and would outlive the test database."""
-    from django.contrib.auth import get_user_model
-
-    from hospitals import throttle
-
+def _forget_failed_logins(forget_sign_in_brakes):
+    forget_sign_in_brakes.emails.append("nobody@st-anne.example")
     yield
-    for email in [*get_user_model().objects.values_list("email", flat=True), "nobody@st-anne.example"]:
-        throttle.forget(email=email)
-    throttle.forget(address="127.0.0.1")
 
 
 def sign_in(client, email, password):

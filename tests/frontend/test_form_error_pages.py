@@ -50,13 +50,8 @@ def assert_marked(html: str, field_id: str, label: str, error: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _forget_failed_logins(world):
-    """The failure counters live in the shared cache (Redis) and would outlive the test database."""
-    from hospitals import throttle
-
+def _forget_failed_logins(forget_sign_in_brakes):
     yield
-    throttle.forget(email=world.doctor_a.email)
-    throttle.forget(address="127.0.0.1")
 
 
 def test_the_invite_form_marks_an_over_long_record_number_on_its_field(client, world):

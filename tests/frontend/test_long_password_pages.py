@@ -17,13 +17,8 @@ TOO_LONG = f"This password is too long: use at most {MAX_PASSWORD_LENGTH} charac
 
 
 @pytest.fixture(autouse=True)
-def _forget_failed_logins(world):
-    """The failure counters live in the shared cache (Redis) and would outlive the test database."""
-    from hospitals import throttle
-
+def _forget_failed_logins(forget_sign_in_brakes):
     yield
-    throttle.forget(email=world.doctor_a.email)
-    throttle.forget(address="127.0.0.1")
 
 
 def test_an_invitation_cannot_be_accepted_with_an_over_long_password(client, world):

@@ -88,15 +88,7 @@ def test_an_old_password_longer_than_any_password_is_refused_without_hashing(cli
     assert get_user_model().objects.get(pk=world.owner.pk).check_password(PASSWORD)
 
 
-@pytest.fixture
-def forget_brakes(world):
-    from hospitals import throttle
-
-    yield
-    throttle.forget(email=world.owner.email, address="127.0.0.1")
-
-
-def test_guessing_the_old_password_is_held_by_the_sign_in_brake(client, world, settings, forget_brakes):
+def test_guessing_the_old_password_is_held_by_the_sign_in_brake(client, world, settings, forget_sign_in_brakes):
     settings.LOGIN_FAILURE_LIMIT = 3
     client.force_login(world.owner)
     for _ in range(3):

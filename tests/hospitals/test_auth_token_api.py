@@ -15,17 +15,10 @@ TOKEN = url("auth", "token")
 
 
 @pytest.fixture(autouse=True)
-def _forget_failed_logins(world):
-    """The failure counter lives in the shared cache (Redis) and would outlive the test database."""
-    from django.contrib.auth import get_user_model
-
-    from hospitals import throttle
-
+def _forget_failed_logins(world, forget_sign_in_brakes):
+    forget_sign_in_brakes.emails.append("nobody@st-anne.example")
+    forget_sign_in_brakes.addresses.extend(["10.9.9.9", "10.9.9.10"])
     yield
-    for email in [*get_user_model().objects.values_list("email", flat=True), "nobody@st-anne.example"]:
-        throttle.forget(email=email)
-    for address in ("127.0.0.1", "10.9.9.9", "10.9.9.10"):
-        throttle.forget(address=address)
 
 
 def test_token_for_email_and_password_authenticates_the_api(world):

@@ -16,13 +16,8 @@ LONGEST = "Ab3-" * (MAX_PASSWORD_LENGTH // 4)
 
 
 @pytest.fixture(autouse=True)
-def _forget_failed_logins(world):
-    """The failure counter lives in the shared cache (Redis) and would outlive the test database."""
-    from hospitals import throttle
-
+def _forget_failed_logins(forget_sign_in_brakes):
     yield
-    throttle.forget(email=world.doctor_a.email)
-    throttle.forget(address="127.0.0.1")
 
 
 @pytest.fixture
