@@ -68,6 +68,10 @@ class _ScanListing:
                 raise ValueError(f"review_state must be one of {', '.join(ReviewState.values)} or reviewed.")
             scans = scans.filter(review_state=params["review_state"])
         filters_on_result = {"label", "min_confidence", "max_confidence"} & set(params)
+        if filters_on_result:
+            # The reading of an image unlike the MRIs the software learnt from may mean nothing: until a
+            # doctor has read it, it matches no filter on the software's class or confidence.
+            scans = scans.exclude(diagnosis__unusual_image=True, review_state=ReviewState.UNREVIEWED)
         if (filters_on_result and membership.role == Role.PATIENT
                 and membership.hospital.patients_see_ai_results == AIResultVisibility.AFTER_REVIEW):
             # Otherwise a label filter would reveal the unreviewed AI result it is meant to withhold.

@@ -80,3 +80,21 @@ def test_a_real_mri_is_not_unusual_and_shows_at_once_where_the_hospital_allows(r
     assert not Diagnosis.objects.get(scan=scan).unusual_image
     mine = api(world.owner).get(f"/api/v1/hospitals/{world.a.slug}/scans/{scan.id}/").json()
     assert not mine["unusual_image"] and mine["result_available"] and mine["label"]
+
+
+def test_an_unread_unusual_image_matches_no_filter_on_the_softwares_class(world, api):
+    from tests.diagnostics.helpers import finish
+
+    real = scan_of(upload(api(world.owner), world.a, samples.jpeg_bytes("notumor", 2)))
+    odd = scan_of(upload(api(world.owner), world.a, samples.jpeg_bytes("notumor", 3)))
+    finish(real, "notumor", 0.99)
+    finish(odd, "notumor", 0.99, unusual=True)
+    url = f"/api/v1/hospitals/{world.a.slug}/scans/"
+
+    def ids(params):
+        return {item["id"] for item in api(world.doctor_a).get(url, params).json()["results"]}
+
+    assert ids({"label": "notumor"}) == ids({"min_confidence": 0.9}) == {str(real.id)}
+    assert ids({}) == {str(real.id), str(odd.id)}  # still listed, with its badge
+    api(world.doctor_a).post(f"{url}{odd.id}/review/", {"label": "notumor"}, format="json")
+    assert ids({"label": "notumor"}) == {str(real.id), str(odd.id)}  # a doctor's reading is a reading

@@ -53,12 +53,20 @@ def test_worklist_shows_more_on_request_and_finds_a_record_number(world, crowded
     requested = []
     doctor.on("request", lambda request: requested.append(request.url))
     doctor.get_by_label("Record number").fill("rn-2044")
+    # Leaving the field is no search (its change event would search, and audit the look-up, a second
+    # time beside Find). A fresh first page of the pending list would ask for limit=50; a live reload
+    # asks for as many rows as are shown (53).
+    doctor.get_by_label("Record number").press("Tab")
+    doctor.wait_for_timeout(700)
+    fresh = f"review_state=unreviewed&limit={WORKLIST_PAGE_SIZE}&offset=0"
+    assert not [url for url in requested if "/scans/search/" in url and fresh in url], requested
     doctor.get_by_label("Record number").press("Enter")
     pending.locator("tbody tr").nth(1).wait_for(state="detached")
     assert pending.locator("tbody tr").count() == 1
     assert pending.get_by_role("link", name=crowded_worklist.full_name).count() == 1
     # The record number names a patient: it went in a request body, never in a URL logs would keep.
     assert any("/scans/search/" in url for url in requested)
+    assert len([url for url in requested if "/scans/search/" in url and fresh in url]) == 1, requested
     assert not any("2044" in url for url in [*requested, doctor.url])
     doctor.get_by_label("Record number").fill("RN-0000")
     doctor.get_by_label("Record number").press("Enter")

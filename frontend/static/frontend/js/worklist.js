@@ -45,7 +45,10 @@ function table(name) {
   }
   const rows = list.scans.map((scan) => {
     // The software's confidence is in its own class: beside a doctor's different reading it names that class.
-    const ai = scan.result;
+    // An unusual image's reading may mean nothing (the software names a class for any picture): until a
+    // doctor has read it, its row shows no class or confidence to sort by, only the badge.
+    const unread = scan.unusual_image && scan.review_state === "unreviewed";
+    const ai = unread ? null : scan.result;
     const percent = ai ? `${(ai.confidence * 100).toFixed(0)}%` : "";
     const confidence = ai && ai.label !== scan.label ? `${labelNames[ai.label] || ai.label} ${percent}` : percent;
     const status = list.reviewed ? REVIEW[scan.review_state] : STATUS[scan.status];
@@ -56,7 +59,7 @@ function table(name) {
       <td data-label="Uploaded">${escapeHtml(formatTime(scan.created_at))}</td>
       <td data-label="Status"><span class="badge ${escapeHtml(state)}">${escapeHtml(status)}</span>${scan.unusual_image
         ? ` <span class="badge unusual" title="Unlike the brain MRIs the software learnt from">Unusual image</span>` : ""}</td>
-      <td data-label="Class">${escapeHtml(labelNames[scan.label] || "")}</td>
+      <td data-label="Class">${unread ? "" : escapeHtml(labelNames[scan.label] || "")}</td>
       <td data-label="AI confidence">${escapeHtml(confidence)}</td>
     </tr>`;
   }).join("");
@@ -154,7 +157,9 @@ for (const name of Object.keys(lists)) {
     if (button) showMore(button.dataset.more, button);
   });
 }
-filters.addEventListener("change", () => load({ reset: true }));
+// A choice in a list reloads at once; the record number waits for Find (or Enter): its own "change" event
+// fires with that submit too, and would search, and audit the look-up, twice.
+filters.addEventListener("change", (event) => { if (event.target.name !== "mrn") load({ reset: true }); });
 filters.addEventListener("submit", (event) => { event.preventDefault(); load({ reset: true }); });
 document.getElementById("filter-find").disabled = false;
 live(script.dataset.ws, {
