@@ -61,8 +61,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     def form_valid(self, form):
         response = super().form_valid(form)  # keeps this sign-in; every other session is signed out
         password_changed(form.user)
-        messages.success(self.request, "Your password has been changed. Other devices and API tokens were "
-                                       "signed out.")
+        messages.success(self.request, "Your password has been changed. You were signed out everywhere else.")
         _tell_password_changed(form.user, self.request)
         return response
 

@@ -48,7 +48,7 @@ def test_a_change_keeps_this_sign_in_ends_the_others_and_tells_the_owner(world, 
     assert here.get("/h/st-anne/scans/").status_code == 200
     assert elsewhere.get("/h/st-anne/scans/").status_code == 302  # signed out with the old password
     assert api_status(token) == 401
-    assert "API tokens were signed out" in response.content.decode()
+    assert "You were signed out everywhere else" in response.content.decode()
     [message] = mailoutbox
     assert message.to == [world.owner.email] and "/accounts/password-reset/" in message.body
 

@@ -88,9 +88,8 @@ function renderResult() {
     : result.tumour_area_px != null ? `${Math.round(result.tumour_area_px)} pixels` : "none found";
   // The software names a class for any picture: say so when this one is unlike the MRIs it learnt from.
   const unusual = scan.unusual_image
-    ? `<p class="notice warn" id="unusual-image">This image does not look like the brain MRIs the software learnt from
-        (distance ${Math.round(result.input_distance ?? 0)}), so its reading may mean nothing. The patient sees no result
-        until a doctor has reviewed it.</p>` : "";
+    ? `<p class="notice warn" id="unusual-image">This image does not look like the brain MRIs the software learnt from,
+        so its reading may mean nothing. The patient sees no result until a doctor has reviewed it.</p>` : "";
   body.innerHTML = `${unusual}
     <p><strong id="ai-label">${escapeHtml(labelName(result.label))}</strong>, confidence ${(result.confidence * 100).toFixed(1)}%</p>
     <ul class="probs" aria-label="Probability of each class">${rows}</ul>
