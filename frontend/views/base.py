@@ -64,6 +64,10 @@ def stale_form(request, reason=""):
 
     A missing cookie is the one cause that coming back does not cure: the browser refuses cookies.
     """
+    if request.path == reverse("frontend:logout"):
+        # A sign-out button on an out-of-date page: "fill in the form again" fits no button, and a
+        # person on a shared computer must not walk away signed in. The sign-out page has a fresh button.
+        return render_page(request, "frontend/auth/logout.html", {"stale": True}, status=403)
     context = {"back": _page_posted_from(request), "no_cookie": reason == csrf.REASON_NO_CSRF_COOKIE}
     return render_page(request, "frontend/errors/stale_form.html", context, status=403)
 

@@ -37,6 +37,15 @@ def test_a_form_from_an_out_of_date_page_says_nothing_changed_and_leads_back(wor
     assert "CSRF" not in words(html) and "token" not in words(html).lower()
 
 
+def test_a_sign_out_button_from_an_out_of_date_page_offers_a_working_one(world):
+    """On a shared computer, a failed sign-out must not leave the person thinking they signed out."""
+    response = stale_post("/accounts/logout/", "http://testserver/h/st-anne/", world.doctor_a)
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert "You are still signed in" in html and "fill in" not in html
+    assert '<form method="post" action="/accounts/logout/">' in html and "csrfmiddlewaretoken" in html
+
+
 def test_a_link_back_never_leads_to_another_site(world):
     response = stale_post("/h/st-anne/members/", "https://elsewhere.example/h/st-anne/members/", world.admin_a)
     html = response.content.decode()
