@@ -4,15 +4,40 @@ The operator coordinates federation and opens hospitals; they never read scans o
 (DESIGN §2). Django's stock user admin would list every patient's email and name and let the operator
 set any doctor's password, then sign in as that doctor and open the hospital's records without a
 trace in its audit trail. So the user admin here holds staff accounts that belong to no hospital, and
-an account created here is an operator's. Groups are not used by NeuroFed and are not offered.
+an account created here is an operator's, named by its email. Groups are not used by NeuroFed and are
+not offered.
 """
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import BaseUserCreationForm
 from django.contrib.auth.models import Group
 
 User = get_user_model()
+
+
+class OperatorAccountCreationForm(BaseUserCreationForm):
+    """A new operator: signs in by email (as everyone does here), and is a superuser (DESIGN §2)."""
+
+    email = forms.EmailField(label="Email address")
+
+    class Meta(BaseUserCreationForm.Meta):
+        fields = ("email",)
+        field_classes = {}
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].strip().lower()
+        # One sentence whoever holds the address: the operator must not learn who has a hospital account.
+        if User.objects.filter(email__iexact=email).exists() or User.objects.filter(username__iexact=email).exists():
+            raise forms.ValidationError("This address cannot be used for a new operator account.")
+        return email
+
+    def save(self, commit=True):
+        self.instance.username = self.instance.email = self.cleaned_data["email"]
+        self.instance.is_staff = self.instance.is_superuser = True
+        return super().save(commit=commit)
 
 admin.site.unregister(Group)
 admin.site.unregister(User)
@@ -20,6 +45,8 @@ admin.site.unregister(User)
 
 @admin.register(User)
 class OperatorAccountAdmin(UserAdmin):
+    add_form = OperatorAccountCreationForm
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     list_display = ("email", "first_name", "last_name", "is_superuser", "is_active", "last_login")
     list_filter = ("is_superuser", "is_active")
     fieldsets = (
@@ -31,8 +58,3 @@ class OperatorAccountAdmin(UserAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(is_staff=True, memberships__isnull=True).distinct()
-
-    def save_model(self, request, obj, form, change):
-        if not change:
-            obj.is_staff = True
-        super().save_model(request, obj, form, change)

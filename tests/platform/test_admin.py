@@ -42,15 +42,19 @@ def test_the_operator_sees_no_member_of_any_hospital_and_sets_no_members_passwor
     assert client.get("/admin/auth/group/").status_code == 404
 
 
-def test_an_account_added_in_the_admin_is_an_operators(client, operator):
+def test_an_account_added_in_the_admin_is_an_operator_who_signs_in_by_email(client, world, operator):
     from django.contrib.auth import get_user_model
 
     client.force_login(operator)
-    response = client.post("/admin/auth/user/add/", {
-        "username": "second-operator", "password1": "a-long-operator-secret-2026",
-        "password2": "a-long-operator-secret-2026", "usable_password": "true",
-    })
+    secret = "a-long-operator-secret-2026"
+    response = client.post("/admin/auth/user/add/", {"email": "Second.Operator@NeuroFed.example",
+                                                     "password1": secret, "password2": secret})
     assert response.status_code == 302, response.content.decode()[:2000]
-    added = get_user_model().objects.get(username="second-operator")
-    assert added.is_staff
+    added = get_user_model().objects.get(email="second.operator@neurofed.example")
+    assert added.is_staff and added.is_superuser and added.username == added.email
     assert client.get(f"/admin/auth/user/{added.pk}/change/").status_code == 200
+    # Taken addresses get one sentence, whoever holds them: the admin does not tell who has an account.
+    for taken in (world.doctor_a.email, "second.operator@neurofed.example"):
+        refused = client.post("/admin/auth/user/add/", {"email": taken, "password1": secret, "password2": secret})
+        assert "This address cannot be used for a new operator account." in refused.content.decode()
+        assert "already exists" not in refused.content.decode()
