@@ -95,7 +95,7 @@ def decode_upload(data: bytes):
     """Decode with the configured limits, refusing what is no brain MRI; a ScanDecodeError becomes an
     UploadRejected."""
     decoded = _decode_within_limits(data)
-    _refuse_what_is_no_brain_mri(decoded)
+    refuse_what_is_no_brain_mri(decoded)
     return decoded
 
 
@@ -139,7 +139,7 @@ def input_gate() -> InputGate:
     return _load_input_gate(str(path), path.stat().st_mtime)
 
 
-def _refuse_what_is_no_brain_mri(decoded) -> None:
+def refuse_what_is_no_brain_mri(decoded) -> None:
     """Refuse a scan in which no slice comes near the brain MRIs the models learnt from.
 
     Only the gate's refusal tier refuses; an image that is merely unusual is analysed and flagged

@@ -104,3 +104,22 @@ def test_a_registry_without_a_model_or_with_a_tampered_one_is_a_sentence(tmp_pat
     (bundle / "classifier.tflite").write_bytes(b"changed after registration")
     with pytest.raises(CommandError, match="does not match its registered checksum.*rollback_model"):
         call_command("predict", str(kaggle_file("glioma")))
+
+
+def test_the_input_gate_refuses_what_is_no_mri_and_flags_what_is_unusual(tmp_path):
+    """As an upload would be: the classifier names a class for any picture."""
+    import io
+
+    yy, xx = np.mgrid[0:256, 0:256]
+    board, noise = tmp_path / "board.png", tmp_path / "noise.png"
+    Image.fromarray((((xx // 16) + (yy // 16)) % 2 * 255).astype(np.uint8)).save(board)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256), dtype=np.uint8)).save(noise)
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 of 3 files"):
+        call_command("predict", str(board), str(noise), str(kaggle_file("glioma")), "--json",
+                     "--model-dir", str(shared_tiny_bundle()), stdout=out)
+    refused, unusual, real = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert refused["error"] == "not_brain_mri" and "does not look like a brain MRI" in refused["detail"]
+    assert unusual["unusual_image"] is True and unusual["input_distance"] > 0
+    assert real["unusual_image"] is False
+    assert "UNUSUAL IMAGE" in _run(str(noise)) and "UNUSUAL IMAGE" not in _run(str(kaggle_file("glioma")))

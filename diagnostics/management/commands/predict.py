@@ -5,8 +5,10 @@
 Per file: the label, the calibrated probabilities and, when a tumour is found, its area and bounding
 box. A file with several slices (DICOM series, NIfTI volume) is summarised by its most suspicious slice
 (the one with the lowest no-tumour probability), whose index is reported. ``--json`` prints one JSON
-object per line with ``file``, ``label``, ``probabilities`` and the extras; a file that cannot be read
-gives a line with ``error`` and ``detail`` and the command exits with status 1 at the end.
+object per line with ``file``, ``label``, ``probabilities`` and the extras (``unusual_image`` is the
+input gate's flag, diagnostics/ml/gate.py); a file that cannot be read, or is no brain MRI
+(``not_brain_mri``, as an upload would be refused), gives a line with ``error`` and ``detail`` and the
+command exits with status 1 at the end.
 ``--mask-dir DIR`` writes each file's tumour mask as ``DIR/<file name>.png`` (0 or 255, input size); two
 files with the same name (``a/x.png``, ``b/x.png``) are refused up front, since their masks would
 overwrite each other. A file that fails at any step is reported and the others are still diagnosed.
@@ -40,6 +42,7 @@ class Command(BaseCommand):
         parser.add_argument("--backend", choices=["auto", "tflite", "keras"], default="auto")
 
     def handle(self, *args, **options):
+        from diagnostics import services
         from diagnostics.ml.readers import ScanDecodeError, decode_scan
 
         mask_dir = Path(options["mask_dir"]) if options["mask_dir"] else None
@@ -55,8 +58,10 @@ class Command(BaseCommand):
                 if not path.is_file():
                     raise ScanDecodeError("unreadable", "No such file.")
                 scan = decode_scan(path.read_bytes(), max_pixels=MAX_PIXELS, max_frames=MAX_FRAMES)
+                # The same input gate as an upload: the classifier would name a class for any picture.
+                services.refuse_what_is_no_brain_mri(scan)
                 record = self._diagnose(predictor, scan, path, mask_dir)
-            except ScanDecodeError as error:
+            except (ScanDecodeError, services.UploadRejected) as error:
                 failures += 1
                 self._emit_error(options["json"], raw_path, error.code, error.detail)
                 continue
@@ -110,14 +115,18 @@ class Command(BaseCommand):
 
     @staticmethod
     def _diagnose(predictor, scan, path: Path, mask_dir: Path | None) -> dict:
+        from diagnostics import services
+
         predictions = predictor.predict_batch(scan.slices, scan.pixel_spacing_mm)
         chosen = most_suspicious(predictions)
         prediction = predictions[chosen]
+        verdict = services.gate_verdict(scan.slices[chosen])
         if mask_dir:
             from PIL import Image
 
             Image.fromarray(prediction.mask.astype(np.uint8) * 255).save(mask_dir / f"{path.name}.png")
-        return {**prediction.summary(), "slice": chosen, "slices": len(predictions), "kind": scan.kind}
+        return {**prediction.summary(), "slice": chosen, "slices": len(predictions), "kind": scan.kind,
+                "unusual_image": verdict.unusual, "input_distance": round(verdict.distance, 1)}
 
     def _emit_error(self, as_json: bool, path: str, code: str, detail: str) -> None:
         if as_json:
@@ -141,4 +150,6 @@ class Command(BaseCommand):
                      f"height={box['height']} width={box['width']}")
         else:
             line += "; no tumour outlined"
+        if record["unusual_image"]:
+            line += "; UNUSUAL IMAGE: unlike the brain MRIs the models learnt from, so this reading may mean nothing"
         return line
