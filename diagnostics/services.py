@@ -133,10 +133,21 @@ def _load_input_gate(path: str, modified: float) -> InputGate:
     return InputGate.load(Path(path))
 
 
+class InputGateUnavailable(RuntimeError):
+    """The input gate's file is missing or unreadable: a deployment fault, not the upload's."""
+
+
 def input_gate() -> InputGate:
     """The gate of settings.INPUT_GATE_PATH, read again when the file changes."""
     path = Path(settings.INPUT_GATE_PATH)
-    return _load_input_gate(str(path), path.stat().st_mtime)
+    try:
+        return _load_input_gate(str(path), path.stat().st_mtime)
+    except (OSError, ValueError, KeyError) as error:
+        raise InputGateUnavailable(f"the input gate {path} cannot be loaded: {type(error).__name__}") from error
+
+
+GATE_UNAVAILABLE = ("Uploads cannot be checked at the moment, so nothing was stored; the team has been told. "
+                    "Try again later.")
 
 
 def refuse_what_is_no_brain_mri(decoded) -> None:
@@ -147,7 +158,12 @@ def refuse_what_is_no_brain_mri(decoded) -> None:
     """
     slices = [s for s in decoded.slices if has_content(s)]
     picks = sorted({int(i) for i in np.linspace(0, len(slices) - 1, min(len(slices), GATE_SAMPLE_SLICES))})
-    gate = input_gate()
+    try:
+        gate = input_gate()
+    except InputGateUnavailable:
+        # Refused rather than let through: a picture the models would read anyway is what the gate is for.
+        logger.exception("the input gate cannot be loaded; uploads are refused until it is back")
+        raise UploadRejected("gate_unavailable", GATE_UNAVAILABLE, 503) from None
     if picks and all(gate.judge(slices[i]).refused for i in picks):
         raise UploadRejected("not_brain_mri", "The picture does not look like a brain MRI, so the software cannot "
                                               "read it. Upload the MRI image or file you were given.")

@@ -132,11 +132,24 @@ def check_models() -> dict:
     return {"versions": versions}
 
 
+def check_input_gate() -> dict:
+    """The input gate's file loads: without it every upload is refused (diagnostics/ml/gate.py)."""
+    from diagnostics import services
+
+    try:
+        services.input_gate()
+    except services.InputGateUnavailable:
+        raise CheckFailed("input_gate_missing", "The input gate's file is missing or unreadable; uploads are "
+                                                "refused until it is back (NEUROFED_INPUT_GATE).") from None
+    return {}
+
+
 CHECKS = {
     "database": (check_database, "The database did not answer."),
     "cache_and_channel_layer": (check_cache_and_channel_layer, "Redis (cache or channel layer) did not answer."),
     "broker": (check_broker, "The task broker did not answer."),
     "models": (check_models, "The model registry could not be read."),
+    "input_gate": (check_input_gate, "The input gate could not be read."),
 }
 
 

@@ -91,7 +91,8 @@ def test_readiness_with_every_service_up_is_200_and_names_the_model_versions(cli
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["status"] == "ok"
-    assert statuses(response) == {"database": "ok", "cache_and_channel_layer": "ok", "broker": "ok", "models": "ok"}
+    assert statuses(response) == {"database": "ok", "cache_and_channel_layer": "ok", "broker": "ok", "models": "ok",
+                                  "input_gate": "ok"}
     assert body["checks"]["models"]["versions"] == {"classify": "health-classify", "segment": "health-segment"}
     assert "no-cache" in response["Cache-Control"]
     assert_reveals_nothing(response)
@@ -106,7 +107,7 @@ def test_a_dead_broker_makes_readiness_503_naming_the_broker_alone(client, activ
     body = response.json()
     assert body["status"] == "failing"
     assert statuses(response) == {"database": "ok", "cache_and_channel_layer": "ok", "broker": "failing",
-                                  "models": "ok"}
+                                  "models": "ok", "input_gate": "ok"}
     broker = body["checks"]["broker"]
     assert broker["error"] == "OperationalError"
     assert broker["detail"] == "The task broker did not answer."
@@ -146,6 +147,23 @@ def test_readiness_without_the_segmenter_is_503(client, db, model_dir):
     registry.promote_model_version(version)
     models = client.get("/readyz").json()["checks"]["models"]
     assert models["error"] == "no_active_model" and "segment" in models["detail"]
+
+
+def test_a_missing_input_gate_makes_readiness_503_and_uploads_refused_with_a_sentence(client, active_models, settings,
+                                                                                     tmp_path, world, api):
+    settings.INPUT_GATE_PATH = tmp_path / "no-gate.json"
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    gate = response.json()["checks"]["input_gate"]
+    assert gate["status"] == "failing" and gate["error"] == "input_gate_missing"
+    assert str(tmp_path) not in response.content.decode()  # no path leaks to a stranger
+    from diagnostics.models import Scan
+    from tests.diagnostics.helpers import upload
+    from tests.diagnostics.samples import jpeg_bytes
+
+    refused = upload(api(world.owner), world.a, jpeg_bytes("glioma", 1))
+    assert refused.status_code == 503 and refused.json()["error"] == "gate_unavailable"
+    assert "Try again later" in refused.json()["detail"] and not Scan.objects.exists()
 
 
 @pytest.mark.parametrize("damage", ["delete", "truncate", "delete_bundle"])
