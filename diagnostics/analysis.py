@@ -169,7 +169,7 @@ def analyse(scan) -> services.AnalysisResult:
     started = time.perf_counter()
     data = read_blob(scan.hospital, scan.blob_path, record_type=services.SCAN_BLOB, record_id=scan.id,
                      sha256=scan.blob_sha256)
-    decoded = services.decode_upload(data)  # PHI in a DICOM header stays in `decoded.patient_identifiers`
+    decoded = services.decode_stored(data)  # PHI in a DICOM header stays in `decoded.patient_identifiers`
     decoded_at = time.perf_counter()
     model, versions = predictor()
     loaded_at = time.perf_counter()

@@ -93,7 +93,16 @@ def max_decompressed_bytes() -> int:
 
 def decode_upload(data: bytes):
     """Decode with the configured limits, refusing what is no brain MRI; a ScanDecodeError becomes an
-    UploadRejected."""
+    UploadRejected, and so does an input gate that cannot be loaded (503: nothing is let through unchecked)."""
+    try:
+        return decode_stored(data)
+    except InputGateUnavailable:
+        logger.exception("the input gate cannot be loaded; uploads are refused until it is back")
+        raise UploadRejected("gate_unavailable", GATE_UNAVAILABLE, 503) from None
+
+
+def decode_stored(data: bytes):
+    """decode_upload for a scan already stored (the worker): an unloadable gate raises InputGateUnavailable."""
     decoded = _decode_within_limits(data)
     refuse_what_is_no_brain_mri(decoded)
     return decoded
@@ -158,12 +167,7 @@ def refuse_what_is_no_brain_mri(decoded) -> None:
     """
     slices = [s for s in decoded.slices if has_content(s)]
     picks = sorted({int(i) for i in np.linspace(0, len(slices) - 1, min(len(slices), GATE_SAMPLE_SLICES))})
-    try:
-        gate = input_gate()
-    except InputGateUnavailable:
-        # Refused rather than let through: a picture the models would read anyway is what the gate is for.
-        logger.exception("the input gate cannot be loaded; uploads are refused until it is back")
-        raise UploadRejected("gate_unavailable", GATE_UNAVAILABLE, 503) from None
+    gate = input_gate()
     if picks and all(gate.judge(slices[i]).refused for i in picks):
         raise UploadRejected("not_brain_mri", "The picture does not look like a brain MRI, so the software cannot "
                                               "read it. Upload the MRI image or file you were given.")

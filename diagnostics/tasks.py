@@ -72,6 +72,12 @@ def analyse_scan(self, scan_id: str) -> str:
             return "failed"
         logger.warning("scan %s: transient error, will retry", scan_id, exc_info=True)
         raise
+    except services.InputGateUnavailable as missing:
+        # Like a missing model: a deployment fault, not the scan's, and nothing to retry against.
+        logger.error("scan %s: %s", scan_id, missing)
+        services.fail_scan(scan_id, "gate_unavailable", "The scan could not be checked at the moment; the team has "
+                                                        "been told, and the scan can be uploaded again later.")
+        return "failed"
     except analysis.NoActiveModel as missing:
         # Not retried forever: without a promoted model there is nothing to wait for. The registry's
         # reason (a checksum mismatch, a missing bundle) is for the team, not for a patient.

@@ -98,3 +98,12 @@ def test_an_unread_unusual_image_matches_no_filter_on_the_softwares_class(world,
     assert ids({}) == {str(real.id), str(odd.id)}  # still listed, with its badge
     api(world.doctor_a).post(f"{url}{odd.id}/review/", {"label": "notumor"}, format="json")
     assert ids({"label": "notumor"}) == {str(real.id), str(odd.id)}  # a doctor's reading is a reading
+
+
+def test_a_worker_without_the_gate_fails_the_scan_with_a_sentence(world, api, settings, tmp_path):
+    scan = scan_of(upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 5)))
+    settings.INPUT_GATE_PATH = tmp_path / "missing.json"  # the worker's deployment lost its file
+    assert analyse_scan.apply(args=[str(scan.id)]).get() == "failed"
+    scan.refresh_from_db()
+    assert scan.failure_code == "gate_unavailable" and "uploaded again later" in scan.failure_reason
+    assert not Diagnosis.objects.filter(scan=scan).exists()
