@@ -98,7 +98,9 @@ def _page_posted_from(request) -> str:
                                            require_https=request.is_secure()):
         return "/"
     parts = urlsplit(referer)
-    return parts.path + (f"?{parts.query}" if parts.query else "") if parts.path.startswith("/") else "/"
+    page = parts.path + (f"?{parts.query}" if parts.query else "")
+    # A path of "//other.example/…" is another site to a browser once it is a link on its own.
+    return page if page.startswith("/") and url_has_allowed_host_and_scheme(page, allowed_hosts=set()) else "/"
 
 
 def hospital_page(roles=None):

@@ -50,7 +50,11 @@ def unseal_removal_reasons(apps, schema_editor):
 
     def rewrite():
         for event in AuditEvent.objects.filter(action=REMOVAL, sealed_note__isnull=False).iterator():
-            hospital = Hospital.objects.get(pk=event.hospital_id)
+            hospital = Hospital.objects.filter(pk=event.hospital_id).first()
+            if hospital is None or not hospital.wrapped_data_key:
+                # Deleted since: its key, and with it the note, is destroyed.
+                AuditEvent.objects.filter(pk=event.pk).update(sealed_note=None)
+                continue
             note = crypto.decrypt_blob(hospital_data_key(hospital), bytes(event.sealed_note), _note_associated_data(
                 event.hospital_id, event.action, event.object_type, event.object_id)).decode()
             AuditEvent.objects.filter(pk=event.pk).update(detail=note[:200], sealed_note=None)

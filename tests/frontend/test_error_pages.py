@@ -51,6 +51,9 @@ def test_a_link_back_never_leads_to_another_site(world):
     html = response.content.decode()
     assert response.status_code == 403
     assert "elsewhere.example" not in html and '<a class="button" href="/">' in html
+    # This site's address, but a path a browser reads as another site once it stands alone as a link.
+    response = stale_post("/h/st-anne/members/", "http://testserver//elsewhere.example/x", world.admin_a)
+    assert "elsewhere.example" not in response.content.decode()
 
 
 def test_a_browser_without_cookies_is_told_why_it_keeps_happening(world):

@@ -47,10 +47,14 @@ def test_removal_reasons_move_from_the_plain_detail_into_the_sealed_note():
             with connection.cursor() as cursor:
                 cursor.execute("UPDATE hospitals_auditevent SET detail = 'forged'")
 
+        other_id = other.pk
+        other.delete()  # its key goes with it; its trail stays
         migrate(BEFORE)  # and back
         with connection.cursor() as cursor:
             cursor.execute("SELECT detail FROM hospitals_auditevent WHERE object_id = 'scan-1'")
             assert cursor.fetchone()[0] == "Uploaded for Mr Quillfeather"
+            cursor.execute("SELECT detail FROM hospitals_auditevent WHERE hospital_id = %s", [other_id])
+            assert cursor.fetchone() == ("",)  # shredded with the hospital, not restored
     finally:
         migrate(AFTER)
-        assert Hospital.objects.count() == 2
+        assert Hospital.objects.filter(pk=hospital.pk).exists()
