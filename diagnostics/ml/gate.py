@@ -34,6 +34,10 @@ GATE_SIZE = 112
 GATE_QUANTILE = 0.995
 # Real MRIs never came within half of the refusal threshold: 2x the largest known distance.
 REFUSE_FACTOR = 2.0
+# Smaller than any slice the models learnt from (224 px and up) or most MR sequences make. Enlarged to
+# the gate's size, a small picture is smoothed until its statistics pass (64 px noise did), so it is
+# unusual by its size alone.
+MIN_SIDE = 128
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,10 @@ class InputGate:
 
     def judge(self, slice2d: np.ndarray) -> GateVerdict:
         """The verdict on one decoded slice, at any size (preprocessed here as for the models)."""
-        return self.verdicts(preprocess.preprocess_slice(slice2d, GATE_SIZE).pixels[None])[0]
+        verdict = self.verdicts(preprocess.preprocess_slice(slice2d, GATE_SIZE).pixels[None])[0]
+        if min(np.shape(slice2d)[:2]) < MIN_SIDE and not verdict.unusual:
+            return GateVerdict(verdict.distance, unusual=True, refused=verdict.refused)
+        return verdict
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps({
@@ -174,11 +181,21 @@ def synthetic_non_mri(count: int, size: int = 256, seed: int = 0) -> list[np.nda
     return images
 
 
-def measure_gate(gate: InputGate, validation: np.ndarray, synthetic_count: int = 400) -> dict:
-    """What the gate does to real validation MRIs and to synthetic non-MRIs (seed 1, at 256 px)."""
+SYNTHETIC_SIDES = (64, 128, 256, 512)
+
+
+def measure_gate(gate: InputGate, validation: np.ndarray, synthetic_count: int = 400,
+                 sides: tuple[int, ...] = SYNTHETIC_SIDES) -> dict:
+    """What the gate does to real validation MRIs and to synthetic non-MRIs (seed 1) drawn at several
+    sizes, each judged as an upload is (size rule included); the headline rate is the worst size's."""
     validation_verdicts = gate.verdicts(validation)
-    pictures = synthetic_non_mri(synthetic_count, 256, seed=1)
-    synthetic = gate.verdicts(np.stack([preprocess.preprocess_slice(p, GATE_SIZE).pixels for p in pictures]))
+    by_side = {}
+    for side in sides:
+        verdicts = [gate.judge(picture) for picture in synthetic_non_mri(synthetic_count, side, seed=1)]
+        by_side[str(side)] = {
+            "flagged_or_refused": round(sum(v.unusual for v in verdicts) / len(verdicts), 4),
+            "refused": round(sum(v.refused for v in verdicts) / len(verdicts), 4),
+        }
     return {
         "validation": {
             "images": len(validation),
@@ -186,8 +203,9 @@ def measure_gate(gate: InputGate, validation: np.ndarray, synthetic_count: int =
             "refused": sum(v.refused for v in validation_verdicts),
         },
         "synthetic_non_mri": {
-            "images": len(synthetic),
-            "flagged_or_refused": round(sum(v.unusual for v in synthetic) / len(synthetic), 4),
-            "refused": round(sum(v.refused for v in synthetic) / len(synthetic), 4),
+            "images": synthetic_count,
+            "flagged_or_refused": min(rates["flagged_or_refused"] for rates in by_side.values()),
+            "refused": min(rates["refused"] for rates in by_side.values()),
+            "by_side": by_side,
         },
     }

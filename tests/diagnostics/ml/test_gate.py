@@ -85,3 +85,14 @@ def test_a_colour_picture_is_refused_by_the_reader_a_grayscale_rgb_mri_is_not():
     as_rgb = np.repeat(gray[..., None], 3, axis=2)
     assert readers.colour_share(as_rgb) == 0.0
     assert readers.decode_scan(png(as_rgb)).kind == "png"
+
+
+def test_a_small_picture_is_unusual_by_its_size_alone(committed_gate):
+    """Enlarged to the gate's size, small noise is smoothed until its statistics pass."""
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    assert committed_gate.distances(preprocess.preprocess_slice(noise, gate.GATE_SIZE).pixels[None])[0] \
+        < committed_gate.flag_threshold  # what the statistics alone would say
+    assert committed_gate.judge(noise).unusual
+    small_mri = np.asarray(Image.fromarray(samples.slice_array("glioma", 0).astype(np.uint8)).resize((100, 100)))
+    assert committed_gate.judge(small_mri).unusual  # a real MRI this small is unusual too: a doctor reads it first
+    assert committed_gate.metrics["synthetic_non_mri"]["by_side"]["64"]["flagged_or_refused"] == 1.0
