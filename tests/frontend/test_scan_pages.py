@@ -240,3 +240,22 @@ def test_patient_browses_the_slices_of_their_volume_without_the_softwares_readin
 def test_a_single_image_has_no_slice_controls(client, world, scan_a):
     client.force_login(world.doctor_a)
     assert 'id="slice-nav"' not in client.get(f"/h/st-anne/scans/{scan_a.id}/").content.decode()
+
+
+def _title(html: str) -> str:
+    return re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+
+
+def test_page_titles_tell_cases_apart_by_hospital_and_day_never_by_patient(client, world, api, scan_a):
+    """A title shows in the task bar and stays in the browser's history: it names no patient."""
+    other = Scan.objects.get(pk=upload(api(world.patient_a2), world.a, jpeg_bytes("meningioma", 9)).json()["id"])
+    Scan.objects.filter(pk=other.pk).update(created_at=scan_a.created_at.replace(year=2025))
+    client.force_login(world.doctor_a)
+    first, second = (_title(client.get(f"/h/st-anne/scans/{s.id}/").content.decode()) for s in (scan_a, other))
+    assert first != second and "St Anne&#x27;s" in first and first.startswith("Case of ")
+    name = patient_of(world.owner, world.a).full_name
+    assert name not in first
+    client.force_login(world.owner)
+    mine = _title(client.get(f"/h/st-anne/scans/{scan_a.id}/").content.decode())
+    assert mine.startswith("Your scan of ") and "St Anne&#x27;s" in mine and name not in mine
+    assert "St Anne&#x27;s" in _title(client.get("/h/st-anne/scans/").content.decode())
