@@ -22,7 +22,9 @@ export function statusText(scan) {
 export function renderStatus(scan) {
   const element = document.getElementById("status");
   const state = scan.review_state !== "unreviewed" ? scan.review_state : scan.status;
-  element.innerHTML = `<span class="badge ${escapeHtml(state)}">${escapeHtml(statusText(scan))}</span>`;
+  const html = `<span class="badge ${escapeHtml(state)}">${escapeHtml(statusText(scan))}</span>`;
+  // The case page's status is a live region: rewriting the same words would have them read out again.
+  if (element.innerHTML !== html) element.innerHTML = html;
 }
 
 // Follows the scan's websocket; every event (and every reconnect) refetches the scan from the API,
