@@ -36,3 +36,8 @@ def test_pages_name_an_icon_that_exists(client):
     html = client.get("/accounts/login/").content.decode()
     icon = re.search(r'<link rel="icon" href="/static/frontend/([^"]+)"', html)
     assert icon and (STATIC / icon.group(1)).is_file()
+
+
+def test_the_icon_browsers_ask_for_by_default_points_at_the_sites_icon(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("frontend/favicon.svg")
