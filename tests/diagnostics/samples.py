@@ -35,10 +35,29 @@ def slice_array(label: str = "glioma", index: int = 0) -> np.ndarray:
     return np.asarray(Image.open(kaggle_image(label, index)).convert("L"))
 
 
-def png_bytes(label: str = "meningioma", index: int = 0) -> bytes:
+def array_png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(slice_array(label, index)).save(buffer, format="PNG")
+    Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def png_bytes(label: str = "meningioma", index: int = 0) -> bytes:
+    return array_png(slice_array(label, index))
+
+
+# Pictures that are no MRI, for the input gate (diagnostics/ml/gate.py) and the reader's colour check.
+
+def checkerboard(side: int = 256, square: int = 16) -> np.ndarray:
+    yy, xx = np.mgrid[0:side, 0:side]
+    return (((xx // square) + (yy // square)) % 2 * 255).astype(np.uint8)
+
+
+def colour_cartoon(side: int = 224) -> np.ndarray:
+    """A yellow square on blue: a drawing, which MRI (grayscale) never is."""
+    cartoon = np.zeros((side, side, 3), dtype=np.uint8)
+    cartoon[...] = (40, 90, 220)
+    cartoon[side * 3 // 10:side * 7 // 10, side * 3 // 10:side * 7 // 10] = (250, 220, 30)
+    return cartoon
 
 
 def figshare_case(index: int = 1) -> tuple[np.ndarray, np.ndarray, str]:

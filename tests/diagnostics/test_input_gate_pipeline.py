@@ -4,11 +4,9 @@ A picture nothing like a brain MRI is refused at upload; one merely unusual is a
 sees no result before a doctor has read it, whatever the hospital's setting, and staff see why.
 """
 
-import io
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from diagnostics.models.scans import Diagnosis, Scan
 from diagnostics.tasks import analyse_scan
@@ -17,12 +15,6 @@ from tests.diagnostics import samples
 from tests.diagnostics.helpers import stored_files, upload
 
 pytestmark = pytest.mark.django_db
-
-
-def png(array) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -38,19 +30,14 @@ def scan_of(response) -> Scan:
 
 
 def test_a_checkerboard_is_refused_at_upload_and_leaves_nothing(world, api):
-    yy, xx = np.mgrid[0:256, 0:256]
-    checkerboard = (((xx // 16) + (yy // 16)) % 2 * 255).astype(np.uint8)
-    response = upload(api(world.owner), world.a, png(checkerboard), name="board.png")
+    response = upload(api(world.owner), world.a, samples.array_png(samples.checkerboard()), name="board.png")
     assert response.status_code == 422 and response.json()["error"] == "not_brain_mri"
     assert "does not look like a brain MRI" in response.json()["detail"]
     assert not Scan.objects.exists() and stored_files() == []
 
 
 def test_a_colour_picture_is_refused_at_upload(world, api):
-    cartoon = np.zeros((224, 224, 3), dtype=np.uint8)
-    cartoon[...] = (40, 90, 220)
-    cartoon[80:150, 80:150] = (250, 220, 30)
-    response = upload(api(world.owner), world.a, png(cartoon), name="cartoon.png")
+    response = upload(api(world.owner), world.a, samples.array_png(samples.colour_cartoon()), name="cartoon.png")
     assert response.status_code == 422 and response.json()["error"] == "not_brain_mri"
     assert "colour" in response.json()["detail"] and not Scan.objects.exists()
 
@@ -58,7 +45,7 @@ def test_a_colour_picture_is_refused_at_upload(world, api):
 def test_an_unusual_image_waits_for_a_doctor_even_where_results_show_at_once(results_at_once, api):
     world = results_at_once
     noise = np.random.default_rng(0).integers(0, 256, (256, 256), dtype=np.uint8)
-    scan = scan_of(upload(api(world.owner), world.a, png(noise), name="noise.png"))
+    scan = scan_of(upload(api(world.owner), world.a, samples.array_png(noise), name="noise.png"))
     assert analyse_scan.apply(args=[str(scan.id)]).get() == "done"
     diagnosis = Diagnosis.objects.get(scan=scan)
     assert diagnosis.unusual_image and diagnosis.input_distance > 0

@@ -110,9 +110,10 @@ def test_the_input_gate_refuses_what_is_no_mri_and_flags_what_is_unusual(tmp_pat
     """As an upload would be: the classifier names a class for any picture."""
     import io
 
-    yy, xx = np.mgrid[0:256, 0:256]
+    from tests.diagnostics.samples import checkerboard
+
     board, noise = tmp_path / "board.png", tmp_path / "noise.png"
-    Image.fromarray((((xx // 16) + (yy // 16)) % 2 * 255).astype(np.uint8)).save(board)
+    Image.fromarray(checkerboard()).save(board)
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256), dtype=np.uint8)).save(noise)
     out = io.StringIO()
     with pytest.raises(CommandError, match="1 of 3 files"):

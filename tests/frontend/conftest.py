@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from diagnostics.models import Scan
 from tests.diagnostics.conftest import (  # noqa: F401 (fixtures)
     active_model,
     asgi_server,
@@ -23,6 +24,8 @@ from tests.diagnostics.conftest import (  # noqa: F401 (fixtures)
     shared_media_root,
 )
 from tests.diagnostics.conftest import purge_diagnostics_queue
+from tests.diagnostics.helpers import upload
+from tests.diagnostics.samples import jpeg_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
@@ -129,3 +132,13 @@ def assert_fits_width(page) -> None:
     """Nothing on the page is wider than the viewport (no sideways scrolling on a phone)."""
     widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     assert widths[0] <= widths[1], f"page is {widths[0]}px wide in a {widths[1]}px viewport"
+
+
+# Made before `new_page` in a test's arguments: once Chromium runs, this thread has an event loop, and
+# the pushes that uploads send through the channel layer would be refused.
+@pytest.fixture
+def queued_scan(live, world, api):
+    """Patient A1's upload, queued (no worker runs it)."""
+    response = upload(api(world.owner), world.a, jpeg_bytes("pituitary", 0))
+    assert response.status_code == 201, response.content
+    return Scan.objects.get(pk=response.json()["id"])

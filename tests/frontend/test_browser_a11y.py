@@ -11,7 +11,7 @@ from django.conf import settings
 from diagnostics.models import Review, Scan
 from hospitals.models import Role
 from hospitals.services import add_member
-from tests.diagnostics.helpers import finish, upload
+from tests.diagnostics.helpers import finish
 from tests.diagnostics.samples import jpeg_bytes
 from tests.factories import PASSWORD
 from tests.frontend.conftest import PHONE, in_other_thread, sign_in
@@ -20,14 +20,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(trans
               pytest.mark.usefixtures("no_leftover_tasks")]
 
 SIGNED_OUT = "Your sign-in has ended, so nothing was saved. Sign in again, then repeat this."
-
-
-# Scans are made before `new_page`: once Chromium runs, the channel layer's pushes need another thread.
-@pytest.fixture
-def queued_scan(live, world, api):
-    response = upload(api(world.owner), world.a, jpeg_bytes("glioma", 0))
-    assert response.status_code == 201, response.content
-    return Scan.objects.get(pk=response.json()["id"])
 
 
 @pytest.fixture

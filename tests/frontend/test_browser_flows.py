@@ -28,15 +28,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(trans
 
 
 
-# Scans are made by fixtures listed before `new_page`: once Chromium runs, this thread has an event loop,
-# and the pushes that uploads and results send through the channel layer would be refused.
-@pytest.fixture
-def queued_scan(live, world, api):
-    response = upload(api(world.owner), world.a, jpeg_bytes("pituitary", 0))
-    assert response.status_code == 201, response.content
-    return Scan.objects.get(pk=response.json()["id"])
-
-
+# Scans are made by fixtures listed before `new_page` (queued_scan: tests/frontend/conftest.py): once
+# Chromium runs, this thread has an event loop, and the pushes that uploads and results send through
+# the channel layer would be refused.
 @pytest.fixture
 def analysed_scan(live, world, api):
     """Patient A1's scan, analysed as glioma with a known outline (rows 10-30, columns 20-50)."""

@@ -1,6 +1,5 @@
 """The input gate (diagnostics/ml/gate.py) and the reader's colour check: what is no brain MRI."""
 
-import io
 import json
 
 import numpy as np
@@ -19,12 +18,6 @@ def committed_gate():
     return InputGate.load(settings.INPUT_GATE_PATH)
 
 
-def png(array) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def test_real_mris_of_every_class_pass(committed_gate):
     for label in readers.CLASS_NAMES:
         for index in range(3):
@@ -33,9 +26,7 @@ def test_real_mris_of_every_class_pass(committed_gate):
 
 
 def test_a_checkerboard_and_a_drawn_head_are_refused_noise_is_flagged(committed_gate):
-    yy, xx = np.mgrid[0:256, 0:256]
-    checkerboard = (((xx // 16) + (yy // 16)) % 2 * 255).astype(np.uint8)
-    assert committed_gate.judge(checkerboard).refused
+    assert committed_gate.judge(samples.checkerboard()).refused
     head = gate.synthetic_non_mri(8, seed=3)[7]  # the eighth kind is the drawn head
     assert committed_gate.judge(head).refused
     noise = np.random.default_rng(0).integers(0, 256, (256, 256), dtype=np.uint8)
@@ -75,16 +66,13 @@ def test_fit_puts_the_flag_threshold_at_the_calibration_quantile_and_round_trips
 
 
 def test_a_colour_picture_is_refused_by_the_reader_a_grayscale_rgb_mri_is_not():
-    cartoon = np.zeros((200, 200, 3), dtype=np.uint8)
-    cartoon[...] = (40, 90, 220)  # blue
-    cartoon[60:140, 60:140] = (250, 220, 30)  # a yellow square
     with pytest.raises(readers.ScanDecodeError) as refused:
-        readers.decode_scan(png(cartoon))
+        readers.decode_scan(samples.array_png(samples.colour_cartoon()))
     assert refused.value.code == "not_brain_mri" and "colour" in refused.value.detail
     gray = samples.slice_array("glioma", 0).astype(np.uint8)
     as_rgb = np.repeat(gray[..., None], 3, axis=2)
     assert readers.colour_share(as_rgb) == 0.0
-    assert readers.decode_scan(png(as_rgb)).kind == "png"
+    assert readers.decode_scan(samples.array_png(as_rgb)).kind == "png"
 
 
 def test_a_small_picture_is_unusual_by_its_size_alone(committed_gate):
