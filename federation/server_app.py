@@ -20,7 +20,10 @@ strategy (so they apply to FedAvg, FedProx, FedAdam and the DP wrappers alike):
 """
 
 import logging
+import math
 import time
+
+import numpy as np
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid, ServerApp
@@ -32,13 +35,22 @@ MODEL_METRICS = {"eval-loss", "eval-accuracy", "eval-macro-f1", "eval-dice"}
 TRAIN_METRICS = {"num-examples", "train-loss", "train-accuracy", "train-s", "load-s", *MODEL_METRICS}
 EVALUATE_METRICS = {"num-examples", "eval-s", "load-s", *MODEL_METRICS}
 IDENTIFY = "query.identify"
+# What nodes send their weights as (learning.pack_weights), whatever the coordinator's aggregate became.
+WEIGHTS_DTYPE = "float32"
 # Flower's own grid waits 3 s between pulls of replies, a large share of a short round. Each pull is one
 # query on the SuperLink's SQLite state: cheap at five pulls a second.
 POLL_S = 0.2
 
 
 def inspect_reply(content: RecordDict, kind: str, sent_shapes=None) -> str | None:
-    """What is wrong with a reply's content, or None: only weights and aggregate metrics may pass."""
+    """What is wrong with a reply's content, or None: only weights and aggregate metrics may pass.
+
+    What passes is averaged into the global model as it is, so the weights must also be finite and
+    float32, the dtype nodes send them in (learning.pack_weights): one NaN, or a vector of another type,
+    from one node would end in every hospital's next model. The case count that weighs them must be a
+    whole number of at least one case: zero for every node divides by zero, a negative one turns the
+    average around, and a reply that measured no case has nothing to contribute.
+    """
     if kind == "train":
         allowed_arrays, allowed_metrics = {"arrays"}, TRAIN_METRICS
     else:
@@ -52,12 +64,40 @@ def inspect_reply(content: RecordDict, kind: str, sent_shapes=None) -> str | Non
     extra = set(content.metric_records["metrics"].keys()) - allowed_metrics
     if extra:
         return f"metrics {sorted(extra)} are not on the list of aggregate metrics"
-    if any(isinstance(value, list) for value in content.metric_records["metrics"].values()):
+    metrics = content.metric_records["metrics"]
+    if any(isinstance(value, list) for value in metrics.values()):
         return "a metric holds a list; only single numbers may leave a node"
+    if not all(math.isfinite(value) for value in metrics.values()):
+        return "a metric is not a finite number"
+    examples = metrics.get("num-examples")
+    if examples is None or examples != int(examples) or examples < 1:
+        return "num-examples must be a whole number of at least one case"
     if allowed_arrays and sent_shapes is not None:
-        if [a.shape for a in content.array_records["arrays"].values()] != sent_shapes:
+        arrays = list(content.array_records["arrays"].values())
+        if [a.shape for a in arrays] != sent_shapes:
             return "arrays do not have the model's shapes"
+        if any(a.dtype != WEIGHTS_DTYPE for a in arrays):
+            return f"arrays are not {WEIGHTS_DTYPE}"
+        if not all(np.isfinite(a.numpy()).all() for a in arrays):
+            return "arrays hold values that are not finite numbers"
     return None
+
+
+def keep_common_metrics(replies: list[Message]) -> None:
+    """Leave in each accepted reply only the metrics every one of them carries.
+
+    Flower's aggregation refuses replies whose metric names differ and ends the whole run; one node that
+    reports a figure fewer (another version of the node) must not. What each node reported is already
+    in the round's record (`_record_reply`); num-examples, required of every reply by `inspect_reply`,
+    is always common.
+    """
+    if not replies:
+        return
+    common = set.intersection(*(set(r.content.metric_records["metrics"].keys()) for r in replies))
+    for reply in replies:
+        metrics = reply.content.metric_records["metrics"]
+        for name in set(metrics.keys()) - common:
+            del metrics[name]
 
 
 def admission_problem(node_id: int, claimed: str, *, enrolled: dict[int, str] | None,
@@ -254,6 +294,7 @@ class FederationGrid(Grid):
                 f"Round {number} ({kind}): only {len(accepted)} of {len(messages)} nodes replied and this run "
                 f"needs {self.min_nodes}."
             )
+        keep_common_metrics(accepted)
         return accepted
 
     def _reject(self, reply: Message, problem: str) -> None:
