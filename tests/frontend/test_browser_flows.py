@@ -190,7 +190,7 @@ def test_doctor_corrects_the_outline_and_the_patient_sees_the_confirmed_result(w
     doctor.get_by_label("Notes").fill("Extra-axial, dural tail.")
     assert doctor.locator("#review-submit").inner_text() == "Save changed diagnosis"
     doctor.keyboard.press("Control+Enter")
-    doctor.get_by_text("Saved: Meningioma, changed.").wait_for()
+    doctor.get_by_text("Saved: Meningioma (was Glioma), outline corrected.").wait_for()
     doctor.locator("#reviews").get_by_text("by doctor1@st-anne.example").wait_for()
     doctor.locator("#status").get_by_text("Reviewed by a doctor").wait_for()
     doctor.get_by_text("Outline unchanged.").wait_for()

@@ -141,6 +141,17 @@ async function render(next) {
 
 followScan(initial, render);
 
+// What this review did, in the words of the reviews list: the scan's review state says "changed" for
+// every later review once any outline was corrected, even one that confirms the same diagnosis.
+function savedWords(saved) {
+  const review = (saved.reviews || []).at(-1);
+  if (!review) return `Saved: ${labelName(saved.reviewed_label)}.`;
+  const what = review.label_changed
+    ? `${labelName(review.label)} (was ${labelName(review.previous_label)})`
+    : `${labelName(review.label)} confirmed`;
+  return `Saved: ${what}${review.mask_changed ? ", outline corrected" : ""}.`;
+}
+
 form?.addEventListener("submit", async (event) => {
   event.preventDefault();
   const message = document.getElementById("review-message");
@@ -157,7 +168,7 @@ form?.addEventListener("submit", async (event) => {
   button.disabled = true;
   try {
     const saved = await api(`${scan.url}review/`, { method: "POST", form: body });
-    message.innerHTML = `<p class="notice ok">Saved: ${escapeHtml(labelName(saved.reviewed_label))}, ${saved.review_state === "confirmed" ? "confirmed" : "changed"}.</p>`;
+    message.innerHTML = `<p class="notice ok">${escapeHtml(savedWords(saved))}</p>`;
     // The correction is saved: the outline on screen is now the stored one.
     viewer.edited = false;
     viewer.onEdit();
