@@ -227,9 +227,11 @@ def mark_submitted(run_id, flower_run_id: str) -> None:
 
 
 def mark_running(run_id, *, flower_run_id: str) -> None:
-    FederatedRun.objects.filter(pk=run_id, status__in=[RunStatus.PENDING, RunStatus.SUBMITTED]).update(
+    updated = FederatedRun.objects.filter(pk=run_id, status__in=[RunStatus.PENDING, RunStatus.SUBMITTED]).update(
         status=RunStatus.RUNNING, flower_run_id=flower_run_id, started_at=timezone.now())
-    publish(run_id, {"kind": "status", "run": run_id, "status": RunStatus.RUNNING})
+    # A run stopped before its ServerApp got going stays stopped, and its watchers are not told otherwise.
+    if updated:
+        publish(run_id, {"kind": "status", "run": run_id, "status": RunStatus.RUNNING})
 
 
 def start_round(run_id, number: int) -> None:
@@ -359,7 +361,17 @@ def _register_candidate(run: FederatedRun, model) -> tuple[str, dict]:
 
 
 def complete_run(run_id, *, model, metrics: dict, wire: dict | None = None) -> FederatedRun:
+    """Record the run's outcome and register its model as a candidate, unless the run has already ended.
+
+    The ServerApp may still be training when the operator stops the run or the platform fails it (a
+    deadline, a lost SuperLink): that outcome stands, and a model of a run that did not finish is neither
+    kept nor registered, so it can never be promoted.
+    """
     run = FederatedRun.objects.prefetch_related("hospitals").get(pk=run_id)
+    if run.finished:
+        log.warning("federated run %s ended (%s) before its ServerApp finished; its model is discarded",
+                    run_id, run.status)
+        return run
     weights_path = _save_weights(run_id, model)
     final = {**{k: float(v) for k, v in metrics.items()}, "wire": wire or {}}
     version_id = ""
@@ -369,10 +381,16 @@ def complete_run(run_id, *, model, metrics: dict, wire: dict | None = None) -> F
             final["candidate"] = bundle_metrics
     except Exception:  # noqa: BLE001 - the run's outcome stands even if the registry refuses it
         log.exception("could not register the model of federated run %s", run_id)
-    FederatedRun.objects.filter(pk=run_id).update(
+    completed = FederatedRun.objects.filter(pk=run_id).exclude(status__in=FINISHED).update(
         status=RunStatus.COMPLETED, finished_at=timezone.now(), final_metrics=final, weights_path=weights_path,
         model_version_id=version_id)
     run.refresh_from_db()
+    if not completed:
+        # Stopped while the model was being exported: the version stays registered but is no run's
+        # candidate, and promote_federated_model refuses a run that did not complete.
+        log.warning("federated run %s ended (%s) while its model was being registered; it stays %s",
+                    run_id, run.status, run.status)
+        return run
     publish(run_id, _event(run, "finished", final_metrics=final, model_version_id=version_id))
     return run
 
