@@ -73,7 +73,8 @@ class StartRunSerializer(serializers.Serializer):
                                               "to see its spread")
     dp_noise_multiplier = serializers.FloatField(min_value=0.0, max_value=100.0, required=False, allow_null=True)
     dp_clipping_norm = serializers.FloatField(min_value=1e-6, max_value=1e6, required=False, allow_null=True)
-    validation_per_class = serializers.IntegerField(min_value=0, default=0)
+    # The column's range: more than the split holds means the whole split, as 0 does.
+    validation_per_class = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
 
     def validate_hospitals(self, slugs):
         found = {h.slug: h for h in Hospital.objects.filter(slug__in=slugs)}

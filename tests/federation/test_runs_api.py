@@ -294,3 +294,13 @@ def test_teammates_without_the_admin_role_get_403_and_outsiders_404(api, opted_i
     response = api(getattr(opted_in, who)).post(hospital_runs(opted_in.a), {}, format="json")
     assert response.status_code == status
     assert not FederatedRun.objects.exists()
+
+
+def test_a_validation_size_beyond_what_a_run_can_record_is_refused_with_a_sentence(api, operator, opted_in):
+    refused = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "validation_per_class": 2**31},
+                                 format="json")
+    assert refused.status_code == 400 and "validation_per_class" in refused.json()["fields"]
+    assert not FederatedRun.objects.exists()
+    chosen = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "validation_per_class": 50},
+                                format="json")
+    assert chosen.status_code == 201 and chosen.json()["validation_per_class"] == 50
