@@ -108,6 +108,15 @@ def decode_stored(data: bytes):
     return decoded
 
 
+def decode_for_display(data: bytes):
+    """Decode a stored scan to show it: the limits, but not the input gate.
+
+    The gate judged the file when it was uploaded; a gate file missing now, or a newer gate that
+    would refuse it, must not keep a scan on record from being shown to the people who read it.
+    """
+    return _decode_within_limits(data)
+
+
 def _decode_within_limits(data: bytes):
     if len(data) > settings.UPLOAD_MAX_BYTES:
         raise UploadRejected("too_large", too_large_sentence(settings.UPLOAD_MAX_BYTES), 413)

@@ -235,6 +235,11 @@ class _ScanPNGView(GenericAPIView):
             logger.error("scan %s: stored %s failed to decrypt", scan.id, self.what)
             return error("unavailable", "The stored image could not be opened; the hospital's IT team has been told.",
                          500)
+        except services.UploadRejected as refused:
+            # A stored scan the decoder refuses now (its limits were lowered since the upload).
+            logger.error("scan %s: stored %s cannot be decoded (%s)", scan.id, self.what, refused.code)
+            return error("unavailable", "The stored image could not be opened; the hospital's IT team has been told.",
+                         500)
         response = HttpResponse(png, content_type="image/png")
         response["Cache-Control"] = "no-store"
         response["X-Content-Type-Options"] = "nosniff"
@@ -266,7 +271,7 @@ class ScanImageView(_ScanPNGView):
     def render(self, request, scan, membership):
         data = read_blob(scan.hospital, scan.blob_path, record_type=services.SCAN_BLOB, record_id=scan.id,
                          sha256=scan.blob_sha256)
-        slices = services.decode_upload(data).slices
+        slices = services.decode_for_display(data).slices
         # The analysed slice is the one the model flagged: showing it by default would tell a patient
         # where the tumour was found before a doctor has reviewed the result.
         diagnosis = self.shown_diagnosis(scan, membership)

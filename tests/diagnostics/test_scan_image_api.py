@@ -70,3 +70,19 @@ def test_other_patients_and_outsiders_get_404(world, api, volume, who):
     client = api(getattr(world, who))
     assert client.get(image_url(volume)).status_code == 404
     assert client.get(image_url(volume), {"slice": 0}).status_code == 404
+
+
+def test_a_stored_scan_is_shown_whatever_the_input_gate_says_now(world, api, volume, settings, tmp_path):
+    """The gate judges uploads; the image of a scan already on record is shown even when the gate's file is
+    missing or a newer gate would refuse it, instead of a server error for everyone who opens the case."""
+    colleague = api(world.colleague)
+    shown = slice_png(colleague, volume, 0)
+    settings.INPUT_GATE_PATH = tmp_path / "missing.json"  # a deployment that lost its gate file
+    assert slice_png(colleague, volume, 0) == shown
+    assert default_png(api(world.owner), volume) == slice_png(api(world.owner), volume, 1)
+
+
+def test_a_stored_scan_over_limits_lowered_since_its_upload_is_an_error_in_words(world, api, volume, settings):
+    settings.UPLOAD_MAX_PIXELS = 100
+    response = api(world.colleague).get(image_url(volume))
+    assert response.status_code == 500 and response.json()["error"] == "unavailable"
