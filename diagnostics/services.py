@@ -490,8 +490,14 @@ def _mask_png_from_upload(data: bytes, scan: Scan) -> bytes:
 
 
 def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", mask_png: bytes | None = None,
-                request=None) -> Review:
-    """A doctor confirms or changes a scan's label, optionally with a corrected mask and notes."""
+                last_review_seen: str | None = None, request=None) -> Review:
+    """A doctor confirms or changes a scan's label, optionally with a corrected mask and notes.
+
+    `last_review_seen` is the id of the newest review the doctor was shown ("" for none); when a
+    colleague has saved one since, the review is refused (409) rather than replacing theirs unseen: the
+    latest review decides the label, and an outline drawn over the model's would undo the colleague's.
+    None skips the check.
+    """
     if label not in CLASS_NAMES:
         raise UploadRejected("invalid_label", f"The label must be one of: {', '.join(CLASS_NAMES)}.", 400)
     if scan.hospital_id != hospital.id:
@@ -507,6 +513,11 @@ def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", 
                                   status=404)
             if locked.status != ScanStatus.DONE:
                 raise UploadRejected("not_ready", "Only a scan whose analysis is finished can be reviewed.", 409)
+            if last_review_seen is not None:
+                latest = locked.reviews.order_by("-created_at").values_list("id", flat=True).first()
+                if str(latest or "") != last_review_seen.strip():
+                    raise UploadRejected("review_conflict", "Another doctor reviewed this scan after you opened it; "
+                                                            "look at their review, then save yours again.", 409)
             diagnosis = Diagnosis.objects.filter(scan=locked).first()
             model_label = diagnosis.label if diagnosis else ""
             previous = locked.reviewed_label or model_label

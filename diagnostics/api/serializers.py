@@ -19,6 +19,9 @@ class ReviewInputSerializer(serializers.Serializer):
     label = serializers.ChoiceField(choices=CLASS_NAMES)
     notes = serializers.CharField(required=False, allow_blank=True, max_length=10000, default="")
     mask = serializers.FileField(required=False, allow_empty_file=False)
+    # Optional, and worth sending: the id of the newest review shown when the doctor decided ("" for
+    # none). A review saved by a colleague since then makes this one a 409 instead of silently replacing it.
+    last_review_seen = serializers.CharField(required=False, allow_blank=True, max_length=64)
 
 
 class ScanRemovalSerializer(serializers.Serializer):

@@ -208,7 +208,8 @@ class ScanReviewView(GenericAPIView):
         try:
             services.review_scan(
                 hospital=membership.hospital, scan=scan, reviewer=request.user, label=form.validated_data["label"],
-                notes=form.validated_data.get("notes", ""), mask_png=mask.read() if mask else None, request=request,
+                notes=form.validated_data.get("notes", ""), mask_png=mask.read() if mask else None,
+                last_review_seen=form.validated_data.get("last_review_seen"), request=request,
             )
         except services.UploadRejected as rejected:
             return error(rejected.code, rejected.detail, rejected.status)

@@ -184,3 +184,22 @@ def test_the_patient_learns_when_a_doctor_settled_the_reading(world, api, scan):
     api(world.doctor_a2).post(review_url(scan), {"label": "meningioma"}, format="json")
     latest = Review.objects.filter(scan=scan).latest("created_at").created_at
     assert api(world.owner).get(detail).json()["reviewed_at"] == latest.isoformat()
+
+
+def test_a_review_based_on_an_outdated_page_does_not_replace_a_colleagues_unseen(world, api, scan):
+    """Two doctors open the case; the first saves a corrected outline; the second, still looking at the
+    model's, must not silently replace it: the latest review decides what the patient is shown."""
+    first = api(world.doctor_a2).post(
+        review_url(scan), {"label": "meningioma", "last_review_seen": "", "mask": SimpleUploadedFile("m.png", mask_png())},
+        format="multipart")
+    assert first.status_code == 201, first.content
+    stale = api(world.colleague).post(review_url(scan), {"label": "glioma", "last_review_seen": ""}, format="json")
+    assert stale.status_code == 409 and stale.json()["error"] == "review_conflict"
+    scan.refresh_from_db()
+    assert scan.reviewed_label == "meningioma" and Review.objects.filter(scan=scan).count() == 1
+    assert len(stored_files()) == 4  # the scan, its mask and heatmap, the first doctor's outline; no orphan
+
+    seen = first.json()["reviews"][-1]["id"]
+    current = api(world.colleague).post(review_url(scan), {"label": "glioma", "last_review_seen": seen}, format="json")
+    assert current.status_code == 201, current.content
+    assert current.json()["reviewed_label"] == "glioma" and Review.objects.filter(scan=scan).count() == 2
