@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from PIL import Image
 
@@ -320,8 +321,13 @@ def enqueue_analysis(scan_id) -> bool:
 
 
 def stalled_scans(*, hospital: Hospital | None, older_than: timedelta):
-    """Scans still queued ``older_than`` after upload: the task queue lost them or never took them."""
-    scans = Scan.objects.filter(status=ScanStatus.QUEUED, created_at__lt=timezone.now() - older_than)
+    """Scans still queued ``older_than`` after upload (the task queue lost them or never took them), and
+    scans still processing ``older_than`` after their analysis started: an analysis takes seconds, so
+    its task is gone (a worker whose retries ran out while the database was down, a broker that lost
+    its unacknowledged messages), and nothing else would ever finish the scan."""
+    cutoff = timezone.now() - older_than
+    scans = Scan.objects.filter(Q(status=ScanStatus.QUEUED, created_at__lt=cutoff)
+                                | Q(status=ScanStatus.PROCESSING, started_at__lt=cutoff))
     if hospital is not None:
         scans = scans.filter(hospital=hospital)
     return scans.order_by("created_at")
@@ -330,8 +336,8 @@ def stalled_scans(*, hospital: Hospital | None, older_than: timedelta):
 def requeue_stalled_scans(*, hospital: Hospital | None, older_than: timedelta, progress=None) -> tuple[int, int]:
     """Schedule every stalled scan again; (scheduled, refused by the queue).
 
-    Safe beside a task that is merely slow to arrive: a second delivery finds the scan processing or
-    finished under its row lock and records at most one diagnosis.
+    Safe beside a task that is merely slow to arrive or slow to finish: a second delivery finds the scan
+    processing or finished under its row lock and records at most one diagnosis.
     """
     scheduled = refused = 0
     for scan_id in stalled_scans(hospital=hospital, older_than=older_than).values_list("id", flat=True):

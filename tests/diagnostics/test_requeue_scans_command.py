@@ -13,9 +13,10 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from diagnostics.models.scans import Scan, ScanStatus
+from diagnostics import services
+from diagnostics.models.scans import Diagnosis, Scan, ScanStatus
 from tests.diagnostics import samples
-from tests.diagnostics.helpers import upload
+from tests.diagnostics.helpers import finish, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +58,7 @@ def test_requeues_only_scans_queued_past_the_threshold_at_the_chosen_hospital(wo
     Scan.objects.filter(pk=finished_a).update(status=ScanStatus.DONE)
 
     call_command("requeue_scans", "--hospital", "st-anne", "--dry-run")
-    assert "1 scan(s) at st-anne queued for over 15 min (dry run" in capsys.readouterr().out
+    assert "1 scan(s) at st-anne queued or processing for over 15 min (dry run" in capsys.readouterr().out
     assert diagnostics_queue() == []
 
     call_command("requeue_scans", "--hospital", "st-anne")
@@ -67,6 +68,26 @@ def test_requeues_only_scans_queued_past_the_threshold_at_the_chosen_hospital(wo
     call_command("requeue_scans", "--older-than-min", "5")
     assert diagnostics_queue() == sorted([old_a, old_a, old_b])
     assert fresh_a not in diagnostics_queue() and Scan.objects.get(pk=fresh_a).status == ScanStatus.QUEUED
+
+
+def test_a_scan_left_processing_by_a_task_that_ended_is_scheduled_again_and_finished_once(world, api,
+                                                                                          diagnostics_queue):
+    """A task whose retries ran out while the database was down leaves its scan processing, and the
+    broker holds no message for it any more: only the command can get it analysed."""
+    left = upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 45)).json()["id"]
+    running = upload(api(world.patient_a2), world.a, samples.jpeg_bytes("glioma", 46)).json()["id"]
+    services.start_analysis(left)
+    services.start_analysis(running)
+    Scan.objects.filter(pk__in=[left, running]).update(created_at=timezone.now() - timedelta(minutes=30))
+    Scan.objects.filter(pk=left).update(started_at=timezone.now() - timedelta(minutes=20))
+
+    call_command("requeue_scans")
+    assert diagnostics_queue() == [left]  # the one started a moment ago is merely running
+
+    # The redelivered task finishes it, and one still running beside it records nothing more.
+    finish(Scan.objects.get(pk=left))
+    assert Scan.objects.get(pk=left).status == ScanStatus.DONE
+    assert services.start_analysis(left) is None and Diagnosis.objects.filter(scan_id=left).count() == 1
 
 
 def test_refuses_an_unknown_hospital_and_a_threshold_below_a_minute(world):

@@ -1,8 +1,10 @@
-"""Schedule again the scans that are still queued long after upload.
+"""Schedule again the scans that are still queued long after upload, or still processing long after start.
 
 A scan stays queued with its encrypted file when the task queue could not take it (a broker outage
-during upload) or lost it. Nothing is re-uploaded or re-decoded: each scan is put back on the
-diagnostics queue. Safe to rerun, and safe beside tasks that are merely slow to arrive.
+during upload) or lost it; it stays processing when its task ended without finishing it (retries spent
+while the database was down, a broker that lost its unacknowledged messages). Nothing is re-uploaded or
+re-decoded: each scan is put back on the diagnostics queue. Safe to rerun, and safe beside tasks that
+are merely slow to arrive.
 """
 
 from datetime import timedelta
@@ -20,7 +22,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--hospital", help="only this hospital's scans (its slug); default: every hospital")
         parser.add_argument("--older-than-min", type=int, default=15,
-                            help="queued for at least this many minutes since upload (default 15)")
+                            help="queued for at least this many minutes since upload, or processing for this "
+                                 "long since its analysis started (default 15)")
         parser.add_argument("--dry-run", action="store_true", help="list how many would be scheduled, change nothing")
 
     def handle(self, *args, hospital=None, older_than_min=15, dry_run=False, **options):
@@ -35,7 +38,7 @@ class Command(BaseCommand):
         count = stalled_scans(hospital=chosen, older_than=older_than).count()
         where = f"at {chosen.slug}" if chosen else "at every hospital"
         if dry_run or count == 0:
-            self.stdout.write(f"{count} scan(s) {where} queued for over {older_than_min} min"
+            self.stdout.write(f"{count} scan(s) {where} queued or processing for over {older_than_min} min"
                               + (" (dry run: nothing scheduled)." if dry_run else "; nothing to do."))
             return
         bar = tqdm(total=count, unit="scan", desc="Scheduling", file=self.stderr._out)
