@@ -47,11 +47,16 @@ def store_blob(hospital, plaintext: bytes, *, record_type: str, record_id) -> St
     name = secrets.token_hex(16) + ".bin"
     final = directory / name
     temporary = directory / (name + ".tmp")
-    with open(temporary, "wb") as fh:
-        fh.write(sealed)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(temporary, final)
+    try:
+        with open(temporary, "wb") as fh:
+            fh.write(sealed)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temporary, final)
+    except BaseException:
+        # A write cut short (a full disk) leaves a partial file that no row points at and nothing removes.
+        temporary.unlink(missing_ok=True)
+        raise
     return StoredBlob(
         path=str(final.relative_to(settings.MEDIA_ROOT)), sha256=crypto.sha256_hex(plaintext), size=len(plaintext)
     )

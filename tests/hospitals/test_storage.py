@@ -97,3 +97,22 @@ def test_delete_blob(hospital):
     storage.delete_blob(stored.path)
     assert not (Path(settings.MEDIA_ROOT) / stored.path).exists()
     storage.delete_blob(stored.path)  # already gone is fine
+
+
+def test_a_write_cut_short_leaves_no_partial_file(hospital):
+    """A disk that fills up mid-write (here: a file size limit, EFBIG) must not leave the partial
+    temporary file behind: nothing would ever point at it or remove it, and it holds disk a full disk needs."""
+    import resource
+    import signal
+
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of the signal
+    previous_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4 * 1024 * 1024, previous_limit[1]))
+    try:
+        with pytest.raises(OSError):
+            storage.store_blob(hospital, bytes(8 * 1024 * 1024), record_type="scan", record_id="cut-short")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, previous_limit)
+        signal.signal(signal.SIGXFSZ, previous_handler)
+    root = storage.hospital_root(hospital)
+    assert [path for path in root.rglob("*") if path.is_file()] == []
