@@ -218,10 +218,13 @@ def upload_scan(*, hospital, patient, data: bytes, uploaded_by=None, request=Non
         raise ValueError("patient belongs to another hospital")
     digest = content_digest(hospital, data)
     existing = Scan.objects.filter(hospital=hospital, patient=patient, content_digest=digest).first()
-    if existing is not None:
-        if existing.status == ScanStatus.FAILED:
-            return requeue_failed_scan(existing, data, actor=uploaded_by, request=request), False
+    if existing is not None and existing.status != ScanStatus.FAILED:
         return existing, False
+    if existing is not None:
+        try:
+            return requeue_failed_scan(existing, data, actor=uploaded_by, request=request), False
+        except ScanGone:
+            pass  # removed since it was looked up: this upload is a new scan
     decoded = decode_upload(data)
     first = decoded.slices[0]
     spacing = decoded.pixel_spacing_mm or (None, None)
@@ -269,7 +272,8 @@ def requeue_failed_scan(scan: Scan, data: bytes, *, actor=None, request=None) ->
 
     The stored file is kept when it is intact; when it is missing or damaged (the cause of an
     "unreadable_blob" failure) the upload replaces it. The file is decoded again first, so a file that
-    the limits refuse now is refused here too, leaving the failed scan as it was.
+    the limits refuse now is refused here too, leaving the failed scan as it was. Raises ScanGone, having
+    stored nothing, when the scan was removed meanwhile.
     """
     decode_upload(data)
     replacement = None
@@ -280,7 +284,9 @@ def requeue_failed_scan(scan: Scan, data: bytes, *, actor=None, request=None) ->
     # error before or at the commit gets there).
     try:
         with transaction.atomic():
-            locked = Scan.objects.select_for_update().get(pk=scan.pk)
+            locked = Scan.objects.select_for_update().filter(pk=scan.pk).first()
+            if locked is None:
+                raise ScanGone(scan.pk)
             requeued = locked.status == ScanStatus.FAILED  # else another upload re-queued it first
             if not requeued:
                 if replacement:

@@ -140,6 +140,22 @@ def test_the_same_file_again_analyses_a_failed_scan_afresh_keeping_its_file(
     assert AuditEvent.objects.filter(action="scan.requeue", object_id=str(scan.id)).exists()
 
 
+def test_a_failed_scan_removed_before_its_requeue_is_reported_gone_and_nothing_is_stored(world, api):
+    """The patient removes the failed scan in one tab while uploading its file again in another: the
+    requeue finds no row to lock. It says the scan is gone (the upload then stores a new scan) instead of
+    a server error, and keeps none of the replacement file it wrote for the vanished scan."""
+    from hospitals.storage import delete_blob
+
+    data = samples.jpeg_bytes("pituitary", 7)
+    scan = _failed(Scan.objects.get(pk=upload(api(world.owner), world.a, data).json()["id"]))
+    # What remove_scan leaves once committed: no row, no file.
+    Scan.objects.filter(pk=scan.pk).delete()
+    delete_blob(scan.blob_path)
+    with pytest.raises(services.ScanGone):
+        services.requeue_failed_scan(scan, data, actor=world.owner)
+    assert stored_files() == [] and not Scan.objects.exists()
+
+
 def test_a_failed_scan_whose_file_was_lost_gets_the_uploaded_file_back(world, api, settings):
     from pathlib import Path
 
