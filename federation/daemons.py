@@ -289,8 +289,14 @@ def start_node(home: Path, *, hospital_slug: str, superlink: str, runtime_port: 
                                    tls=tls, auth_key=auth_key, warm=warm), env, log_path)
     children = []
     if warm:
-        children.append(spawn(f"executor-{name}", warm_executor_command(runtime_port=runtime_port), env,
-                              home / "logs" / f"executor-{name}.log"))
+        try:
+            children.append(spawn(f"executor-{name}", warm_executor_command(runtime_port=runtime_port), env,
+                                  home / "logs" / f"executor-{name}.log"))
+        except BaseException:
+            # The caller gets no Daemon to stop, and a node without its executor would take the run's
+            # tasks and run none of them: the node goes with the failure.
+            Daemon(f"node-{name}", node, log_path).stop()
+            raise
     return Daemon(f"node-{name}", node, log_path, children=children)
 
 

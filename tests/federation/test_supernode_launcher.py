@@ -1,5 +1,7 @@
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -49,3 +51,30 @@ def test_warm_nodes_use_the_launcher_and_cold_nodes_the_stock_supernode():
     cold = daemons.supernode_command(superlink="127.0.0.1:9092", runtime_port=9094, hospital_slug="a", warm=False)
     assert warm[1:3] == ["-m", "federation.supernode_launcher"]
     assert cold[0].endswith("flower-supernode")
+
+
+def processes_naming(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_node_whose_executor_cannot_start_is_not_left_running(tmp_path):
+    # The executor's log path is taken by a folder: its start fails after the node's has succeeded.
+    slug = f"orphan-{tmp_path.name}"
+    (tmp_path / "logs" / f"executor-{slug}.log").mkdir(parents=True)
+    try:
+        with pytest.raises(IsADirectoryError):
+            daemons.start_node(tmp_path, hospital_slug=slug, superlink="127.0.0.1:9", runtime_port=daemons.free_port())
+        # A process in the middle of its exec can show an empty command line for a moment.
+        time.sleep(0.5)
+        assert processes_naming(f'hospital="{slug}"') == []
+    finally:
+        time.sleep(0.5)
+        daemons._kill_pids(processes_naming(f'hospital="{slug}"'))
