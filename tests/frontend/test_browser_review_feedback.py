@@ -1,12 +1,14 @@
-"""What the case page says after a doctor saves a review: the words name what this review did, as the
-reviews list does, never the scan's overall review state (which stays "changed" once any outline was
-corrected, so it would call a plain confirmation a change)."""
+"""The case page's review form as a doctor reads it: the words after a save name what this review did,
+as the reviews list does, never the scan's overall review state (which stays "changed" once any outline
+was corrected, so it would call a plain confirmation a change); and the preselected diagnosis follows a
+colleague's review that arrives while the page is open."""
 
 import pytest
 
+from diagnostics import services
 from tests.diagnostics.helpers import finish
 from tests.factories import PASSWORD
-from tests.frontend.conftest import sign_in
+from tests.frontend.conftest import in_other_thread, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("no_leftover_tasks")]
@@ -51,8 +53,47 @@ def test_the_saved_message_says_what_the_review_did(world, analysed_scan, new_pa
     assert _save_and_read_message(doctor) == "Saved: Meningioma (was Glioma)."
 
     # Confirming the standing diagnosis again changes nothing, whatever the scan's state says.
-    assert doctor.locator("#review-submit").inner_text() == "Confirm diagnosis"
+    doctor.get_by_role("button", name="Confirm diagnosis").wait_for()  # once the saved review is shown
     assert _save_and_read_message(doctor) == "Saved: Meningioma confirmed."
     items = doctor.locator("#reviews li")
     assert items.count() == 3
     assert "Meningioma (confirmed)" in items.nth(2).inner_text()
+
+
+
+def _open_case(new_page, world, scan):
+    doctor = new_page()
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    doctor.goto(f"/h/st-anne/scans/{scan.id}/")
+    doctor.locator("#ai-label").wait_for()
+    doctor.wait_for_function("() => document.getElementById('review-form').elements.label.value === 'glioma'")
+    return doctor
+
+
+def _colleague_reviews(world, scan, label):
+    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=scan, reviewer=world.doctor_a2, label=label))
+
+
+def _chosen(page):
+    return page.evaluate("() => document.getElementById('review-form').elements.label.value")
+
+
+def test_a_colleagues_review_moves_the_preselected_diagnosis_but_never_the_doctors_own_choice(
+        world, analysed_scan, new_page):
+    doctor = _open_case(new_page, world, analysed_scan)
+    assert doctor.locator("#review-submit").inner_text() == "Confirm diagnosis"
+
+    # A colleague changes the diagnosis while this page is open: the page does not keep offering the
+    # software's glioma, which this doctor never chose, as a change that would undo the colleague's.
+    _colleague_reviews(world, analysed_scan, "meningioma")
+    doctor.locator("#reviews").get_by_text("Meningioma (was Glioma)").wait_for()
+    doctor.wait_for_function("() => document.getElementById('review-form').elements.label.value === 'meningioma'")
+    assert doctor.locator("#review-submit").inner_text() == "Confirm diagnosis"
+
+    # A choice the doctor made stays theirs when another review arrives.
+    doctor.locator("#diagnosis-choices").get_by_label("Meningioma").focus()
+    doctor.keyboard.press("4")
+    _colleague_reviews(world, analysed_scan, "glioma")
+    doctor.locator("#reviews").get_by_text("Glioma (was Meningioma)").wait_for()
+    assert _chosen(doctor) == "pituitary"
+    assert doctor.locator("#review-submit").inner_text() == "Save changed diagnosis"

@@ -70,6 +70,10 @@ function updateSubmitLabel() {
   document.getElementById("notumor-note").hidden = chosen !== "notumor";
 }
 form?.addEventListener("change", updateSubmitLabel);
+// The standing diagnosis is preselected; until the doctor picks one, the choice follows it, so a review
+// another doctor saves meanwhile never leaves this page offering to undo it with a choice nobody made.
+let labelChosen = false;
+form?.addEventListener("change", (event) => { if (event.target.name === "label") labelChosen = true; });
 
 function renderResult() {
   const body = document.getElementById("ai-body");
@@ -132,7 +136,7 @@ async function render(next) {
   if (form) {
     const ready = scan.status === "done";
     document.getElementById("review-submit").disabled = !ready;
-    if (!form.elements.label.value && currentLabel()) {
+    if (!labelChosen && currentLabel()) {
       for (const radio of form.elements.label) radio.checked = radio.value === currentLabel();
     }
     updateSubmitLabel();
@@ -172,6 +176,7 @@ form?.addEventListener("submit", async (event) => {
     // The correction is saved: the outline on screen is now the stored one.
     viewer.edited = false;
     viewer.onEdit();
+    labelChosen = false;
     form.elements.notes.value = "";
     await render(saved);
   } catch (error) {
@@ -221,7 +226,7 @@ function viewerActions() {
 function diagnosisActions() {
   const actions = {};
   if (!form) return actions;
-  [...form.elements.label].forEach((radio, i) => { actions[String(i + 1)] = () => { radio.checked = true; updateSubmitLabel(); }; });
+  [...form.elements.label].forEach((radio, i) => { actions[String(i + 1)] = () => { radio.checked = true; labelChosen = true; updateSubmitLabel(); }; });
   return actions;
 }
 
