@@ -97,3 +97,15 @@ def test_a_colleagues_review_moves_the_preselected_diagnosis_but_never_the_docto
     doctor.locator("#reviews").get_by_text("Glioma (was Meningioma)").wait_for()
     assert _chosen(doctor) == "pituitary"
     assert doctor.locator("#review-submit").inner_text() == "Save changed diagnosis"
+
+
+def test_a_later_review_that_leaves_the_review_state_as_it_was_still_reaches_the_open_page(
+        world, analysed_scan, new_page):
+    doctor = _open_case(new_page, world, analysed_scan)
+    _colleague_reviews(world, analysed_scan, "meningioma")
+    doctor.locator("#reviews").get_by_text("Meningioma (was Glioma)").wait_for()
+
+    # "Changed by a doctor" before and after: the diagnosis still moved, and the page shows it.
+    _colleague_reviews(world, analysed_scan, "notumor")
+    doctor.locator("#reviews").get_by_text("No tumour (was Meningioma)").wait_for()
+    doctor.wait_for_function("() => document.getElementById('review-form').elements.label.value === 'notumor'")

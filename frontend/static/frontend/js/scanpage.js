@@ -43,7 +43,9 @@ export function followScan(initial, onChange) {
   };
   live(wsPath, {
     onMessage: (event) => {
-      if (event.status !== scan.status || event.review_state !== scan.review_state) refresh();
+      // A later review can leave the state as it was (changed, then changed again by a colleague) and
+      // still change the diagnosis: every review is news.
+      if (event.event === "scan.reviewed" || event.status !== scan.status || event.review_state !== scan.review_state) refresh();
     },
     onState: (state, code) => {
       describeState(document.getElementById("live-state"))(state);
