@@ -31,19 +31,31 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None) -> str:
     from federation.models import FederatedRun, RunStatus
 
     run = FederatedRun.objects.get(pk=run_id)
-    if run.finished:
+    if run.finished and run.flower_run_id:
         return run.status
     home = home or conf.federation_home()
-    if not run.flower_run_id:
-        try:
-            flower_run_id = control.submit_run(home, run.pk)
-        except Exception as exc:  # noqa: BLE001 - any failure to submit ends the run with its reason
-            services.fail_run(run_id, f"Could not submit the run to the SuperLink: {exc}")
-            return RunStatus.FAILED
-        services.mark_submitted(run_id, flower_run_id)
-    else:
+    if run.flower_run_id:
         # Redelivered after a worker died: the run was submitted already, so only follow it.
         flower_run_id = run.flower_run_id
+    else:
+        # A delivery of this task that died after the SuperLink took the run, and before the run recorded
+        # it, must not have the run started a second time: two ServerApps would train it side by side.
+        flower_run_id = control.find_submitted(home, run.pk)
+        if not flower_run_id and run.finished:
+            return run.status
+        if not flower_run_id:
+            try:
+                flower_run_id = control.submit_run(home, run.pk)
+            except Exception as exc:  # noqa: BLE001 - any failure to submit ends the run with its reason
+                services.fail_run(run_id, f"Could not submit the run to the SuperLink: {exc}")
+                return RunStatus.FAILED
+        services.mark_submitted(run_id, flower_run_id)
+        run.refresh_from_db()
+        if run.finished and not run.flower_run_id:
+            # Stopped while it was being submitted: the stop found no Flower run to end, and the nodes
+            # would train it to the end for nobody. End it here.
+            _stop_flower_run(home, flower_run_id)
+            return run.status
     deadline = time.monotonic() + conf.run_deadline_s()
     unreachable_since = None
     while True:
@@ -75,10 +87,16 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None) -> str:
             run.refresh_from_db()
             return run.status
         if time.monotonic() > deadline:
-            try:
-                control.stop_run(home, flower_run_id)
-            except Exception:  # noqa: BLE001
-                log.exception("could not stop flower run %s", flower_run_id)
+            _stop_flower_run(home, flower_run_id)
             services.fail_run(run_id, f"The run passed its deadline of {conf.run_deadline_s()} s and was stopped.")
             return RunStatus.FAILED
         time.sleep(poll_s)
+
+
+def _stop_flower_run(home, flower_run_id: str) -> None:
+    from federation import control
+
+    try:
+        control.stop_run(home, flower_run_id)
+    except Exception:  # noqa: BLE001 - a SuperLink that is gone has stopped the run too
+        log.exception("could not stop flower run %s", flower_run_id)

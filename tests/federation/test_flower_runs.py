@@ -171,3 +171,51 @@ def test_a_killed_superlink_fails_the_run_within_the_platform_deadline(federatio
     assert result["status"] == RunStatus.FAILED and run.status == RunStatus.FAILED
     assert "SuperLink was unreachable" in run.failure_reason
     assert time.monotonic() - killed < 60
+
+
+def flower_runs_of(home, run: FederatedRun) -> list[str]:
+    """Flower's ids of every run the SuperLink holds for this platform run."""
+    from flwr.proto.control_pb2 import ListRunsRequest
+
+    from federation import control
+
+    with control._control_client(home) as client:
+        response = client.ListRuns(ListRunsRequest())
+    found = []
+    for flower_run_id, flower_run in response.run_dict.items():
+        value = flower_run.override_config.get("platform-run-id")
+        if value is not None and int(getattr(value, value.WhichOneof("scalar"))) == run.pk:
+            found.append(str(flower_run_id))
+    return found
+
+
+def test_a_redelivered_task_follows_the_run_the_dead_delivery_submitted_instead_of_starting_it_again(
+        federation, settings, world):
+    from federation import control
+
+    settings.FEDERATION_RUN_DEADLINE_S = 3  # no nodes: the run only has to be followed, then ended
+    federation.start_superlink()
+    run = make_run([world.a, world.b])
+    # The first delivery of the task: the SuperLink took the run, then the worker died before recording it.
+    submitted = control.submit_run(federation.home, run.pk)
+    follow_run(run.pk, poll_s=0.5, home=federation.home)
+    run.refresh_from_db()
+    assert run.flower_run_id == submitted
+    assert flower_runs_of(federation.home, run) == [submitted], federation.logs()
+
+
+def test_a_run_stopped_while_it_was_being_submitted_is_stopped_on_the_superlink_too(federation, world):
+    from federation import control, services
+
+    federation.start_superlink()
+    run = make_run([world.a, world.b])
+    # The task has submitted the run and not yet recorded Flower's id when the operator stops it: the
+    # stop finds no Flower run to end.
+    submitted = control.submit_run(federation.home, run.pk)
+    services.stop_federated_run(run=run)
+    assert follow_run(run.pk, poll_s=0.5, home=federation.home) == RunStatus.STOPPED
+    # Left alone, the Flower run would wait for nodes and train to the end.
+    wait_for(lambda: control.run_state(federation.home, submitted).finished, 30,
+             f"the Flower run of a stopped run went on\n{federation.logs()}")
+    assert control.run_state(federation.home, submitted).sub_status == "stopped"
+    assert FederatedRun.objects.get(pk=run.pk).status == RunStatus.STOPPED
