@@ -81,9 +81,16 @@ def run_detail(request, membership, run_id):
     context = {
         "run": run,
         "data": RunSerializer(run, context={"viewer": request.user}).data,
+        "hospital_names": hospital_names(run),
         "ws_path": f"/ws/federation/runs/{run.pk}/",
     }
     return render_page(request, "frontend/admin/run.html", context, membership=membership)
+
+
+def hospital_names(run) -> dict:
+    """The run's hospitals by slug: rounds and dropouts name a node by its slug, people read the name
+    (the page's heading already lists every hospital of the run)."""
+    return {hospital.slug: hospital.name for hospital in run.hospitals.all()}
 
 
 # --- model versions and the platform operator --------------------------------------------------------
@@ -184,7 +191,7 @@ def operator(request):
 def operator_run(request, run_id):
     run = access_run(request.user, run_id)
     context = {"run": run, "data": RunSerializer(run, context={"viewer": request.user}).data,
-               "ws_path": f"/ws/federation/runs/{run.pk}/"}
+               "hospital_names": hospital_names(run), "ws_path": f"/ws/federation/runs/{run.pk}/"}
     return render_page(request, "frontend/admin/run.html", context)
 
 

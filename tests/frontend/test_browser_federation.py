@@ -36,7 +36,9 @@ def test_run_page_moves_with_the_run(world, running, new_page):
     page.get_by_text("1 of 3 rounds finished").wait_for()
     # A's admin: their own hospital and the global model; North General is "1 other hospital".
     assert page.locator("#accuracy-chart circle").count() == 2
-    assert "st-anne, 1 other hospital" in page.locator("#rounds-table").inner_text()
+    # Hospitals by their names, as the heading lists them, never by their slugs.
+    assert "St Anne's, 1 other hospital" in page.locator("#rounds-table").inner_text()
+    assert page.locator("#accuracy-chart li").all_inner_texts() == ["St Anne's", "global model"]
 
     round_log = SimpleNamespace(
         number=2, started=time.time() - 30, dropouts=[], bytes_sent=1_000_000, bytes_received=2_000_000,

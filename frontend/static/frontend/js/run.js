@@ -5,6 +5,9 @@ import { escapeHtml } from "./viewer.js";
 
 const script = document.getElementById("page-script");
 const run = JSON.parse(document.getElementById("run-data").textContent);
+// Nodes and dropouts name a hospital by its slug; the page names it as people do.
+const hospitalNames = JSON.parse(document.getElementById("hospital-names").textContent);
+const hospitalName = (slug) => hospitalNames[slug] || slug;
 const STATUS = { pending: "Waiting", submitted: "Submitted", running: "Running", completed: "Completed", failed: "Failed", stopped: "Stopped" };
 
 // Rounds arrive from the API as {number, ...} and from live events as {round, ...}; keep one shape.
@@ -27,16 +30,16 @@ function seriesOf(key, globalKey) {
     }
     if (r[globalKey] != null) global.push([r.number, r[globalKey]]);
   }
-  return [...[...byNode].map(([name, points]) => ({ name, points })), { name: "global model", points: global }];
+  return [...[...byNode].map(([slug, points]) => ({ name: hospitalName(slug), points })), { name: "global model", points: global }];
 }
 
 // A hospital admin's view names only their own hospital's node; the others come as a count, and their
 // dropouts without a name (federation/access.py).
 const plural = (n) => `${n} other hospital${n === 1 ? "" : "s"}`;
-const dropoutName = (d) => (d.other_hospital ? "another hospital" : d.hospital);
+const dropoutName = (d) => (d.other_hospital ? "another hospital" : hospitalName(d.hospital));
 
 function hospitalsOf(r) {
-  const names = (r.nodes || []).map((n) => n.hospital);
+  const names = (r.nodes || []).map((n) => hospitalName(n.hospital));
   if (r.other_hospitals) names.push(plural(r.other_hospitals));
   return names.join(", ");
 }
