@@ -70,10 +70,25 @@ def start_federated_run(*, hospitals, actor=None, request=None, **params) -> Fed
     run.hospitals.set(hospitals)
     for hospital in hospitals:
         record_audit(actor=actor, hospital=hospital, action="federation.run_start", obj=run, request=request)
+    transaction.on_commit(lambda: _hand_to_federation_worker(run.pk))
+    return run
+
+
+QUEUE_REFUSED = ("The task queue could not take the run, so no federation worker will submit it. Start it "
+                 "again once the queue (Redis) is reachable.")
+
+
+def _hand_to_federation_worker(run_id) -> None:
+    """Queue the task that submits and follows the run. A run the queue cannot take fails at once with a
+    reason: left pending, it would wait for a worker that never hears of it, and hold its hospitals,
+    which start_hospital_run allows one unfinished run at a time."""
     from federation.tasks import follow_federated_run
 
-    transaction.on_commit(lambda: follow_federated_run.delay(run.pk))
-    return run
+    try:
+        follow_federated_run.delay(run_id)
+    except Exception as error:  # noqa: BLE001 - a broker outage, whatever its client raises
+        log.error("federated run %s could not be queued (%s)", run_id, type(error).__name__)
+        fail_run(run_id, QUEUE_REFUSED)
 
 
 def enrol_node(*, hospital, public_key: Path, actor=None, request=None) -> NodeEnrolment:

@@ -36,6 +36,7 @@ class RunListView(generics.ListAPIView):
         params = dict(data.validated_data)
         hospitals = params.pop("hospitals")
         run = services.start_federated_run(hospitals=hospitals, actor=request.user, request=request, **params)
+        run.refresh_from_db()  # a run the task queue refused has failed already
         return Response(s.RunSerializer(run, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
@@ -70,5 +71,6 @@ class HospitalRunStartView(APIView):
         data.is_valid(raise_exception=True)
         run = services.start_hospital_run(hospital=membership.hospital, actor=request.user, request=request,
                                           **data.validated_data)
+        run.refresh_from_db()  # a run the task queue refused has failed already
         return Response(s.RunSerializer(run, context={"request": request}).data, status=status.HTTP_201_CREATED)
 

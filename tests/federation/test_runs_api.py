@@ -304,3 +304,16 @@ def test_a_validation_size_beyond_what_a_run_can_record_is_refused_with_a_senten
     chosen = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "validation_per_class": 50},
                                 format="json")
     assert chosen.status_code == 201 and chosen.json()["validation_per_class"] == 50
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_the_task_queue_cannot_take_fails_at_once_and_holds_no_hospital(api, operator, opted_in, broker_down):
+    # Committed for real: the run is handed to the federation worker when its transaction commits.
+    response = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"]}, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["status"] == "failed" and "task queue could not take" in response.json()["failure_reason"]
+    run = FederatedRun.objects.get(pk=response.json()["id"])
+    assert run.status == RunStatus.FAILED and run.finished_at is not None
+    # Not left pending: the hospitals' admins are not told a run is still in progress.
+    again = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {}, format="json")
+    assert again.status_code == 201 and again.json()["status"] == "failed"
