@@ -109,3 +109,23 @@ def test_a_later_review_that_leaves_the_review_state_as_it_was_still_reaches_the
     _colleague_reviews(world, analysed_scan, "notumor")
     doctor.locator("#reviews").get_by_text("No tumour (was Meningioma)").wait_for()
     doctor.wait_for_function("() => document.getElementById('review-form').elements.label.value === 'notumor'")
+
+
+@pytest.fixture
+def near_certain_scan(queued_scan):
+    finish(queued_scan, "glioma", 0.9999976)
+    return queued_scan
+
+
+def test_a_near_certain_reading_never_shows_as_certain(world, near_certain_scan, new_page):
+    doctor = new_page()
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    # The worklist rounds to whole percents, the case page to tenths: neither says 100 % nor 0 %.
+    row = doctor.locator("#pending tbody tr").first
+    row.wait_for()
+    assert row.locator('td[data-label="AI confidence"]').inner_text() == ">99%"
+    row.get_by_role("link").click()
+    doctor.locator("#ai-label").wait_for()
+    assert ", confidence >99.9%" in doctor.locator("#ai-body p").first.inner_text()
+    shares = doctor.locator("ul.probs li > span:last-child").all_inner_texts()
+    assert shares == [">99.9%", "<0.1%", "<0.1%", "<0.1%"]

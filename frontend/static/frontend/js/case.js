@@ -1,5 +1,6 @@
 // The doctor's case viewer: overlays, zoom and pan, outline correction, and the review.
 import { api, showError } from "./api.js";
+import { formatPercent } from "./numbers.js";
 import { followScan, labelName, renderStatus } from "./scanpage.js";
 import { formatTime } from "./time.js";
 import { ScanViewer, SliceNavigator, escapeHtml } from "./viewer.js";
@@ -86,7 +87,7 @@ function renderResult() {
   }
   const rows = Object.entries(result.probabilities)
     .sort((a, b) => b[1] - a[1])
-    .map(([label, p]) => `<li><span>${escapeHtml(labelName(label))}</span><span class="bar"><span style="width:${(p * 100).toFixed(1)}%"></span></span><span>${(p * 100).toFixed(1)}%</span></li>`)
+    .map(([label, p]) => `<li><span>${escapeHtml(labelName(label))}</span><span class="bar"><span style="width:${(p * 100).toFixed(1)}%"></span></span><span>${formatPercent(p)}</span></li>`)
     .join("");
   const area = result.tumour_area_mm2 != null ? `${result.tumour_area_mm2.toFixed(0)} mm²`
     : result.tumour_area_px != null ? `${Math.round(result.tumour_area_px)} pixels` : "none found";
@@ -95,7 +96,7 @@ function renderResult() {
     ? `<p class="notice warn" id="unusual-image">This image does not look like the brain MRIs the software learnt from,
         so its reading may mean nothing. The patient sees no result until a doctor has reviewed it.</p>` : "";
   body.innerHTML = `${unusual}
-    <p><strong id="ai-label">${escapeHtml(labelName(result.label))}</strong>, confidence ${(result.confidence * 100).toFixed(1)}%</p>
+    <p><strong id="ai-label">${escapeHtml(labelName(result.label))}</strong>, confidence ${formatPercent(result.confidence)}</p>
     <ul class="probs" aria-label="Probability of each class">${rows}</ul>
     <p class="help">Tumour area: ${escapeHtml(area)}.
       Classifier ${escapeHtml(result.model_version?.version || "unknown")},

@@ -2,6 +2,7 @@
 // with its limit and offset ("Show more"), kept current by the hospital's worklist websocket.
 import { api, showError } from "./api.js";
 import { describeState, live } from "./live.js";
+import { formatPercent } from "./numbers.js";
 import { formatTime } from "./time.js";
 import { escapeHtml } from "./viewer.js";
 
@@ -49,7 +50,7 @@ function table(name) {
     // doctor has read it, its row shows no class or confidence to sort by, only the badge.
     const unread = scan.unusual_image && scan.review_state === "unreviewed";
     const ai = unread ? null : scan.result;
-    const percent = ai ? `${(ai.confidence * 100).toFixed(0)}%` : "";
+    const percent = ai ? formatPercent(ai.confidence, 0) : "";
     const confidence = ai && ai.label !== scan.label ? `${labelNames[ai.label] || ai.label} ${percent}` : percent;
     const status = list.reviewed ? REVIEW[scan.review_state] : STATUS[scan.status];
     const state = list.reviewed ? scan.review_state : scan.status;
