@@ -109,11 +109,12 @@ def decode_stored(data: bytes):
     return decoded
 
 
-def decode_for_display(data: bytes):
-    """Decode a stored scan to show it: the limits, but not the input gate.
+def decode_on_record(data: bytes):
+    """Decode a stored scan to show it or to train on it: the limits, but not the input gate.
 
-    The gate judged the file when it was uploaded; a gate file missing now, or a newer gate that
-    would refuse it, must not keep a scan on record from being shown to the people who read it.
+    The gate judged the file when it was uploaded, and a doctor has read a reviewed one since; a gate
+    file missing now, or a newer gate that would refuse it, must neither keep a scan on record from
+    the people who read it nor stop its hospital's federated training.
     """
     return _decode_within_limits(data)
 

@@ -65,7 +65,7 @@ def _case(hospital, scan, slice_index: int, review) -> tuple[np.ndarray, str, np
     if scan.kind == "png" and scan.source == "import":
         image = _decode_png(data)  # the importer wrote a plain 8-bit PNG: skip the generic decoder
     else:
-        slices = services.decode_upload(data).slices
+        slices = services.decode_on_record(data).slices
         image = slices[min(slice_index, len(slices) - 1)]
     mask = None
     if review is not None:

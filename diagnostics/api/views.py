@@ -272,7 +272,7 @@ class ScanImageView(_ScanPNGView):
     def render(self, request, scan, membership):
         data = read_blob(scan.hospital, scan.blob_path, record_type=services.SCAN_BLOB, record_id=scan.id,
                          sha256=scan.blob_sha256)
-        slices = services.decode_for_display(data).slices
+        slices = services.decode_on_record(data).slices
         # The analysed slice is the one the model flagged: showing it by default would tell a patient
         # where the tumour was found before a doctor has reviewed the result.
         diagnosis = self.shown_diagnosis(scan, membership)

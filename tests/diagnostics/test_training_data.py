@@ -52,3 +52,15 @@ def test_reviewed_uploads_are_training_data_of_their_own_hospital_only(world, ap
     assert label == "meningioma" and mask is None
     assert np.array_equal(image, samples.slice_array("glioma", 11))
     assert count_reviewed_cases(world.b) == 1
+
+
+def test_reviewed_uploads_stay_training_data_when_the_input_gate_file_is_gone(world, api, settings, tmp_path):
+    scan = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 14)).json()["id"])
+    finish(scan, "glioma")
+    assert api(world.doctor_a).post(f"/api/v1/hospitals/{world.a.slug}/scans/{scan.id}/review/",
+                                    {"label": "glioma"}, format="json").status_code == 201
+    # The gate judged the file at upload and a doctor has read it since: a node whose gate file is
+    # missing (or newer and stricter) still trains on it.
+    settings.INPUT_GATE_PATH = tmp_path / "missing.json"
+    [(image, label, _)] = list(reviewed_cases(world.a))
+    assert label == "glioma" and np.array_equal(image, samples.slice_array("glioma", 14))
