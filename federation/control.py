@@ -6,6 +6,7 @@ a second of CPU every few seconds for the whole run).
 """
 
 import contextlib
+import datetime
 import io
 import json
 import os
@@ -68,8 +69,17 @@ def submit_run(federation_home: Path, platform_run_id: int, *, attempts: int = 3
     raise error
 
 
-def find_submitted(federation_home: Path, platform_run_id: int) -> str:
-    """Flower's id of a run the SuperLink has for this platform run, or ""."""
+# How far the SuperLink's clock may lag the platform's when a run's submission is matched to its record.
+CLOCK_SKEW = datetime.timedelta(minutes=1)
+
+
+def find_submitted(federation_home: Path, platform_run_id: int, *, since: datetime.datetime | None = None) -> str:
+    """Flower's id of a run the SuperLink has for this platform run, or "".
+
+    `since`: the platform run's creation. A SuperLink's state outlives a platform database that was
+    reset (the demo's, a test's), whose run ids start again at 1: a Flower run submitted before the
+    platform run existed belongs to another run of the same number.
+    """
     from flwr.proto.control_pb2 import ListRunsRequest
 
     try:
@@ -81,8 +91,20 @@ def find_submitted(federation_home: Path, platform_run_id: int) -> str:
         value = run.override_config.get("platform-run-id")
         if value is not None and value.WhichOneof("scalar") and \
                 int(getattr(value, value.WhichOneof("scalar"))) == int(platform_run_id):
+            if since is not None and _submitted_before(run.pending_at, since - CLOCK_SKEW):
+                continue
             return str(run_id)
     return ""
+
+
+def _submitted_before(pending_at: str, moment: datetime.datetime) -> bool:
+    try:
+        submitted = datetime.datetime.fromisoformat(pending_at)
+    except ValueError:
+        return False  # no time to go by: the platform run id alone decides, as without `since`
+    if submitted.tzinfo is None:
+        submitted = submitted.replace(tzinfo=datetime.timezone.utc)
+    return submitted < moment
 
 
 def _submit_once(federation_home: Path, platform_run_id: int, timeout: float = 180) -> str:

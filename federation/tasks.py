@@ -40,7 +40,7 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None) -> str:
     else:
         # A delivery of this task that died after the SuperLink took the run, and before the run recorded
         # it, must not have the run started a second time: two ServerApps would train it side by side.
-        flower_run_id = control.find_submitted(home, run.pk)
+        flower_run_id = control.find_submitted(home, run.pk, since=run.created_at)
         if not flower_run_id and run.finished:
             return run.status
         if not flower_run_id:

@@ -219,3 +219,25 @@ def test_a_run_stopped_while_it_was_being_submitted_is_stopped_on_the_superlink_
              f"the Flower run of a stopped run went on\n{federation.logs()}")
     assert control.run_state(federation.home, submitted).sub_status == "stopped"
     assert FederatedRun.objects.get(pk=run.pk).status == RunStatus.STOPPED
+
+
+def test_a_flower_run_of_an_earlier_database_is_not_taken_for_a_new_run_of_the_same_number(federation, settings,
+                                                                                             world):
+    from django.utils import timezone
+
+    from federation import control
+
+    settings.FEDERATION_RUN_DEADLINE_S = 3
+    federation.start_superlink()
+    run = make_run([world.a, world.b])
+    # The SuperLink's state outlived a reset platform database: it holds a finished run for this run's
+    # number, submitted before this run existed.
+    earlier = control.submit_run(federation.home, run.pk)
+    control.stop_run(federation.home, earlier)
+    wait_for(lambda: control.run_state(federation.home, earlier).finished, 30, federation.logs())
+    FederatedRun.objects.filter(pk=run.pk).update(status=RunStatus.PENDING, flower_run_id="", started_at=None,
+                                                  created_at=timezone.now() + control.CLOCK_SKEW * 2)
+    follow_run(run.pk, poll_s=0.5, home=federation.home)
+    run.refresh_from_db()
+    assert run.flower_run_id and run.flower_run_id != earlier, run.failure_reason
+    assert sorted(flower_runs_of(federation.home, run)) == sorted([earlier, run.flower_run_id])
