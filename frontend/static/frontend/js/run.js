@@ -8,6 +8,7 @@ const run = JSON.parse(document.getElementById("run-data").textContent);
 // Nodes and dropouts name a hospital by its slug; the page names it as people do.
 const hospitalNames = JSON.parse(document.getElementById("hospital-names").textContent);
 const hospitalName = (slug) => hospitalNames[slug] || slug;
+const FINISHED = new Set(["completed", "failed", "stopped"]);
 const STATUS = { pending: "Waiting", submitted: "Submitted", running: "Running", completed: "Completed", failed: "Failed", stopped: "Stopped" };
 
 // Rounds arrive from the API as {number, ...} and from live events as {round, ...}; keep one shape.
@@ -66,13 +67,18 @@ function render() {
     series: seriesOf("eval_accuracy", "global_accuracy"), xMax: run.num_rounds, yMax: 1,
     yFormat: (v) => `${Math.round(v * 100)}%`, title: "Accuracy per round, per hospital and for the global model",
   });
+  // A round the run ended in the middle of has no figures to wait for, and no count of who dropped out:
+  // "…" and "none" would say it is still going and every hospital answered.
+  const ended = FINISHED.has(run.status);
+  const pending = (r) => (r.finished ? "—" : ended ? "did not finish" : "…");
+  const dropped = (r) => (r.dropouts || []).map(dropoutName).join(", ") || (r.finished ? "none" : ended ? "not recorded" : "…");
   const rows = [...rounds.values()].sort((a, b) => a.number - b.number).map((r) => `<tr>
       <td data-label="Round">${r.number}</td>
-      <td data-label="Global accuracy">${r.global_accuracy != null ? `${(r.global_accuracy * 100).toFixed(1)}%` : "…"}</td>
-      <td data-label="Global loss">${r.global_loss != null ? r.global_loss.toFixed(3) : "…"}</td>
+      <td data-label="Global accuracy">${r.global_accuracy != null ? `${(r.global_accuracy * 100).toFixed(1)}%` : pending(r)}</td>
+      <td data-label="Global loss">${r.global_loss != null ? r.global_loss.toFixed(3) : pending(r)}</td>
       <td data-label="Hospitals">${escapeHtml(hospitalsOf(r))}</td>
-      <td data-label="Dropped out">${escapeHtml((r.dropouts || []).map(dropoutName).join(", ") || "none")}</td>
-      <td data-label="Duration">${r.duration_s != null ? `${r.duration_s.toFixed(1)} s` : "…"}</td></tr>`).join("");
+      <td data-label="Dropped out">${escapeHtml(dropped(r))}</td>
+      <td data-label="Duration">${r.duration_s != null ? `${r.duration_s.toFixed(1)} s` : pending(r)}</td></tr>`).join("");
   document.getElementById("rounds-table").innerHTML = rows
     ? `<table class="stack"><thead><tr>${headings(["Round", "Global accuracy", "Global loss", "Hospitals", "Dropped out", "Duration"])}</tr></thead>
       <tbody>${rows}</tbody></table>`
