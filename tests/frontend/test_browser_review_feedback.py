@@ -129,3 +129,37 @@ def test_a_near_certain_reading_never_shows_as_certain(world, near_certain_scan,
     assert ", confidence >99.9%" in doctor.locator("#ai-body p").first.inner_text()
     shares = doctor.locator("ul.probs li > span:last-child").all_inner_texts()
     assert shares == [">99.9%", "<0.1%", "<0.1%", "<0.1%"]
+
+
+def test_a_colleagues_review_arriving_while_the_doctor_decides_is_said_in_words(world, analysed_scan, new_page):
+    doctor = _open_case(new_page, world, analysed_scan)
+    doctor.locator("#diagnosis-choices").get_by_label("Pituitary").check()
+    _colleague_reviews(world, analysed_scan, "meningioma")
+    notice = doctor.locator("#review-message .notice")
+    notice.wait_for()
+    assert "saved a review meanwhile: Meningioma. Read it under Reviews before you save yours." in notice.inner_text()
+    # Having been shown it, the doctor's own choice is saved over it deliberately.
+    assert _save_and_read_message(doctor) == "Saved: Pituitary tumour (was Meningioma)."
+
+
+def test_a_review_saved_over_a_colleagues_the_page_never_showed_is_refused_then_shown(world, analysed_scan, new_page):
+    doctor = new_page()
+    # The page's live updates lag (a slow network): the colleague's review below never reaches it by itself.
+    doctor.route_web_socket("**/ws/**", lambda socket: None)
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    doctor.goto(f"/h/st-anne/scans/{analysed_scan.id}/")
+    doctor.locator("#ai-label").wait_for()
+    _colleague_reviews(world, analysed_scan, "meningioma")
+    assert doctor.locator("#reviews").inner_text() == "Not reviewed yet."
+
+    doctor.locator("#diagnosis-choices").get_by_label("Pituitary").check()
+    doctor.locator("#review-submit").click()
+    error = doctor.locator("#review-message .notice.error")
+    error.wait_for()
+    assert "Another doctor reviewed this scan after you opened it" in error.inner_text()
+    doctor.locator("#reviews").get_by_text("Meningioma (was Glioma)").wait_for()
+    assert [r.label for r in analysed_scan.reviews.order_by("created_at")] == ["meningioma"]
+
+    # Now that the page shows the colleague's review, the doctor's own saves.
+    assert _save_and_read_message(doctor) == "Saved: Pituitary tumour (was Meningioma)."
+    assert [r.label for r in analysed_scan.reviews.order_by("created_at")] == ["meningioma", "pituitary"]

@@ -76,6 +76,22 @@ form?.addEventListener("change", updateSubmitLabel);
 let labelChosen = false;
 form?.addEventListener("change", (event) => { if (event.target.name === "label") labelChosen = true; });
 
+// The newest review this page has shown goes with the doctor's review: one a colleague saved that the
+// page has not shown yet makes the server refuse it (409 review_conflict) rather than replace it unseen.
+const newestReview = (s) => (s.reviews || []).at(-1) || null;
+let newestReviewShown = newestReview(initial)?.id ?? "";
+
+// A colleague's review arriving while this doctor is deciding is said in words, not only listed.
+function noteColleaguesReview(next) {
+  const newest = newestReview(next);
+  if (!form || !newest || newest.id === newestReviewShown) return;
+  newestReviewShown = newest.id;
+  if (!labelChosen && !viewer.edited) return;  // nothing of this doctor's own is at stake
+  const who = newest.reviewer_name || "A colleague";
+  document.getElementById("review-message").innerHTML = `<p class="notice" role="status">${escapeHtml(who)} saved a `
+    + `review meanwhile: ${escapeHtml(labelName(newest.label))}. Read it under Reviews before you save yours.</p>`;
+}
+
 function renderResult() {
   const body = document.getElementById("ai-body");
   const result = scan.result;
@@ -119,6 +135,7 @@ function renderReviews() {
 }
 
 async function render(next) {
+  noteColleaguesReview(next);
   scan = next;
   renderStatus(scan);
   renderResult();
@@ -144,7 +161,7 @@ async function render(next) {
   }
 }
 
-followScan(initial, render);
+const following = followScan(initial, render);
 
 // What this review did, in the words of the reviews list: the scan's review state says "changed" for
 // every later review once any outline was corrected, even one that confirms the same diagnosis.
@@ -168,11 +185,13 @@ form?.addEventListener("submit", async (event) => {
   const body = new FormData();
   body.append("label", label);
   body.append("notes", form.elements.notes.value);
+  body.append("last_review_seen", newestReviewShown);
   if (viewer.edited) body.append("mask", await viewer.toPNG(), "mask.png");
   const button = document.getElementById("review-submit");
   button.disabled = true;
   try {
     const saved = await api(`${scan.url}review/`, { method: "POST", form: body });
+    newestReviewShown = newestReview(saved)?.id ?? "";
     message.innerHTML = `<p class="notice ok">${escapeHtml(savedWords(saved))}</p>`;
     // The correction is saved: the outline on screen is now the stored one.
     viewer.edited = false;
@@ -181,6 +200,8 @@ form?.addEventListener("submit", async (event) => {
     form.elements.notes.value = "";
     await render(saved);
   } catch (error) {
+    // The colleague's review is fetched first, so the doctor reads it; saving again then sends theirs as seen.
+    if (error.code === "review_conflict") await following.refresh();
     message.innerHTML = `<p class="notice error" role="alert"></p>`;
     showError(message.firstElementChild, error);
   } finally {
