@@ -44,6 +44,8 @@ def reviewed_cases(hospital) -> Iterator[tuple[np.ndarray, str, np.ndarray | Non
     `image` is the 2-D slice the doctor reviewed (uint8 for JPEG/PNG, float32 for DICOM/NIfTI values);
     `label` is the doctor's; `mask` is the doctor's corrected outline (bool, same shape) or None. A
     model-drawn mask that a doctor only confirmed the label of is not ground truth, so it is not given.
+    A scan the doctor calls "notumor" has an empty outline, whatever was drawn on it before or with that
+    review: the segmenter must learn to say "nothing here", never a tumour on a scan that has none.
     """
     masks = {}
     for review in Review.objects.filter(hospital=hospital, mask_changed=True).order_by("created_at"):
@@ -67,6 +69,8 @@ def _case(hospital, scan, slice_index: int, review) -> tuple[np.ndarray, str, np
     else:
         slices = services.decode_on_record(data).slices
         image = slices[min(slice_index, len(slices) - 1)]
+    if scan.reviewed_label == "notumor":
+        return image, scan.reviewed_label, np.zeros(image.shape[:2], bool)
     mask = None
     if review is not None:
         png = read_blob(hospital, review.mask_path, record_type=services.REVIEW_MASK_BLOB, record_id=review.id,

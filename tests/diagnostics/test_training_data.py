@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from diagnostics.models.scans import Scan
 from diagnostics.training_data import count_reviewed_cases, create_reviewed_case, reviewed_cases
@@ -64,3 +65,29 @@ def test_reviewed_uploads_stay_training_data_when_the_input_gate_file_is_gone(wo
     settings.INPUT_GATE_PATH = tmp_path / "missing.json"
     [(image, label, _)] = list(reviewed_cases(world.a))
     assert label == "glioma" and np.array_equal(image, samples.slice_array("glioma", 14))
+
+
+def _review(api, doctor, scan, label, mask=None):
+    body = {"label": label}
+    if mask is not None:
+        body["mask"] = SimpleUploadedFile("mask.png", samples.array_png(mask.astype(np.uint8) * 255))
+    response = api(doctor).post(f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/review/", body,
+                                format="multipart" if mask is not None else "json")
+    assert response.status_code == 201, response.content
+
+
+def test_a_scan_the_doctor_calls_no_tumour_trains_the_segmenter_on_an_empty_outline(world, api):
+    drawn = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes("notumor", 15)).json()["id"])
+    overruled = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 16)).json()["id"])
+    for scan in (drawn, overruled):
+        finish(scan, "glioma")
+    outline = np.zeros((drawn.height, drawn.width), bool)
+    outline[40:90, 60:120] = True
+    # An outline sent with "No tumour", and one corrected first and overruled by a later "No tumour".
+    _review(api, world.doctor_a, drawn, "notumor", outline)
+    _review(api, world.doctor_a, overruled, "glioma", outline)
+    _review(api, world.doctor_a2, overruled, "notumor")
+    cases = list(reviewed_cases(world.a))
+    assert [label for _, label, _ in cases] == ["notumor", "notumor"]
+    for image, _, mask in cases:
+        assert mask is not None and mask.shape == image.shape[:2] and not mask.any()
