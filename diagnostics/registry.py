@@ -32,6 +32,29 @@ class NoActiveModel(LookupError):
     pass
 
 
+class ScoresBelowActive(ValueError):
+    """Promoting would replace the active version with one that scored lower on validation."""
+
+
+# The validation figure by which a version is weighed against the active one before it replaces it.
+HEADLINE_METRICS = {ModelTask.CLASSIFY: ("macro_f1", "macro-F1"), ModelTask.SEGMENT: ("dice_mean", "mean Dice")}
+
+
+def shortfall_against_active(model_version: ModelVersion) -> str | None:
+    """A sentence when ``model_version`` scored lower on validation than its task's active version; else
+    None (it scored as well or better, or either has no such figure to weigh)."""
+    metric, words = HEADLINE_METRICS.get(model_version.task, (None, ""))
+    active = (ModelVersion.objects.filter(task=model_version.task, status=ModelStatus.ACTIVE)
+              .exclude(pk=model_version.pk).first())
+    if metric is None or active is None:
+        return None
+    mine, theirs = model_version.metrics.get(metric), active.metrics.get(metric)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (mine, theirs)) or mine >= theirs:
+        return None
+    return (f"The {ModelTask(model_version.task).label.lower()} model {model_version.version} scored {words} "
+            f"{mine:.3f} on validation, below the active {active.version}'s {theirs:.3f}.")
+
+
 def resolve_artifact_path(artifact_path: str | Path) -> Path:
     path = Path(artifact_path)
     return path if path.is_absolute() else Path(settings.MODEL_DIR) / path
@@ -87,10 +110,18 @@ def register_model_version(*, task: str, version: str, artifact_path: str | Path
 
 
 @transaction.atomic
-def promote_model_version(model_version: ModelVersion) -> ModelVersion:
-    """Make ``model_version`` the active one of its task; the previous active one is retired."""
+def promote_model_version(model_version: ModelVersion, *, accept_lower_score: bool = False) -> ModelVersion:
+    """Make ``model_version`` the active one of its task; the previous active one is retired.
+
+    One model serves every hospital, so a version that scored lower on validation than the active one
+    is refused (``ScoresBelowActive``) unless the operator says, with ``accept_lower_score``, that this
+    is meant (a federated model trained on the hospitals' own cases may be worth it).
+    """
     model_version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
     verify_model_version(model_version)
+    shortfall = None if accept_lower_score else shortfall_against_active(model_version)
+    if shortfall:
+        raise ScoresBelowActive(shortfall)
     current = (ModelVersion.objects.select_for_update()
                .filter(task=model_version.task, status=ModelStatus.ACTIVE).exclude(pk=model_version.pk))
     current.update(status=ModelStatus.RETIRED)

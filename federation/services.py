@@ -438,20 +438,35 @@ def stop_federated_run(*, run: FederatedRun, actor=None, request=None) -> Federa
     return run
 
 
-def promote_federated_model(*, run: FederatedRun, actor=None, request=None):
-    """Make the run's candidate model the one that diagnoses new scans."""
+def candidate_shortfall(run: FederatedRun) -> str | None:
+    """Why promoting the run's candidate would lower the served model's validation score, or None."""
+    if run.status != RunStatus.COMPLETED or not run.model_version_id:
+        return None
+    from diagnostics.models.registry import ModelVersion
+    from diagnostics.registry import shortfall_against_active
+
+    version = ModelVersion.objects.filter(pk=run.model_version_id).first()
+    return shortfall_against_active(version) if version is not None else None
+
+
+def promote_federated_model(*, run: FederatedRun, actor=None, request=None, accept_lower_score: bool = False):
+    """Make the run's candidate model the one that diagnoses new scans (registry.promote_model_version:
+    one that scored lower than the active model only with ``accept_lower_score``)."""
     if run.status != RunStatus.COMPLETED or not run.model_version_id:
         raise DomainError("no_candidate", f"Run {run.pk} has no registered candidate model to promote.", status=409)
     from diagnostics.models.registry import ModelVersion
-    from diagnostics.registry import ModelIntegrityError, promote_model_version
+    from diagnostics.registry import ModelIntegrityError, ScoresBelowActive, promote_model_version
 
     version = ModelVersion.objects.filter(pk=run.model_version_id).first()
     if version is None:
         raise DomainError("no_candidate", f"Run {run.pk}'s model version is no longer registered.", status=409)
     try:
-        version = promote_model_version(version)
+        version = promote_model_version(version, accept_lower_score=accept_lower_score)
     except ModelIntegrityError as exc:
         raise DomainError("model_integrity", str(exc), status=409) from None
+    except ScoresBelowActive as lower:
+        raise DomainError("scores_below_active", f"{lower} It was not promoted; promote it again accepting the "
+                                                 "lower score if that is meant.", status=409) from None
     for hospital in run.hospitals.all():
         record_audit(actor=actor, hospital=hospital, action="federation.model_promote", obj=run, request=request)
     publish(run.pk, {"kind": "promoted", "run": run.pk, "model_version_id": run.model_version_id})

@@ -43,6 +43,11 @@ class RunSerializer(serializers.ModelSerializer):
         return run_view(super().to_representation(instance), self._own_sites())
 
 
+class RunPromoteSerializer(serializers.Serializer):
+    # One model serves every hospital: one that scored lower than the active model is promoted only on purpose.
+    accept_lower_score = serializers.BooleanField(default=False)
+
+
 class StartHospitalRunSerializer(serializers.Serializer):
     model_kind = serializers.ChoiceField(ModelKind.choices, default=ModelKind.CLASSIFIER)
     num_rounds = serializers.IntegerField(min_value=1, max_value=HOSPITAL_RUN_MAX_ROUNDS,

@@ -57,7 +57,10 @@ class RunPromoteView(APIView):
     def post(self, request, run_id):
         run = access_run(request.user, run_id)
         _require_operator(request)
-        services.promote_federated_model(run=run, actor=request.user, request=request)
+        accept = s.RunPromoteSerializer(data=request.data)
+        accept.is_valid(raise_exception=True)
+        services.promote_federated_model(run=run, actor=request.user, request=request,
+                                         accept_lower_score=accept.validated_data["accept_lower_score"])
         run.refresh_from_db()
         return Response(s.RunSerializer(run, context={"request": request}).data)
 

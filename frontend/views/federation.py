@@ -112,8 +112,14 @@ def model_versions():
         metrics = [(name, version.metrics[name]) for name in SHOWN_METRICS
                    if isinstance(version.metrics.get(name), (int, float))]
         rows.append({"version": version, "metrics": metrics,
-                     "may_roll_back": version.status == ModelStatus.ACTIVE and version.task in may_roll_back})
+                     "may_roll_back": version.status == ModelStatus.ACTIVE and version.task in may_roll_back,
+                     "shortfall": registry.shortfall_against_active(version)
+                     if version.status != ModelStatus.ACTIVE else None})
     return rows
+
+
+def _accepts_lower_score(request) -> bool:
+    return request.POST.get("accept_lower_score") == "1"
 
 
 def _back(request):
@@ -133,9 +139,11 @@ def model_promote(request, version_id):
     if version is None:
         return not_found(request)
     try:
-        promoted = registry.promote_model_version(version)
+        promoted = registry.promote_model_version(version, accept_lower_score=_accepts_lower_score(request))
     except registry.ModelIntegrityError as refused:
         messages.error(request, str(refused))
+    except registry.ScoresBelowActive as lower:
+        messages.error(request, f"{lower} It was not promoted; tick “Accept the lower score” to promote it anyway.")
     else:
         record_audit(actor=request.user, hospital=None, action="model.promote", obj=promoted, request=request)
         messages.success(request, f"{promoted.get_task_display()} {promoted.version} now serves every hospital.")
@@ -191,6 +199,7 @@ def operator(request):
 def operator_run(request, run_id):
     run = access_run(request.user, run_id)
     context = {"run": run, "data": RunSerializer(run, context={"viewer": request.user}).data,
+               "shortfall": services.candidate_shortfall(run),
                "hospital_names": hospital_names(run), "ws_path": f"/ws/federation/runs/{run.pk}/"}
     return render_page(request, "frontend/admin/run.html", context)
 
@@ -213,7 +222,8 @@ def operator_run_stop(request, run_id):
 def operator_run_promote(request, run_id):
     run = access_run(request.user, run_id)
     try:
-        version = services.promote_federated_model(run=run, actor=request.user, request=request)
+        version = services.promote_federated_model(run=run, actor=request.user, request=request,
+                                                   accept_lower_score=_accepts_lower_score(request))
     except DomainError as refused:
         messages.error(request, refused.detail)
     else:

@@ -1,6 +1,7 @@
 import shutil
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 
 from diagnostics import registry
@@ -105,3 +106,33 @@ def test_promote_model_refuses_bad_bundles_and_taken_versions_with_a_sentence(mo
         with pytest.raises(CommandError, match=message):
             call_command("promote_model", "--task", task, "--model-version", version, "--register", str(bundle))
     assert list(ModelVersion.objects.values_list("task", "version", "status")) == [("classify", "a", "active")]
+
+
+def test_a_version_that_scored_lower_than_the_active_one_is_promoted_only_on_purpose(bundle_dir):
+    active = registry.promote_model_version(_register(bundle_dir, "v1", metrics={"macro_f1": 0.97}))
+    weaker = _register(bundle_dir, "fed-3", source="federated", federated_run_id="3", metrics={"macro_f1": 0.531})
+    with pytest.raises(registry.ScoresBelowActive, match=r"scored macro-F1 0\.531 on validation, below the active "
+                                                         r"v1's 0\.970"):
+        registry.promote_model_version(weaker)
+    weaker.refresh_from_db(), active.refresh_from_db()
+    assert (weaker.status, active.status) == (ModelStatus.CANDIDATE, ModelStatus.ACTIVE)
+    assert registry.promote_model_version(weaker, accept_lower_score=True).status == ModelStatus.ACTIVE
+    # As good or better, or with no figure to weigh, a version needs no such acknowledgement.
+    assert registry.promote_model_version(_register(bundle_dir, "v2", metrics={"macro_f1": 0.531})).status == "active"
+    assert registry.promote_model_version(_register(bundle_dir, "v3")).status == ModelStatus.ACTIVE
+    # Segmenters are weighed by their mean Dice, and only against the active segmenter.
+    registry.promote_model_version(_register(bundle_dir, "s1", task="segment", metrics={"dice_mean": 0.779}))
+    assert "mean Dice 0.700" in registry.shortfall_against_active(
+        _register(bundle_dir, "s2", task="segment", metrics={"dice_mean": 0.7}))
+
+
+def test_promote_model_command_refuses_a_lower_score_without_being_told(bundle_dir):
+    registry.promote_model_version(_register(bundle_dir, "v1", metrics={"macro_f1": 0.97}))
+    weaker = _register(bundle_dir, "v2", metrics={"macro_f1": 0.9})
+    with pytest.raises(CommandError, match="below the active v1's 0.970. Not promoted; add --accept-lower-score"):
+        call_command("promote_model", "--task", "classify", "--model-version", "v2")
+    weaker.refresh_from_db()
+    assert weaker.status == ModelStatus.CANDIDATE
+    call_command("promote_model", "--task", "classify", "--model-version", "v2", "--accept-lower-score")
+    weaker.refresh_from_db()
+    assert weaker.status == ModelStatus.ACTIVE

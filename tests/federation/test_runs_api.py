@@ -317,3 +317,29 @@ def test_a_run_the_task_queue_cannot_take_fails_at_once_and_holds_no_hospital(ap
     # Not left pending: the hospitals' admins are not told a run is still in progress.
     again = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {}, format="json")
     assert again.status_code == 201 and again.json()["status"] == "failed"
+
+
+def test_a_run_model_that_scored_lower_than_the_active_one_is_promoted_only_on_purpose(api, operator, opted_in,
+                                                                                      tmp_path):
+    import json
+
+    from diagnostics import registry
+
+    bundles = {}
+    for name in ("v1", "federated-9"):
+        bundles[name] = tmp_path / f"{name}.json"
+        bundles[name].write_text(json.dumps({"task": "classify", "version": name}))
+    registry.promote_model_version(registry.register_model_version(
+        task="classify", version="v1", artifact_path=bundles["v1"], metrics={"macro_f1": 0.97}))
+    candidate = registry.register_model_version(task="classify", version="federated-9",
+                                                artifact_path=bundles["federated-9"], metrics={"macro_f1": 0.4})
+    run = make_run(opted_in.a, opted_in.b, status=RunStatus.COMPLETED, model_version_id=str(candidate.pk))
+    refused = api(operator).post(f"{RUNS}{run.pk}/promote/", {}, format="json")
+    assert refused.status_code == 409 and refused.json()["error"] == "scores_below_active"
+    assert "macro-F1 0.400 on validation, below the active v1's 0.970" in refused.json()["detail"]
+    candidate.refresh_from_db()
+    assert candidate.status == "candidate"
+    assert api(operator).post(f"{RUNS}{run.pk}/promote/", {"accept_lower_score": True},
+                              format="json").status_code == 200
+    candidate.refresh_from_db()
+    assert candidate.status == "active"

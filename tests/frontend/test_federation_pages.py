@@ -321,3 +321,27 @@ def test_run_pages_name_the_hospitals_and_wrap_a_long_failure(client, world, run
     html = client.get(f"/operator/federation/runs/{both.pk}/").content.decode()
     assert "rounds over North General, St Anne&#x27;s" in html
     assert "North General, St Anne&#x27;s</td>" in client.get("/operator/federation/").content.decode()
+
+
+def test_operator_promotes_a_version_that_scored_lower_only_by_accepting_the_lower_score(
+        client, versions, django_user_model, tmp_path):
+    from diagnostics import registry
+
+    v1, _ = versions
+    bundle = tmp_path / "fed.json"
+    bundle.write_text(json.dumps({"task": "classify", "version": "federated-3"}))
+    weaker = registry.register_model_version(task="classify", version="federated-3", artifact_path=bundle,
+                                             metrics={"accuracy": 0.53, "macro_f1": 0.531})
+    client.force_login(django_user_model.objects.create_superuser("op6@neurofed.example", "op6@neurofed.example",
+                                                                  "op-password-16"))
+    html = client.get("/operator/federation/").content.decode()
+    warning = "The classification model federated-3 scored macro-F1 0.531 on validation, below the active v1&#x27;s 0.900."
+    assert warning in html and 'name="accept_lower_score"' in html
+    page = client.post(f"/operator/models/{weaker.pk}/promote/", follow=True).content.decode()
+    assert "It was not promoted; tick “Accept the lower score” to promote it anyway." in page
+    weaker.refresh_from_db(), v1.refresh_from_db()
+    assert (weaker.status, v1.status) == ("candidate", "active")
+    page = client.post(f"/operator/models/{weaker.pk}/promote/", {"accept_lower_score": "1"}, follow=True)
+    assert "Classification federated-3 now serves every hospital." in page.content.decode()
+    weaker.refresh_from_db()
+    assert weaker.status == "active"

@@ -4,6 +4,8 @@
     manage.py promote_model --task classify --model-version v2 --register var/models/classify/classifier.json
     manage.py promote_model --task segment --model-version fed-7 --register PATH --source federated --run-id 7
     manage.py promote_model --list
+
+A version that scored lower on validation than the active one is refused unless --accept-lower-score.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("--source", choices=["centralised", "federated", "baseline"], default="centralised")
         parser.add_argument("--run-id", default=None, help="federated run id (with --source federated)")
         parser.add_argument("--candidate-only", action="store_true", help="register without promoting")
+        parser.add_argument("--accept-lower-score", action="store_true",
+                            help="promote even though it scored lower on validation than the active version")
         parser.add_argument("--list", action="store_true", help="list versions and exit")
 
     def handle(self, *args, **options):
@@ -71,7 +75,9 @@ class Command(BaseCommand):
         except ModelVersion.DoesNotExist as error:
             raise CommandError(f"no {options['task']} version {options['model_version']!r}") from error
         try:
-            version = registry.promote_model_version(version)
+            version = registry.promote_model_version(version, accept_lower_score=options["accept_lower_score"])
         except registry.ModelIntegrityError as error:
             raise CommandError(str(error)) from error
+        except registry.ScoresBelowActive as lower:
+            raise CommandError(f"{lower} Not promoted; add --accept-lower-score if that is meant.") from lower
         self.stdout.write(f"active: {version}")
