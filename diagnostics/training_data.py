@@ -28,8 +28,14 @@ def _reviewed(hospital):
     )
 
 
-def count_reviewed_cases(hospital) -> int:
-    return _reviewed(hospital).count()
+def count_reviewed_cases(hospital, *, outlined: bool = False) -> int:
+    """How many cases `reviewed_cases(hospital)` yields; with `outlined`, only the tumours whose outline a
+    doctor drew or corrected: what the segmenter needs to learn from ("No tumour" cases, with their
+    empty outlines, teach it only to find nothing)."""
+    reviewed = _reviewed(hospital)
+    if outlined:
+        reviewed = reviewed.exclude(reviewed_label="notumor").filter(reviews__mask_changed=True).distinct()
+    return reviewed.count()
 
 
 def _decode_png(data: bytes) -> np.ndarray:

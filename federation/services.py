@@ -50,6 +50,23 @@ def federation_available() -> bool:
 
 
 @transaction.atomic
+def _refuse_without_training_cases(hospitals, model_kind: str, min_nodes: int) -> None:
+    """A run whose nodes have too few cases to train on would tie them up only to fail in its first round
+    (a node without cases answers with an error), so it is refused up front, in words the admin can act on.
+    Only counts are read here, on the coordinator: no case leaves its hospital."""
+    from diagnostics.training_data import count_reviewed_cases
+
+    segmenter = model_kind == ModelKind.SEGMENTER
+    ready = [h for h in hospitals if count_reviewed_cases(h, outlined=segmenter)]
+    if len(ready) >= min_nodes:
+        return
+    cases = "tumours whose outline a doctor drew or corrected" if segmenter else "scans a doctor has reviewed"
+    which = f"only {', '.join(h.name for h in ready)} has any" if ready else "none of these hospitals has any"
+    raise DomainError("too_few_training_cases",
+                      f"A run of the {ModelKind(model_kind).label.lower()} needs at least {min_nodes} hospitals with "
+                      f"cases to train on ({cases}); {which}.", status=409)
+
+
 def start_federated_run(*, hospitals, actor=None, request=None, **params) -> FederatedRun:
     """Record a run over opted-in hospitals and have the federation worker submit it after commit.
 
@@ -66,6 +83,7 @@ def start_federated_run(*, hospitals, actor=None, request=None, **params) -> Fed
     if len(hospitals) < min_nodes:
         raise DomainError("too_few_hospitals", f"A run needs at least {min_nodes} hospitals; "
                                                    f"{len(hospitals)} were given.")
+    _refuse_without_training_cases(hospitals, params.get("model_kind", ModelKind.CLASSIFIER), min_nodes)
     run = FederatedRun.objects.create(created_by=actor, **params)
     run.hospitals.set(hospitals)
     for hospital in hospitals:

@@ -48,3 +48,17 @@ def make_member(hospital, role, email=None):
 
 def make_patient(hospital, full_name="Ada Lovelace", **kwargs):
     return create_patient(hospital=hospital, full_name=full_name, **kwargs)
+
+
+def add_reviewed_case(hospital, label="glioma", mask=None):
+    """One doctor-reviewed case of `hospital`: what each node of a federated run needs to train on."""
+    import numpy as np
+
+    from diagnostics.services import create_reviewed_case
+
+    image = np.tile(np.arange(64, dtype=np.uint8) * 3, (64, 1))
+    image[0, :2] = divmod(next(_case_numbers), 256)  # a new image each time: the same one is imported once
+    return create_reviewed_case(hospital, image, label, mask=mask)
+
+
+_case_numbers = itertools.count()

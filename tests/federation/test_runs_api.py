@@ -1,11 +1,12 @@
 """The federated-runs API: the operator starts, stops and promotes; participating admins watch."""
 
+import numpy as np
 import pytest
 
 from federation.models import FederatedRound, FederatedRun, RunStatus
 from federation.services import HOSPITAL_RUN_MAX_ROUNDS
 from hospitals.models import AuditEvent, Hospital
-from tests.factories import make_hospital, make_user
+from tests.factories import add_reviewed_case, make_hospital, make_user
 
 RUNS = "/api/v1/federation/runs/"
 
@@ -20,6 +21,8 @@ def opted_in(world):
     Hospital.objects.filter(pk__in=[world.a.pk, world.b.pk]).update(federation_opt_in=True)
     world.a.refresh_from_db()
     world.b.refresh_from_db()
+    for hospital in (world.a, world.b):
+        add_reviewed_case(hospital)
     return world
 
 
@@ -249,6 +252,21 @@ def hospital_runs(hospital):
 
 def test_an_admin_starts_a_run_over_every_opted_in_hospital(api, opted_in, django_capture_on_commit_callbacks):
     third = make_hospital("riverside", "Riverside")  # has not opted in: not part of the run
+    # The segmenter learns only from cases with an outline: the labels-only cases of the fixture are not enough.
+    refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter"}, format="json")
+    assert refused.status_code == 409 and refused.json()["detail"] == (
+        "A run of the tumour segmenter needs at least 2 hospitals with cases to train on (tumours whose outline "
+        "a doctor drew or corrected); none of these hospitals has any.")
+    outline = np.zeros((64, 64), bool)
+    outline[20:30, 20:30] = True
+    add_reviewed_case(opted_in.a, "meningioma", mask=outline)
+    refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter"}, format="json")
+    assert refused.json()["detail"].endswith("; only St Anne's has any.")
+    add_reviewed_case(opted_in.b, "notumor")  # an empty outline teaches the segmenter only to find nothing
+    assert api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter"},
+                                      format="json").status_code == 409
+    add_reviewed_case(opted_in.b, "pituitary", mask=outline)
+    assert not FederatedRun.objects.exists()
     with django_capture_on_commit_callbacks() as callbacks:
         response = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter",
                                                                           "num_rounds": 5}, format="json")

@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from federation.models import FederatedRound, FederatedRun, RunStatus
+from tests.factories import add_reviewed_case
 
 pytestmark = pytest.mark.django_db
 
@@ -174,6 +175,7 @@ def test_operator_starts_a_run_over_opted_in_hospitals(client, world, django_use
     client.force_login(operator)
     html = client.get("/operator/federation/").content.decode()
     assert 'value="st-anne" checked' in html and 'value="north-general" checked' in html
+    add_reviewed_case(world.a), add_reviewed_case(world.b)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         page = client.post("/operator/federation/", {"hospitals": ["st-anne", "north-general"], "num_rounds": "2",
                                                      "strategy": "fedprox"}, follow=True)
@@ -214,6 +216,10 @@ def test_admin_starts_a_run_from_the_federation_page(client, world, django_captu
     html = client.get("/h/st-anne/federation/").content.decode()
     assert 'action="/h/st-anne/federation/start/"' in html and "data-confirm=\"Start a federated run" in html
     assert "St Anne&#x27;s, North General." in html
+    refused = client.post("/h/st-anne/federation/start/", {"model_kind": "classifier", "num_rounds": "4"}, follow=True)
+    assert "needs at least 2 hospitals with cases to train on (scans a doctor has reviewed); none of these " \
+           "hospitals has any." in refused.content.decode()
+    add_reviewed_case(world.a), add_reviewed_case(world.b)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         page = client.post("/h/st-anne/federation/start/", {"model_kind": "classifier", "num_rounds": "4"}, follow=True)
     run = FederatedRun.objects.get()
