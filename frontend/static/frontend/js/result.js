@@ -26,7 +26,9 @@ let shownMask = null;
 async function showOverlays(scan) {
   const result = scan.result;
   const maskUrl = result?.mask_url || null;
-  const heatmapUrl = result?.heatmap_url || null;
+  // The heatmap explains the software's own reading: once a doctor has changed that reading, it would
+  // colour the scan for a result that is no longer the patient's (a tumour's area under "No tumour").
+  const heatmapUrl = doctorChangedLabel(scan) ? null : result?.heatmap_url || null;
   tools.hidden = !maskUrl && !heatmapUrl;
   outlineBox.parentElement.hidden = !maskUrl;
   heatmapBox.parentElement.hidden = !heatmapUrl;
@@ -43,11 +45,14 @@ async function showOverlays(scan) {
   viewer.showOutline(Boolean(maskUrl) && outlineBox.checked);
 }
 
+// A changed outline alone is "corrected" too; only a different label means the doctor disagreed.
+function doctorChangedLabel(scan) {
+  return scan.review_state !== "unreviewed" && Boolean(scan.result) && scan.result.label !== scan.label;
+}
+
 function reviewSentence(scan) {
   if (scan.review_state === "unreviewed") return "Preliminary result from the software; a doctor will review it.";
-  // A changed outline alone is "corrected" too; only a different label means the doctor disagreed.
-  const changed = scan.result && scan.result.label !== scan.label;
-  return changed ? "A doctor has reviewed your scan and changed the software's result to this one."
+  return doctorChangedLabel(scan) ? "A doctor has reviewed your scan and changed the software's result to this one."
     : "A doctor has reviewed and confirmed this result.";
 }
 
