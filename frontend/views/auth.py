@@ -75,6 +75,15 @@ class LogoutView(auth_views.LogoutView):
     def get(self, request, *args, **kwargs):
         return render_page(request, "frontend/auth/logout.html")
 
+    def post(self, request, *args, **kwargs):
+        was_signed_in = request.user.is_authenticated
+        response = super().post(request, *args, **kwargs)
+        # The sign-in page alone looks just as it did before signing in: someone on a shared computer
+        # needs to read that their results are no longer open on it.
+        if was_signed_in:
+            messages.success(request, "You have signed out.")
+        return response
+
 
 def _tell_password_changed(user, request) -> None:
     """Mail the account's owner: a change they did not make is how they learn of a stolen sign-in."""
