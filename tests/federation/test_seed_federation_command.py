@@ -28,3 +28,19 @@ def test_a_missing_data_set_is_a_sentence_not_a_traceback(settings, tmp_path):
     with pytest.raises(CommandError, match="no brain-tumor-mri data set under .*NEUROFED_DATA_DIR"):
         call_command("seed_federation", "--hospitals", hospital.slug, "--opt-in", "--per-hospital", "2")
     assert _untouched(hospital) and Hospital.objects.count() == 1
+
+
+def test_each_hospital_gets_outlined_tumours_for_the_segmenter():
+    import numpy as np
+
+    from diagnostics.training_data import count_reviewed_cases, reviewed_cases
+
+    hospitals = [make_hospital("st-brigid"), make_hospital("riverside-general")]
+    call_command("seed_federation", "--hospitals", "st-brigid,riverside-general", "--opt-in", "--per-hospital", "2",
+                 "--outlined-per-hospital", "3")
+    for hospital in hospitals:
+        assert count_reviewed_cases(hospital) == 5 and count_reviewed_cases(hospital, outlined=True) == 3
+        outlines = [mask for _, label, mask in reviewed_cases(hospital) if label != "notumor" and mask is not None]
+        assert len(outlines) == 3 and all(np.asarray(mask).any() for mask in outlines)
+    with pytest.raises(CommandError, match="--outlined-per-hospital must be 0 or more, not -1"):
+        call_command("seed_federation", "--hospitals", "st-brigid", "--outlined-per-hospital", "-1")

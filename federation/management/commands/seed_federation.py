@@ -1,6 +1,8 @@
 """Give hospitals reviewed cases from the shared training split, IID or label-skewed (Dirichlet).
 
-Cases are imported through diagnostics' create_reviewed_case, so they are encrypted under each
+Each hospital also gets tumours with an expert outline from the segmentation set's training blocks
+(`--outlined-per-hospital`), as if its doctors had corrected them, so that the segmenter can be trained
+too. Cases are imported through diagnostics' create_reviewed_case, so they are encrypted under each
 hospital's own key exactly like a doctor-reviewed upload; importing the same image twice is a no-op.
 """
 
@@ -35,15 +37,42 @@ def seed_partition(hospitals, *, partition: str, per_hospital: int, alpha: float
     return counts
 
 
-def check_seed_options(*, per_hospital: int, alpha: float) -> None:
+def seed_outlined(hospitals, *, per_hospital: int, progress=True) -> dict[str, int]:
+    """Import tumours with their expert outlines from the Figshare training blocks, dealt out in turn so each
+    hospital gets every tumour class; returns how many each hospital got."""
+    from diagnostics.ml.partition import figshare_block_split
+    from diagnostics.ml.readers import list_figshare_slices, read_grayscale, read_mask
+    from diagnostics.training_data import create_reviewed_case
+
+    slices = list_figshare_slices(settings.NEUROFED_DATA_DIR / FIGSHARE)
+    splits = figshare_block_split([s.index for s in slices])
+    training = [s for s, split in zip(slices, splits) if split == "train"]
+    step = max(1, len(training) // (per_hospital * len(hospitals)))
+    dealt = training[::step][: per_hospital * len(hospitals)]
+    counts = {}
+    for offset, hospital in enumerate(hospitals):
+        mine = dealt[offset::len(hospitals)]
+        for case in tqdm(mine, desc=f"{hospital.slug} outlines", disable=not progress, unit="case"):
+            create_reviewed_case(hospital, read_grayscale(case.image_path), case.label, mask=read_mask(case.mask_path))
+        counts[hospital.slug] = len(mine)
+    return counts
+
+
+FIGSHARE = "figshare-brain-tumor-seg"
+
+
+def check_seed_options(*, per_hospital: int, alpha: float, outlined_per_hospital: int = 0) -> None:
     """Refuse, before any hospital is touched, what would fail halfway through an import or import nothing."""
     if per_hospital < 1:
         raise CommandError(f"--per-hospital must be at least 1, not {per_hospital}")
     if not alpha > 0:
         raise CommandError(f"--alpha (the Dirichlet concentration) must be above 0, not {alpha}")
-    if not (settings.NEUROFED_DATA_DIR / "brain-tumor-mri").is_dir():
-        raise CommandError(f"no brain-tumor-mri data set under {settings.NEUROFED_DATA_DIR}; "
-                           "set NEUROFED_DATA_DIR to the shared data folder")
+    if outlined_per_hospital < 0:
+        raise CommandError(f"--outlined-per-hospital must be 0 or more, not {outlined_per_hospital}")
+    for needed in ("brain-tumor-mri",) + ((FIGSHARE,) if outlined_per_hospital else ()):
+        if not (settings.NEUROFED_DATA_DIR / needed).is_dir():
+            raise CommandError(f"no {needed} data set under {settings.NEUROFED_DATA_DIR}; "
+                               "set NEUROFED_DATA_DIR to the shared data folder")
 
 
 class Command(BaseCommand):
@@ -53,12 +82,15 @@ class Command(BaseCommand):
         parser.add_argument("--partition", choices=["iid", "label-skew"], default="iid")
         parser.add_argument("--hospitals", default=DEMO_HOSPITALS, help="comma-separated slugs")
         parser.add_argument("--per-hospital", type=int, default=600)
+        parser.add_argument("--outlined-per-hospital", type=int, default=60,
+                            help="tumours with an expert outline per hospital, for the segmenter (0: none)")
         parser.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration for label-skew")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--opt-in", action="store_true", help="also opt the hospitals in to federation")
 
-    def handle(self, *args, partition, hospitals, per_hospital, alpha, seed, opt_in, **options):
-        check_seed_options(per_hospital=per_hospital, alpha=alpha)
+    def handle(self, *args, partition, hospitals, per_hospital, alpha, seed, opt_in, outlined_per_hospital,
+               **options):
+        check_seed_options(per_hospital=per_hospital, alpha=alpha, outlined_per_hospital=outlined_per_hospital)
         slugs = [s for s in hospitals.split(",") if s]
         found = {h.slug: h for h in Hospital.objects.filter(slug__in=slugs)}
         missing = [s for s in slugs if s not in found]
@@ -71,6 +103,8 @@ class Command(BaseCommand):
             for hospital in chosen:
                 update_hospital_settings(hospital=hospital, actor=None, federation_opt_in=True)
         counts = seed_partition(chosen, partition=partition, per_hospital=per_hospital, alpha=alpha, seed=seed)
+        outlined = seed_outlined(chosen, per_hospital=outlined_per_hospital) if outlined_per_hospital else {}
         for slug, counter in counts.items():
             self.stdout.write(f"{slug}: {sum(counter.values())} cases " +
-                              ", ".join(f"{k}={v}" for k, v in sorted(counter.items())))
+                              ", ".join(f"{k}={v}" for k, v in sorted(counter.items())) +
+                              (f"; {outlined[slug]} outlined tumours" if outlined else ""))
