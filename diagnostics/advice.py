@@ -131,7 +131,9 @@ ADVICE = {
             "doctor": "Your doctor will tell you what the result means for you.",
         },
         "next_steps": [
-            "If your symptoms continue or get worse, contact your doctor even though the scan looked normal.",
+            # Not "the scan looked normal": the software knows three tumour types, and a doctor who read "no
+            # tumour" has not called every other finding normal.
+            "If your symptoms continue or get worse, contact your doctor even though no tumour was found.",
         ],
         "sources": _SOURCES_GENERAL,
     },
