@@ -44,6 +44,17 @@ def may_see_ai_result(scan: Scan, membership: Membership) -> bool:
     return scan.hospital.patients_see_ai_results == AIResultVisibility.IMMEDIATELY
 
 
+def may_see_heatmap(scan: Scan, diagnosis, membership: Membership) -> bool:
+    """Whether this member is shown the heatmap of the software's reading.
+
+    It explains that reading: once a doctor has changed the label, a patient would be shown where the
+    software looked for a tumour the doctor says is not there, or is another. Staff keep it.
+    """
+    if membership.role != Role.PATIENT:
+        return True
+    return not scan.reviewed_label or scan.reviewed_label == diagnosis.label
+
+
 def may_see_outline(scan: Scan, membership: Membership) -> bool:
     """Whether this member is shown a tumour outline with the result they see.
 

@@ -7,7 +7,7 @@ probability or image derived from the model until a doctor has reviewed it.
 from django.urls import reverse
 from rest_framework import serializers
 
-from diagnostics.access import may_see_ai_result, may_see_outline
+from diagnostics.access import may_see_ai_result, may_see_heatmap, may_see_outline
 from diagnostics.advice import advice_for
 from diagnostics.ml.readers import CLASS_NAMES
 from diagnostics.models.scans import ReviewState, ScanStatus
@@ -101,7 +101,8 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
             "bbox": diagnosis.bbox,
             "timings_ms": diagnosis.timings,
             "mask_url": _url("scan-mask", scan) if _outline_to_show(scan, diagnosis, membership) else None,
-            "heatmap_url": _url("scan-heatmap", scan) if diagnosis.heatmap_path else None,
+            "heatmap_url": _url("scan-heatmap", scan)
+            if diagnosis.heatmap_path and may_see_heatmap(scan, diagnosis, membership) else None,
         }
         if staff:
             # Squared Mahalanobis distance of the analysed slice from the training images (gate.py).

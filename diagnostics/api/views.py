@@ -13,7 +13,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from diagnostics import services
-from diagnostics.access import access_scan, may_see_ai_result, may_see_outline, visible_scans
+from diagnostics.access import access_scan, may_see_ai_result, may_see_heatmap, may_see_outline, visible_scans
 from diagnostics.api.parsers import ScanUploadParser
 from diagnostics.api.serializers import ReviewInputSerializer, ScanRemovalSerializer, ScanSearchSerializer, scan_data
 from diagnostics.limits import too_large_sentence
@@ -312,7 +312,7 @@ class ScanHeatmapView(_ScanPNGView):
 
     def render(self, request, scan, membership):
         diagnosis = self.visible_diagnosis(scan, membership)
-        if not diagnosis.heatmap_path:
+        if not diagnosis.heatmap_path or not may_see_heatmap(scan, diagnosis, membership):
             raise Http404("No heatmap for this scan")
         return read_blob(scan.hospital, diagnosis.heatmap_path, record_type=services.HEATMAP_BLOB,
                          record_id=diagnosis.id, sha256=diagnosis.heatmap_sha256)

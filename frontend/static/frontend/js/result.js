@@ -26,9 +26,8 @@ let shownMask = null;
 async function showOverlays(scan) {
   const result = scan.result;
   const maskUrl = result?.mask_url || null;
-  // The heatmap explains the software's own reading: once a doctor has changed that reading, it would
-  // colour the scan for a result that is no longer the patient's (a tumour's area under "No tumour").
-  const heatmapUrl = doctorChangedLabel(scan) ? null : result?.heatmap_url || null;
+  // The server offers no heatmap once a doctor has changed the software's reading (access.may_see_heatmap).
+  const heatmapUrl = result?.heatmap_url || null;
   tools.hidden = !maskUrl && !heatmapUrl;
   outlineBox.parentElement.hidden = !maskUrl;
   heatmapBox.parentElement.hidden = !heatmapUrl;
@@ -36,11 +35,13 @@ async function showOverlays(scan) {
   slices?.setResult(result?.slice_index);
   if (heatmapUrl && viewer.heatmap.getAttribute("src") !== heatmapUrl) viewer.heatmap.src = heatmapUrl;
   viewer.showHeatmap(Boolean(heatmapUrl) && heatmapBox.checked);
-  // A doctor's correction is served at the same URL: reload the mask whenever the review changes.
-  const key = maskUrl ? `${maskUrl}|${scan.review_state}|${scan.label}` : null;
+  // A doctor's correction is served at the same URL: reload the mask whenever a review is saved (a second
+  // correction leaves the review state and the label as they were, but not the review's time).
+  const version = `${scan.review_state}|${scan.reviewed_at || ""}|${scan.label}`;
+  const key = maskUrl ? `${maskUrl}|${version}` : null;
   if (maskUrl && key !== shownMask) {
     shownMask = key;
-    await viewer.loadMask(`${maskUrl}?v=${encodeURIComponent(scan.review_state)}`);
+    await viewer.loadMask(`${maskUrl}?v=${encodeURIComponent(version)}`);
   }
   viewer.showOutline(Boolean(maskUrl) && outlineBox.checked);
 }
