@@ -1,5 +1,5 @@
 // What the patient's result page and the doctor's case page share: the scan's data, kept fresh.
-import { api } from "./api.js";
+import { api, showError } from "./api.js";
 import { describeState, live } from "./live.js";
 import { escapeHtml } from "./viewer.js";
 
@@ -35,9 +35,11 @@ export function followScan(initial, onChange) {
   const refresh = async () => {
     try {
       scan = await api(scan.url);
+      document.getElementById("signed-out")?.remove();  // signed in again meanwhile, in another tab
       onChange(scan);
     } catch (error) {
       if (error.status === 404) showGone();
+      else if (error.signedOut) showSignedOut(error);
       else console.error(error);
     }
   };
@@ -57,6 +59,21 @@ export function followScan(initial, onChange) {
   });
   onChange(scan);
   return { refresh, current: () => scan };
+}
+
+// The sign-in ended while the page was open (signed out in another tab, left idle): the socket may still
+// bring news, but the page can no longer fetch it, so it must stop promising that it updates by itself.
+function showSignedOut(error) {
+  let notice = document.getElementById("signed-out");
+  if (!notice) {
+    notice = document.createElement("p");
+    notice.id = "signed-out";
+    notice.className = "notice warn";
+    notice.setAttribute("role", "alert");
+    document.querySelector(".viewer-layout")?.before(notice);
+  }
+  showError(notice, error);  // "Your sign-in has ended. Sign in again to see the latest." and the link
+  document.getElementById("live-state").textContent = "Live updates off";
 }
 
 // The scan was removed (or the member lost access) while the page was open: say so, in place of a result.
