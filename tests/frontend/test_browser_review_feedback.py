@@ -143,15 +143,14 @@ def test_a_colleagues_review_arriving_while_the_doctor_decides_is_said_in_words(
 
 
 def test_a_review_saved_over_a_colleagues_the_page_never_showed_is_refused_then_shown(world, analysed_scan, new_page):
-    doctor = new_page()
-    # The page's live updates lag (a slow network): the colleague's review below never reaches it by itself.
-    doctor.route_web_socket("**/ws/**", lambda socket: None)
-    sign_in(doctor, world.doctor_a, PASSWORD)
-    doctor.goto(f"/h/st-anne/scans/{analysed_scan.id}/")
-    doctor.locator("#ai-label").wait_for()
-    _colleague_reviews(world, analysed_scan, "meningioma")
-    assert doctor.locator("#reviews").inner_text() == "Not reviewed yet."
+    doctor = _open_case(new_page, world, analysed_scan)
 
+    def colleague_saves_first(route):
+        # The colleague's review lands while this doctor's is on its way: the page cannot have shown it.
+        _colleague_reviews(world, analysed_scan, "meningioma")
+        route.continue_()
+
+    doctor.route("**/review/", colleague_saves_first, times=1)
     doctor.locator("#diagnosis-choices").get_by_label("Pituitary").check()
     doctor.locator("#review-submit").click()
     error = doctor.locator("#review-message .notice.error")
@@ -163,3 +162,15 @@ def test_a_review_saved_over_a_colleagues_the_page_never_showed_is_refused_then_
     # Now that the page shows the colleague's review, the doctor's own saves.
     assert _save_and_read_message(doctor) == "Saved: Pituitary tumour (was Meningioma)."
     assert [r.label for r in analysed_scan.reviews.order_by("created_at")] == ["meningioma", "pituitary"]
+
+
+def test_the_doctor_brightens_and_contrasts_the_scan_but_not_its_overlays(world, analysed_scan, new_page):
+    doctor = _open_case(new_page, world, analysed_scan)
+    scan_image = doctor.locator("#viewer img.scan")
+    doctor.get_by_role("slider", name="Contrast").fill("200")
+    doctor.get_by_role("slider", name="Brightness").fill("150")
+    assert scan_image.evaluate("img => img.style.filter") == "brightness(1.5) contrast(2)"
+    assert doctor.locator("#viewer canvas.outline").evaluate("c => getComputedStyle(c).filter") == "none"
+    doctor.get_by_role("button", name="As stored").click()
+    assert scan_image.evaluate("img => img.style.filter") == ""
+    assert doctor.get_by_role("slider", name="Contrast").input_value() == "100"

@@ -55,6 +55,15 @@ const brushSize = document.getElementById("brush-size");
 brushSize?.addEventListener("input", () => viewer.setBrushRadius(Number(brushSize.value)));
 brushSize && viewer.setBrushRadius(Number(brushSize.value));
 document.getElementById("undo")?.addEventListener("click", () => viewer.undo());
+const brightness = document.getElementById("scan-brightness");
+const contrast = document.getElementById("scan-contrast");
+const applyWindow = () => viewer.setImageWindow(brightness.value / 100, contrast.value / 100);
+brightness.addEventListener("input", applyWindow);
+contrast.addEventListener("input", applyWindow);
+document.getElementById("window-reset").addEventListener("click", () => {
+  brightness.value = contrast.value = 100;
+  applyWindow();
+});
 
 let scan = initial;
 let loadedMask = null;

@@ -118,6 +118,12 @@ export class ScanViewer {
 
   setOverlaySlice(index) { this.overlaySlice = index; this.applyOverlays(); }
   setHeatmapOpacity(value) { if (this.heatmap) this.heatmap.style.opacity = String(value); }
+
+  // Brightness and contrast of the scan only (1 is as stored): a faint lesion reads better with more
+  // contrast, and the overlays keep their own colours. Every slice of a volume is shown the same way.
+  setImageWindow(brightness, contrast) {
+    this.scanImage.style.filter = brightness === 1 && contrast === 1 ? "" : `brightness(${brightness}) contrast(${contrast})`;
+  }
   setTool(tool) { this.tool = tool; this.root.dataset.tool = tool; }
   setBrushRadius(radius) { this.brushRadius = radius; this.placeCursor(); }
   tumourPixels() { return this.mask.reduce((sum, value) => sum + value, 0); }
