@@ -351,3 +351,14 @@ def test_operator_promotes_a_version_that_scored_lower_only_by_accepting_the_low
     assert "Classification federated-3 now serves every hospital." in page.content.decode()
     weaker.refresh_from_db()
     assert weaker.status == "active"
+
+
+def test_run_lists_say_one_round_and_name_the_model(client, world, django_user_model):
+    run = FederatedRun.objects.create(status=RunStatus.COMPLETED, num_rounds=1, model_kind="segmenter")
+    run.hospitals.set([world.a, world.b])
+    client.force_login(django_user_model.objects.create_superuser("op7@neurofed.example", "op7@neurofed.example",
+                                                                  "op-password-17"))
+    html = client.get("/operator/federation/").content.decode()
+    assert re.search(r"Tumour segmenter, [^,<]+, 1 round</span>", html)
+    client.force_login(world.admin_a)
+    assert "0 of 1 round</span>" in client.get("/h/st-anne/federation/").content.decode()

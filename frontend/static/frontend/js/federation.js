@@ -19,7 +19,7 @@ function follow(row) {
   function show(status) {
     bar.value = finishedRounds.size;
     bar.textContent = `${Math.round((100 * finishedRounds.size) / bar.max)}%`;
-    text.textContent = `${finishedRounds.size} of ${bar.max} rounds`;
+    text.textContent = `${finishedRounds.size} of ${bar.max} round${Number(bar.max) === 1 ? "" : "s"}`;
     if (status) {
       badge.className = `badge ${escapeHtml(status)}`;
       badge.textContent = STATUS[status] || status;
