@@ -70,7 +70,8 @@ form.addEventListener("submit", async (event) => {
       bar.textContent = `${value}%`;
       percent.textContent = value < 100 ? `${value}% sent` : "Sent; checking the file…";
     });
-    location.assign(`${form.dataset.page}${scan.id}/`);
+    // The same file uploaded again is not stored twice: its earlier scan's page says so ("already").
+    location.assign(`${form.dataset.page}${scan.id}/${scan.duplicate ? "?already=1" : ""}`);
   } catch (error) {
     box.hidden = true;
     button.disabled = false;
