@@ -24,8 +24,9 @@ from tests.diagnostics.conftest import (  # noqa: F401 (fixtures)
     shared_media_root,
 )
 from tests.diagnostics.conftest import purge_diagnostics_queue
-from tests.diagnostics.helpers import upload
+from tests.diagnostics.helpers import finish, upload
 from tests.diagnostics.samples import jpeg_bytes
+from tests.factories import PASSWORD
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
@@ -142,3 +143,20 @@ def queued_scan(live, world, api):
     response = upload(api(world.owner), world.a, jpeg_bytes("pituitary", 0))
     assert response.status_code == 201, response.content
     return Scan.objects.get(pk=response.json()["id"])
+
+
+@pytest.fixture
+def analysed_scan(queued_scan):
+    """The queued scan, analysed as glioma (0.91) with a known outline (rows 10-30, columns 20-50)."""
+    finish(queued_scan, "glioma", 0.91)
+    return queued_scan
+
+
+def open_case(new_page, world, scan):
+    """Doctor A1 on the case page of `scan`, once the software's glioma is shown and preselected."""
+    doctor = new_page()
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    doctor.goto(f"/h/st-anne/scans/{scan.id}/")
+    doctor.locator("#ai-label").wait_for()
+    doctor.wait_for_function("() => document.getElementById('review-form').elements.label.value === 'glioma'")
+    return doctor

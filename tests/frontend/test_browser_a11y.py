@@ -14,27 +14,12 @@ from hospitals.services import add_member
 from tests.diagnostics.helpers import finish
 from tests.diagnostics.samples import jpeg_bytes
 from tests.factories import PASSWORD
-from tests.frontend.conftest import PHONE, in_other_thread, sign_in
+from tests.frontend.conftest import PHONE, in_other_thread, open_case, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("no_leftover_tasks")]
 
 SIGNED_OUT = "Your sign-in has ended, so nothing was saved. Sign in again, then repeat this."
-
-
-@pytest.fixture
-def analysed_scan(queued_scan):
-    finish(queued_scan, "glioma", 0.91)
-    return queued_scan
-
-
-def _open_case(new_page, world, scan):
-    doctor = new_page()
-    sign_in(doctor, world.doctor_a, PASSWORD)
-    doctor.goto(f"/h/st-anne/scans/{scan.id}/")
-    doctor.locator("#ai-label").wait_for()
-    doctor.wait_for_function("() => document.getElementById('review-form').elements.label.value === 'glioma'")
-    return doctor
 
 
 def _diagnosis(page):
@@ -46,7 +31,7 @@ def _pressed_tool(page):
 
 
 def test_a_stray_key_changes_nothing_and_the_shortcuts_work_on_the_viewer(world, analysed_scan, new_page):
-    doctor = _open_case(new_page, world, analysed_scan)
+    doctor = open_case(new_page, world, analysed_scan)
     # Focus on nothing: keys on the page itself choose no diagnosis, tool or overlay.
     doctor.evaluate("() => document.activeElement.blur()")
     assert doctor.evaluate("() => document.activeElement === document.body")
@@ -101,7 +86,7 @@ def test_a_stray_key_changes_nothing_and_the_shortcuts_work_on_the_viewer(world,
 
 
 def test_only_the_tool_buttons_are_toggles(world, analysed_scan, new_page):
-    doctor = _open_case(new_page, world, analysed_scan)
+    doctor = open_case(new_page, world, analysed_scan)
     toggles = doctor.evaluate("() => [...document.querySelectorAll('[aria-pressed]')].map(e => e.tagName)")
     assert toggles and set(toggles) == {"BUTTON"}
     assert doctor.locator("#viewer").get_attribute("aria-pressed") is None
@@ -162,7 +147,7 @@ def _end_sign_in(page):
 
 
 def test_a_review_sent_after_the_sign_in_ended_says_so_and_offers_to_sign_in(world, analysed_scan, new_page):
-    doctor = _open_case(new_page, world, analysed_scan)
+    doctor = open_case(new_page, world, analysed_scan)
     case_url = f"/h/st-anne/scans/{analysed_scan.id}/"
     _end_sign_in(doctor)
     doctor.locator("input[name=label][value=meningioma]").check()

@@ -21,26 +21,19 @@ def _corrects_outline(world, scan, rows):
                                                  label="glioma", mask_png=array_png(outline)))
 
 
-@pytest.fixture
-def analysed_scan(queued_scan):
-    finish(queued_scan, "glioma", 0.91)
-    return queued_scan
-
-
 def test_a_second_outline_correction_reaches_the_open_result_page(world, analysed_scan, new_page):
-    queued_scan = analysed_scan
     patient = new_page()
     fetched = []
     patient.on("request", lambda request: fetched.append(request.url) if "/mask.png" in request.url else None)
     sign_in(patient, world.owner, PASSWORD)
-    patient.goto(f"/h/st-anne/scans/{queued_scan.id}/")
+    patient.goto(f"/h/st-anne/scans/{analysed_scan.id}/")
     patient.locator("#status").wait_for()
 
-    _corrects_outline(world, queued_scan, slice(30, 60))
+    _corrects_outline(world, analysed_scan, slice(30, 60))
     patient.wait_for_function("() => performance.getEntriesByType('resource')"
                               ".some(e => e.name.includes('/mask.png?v=corrected'))", timeout=10000)
     first = len(set(fetched))
-    _corrects_outline(world, queued_scan, slice(100, 140))  # "changed by a doctor" and glioma, as before
+    _corrects_outline(world, analysed_scan, slice(100, 140))  # "changed by a doctor" and glioma, as before
     patient.wait_for_function(f"() => performance.getEntriesByType('resource')"
                               f".filter(e => e.name.includes('/mask.png')).length > {first}", timeout=10000)
     assert len(set(fetched)) == first + 1

@@ -8,17 +8,10 @@ import pytest
 from diagnostics import services
 from tests.diagnostics.helpers import finish
 from tests.factories import PASSWORD
-from tests.frontend.conftest import in_other_thread, sign_in
+from tests.frontend.conftest import in_other_thread, open_case, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("no_leftover_tasks")]
-
-
-@pytest.fixture
-def analysed_scan(queued_scan):
-    """Analysed as glioma with a known outline (rows 10-30, columns 20-50)."""
-    finish(queued_scan, "glioma", 0.91)
-    return queued_scan
 
 
 def _paint_stroke(page):
@@ -38,11 +31,7 @@ def _save_and_read_message(page):
 
 
 def test_the_saved_message_says_what_the_review_did(world, analysed_scan, new_page):
-    doctor = new_page()
-    sign_in(doctor, world.doctor_a, PASSWORD)
-    doctor.goto(f"/h/st-anne/scans/{analysed_scan.id}/")
-    doctor.locator("#ai-label").wait_for()
-    doctor.wait_for_function("() => document.getElementById('review-form').elements.label.value === 'glioma'")
+    doctor = open_case(new_page, world, analysed_scan)
 
     # The software's glioma, kept, with a corrected outline: a confirmation, not a change of diagnosis.
     _paint_stroke(doctor)
@@ -60,16 +49,6 @@ def test_the_saved_message_says_what_the_review_did(world, analysed_scan, new_pa
     assert "Meningioma (confirmed)" in items.nth(2).inner_text()
 
 
-
-def _open_case(new_page, world, scan):
-    doctor = new_page()
-    sign_in(doctor, world.doctor_a, PASSWORD)
-    doctor.goto(f"/h/st-anne/scans/{scan.id}/")
-    doctor.locator("#ai-label").wait_for()
-    doctor.wait_for_function("() => document.getElementById('review-form').elements.label.value === 'glioma'")
-    return doctor
-
-
 def _colleague_reviews(world, scan, label):
     in_other_thread(lambda: services.review_scan(hospital=world.a, scan=scan, reviewer=world.doctor_a2, label=label))
 
@@ -80,7 +59,7 @@ def _chosen(page):
 
 def test_a_colleagues_review_moves_the_preselected_diagnosis_but_never_the_doctors_own_choice(
         world, analysed_scan, new_page):
-    doctor = _open_case(new_page, world, analysed_scan)
+    doctor = open_case(new_page, world, analysed_scan)
     assert doctor.locator("#review-submit").inner_text() == "Confirm diagnosis"
 
     # A colleague changes the diagnosis while this page is open: the page does not keep offering the
@@ -101,7 +80,7 @@ def test_a_colleagues_review_moves_the_preselected_diagnosis_but_never_the_docto
 
 def test_a_later_review_that_leaves_the_review_state_as_it_was_still_reaches_the_open_page(
         world, analysed_scan, new_page):
-    doctor = _open_case(new_page, world, analysed_scan)
+    doctor = open_case(new_page, world, analysed_scan)
     _colleague_reviews(world, analysed_scan, "meningioma")
     doctor.locator("#reviews").get_by_text("Meningioma (was Glioma)").wait_for()
 
@@ -132,7 +111,7 @@ def test_a_near_certain_reading_never_shows_as_certain(world, near_certain_scan,
 
 
 def test_a_colleagues_review_arriving_while_the_doctor_decides_is_said_in_words(world, analysed_scan, new_page):
-    doctor = _open_case(new_page, world, analysed_scan)
+    doctor = open_case(new_page, world, analysed_scan)
     doctor.locator("#diagnosis-choices").get_by_label("Pituitary").check()
     _colleague_reviews(world, analysed_scan, "meningioma")
     notice = doctor.locator("#review-message .notice")
@@ -143,7 +122,7 @@ def test_a_colleagues_review_arriving_while_the_doctor_decides_is_said_in_words(
 
 
 def test_a_review_saved_over_a_colleagues_the_page_never_showed_is_refused_then_shown(world, analysed_scan, new_page):
-    doctor = _open_case(new_page, world, analysed_scan)
+    doctor = open_case(new_page, world, analysed_scan)
 
     def colleague_saves_first(route):
         # The colleague's review lands while this doctor's is on its way: the page cannot have shown it.
@@ -165,7 +144,7 @@ def test_a_review_saved_over_a_colleagues_the_page_never_showed_is_refused_then_
 
 
 def test_the_doctor_brightens_and_contrasts_the_scan_but_not_its_overlays(world, analysed_scan, new_page):
-    doctor = _open_case(new_page, world, analysed_scan)
+    doctor = open_case(new_page, world, analysed_scan)
     scan_image = doctor.locator("#viewer img.scan")
     doctor.get_by_role("slider", name="Contrast").fill("200")
     doctor.get_by_role("slider", name="Brightness").fill("150")
