@@ -146,7 +146,7 @@ class Command(BaseCommand):
             self._train_baseline(kaggle, output_dir, options["install"])
             return
         if task == "gate":
-            self._train_gate(kaggle, output_dir, options["install"])
+            self._train_gate(kaggle, output_dir, options["install"], data_dir)
             return
         if task == "classify":
             model = networks.build_classifier(size, width=options["width"] or 48)
@@ -327,13 +327,16 @@ class Command(BaseCommand):
             self.log(f"trunk on the calibration images: {training.evaluate_classifier(trunk, kaggle.pixels[calib], kaggle.labels[calib])}")
         return networks.build_encoder_segmenter(size, decoder_filters=16, trunk=trunk)
 
-    def _train_gate(self, kaggle, output_dir: Path, install: bool) -> None:
+    def _train_gate(self, kaggle, output_dir: Path, install: bool, data_dir: Path) -> None:
         import shutil
 
-        from diagnostics.ml.gate import GATE_QUANTILE, InputGate, measure_gate
+        from diagnostics.ml.gate import GATE_QUANTILE, InputGate, fills_the_frame, measure_gate
+        from diagnostics.ml.readers import read_grayscale
 
         gate = InputGate.fit(kaggle.subset("train")[0], kaggle.subset("calib")[0], GATE_QUANTILE)
-        gate.metrics = measure_gate(gate, kaggle.subset("val")[0])
+        filled = np.asarray([fills_the_frame(read_grayscale(data_dir / row["path"]))
+                             for row, split in zip(kaggle.manifest, kaggle.splits) if split == "val"])
+        gate.metrics = measure_gate(gate, kaggle.subset("val")[0], validation_fills_frame=filled)
         self.log(f"gate: flag above {gate.flag_threshold:.0f}, refuse above {gate.refuse_threshold:.0f}; "
                  f"validation {gate.metrics['validation']}; synthetic non-MRI {gate.metrics['synthetic_non_mri']}")
         path = output_dir / "input_gate.json"
