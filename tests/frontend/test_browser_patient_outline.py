@@ -37,3 +37,21 @@ def test_a_second_outline_correction_reaches_the_open_result_page(world, analyse
     patient.wait_for_function(f"() => performance.getEntriesByType('resource')"
                               f".filter(e => e.name.includes('/mask.png')).length > {first}", timeout=10000)
     assert len(set(fetched)) == first + 1
+
+
+def test_the_patient_is_told_who_drew_the_outline(world, analysed_scan, new_page):
+    from hospitals.models import AIResultVisibility
+
+    world.a.patients_see_ai_results = AIResultVisibility.IMMEDIATELY
+    world.a.save()
+    patient = new_page()
+    sign_in(patient, world.owner, PASSWORD)
+    patient.goto(f"/h/st-anne/scans/{analysed_scan.id}/")
+    note = patient.locator("#outline-note")
+    note.wait_for()
+    assert note.inner_text().startswith("The yellow line is where the software outlined what it found.")
+    patient.get_by_label("Show outline").uncheck()
+    assert note.is_hidden()
+    patient.get_by_label("Show outline").check()
+    _corrects_outline(world, analysed_scan, slice(30, 60))
+    patient.get_by_text("The yellow line is the outline as a doctor has checked or corrected it.").wait_for()

@@ -13,6 +13,8 @@ heatmapBox.addEventListener("change", () => viewer.showHeatmap(heatmapBox.checke
 viewer.setHeatmapOpacity(0.6);
 const heatmapNote = document.getElementById("heatmap-note");
 heatmapBox.addEventListener("change", () => { heatmapNote.hidden = !heatmapBox.checked; });
+const outlineNote = document.getElementById("outline-note");
+outlineBox.addEventListener("change", () => { outlineNote.hidden = !outlineBox.checked || !outlineNote.textContent; });
 // A patient browses every slice of their own scan; the overlays come only with a result they may see.
 const sliceNav = document.getElementById("slice-nav");
 const slices = sliceNav && new SliceNavigator(sliceNav, viewer, {
@@ -32,6 +34,8 @@ async function showOverlays(scan) {
   outlineBox.parentElement.hidden = !maskUrl;
   heatmapBox.parentElement.hidden = !heatmapUrl;
   heatmapNote.hidden = !heatmapUrl || !heatmapBox.checked;
+  outlineNote.textContent = maskUrl ? outlineWords(scan) : "";
+  outlineNote.hidden = !maskUrl || !outlineBox.checked;
   slices?.setResult(result?.slice_index);
   if (heatmapUrl && viewer.heatmap.getAttribute("src") !== heatmapUrl) viewer.heatmap.src = heatmapUrl;
   viewer.showHeatmap(Boolean(heatmapUrl) && heatmapBox.checked);
@@ -44,6 +48,15 @@ async function showOverlays(scan) {
     await viewer.loadMask(`${maskUrl}?v=${encodeURIComponent(version)}`);
   }
   viewer.showOutline(Boolean(maskUrl) && outlineBox.checked);
+}
+
+// Who drew the yellow line: a patient should not take the software's outline for a doctor's.
+function outlineWords(scan) {
+  if (scan.review_state === "unreviewed") {
+    return "The yellow line is where the software outlined what it found. It is not a measurement a doctor has checked yet.";
+  }
+  return scan.review_state === "corrected" ? "The yellow line is the outline as a doctor has checked or corrected it."
+    : "The yellow line is the software's outline, which a doctor has reviewed.";
 }
 
 // A changed outline alone is "corrected" too; only a different label means the doctor disagreed.
