@@ -64,7 +64,7 @@ def analyse_scan(self, scan_id: str) -> str:
         if not services.scan_exists(scan_id):  # its file went with it
             return _removed_meanwhile(scan_id)
         services.fail_scan(scan_id, "unreadable_blob",
-                           "The stored scan could not be opened; ask the hospital's IT team to check it.")
+                           "The stored scan could not be opened; the hospital's IT team can check it.")
         return "failed"
     except TRANSIENT_ERRORS:
         if self.request.retries >= MAX_RETRIES:
@@ -87,7 +87,8 @@ def analyse_scan(self, scan_id: str) -> str:
         return "failed"
     except analysis.InvalidModelOutput:
         logger.error("scan %s: the active models returned an invalid result", scan_id)
-        services.fail_scan(scan_id, "model_error", "The model could not produce a valid result for this scan.")
+        services.fail_scan(scan_id, "model_error",
+                           "The software could not produce a valid result for this scan; upload another image of it.")
         return "failed"
     except Exception:
         if not services.scan_exists(scan_id):

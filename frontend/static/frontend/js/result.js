@@ -102,7 +102,9 @@ function render(scan) {
     html = `<div class="card"><p>We are analysing your scan. This page updates by itself; you can also leave and come back.</p>
       <progress aria-label="Analysis in progress"></progress></div>`;
   } else if (scan.status === "failed") {
-    html = `<div class="notice error">${escapeHtml(scan.failure?.reason || "The scan could not be analysed.")} Please upload another file or contact your hospital.</div>`;
+    // The reason says what to do where there is something to do (upload later, another file); this
+    // closing line holds for every reason, "upload again later" included.
+    html = `<div class="notice error">${escapeHtml(scan.failure?.reason || "The scan could not be analysed.")} If this keeps happening, contact your hospital.</div>`;
   } else if (scan.label) {
     // An unreviewed reading is never a bare diagnosis in large type: the heading says whose reading it is.
     const qualifier = scan.preliminary ? `<span class="qualifier">The software's preliminary reading: </span>` : "";

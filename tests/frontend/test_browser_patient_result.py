@@ -1,5 +1,6 @@
-"""The patient's result page follows the doctor's outline: every correction is fetched anew, including a
-second one that leaves the review state and the diagnosis as they were."""
+"""The patient's result page: it follows the doctor's outline (every correction is fetched anew, including
+a second one that leaves the review state and the diagnosis as they were), says who drew it, and words a
+failed scan without contradicting its reason."""
 
 import numpy as np
 import pytest
@@ -55,3 +56,22 @@ def test_the_patient_is_told_who_drew_the_outline(world, analysed_scan, new_page
     patient.get_by_label("Show outline").check()
     _corrects_outline(world, analysed_scan, slice(30, 60))
     patient.get_by_text("The yellow line is the outline as a doctor has checked or corrected it.").wait_for()
+
+
+@pytest.fixture
+def scan_failed_for_now(queued_scan):
+    services.start_analysis(queued_scan.id)
+    services.fail_scan(queued_scan.id, "gate_unavailable", "The scan could not be checked at the moment; the team has "
+                                                           "been told, and the scan can be uploaded again later.")
+    return queued_scan
+
+
+def test_a_failed_scan_says_what_to_do_without_contradicting_its_reason(world, scan_failed_for_now, new_page):
+    patient = new_page()
+    sign_in(patient, world.owner, PASSWORD)
+    patient.goto(f"/h/st-anne/scans/{scan_failed_for_now.id}/")
+    failure = patient.locator("#result .notice.error")
+    failure.wait_for()
+    # "Upload another file" would contradict "upload again later": nothing was wrong with this one.
+    assert failure.inner_text() == ("The scan could not be checked at the moment; the team has been told, and the "
+                                    "scan can be uploaded again later. If this keeps happening, contact your hospital.")
