@@ -254,6 +254,20 @@ class _DicomImage:
     position: float  # along the series: ImagePositionPatient z, else InstanceNumber
 
 
+# What a patient calls the common other kinds of scan (DICOM's Modality codes).
+MODALITY_WORDS = {"CT": "a CT scan", "CR": "an X-ray", "DX": "an X-ray", "XA": "an X-ray", "RF": "an X-ray",
+                  "MG": "a mammogram", "US": "an ultrasound scan", "PT": "a PET scan", "NM": "a nuclear medicine scan"}
+
+
+def not_mr_sentence(modality: str) -> str:
+    """Why a DICOM file that is no MRI is refused, in words a patient knows (the code in brackets for staff)."""
+    if not modality:
+        return ("This file does not say what kind of scan it is (its DICOM modality is empty), and only MRI "
+                "scans can be read. Upload the MRI scan the hospital gave you.")
+    what = MODALITY_WORDS.get(modality, "not an MRI scan")
+    return f"This file is {what} (DICOM modality {modality}), and only MRI scans can be read. Upload the MRI scan instead."
+
+
 def _read_dicom(data: bytes, max_pixels: int, max_frames: int, max_bytes: int) -> _DicomImage:
     """One DICOM file, every header field it needs read here, where damage becomes "unreadable"."""
     try:
@@ -280,8 +294,7 @@ def _read_dicom_unguarded(data: bytes, max_pixels: int, max_frames: int, max_byt
         raise ScanDecodeError("unreadable", "The DICOM file holds no image data (is it truncated?).")
     modality = str(dataset.get("Modality", "")).strip().upper()
     if modality != "MR":
-        shown = modality or "missing"
-        raise ScanDecodeError("not_mr", f"This DICOM file's modality is {shown}; upload an MR scan.")
+        raise ScanDecodeError("not_mr", not_mr_sentence(modality))
     rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
     if rows <= 0 or columns <= 0:
         raise ScanDecodeError("unreadable", "The DICOM file has no image.")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from diagnostics.ml import readers
 from diagnostics.ml.readers import ScanDecodeError, decode_scan, sniff_type
 
 from .helpers import FIGSHARE, dicom_bytes, kaggle_file, kaggle_slice, nifti_bytes, requires_data
@@ -49,6 +50,15 @@ def test_mr_dicom_keeps_identifiers_apart_from_pixels():
 
 def test_ct_dicom_is_refused_as_not_mr():
     assert _error_code(dicom_bytes(kaggle_slice("glioma"), modality="CT")) == "not_mr"
+
+
+def test_a_scan_that_is_no_mri_is_named_in_a_patients_words():
+    with pytest.raises(ScanDecodeError) as refused:
+        decode_scan(dicom_bytes(kaggle_slice("glioma"), modality="CT"))
+    assert refused.value.detail == ("This file is a CT scan (DICOM modality CT), and only MRI scans can be read. "
+                                    "Upload the MRI scan instead.")
+    assert "not an MRI scan (DICOM modality SM)" in readers.not_mr_sentence("SM")
+    assert readers.not_mr_sentence("").startswith("This file does not say what kind of scan it is")
 
 
 def test_zipped_dicom_series_is_ordered_by_position():
