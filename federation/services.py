@@ -49,7 +49,6 @@ def federation_available() -> bool:
     return bool(settings.CELERY_BROKER_URL)
 
 
-@transaction.atomic
 def _refuse_without_training_cases(hospitals, model_kind: str, min_nodes: int) -> None:
     """A run whose nodes have too few cases to train on would tie them up only to fail in its first round
     (a node without cases answers with an error), so it is refused up front, in words the admin can act on.
@@ -61,12 +60,14 @@ def _refuse_without_training_cases(hospitals, model_kind: str, min_nodes: int) -
     if len(ready) >= min_nodes:
         return
     cases = "tumours whose outline a doctor drew or corrected" if segmenter else "scans a doctor has reviewed"
-    which = f"only {', '.join(h.name for h in ready)} has any" if ready else "none of these hospitals has any"
+    which = (f"only {', '.join(h.name for h in ready)} {'has' if len(ready) == 1 else 'have'} any" if ready
+             else "none of these hospitals has any")
     raise DomainError("too_few_training_cases",
                       f"A run of the {ModelKind(model_kind).label.lower()} needs at least {min_nodes} hospitals with "
                       f"cases to train on ({cases}); {which}.", status=409)
 
 
+@transaction.atomic
 def start_federated_run(*, hospitals, actor=None, request=None, **params) -> FederatedRun:
     """Record a run over opted-in hospitals and have the federation worker submit it after commit.
 
