@@ -44,3 +44,22 @@ def test_each_hospital_gets_outlined_tumours_for_the_segmenter():
         assert len(outlines) == 3 and all(np.asarray(mask).any() for mask in outlines)
     with pytest.raises(CommandError, match="--outlined-per-hospital must be 0 or more, not -1"):
         call_command("seed_federation", "--hospitals", "st-brigid", "--outlined-per-hospital", "-1")
+
+
+def test_a_node_trains_the_segmenter_on_its_outlined_tumours_and_empty_no_tumour_outlines():
+    import numpy as np
+
+    from diagnostics.services import create_reviewed_case
+    from federation import learning
+    from federation.datasets import hospital_training_set
+
+    hospital = make_hospital("st-brigid")
+    call_command("seed_federation", "--hospitals", "st-brigid", "--per-hospital", "1", "--outlined-per-hospital", "4")
+    create_reviewed_case(hospital, np.tile(np.arange(64, dtype=np.uint8) * 3, (64, 1)), "notumor")
+    x, y = hospital_training_set(hospital, kind=learning.MODEL_SEGMENTER, image_size=32)
+    assert x.shape == (5, 32, 32) and y.shape == (5, 32, 32) and y.dtype == bool
+    assert sum(mask.any() for mask in y) == 4  # the four tumours outlined, the "No tumour" case empty
+    model = learning.build_model(learning.MODEL_SEGMENTER, 32, 2, seed=0)
+    stats = learning.train_local(model, learning.MODEL_SEGMENTER, x, y, epochs=1, batch_size=4)
+    assert np.isfinite(stats["loss"])
+    assert 0.0 <= learning.evaluate(model, learning.MODEL_SEGMENTER, x, y)["dice"] <= 1.0
