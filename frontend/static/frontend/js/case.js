@@ -89,11 +89,14 @@ form?.addEventListener("change", (event) => { if (event.target.name === "label")
 // page has not shown yet makes the server refuse it (409 review_conflict) rather than replace it unseen.
 const newestReview = (s) => (s.reviews || []).at(-1) || null;
 let newestReviewShown = newestReview(initial)?.id ?? "";
+// While this doctor's review is on its way, the socket may bring it back before the save's answer does:
+// only that answer tells the page which review is their own, so until it comes nothing is announced.
+let saving = false;
 
 // A colleague's review arriving while this doctor is deciding is said in words, not only listed.
 function noteColleaguesReview(next) {
   const newest = newestReview(next);
-  if (!form || !newest || newest.id === newestReviewShown) return;
+  if (!form || saving || !newest || newest.id === newestReviewShown) return;
   newestReviewShown = newest.id;
   if (!labelChosen && !viewer.edited) return;  // nothing of this doctor's own is at stake
   const who = newest.reviewer_name || "A colleague";
@@ -198,8 +201,10 @@ form?.addEventListener("submit", async (event) => {
   if (viewer.edited) body.append("mask", await viewer.toPNG(), "mask.png");
   const button = document.getElementById("review-submit");
   button.disabled = true;
+  saving = true;
   try {
     const saved = await api(`${scan.url}review/`, { method: "POST", form: body });
+    saving = false;
     newestReviewShown = newestReview(saved)?.id ?? "";
     message.innerHTML = `<p class="notice ok">${escapeHtml(savedWords(saved))}</p>`;
     // The correction is saved: the outline on screen is now the stored one.
@@ -209,6 +214,9 @@ form?.addEventListener("submit", async (event) => {
     form.elements.notes.value = "";
     await render(saved);
   } catch (error) {
+    // A review the page listed while this one was on its way is not taken as seen: a later save names the
+    // older one, is refused if that is stale, and the refusal shows the newer review.
+    saving = false;
     // The colleague's review is fetched first, so the doctor reads it; saving again then sends theirs as seen.
     if (error.code === "review_conflict") await following.refresh();
     message.innerHTML = `<p class="notice error" role="alert"></p>`;
