@@ -7,11 +7,20 @@ answer the handshake with a bare HTTP 403, which a client cannot tell from a CSR
 
 A socket lives for hours, and a member can be removed, demoted or deactivated meanwhile: every event is
 relayed only after the access is checked again (one indexed query; events come a few per scan), and a
-socket whose access no longer holds is closed with the same codes.
+socket whose access no longer holds is closed with the same codes. The sign-in it was opened under is
+checked again too: once it has ended (signed out in another tab, expired, or the password changed) the
+socket is closed with 4401, and so is one opened without a sign-in, so that a page can say "sign in
+again" rather than "removed".
 """
+
+from importlib import import_module
+from types import SimpleNamespace
+
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth import get_user
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
@@ -22,12 +31,18 @@ from hospitals.accounts import stored_user
 
 CLOSE_NOT_FOUND = 4404
 CLOSE_FORBIDDEN = 4403
+CLOSE_SIGNED_OUT = 4401
 
 
 class _ScanEventsConsumer(AsyncJsonWebsocketConsumer):
     group = None
 
     async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.accept()
+            await self.close(code=CLOSE_SIGNED_OUT)
+            return
         try:
             self.group, first_message = await database_sync_to_async(self.authorise)()
         except Http404:
@@ -61,6 +76,8 @@ class _ScanEventsConsumer(AsyncJsonWebsocketConsumer):
 
     def _refusal(self):
         """None while the user may still watch, else the close code."""
+        if self._sign_in_ended():
+            return CLOSE_SIGNED_OUT
         user = stored_user(self.scope.get("user"))
         try:
             self.recheck(user)
@@ -69,6 +86,15 @@ class _ScanEventsConsumer(AsyncJsonWebsocketConsumer):
         except PermissionDenied:
             return CLOSE_FORBIDDEN
         return None
+
+    def _sign_in_ended(self) -> bool:
+        """Whether the session this socket was opened under no longer signs its user in (read afresh: the
+        socket's own copy is the one from the handshake)."""
+        key = getattr(self.scope.get("session"), "session_key", None)
+        if key is None:
+            return False  # opened without a session (a test's communicator): the access checks alone apply
+        session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
+        return get_user(SimpleNamespace(session=session)).pk != self.scope["user"].pk
 
     def authorise(self):
         raise NotImplementedError

@@ -47,12 +47,14 @@ def _deactivate(world, user):
     user.save(update_fields=["is_active"])
 
 
-def _watch_while(user, path, scan, change, first_event=None):
+def _watch_while(user, path, scan, change, first_event=None, session=None):
     """Connect, see one event relayed, make the change, trigger another event; what the socket gets then."""
 
     async def scenario():
         communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
         communicator.scope["user"] = user
+        if session is not None:
+            communicator.scope["session"] = session
         connected, _ = await communicator.connect()
         assert connected
         if first_event is not None:
@@ -85,3 +87,45 @@ def test_a_patient_removed_from_the_hospital_stops_hearing_about_their_scan(worl
     output = _watch_while(world.owner, f"/ws/hospitals/{world.a.slug}/scans/{scan.id}/", scan,
                           lambda: _remove(world, world.owner), first_event="scan.status")
     assert output == {"type": "websocket.close", "code": 4404}
+
+
+def _signed_in(user):
+    """A real sign-in: the client that holds it, and its session as the socket's handshake loads it."""
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client, import_module(settings.SESSION_ENGINE).SessionStore(session_key=client.session.session_key)
+
+
+def test_a_socket_whose_sign_in_ended_is_closed_as_signed_out(world, scan):
+    client, session = _signed_in(world.owner)
+    # Signed out in another tab: the page is told so (4401), not that its scan was removed (4404).
+    output = _watch_while(world.owner, f"/ws/hospitals/{world.a.slug}/scans/{scan.id}/", scan, client.logout,
+                          first_event="scan.status", session=session)
+    assert output == {"type": "websocket.close", "code": 4401}
+
+
+def test_a_socket_whose_sign_in_holds_keeps_its_events(world, scan):
+    client, session = _signed_in(world.doctor_a)
+    output = _watch_while(world.doctor_a, f"/ws/hospitals/{world.a.slug}/worklist/", scan, lambda: None,
+                          session=session)
+    assert output["type"] == "websocket.send" and json.loads(output["text"])["status"] == "failed"
+
+
+def test_a_socket_opened_without_a_sign_in_is_closed_as_signed_out(world, scan):
+    from django.contrib.auth.models import AnonymousUser
+
+    async def scenario():
+        communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns),
+                                             f"/ws/hospitals/{world.a.slug}/scans/{scan.id}/")
+        communicator.scope["user"] = AnonymousUser()
+        connected, _ = await communicator.connect()
+        output = await communicator.receive_output(timeout=5)
+        await communicator.disconnect()
+        return connected, output
+
+    assert async_to_sync(scenario)() == (True, {"type": "websocket.close", "code": 4401})

@@ -1,7 +1,7 @@
 // A websocket that comes back: reconnects with growing pauses after a network or server outage.
-// Codes 4403/4404 mean "not yours": retrying would never help, so it stops.
+// Codes 4403/4404 mean "not yours" and 4401 "the sign-in has ended": retrying would never help, so it stops.
 
-const GIVE_UP = new Set([4403, 4404]);
+const GIVE_UP = new Set([4401, 4403, 4404]);
 
 export function live(path, { onMessage, onState = () => {} }) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";

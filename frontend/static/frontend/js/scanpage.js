@@ -53,8 +53,10 @@ export function followScan(initial, onChange) {
       describeState(document.getElementById("live-state"))(state);
       if (state === "live") refresh();
       // The server closes the socket of a scan removed meanwhile (or no longer this member's) with 4404 or
-      // 4403: that is the answer, with no need to ask the API for a page it would refuse.
-      if (state === "closed" && code) showGone();
+      // 4403: that is the answer, with no need to ask the API for a page it would refuse. 4401 is a
+      // sign-in that ended: the API's answer to a refresh says so, with a link to sign in again.
+      if (state === "closed" && code === 4401) refresh();
+      else if (state === "closed" && code) showGone();
     },
   });
   onChange(scan);
