@@ -43,10 +43,22 @@ HEADLINE_METRICS = {ModelTask.CLASSIFY: ("macro_f1", "macro-F1"), ModelTask.SEGM
 def shortfall_against_active(model_version: ModelVersion) -> str | None:
     """A sentence when ``model_version`` scored lower on validation than its task's active version; else
     None (it scored as well or better, or either has no such figure to weigh)."""
-    metric, words = HEADLINE_METRICS.get(model_version.task, (None, ""))
     active = (ModelVersion.objects.filter(task=model_version.task, status=ModelStatus.ACTIVE)
               .exclude(pk=model_version.pk).first())
-    if metric is None or active is None:
+    return _shortfall(model_version, active)
+
+
+def shortfalls_against_active(model_versions) -> dict:
+    """``shortfall_against_active`` of each version not active, by pk, in one query for the active ones
+    (a page lists many versions)."""
+    active = {version.task: version for version in ModelVersion.objects.filter(status=ModelStatus.ACTIVE)}
+    return {version.pk: _shortfall(version, active.get(version.task)) for version in model_versions
+            if version.status != ModelStatus.ACTIVE}
+
+
+def _shortfall(model_version: ModelVersion, active: ModelVersion | None) -> str | None:
+    metric, words = HEADLINE_METRICS.get(model_version.task, (None, ""))
+    if metric is None or active is None or active.pk == model_version.pk:
         return None
     mine, theirs = model_version.metrics.get(metric), active.metrics.get(metric)
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (mine, theirs)) or mine >= theirs:

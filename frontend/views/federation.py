@@ -108,13 +108,14 @@ def model_versions():
     # A task with no earlier version that served has nothing to roll back to: no Roll back button.
     may_roll_back = registry.tasks_with_earlier_version()
     rows = []
-    for version in ModelVersion.objects.all()[:50]:
+    versions = list(ModelVersion.objects.all()[:50])
+    shortfalls = registry.shortfalls_against_active(versions)
+    for version in versions:
         metrics = [(name, version.metrics[name]) for name in SHOWN_METRICS
                    if isinstance(version.metrics.get(name), (int, float))]
         rows.append({"version": version, "metrics": metrics,
                      "may_roll_back": version.status == ModelStatus.ACTIVE and version.task in may_roll_back,
-                     "shortfall": registry.shortfall_against_active(version)
-                     if version.status != ModelStatus.ACTIVE else None})
+                     "shortfall": shortfalls.get(version.pk)})
     return rows
 
 

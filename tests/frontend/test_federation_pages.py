@@ -362,3 +362,33 @@ def test_run_lists_say_one_round_and_name_the_model(client, world, django_user_m
     assert re.search(r"Tumour segmenter, [^,<]+, 1 round</span>", html)
     client.force_login(world.admin_a)
     assert "0 of 1 round</span>" in client.get("/h/st-anne/federation/").content.decode()
+
+
+def test_the_model_versions_table_weighs_every_candidate_in_queries_that_do_not_grow_with_it(
+        client, versions, django_user_model, tmp_path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from diagnostics import registry
+
+    client.force_login(django_user_model.objects.create_superuser("op8@neurofed.example", "op8@neurofed.example",
+                                                                  "op-password-18"))
+
+    def register_weaker(count, first):
+        for number in range(first, first + count):
+            bundle = tmp_path / f"fed-{number}.json"
+            bundle.write_text(json.dumps({"task": "classify", "version": f"federated-{number}"}))
+            registry.register_model_version(task="classify", version=f"federated-{number}", artifact_path=bundle,
+                                            metrics={"macro_f1": 0.5})
+
+    def page_queries():
+        with CaptureQueriesContext(connection) as queries:
+            html = client.get("/operator/federation/").content.decode()
+        return len(queries), html
+
+    register_weaker(1, 1)
+    few, _ = page_queries()
+    register_weaker(8, 2)
+    many, html = page_queries()
+    assert html.count("below the active v1&#x27;s 0.900.") == 9
+    assert many == few
