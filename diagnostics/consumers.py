@@ -13,21 +13,16 @@ socket is closed with 4401, and so is one opened without a sign-in, so that a pa
 again" rather than "removed".
 """
 
-from importlib import import_module
-from types import SimpleNamespace
-
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.conf import settings
-from django.contrib.auth import get_user
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from diagnostics.access import access_scan, visible_scans
 from diagnostics.notify import scan_event, scan_group, worklist_group
 from hospitals.access import STAFF_ROLES, access_membership
-from hospitals.accounts import stored_user
+from hospitals.accounts import socket_sign_in_ended, stored_user
 
 CLOSE_NOT_FOUND = 4404
 CLOSE_FORBIDDEN = 4403
@@ -76,7 +71,7 @@ class _ScanEventsConsumer(AsyncJsonWebsocketConsumer):
 
     def _refusal(self):
         """None while the user may still watch, else the close code."""
-        if self._sign_in_ended():
+        if socket_sign_in_ended(self.scope):
             return CLOSE_SIGNED_OUT
         user = stored_user(self.scope.get("user"))
         try:
@@ -86,15 +81,6 @@ class _ScanEventsConsumer(AsyncJsonWebsocketConsumer):
         except PermissionDenied:
             return CLOSE_FORBIDDEN
         return None
-
-    def _sign_in_ended(self) -> bool:
-        """Whether the session this socket was opened under no longer signs its user in (read afresh: the
-        socket's own copy is the one from the handshake)."""
-        key = getattr(self.scope.get("session"), "session_key", None)
-        if key is None:
-            return False  # opened without a session (a test's communicator): the access checks alone apply
-        session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
-        return get_user(SimpleNamespace(session=session)).pk != self.scope["user"].pk
 
     def authorise(self):
         raise NotImplementedError

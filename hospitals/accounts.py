@@ -6,7 +6,11 @@ same brake (hospitals/throttle.py): a handful of failures per account, more per 
 `LOGIN_FAILURE_WINDOW_S`, after which attempts are refused without checking the password.
 """
 
-from django.contrib.auth import authenticate, get_user_model
+from importlib import import_module
+from types import SimpleNamespace
+
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user, get_user_model
 from rest_framework.authtoken.models import Token
 
 from hospitals import throttle
@@ -47,6 +51,18 @@ def password_changed(user) -> None:
 def display_name(user) -> str:
     """How a person is named to colleagues: their full name, else their email."""
     return user.get_full_name() or user.email
+
+
+def socket_sign_in_ended(scope) -> bool:
+    """Whether the session a websocket was opened under no longer signs its user in: signed out in
+    another tab, expired, or the password changed since. Read afresh, since the socket's own copy is
+    the one from its handshake. A socket opened without a session (a test's communicator) has only the
+    access checks."""
+    key = getattr(scope.get("session"), "session_key", None)
+    if key is None:
+        return False
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
+    return get_user(SimpleNamespace(session=session)).pk != getattr(scope.get("user"), "pk", None)
 
 
 def stored_user(user):

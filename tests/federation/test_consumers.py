@@ -60,7 +60,7 @@ def test_operator_watches_any_run(world):
 
 
 @pytest.mark.parametrize("who", ["outsider", "doctor_a", "admin_b", "anonymous", "missing"])
-def test_others_are_closed_with_4404(world, who):
+def test_others_are_closed_with_4404_and_no_sign_in_with_4401(world, who):
     run = make_run(world.a)
     user = AnonymousUser() if who == "anonymous" else getattr(world, "admin_a" if who == "missing" else who)
     run_id = 987654 if who == "missing" else run.pk
@@ -69,7 +69,9 @@ def test_others_are_closed_with_4404(world, who):
         communicator, connected = await _connect(user, run_id)
         return connected, await communicator.receive_output(timeout=5)
 
-    assert async_to_sync(scenario)() == (True, {"type": "websocket.close", "code": 4404})
+    # Without a sign-in, every run answers alike: sign in first (nothing said of whether the run exists).
+    code = 4401 if who == "anonymous" else 4404
+    assert async_to_sync(scenario)() == (True, {"type": "websocket.close", "code": code})
 
 
 ROUND_EVENT = {"kind": "round", "round": 1, "global_accuracy": 0.61,
@@ -139,3 +141,29 @@ def test_an_admin_watches_their_own_hospitals_dropout_whole(world):
     a_dropout = {**B_DROPOUT, "hospital": "st-anne", "node_id": "12", "reason": "node error: out of memory"}
     _, dropout = _watch(world.admin_a, run, [a_dropout])
     assert dropout == {**a_dropout, "run": run.pk}
+
+
+def test_a_watcher_whose_sign_in_ended_has_the_socket_closed_as_signed_out(world):
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.test import Client
+
+    run = make_run(world.a, world.b)
+    client = Client()
+    client.force_login(world.admin_a)
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=client.session.session_key)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/federation/runs/{run.pk}/")
+        communicator.scope["user"], communicator.scope["session"] = world.admin_a, session
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.receive_json_from(timeout=5)
+        await sync_to_async(services.publish)(run.pk, {**ROUND_EVENT, "run": run.pk})
+        assert (await communicator.receive_json_from(timeout=5))["kind"] == "round"
+        await sync_to_async(client.logout)()  # in another tab
+        await sync_to_async(services.publish)(run.pk, {**ROUND_EVENT, "run": run.pk})
+        return await communicator.receive_output(timeout=5)
+
+    assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4401}
