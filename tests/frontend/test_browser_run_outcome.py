@@ -26,6 +26,7 @@ def test_a_round_cut_short_by_the_runs_end_reads_as_not_finished(world, one_roun
     page.goto(f"/h/st-anne/federation/runs/{one_round_run.pk}/")
     page.get_by_text("Live updates on").wait_for()
     assert "1 round over" in page.locator("main p").first.inner_text()
+    assert page.locator("#run-progress-text").inner_text() == "0 of 1 round finished; round 1 in progress."
     row = page.locator("#rounds-table tbody tr").first
     # While the run goes on, the round's figures are still to come.
     assert row.locator('td[data-label="Global accuracy"]').inner_text() == "…"

@@ -56,7 +56,7 @@ function render() {
   bar.textContent = `${done} of ${run.num_rounds}`;
   const current = [...rounds.values()].find((r) => !r.finished);
   document.getElementById("run-progress-text").textContent =
-    `${done} of ${run.num_rounds} rounds finished${current && run.status === "running" ? `; round ${current.number} in progress` : ""}.`;
+    `${done} of ${run.num_rounds} round${run.num_rounds === 1 ? "" : "s"} finished${current && run.status === "running" ? `; round ${current.number} in progress` : ""}.`;
   const failure = document.getElementById("run-failure");
   failure.hidden = !run.failure_reason;
   failure.textContent = run.failure_reason || "";
