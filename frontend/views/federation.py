@@ -200,9 +200,19 @@ def operator(request):
 def operator_run(request, run_id):
     run = access_run(request.user, run_id)
     context = {"run": run, "data": RunSerializer(run, context={"viewer": request.user}).data,
-               "shortfall": services.candidate_shortfall(run),
+               "candidate": _candidate_version(run), "shortfall": services.candidate_shortfall(run),
                "hospital_names": hospital_names(run), "ws_path": f"/ws/federation/runs/{run.pk}/"}
     return render_page(request, "frontend/admin/run.html", context)
+
+
+def _candidate_version(run):
+    """The model version the run registered, if it is still registered: once it is the active one, its
+    page says so instead of offering to promote it again."""
+    from diagnostics.models.registry import ModelVersion
+
+    if not str(run.model_version_id or "").isdigit():
+        return None
+    return ModelVersion.objects.filter(pk=run.model_version_id).first()
 
 
 @require_POST
