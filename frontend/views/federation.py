@@ -169,10 +169,14 @@ def model_rollback(request, task):
 @operator_page
 def operator(request):
     if request.method == "POST":
+        model_kind = request.POST.get("model_kind") or ModelKind.CLASSIFIER
         try:
+            if model_kind not in ModelKind.values:
+                raise DomainError("invalid_model_kind", "Choose the model to train: the tumour classifier or the "
+                                                        "tumour segmenter.")
             run = services.start_federated_run(
                 hospitals=Hospital.objects.filter(slug__in=request.POST.getlist("hospitals")),
-                actor=request.user, request=request,
+                actor=request.user, request=request, model_kind=model_kind,
                 num_rounds=max(1, min(200, int(request.POST.get("num_rounds") or 3))),
                 strategy=request.POST.get("strategy") if request.POST.get("strategy") in Strategy.values
                 else Strategy.FEDAVG,
@@ -191,6 +195,7 @@ def operator(request):
         "versions": model_versions(),
         "hospitals": Hospital.objects.filter(federation_opt_in=True),
         "strategies": Strategy.choices,
+        "model_kinds": ModelKind.choices,
         "federation_unavailable": "" if services.federation_available() else services.NEEDS_SERVICES_MODE,
     }
     return render_page(request, "frontend/operator.html", context)
