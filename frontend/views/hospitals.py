@@ -15,6 +15,15 @@ from hospitals.errors import DomainError
 from hospitals.models import Hospital, Invitation, Role
 from hospitals.services import invite_first_admin, open_hospital
 
+# A refusal about one value is shown beside that field, marked invalid; the others above the form.
+OPEN_REFUSAL_FIELDS = {
+    "invalid_slug": "slug",
+    "slug_taken": "slug",
+    "invalid_name": "name",
+    "name_taken": "name",
+    "invalid_email": "admin_email",
+}
+
 
 @operator_page
 def hospitals(request):
@@ -23,7 +32,7 @@ def hospitals(request):
         try:
             hospital, invitation, _token = open_hospital(actor=request.user, request=request, **form.cleaned_data)
         except DomainError as refused:
-            form.add_error(None, refused.detail)
+            form.add_error(OPEN_REFUSAL_FIELDS.get(refused.code), refused.detail)
         else:
             messages.success(request, f"{hospital.name} is open at /h/{hospital.slug}/; its first admin, "
                                       f"{invitation.email}, has been sent an invitation.")

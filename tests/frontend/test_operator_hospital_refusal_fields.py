@@ -1,0 +1,29 @@
+"""A hospital refused for one value (its short name or its name) marks that field, with the sentence beside it."""
+
+import re
+
+import pytest
+
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+URL = "/operator/hospitals/"
+
+
+@pytest.mark.parametrize("fields, field_id, sentence", [
+    ({"slug": "st-anne"}, "id_slug", "A hospital with the short name st-anne exists already."),
+    ({"slug": "St Anne"}, "id_slug", "The short name may hold only lower-case letters, digits and dashes"),
+    ({"name": " st  anne's"}, "id_name", "A hospital named St Anne&#x27;s exists already"),
+])
+def test_the_refused_value_is_marked_on_its_own_field(client, world, django_user_model, fields, field_id, sentence):
+    client.force_login(django_user_model.objects.create_superuser("operator@neurofed.example",
+                                                                  "operator@neurofed.example", PASSWORD))
+    html = client.post(URL, {"name": "Royal Infirmary", "slug": "royal", "admin_email": "it@royal.example",
+                             **fields}).content.decode()
+    field = re.search(rf'<input [^>]*id="{field_id}"[^>]*>', html).group(0)
+    assert 'aria-invalid="true"' in field and f"{field_id}_error" in field
+    beside = re.search(rf'<ul class="errorlist" id="{field_id}_error">(.*?)</ul>', html, re.S).group(1)
+    assert sentence in beside
+    # The summary above the form links to the field rather than standing alone.
+    assert f'<a href="#{field_id}">' in html
