@@ -63,3 +63,25 @@ def test_a_node_trains_the_segmenter_on_its_outlined_tumours_and_empty_no_tumour
     stats = learning.train_local(model, learning.MODEL_SEGMENTER, x, y, epochs=1, batch_size=4)
     assert np.isfinite(stats["loss"])
     assert 0.0 <= learning.evaluate(model, learning.MODEL_SEGMENTER, x, y)["dice"] <= 1.0
+
+
+def test_no_outlined_tumour_is_a_copy_of_an_image_the_coordinator_scores_a_classifier_on():
+    """Many Kaggle images are Figshare slices, and an outlined tumour also trains the classifier with its
+    class: a copy of a coordinator's calibration or validation image would inflate the candidate's score."""
+    import numpy as np
+
+    from diagnostics.ml import dedup
+    from diagnostics.ml.data import _hash_file
+    from federation.datasets import kaggle_split
+    from federation.management.commands.seed_federation import outlined_slices
+
+    chosen = outlined_slices(180)  # what the demo deals to its three hospitals
+    assert len(chosen) == 180 and len({s.image_path for s in chosen}) == 180
+    for offset in range(3):  # dealt in turn, each hospital still gets every tumour class
+        assert {s.label for s in chosen[offset::3]} == {"glioma", "meningioma", "pituitary"}
+    scored = kaggle_split("val") + kaggle_split("calib")
+    distances = dedup.hamming_matrix(np.asarray([_hash_file(str(s.image_path))[1] for s in chosen], dtype=np.uint64),
+                                     np.asarray([int(row["phash"], 16) for row in scored], dtype=np.uint64))
+    copies = [(s.label, scored[j]["label"]) for s, j, d in zip(chosen, distances.argmin(axis=1), distances.min(axis=1))
+              if d <= dedup.NEAR_DUPLICATE_BITS]
+    assert [pair for pair in copies if pair[0] == pair[1]] == []

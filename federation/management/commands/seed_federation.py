@@ -40,15 +40,10 @@ def seed_partition(hospitals, *, partition: str, per_hospital: int, alpha: float
 def seed_outlined(hospitals, *, per_hospital: int, progress=True) -> dict[str, int]:
     """Import tumours with their expert outlines from the Figshare training blocks, dealt out in turn so each
     hospital gets every tumour class; returns how many each hospital got."""
-    from diagnostics.ml.partition import figshare_block_split
-    from diagnostics.ml.readers import list_figshare_slices, read_grayscale, read_mask
+    from diagnostics.ml.readers import read_grayscale, read_mask
     from diagnostics.training_data import create_reviewed_case
 
-    slices = list_figshare_slices(settings.NEUROFED_DATA_DIR / FIGSHARE)
-    splits = figshare_block_split([s.index for s in slices])
-    training = [s for s, split in zip(slices, splits) if split == "train"]
-    step = max(1, len(training) // (per_hospital * len(hospitals)))
-    dealt = training[::step][: per_hospital * len(hospitals)]
+    dealt = outlined_slices(per_hospital * len(hospitals))
     counts = {}
     for offset, hospital in enumerate(hospitals):
         mine = dealt[offset::len(hospitals)]
@@ -56,6 +51,39 @@ def seed_outlined(hospitals, *, per_hospital: int, progress=True) -> dict[str, i
             create_reviewed_case(hospital, read_grayscale(case.image_path), case.label, mask=read_mask(case.mask_path))
         counts[hospital.slug] = len(mine)
     return counts
+
+
+def outlined_slices(count: int) -> list:
+    """Up to `count` Figshare training slices, spread over the set, none a copy of an image the coordinator
+    calibrates or scores a federated classifier on.
+
+    Many Kaggle images are Figshare slices, and an outlined tumour is a reviewed case with its class too:
+    a copy of a coordinator's validation image would train the classifier on a picture it is then scored
+    on, and inflate the score that promotion weighs against the active model's.
+    """
+    import numpy as np
+
+    from diagnostics.ml.data import _figshare_slices_copied
+    from diagnostics.ml.partition import figshare_block_split
+    from diagnostics.ml.readers import list_figshare_slices
+    from federation.datasets import kaggle_split
+
+    if count < 1:
+        return []
+    slices = list_figshare_slices(settings.NEUROFED_DATA_DIR / FIGSHARE)
+    splits = figshare_block_split([s.index for s in slices])
+    training = [s for s, split in zip(slices, splits) if split == "train"]
+    # Twice as many as wanted, so that leaving out the copies still leaves enough.
+    candidates = training[::max(1, len(training) // (2 * count))]
+    scored = kaggle_split("val") + kaggle_split("calib")
+    copied = _figshare_slices_copied(np.asarray([int(row["phash"], 16) for row in scored], dtype=np.uint64),
+                                     [row["label"] for row in scored], candidates, workers=2)
+    copies = set(copied[copied >= 0].tolist())
+    kept = [s for index, s in enumerate(candidates) if index not in copies]
+    if len(kept) <= count:
+        return kept
+    # Evenly over what is left, not its first part: the set's slices come in runs of one class.
+    return [kept[i] for i in np.linspace(0, len(kept) - 1, count).round().astype(int)]
 
 
 FIGSHARE = "figshare-brain-tumor-seg"
