@@ -98,7 +98,9 @@ def hospital_names(run) -> dict:
 # Model versions serve every hospital, so promoting or rolling one back is the platform operator's
 # (a Django superuser's), as in the federation API; hospital admins see the versions and their metrics.
 
-SHOWN_METRICS = ("accuracy", "macro_f1", "dice", "iou", "loss")
+# A segmenter's evaluation names its figures dice_mean and iou_mean (the registry weighs a candidate by
+# dice_mean); "dice" and "iou" are kept for versions registered with those names.
+SHOWN_METRICS = ("accuracy", "macro_f1", "dice_mean", "iou_mean", "dice", "iou", "loss")
 
 
 def model_versions():
