@@ -517,7 +517,9 @@ def remove_member(*, hospital: Hospital, membership: Membership, actor, request=
     _refuse_last_admin(hospital, membership)
     record_audit(
         actor=actor, hospital=hospital, action="membership.remove", obj=membership, request=request,
-        detail=membership.role,
+        # The membership row goes, so the trail keeps whose it was (an id, as everywhere in the trail):
+        # the audit page names the removed member by it.
+        detail=f"{membership.role}, account {membership.user_id}",
     )
     # The patient record stays with the hospital (it is the hospital's medical record); without the
     # membership the person can no longer reach it.

@@ -4,8 +4,10 @@ Ids and PHI-free details only: staff by name, a patient by their record's id, ne
 record number; a scan or record is linked to its page while the hospital still holds it.
 """
 
+import re
 import uuid
 
+from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import reverse
@@ -74,6 +76,7 @@ def _audit_rows(hospital, events):
         str(pk): email for pk, email in
         Membership.objects.filter(hospital=hospital, pk__in=member_ids).values_list("pk", "user__email")
     }
+    member_emails.update(_removed_member_emails(hospital, set(member_ids) - set(member_emails)))
     rows = []
     for event in events:
         actor_url = ""
@@ -103,6 +106,25 @@ def _audit_rows(hospital, events):
             "note": note_of(event),
         })
     return rows
+
+
+REMOVAL_ACCOUNT = re.compile(r"\baccount (\d+)\b")
+
+
+def _removed_member_emails(hospital, member_ids) -> dict:
+    """The email of each gone membership, by its id: its removal event names the account it belonged to
+    (hospitals.services.remove_member), so the member stays named on every event about them."""
+    if not member_ids:
+        return {}
+    accounts = {}
+    for object_id, detail in AuditEvent.objects.filter(
+            hospital_id=hospital.pk, action="membership.remove", object_id__in=member_ids).values_list(
+            "object_id", "detail"):
+        named = REMOVAL_ACCOUNT.search(detail)
+        if named:
+            accounts[object_id] = int(named.group(1))
+    emails = dict(get_user_model().objects.filter(pk__in=accounts.values()).values_list("pk", "email"))
+    return {object_id: emails[account] for object_id, account in accounts.items() if account in emails}
 
 
 # The objects the audit log links to their page, by the model that holds them.
