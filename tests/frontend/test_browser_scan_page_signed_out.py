@@ -6,7 +6,6 @@ from urllib.parse import quote
 import pytest
 
 from diagnostics import services
-from tests.diagnostics.helpers import finish
 from tests.factories import PASSWORD
 from tests.frontend.conftest import PHONE, in_other_thread, sign_in
 
@@ -14,16 +13,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(trans
               pytest.mark.usefixtures("no_leftover_tasks")]
 
 
-@pytest.fixture
-def awaiting_doctor(world, queued_scan):
-    finish(queued_scan, "glioma", 0.91)
-    return queued_scan
-
-
-def test_news_after_the_sign_in_ended_asks_to_sign_in_again(world, awaiting_doctor, new_page):
+def test_news_after_the_sign_in_ended_asks_to_sign_in_again(world, analysed_scan, new_page):
     page = new_page(PHONE)
     sign_in(page, world.owner, PASSWORD)
-    scan_url = f"/h/st-anne/scans/{awaiting_doctor.id}/"
+    scan_url = f"/h/st-anne/scans/{analysed_scan.id}/"
     page.goto(scan_url)
     page.get_by_text("Live updates on").wait_for()
     page.get_by_text("A doctor will review it before the result is shown here").wait_for()
@@ -33,7 +26,7 @@ def test_news_after_the_sign_in_ended_asks_to_sign_in_again(world, awaiting_doct
     other_tab.get_by_role("button", name="Sign out").click()
     other_tab.wait_for_load_state()
     other_tab.close()
-    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=awaiting_doctor, reviewer=world.doctor_a,
+    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=analysed_scan, reviewer=world.doctor_a,
                                                  label="glioma"))
 
     notice = page.locator("#signed-out")
