@@ -194,7 +194,12 @@ def patient_actors(hospital, events) -> dict:
     gone, an account the hospital still holds a patient record for; staff who were once patients
     (a record, but a staff role now) are staff.
     """
-    ids = {event.actor_id for event in events if event.actor_id is not None}
+    return patient_accounts(hospital, {event.actor_id for event in events if event.actor_id is not None})
+
+
+def patient_accounts(hospital, ids) -> dict:
+    """Which of the accounts `ids` are this hospital's patients (see patient_actors), each with their
+    patient record's id (or None)."""
     if not ids:
         return {}
     roles = dict(Membership.objects.filter(hospital_id=hospital.pk, user_id__in=ids).values_list("user_id", "role"))

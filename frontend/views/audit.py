@@ -18,7 +18,8 @@ from diagnostics.models import Scan
 from frontend.forms import AuditFilterForm
 from frontend.views.base import ADMIN, hospital_page, render_page
 from hospitals.audit import (
-    actor_names, audit_actions, audit_csv_lines, audit_trail, note_reader, patient_actors, record_audit,
+    actor_names, audit_actions, audit_csv_lines, audit_trail, note_reader, patient_accounts, patient_actors,
+    record_audit,
 )
 from hospitals.models import AuditEvent, Membership, Patient
 
@@ -70,13 +71,7 @@ def _audit_rows(hospital, events):
     patients = patient_actors(hospital, events)
     existing = _existing_objects(hospital, events)
     note_of = note_reader(hospital)
-    # A member is named by their email, as on the members page; only this hospital's memberships are looked up.
-    member_ids = [e.object_id for e in events if e.object_type == "membership" and e.object_id.isdigit()]
-    member_emails = {
-        str(pk): email for pk, email in
-        Membership.objects.filter(hospital=hospital, pk__in=member_ids).values_list("pk", "user__email")
-    }
-    member_emails.update(_removed_member_emails(hospital, set(member_ids) - set(member_emails)))
+    member_names = _member_names(hospital, [e.object_id for e in events if e.object_type == "membership"])
     rows = []
     for event in events:
         actor_url = ""
@@ -91,7 +86,7 @@ def _audit_rows(hospital, events):
             actor = people.get(event.actor_id) or event.actor_label or f"account {event.actor_id}"
         object_id = event.object_id
         if event.object_type == "membership":
-            object_id = member_emails.get(object_id, object_id)
+            object_id = member_names.get(object_id, object_id)
         linked = event.object_type in OBJECT_PAGES
         rows.append({
             "at": event.at,
@@ -111,8 +106,28 @@ def _audit_rows(hospital, events):
 REMOVAL_ACCOUNT = re.compile(r"\baccount (\d+)\b")
 
 
-def _removed_member_emails(hospital, member_ids) -> dict:
-    """The email of each gone membership, by its id: its removal event names the account it belonged to
+def _member_names(hospital, member_ids) -> dict:
+    """How each membership is named, by its id: staff by their email, as on the members page; a patient
+    by their record, as everywhere in the audit log (their email is a patient detail). Only this
+    hospital's memberships are looked up; a gone one by the account its removal event names."""
+    member_ids = {member_id for member_id in member_ids if member_id.isdigit()}
+    accounts = {str(pk): user_id for pk, user_id in
+                Membership.objects.filter(hospital=hospital, pk__in=member_ids).values_list("pk", "user_id")}
+    accounts.update(_removed_member_accounts(hospital, member_ids - set(accounts)))
+    emails = dict(get_user_model().objects.filter(pk__in=accounts.values()).values_list("pk", "email"))
+    patients = patient_accounts(hospital, set(accounts.values()))
+    names = {}
+    for member_id, account in accounts.items():
+        if account in patients:
+            record = patients[account]
+            names[member_id] = f"patient {str(record)[:8]}…" if record else f"patient (account {account})"
+        elif account in emails:
+            names[member_id] = emails[account]
+    return names
+
+
+def _removed_member_accounts(hospital, member_ids) -> dict:
+    """The account each gone membership belonged to, by its id: its removal event names it
     (hospitals.services.remove_member), so the member stays named on every event about them."""
     if not member_ids:
         return {}
@@ -123,8 +138,7 @@ def _removed_member_emails(hospital, member_ids) -> dict:
         named = REMOVAL_ACCOUNT.search(detail)
         if named:
             accounts[object_id] = int(named.group(1))
-    emails = dict(get_user_model().objects.filter(pk__in=accounts.values()).values_list("pk", "email"))
-    return {object_id: emails[account] for object_id, account in accounts.items() if account in emails}
+    return accounts
 
 
 # The objects the audit log links to their page, by the model that holds them.

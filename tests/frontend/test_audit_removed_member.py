@@ -27,3 +27,15 @@ def test_a_removed_members_events_still_name_them(client, world):
     assert _object_cells(html, "Role changed") == [named]
     assert f'<span class="muted">{member.pk}</span>' not in html
 
+
+
+def test_a_patient_member_is_named_by_their_record_not_their_email(client, world):
+    from hospitals.models import Patient
+
+    member = Membership.objects.get(hospital=world.a, user=world.patient_a2)
+    record = Patient.objects.get(hospital=world.a, user=world.patient_a2)
+    client.force_login(world.admin_a)
+    client.post(f"/h/st-anne/members/{member.pk}/remove/", follow=True)  # its message names them to the admin
+    html = client.get("/h/st-anne/audit/").content.decode()
+    assert _object_cells(html, "Member removed") == [f'Member <span class="muted">patient {str(record.pk)[:8]}…</span>']
+    assert "patient2@st-anne.example" not in html
