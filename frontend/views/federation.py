@@ -121,6 +121,10 @@ def model_versions():
     return rows
 
 
+# What the pages say when a version that scored lower was not promoted: the box beside the button.
+NOT_PROMOTED_LOWER = "It was not promoted; tick “Accept the lower score” to promote it anyway."
+
+
 def _accepts_lower_score(request) -> bool:
     return request.POST.get("accept_lower_score") == "1"
 
@@ -146,7 +150,7 @@ def model_promote(request, version_id):
     except registry.ModelIntegrityError as refused:
         messages.error(request, str(refused))
     except registry.ScoresBelowActive as lower:
-        messages.error(request, f"{lower} It was not promoted; tick “Accept the lower score” to promote it anyway.")
+        messages.error(request, f"{lower} {NOT_PROMOTED_LOWER}")
     else:
         record_audit(actor=request.user, hospital=None, action="model.promote", obj=promoted, request=request)
         messages.success(request, f"{promoted.get_task_display()} {promoted.version} now serves every hospital.")
@@ -243,7 +247,8 @@ def operator_run_promote(request, run_id):
         version = services.promote_federated_model(run=run, actor=request.user, request=request,
                                                    accept_lower_score=_accepts_lower_score(request))
     except DomainError as refused:
-        messages.error(request, refused.detail)
+        lower = services.candidate_shortfall(run) if refused.code == "scores_below_active" else None
+        messages.error(request, f"{lower} {NOT_PROMOTED_LOWER}" if lower else refused.detail)
     else:
         messages.success(request, f"Run {run.pk}'s model ({version.get_task_display()} {version.version}) now "
                                   "serves every hospital.")

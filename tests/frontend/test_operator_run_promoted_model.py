@@ -50,3 +50,23 @@ def test_a_model_rolled_back_from_can_be_promoted_again_from_its_runs_page(clien
                                                                   "op-password-19"))
     html = client.get(f"/operator/federation/runs/{run.pk}/").content.decode()
     assert f'action="/operator/federation/runs/{run.pk}/promote/"' in html and "candidate-active" not in html
+
+
+def test_a_run_model_that_scored_lower_is_promoted_from_its_page_only_with_the_box_ticked(
+        client, completed_run, django_user_model):
+    run, candidate = completed_run
+    candidate.metrics = {"accuracy": 0.53, "macro_f1": 0.531}
+    candidate.save(update_fields=["metrics"])
+    client.force_login(django_user_model.objects.create_superuser("op9@neurofed.example", "op9@neurofed.example",
+                                                                  "op-password-19"))
+    html = client.get(f"/operator/federation/runs/{run.pk}/").content.decode()
+    assert "scored macro-F1 0.531 on validation, below the active v1&#x27;s 0.900." in html
+    assert 'name="accept_lower_score"' in html
+    page = client.post(f"/operator/federation/runs/{run.pk}/promote/", follow=True).content.decode()
+    # The page's own words: the box beside the button, not the API's "promote it again accepting …".
+    assert "It was not promoted; tick “Accept the lower score” to promote it anyway." in page
+    candidate.refresh_from_db()
+    assert candidate.status == "candidate"
+    client.post(f"/operator/federation/runs/{run.pk}/promote/", {"accept_lower_score": "1"})
+    candidate.refresh_from_db()
+    assert candidate.status == "active"
