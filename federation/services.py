@@ -219,6 +219,11 @@ HOSPITAL_RUN_MAX_ROUNDS = 20
 HOSPITAL_RUN_DEFAULT_ROUNDS = 3
 
 
+def unfinished_run_over(hospitals) -> FederatedRun | None:
+    """An unfinished run that one of `hospitals` takes part in, if any: each node trains one run at a time."""
+    return FederatedRun.objects.filter(hospitals__in=hospitals).exclude(status__in=FINISHED).distinct().first()
+
+
 def start_hospital_run(*, hospital, actor, request=None, model_kind: str, num_rounds: int) -> FederatedRun:
     """A hospital admin starts a run over every hospital that opted in, their own among them (DESIGN §2).
 
@@ -241,7 +246,7 @@ def start_hospital_run(*, hospital, actor, request=None, model_kind: str, num_ro
         # Locking the opted-in hospitals makes the check below and the new run one step: two admins
         # pressing Start at once get one run and one refusal.
         hospitals = list(Hospital.objects.select_for_update().filter(federation_opt_in=True).order_by("pk"))
-        busy = FederatedRun.objects.filter(hospitals__in=hospitals).exclude(status__in=FINISHED).distinct().first()
+        busy = unfinished_run_over(hospitals)
         if busy is not None:
             raise DomainError("run_in_progress", f"Run {busy.pk} over these hospitals has not finished yet; start "
                                                  "a new one when it has.", status=409)

@@ -39,12 +39,16 @@ def dashboard(request, membership):
         finished_rounds = sum(1 for r in run.rounds.all() if r.finished_at is not None)
         rows.append({"run": run, "finished_rounds": finished_rounds,
                      "percent": round(100 * finished_rounds / run.num_rounds) if run.num_rounds else 0})
+    partners = Hospital.objects.filter(federation_opt_in=True).exclude(pk=hospital.pk).order_by("name")
+    # The start form gives way to the run that holds the hospitals (a start would be refused meanwhile).
+    busy_run = services.unfinished_run_over([hospital, *partners]) if hospital.federation_opt_in else None
     context = {
         "rows": rows, "versions": model_versions(), "model_kinds": ModelKind.choices,
+        "busy_run": busy_run, "busy_run_is_ours": busy_run is not None and busy_run.hospitals.filter(pk=hospital.pk).exists(),
         "max_rounds": services.HOSPITAL_RUN_MAX_ROUNDS, "default_rounds": services.HOSPITAL_RUN_DEFAULT_ROUNDS,
         # The live progress script words statuses as the table does, and stops following finished runs.
         "run_statuses": {"words": dict(RunStatus.choices), "finished": sorted(FINISHED)},
-        "partners": Hospital.objects.filter(federation_opt_in=True).exclude(pk=hospital.pk).order_by("name"),
+        "partners": partners,
         # In embedded mode the start form gives way to this sentence (the service refuses a start too).
         "federation_unavailable": "" if services.federation_available() else services.NEEDS_SERVICES_MODE,
     }

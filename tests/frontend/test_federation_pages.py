@@ -229,6 +229,13 @@ def test_admin_starts_a_run_from_the_federation_page(client, world, django_captu
     again = client.post("/h/st-anne/federation/start/", {"model_kind": "classifier", "num_rounds": "4"}, follow=True)
     assert f"Run {run.pk} over these hospitals has not finished yet" in again.content.decode()
     assert FederatedRun.objects.count() == 1
+    # While it runs, the page says so in place of a start form whose choices would only be refused.
+    html = client.get("/h/st-anne/federation/").content.decode()
+    assert 'action="/h/st-anne/federation/start/"' not in html
+    assert (f'id="run-in-progress"><a href="/h/st-anne/federation/runs/{run.pk}/">Run {run.pk}</a> over the hospitals '
+            "that take part has not finished yet; a new run can start when it has.") in html
+    FederatedRun.objects.filter(pk=run.pk).update(status=RunStatus.COMPLETED)
+    assert 'action="/h/st-anne/federation/start/"' in client.get("/h/st-anne/federation/").content.decode()
 
 
 def test_only_the_hospitals_admin_starts_a_run_from_its_page(client, world):
