@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from diagnostics.access import access_scan, visible_scans
+from diagnostics.models.scans import Scan
 from diagnostics.notify import scan_event, scan_group, worklist_group
 from hospitals.access import STAFF_ROLES, access_membership
 from hospitals.accounts import socket_sign_in_ended, stored_user
@@ -39,7 +40,7 @@ class _ScanEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_SIGNED_OUT)
             return
         try:
-            self.group, first_message = await database_sync_to_async(self.authorise)()
+            self.group = await database_sync_to_async(self.authorise)()
         except Http404:
             await self.accept()
             await self.close(code=CLOSE_NOT_FOUND)
@@ -48,7 +49,9 @@ class _ScanEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        # Joined before the state is read: a change in between is then relayed after that state, never lost.
         await self.channel_layer.group_add(self.group, self.channel_name)
+        first_message = await database_sync_to_async(self.state_now)()
         await self.accept()
         if first_message is not None:
             await self.send_json(first_message)
@@ -83,7 +86,12 @@ class _ScanEventsConsumer(AsyncJsonWebsocketConsumer):
         return None
 
     def authorise(self):
+        """The group to join, once the user may open the socket (Http404 or PermissionDenied otherwise)."""
         raise NotImplementedError
+
+    def state_now(self):
+        """The first message: what the socket is about, as it stands (None to send nothing)."""
+        return None
 
     def recheck(self, user):
         """Raise as authorise() would, without its side effects (the audit of opening the socket)."""
@@ -98,9 +106,15 @@ class ScanConsumer(_ScanEventsConsumer):
         user = self.scope.get("user")
         membership = access_membership(user, kwargs["slug"])
         scan = access_scan(user, membership.hospital, kwargs["scan_id"], membership, action="scan.watch")
+        self.scan_id = scan.id
+        return scan_group(scan.id)
+
+    def state_now(self):
         # The state now, so a client that connects after a change has not missed it.
-        return scan_group(scan.id), {key: value for key, value in scan_event(scan, "scan.status").items()
-                                     if key != "type"}
+        scan = Scan.objects.filter(pk=self.scan_id).first()
+        if scan is None:  # removed meanwhile: its deletion event follows
+            return None
+        return {key: value for key, value in scan_event(scan, "scan.status").items() if key != "type"}
 
     def recheck(self, user):
         kwargs = self.scope["url_route"]["kwargs"]
@@ -115,7 +129,7 @@ class WorklistConsumer(_ScanEventsConsumer):
     def authorise(self):
         user = self.scope.get("user")
         membership = access_membership(user, self.scope["url_route"]["kwargs"]["slug"], roles=STAFF_ROLES)
-        return worklist_group(membership.hospital_id), None
+        return worklist_group(membership.hospital_id)
 
     def recheck(self, user):
         access_membership(user, self.scope["url_route"]["kwargs"]["slug"], roles=STAFF_ROLES)

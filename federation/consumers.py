@@ -36,21 +36,27 @@ class FederatedRunConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_SIGNED_OUT)
             return
         try:
-            self.group, snapshot = await database_sync_to_async(self._authorise)()
+            run_id = await database_sync_to_async(self._authorise)()
         except Http404:
             await self.accept()
             await self.close(code=CLOSE_NOT_FOUND)
             return
+        self.group = run_group(run_id)
+        # Joined before the snapshot is read: an event in between is relayed after it, never lost.
         await self.channel_layer.group_add(self.group, self.channel_name)
+        snapshot = await database_sync_to_async(self._snapshot)(run_id)
         await self.accept()
         await self.send_json({"kind": "snapshot", "run": snapshot})
 
     def _authorise(self):
-        from federation.api.serializers import RunSerializer
+        return access_run(self.scope.get("user"), self.scope["url_route"]["kwargs"]["run_id"]).pk
 
-        user = self.scope.get("user")
-        run = access_run(user, self.scope["url_route"]["kwargs"]["run_id"])
-        return run_group(run.pk), RunSerializer(run, context={"viewer": user}).data
+    def _snapshot(self, run_id):
+        from federation.api.serializers import RunSerializer
+        from federation.models import FederatedRun
+
+        run = FederatedRun.objects.get(pk=run_id)
+        return RunSerializer(run, context={"viewer": self.scope.get("user")}).data
 
     def _current_sites(self):
         """What the user may read of the run now (see own_sites); Http404 once they may not watch it, and

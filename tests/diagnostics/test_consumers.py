@@ -129,3 +129,30 @@ def test_a_socket_opened_without_a_sign_in_is_closed_as_signed_out(world, scan):
         return connected, output
 
     assert async_to_sync(scenario)() == (True, {"type": "websocket.close", "code": 4401})
+
+
+def test_a_change_while_the_socket_opens_is_relayed_after_the_state_it_sends_never_lost(world, scan, monkeypatch):
+    from diagnostics.consumers import ScanConsumer
+
+    read_state = ScanConsumer.state_now
+
+    def state_after_a_change(self):
+        services.start_analysis(scan.id)  # lands between joining the scan's group and reading its state
+        return read_state(self)
+
+    monkeypatch.setattr(ScanConsumer, "state_now", state_after_a_change)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns),
+                                             f"/ws/hospitals/{world.a.slug}/scans/{scan.id}/")
+        communicator.scope["user"] = world.owner
+        connected, _ = await communicator.connect()
+        assert connected
+        first = await communicator.receive_json_from(timeout=5)
+        relayed = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return first, relayed
+
+    first, relayed = async_to_sync(scenario)()
+    assert (first["event"], first["status"]) == ("scan.status", "processing")
+    assert relayed["status"] == "processing"
