@@ -81,3 +81,15 @@ def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
 def upload_raw(client, hospital, data: bytes, name: str, **fields):
     body, content_type = multipart(fields, {"file": (name, data)})
     return client.generic("POST", f"/api/v1/hospitals/{hospital.slug}/scans/", body, content_type=content_type)
+
+
+def register_classifier(folder, version: str, metrics: dict):
+    """A registered classifier version whose bundle is a stand-in file `<version>.json` in `folder`: the
+    registry only checksums it, which is all the promotion tests need."""
+    import json
+
+    from diagnostics import registry
+
+    bundle = Path(folder) / f"{version}.json"
+    bundle.write_text(json.dumps({"task": "classify", "version": version}))
+    return registry.register_model_version(task="classify", version=version, artifact_path=bundle, metrics=metrics)

@@ -339,18 +339,11 @@ def test_a_run_the_task_queue_cannot_take_fails_at_once_and_holds_no_hospital(ap
 
 def test_a_run_model_that_scored_lower_than_the_active_one_is_promoted_only_on_purpose(api, operator, opted_in,
                                                                                       tmp_path):
-    import json
-
     from diagnostics import registry
+    from tests.diagnostics.helpers import register_classifier
 
-    bundles = {}
-    for name in ("v1", "federated-9"):
-        bundles[name] = tmp_path / f"{name}.json"
-        bundles[name].write_text(json.dumps({"task": "classify", "version": name}))
-    registry.promote_model_version(registry.register_model_version(
-        task="classify", version="v1", artifact_path=bundles["v1"], metrics={"macro_f1": 0.97}))
-    candidate = registry.register_model_version(task="classify", version="federated-9",
-                                                artifact_path=bundles["federated-9"], metrics={"macro_f1": 0.4})
+    registry.promote_model_version(register_classifier(tmp_path, "v1", {"macro_f1": 0.97}))
+    candidate = register_classifier(tmp_path, "federated-9", {"macro_f1": 0.4})
     run = make_run(opted_in.a, opted_in.b, status=RunStatus.COMPLETED, model_version_id=str(candidate.pk))
     refused = api(operator).post(f"{RUNS}{run.pk}/promote/", {}, format="json")
     assert refused.status_code == 409 and refused.json()["error"] == "scores_below_active"

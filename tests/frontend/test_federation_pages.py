@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from federation.models import FederatedRound, FederatedRun, RunStatus
+from tests.diagnostics.helpers import register_classifier
 from tests.factories import add_reviewed_case
 
 pytestmark = pytest.mark.django_db
@@ -94,12 +95,7 @@ def versions(tmp_path):
     """Two registered classifier versions: v1 active (it served before), v2 a candidate."""
     from diagnostics import registry
 
-    made = []
-    for name in ("v1", "v2"):
-        bundle = tmp_path / f"{name}.json"
-        bundle.write_text(json.dumps({"task": "classify", "version": name}))
-        made.append(registry.register_model_version(task="classify", version=name, artifact_path=bundle,
-                                                    metrics={"accuracy": 0.91, "macro_f1": 0.9}))
+    made = [register_classifier(tmp_path, name, {"accuracy": 0.91, "macro_f1": 0.9}) for name in ("v1", "v2")]
     registry.promote_model_version(made[0])
     return made
 
@@ -341,10 +337,7 @@ def test_operator_promotes_a_version_that_scored_lower_only_by_accepting_the_low
     from diagnostics import registry
 
     v1, _ = versions
-    bundle = tmp_path / "fed.json"
-    bundle.write_text(json.dumps({"task": "classify", "version": "federated-3"}))
-    weaker = registry.register_model_version(task="classify", version="federated-3", artifact_path=bundle,
-                                             metrics={"accuracy": 0.53, "macro_f1": 0.531})
+    weaker = register_classifier(tmp_path, "federated-3", {"accuracy": 0.53, "macro_f1": 0.531})
     client.force_login(django_user_model.objects.create_superuser("op6@neurofed.example", "op6@neurofed.example",
                                                                   "op-password-16"))
     html = client.get("/operator/federation/").content.decode()
@@ -383,10 +376,7 @@ def test_the_model_versions_table_weighs_every_candidate_in_queries_that_do_not_
 
     def register_weaker(count, first):
         for number in range(first, first + count):
-            bundle = tmp_path / f"fed-{number}.json"
-            bundle.write_text(json.dumps({"task": "classify", "version": f"federated-{number}"}))
-            registry.register_model_version(task="classify", version=f"federated-{number}", artifact_path=bundle,
-                                            metrics={"macro_f1": 0.5})
+            register_classifier(tmp_path, f"federated-{number}", {"macro_f1": 0.5})
 
     def page_queries():
         with CaptureQueriesContext(connection) as queries:

@@ -1,10 +1,9 @@
 """The operator's run page once the run's model serves: it says so instead of offering to promote it again."""
 
-import json
-
 import pytest
 
 from federation.models import FederatedRun, RunStatus
+from tests.diagnostics.helpers import register_classifier
 
 pytestmark = pytest.mark.django_db
 
@@ -14,12 +13,8 @@ def completed_run(world, tmp_path):
     """A completed run over two hospitals whose registered candidate scored as well as the active v1."""
     from diagnostics import registry
 
-    made = []
-    for name in ("v1", "federated-1"):
-        bundle = tmp_path / f"{name}.json"
-        bundle.write_text(json.dumps({"task": "classify", "version": name}))
-        made.append(registry.register_model_version(task="classify", version=name, artifact_path=bundle,
-                                                    metrics={"accuracy": 0.91, "macro_f1": 0.9}))
+    made = [register_classifier(tmp_path, name, {"accuracy": 0.91, "macro_f1": 0.9})
+            for name in ("v1", "federated-1")]
     registry.promote_model_version(made[0])
     run = FederatedRun.objects.create(status=RunStatus.COMPLETED, num_rounds=2, model_version_id=str(made[1].pk))
     run.hospitals.set([world.a, world.b])
