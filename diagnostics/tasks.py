@@ -10,7 +10,9 @@ import logging
 import threading
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -25,6 +27,10 @@ logger = logging.getLogger(__name__)
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, RedisConnectionError, RedisTimeoutError,
                     ConnectionError, TimeoutError)
 MAX_RETRIES = 5
+# Past the soft limit the task is interrupted and fails its scan with a reason; the hard limit, a
+# little later, ends a worker process stuck where the interruption cannot reach (inside a native call),
+# and requeue_scans then counts that as one of the scan's interrupted attempts.
+ANALYSIS_HARD_LIMIT_GRACE_S = 30
 
 
 def _removed_meanwhile(scan_id) -> str:
@@ -42,6 +48,8 @@ def _removed_meanwhile(scan_id) -> str:
     retry_backoff=2,
     retry_backoff_max=120,
     retry_jitter=True,
+    soft_time_limit=settings.ANALYSIS_TIME_LIMIT_S,
+    time_limit=settings.ANALYSIS_TIME_LIMIT_S + ANALYSIS_HARD_LIMIT_GRACE_S,
 )
 def analyse_scan(self, scan_id: str) -> str:
     from diagnostics import analysis  # worker-side only: it loads TensorFlow
@@ -57,6 +65,12 @@ def analyse_scan(self, scan_id: str) -> str:
         services.record_diagnosis(scan_id, result)
     except services.ScanGone:
         return _removed_meanwhile(scan_id)
+    except SoftTimeLimitExceeded:
+        # Not retried: the same file would most likely hang again and hold the worker as long.
+        logger.error("scan %s: analysis stopped after %d s", scan_id, settings.ANALYSIS_TIME_LIMIT_S)
+        services.fail_scan(scan_id, "timed_out", "The analysis took too long and was stopped; the team has been "
+                                                 "told, and the scan can be uploaded again later.")
+        return "failed"
     except services.UploadRejected as rejected:
         services.fail_scan(scan_id, rejected.code, rejected.detail)
         return "failed"

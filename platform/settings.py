@@ -244,6 +244,12 @@ INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 4096 * 4096)
 UPLOAD_MAX_FRAMES = env_int("UPLOAD_MAX_FRAMES", 512)
+# How long one scan's analysis may run before it is stopped and the scan failed (seconds). A volume
+# at the frame limit takes well under a minute on two CPU cores; an analysis still running long after
+# that is hung, and would hold the hospital's diagnostics worker until the broker redelivered it.
+# Celery stamps the limit on each task where it is queued (the web process, requeue_scans), so set it
+# alike for every process.
+ANALYSIS_TIME_LIMIT_S = env_int("ANALYSIS_TIME_LIMIT_S", 300)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 # An upload is a scan in the clear, often a DICOM whose header names the patient: it stays in memory
 # and is never spooled to a temporary file, which a killed worker would leave on disk. The upload view
