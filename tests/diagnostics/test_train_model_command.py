@@ -29,7 +29,7 @@ def test_bad_slice_repetition_options_are_refused_before_any_data_is_read(tmp_pa
                                    ("--small-tumour-fraction", "1.5", "between 0 and 1"),
                                    ("--hard-slice-copies", "0", "at least 1"),
                                    ("--hard-slice-dice", "0", "in \\(0, 1\\]"),
-                                   ("--hard-slice-copies", "3", "needs --task segment and a --checkpoint")):
+                                   ("--hard-slice-copies", "3", "needs --task segment and weights to score")):
         with pytest.raises(CommandError, match=message):
             call_command("train_model", "--task", "segment", "--size", "48", "--cache-dir", str(cache),
                          "--output-dir", str(tmp_path / "out"), option, value)

@@ -4,11 +4,13 @@
     manage.py train_model --task segment --size 128 --time-budget-min 50
     manage.py train_model --task classify --checkpoint var/models/classify/best.weights.h5 --epochs 0
     manage.py train_model --task segment --architecture encoder-unet --size 160 --pretrain-min 25 --time-budget-min 70
-    manage.py train_model --task segment --size 160 --ensemble-of var/models/a/segmenter.json var/models/b/segmenter.json
+    manage.py train_model --task segment --size 160 --ensemble-of var/models/a/segmenter.json var/models/b/segmenter.json --epochs 0
+    manage.py train_model --task segment --size 160 --ensemble-of A B --time-budget-min 60 --peak-lr 3e-4
 
 Preprocessed arrays are cached under ``--cache-dir``; the best checkpoint (by the calibration split for
 the classifier, by the Figshare calibration blocks for the segmenter) is written to
-``<output-dir>/best.weights.h5`` as training goes, and at the end the bundle (TFLite model, float16
+``<output-dir>/best.weights.h5`` as training goes (for ``--ensemble-of``, the members are fine-tuned
+together on their averaged logits, the mask the bundle serves), and at the end the bundle (TFLite model, float16
 Keras weights, JSON with temperature and metrics) is exported to ``<output-dir>``. ``--install`` copies
 the bundle into settings.MODEL_DIR, the committed baseline weights. Either bundle is swapped in only once
 complete. A bundle that a registered model version points at is not written over (the version would fail
@@ -50,9 +52,10 @@ class Command(BaseCommand):
         parser.add_argument("--mirror-channel", action="store_true",
                             help="segment: the U-Net also sees the slice's mirror image (the other hemisphere)")
         parser.add_argument("--ensemble-of", nargs="+", metavar="BUNDLE", default=None,
-                            help="segment: no training; one network averaging these segmenter bundles' logits, "
-                                 "its thresholds chosen again on the calibration data; an ensemble bundle adds each "
-                                 "of its members")
+                            help="segment: one network averaging these segmenter bundles' logits, its thresholds "
+                                 "chosen again on the calibration data; an ensemble bundle adds each of its members. "
+                                 "With --epochs 0 the members are exported as they are; otherwise they are "
+                                 "fine-tuned together on the averaged logits")
         parser.add_argument("--pretrain-min", type=float, default=0.0,
                             help="encoder-unet: first train its trunk as a classifier for this many minutes on "
                                  "the Kaggle training images that are not copies of Figshare calibration or "
@@ -109,9 +112,10 @@ class Command(BaseCommand):
             raise CommandError("--hard-slice-copies must be at least 1")
         if not 0 < options["hard_slice_dice"] <= 1:
             raise CommandError("--hard-slice-dice must lie in (0, 1]")
-        if options["hard_slice_copies"] > 1 and (task != "segment" or not options["checkpoint"]
-                                                 or options["ensemble_of"]):
-            raise CommandError("--hard-slice-copies needs --task segment and a --checkpoint to score the slices with")
+        if options["hard_slice_copies"] > 1 and (task != "segment" or not (options["checkpoint"]
+                                                                          or options["ensemble_of"])):
+            raise CommandError("--hard-slice-copies needs --task segment and weights to score the slices with: "
+                               "a --checkpoint or --ensemble-of")
         if size < 1:
             raise CommandError("--size must be a positive number of pixels")
         if options["epochs"] < 0:
@@ -187,7 +191,7 @@ class Command(BaseCommand):
                 model.load_weights(options["checkpoint"])
             x_train, m_train = self._repeat_slices(options, model if hard_slice_scorer is None else hard_slice_scorer,
                                                    x_train, m_train)
-            if options["epochs"] > 0 and ensemble is None:
+            if options["epochs"] > 0:
                 training.train_segmenter(model, x_train, m_train, options["epochs"], options["batch_size"] or 16,
                                          validation=(x_calib, m_calib), **common)
                 model.load_weights(checkpoint)
@@ -211,9 +215,9 @@ class Command(BaseCommand):
         """Refuse, before minutes of data loading, a run that would export weights nobody trained or
         lose the checkpoint it starts from."""
         checkpoint = options["checkpoint"]
-        if options["ensemble_of"]:
-            return  # the members' bundles are the weights; no training happens
         if not checkpoint:
+            if options["ensemble_of"]:
+                return  # the members' bundles hold the starting weights
             if options["epochs"] == 0:
                 raise CommandError("--epochs 0 exports the --checkpoint's weights; without a --checkpoint it "
                                    "would export untrained, random weights. Give --checkpoint or some epochs.")
@@ -275,7 +279,7 @@ class Command(BaseCommand):
             tumour = m_train.reshape(len(m_train), -1).any(axis=1)
             self.log(f"{int((hard & tumour).sum())} tumour and {int((hard & ~tumour).sum())} empty training slices "
                      f"segmented below Dice {options['hard_slice_dice']:g} by the "
-                     f"{'scoring segmenter' if options['hard_slices_scored_by'] else 'checkpoint'}, each trained on "
+                     f"{'scoring segmenter' if options['hard_slices_scored_by'] else 'starting weights'}, each trained on "
                      f"at least {options['hard_slice_copies']} times")
         return training.repeat_slices(x_train, m_train, copies)
 

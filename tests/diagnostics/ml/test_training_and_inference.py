@@ -580,6 +580,27 @@ def test_an_ensemble_segmenter_averages_its_members_and_is_rebuilt_from_its_bund
         networks.build_segmenter_ensemble(SIZE, [{"builder": "build_classifier", "width": 8}])
 
 
+def test_an_ensemble_fine_tuned_as_one_network_trains_every_member_on_the_averaged_logits(small_batch):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    x = small_batch[0][:8]
+    masks = np.zeros_like(x, dtype=bool)
+    masks[:, 16:30, 18:34] = True
+    first, second = (networks.build_segmenter(SIZE, base_filters=4) for _ in range(2))
+    pair = networks.build_segmenter_ensemble(SIZE, [networks.segmenter_architecture(first)] * 2)
+    pair.set_weights(first.get_weights() + second.get_weights())
+    before = training.evaluate_segmenter(pair, x, masks)["loss"]
+
+    training.train_segmenter(pair, x, masks, epochs=30, batch_size=8, augment=False, ema=False, peak_lr=3e-3,
+                             warmup_epochs=0.0, log=lambda *a: None)
+
+    assert training.evaluate_segmenter(pair, x, masks)["loss"] < before
+    for member, start in zip(networks.segmenter_members(pair), (first, second)):
+        assert not np.allclose(member.get_layer("mask_logits").get_weights()[0],
+                               start.get_layer("mask_logits").get_weights()[0])
+
+
 def test_an_ensemble_bundle_given_as_a_member_adds_each_of_its_segmenters(tmp_path):
     import keras
 
