@@ -136,7 +136,8 @@ class Command(BaseCommand):
             if task != "segment":
                 raise CommandError("--ensemble-of needs --task segment")
             ensemble = self._segmenter_from_bundles(options["ensemble_of"], size)
-            self.log(f"ensemble of {len(options['ensemble_of'])} segmenters, {ensemble.count_params():,} parameters")
+            self.log(f"ensemble of {len(networks.segmenter_members(ensemble))} segmenters, "
+                     f"{ensemble.count_params():,} parameters")
         if task not in ("baseline", "gate"):
             self._check_checkpoint(options, output_dir / "best.weights.h5")
         self.log(f"loading and preprocessing data at {size}px (cached in {cache_dir})")
