@@ -1,8 +1,11 @@
 """Tenants and the people in them. Every tenant-owned row carries a non-null hospital key (DESIGN §2)."""
 
 import uuid
+import zoneinfo
+from functools import lru_cache
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -20,6 +23,17 @@ class AIResultVisibility(models.TextChoices):
     # Default: a doctor reviews (keeps or changes the reading) before the patient sees anything the model said.
     AFTER_REVIEW = "after_review", "Only after a doctor reviews the scan"
     IMMEDIATELY = "immediately", "At once, marked preliminary"
+
+
+@lru_cache(maxsize=1)
+def time_zone_names() -> tuple[str, ...]:
+    """The IANA time zones this machine knows, sorted (Europe/London, America/New_York, ...)."""
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def validate_time_zone(name: str) -> None:
+    if name and name not in time_zone_names():
+        raise ValidationError("Choose a time zone from the list, such as Europe/London.", code="invalid_time_zone")
 
 
 class Hospital(models.Model):
@@ -43,6 +57,9 @@ class Hospital(models.Model):
             "Enter a phone number: digits, spaces, brackets and dashes, optionally starting with +.",
         )],
     )
+    # The zone its pages, and its invitation mails, give times in; empty keeps the deployment's TIME_ZONE.
+    # Staff read upload and review times against their own clock, so a hospital sees its own.
+    time_zone = models.CharField(max_length=64, blank=True, default="", validators=[validate_time_zone])
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -50,6 +67,11 @@ class Hospital(models.Model):
 
     def __str__(self):
         return self.slug
+
+    @property
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        """The zone to show this hospital's times in."""
+        return zoneinfo.ZoneInfo(self.time_zone) if self.time_zone else timezone.get_default_timezone()
 
 
 class Membership(models.Model):

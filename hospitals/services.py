@@ -28,7 +28,7 @@ from hospitals.models import Hospital, Invitation, Membership, Patient, Role
 
 log = logging.getLogger(__name__)
 
-SETTINGS_FIELDS = ("patients_see_ai_results", "federation_opt_in", "emergency_phone")
+SETTINGS_FIELDS = ("patients_see_ai_results", "federation_opt_in", "emergency_phone", "time_zone")
 
 
 HOSPITAL_NAME_MAX = Hospital._meta.get_field("name").max_length
@@ -347,6 +347,7 @@ def _mail_invitation(invitation: Invitation, token: str, link: str) -> None:
     hospital = invitation.hospital
     role = invitation.get_role_display().lower()
     how = f"Accept it here: {link}\n\n" if link else ""
+    expires = timezone.localtime(invitation.expires_at, hospital.tzinfo)
     send_mail(
         subject=f"Your invitation to {hospital.name} on NeuroFed",
         message=(
@@ -354,7 +355,7 @@ def _mail_invitation(invitation: Invitation, token: str, link: str) -> None:
             f"Your invitation token: {token}\n"
             "(for the API: POST it to /api/v1/invitations/accept/, with a password if you have no NeuroFed "
             "account yet)\n\n"
-            f"The invitation expires at {invitation.expires_at:%Y-%m-%d %H:%M} UTC and works once.\n"
+            f"The invitation expires at {expires:%Y-%m-%d %H:%M} ({expires.tzinfo}) and works once.\n"
         ),
         from_email=None,
         recipient_list=[invitation.email],

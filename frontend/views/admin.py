@@ -20,7 +20,7 @@ from frontend.views.base import ADMIN, hospital_page, render_page
 from hospitals import services
 from hospitals.access import access_invitation, access_member
 from hospitals.errors import DomainError
-from hospitals.models import AIResultVisibility, Invitation, Membership, Patient, Role
+from hospitals.models import AIResultVisibility, Invitation, Membership, Patient, Role, time_zone_names
 
 MEMBERS_PAGE_SIZE = 50
 
@@ -168,6 +168,7 @@ def hospital_settings(request, membership):
             "patients_see_ai_results": request.POST.get("patients_see_ai_results", ""),
             "federation_opt_in": request.POST.get("federation_opt_in") == "on",
             "emergency_phone": request.POST.get("emergency_phone", "").strip(),
+            "time_zone": request.POST.get("time_zone", "").strip(),
         }
         errors = services.settings_refusals(hospital, **values)
         if values["patients_see_ai_results"] not in AIResultVisibility.values:
@@ -182,6 +183,8 @@ def hospital_settings(request, membership):
                 return redirect("frontend:settings", hospital.slug)
     context = {
         "visibility_choices": AIResultVisibility.choices,
+        "time_zones": time_zone_names(),
+        "default_time_zone": settings.TIME_ZONE,
         "values": values,
         "errors": errors,
         "refused": refused,

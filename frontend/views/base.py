@@ -10,6 +10,7 @@ from django.http import Http404
 from django.middleware import csrf
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from hospitals.access import access_membership
@@ -117,7 +118,8 @@ def hospital_page(roles=None):
         def wrapper(request, slug, *args, **kwargs):
             try:
                 membership = access_membership(request.user, slug, roles=roles)
-                return view(request, membership, *args, **kwargs)
+                with timezone.override(membership.hospital.tzinfo):  # its staff read times on its clock
+                    return view(request, membership, *args, **kwargs)
             except Http404:
                 return not_found(request)
             except PermissionDenied:

@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth import login
 from django.shortcuts import redirect
+from django.utils import timezone
 
 from frontend.views.base import render_page
 from hospitals.errors import DomainError
@@ -58,5 +59,6 @@ def accept(request, token):
                 return redirect("frontend:hospital-home", hospital.slug)
     context = {"error": error, "field_errors": field_errors, "token": token, "invitation": invitation, "wrong_account": wrong_account,
                "role": invitation.get_role_display().lower()}
-    return render_page(request, "frontend/invite.html", context)
+    with timezone.override(invitation.hospital.tzinfo):  # the expiry, as the invitation mail gave it
+        return render_page(request, "frontend/invite.html", context)
 

@@ -102,8 +102,10 @@ class PatientSerializer(serializers.ModelSerializer):
 class HospitalSettingsSerializer(serializers.ModelSerializer):
     class Meta:
         model = Hospital
-        fields = ["slug", "name", "patients_see_ai_results", "federation_opt_in", "emergency_phone"]
+        fields = ["slug", "name", "patients_see_ai_results", "federation_opt_in", "emergency_phone", "time_zone"]
         read_only_fields = ["slug", "name"]
+        extra_kwargs = {"time_zone": {"help_text": "IANA name (Europe/London) of the zone the hospital's pages "
+                                                   "and invitation mails give times in; empty for the deployment's"}}
 
 
 class AuditEventSerializer(serializers.ModelSerializer):

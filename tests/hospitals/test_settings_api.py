@@ -16,7 +16,7 @@ def test_read_settings(world, client_as, who, status):
     if status == 200:
         assert response.json() == {
             "slug": "st-anne", "name": "St Anne's", "patients_see_ai_results": "after_review",
-            "federation_opt_in": False, "emergency_phone": "",
+            "federation_opt_in": False, "emergency_phone": "", "time_zone": "",
         }
 
 
@@ -106,3 +106,16 @@ def test_the_service_itself_refuses_an_invalid_setting_whoever_calls_it(world, c
     assert not AuditEvent.objects.filter(action="hospital.settings_update").exists()
     update_hospital_settings(hospital=world.a, actor=world.admin_a, emergency_phone="+44 (0)20 7946-0000")
     assert Hospital.objects.get(pk=world.a.pk).emergency_phone == "+44 (0)20 7946-0000"
+
+
+def test_admin_sets_the_hospitals_time_zone_and_an_unknown_zone_is_refused(world, client_as):
+    settings_url = url("hospitals", world.a.slug, "settings")
+    refused = client_as("admin_a").patch(settings_url, {"time_zone": "Mars/Olympus_Mons"}, format="json")
+    assert refused.status_code == 400 and "Choose a time zone" in str(refused.json()["fields"]["time_zone"])
+    assert Hospital.objects.get(pk=world.a.pk).time_zone == ""
+
+    response = client_as("admin_a").patch(settings_url, {"time_zone": "Asia/Kolkata"}, format="json")
+
+    assert response.status_code == 200 and response.json()["time_zone"] == "Asia/Kolkata"
+    assert AuditEvent.objects.get(action="hospital.settings_update").detail == "time_zone=Asia/Kolkata"
+    assert Hospital.objects.get(pk=world.b.pk).time_zone == ""
