@@ -148,7 +148,6 @@ def _task_words(task: str) -> str:
     return ModelTask(task).label.lower() if task in ModelTask.values else task
 
 
-@transaction.atomic
 def _served_before():
     """Retired versions that once served: what a rollback can go back to."""
     return ModelVersion.objects.filter(status=ModelStatus.RETIRED, activated_at__isnull=False)
@@ -159,6 +158,7 @@ def tasks_with_earlier_version() -> set[str]:
     return set(_served_before().values_list("task", flat=True))
 
 
+@transaction.atomic
 def rollback_model(task: str) -> ModelVersion:
     """Re-activate the version that was active before the current one; the current one is retired."""
     current = ModelVersion.objects.select_for_update().filter(task=task, status=ModelStatus.ACTIVE).first()

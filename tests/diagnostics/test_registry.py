@@ -91,6 +91,18 @@ def test_promote_and_rollback_commands(model_dir):
     assert ModelVersion.objects.get(status=ModelStatus.ACTIVE).version == "a"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_rollback_locks_its_rows_in_a_transaction_of_its_own_as_the_command_and_page_need(model_dir):
+    # Outside a test's wrapping transaction, as in production: the locks it takes need one of its own.
+    call_command("promote_model", "--task", "classify", "--model-version", "a", "--register", str(model_dir / "classifier.json"))
+    call_command("promote_model", "--task", "classify", "--model-version", "b", "--register", str(model_dir / "classifier.json"))
+    assert transaction.get_autocommit()
+
+    call_command("rollback_model", "--task", "classify")
+
+    assert ModelVersion.objects.get(status=ModelStatus.ACTIVE).version == "a"
+
+
 def test_promote_model_refuses_bad_bundles_and_taken_versions_with_a_sentence(model_dir, tmp_path):
     from django.core.management import CommandError, call_command
 
