@@ -121,13 +121,29 @@ def register_model_version(*, task: str, version: str, artifact_path: str | Path
         status=ModelStatus.CANDIDATE)
 
 
+def _record_model_change(action: str, version: ModelVersion, replaced: ModelVersion | None, actor, request) -> None:
+    """One model diagnoses every hospital's new scans, so each hospital's audit log says when it changed,
+    whoever changed it and by whichever way (the operator's pages, a federated run, a command), beside
+    the platform's own record (no hospital)."""
+    from hospitals.audit import record_audit
+    from hospitals.models import Hospital
+
+    detail = f"{_task_words(version.task)} {version.version}"
+    if replaced is not None:
+        detail += f", replacing {replaced.version}"
+    for hospital in [None, *Hospital.objects.all()]:
+        record_audit(actor=actor, hospital=hospital, action=action, obj=version, request=request, detail=detail)
+
+
 @transaction.atomic
-def promote_model_version(model_version: ModelVersion, *, accept_lower_score: bool = False) -> ModelVersion:
+def promote_model_version(model_version: ModelVersion, *, accept_lower_score: bool = False, actor=None,
+                          request=None) -> ModelVersion:
     """Make ``model_version`` the active one of its task; the previous active one is retired.
 
     One model serves every hospital, so a version that scored lower on validation than the active one
     is refused (``ScoresBelowActive``) unless the operator says, with ``accept_lower_score``, that this
-    is meant (a federated model trained on the hospitals' own cases may be worth it).
+    is meant (a federated model trained on the hospitals' own cases may be worth it). Every hospital's
+    audit log records the change, by ``actor`` (None: the platform itself).
     """
     model_version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
     verify_model_version(model_version)
@@ -136,10 +152,14 @@ def promote_model_version(model_version: ModelVersion, *, accept_lower_score: bo
         raise ScoresBelowActive(shortfall)
     current = (ModelVersion.objects.select_for_update()
                .filter(task=model_version.task, status=ModelStatus.ACTIVE).exclude(pk=model_version.pk))
+    replaced = current.first()
     current.update(status=ModelStatus.RETIRED)
+    was_active = model_version.status == ModelStatus.ACTIVE
     model_version.status = ModelStatus.ACTIVE
     model_version.activated_at = timezone.now()
     model_version.save(update_fields=["status", "activated_at"])
+    if not was_active:
+        _record_model_change("model.promote", model_version, replaced, actor, request)
     return model_version
 
 
@@ -159,8 +179,9 @@ def tasks_with_earlier_version() -> set[str]:
 
 
 @transaction.atomic
-def rollback_model(task: str) -> ModelVersion:
-    """Re-activate the version that was active before the current one; the current one is retired."""
+def rollback_model(task: str, *, actor=None, request=None) -> ModelVersion:
+    """Re-activate the version that was active before the current one; the current one is retired.
+    Every hospital's audit log records the change."""
     current = ModelVersion.objects.select_for_update().filter(task=task, status=ModelStatus.ACTIVE).first()
     if current is None:
         raise NoActiveModel(f"There is no active {_task_words(task)} model to go back from.")
@@ -176,6 +197,7 @@ def rollback_model(task: str) -> ModelVersion:
     previous.status = ModelStatus.ACTIVE
     previous.activated_at = timezone.now()
     previous.save(update_fields=["status", "activated_at"])
+    _record_model_change("model.rollback", previous, current, actor, request)
     return previous
 
 

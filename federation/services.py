@@ -485,7 +485,7 @@ def promote_federated_model(*, run: FederatedRun, actor=None, request=None, acce
     if version is None:
         raise DomainError("no_candidate", f"Run {run.pk}'s model version is no longer registered.", status=409)
     try:
-        version = promote_model_version(version, accept_lower_score=accept_lower_score)
+        version = promote_model_version(version, accept_lower_score=accept_lower_score, actor=actor, request=request)
     except ModelIntegrityError as exc:
         raise DomainError("model_integrity", str(exc), status=409) from None
     except ScoresBelowActive as lower:

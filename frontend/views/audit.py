@@ -59,10 +59,12 @@ ACTION_WORDS = {
     "federation.run_stop": "Federated run stopped",
     "federation.node_enrol": "Federation node enrolled",
     "federation.model_promote": "Federated model promoted",
+    "model.promote": "Model put in service",
+    "model.rollback": "Model rolled back",
 }
 OBJECT_WORDS = {
     "hospital": "Hospital", "membership": "Member", "invitation": "Invitation", "patient": "Patient record",
-    "scan": "Scan", "federatedrun": "Federated run", "nodeenrolment": "Federation node",
+    "scan": "Scan", "federatedrun": "Federated run", "nodeenrolment": "Federation node", "modelversion": "Model version",
 }
 
 

@@ -17,7 +17,6 @@ from federation.api.serializers import RunSerializer
 from federation.models import FINISHED, ModelKind, RunStatus, Strategy
 from frontend.views.base import ADMIN, hospital_page, not_found, operator_page, render_page
 from hospitals import services as hospital_services
-from hospitals.audit import record_audit
 from hospitals.errors import DomainError
 from hospitals.models import Hospital
 
@@ -150,13 +149,13 @@ def model_promote(request, version_id):
     if version is None:
         return not_found(request)
     try:
-        promoted = registry.promote_model_version(version, accept_lower_score=_accepts_lower_score(request))
+        promoted = registry.promote_model_version(version, accept_lower_score=_accepts_lower_score(request),
+                                                  actor=request.user, request=request)
     except registry.ModelIntegrityError as refused:
         messages.error(request, str(refused))
     except registry.ScoresBelowActive as lower:
         messages.error(request, f"{lower} {NOT_PROMOTED_LOWER}")
     else:
-        record_audit(actor=request.user, hospital=None, action="model.promote", obj=promoted, request=request)
         messages.success(request, f"{promoted.get_task_display()} {promoted.version} now serves every hospital.")
     return _back(request)
 
@@ -167,11 +166,10 @@ def model_rollback(request, task):
     from diagnostics import registry
 
     try:
-        restored = registry.rollback_model(task)
+        restored = registry.rollback_model(task, actor=request.user, request=request)
     except (registry.NoActiveModel, registry.ModelIntegrityError) as refused:
         messages.error(request, str(refused))
     else:
-        record_audit(actor=request.user, hospital=None, action="model.rollback", obj=restored, request=request)
         messages.success(request, f"Rolled back: {restored.get_task_display()} {restored.version} serves again.")
     return _back(request)
 
