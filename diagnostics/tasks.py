@@ -33,6 +33,26 @@ MAX_RETRIES = 5
 ANALYSIS_HARD_LIMIT_GRACE_S = 30
 
 
+def _interrupted_by_time_limit(error: BaseException) -> bool:
+    """Whether the soft time limit is what raised ``error``, though a decoder or a loader caught it and
+    raised its own error (a decoder answers "unreadable" to whatever it meets, this included)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, SoftTimeLimitExceeded):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ if error.__cause__ is not None else error.__context__
+    return False
+
+
+def _timed_out(scan_id) -> str:
+    # Not retried: the same file would most likely hang again and hold the worker as long.
+    logger.error("scan %s: analysis stopped after %d s", scan_id, settings.ANALYSIS_TIME_LIMIT_S)
+    services.fail_scan(scan_id, "timed_out", "The analysis took too long and was stopped; the team has been "
+                                             "told, and the scan can be uploaded again later.")
+    return "failed"
+
+
 def _removed_meanwhile(scan_id) -> str:
     """A scan removed while its analysis ran: no fault and nothing to record (services.remove_scan)."""
     logger.info("scan %s was removed during its analysis; nothing recorded", scan_id)
@@ -66,15 +86,15 @@ def analyse_scan(self, scan_id: str) -> str:
     except services.ScanGone:
         return _removed_meanwhile(scan_id)
     except SoftTimeLimitExceeded:
-        # Not retried: the same file would most likely hang again and hold the worker as long.
-        logger.error("scan %s: analysis stopped after %d s", scan_id, settings.ANALYSIS_TIME_LIMIT_S)
-        services.fail_scan(scan_id, "timed_out", "The analysis took too long and was stopped; the team has been "
-                                                 "told, and the scan can be uploaded again later.")
-        return "failed"
+        return _timed_out(scan_id)
     except services.UploadRejected as rejected:
+        if _interrupted_by_time_limit(rejected):  # not the file's fault: the patient is not told it is damaged
+            return _timed_out(scan_id)
         services.fail_scan(scan_id, rejected.code, rejected.detail)
         return "failed"
-    except DecryptionError:
+    except DecryptionError as error:
+        if _interrupted_by_time_limit(error):
+            return _timed_out(scan_id)
         if not services.scan_exists(scan_id):  # its file went with it
             return _removed_meanwhile(scan_id)
         services.fail_scan(scan_id, "unreadable_blob",
@@ -87,26 +107,34 @@ def analyse_scan(self, scan_id: str) -> str:
         logger.warning("scan %s: transient error, will retry", scan_id, exc_info=True)
         raise
     except services.InputGateUnavailable as missing:
+        if _interrupted_by_time_limit(missing):
+            return _timed_out(scan_id)
         # Like a missing model: a deployment fault, not the scan's, and nothing to retry against.
         logger.error("scan %s: %s", scan_id, missing)
         services.fail_scan(scan_id, "gate_unavailable", "The scan could not be checked at the moment; the team has "
                                                         "been told, and the scan can be uploaded again later.")
         return "failed"
     except analysis.NoActiveModel as missing:
+        if _interrupted_by_time_limit(missing):
+            return _timed_out(scan_id)
         # Not retried forever: without a promoted model there is nothing to wait for. The registry's
         # reason (a checksum mismatch, a missing bundle) is for the team, not for a patient.
         logger.error("scan %s: no usable model: %s", scan_id, missing)
         services.fail_scan(scan_id, "no_model", "No diagnosis model is available at the moment; the team has "
                                                 "been told, and the scan can be uploaded again later.")
         return "failed"
-    except analysis.InvalidModelOutput:
+    except analysis.InvalidModelOutput as invalid:
+        if _interrupted_by_time_limit(invalid):
+            return _timed_out(scan_id)
         logger.error("scan %s: the active models returned an invalid result", scan_id)
         services.fail_scan(scan_id, "model_error",
                            "The software could not produce a valid result for this scan; upload another image of it.")
         return "failed"
-    except Exception:
+    except Exception as error:
         if not services.scan_exists(scan_id):
             return _removed_meanwhile(scan_id)
+        if _interrupted_by_time_limit(error):
+            return _timed_out(scan_id)
         logger.exception("scan %s: analysis failed", scan_id)
         services.fail_scan(scan_id, "analysis_error", "The analysis failed unexpectedly; the team has been told.")
         return "failed"
