@@ -25,10 +25,16 @@ class AIResultVisibility(models.TextChoices):
     IMMEDIATELY = "immediately", "At once, marked preliminary"
 
 
+# Names in the time zone database that are no place's clock: "Factory" has no time at all, and
+# "localtime" is whichever zone the machine it is read on runs in (the web and worker machines may
+# differ). Browsers refuse both, so time.js could not show a single time on the hospital's pages.
+NOT_PLACES = frozenset({"Factory", "localtime", "posixrules"})
+
+
 @lru_cache(maxsize=1)
 def time_zone_names() -> tuple[str, ...]:
     """The IANA time zones this machine knows, sorted (Europe/London, America/New_York, ...)."""
-    return tuple(sorted(zoneinfo.available_timezones()))
+    return tuple(sorted(zoneinfo.available_timezones() - NOT_PLACES))
 
 
 def validate_time_zone(name: str) -> None:
