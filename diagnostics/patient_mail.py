@@ -46,7 +46,8 @@ def _send(subject: str, body: str, user, what: str, scan_id, hospital) -> bool:
 def tell_patient_scan_removed(*, hospital, scan_id, uploaded_at, user) -> bool:
     """Email a patient that the hospital removed a scan of theirs (its row is gone by now). The reason
     stays in the audit log: it was written for the hospital, and may not suit a patient's inbox."""
-    uploaded = date_format(localtime(uploaded_at), r"j F Y \a\t H:i:s")  # several uploads may share a day
+    # On the hospital's clock whichever way the removal came (a page or the API).
+    uploaded = date_format(localtime(uploaded_at, hospital.tzinfo), r"j F Y \a\t H:i:s")  # uploads may share a day
     return _send(
         f"{hospital.name}: a scan has been removed from your record",
         f"{hospital.name} has removed the scan you uploaded on {uploaded}, with its result, from your record "
@@ -66,7 +67,7 @@ def tell_patient_scan_reviewed(scan, request=None) -> bool:
         return False
     hospital = scan.hospital
     link = _scan_link(scan, request)
-    uploaded = date_format(localtime(scan.created_at), "j F Y")
+    uploaded = date_format(localtime(scan.created_at, hospital.tzinfo), "j F Y")
     return _send(
         f"{hospital.name}: a doctor has reviewed your scan",
         f"A doctor at {hospital.name} has reviewed the scan you uploaded on {uploaded}.\n\n"

@@ -76,8 +76,12 @@ class Hospital(models.Model):
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
-        """The zone to show this hospital's times in."""
-        return zoneinfo.ZoneInfo(self.time_zone) if self.time_zone else timezone.get_default_timezone()
+        """The zone to show this hospital's times in: the deployment's when it has none, or when this
+        machine's time zone data no longer knows its zone (a page must still open)."""
+        try:
+            return zoneinfo.ZoneInfo(self.time_zone) if self.time_zone else timezone.get_default_timezone()
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return timezone.get_default_timezone()
 
 
 class Membership(models.Model):

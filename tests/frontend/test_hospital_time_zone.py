@@ -76,3 +76,36 @@ def test_an_invitation_mail_and_its_page_give_the_expiry_on_the_hospitals_clock(
     client.logout()
     page = client.get(f"/invite/{token}/").content.decode()
     assert f"works until {date_format(expires, 'j M Y, H:i')} IST" in page
+
+
+def test_a_zone_this_machine_no_longer_knows_falls_back_to_the_platforms_and_the_pages_open(client, world):
+    from hospitals.models import Hospital
+
+    Hospital.objects.filter(pk=world.a.pk).update(time_zone="Europe/Gone_Since_An_Update")
+    client.force_login(world.admin_a)
+    response = client.get("/h/st-anne/audit/")
+    assert response.status_code == 200 and "Times are in UTC." in response.content.decode()
+
+
+def test_patient_mails_give_the_upload_date_on_the_hospitals_clock_whichever_way_they_are_sent(
+        world, api, django_capture_on_commit_callbacks):
+    from datetime import datetime
+    from datetime import timezone as dt_timezone
+
+    from diagnostics.models import Scan
+    from tests.diagnostics.helpers import finish, upload
+    from tests.diagnostics.samples import jpeg_bytes
+
+    world.a.time_zone = "Asia/Kolkata"
+    world.a.save()
+    scan = Scan.objects.get(pk=upload(api(world.owner), world.a, jpeg_bytes("glioma", 1)).json()["id"])
+    # 20:00 on 6 December in UTC is 01:30 on 7 December in Kolkata.
+    Scan.objects.filter(pk=scan.pk).update(created_at=datetime(2026, 12, 6, 20, 0, tzinfo=dt_timezone.utc))
+    finish(scan, "glioma", 0.8)
+    detail = f"/api/v1/hospitals/{world.a.slug}/scans/{scan.id}/"
+    with django_capture_on_commit_callbacks(execute=True):
+        api(world.doctor_a).post(f"{detail}review/", {"label": "glioma"}, format="json")
+    assert "the scan you uploaded on 7 December 2026." in mail.outbox[-1].body
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api(world.admin_a).delete(detail, {"reason": "uploaded in error"}, format="json").status_code == 204
+    assert "the scan you uploaded on 7 December 2026 at 01:30:00" in mail.outbox[-1].body

@@ -41,3 +41,19 @@ def test_every_zone_offered_is_one_intl_formats_in():
     done = subprocess.run(["node", "-e", script], input=json.dumps(time_zone_names()), capture_output=True,
                           text=True, timeout=60, check=True)
     assert json.loads(done.stdout) == []
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run the page's module")
+@pytest.mark.parametrize("zone, shown", [("Asia/Kolkata", "7 Dec 2026, 01:30"),
+                                         # A zone this browser is too old to know: UTC, said so.
+                                         ("Mars/Olympus_Mons", "6 Dec 2026, 20:00 UTC")])
+def test_time_js_formats_on_the_pages_zone_and_falls_back_to_utc_when_the_browser_refuses_it(zone, shown):
+    from django.conf import settings
+
+    module = (settings.BASE_DIR / "frontend" / "static" / "frontend" / "js" / "time.js").as_uri()
+    script = ("globalThis.document = {body: {dataset: {timeZone: process.argv[1]}}};"
+              f" const {{formatTime}} = await import('{module}');"
+              " console.log(formatTime('2026-12-06T20:00:00Z'));")
+    done = subprocess.run(["node", "--input-type=module", "-e", script, zone], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == shown
