@@ -125,27 +125,12 @@ def _record_model_change(action: str, version: ModelVersion, replaced: ModelVers
     """One model diagnoses every hospital's new scans, so each hospital's audit log says when it changed,
     whoever changed it and by whichever way (the operator's pages, a federated run, a command), beside
     the platform's own record (no hospital)."""
-    from hospitals.audit import client_address
-    from hospitals.models import AuditEvent, Hospital, Membership, Role
+    from hospitals.audit import record_audit_everywhere
 
     detail = f"{_task_words(version.task)} {version.version}"
     if replaced is not None:
         detail += f", replacing {replaced.version}"
-    # One insert for all of them, as hospitals.audit.record_audit would write each: a few queries
-    # whatever the number of hospitals, inside the transaction that holds the versions' row locks.
-    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
-    label = actor.get_username() if authenticated else ""
-    # A patient's email is a patient detail: where the actor is a patient, the row keeps the account id only.
-    patient_at = set(Membership.objects.filter(user_id=actor.pk, role=Role.PATIENT)
-                     .values_list("hospital_id", flat=True)) if label else set()
-    address = client_address(request)
-    AuditEvent.objects.bulk_create([
-        AuditEvent(hospital_id=hospital_id, actor_id=actor.pk if authenticated else None,
-                   actor_label="" if hospital_id in patient_at else label, action=action,
-                   object_type=version._meta.model_name, object_id=str(version.pk), client_address=address,
-                   detail=detail)
-        for hospital_id in [None, *Hospital.objects.order_by("pk").values_list("pk", flat=True)]
-    ], batch_size=500)
+    record_audit_everywhere(actor=actor, action=action, obj=version, request=request, detail=detail)
 
 
 @transaction.atomic

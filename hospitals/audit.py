@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 
 from hospitals import crypto
 from hospitals.keys import hospital_data_key
-from hospitals.models import AuditEvent, Membership, Patient, Role
+from hospitals.models import AuditEvent, Hospital, Membership, Patient, Role
 
 
 def client_address(request) -> str | None:
@@ -42,8 +42,7 @@ def record_audit(
     if obj is not None:
         object_type = object_type or obj._meta.model_name
         object_id = object_id or obj.pk
-    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
-    label = actor.get_username() if authenticated else ""
+    authenticated, label = _actor_identity(actor)
     # A patient's email is a patient detail, and this row can never be erased: a patient is kept by
     # account id only, and named by their record when the trail is read (patient_actors).
     if label and hospital is not None and Membership.objects.filter(
@@ -63,6 +62,27 @@ def record_audit(
         sealed_note=seal_note(hospital_data_key(hospital), hospital.id, action, object_type, object_id, note)
         if note else None,
     )
+
+
+def _actor_identity(actor) -> tuple[bool, str]:
+    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
+    return authenticated, actor.get_username() if authenticated else ""
+
+
+def record_audit_everywhere(*, actor, action: str, obj, request=None, detail: str = "") -> None:
+    """The same event in the platform's own log (no hospital) and in every hospital's, written as
+    record_audit writes each, in one insert: for what concerns every tenant alike (the model that
+    diagnoses all their scans), inside a transaction that may hold row locks."""
+    authenticated, label = _actor_identity(actor)
+    patient_at = set(Membership.objects.filter(user_id=actor.pk, role=Role.PATIENT)
+                     .values_list("hospital_id", flat=True)) if label else set()
+    address = client_address(request)
+    AuditEvent.objects.bulk_create([
+        AuditEvent(hospital_id=hospital_id, actor_id=actor.pk if authenticated else None,
+                   actor_label="" if hospital_id in patient_at else label, action=action,
+                   object_type=obj._meta.model_name, object_id=str(obj.pk), client_address=address, detail=detail)
+        for hospital_id in [None, *Hospital.objects.order_by("pk").values_list("pk", flat=True)]
+    ], batch_size=500)
 
 
 def _note_associated_data(hospital_id, action: str, object_type: str, object_id) -> bytes:
