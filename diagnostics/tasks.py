@@ -75,26 +75,29 @@ def analyse_scan(self, scan_id: str) -> str:
     from diagnostics import analysis  # worker-side only: it loads TensorFlow
 
     try:
-        # Inside the try: a failure to start ends in a retry or a failed scan, never a scan left queued.
-        scan = services.start_analysis(scan_id, retries=self.request.retries)
-        if scan is None:
-            logger.info("scan %s finished, or given up; nothing to do", scan_id)
-            return "already-finished"
-        logger.info("scan %s: analysis started (attempt %d)", scan_id, scan.attempts)
-        result = analysis.analyse(scan)
-        services.record_diagnosis(scan_id, result)
+        try:
+            # Inside the try: a failure to start ends in a retry or a failed scan, never a scan left queued.
+            scan = services.start_analysis(scan_id, retries=self.request.retries)
+            if scan is None:
+                logger.info("scan %s finished, or given up; nothing to do", scan_id)
+                return "already-finished"
+            logger.info("scan %s: analysis started (attempt %d)", scan_id, scan.attempts)
+            result = analysis.analyse(scan)
+            services.record_diagnosis(scan_id, result)
+        except Exception as error:
+            # A decoder or a loader that caught the interruption raised its own error ("unreadable"):
+            # the time limit stopped the analysis, not the file, and the patient must not read otherwise.
+            if not isinstance(error, SoftTimeLimitExceeded) and _interrupted_by_time_limit(error):
+                raise SoftTimeLimitExceeded() from error
+            raise
     except services.ScanGone:
         return _removed_meanwhile(scan_id)
     except SoftTimeLimitExceeded:
         return _timed_out(scan_id)
     except services.UploadRejected as rejected:
-        if _interrupted_by_time_limit(rejected):  # not the file's fault: the patient is not told it is damaged
-            return _timed_out(scan_id)
         services.fail_scan(scan_id, rejected.code, rejected.detail)
         return "failed"
-    except DecryptionError as error:
-        if _interrupted_by_time_limit(error):
-            return _timed_out(scan_id)
+    except DecryptionError:
         if not services.scan_exists(scan_id):  # its file went with it
             return _removed_meanwhile(scan_id)
         services.fail_scan(scan_id, "unreadable_blob",
@@ -107,34 +110,26 @@ def analyse_scan(self, scan_id: str) -> str:
         logger.warning("scan %s: transient error, will retry", scan_id, exc_info=True)
         raise
     except services.InputGateUnavailable as missing:
-        if _interrupted_by_time_limit(missing):
-            return _timed_out(scan_id)
         # Like a missing model: a deployment fault, not the scan's, and nothing to retry against.
         logger.error("scan %s: %s", scan_id, missing)
         services.fail_scan(scan_id, "gate_unavailable", "The scan could not be checked at the moment; the team has "
                                                         "been told, and the scan can be uploaded again later.")
         return "failed"
     except analysis.NoActiveModel as missing:
-        if _interrupted_by_time_limit(missing):
-            return _timed_out(scan_id)
         # Not retried forever: without a promoted model there is nothing to wait for. The registry's
         # reason (a checksum mismatch, a missing bundle) is for the team, not for a patient.
         logger.error("scan %s: no usable model: %s", scan_id, missing)
         services.fail_scan(scan_id, "no_model", "No diagnosis model is available at the moment; the team has "
                                                 "been told, and the scan can be uploaded again later.")
         return "failed"
-    except analysis.InvalidModelOutput as invalid:
-        if _interrupted_by_time_limit(invalid):
-            return _timed_out(scan_id)
+    except analysis.InvalidModelOutput:
         logger.error("scan %s: the active models returned an invalid result", scan_id)
         services.fail_scan(scan_id, "model_error",
                            "The software could not produce a valid result for this scan; upload another image of it.")
         return "failed"
-    except Exception as error:
+    except Exception:
         if not services.scan_exists(scan_id):
             return _removed_meanwhile(scan_id)
-        if _interrupted_by_time_limit(error):
-            return _timed_out(scan_id)
         logger.exception("scan %s: analysis failed", scan_id)
         services.fail_scan(scan_id, "analysis_error", "The analysis failed unexpectedly; the team has been told.")
         return "failed"
