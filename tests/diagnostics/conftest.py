@@ -196,17 +196,23 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
 
 
-@pytest.fixture(scope="module")
-def celery_worker_process(django_db_setup, django_db_blocker, live_media_root, tmp_path_factory):
+def running_worker(django_db_blocker, live_media_root, log_dir, **settings_env):
+    """A started diagnostics worker on the test database, with these extra environment settings, for
+    a fixture to ``yield from``; stopped, and its queue emptied, when the fixture ends."""
     with django_db_blocker.unblock():
-        env = process_environment(live_media_root, CELERY_VISIBILITY_TIMEOUT=os.environ.get(
-            "CELERY_VISIBILITY_TIMEOUT", "8"))
+        env = process_environment(live_media_root, **settings_env)
     purge_diagnostics_queue()
-    worker = WorkerProcess(env, tmp_path_factory.mktemp("worker"))
+    worker = WorkerProcess(env, log_dir)
     worker.start()
     yield worker
     worker.stop()
     purge_diagnostics_queue()
+
+
+@pytest.fixture(scope="module")
+def celery_worker_process(django_db_setup, django_db_blocker, live_media_root, tmp_path_factory):
+    yield from running_worker(django_db_blocker, live_media_root, tmp_path_factory.mktemp("worker"),
+                              CELERY_VISIBILITY_TIMEOUT=os.environ.get("CELERY_VISIBILITY_TIMEOUT", "8"))
 
 
 class ServerProcess:

@@ -10,7 +10,7 @@ import pytest
 
 from diagnostics.models.scans import Diagnosis, Scan
 from tests.diagnostics import samples
-from tests.diagnostics.conftest import WorkerProcess, process_environment, purge_diagnostics_queue
+from tests.diagnostics.conftest import running_worker
 from tests.diagnostics.helpers import upload
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -23,14 +23,15 @@ LONG_VOLUME_SLICES = 300
 
 @pytest.fixture(scope="module")
 def hasty_worker(django_db_setup, django_db_blocker, live_media_root, tmp_path_factory):
-    with django_db_blocker.unblock():
-        env = process_environment(live_media_root, ANALYSIS_TIME_LIMIT_S=TIME_LIMIT_S)
-    purge_diagnostics_queue()
-    worker = WorkerProcess(env, tmp_path_factory.mktemp("hasty-worker"))
-    worker.start()
-    yield worker
-    worker.stop()
-    purge_diagnostics_queue()
+    for worker in running_worker(django_db_blocker, live_media_root, tmp_path_factory.mktemp("hasty-worker"),
+                                 ANALYSIS_TIME_LIMIT_S=TIME_LIMIT_S):
+        # Models loaded first (a pool process loads them as it starts): the limit must stop the analysis
+        # itself, not a load that the next scan would then have to start over within the same limit.
+        deadline = time.monotonic() + 120
+        while "loaded in" not in worker.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "loaded in" in worker.log(), worker.log()
+        yield worker
 
 
 def long_volume() -> bytes:

@@ -3,18 +3,21 @@ serves them all), whichever way it changed: the operator's versions table, a rol
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from hospitals.models import AuditEvent
+from diagnostics import registry
+from hospitals.models import AuditEvent, Role
 from tests.diagnostics.helpers import register_classifier
+from tests.factories import make_hospital
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def versions(tmp_path):
-    from diagnostics import registry
-
-    made = [register_classifier(tmp_path, name, {"accuracy": 0.91, "macro_f1": 0.9}) for name in ("v1", "v2")]
+    """Three registered classifier versions: v1 in service, v2 and v3 candidates."""
+    made = [register_classifier(tmp_path, name, {"accuracy": 0.91, "macro_f1": 0.9}) for name in ("v1", "v2", "v3")]
     registry.promote_model_version(made[0])
     return made
 
@@ -26,7 +29,7 @@ def operator(django_user_model):
 
 
 def test_a_promotion_from_the_versions_table_is_in_every_hospitals_log(client, world, versions, operator):
-    v1, v2 = versions
+    v1, v2, _v3 = versions
     client.force_login(operator)
     client.post(f"/operator/models/{v2.pk}/promote/", {"next": "/operator/federation/"})
 
@@ -41,7 +44,7 @@ def test_a_promotion_from_the_versions_table_is_in_every_hospitals_log(client, w
 
 
 def test_a_rollback_and_the_commands_are_recorded_for_every_hospital_too(client, world, versions, operator):
-    v1, v2 = versions
+    v1, v2, _v3 = versions
     call_command("promote_model", "--task", "classify", "--model-version", "v2")
     client.force_login(operator)
     client.post("/operator/models/classify/rollback/", {"next": "/operator/federation/"})
@@ -57,8 +60,45 @@ def test_a_rollback_and_the_commands_are_recorded_for_every_hospital_too(client,
 
 
 def test_promoting_the_version_already_in_service_records_nothing(versions):
-    from diagnostics import registry
-
     before = AuditEvent.objects.count()
     registry.promote_model_version(versions[0])
     assert AuditEvent.objects.count() == before
+
+
+# The rows are written inside the transaction that holds the versions' row locks: in a few queries
+# however many hospitals there are, each as hospitals.audit.record_audit would write it.
+def queries_to_promote(version, operator) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        registry.promote_model_version(version, actor=operator)
+    return len(queries)
+
+
+def test_the_queries_do_not_grow_with_the_number_of_hospitals(world, versions, operator):
+    _v1, v2, v3 = versions
+    few = queries_to_promote(v2, operator)
+    for _ in range(8):
+        make_hospital()
+    many = queries_to_promote(v3, operator)
+
+    assert many == few, (few, many)
+    assert AuditEvent.objects.filter(action="model.promote", object_id=str(v3.pk)).count() == 1 + 10
+    with CaptureQueriesContext(connection) as queries:
+        registry.rollback_model("classify", actor=operator)
+    assert len(queries) <= few + 2
+
+
+def test_each_row_reads_as_record_audit_writes_it(world, versions, operator):
+    _v1, v2, _v3 = versions
+    operator.memberships.create(hospital=world.a, role=Role.PATIENT)
+
+    registry.promote_model_version(v2, actor=operator)
+    registry.promote_model_version(versions[2], actor=None)
+
+    by_hospital = {e.hospital_id: e for e in AuditEvent.objects.filter(action="model.promote", object_id=str(v2.pk))}
+    assert set(by_hospital) == {None, world.a.pk, world.b.pk}
+    assert by_hospital[world.a.pk].actor_label == ""  # a patient there: kept by account id only
+    assert by_hospital[world.b.pk].actor_label == by_hospital[None].actor_label == operator.get_username()
+    assert {e.actor_id for e in by_hospital.values()} == {operator.pk}
+    assert {e.object_type for e in by_hospital.values()} == {"modelversion"}
+    system = AuditEvent.objects.filter(action="model.promote", object_id=str(versions[2].pk))
+    assert {(e.actor_id, e.actor_label) for e in system} == {(None, "")}
