@@ -317,10 +317,11 @@ def enqueue_analysis(scan_id) -> bool:
     A broker outage must not lose the upload: the scan stays queued with its file, and is scheduled
     again when the same file is uploaded again or an operator re-queues it.
     """
-    from diagnostics.tasks import analyse_scan  # the task module imports this one
+    from diagnostics.tasks import ANALYSIS_HARD_LIMIT_GRACE_S, analyse_scan  # the task module imports this one
 
+    limit = settings.ANALYSIS_TIME_LIMIT_S  # the limits travel with the task: read at each send
     try:
-        analyse_scan.delay(str(scan_id))
+        analyse_scan.apply_async((str(scan_id),), soft_time_limit=limit, time_limit=limit + ANALYSIS_HARD_LIMIT_GRACE_S)
     except Exception as error:
         logger.error("scan %s stays queued: the task queue could not take it (%s)", scan_id, type(error).__name__)
         return False

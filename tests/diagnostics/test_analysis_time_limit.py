@@ -54,14 +54,9 @@ def finished(scan_id, worker, timeout: float = 240) -> Scan:
 
 
 @pytest.fixture
-def hasty_limits(monkeypatch):
+def hasty_limits(settings):
     """What a web process configured with ANALYSIS_TIME_LIMIT_S stamps on the tasks it queues."""
-    from diagnostics.tasks import ANALYSIS_HARD_LIMIT_GRACE_S
-    from neurofed.celery import app
-
-    task = app.tasks["diagnostics.tasks.analyse_scan"]
-    monkeypatch.setattr(task, "soft_time_limit", TIME_LIMIT_S)
-    monkeypatch.setattr(task, "time_limit", TIME_LIMIT_S + ANALYSIS_HARD_LIMIT_GRACE_S)
+    settings.ANALYSIS_TIME_LIMIT_S = TIME_LIMIT_S
 
 
 def test_an_analysis_past_its_time_limit_fails_its_scan_and_the_worker_takes_the_next(
