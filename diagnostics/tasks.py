@@ -68,8 +68,8 @@ def _removed_meanwhile(scan_id) -> str:
     retry_backoff=2,
     retry_backoff_max=120,
     retry_jitter=True,
-    soft_time_limit=settings.ANALYSIS_TIME_LIMIT_S,
-    time_limit=settings.ANALYSIS_TIME_LIMIT_S + ANALYSIS_HARD_LIMIT_GRACE_S,
+    # Time limits: stamped on each message by services.enqueue_analysis, from the settings at the time,
+    # and kept by retries and redeliveries.
 )
 def analyse_scan(self, scan_id: str) -> str:
     from diagnostics import analysis  # worker-side only: it loads TensorFlow
