@@ -12,8 +12,10 @@ import threading
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init
+from celery.worker import state as worker_state
+from celery.worker.request import Request
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -29,7 +31,7 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, RedisConnecti
 MAX_RETRIES = 5
 # Past the soft limit the task is interrupted and fails its scan with a reason; the hard limit, a
 # little later, ends a worker process stuck where the interruption cannot reach (inside a native call),
-# and requeue_scans then counts that as one of the scan's interrupted attempts.
+# and the worker's main process then fails the scan the same way (AnalysisRequest).
 ANALYSIS_HARD_LIMIT_GRACE_S = 30
 
 
@@ -45,9 +47,9 @@ def _interrupted_by_time_limit(error: BaseException) -> bool:
     return False
 
 
-def _timed_out(scan_id) -> str:
+def _timed_out(scan_id, after_s) -> str:
     # Not retried: the same file would most likely hang again and hold the worker as long.
-    logger.error("scan %s: analysis stopped after %d s", scan_id, settings.ANALYSIS_TIME_LIMIT_S)
+    logger.error("scan %s: analysis stopped after %s s", scan_id, after_s)
     services.fail_scan(scan_id, "timed_out", "The analysis took too long and was stopped; the team has been "
                                              "told, and the scan can be uploaded again later.")
     return "failed"
@@ -59,8 +61,34 @@ def _removed_meanwhile(scan_id) -> str:
     return "removed"
 
 
+class AnalysisRequest(Request):
+    """The worker's main process's view of one analysis, which outlives the pool process running it.
+
+    A pool process stuck inside a native call never sees the soft time limit; at the hard limit the main
+    process ends it and acknowledges the message, and nothing in the pool process is left to fail its
+    scan, which would then read "processing" until requeue_scans ran, and be analysed, and hang, again.
+    """
+
+    def on_timeout(self, soft, timeout):
+        super().on_timeout(soft, timeout)
+        # A cold shutdown ends running tasks the same way: that scan is not at fault, and requeue_scans
+        # schedules it again.
+        if soft or worker_state.should_terminate:
+            return
+        scan_id = self.args[0] if self.args else self.kwargs.get("scan_id")
+        close_old_connections()  # the main process's connection may have sat idle since the last limit
+        try:
+            _timed_out(scan_id, timeout)
+        except Exception:
+            # The event loop must go on; the scan is left to requeue_scans.
+            logger.exception("scan %s: could not be failed after its hard time limit", scan_id)
+        finally:
+            connection.close()
+
+
 @shared_task(
     bind=True,
+    Request=AnalysisRequest,
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=TRANSIENT_ERRORS,
@@ -93,7 +121,8 @@ def analyse_scan(self, scan_id: str) -> str:
     except services.ScanGone:
         return _removed_meanwhile(scan_id)
     except SoftTimeLimitExceeded:
-        return _timed_out(scan_id)
+        soft_limit = (self.request.timelimit or (None, None))[1]  # the message's, as the queue stamped it
+        return _timed_out(scan_id, soft_limit or settings.ANALYSIS_TIME_LIMIT_S)
     except services.UploadRejected as rejected:
         services.fail_scan(scan_id, rejected.code, rejected.detail)
         return "failed"

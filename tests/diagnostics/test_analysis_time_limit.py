@@ -78,3 +78,36 @@ def test_an_analysis_past_its_time_limit_fails_its_scan_and_the_worker_takes_the
     response = upload(client, world.a, samples.jpeg_bytes("glioma", 3))
     assert response.status_code == 201, response.content
     assert finished(response.json()["id"], hasty_worker).status == "done", hasty_worker.log()
+
+
+def test_an_analysis_ended_at_its_hard_limit_fails_its_scan_at_once(
+        world, api, active_model, shared_media_root, hasty_worker, monkeypatch):
+    """An analysis stuck inside a native call never sees the soft limit; the hard limit then ends its pool
+    process. A message that carries only the hard limit stands for that case here."""
+    from diagnostics import services
+    from diagnostics.tasks import analyse_scan
+
+    def enqueue_with_only_a_hard_limit(scan_id) -> bool:
+        analyse_scan.apply_async((str(scan_id),), time_limit=TIME_LIMIT_S)
+        return True
+
+    monkeypatch.setattr(services, "enqueue_analysis", enqueue_with_only_a_hard_limit)
+    client = api(world.owner)
+    response = upload(client, world.a, long_volume(), "volume.nii.gz")
+    assert response.status_code == 201, response.content
+
+    # Well before requeue_scans would look at it: the worker's main process fails it itself.
+    stopped = finished(response.json()["id"], hasty_worker, timeout=60)
+
+    assert stopped.status == "failed" and stopped.failure_code == "timed_out", (stopped.failure_code,
+                                                                                 hasty_worker.log())
+    assert stopped.failure_reason.startswith("The analysis took too long and was stopped")
+    assert stopped.attempts == 1
+    assert not Diagnosis.objects.filter(scan=stopped).exists()
+    assert f"Hard time limit ({TIME_LIMIT_S}s) exceeded" in hasty_worker.log()
+
+    # The pool replaced the process it ended, and the replacement analyses the next scan.
+    monkeypatch.undo()
+    response = upload(client, world.a, samples.jpeg_bytes("glioma", 3))
+    assert response.status_code == 201, response.content
+    assert finished(response.json()["id"], hasty_worker).status == "done", hasty_worker.log()
