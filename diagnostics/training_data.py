@@ -31,7 +31,8 @@ def _reviewed(hospital):
 def count_reviewed_cases(hospital, *, outlined: bool = False) -> int:
     """How many cases `reviewed_cases(hospital)` yields; with `outlined`, only the tumours whose outline a
     doctor drew or corrected: what the segmenter needs to learn from ("No tumour" cases, with their
-    empty outlines, teach it only to find nothing)."""
+    empty outlines, teach it only to find nothing). It reads no pixels, so a tumour whose outline was
+    erased and not redrawn counts here though `reviewed_cases` gives it no mask."""
     reviewed = _reviewed(hospital)
     if outlined:
         reviewed = reviewed.exclude(reviewed_label="notumor").filter(reviews__mask_changed=True).distinct()
@@ -49,7 +50,8 @@ def reviewed_cases(hospital) -> Iterator[tuple[np.ndarray, str, np.ndarray | Non
 
     `image` is the 2-D slice the doctor reviewed (uint8 for JPEG/PNG, float32 for DICOM/NIfTI values);
     `label` is the doctor's; `mask` is the doctor's corrected outline (bool, same shape) or None. A
-    model-drawn mask that a doctor only confirmed the label of is not ground truth, so it is not given.
+    model-drawn mask that a doctor only confirmed the label of is not ground truth, so it is not given;
+    nor is an outline a doctor erased on a scan whose diagnosis is a tumour (no outline of it was drawn).
     A scan the doctor calls "notumor" has an empty outline, whatever was drawn on it before or with that
     review: the segmenter must learn to say "nothing here", never a tumour on a scan that has none.
     """
@@ -82,4 +84,8 @@ def _case(hospital, scan, slice_index: int, review) -> tuple[np.ndarray, str, np
         png = read_blob(hospital, review.mask_path, record_type=services.REVIEW_MASK_BLOB, record_id=review.id,
                         sha256=review.mask_sha256)
         mask = _decode_png(png) > 0
+        if not mask.any():
+            # The outline was erased (with this label, or with an earlier "No tumour" that this one overrules)
+            # and none drawn: an empty outline of a tumour would teach the segmenter "nothing here" on it.
+            mask = None
     return image, scan.reviewed_label, mask

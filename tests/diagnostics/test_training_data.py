@@ -91,3 +91,19 @@ def test_a_scan_the_doctor_calls_no_tumour_trains_the_segmenter_on_an_empty_outl
     assert [label for _, label, _ in cases] == ["notumor", "notumor"]
     for image, _, mask in cases:
         assert mask is not None and mask.shape == image.shape[:2] and not mask.any()
+
+
+def test_an_erased_outline_is_no_outline_of_a_tumour(world, api):
+    """A doctor who erases the software's outline and keeps a tumour's diagnosis has not outlined the
+    tumour: the segmenter must not learn "nothing here" on a scan that has one. Nor when the outline was
+    erased with "No tumour" and a second opinion calls it a tumour without drawing one."""
+    erased = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 17)).json()["id"])
+    overruled = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 18)).json()["id"])
+    for scan in (erased, overruled):
+        finish(scan, "glioma")
+    nothing = np.zeros((erased.height, erased.width), bool)
+    _review(api, world.doctor_a, erased, "glioma", nothing)
+    _review(api, world.doctor_a, overruled, "notumor", nothing)
+    _review(api, world.doctor_a2, overruled, "meningioma")
+    cases = list(reviewed_cases(world.a))
+    assert [(label, mask) for _, label, mask in cases] == [("glioma", None), ("meningioma", None)]
