@@ -33,6 +33,18 @@ def error(code: str, detail: str, http_status: int) -> Response:
     return Response({"error": code, "detail": detail}, status=http_status)
 
 
+def body_too_large(request) -> Response | None:
+    """413 for a body declared over the upload limit, before it is read; else None.
+
+    Uploads are held in memory only (settings.FILE_UPLOAD_HANDLERS), and that handler does not take a
+    file of a larger body: it would be dropped unseen, and a review stored without the outline it carried.
+    """
+    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    if declared > settings.UPLOAD_MAX_BYTES + 64 * 1024:
+        return error("too_large", too_large_sentence(settings.UPLOAD_MAX_BYTES), 413)
+    return None
+
+
 class _ScanListing:
     """The scan list, filtered by the query string and, for a search, by a record number."""
 
@@ -140,10 +152,8 @@ class ScanListView(_ScanListing, GenericAPIView):
     def post(self, request, slug):
         membership = access_membership(request.user, slug)
         hospital = membership.hospital
-        # Refuse an oversized body before reading it (a streamed upload would otherwise be spooled to disk).
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        if declared > settings.UPLOAD_MAX_BYTES + 64 * 1024:
-            return error("too_large", too_large_sentence(settings.UPLOAD_MAX_BYTES), 413)
+        if (refused := body_too_large(request)) is not None:
+            return refused
         if request.data.get("_file_name_had_path"):
             return error("invalid_filename", "The file name must not contain a folder path; upload the file alone.",
                          400)
@@ -202,6 +212,8 @@ class ScanReviewView(GenericAPIView):
         scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request)
         if membership.role != Role.DOCTOR:
             raise PermissionDenied("Only a doctor of this hospital can review a scan.")
+        if (refused := body_too_large(request)) is not None:
+            return refused
         form = ReviewInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         mask = form.validated_data.get("mask")

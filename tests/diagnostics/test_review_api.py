@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from diagnostics.models.scans import Review, Scan
 from tests.diagnostics import samples
@@ -203,3 +203,19 @@ def test_a_review_based_on_an_outdated_page_does_not_replace_a_colleagues_unseen
     current = api(world.colleague).post(review_url(scan), {"label": "glioma", "last_review_seen": seen}, format="json")
     assert current.status_code == 201, current.content
     assert current.json()["reviewed_label"] == "glioma" and Review.objects.filter(scan=scan).count() == 2
+
+
+def test_a_review_too_large_to_take_is_refused_not_stored_without_its_outline(world, api, scan, settings):
+    """A body over the limit is never read into memory: its outline would be dropped unseen and the review
+    stored without it, as if the doctor had left the software's outline alone."""
+    settings.UPLOAD_MAX_BYTES = 1000
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = settings.UPLOAD_MAX_BYTES + 64 * 1024  # as settings.py derives it
+    padded = io.BytesIO()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("padding", "x" * 80_000)
+    Image.open(io.BytesIO(mask_png())).save(padded, format="PNG", pnginfo=info)
+    response = api(world.colleague).post(
+        review_url(scan), {"label": "meningioma", "mask": SimpleUploadedFile("m.png", padded.getvalue())},
+        format="multipart")
+    assert response.status_code == 413 and response.json()["error"] == "too_large"
+    assert not Review.objects.exists() and len(stored_files()) == 3
