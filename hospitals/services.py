@@ -395,12 +395,15 @@ def usable_invitation(token: str, *, lock: bool = False) -> Invitation:
     return invitation
 
 
-def invitation_accepted_by(user, token: str) -> Invitation | None:
-    """The invitation this token opens, if `user` is the one who accepted it (their Back button); else None."""
+def invitation_accepted_by(user, token: str | None = None, *, invitation_id: int | None = None) -> Invitation | None:
+    """The invitation this token opens, or the one with this id (the accept page keeps only that once the
+    token is spent), if `user` is the one who accepted it (their Back button); else None."""
     if not getattr(user, "is_authenticated", False):
         return None
-    return (Invitation.objects.select_related("hospital")
-            .filter(token_digest=_token_digest(token or ""), accepted_by=user).first())
+    invitations = Invitation.objects.select_related("hospital").filter(accepted_by=user)
+    if token is not None:
+        return invitations.filter(token_digest=_token_digest(token)).first()
+    return invitations.filter(pk=invitation_id).first() if invitation_id is not None else None
 
 
 def _refuse_operator(user) -> None:

@@ -1,41 +1,71 @@
-"""Accepting an invitation from its link: /invite/<token>/."""
+"""Accepting an invitation from its link: /invite/<token>/, which moves the page to /invite/accept/.
+
+The emailed link carries the invitation's secret token. As Django's PasswordResetConfirmView does, its
+first visit keeps the token in the session and redirects to an address without it, so the token is not
+left in the address bar and the browser's history, in the access log line of every form the page posts,
+or in a Referer.
+"""
 
 from django.contrib import messages
 from django.contrib.auth import login
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 
 from frontend.views.base import render_page
 from hospitals.errors import DomainError
 from hospitals.services import accept_invitation, invitation_accepted_by, invitation_is_for, usable_invitation
 
+# What the page's address has in place of the token once the token is in the session; no token is a
+# six-letter word (they are 43 characters of secrets.token_urlsafe).
+URL_TOKEN = "accept"
+SESSION_TOKEN = "invitation_token"
+# Once the token is spent it leaves the session; the invitation's id stays, so that Back to the page
+# still tells the one who accepted that it worked.
+SESSION_ACCEPTED = "invitation_accepted"
+
 # The page's words for a link that opens no invitation: whoever follows an emailed link has never seen
 # its token, so the API's sentence about a token means nothing to them.
 UNKNOWN_LINK = ("This invitation link no longer works: it was replaced by a newer invitation or revoked, or the "
                 "link is incomplete. Use the link in the latest invitation email, or ask the hospital for a new one.")
+NO_TOKEN = ("This page no longer knows your invitation: it was open too long, or the browser keeps no cookies for "
+            "this site. Open the link in the invitation email again.")
+# One browser, one invitation at a time: a page opened before another invitation's link must not accept
+# that other invitation, for another hospital or another address, with the password typed for its own.
+ANOTHER_LINK = ("Another invitation link was opened in this browser after that page: this page now shows that "
+                "invitation. Check it, then accept; to accept the earlier one, open its link again.")
 
 # Refusals that are about the password typed: shown beside the password field.
 PASSWORD_REFUSALS = ("password_required", "weak_password")
 
 
 def accept(request, token):
+    from_link = token != URL_TOKEN
+    if not from_link:
+        token = request.session.get(SESSION_TOKEN)
+        if token is None:
+            return _without_token(request)
     # Checked before the form is shown, so nobody chooses a password for a link that no longer works.
     try:
         invitation = usable_invitation(token)
     except DomainError as refused:
-        if refused.code == "invalid_token":
-            return render_page(request, "frontend/invite.html", {"refused": UNKNOWN_LINK}, status=404)
-        # Back after accepting, or the email's link opened again: the one who accepted is told it worked.
-        accepted = invitation_accepted_by(request.user, token) if refused.code == "invitation_used" else None
-        if accepted is not None:
-            return render_page(request, "frontend/invite.html", {"accepted": accepted})
-        return render_page(request, "frontend/invite.html", {"refused": refused.detail}, status=410)
+        if not from_link:
+            del request.session[SESSION_TOKEN]  # it opens nothing any more: accepted elsewhere, expired, revoked
+        return _refused(request, token, refused)
+    if from_link:
+        request.session[SESSION_TOKEN] = token
+        request.session.pop(SESSION_ACCEPTED, None)
+        if request.method != "POST":
+            return redirect("frontend:invite", URL_TOKEN)
+        # A form posted to the link itself comes from a page opened before the page moved: still accepted.
     # Said before the button, not after the click: a signed-in account can accept only its own invitation.
     wrong_account = request.user.is_authenticated and not invitation_is_for(invitation, request.user)
     error, field_errors = None, {}
     if request.method == "POST":
         password = request.POST.get("password", "")
-        if password != request.POST.get("password_again", password):
+        if not from_link and request.POST.get("invitation") != str(invitation.pk):
+            error = ANOTHER_LINK
+        elif password != request.POST.get("password_again", password):
             field_errors["password_again"] = "The two passwords differ; type the same password twice."
         else:
             try:
@@ -47,6 +77,8 @@ def accept(request, token):
                 else:
                     error = refused.detail
             else:
+                request.session.pop(SESSION_TOKEN, None)
+                request.session[SESSION_ACCEPTED] = invitation.pk
                 hospital = accepted.membership.hospital
                 if accepted.account_created:
                     login(request, accepted.user, backend="django.contrib.auth.backends.ModelBackend")
@@ -57,8 +89,29 @@ def accept(request, token):
                     return redirect(f"/accounts/login/?next=/h/{hospital.slug}/")
                 messages.success(request, f"Welcome to {hospital.name}.")
                 return redirect("frontend:hospital-home", hospital.slug)
-    context = {"error": error, "field_errors": field_errors, "token": token, "invitation": invitation, "wrong_account": wrong_account,
-               "role": invitation.get_role_display().lower()}
+    context = {"error": error, "field_errors": field_errors, "invitation": invitation, "wrong_account": wrong_account,
+               "role": invitation.get_role_display().lower(), "action": reverse("frontend:invite", args=[URL_TOKEN])}
+    if wrong_account:
+        # Signing out empties the session, token and all: the sign-out comes back through the link, which
+        # keeps the token again. It travels in the form's body, never in an address the page requests.
+        context["sign_out_next"] = reverse("frontend:invite", args=[token])
     with timezone.override(invitation.hospital.tzinfo):  # the expiry, as the invitation mail gave it
         return render_page(request, "frontend/invite.html", context)
 
+
+def _refused(request, token, refused):
+    if refused.code == "invalid_token":
+        return render_page(request, "frontend/invite.html", {"refused": UNKNOWN_LINK}, status=404)
+    # Back after accepting, or the email's link opened again: the one who accepted is told it worked.
+    accepted = invitation_accepted_by(request.user, token) if refused.code == "invitation_used" else None
+    if accepted is not None:
+        return render_page(request, "frontend/invite.html", {"accepted": accepted})
+    return render_page(request, "frontend/invite.html", {"refused": refused.detail}, status=410)
+
+
+def _without_token(request):
+    """/invite/accept/ with no token in the session: after accepting (Back), or the session is gone."""
+    accepted = invitation_accepted_by(request.user, invitation_id=request.session.get(SESSION_ACCEPTED))
+    if accepted is not None:
+        return render_page(request, "frontend/invite.html", {"accepted": accepted})
+    return render_page(request, "frontend/invite.html", {"refused": NO_TOKEN}, status=404)

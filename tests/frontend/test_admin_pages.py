@@ -131,7 +131,7 @@ def invite(client, world, django_capture_on_commit_callbacks):
 
 def test_invitation_link_creates_the_account_and_signs_in(client, invite):
     token = invite("fresh@st-anne.example")
-    page = client.get(f"/invite/{token}/")
+    page = client.get(f"/invite/{token}/", follow=True)
     assert page.status_code == 200 and 'autocomplete="new-password"' in page.content.decode()
     weak = client.post(f"/invite/{token}/", {"password": "123", "password_again": "123"})
     assert "too short" in weak.content.decode()
@@ -265,7 +265,7 @@ def test_admin_who_demotes_themselves_lands_on_their_new_start_page(client, worl
 
 def test_invitation_page_names_the_hospital_and_role_before_asking_for_a_password(client, invite):
     token = invite("named@st-anne.example", "doctor")
-    html = client.get(f"/invite/{token}/").content.decode()
+    html = client.get(f"/invite/{token}/", follow=True).content.decode()
     assert "<strong>St Anne&#x27;s</strong> invites named@st-anne.example to join as doctor." in html
 
 
@@ -575,7 +575,7 @@ def test_reinviting_a_patient_says_so_too(client, world):
 def test_invitation_for_another_address_says_so_before_any_click(client, world, invite):
     token = invite("newdoc@st-anne.example")
     client.force_login(world.patient_a)
-    page = client.get(f"/invite/{token}/")
+    page = client.get(f"/invite/{token}/", follow=True)
     html = page.content.decode()
     assert page.status_code == 200
     assert ("You are signed in as patient1@st-anne.example, but this invitation is for newdoc@st-anne.example"
@@ -585,7 +585,7 @@ def test_invitation_for_another_address_says_so_before_any_click(client, world, 
     # Signing out there comes back to the invitation, now signed out, with the form to accept.
     signed_out = client.post("/accounts/logout/", {"next": f"/invite/{token}/"})
     assert signed_out["Location"] == f"/invite/{token}/"
-    assert "Accept invitation</button>" in client.get(f"/invite/{token}/").content.decode()
+    assert "Accept invitation</button>" in client.get(f"/invite/{token}/", follow=True).content.decode()
     # The server still refuses a wrong account's acceptance, whatever the page showed.
     client.force_login(world.patient_a)
     refused = client.post(f"/invite/{token}/", {})
@@ -596,5 +596,5 @@ def test_invitation_for_another_address_says_so_before_any_click(client, world, 
 def test_invitation_for_the_signed_in_address_offers_to_accept(client, world, invite):
     token = invite("Doctor@North.example")
     client.force_login(world.doctor_b)
-    html = client.get(f"/invite/{token}/").content.decode()
+    html = client.get(f"/invite/{token}/", follow=True).content.decode()
     assert "Accepting adds this account" in html and 'id="wrong-account"' not in html

@@ -65,6 +65,8 @@ def test_admin_invites_a_doctor_who_signs_up_and_sees_the_worklist(new_page, wor
     token = _invitation_token(asgi_server, "new.doctor@st-anne.example")
     doctor = new_page(PHONE)
     doctor.goto(f"/invite/{token}/")
+    # The link's token stays out of the address bar, the history and the form's posts (and their Referer).
+    assert doctor.url.endswith("/invite/accept/") and token not in doctor.content()
     doctor.get_by_label("Password", exact=True).fill("a-long-new-secret-5")
     doctor.get_by_label("Password again").fill("a-long-new-secret-5")
     doctor.get_by_role("button", name="Accept invitation").click()

@@ -74,7 +74,7 @@ def test_an_invitation_mail_and_its_page_give_the_expiry_on_the_hospitals_clock(
     assert f"expires at {expires:%Y-%m-%d %H:%M} (Asia/Kolkata)" in mail.outbox[-1].body
     token = re.search(r"invitation token: (\S+)", mail.outbox[-1].body).group(1)
     client.logout()
-    page = client.get(f"/invite/{token}/").content.decode()
+    page = client.get(f"/invite/{token}/", follow=True).content.decode()
     assert f"works until {date_format(expires, 'j M Y, H:i')} IST" in page
 
 

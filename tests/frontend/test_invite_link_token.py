@@ -1,0 +1,125 @@
+"""The invitation page keeps the link's secret token out of its address (frontend/views/invite.py).
+
+The emailed link is opened once: its token goes into the session and the page moves to /invite/accept/,
+so the address bar, the history, the log line of each form posted and any Referer hold no token.
+"""
+
+import pytest
+from django.utils import timezone
+
+from frontend.views.invite import ANOTHER_LINK, NO_TOKEN, SESSION_TOKEN
+from hospitals.models import Membership, Role
+from hospitals.services import invite_member
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+NEW_PASSWORD = {"password": "a-long-new-secret-5", "password_again": "a-long-new-secret-5"}
+
+
+def _invite(world, email="fresh@st-anne.example"):
+    invitation, token = invite_member(hospital=world.a, email=email, role=Role.DOCTOR, actor=world.admin_a)
+    return invitation, token
+
+
+def test_the_emailed_link_moves_the_page_to_an_address_without_its_token(client, world):
+    invitation, token = _invite(world)
+    opened = client.get(f"/invite/{token}/")
+    assert opened.status_code == 302 and opened["Location"] == "/invite/accept/"
+    assert client.session[SESSION_TOKEN] == token
+    page = client.get("/invite/accept/")
+    html = page.content.decode()
+    assert page.status_code == 200 and "Accept invitation</button>" in html
+    assert token not in html
+    assert '<form method="post" action="/invite/accept/" novalidate>' in html
+    assert f'<input type="hidden" name="invitation" value="{invitation.pk}">' in html
+    assert 'href="/accounts/login/?next=/invite/accept/"' in html  # "Sign in first" comes back here too
+
+
+def test_accepting_on_the_moved_page_creates_the_account_and_forgets_the_token(client, world):
+    invitation, token = _invite(world)
+    client.get(f"/invite/{token}/")
+    weak = client.post("/invite/accept/", {"invitation": invitation.pk, "password": "123", "password_again": "123"})
+    assert weak.status_code == 200 and "too short" in weak.content.decode() and token not in weak.content.decode()
+    differ = client.post("/invite/accept/", {"invitation": invitation.pk, "password": "a-long-new-secret-5",
+                                             "password_again": "a-long-new-secret-6"})
+    assert "The two passwords differ" in differ.content.decode()
+    accepted = client.post("/invite/accept/", {"invitation": invitation.pk, **NEW_PASSWORD})
+    assert accepted.status_code == 302 and accepted["Location"] == "/h/st-anne/"
+    assert client.session["_auth_user_id"]
+    assert Membership.objects.get(user__email="fresh@st-anne.example", hospital=world.a).role == Role.DOCTOR
+    assert SESSION_TOKEN not in client.session
+    # Back to the page: the one who accepted is told it worked, as on the link itself.
+    back = client.get("/invite/accept/")
+    assert back.status_code == 200
+    assert "You have accepted this invitation to join St Anne&#x27;s." in back.content.decode()
+
+
+def test_an_existing_account_still_signs_in_after_accepting_on_the_moved_page(client, world):
+    invitation, token = _invite(world, "doctor@north.example")
+    client.get(f"/invite/{token}/")
+    response = client.post("/invite/accept/", {"invitation": invitation.pk})
+    assert response["Location"] == "/accounts/login/?next=/h/st-anne/"
+    assert "_auth_user_id" not in client.session and SESSION_TOKEN not in client.session
+    assert Membership.objects.filter(user=world.doctor_b, hospital=world.a).exists()
+
+
+def test_signing_in_first_comes_back_to_the_invitation(client, world, forget_sign_in_brakes):
+    invitation, token = _invite(world, "doctor@north.example")
+    client.get(f"/invite/{token}/")
+    signed_in = client.post("/accounts/login/?next=/invite/accept/",
+                            {"username": "doctor@north.example", "password": PASSWORD})
+    assert signed_in["Location"] == "/invite/accept/"
+    assert "Accepting adds this account" in client.get("/invite/accept/").content.decode()
+    assert client.post("/invite/accept/", {"invitation": invitation.pk})["Location"] == "/h/st-anne/"
+    assert Membership.objects.filter(user=world.doctor_b, hospital=world.a).exists()
+
+
+def test_signing_out_of_the_wrong_account_comes_back_to_the_form(client, world):
+    invitation, token = _invite(world, "newdoc@st-anne.example")
+    client.force_login(world.patient_a)
+    page = client.get(f"/invite/{token}/", follow=True)
+    html = page.content.decode()
+    assert page.redirect_chain == [("/invite/accept/", 302)] and 'id="wrong-account"' in html
+    # Signing out empties the session: the way back is the link, in the sign-out form's body only.
+    assert f'<input type="hidden" name="next" value="/invite/{token}/">' in html
+    assert "/invite/accept/" not in html.split('id="wrong-account"')[1]  # no accept form for the wrong account
+    back = client.post("/accounts/logout/", {"next": f"/invite/{token}/"}, follow=True)
+    assert [url for url, _status in back.redirect_chain] == [f"/invite/{token}/", "/invite/accept/"]
+    html = back.content.decode()
+    assert "Accept invitation</button>" in html and 'id="wrong-account"' not in html and token not in html
+    assert client.post("/invite/accept/", {"invitation": invitation.pk, **NEW_PASSWORD})["Location"] == "/h/st-anne/"
+    assert Membership.objects.filter(user__email="newdoc@st-anne.example", hospital=world.a).exists()
+
+
+def test_a_page_opened_before_another_invitations_link_accepts_neither(client, world):
+    first, first_token = _invite(world, "first@st-anne.example")
+    second, second_token = _invite(world, "second@st-anne.example")
+    client.get(f"/invite/{first_token}/")
+    client.get(f"/invite/{second_token}/")  # in another tab: the session now holds this one
+    page = client.post("/invite/accept/", {"invitation": first.pk, **NEW_PASSWORD})
+    html = page.content.decode()
+    assert ANOTHER_LINK in html and "invites second@st-anne.example" in html
+    assert not Membership.objects.filter(user__email__in=[first.email, second.email]).exists()
+    assert client.post("/invite/accept/", {"invitation": second.pk, **NEW_PASSWORD})["Location"] == "/h/st-anne/"
+    assert Membership.objects.filter(user__email="second@st-anne.example", hospital=world.a).exists()
+
+
+def test_the_moved_page_without_a_token_or_with_one_that_stopped_working(client, world):
+    page = client.get("/invite/accept/")
+    assert page.status_code == 404 and NO_TOKEN in page.content.decode()
+    assert 'type="password"' not in page.content.decode()
+    invitation, token = _invite(world)
+    client.get(f"/invite/{token}/")
+    invitation.expires_at = timezone.now()
+    invitation.save(update_fields=["expires_at"])
+    expired = client.post("/invite/accept/", {"invitation": invitation.pk, **NEW_PASSWORD})
+    assert expired.status_code == 410 and "has expired" in expired.content.decode()
+    assert SESSION_TOKEN not in client.session
+    assert not Membership.objects.filter(user__email="fresh@st-anne.example").exists()
+
+
+def test_an_unusable_link_is_answered_where_it_is_and_keeps_nothing(client, world):
+    unknown = client.get("/invite/nonsense/")
+    assert unknown.status_code == 404 and "This invitation link no longer works" in unknown.content.decode()
+    assert SESSION_TOKEN not in client.session
