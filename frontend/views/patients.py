@@ -19,6 +19,11 @@ from hospitals.access import access_patient
 from hospitals.errors import DomainError
 
 SCANS_PAGE_SIZE = 20
+# The service's refusals that are about one field: the page marks that field, not the form as a whole.
+RECORD_REFUSAL_FIELDS = {
+    "invalid_date_of_birth": "date_of_birth",
+    "duplicate_mrn": "medical_record_number",
+}
 
 
 @hospital_page(roles=STAFF)
@@ -32,7 +37,7 @@ def patient(request, membership, patient_id):
             services.update_patient(hospital=hospital, patient=record, actor=request.user, request=request,
                                     **form.cleaned_data)
         except DomainError as refused:
-            form.add_error(None, refused.detail)
+            form.add_error(RECORD_REFUSAL_FIELDS.get(refused.code), refused.detail)
         else:
             messages.success(request, "The patient record has been saved.")
             return redirect("frontend:patient", hospital.slug, record.pk)

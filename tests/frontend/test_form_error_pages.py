@@ -7,6 +7,7 @@ import pytest
 
 from hospitals.models import Role
 from hospitals.services import invite_member
+from tests.factories import make_patient
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +106,20 @@ def test_the_audit_filters_mark_the_filter_they_are_about(client, world):
     backwards = client.get("/h/st-anne/audit/", {"since": "2026-05-02", "until": "2026-05-01"}).content.decode()
     assert_marked(backwards, "id_until", "To", "The “To” date is before the “From” date.")
     assert "aria-invalid" not in str(elements(backwards)["id_since"])
+
+
+def test_the_patient_record_marks_a_refused_date_or_record_number_on_its_field(client, world):
+    # Both refusals come from hospitals.services.update_patient, after the form itself was valid.
+    record = make_patient(world.a, full_name="Ada Lovelace", medical_record_number="MRN-1")
+    make_patient(world.a, full_name="Holder", medical_record_number="MRN-TAKEN")
+    client.force_login(world.doctor_a)
+    address = f"/h/st-anne/patients/{record.pk}/"
+    fields = {"full_name": "Ada Lovelace", "date_of_birth": "", "medical_record_number": "MRN-1", "notes": ""}
+    future = client.post(address, {**fields, "date_of_birth": "2099-01-01"})
+    assert future.status_code == 400
+    assert_marked(future.content.decode(), "id_date_of_birth", "Date of birth",
+                  "The date of birth is in the future; check it.")
+    taken = client.post(address, {**fields, "medical_record_number": "MRN-TAKEN"}).content.decode()
+    assert_marked(taken, "id_medical_record_number", "Medical record number",
+                  "A patient with this medical record number already exists in the hospital.")
+    assert "aria-invalid" not in str(elements(taken)["id_date_of_birth"])
