@@ -364,10 +364,18 @@ def _mail_invitation(invitation: Invitation, token: str, link: str) -> None:
 
 @transaction.atomic
 def revoke_invitation(*, invitation: Invitation, actor, request=None) -> None:
-    if invitation.accepted_at is not None:
+    # Read again under the row lock accepting takes: the invitee may have accepted it, or another admin
+    # revoked it, since the admin's page read it. Deleting it then would report a revoke that changed
+    # nothing, while the invitee stays a member.
+    current = (Invitation.objects.select_for_update()
+               .filter(pk=invitation.pk, hospital_id=invitation.hospital_id).first())
+    if current is None:
+        raise DomainError("invalid_invitation", "This invitation no longer exists: it was revoked or replaced.",
+                          status=404)
+    if current.accepted_at is not None:
         raise DomainError("invitation_used", "This invitation has already been accepted.", status=409)
-    record_audit(actor=actor, hospital=invitation.hospital, action="invitation.revoke", obj=invitation, request=request)
-    invitation.delete()
+    record_audit(actor=actor, hospital=invitation.hospital, action="invitation.revoke", obj=current, request=request)
+    current.delete()
 
 
 @dataclass(frozen=True)
@@ -466,6 +474,15 @@ def _lock_hospital(hospital: Hospital) -> None:
     Hospital.objects.select_for_update().filter(pk=hospital.pk).first()
 
 
+def _reread_member(membership: Membership) -> None:
+    """The membership as it stands now, under the hospital lock: another admin may have removed it since
+    the page or request read it."""
+    try:
+        membership.refresh_from_db()
+    except Membership.DoesNotExist:
+        raise DomainError("invalid_member", "This person is no longer a member of the hospital.", status=404) from None
+
+
 def _refuse_last_admin(hospital: Hospital, membership: Membership) -> None:
     if membership.role != Role.ADMIN:
         return
@@ -483,7 +500,7 @@ def change_role(*, hospital: Hospital, membership: Membership, role: str, actor,
     if role not in Role.values:
         raise DomainError("invalid_role", f"Role must be one of {', '.join(Role.values)}.")
     _lock_hospital(hospital)
-    membership.refresh_from_db()
+    _reread_member(membership)
     if membership.role == role:
         return membership
     if role != Role.ADMIN:
@@ -517,7 +534,7 @@ def remove_member(*, hospital: Hospital, membership: Membership, actor, request=
     if membership.hospital_id != hospital.pk:
         raise DomainError("invalid_member", "No such member in this hospital.")
     _lock_hospital(hospital)
-    membership.refresh_from_db()
+    _reread_member(membership)
     _refuse_last_admin(hospital, membership)
     record_audit(
         actor=actor, hospital=hospital, action="membership.remove", obj=membership, request=request,
