@@ -223,7 +223,8 @@ def invite_member(
             raise DomainError("patient_needs_patient_role", "Only a patient invitation can name a patient record.")
         if patient.hospital_id != hospital.pk:
             raise DomainError("invalid_patient", "No such patient in this hospital.")
-        if patient.user_id is not None:
+        # A removed patient invited back may be given the record their own account still holds.
+        if patient.user_id is not None and patient.user_id != getattr(existing, "pk", None):
             raise DomainError("patient_has_account", "This patient record is already linked to an account.", status=409)
     # A newer invitation replaces older pending ones, so only the latest email sent can be used.
     replaced = Invitation.objects.filter(hospital=hospital, email=email, accepted_at__isnull=True)
@@ -257,7 +258,9 @@ def invite_patient(
     """Invite a patient together with their record, so that they can upload from their first sign-in.
 
     Sending again to the same address reuses the record the replaced invitation named (corrected with
-    the new details), instead of leaving it behind as a duplicate that would block its own MRN. So does
+    the new details), instead of leaving it behind as a duplicate that would block its own MRN. A patient
+    removed from the hospital and invited back gets the record their account still holds here (one
+    account, one record per hospital), when the details agree with it. So does
     a record number the hospital already holds for a patient without an account (a record made for a
     doctor's uploads, or left by a revoked invitation), when the name and date of birth agree with it:
     it is the same patient, now given access.
@@ -274,12 +277,15 @@ def invite_patient(
         .select_related("patient")
         .first()
     )
-    held = None if pending is not None else _patient_without_account(hospital, medical_record_number)
+    returning = None if pending is not None else _record_of_address(hospital, email)
+    held = None if pending or returning else _patient_without_account(hospital, medical_record_number)
     if pending is not None:
         patient = update_patient(
             hospital=hospital, patient=pending.patient, actor=actor, request=request, full_name=full_name,
             date_of_birth=date_of_birth, medical_record_number=medical_record_number.strip(),
         )
+    elif returning is not None:
+        patient = _confirmed_returning(hospital, returning, full_name, date_of_birth, medical_record_number)
     elif held is not None:
         patient = _confirmed_holder(held, full_name, date_of_birth)
     else:
@@ -298,12 +304,39 @@ def _confirmed_holder(patient: Patient, full_name: str, date_of_birth) -> Patien
     names would show that patient's scans to the invitee. So the name (and the date of birth, where
     both are known) must agree with the record, and the record is never rewritten from the invitation.
     """
-    same_name = " ".join(patient.full_name.split()).casefold() == " ".join(full_name.split()).casefold()
-    same_birth = date_of_birth is None or patient.date_of_birth is None or patient.date_of_birth == date_of_birth
-    if not (same_name and same_birth):
+    if not _describes(patient, full_name, date_of_birth):
         raise DomainError("mrn_mismatch", "The hospital holds this medical record number for a patient with other "
                                           "details. Check the number, name and date of birth against the record.",
                           status=409)
+    return patient
+
+
+def _describes(patient: Patient, full_name: str, date_of_birth) -> bool:
+    same_name = " ".join(patient.full_name.split()).casefold() == " ".join(full_name.split()).casefold()
+    same_birth = date_of_birth is None or patient.date_of_birth is None or patient.date_of_birth == date_of_birth
+    return same_name and same_birth
+
+
+def _record_of_address(hospital: Hospital, email: str) -> Patient | None:
+    """The record this address's account holds in the hospital, once it is no longer a member: that of a
+    patient removed from it. (A member is refused as one by invite_member.)"""
+    account = _find_user_by_email(email)
+    if account is None or Membership.objects.filter(hospital=hospital, user=account).exists():
+        return None
+    return Patient.objects.filter(hospital=hospital, user=account).first()
+
+
+def _confirmed_returning(hospital: Hospital, patient: Patient, full_name: str, date_of_birth,
+                         medical_record_number: str) -> Patient:
+    """The record of a patient invited back, if the invitation describes it; a refusal otherwise.
+
+    It holds their scans and is not rewritten from the invitation, as a held record is not.
+    """
+    typed_mrn = mrn_digest(hospital, medical_record_number.strip())
+    if not _describes(patient, full_name, date_of_birth) or (typed_mrn and typed_mrn != patient.mrn_digest):
+        raise DomainError("record_mismatch", "This address's account already has a patient record here, with "
+                                             "other details. Check the name, date of birth and record number "
+                                             "against that record, or correct the record first.", status=409)
     return patient
 
 
