@@ -84,9 +84,10 @@ def open_hospital(*, slug: str, name: str, admin_email: str, actor=None, request
 @transaction.atomic
 def invite_first_admin(*, hospital: Hospital, email: str, actor, request=None) -> tuple[Invitation, str]:
     """The operator invites a hospital's first admin again (a lost or expired mail): only while the
-    hospital has no admin, who from then on invites everyone else."""
+    hospital has no admin, who from then on invites everyone else. An admin whose account is deactivated
+    (who left) is none: nobody else could ever invite the hospital's next admin."""
     _lock_hospital(hospital)
-    if Membership.objects.filter(hospital=hospital, role=Role.ADMIN).exists():
+    if active_admins(hospital).exists():
         raise DomainError("has_admin", f"{hospital.name} has an admin already, who invites the others.", status=409)
     try:
         validate_email(email.strip())
@@ -516,13 +517,20 @@ def _reread_member(membership: Membership) -> None:
         raise DomainError("invalid_member", "This person is no longer a member of the hospital.", status=404) from None
 
 
+def active_admins(hospital: Hospital):
+    """The hospital's admins who can still sign in. A deactivated account's admin membership stays (the
+    trail and the members list name it) but manages nothing."""
+    return Membership.objects.filter(hospital=hospital, role=Role.ADMIN, user__is_active=True)
+
+
 def _refuse_last_admin(hospital: Hospital, membership: Membership) -> None:
     if membership.role != Role.ADMIN:
         return
-    others = Membership.objects.filter(hospital=hospital, role=Role.ADMIN).exclude(pk=membership.pk)
-    if not others.exists():
+    if not active_admins(hospital).exclude(pk=membership.pk).exists():
+        others = Membership.objects.filter(hospital=hospital, role=Role.ADMIN).exclude(pk=membership.pk)
+        why = " whose account is active (the others' accounts are deactivated)" if others.exists() else ""
         raise DomainError(
-            "last_admin", "This is the hospital's last admin: make someone else admin first.", status=409
+            "last_admin", f"This is the hospital's last admin{why}: make someone else admin first.", status=409
         )
 
 

@@ -38,12 +38,14 @@ def hospitals(request):
                                       f"{invitation.email}, has been sent an invitation.")
             return redirect("frontend:operator-hospitals")
     listed = list(Hospital.objects.annotate(
-        **{f"{role}_count": Count("memberships", filter=Q(memberships__role=role)) for role in Role.values}
+        **{f"{role}_count": Count("memberships", filter=Q(memberships__role=role)) for role in Role.values},
+        active_admin_count=Count("memberships", filter=Q(memberships__role=Role.ADMIN,
+                                                         memberships__user__is_active=True)),
     ).order_by("name"))
-    # Until a hospital has an admin, the operator sees the invitation that should make one, and can send
-    # it again: a lost mail must not leave a hospital nobody can manage.
+    # Until a hospital has an admin who can sign in, the operator sees the invitation that should make one,
+    # and can send it again: a lost mail, or an admin who left, must not leave a hospital nobody can manage.
     pending = {}
-    for invitation in Invitation.objects.filter(hospital__in=[h for h in listed if not h.admin_count],
+    for invitation in Invitation.objects.filter(hospital__in=[h for h in listed if not h.active_admin_count],
                                                 role=Role.ADMIN, accepted_at__isnull=True).order_by("created_at"):
         pending[invitation.hospital_id] = invitation
     for hospital in listed:

@@ -98,3 +98,27 @@ def test_a_hospital_with_an_admin_gets_no_first_admin_from_the_operator(client, 
     assert not Invitation.objects.filter(email="x@st-anne.example").exists()
     client.force_login(world.admin_a)
     assert client.post("/operator/hospitals/st-anne/invite-admin/", {"email": "x@st-anne.example"}).status_code == 404
+
+
+def test_a_hospital_whose_only_admin_is_deactivated_gets_a_first_admin_from_the_operator(
+        client, world, operator, mailoutbox, django_capture_on_commit_callbacks):
+    """The admin left and their account was deactivated: nobody can manage the hospital any more, so the
+    operator is offered, and may send, a first admin's invitation as for a hospital that never had one."""
+    world.admin_a.is_active = False
+    world.admin_a.save(update_fields=["is_active"])
+    client.force_login(operator)
+    html = client.get(URL).content.decode()
+    row = html.split('<span class="muted">/h/st-anne/</span>')[1].split("</tr>")[0]
+    assert '<td data-label="Admins">1</td>' in row and "deactivated" in row
+    assert 'action="/operator/hospitals/st-anne/invite-admin/"' in row and "Has an admin" not in row
+    assert 'action="/operator/hospitals/north-general/invite-admin/"' not in html
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/operator/hospitals/st-anne/invite-admin/", {"email": "head.it@st-anne.example"},
+                               follow=True)
+
+    assert "head.it@st-anne.example has been sent a new invitation" in response.content.decode()
+    invitation = Invitation.objects.get(hospital=world.a, email="head.it@st-anne.example")
+    assert invitation.role == Role.ADMIN and mailoutbox[-1].to == ["head.it@st-anne.example"]
+    row = client.get(URL).content.decode().split('<span class="muted">/h/st-anne/</span>')[1].split("</tr>")[0]
+    assert "Invited: head.it@st-anne.example, until" in row

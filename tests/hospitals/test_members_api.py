@@ -235,3 +235,25 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(world):
         t.join(timeout=30)
     assert outcomes == {"first": "demoted", "second": "last_admin"}
     assert Membership.objects.filter(hospital=world.a, role=Role.ADMIN).count() == 1
+
+
+def test_an_admin_whose_account_is_deactivated_does_not_count_as_the_other_admin(world, client_as):
+    """A deactivated account signs in nowhere: an admin stepping down beside one would leave the hospital
+    with nobody who can manage it. The deactivated admin's membership itself can still be removed."""
+    gone = membership(world.doctor_a, world.a)
+    gone.role = Role.ADMIN
+    gone.save(update_fields=["role"])
+    world.doctor_a.is_active = False
+    world.doctor_a.save(update_fields=["is_active"])
+    admin = membership(world.admin_a, world.a)
+    client = client_as("admin_a")
+
+    demote = client.patch(url("hospitals", world.a.slug, "members", admin.id), {"role": "doctor"})
+    remove = client.delete(url("hospitals", world.a.slug, "members", admin.id))
+
+    for response in (demote, remove):
+        assert response.status_code == 409 and response.json()["error"] == "last_admin"
+        assert "deactivated" in response.json()["detail"]
+    admin.refresh_from_db()
+    assert admin.role == Role.ADMIN
+    assert client.delete(url("hospitals", world.a.slug, "members", gone.id)).status_code == 204
