@@ -485,9 +485,18 @@ def accept_invitation(*, token: str, password: str | None = None, user=None, req
             validate_password(password, candidate)
         except ValidationError as exc:
             raise DomainError("weak_password", " ".join(exc.messages)) from None
-        account = get_user_model().objects.create_user(
-            username=invitation.email, email=invitation.email, password=password
-        )
+        try:
+            with transaction.atomic():
+                account = get_user_model().objects.create_user(
+                    username=invitation.email, email=invitation.email, password=password
+                )
+        except IntegrityError:
+            # Another invitation to this address (another hospital's) was accepted at the same moment and
+            # created the account first. Joining it here would put this membership on an account whose
+            # password was chosen there, not with the one typed here: the invitee signs in and accepts again.
+            raise DomainError("account_exists", "An account for this email address was created a moment ago, by "
+                                                "accepting another invitation. Sign in to it, then accept this "
+                                                "invitation again.", status=409) from None
     membership = add_member(hospital=hospital, user=account, role=invitation.role, actor=account, request=request)
     if invitation.patient is not None and invitation.patient.user_id is None:
         invitation.patient.user = account
