@@ -27,10 +27,12 @@ MEMBERS_PAGE_SIZE = 50
 # An invitation refused because of one value is shown beside that field; the others above the form.
 INVITE_REFUSAL_FIELDS = {
     "already_member": "email",
+    "operator_account": "email",
     "invalid_role": "role",
     "name_required": "full_name",
     "invalid_date_of_birth": "date_of_birth",
     "mrn_mismatch": "medical_record_number",
+    "duplicate_mrn": "medical_record_number",
 }
 
 

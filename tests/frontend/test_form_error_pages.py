@@ -123,3 +123,22 @@ def test_the_patient_record_marks_a_refused_date_or_record_number_on_its_field(c
     assert_marked(taken, "id_medical_record_number", "Medical record number",
                   "A patient with this medical record number already exists in the hospital.")
     assert "aria-invalid" not in str(elements(taken)["id_date_of_birth"])
+
+
+def test_the_invite_form_marks_the_operators_address_and_a_taken_record_number_on_their_fields(
+        client, world, django_user_model):
+    django_user_model.objects.create_superuser("op@neurofed.example", "op@neurofed.example", "op-password-12")
+    client.force_login(world.admin_a)
+    operator = client.post("/h/st-anne/members/", {"email": "op@neurofed.example", "role": Role.DOCTOR})
+    assert operator.status_code == 400
+    assert_marked(operator.content.decode(), "invite-email", "Email",
+                  "This address is the platform operator&#x27;s account, which is a member of no hospital; "
+                  "invite another address.")
+    # Sent again to the same address, a patient invitation corrects the record it named; a record number
+    # another patient holds is refused there.
+    make_patient(world.a, full_name="Holder", medical_record_number="MRN-TAKEN")
+    patient = {"email": "new@st-anne.example", "role": Role.PATIENT, "full_name": "Ada Lovelace"}
+    assert client.post("/h/st-anne/members/", {**patient, "medical_record_number": "MRN-1"}).status_code == 302
+    taken = client.post("/h/st-anne/members/", {**patient, "medical_record_number": "MRN-TAKEN"}).content.decode()
+    assert_marked(taken, "invite-mrn", "Medical record number",
+                  "A patient with this medical record number already exists in the hospital.")
