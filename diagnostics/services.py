@@ -35,7 +35,7 @@ from diagnostics import notify, patient_mail
 from diagnostics.limits import pixel_count_words, too_large_sentence
 from diagnostics.ml.gate import InputGate
 from diagnostics.ml.readers import CLASS_NAMES, ScanDecodeError, decode_scan, has_content, sniff_type
-from diagnostics.models.scans import Diagnosis, Review, ReviewState, Scan, ScanSource, ScanStatus
+from diagnostics.models.scans import Diagnosis, DoctorOutline, Review, ReviewState, Scan, ScanSource, ScanStatus
 from hospitals.audit import record_audit
 from hospitals.crypto import DecryptionError
 from hospitals.keys import hospital_data_key
@@ -480,8 +480,9 @@ def record_diagnosis(scan_id, result: AnalysisResult) -> Diagnosis:
 # --- doctors' reviews --------------------------------------------------------------------------------
 
 
-def _mask_png_from_upload(data: bytes, scan: Scan) -> bytes:
-    """Validate a corrected mask (a PNG of the scan's size) and re-encode it as 0/255."""
+def _mask_png_from_upload(data: bytes, scan: Scan) -> tuple[bytes, bool]:
+    """Validate a corrected mask (a PNG of the scan's size) and re-encode it as 0/255; with whether it
+    outlines anything (an erased outline is stored too: it replaces the software's)."""
     if sniff_type(data) != "png":
         raise UploadRejected("invalid_mask", "The corrected mask must be a PNG image.", 415)
     try:
@@ -500,7 +501,7 @@ def _mask_png_from_upload(data: bytes, scan: Scan) -> bytes:
                                              f"{scan.width}x{scan.height}.", 400) from None
     except (OSError, ValueError, SyntaxError):
         raise UploadRejected("invalid_mask", "The corrected mask is not a readable PNG image.") from None
-    return encode_png(mask.astype(np.uint8) * 255)
+    return encode_png(mask.astype(np.uint8) * 255), bool(mask.any())
 
 
 def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", mask_png: bytes | None = None,
@@ -516,7 +517,7 @@ def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", 
         raise UploadRejected("invalid_label", f"The label must be one of: {', '.join(CLASS_NAMES)}.", 400)
     if scan.hospital_id != hospital.id:
         raise ValueError("scan belongs to another hospital")
-    mask = _mask_png_from_upload(mask_png, scan) if mask_png else None
+    mask, drawn = _mask_png_from_upload(mask_png, scan) if mask_png else (None, False)
     review_id = uuid.uuid4()
     stored = store_blob(hospital, mask, record_type=REVIEW_MASK_BLOB, record_id=review_id) if mask else None
     try:
@@ -544,7 +545,9 @@ def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", 
             agrees = label == model_label and not locked.reviews.filter(mask_changed=True).exists()
             locked.review_state = ReviewState.CONFIRMED if agrees else ReviewState.CORRECTED
             locked.reviewed_label = label
-            locked.save(update_fields=["review_state", "reviewed_label"])
+            if stored is not None:  # the latest correction stands, until a later one
+                locked.doctor_outline = DoctorOutline.DRAWN if drawn else DoctorOutline.EMPTY
+            locked.save(update_fields=["review_state", "reviewed_label", "doctor_outline"])
             record_audit(actor=reviewer, hospital=hospital, action="scan.review", obj=locked, request=request)
             notify.scan_changed_on_commit(locked, event="scan.reviewed")
             if first_review and locked.source == ScanSource.UPLOAD:
@@ -676,12 +679,14 @@ def create_reviewed_case(hospital, image, label: str, mask=None, reviewer=None) 
     if existing is not None:
         return existing
     height, width = np.asarray(array).shape[:2]
-    mask_png = None
+    mask_png, outline = None, DoctorOutline.NONE
     if mask is not None:
         mask = np.asarray(mask)
         if mask.shape[:2] != (height, width):
             raise ValueError(f"mask shape {mask.shape} does not match image shape {(height, width)}")
-        mask_png = encode_png(((mask if mask.ndim == 2 else mask.max(axis=-1)) > 0).astype(np.uint8) * 255)
+        mask = (mask if mask.ndim == 2 else mask.max(axis=-1)) > 0
+        mask_png = encode_png(mask.astype(np.uint8) * 255)
+        outline = DoctorOutline.DRAWN if mask.any() else DoctorOutline.EMPTY
     scan_id, review_id = uuid.uuid4(), uuid.uuid4()
     written = []
     try:
@@ -696,7 +701,8 @@ def create_reviewed_case(hospital, image, label: str, mask=None, reviewer=None) 
                 id=scan_id, hospital=hospital, patient=None, source=ScanSource.IMPORT, uploaded_by=reviewer,
                 status=ScanStatus.DONE, blob_path=stored.path, blob_sha256=stored.sha256, blob_size=stored.size,
                 content_digest=digest, kind=kind, height=height, width=width,
-                review_state=ReviewState.CONFIRMED, reviewed_label=label, finished_at=timezone.now(),
+                review_state=ReviewState.CONFIRMED, reviewed_label=label, doctor_outline=outline,
+                finished_at=timezone.now(),
             )
             Review.objects.create(
                 id=review_id, hospital=hospital, scan=scan, reviewer=reviewer, label=label,

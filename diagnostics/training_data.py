@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from diagnostics import services
-from diagnostics.models.scans import Diagnosis, Review, ReviewState, Scan, ScanStatus
+from diagnostics.models.scans import Diagnosis, DoctorOutline, Review, ReviewState, Scan, ScanStatus
 from hospitals.crypto import DecryptionError
 from hospitals.storage import read_blob
 
@@ -31,11 +31,11 @@ def _reviewed(hospital):
 def count_reviewed_cases(hospital, *, outlined: bool = False) -> int:
     """How many cases `reviewed_cases(hospital)` yields; with `outlined`, only the tumours whose outline a
     doctor drew or corrected: what the segmenter needs to learn from ("No tumour" cases, with their
-    empty outlines, teach it only to find nothing). It reads no pixels, so a tumour whose outline was
-    erased and not redrawn counts here though `reviewed_cases` gives it no mask."""
+    empty outlines, teach it only to find nothing). A tumour whose latest correction erased the outline
+    is not one: `reviewed_cases` gives it no mask. Only counts, read off the scan rows: no pixels."""
     reviewed = _reviewed(hospital)
     if outlined:
-        reviewed = reviewed.exclude(reviewed_label="notumor").filter(reviews__mask_changed=True).distinct()
+        reviewed = reviewed.exclude(reviewed_label="notumor").filter(doctor_outline=DoctorOutline.DRAWN)
     return reviewed.count()
 
 
@@ -80,12 +80,10 @@ def _case(hospital, scan, slice_index: int, review) -> tuple[np.ndarray, str, np
     if scan.reviewed_label == "notumor":
         return image, scan.reviewed_label, np.zeros(image.shape[:2], bool)
     mask = None
-    if review is not None:
+    # An outline erased (with this label, or with an earlier "No tumour" that this one overrules) and none
+    # drawn is no outline of the tumour: an empty one would teach the segmenter "nothing here" on it.
+    if review is not None and scan.doctor_outline == DoctorOutline.DRAWN:
         png = read_blob(hospital, review.mask_path, record_type=services.REVIEW_MASK_BLOB, record_id=review.id,
                         sha256=review.mask_sha256)
         mask = _decode_png(png) > 0
-        if not mask.any():
-            # The outline was erased (with this label, or with an earlier "No tumour" that this one overrules)
-            # and none drawn: an empty outline of a tumour would teach the segmenter "nothing here" on it.
-            mask = None
     return image, scan.reviewed_label, mask

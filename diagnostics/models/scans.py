@@ -26,6 +26,15 @@ class ReviewState(models.TextChoices):
     CORRECTED = "corrected", "Changed by a doctor"
 
 
+class DoctorOutline(models.TextChoices):
+    """The outline a doctor's latest correction stored, which replaces the software's."""
+
+    NONE = "", "No correction"
+    DRAWN = "drawn", "Drawn by a doctor"
+    # Erased and not redrawn (or imported empty): no outline of a tumour, and nothing to show a patient.
+    EMPTY = "empty", "Erased by a doctor"
+
+
 class ScanKind(models.TextChoices):
     JPEG = "jpeg", "JPEG"
     PNG = "png", "PNG"
@@ -80,6 +89,9 @@ class Scan(models.Model):
     )
     # The label a doctor settled on (empty until reviewed); the model's own stays on the Diagnosis.
     reviewed_label = models.CharField(max_length=20, blank=True, default="")
+    # What the latest outline correction stored (none, drawn, or erased), read off its pixels when the
+    # review is saved: training counts and scan lists ask it of every row, and the pixels are encrypted.
+    doctor_outline = models.CharField(max_length=8, choices=DoctorOutline.choices, blank=True, default="")
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)

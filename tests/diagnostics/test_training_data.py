@@ -107,3 +107,33 @@ def test_an_erased_outline_is_no_outline_of_a_tumour(world, api):
     _review(api, world.doctor_a2, overruled, "meningioma")
     cases = list(reviewed_cases(world.a))
     assert [(label, mask) for _, label, mask in cases] == [("glioma", None), ("meningioma", None)]
+
+
+def test_an_erased_outline_does_not_count_as_an_outlined_tumour(world, api):
+    """The count a segmenter run is admitted on (federation.services) agrees with the cases a node gets: a
+    tumour whose latest outline correction is empty has no outline to learn from, even after an earlier
+    correction drew one; one erased and then drawn again has."""
+    erased, redrawn, drawn_then_erased = (
+        Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", n)).json()["id"])
+        for n in (19, 20, 21))
+    for scan in (erased, redrawn, drawn_then_erased):
+        finish(scan, "glioma")
+    nothing = np.zeros((erased.height, erased.width), bool)
+    outline = nothing.copy()
+    outline[40:90, 60:120] = True
+    _review(api, world.doctor_a, erased, "glioma", nothing)
+    assert count_reviewed_cases(world.a, outlined=True) == 0
+    _review(api, world.doctor_a, redrawn, "glioma", nothing)
+    _review(api, world.doctor_a2, redrawn, "glioma", outline)
+    _review(api, world.doctor_a, drawn_then_erased, "glioma", outline)
+    _review(api, world.doctor_a2, drawn_then_erased, "glioma", nothing)
+    cases = list(reviewed_cases(world.a))
+    assert count_reviewed_cases(world.a, outlined=True) == sum(mask is not None for _, _, mask in cases) == 1
+    assert count_reviewed_cases(world.a) == len(cases) == 3
+
+
+def test_an_imported_tumour_with_an_empty_outline_is_not_an_outlined_case(world):
+    image, _, _ = samples.figshare_case(3)
+    create_reviewed_case(world.a, image, "glioma", mask=np.zeros(image.shape[:2], bool))
+    assert count_reviewed_cases(world.a, outlined=True) == 0
+    assert [mask for _, _, mask in reviewed_cases(world.a)] == [None]

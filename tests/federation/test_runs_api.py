@@ -279,6 +279,19 @@ def test_an_admin_starts_a_run_over_every_opted_in_hospital(api, opted_in, djang
     assert AuditEvent.objects.filter(action="federation.run_start", hospital_id=opted_in.b.pk, actor_id=opted_in.admin_a.pk).exists()
 
 
+def test_a_segmenter_run_is_refused_where_a_hospitals_only_tumour_outline_is_empty(api, opted_in):
+    """An outline with no pixel (a doctor erased the software's and drew none) gives the node nothing to
+    learn a tumour from: the hospital has no case for the segmenter, and the run is refused up front
+    rather than failing in its first round."""
+    outline = np.zeros((64, 64), bool)
+    add_reviewed_case(opted_in.b, "glioma", mask=outline)
+    outline[20:30, 20:30] = True
+    add_reviewed_case(opted_in.a, "meningioma", mask=outline)
+    refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter"}, format="json")
+    assert refused.status_code == 409 and refused.json()["detail"].endswith("; only St Anne's has any.")
+    assert not FederatedRun.objects.exists()
+
+
 def test_an_admin_cannot_start_a_second_run_while_one_is_unfinished(api, opted_in):
     busy = make_run(opted_in.b, status=RunStatus.RUNNING)
     refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {}, format="json")
