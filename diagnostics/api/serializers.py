@@ -10,7 +10,7 @@ from rest_framework import serializers
 from diagnostics.access import may_see_ai_result, may_see_heatmap, may_see_outline
 from diagnostics.advice import advice_for
 from diagnostics.ml.readers import CLASS_NAMES
-from diagnostics.models.scans import ReviewState, ScanStatus
+from diagnostics.models.scans import DoctorOutline, ReviewState, ScanStatus
 from hospitals.access import STAFF_ROLES
 from hospitals.accounts import display_name
 
@@ -46,14 +46,15 @@ def _diagnosis(scan):
 
 
 def _outline_to_show(scan, diagnosis, membership) -> bool:
-    """Whether the result comes with an outline for this member. Staff get the mask even when it is
+    """Whether the result comes with an outline for this member: only one the mask endpoint serves, a
+    doctor's correction, else the software's (none when no segmenter ran). Staff get it even when it is
     empty (the doctor draws on it); a patient is offered an outline only where one was drawn."""
     if not may_see_outline(scan, membership):
         return False
-    corrected = scan.review_state == ReviewState.CORRECTED  # a doctor may have drawn one (no extra query)
-    if membership.role in STAFF_ROLES:
-        return bool(diagnosis.mask_path) or corrected
-    return bool(diagnosis.mask_path and diagnosis.tumour_area_px) or corrected
+    staff = membership.role in STAFF_ROLES
+    if scan.doctor_outline:
+        return staff or scan.doctor_outline == DoctorOutline.DRAWN
+    return bool(diagnosis.mask_path and (staff or diagnosis.tumour_area_px))
 
 
 def scan_data(scan, membership, *, detail: bool = False) -> dict:

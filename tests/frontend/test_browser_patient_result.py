@@ -58,6 +58,24 @@ def test_the_patient_is_told_who_drew_the_outline(world, analysed_scan, new_page
     patient.get_by_text("The yellow line is the outline as a doctor has checked or corrected it.").wait_for()
 
 
+def test_a_result_without_an_outline_offers_no_outline_toggle(world, queued_scan, new_page):
+    """No segmenter drew an outline and the doctor changed only the label: there is nothing to show, so no
+    "Show outline" toggle that draws nothing, and no outline fetched that is not there."""
+    finish(queued_scan, "glioma", 0.91, mask=False)
+    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=queued_scan, reviewer=world.doctor_a,
+                                                 label="meningioma"))
+    patient = new_page()
+    masks, errors = [], []
+    patient.on("request", lambda request: masks.append(request.url) if "/mask.png" in request.url else None)
+    patient.on("pageerror", lambda error: errors.append(error))
+    sign_in(patient, world.owner, PASSWORD)
+    patient.goto(f"/h/st-anne/scans/{queued_scan.id}/")
+    patient.get_by_text("A doctor has reviewed your scan and changed the software's result to this one.").wait_for()
+    # Drawn in the same render as the sentence; the heatmap went with the software's label (may_see_heatmap).
+    assert patient.get_by_label("Show outline").is_hidden() and patient.locator("#overlay-tools").is_hidden()
+    assert masks == [] and errors == []
+
+
 @pytest.fixture
 def scan_failed_for_now(queued_scan):
     services.start_analysis(queued_scan.id)

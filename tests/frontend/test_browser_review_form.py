@@ -32,15 +32,20 @@ def test_without_its_script_the_review_form_sends_nothing(world, analysed_scan, 
 
 
 def test_a_case_without_an_outline_to_load_can_still_be_reviewed(world, queued_scan, new_page):
-    """No outline was stored (a diagnosis without a segmenter) and a colleague changed the label: the page
-    offers an outline that is not there, and the review form must work all the same."""
+    """No outline was stored (a diagnosis without a segmenter) and a colleague changed only the label: the
+    page loads no outline (none is offered; one that answered 404 stopped its first render), and the
+    review form works."""
     finish(queued_scan, "glioma", 0.91, mask=False)
     in_other_thread(lambda: services.review_scan(hospital=world.a, scan=queued_scan, reviewer=world.doctor_a2,
                                                  label="meningioma"))
     doctor = new_page()
+    masks, errors = [], []
+    doctor.on("request", lambda request: masks.append(request.url) if "/mask.png" in request.url else None)
+    doctor.on("pageerror", lambda error: errors.append(error))
     sign_in(doctor, world.doctor_a, PASSWORD)
     doctor.goto(f"/h/st-anne/scans/{queued_scan.id}/")
     doctor.wait_for_function("() => document.getElementById('review-form').elements.label.value === 'meningioma'")
+    assert masks == [] and errors == []
     doctor.get_by_label("Glioma").check()
     doctor.locator("#review-submit").click()
     doctor.locator("#review-message .notice.ok").wait_for()
