@@ -93,9 +93,11 @@ def invite_first_admin(*, hospital: Hospital, email: str, actor, request=None) -
         validate_email(email.strip())
     except ValidationError:
         raise DomainError("invalid_email", "Enter the email address of the hospital's first admin.") from None
+    invitation, token = invite_member(hospital=hospital, email=email, role=Role.ADMIN, actor=actor, request=request)
     # One first admin: an earlier invitation, to whichever address, stops working.
-    Invitation.objects.filter(hospital=hospital, role=Role.ADMIN, accepted_at__isnull=True).delete()
-    return invite_member(hospital=hospital, email=email, role=Role.ADMIN, actor=actor, request=request)
+    _replace_invitations(Invitation.objects.filter(hospital=hospital, role=Role.ADMIN), by=invitation, actor=actor,
+                         request=request)
+    return invitation, token
 
 
 @transaction.atomic
@@ -227,10 +229,6 @@ def invite_member(
         # A removed patient invited back may be given the record their own account still holds.
         if patient.user_id is not None and patient.user_id != getattr(existing, "pk", None):
             raise DomainError("patient_has_account", "This patient record is already linked to an account.", status=409)
-    # A newer invitation replaces older pending ones, so only the latest email sent can be used.
-    replaced = Invitation.objects.filter(hospital=hospital, email=email, accepted_at__isnull=True)
-    replaced_sent_at = max(replaced.values_list("created_at", flat=True), default=None)
-    replaced.delete()
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         hospital=hospital,
@@ -241,14 +239,32 @@ def invite_member(
         invited_by=actor,
         expires_at=timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS),
     )
-    # When the earlier invitation was sent, or None: the admin is told that its link no longer works.
-    invitation.replaced_sent_at = replaced_sent_at
     record_audit(
         actor=actor, hospital=hospital, action="invitation.create", obj=invitation, request=request, detail=role
+    )
+    # A newer invitation replaces older pending ones, so only the latest email sent can be used. When the
+    # earlier one was sent, or None: the admin is told that its link no longer works.
+    invitation.replaced_sent_at = _replace_invitations(
+        Invitation.objects.filter(hospital=hospital, email=email), by=invitation, actor=actor, request=request
     )
     link = _invitation_link(token, request, site_url)
     transaction.on_commit(lambda: _send_invitation(invitation, token, link))
     return invitation, token
+
+
+def _replace_invitations(invitations, *, by: Invitation, actor, request=None):
+    """Delete the pending ones of `invitations` that `by` replaces, each leaving an audit event that names
+    its replacement, as a revoked one leaves its own. Returns when the latest of them was sent, or None.
+
+    Locked first, as accepting locks an invitation: one accepted meanwhile is not deleted, nor reported.
+    """
+    replaced = dict(invitations.filter(accepted_at__isnull=True).exclude(pk=by.pk).select_for_update()
+                    .values_list("pk", "created_at"))
+    Invitation.objects.filter(pk__in=replaced).delete()
+    for pk in sorted(replaced):
+        record_audit(actor=actor, hospital=by.hospital, action="invitation.replace", object_type="invitation",
+                     object_id=pk, request=request, detail=f"by invitation {by.pk}")
+    return max(replaced.values(), default=None)
 
 
 @transaction.atomic

@@ -36,6 +36,7 @@ ACTION_WORDS = {
     "membership.remove": "Member removed",
     "invitation.create": "Invitation sent",
     "invitation.revoke": "Invitation revoked",
+    "invitation.replace": "Invitation replaced",
     "invitation.accept": "Invitation accepted",
     "patient.create": "Patient record created",
     "patient.update": "Patient record corrected",

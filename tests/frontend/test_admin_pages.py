@@ -415,6 +415,18 @@ def test_audit_log_names_the_actor_by_name_and_survives_a_deleted_account(client
     assert "Grace Hopper" in rows and "left@st-anne.example" in rows
 
 
+def test_audit_log_tells_a_replaced_invitation_by_its_replacement(client, world):
+    from hospitals.services import invite_member
+
+    old, _ = invite_member(hospital=world.a, email="new@st-anne.example", role=Role.DOCTOR, actor=world.admin_a)
+    new, _ = invite_member(hospital=world.a, email="new@st-anne.example", role=Role.DOCTOR, actor=world.admin_a)
+    client.force_login(world.admin_a)
+    html = client.get("/h/st-anne/audit/").content.decode()
+    assert '<option value="invitation.replace">Invitation replaced</option>' in html
+    row = html.split("<tbody>")[1].split("Invitation replaced")[1].split("</tr>")[0]
+    assert f"{old.pk}" in row and f"by invitation {new.pk}" in row
+
+
 def test_audit_log_filters_by_action_and_pages_through(client, world):
     for n in range(AUDIT_PAGE_SIZE + 5):
         record_audit(actor=world.doctor_a, hospital=world.a, action="scan.view", object_type="scan",

@@ -89,6 +89,10 @@ def test_until_a_hospital_has_an_admin_the_operator_sees_and_resends_its_invitat
     [again] = Invitation.objects.filter(hospital__slug="royal", accepted_at__isnull=True)  # the first one is gone
     assert again.email == "head.it@royal.example" and again.role == Role.ADMIN and again.pk != first.pk
     assert mailoutbox[-1].to == ["head.it@royal.example"]
+    # The first invitation, to another address, went: the hospital's trail says so and by what.
+    [replaced] = AuditEvent.objects.filter(hospital_id=first.hospital_id, action="invitation.replace")
+    assert replaced.object_id == str(first.pk) and replaced.detail == f"by invitation {again.pk}"
+    assert replaced.actor_id == operator.pk
 
 
 def test_a_hospital_with_an_admin_gets_no_first_admin_from_the_operator(client, world, operator):

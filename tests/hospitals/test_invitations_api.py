@@ -148,6 +148,19 @@ def test_a_new_invitation_replaces_the_pending_one(world):
     assert api_accept(new_token, NEW_PASSWORD).json()["role"] == "admin"
 
 
+def test_a_replaced_invitation_leaves_its_own_audit_event(world):
+    """A replaced invitation is deleted as a revoked one is: the trail says which one went, and what
+    replaced it (its own creation event says when it was sent)."""
+    old, _ = invite(world)
+    new, _ = invite(world, role=Role.ADMIN)
+
+    [replaced] = AuditEvent.objects.filter(hospital_id=world.a.pk, action="invitation.replace")
+    assert (replaced.object_type, replaced.object_id) == ("invitation", str(old.pk))
+    assert replaced.detail == f"by invitation {new.pk}" and replaced.actor_id == world.admin_a.pk
+    assert AuditEvent.objects.filter(action="invitation.create", object_id=str(old.pk)).exists()
+    assert not AuditEvent.objects.filter(action="invitation.replace", object_id=str(new.pk)).exists()
+
+
 def test_only_a_digest_of_the_token_is_stored(world):
     invitation, token = invite(world)
     stored = Invitation.objects.filter(pk=invitation.pk).values_list("token_digest", flat=True).get()
