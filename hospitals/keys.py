@@ -33,7 +33,16 @@ def _read_key(value: str, file_path: str, name: str) -> bytes | None:
         path = Path(file_path)
         if not path.exists():
             raise ImproperlyConfigured(f"{name}_FILE points to {path}, which does not exist")
-        return _decode_key(path.read_text(), f"{name}_FILE")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE points to {path}, which cannot be read ({exc.strerror})") from None
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError:
+            # Raw key bytes, not base64. The decoder's own message would quote a byte of the key.
+            raise ImproperlyConfigured(f"{name}_FILE holds binary data; it must hold the key as base64 text") from None
+        return _decode_key(text, f"{name}_FILE")
     return None
 
 
