@@ -39,11 +39,31 @@ def _absolute(relative_path: str) -> Path:
     return path
 
 
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_directories(directory: Path) -> None:
+    """mkdir -p, each folder it creates synced into its parent: a folder's entry, like a renamed file's,
+    is on disk only once its parent is synced."""
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)  # another writer may have made it meanwhile; synced below all the same
+        _fsync_directory(folder.parent)
+
+
 def store_blob(hospital, plaintext: bytes, *, record_type: str, record_id) -> StoredBlob:
     aad = crypto.blob_associated_data(str(hospital.id), record_type, str(record_id))
     sealed = crypto.encrypt_blob(hospital_data_key(hospital), plaintext, aad)
     directory = hospital_root(hospital) / record_type
-    directory.mkdir(parents=True, exist_ok=True)
+    _make_directories(directory)
     name = secrets.token_hex(16) + ".bin"
     final = directory / name
     temporary = directory / (name + ".tmp")
@@ -53,9 +73,14 @@ def store_blob(hospital, plaintext: bytes, *, record_type: str, record_id) -> St
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(temporary, final)
+        # The row naming the blob commits next: without this a power cut could keep the row and lose
+        # the rename, leaving a scan whose file is gone.
+        _fsync_directory(directory)
     except BaseException:
-        # A write cut short (a full disk) leaves a partial file that no row points at and nothing removes.
+        # A write cut short (a full disk) leaves a partial file that no row points at and nothing removes;
+        # so does a blob renamed into place whose folder then failed to sync (its name is new, so ours).
         temporary.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
         raise
     return StoredBlob(
         path=str(final.relative_to(settings.MEDIA_ROOT)), sha256=crypto.sha256_hex(plaintext), size=len(plaintext)

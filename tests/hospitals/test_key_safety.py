@@ -2,10 +2,15 @@
 a rename that must outlive a power cut, a hospital made mid-rotation by a process on the old key."""
 
 import io
+import os
 import secrets
+import stat
 
 import pytest
 from django.core.management import CommandError, call_command
+
+from hospitals import storage
+from tests.factories import make_hospital
 
 pytestmark = pytest.mark.django_db
 
@@ -33,3 +38,33 @@ def test_an_unreadable_key_file_is_a_configuration_error(settings, tmp_path):
     settings.MASTER_KEY, settings.MASTER_KEY_FILE = "", str(tmp_path)  # a folder, not a file
     with pytest.raises(CommandError, match="NEUROFED_MASTER_KEY_FILE"):
         call_command("rotate_master_key", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_a_stored_blob_survives_a_power_cut(monkeypatch):
+    """The rename that puts a blob under its name is durable only once its folder is synced; the row
+    that names it commits right after, so a power cut could otherwise keep the row and lose the file.
+    Folders made for the blob are synced into their parents too."""
+    hospital = make_hospital()
+    synced = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd):
+        info = os.fstat(fd)
+        synced.append((info.st_dev, info.st_ino))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    stored = storage.store_blob(hospital, b"scan", record_type="scan", record_id="1")
+
+    def identity(path):
+        info = os.stat(path)
+        return info.st_dev, info.st_ino
+
+    from django.conf import settings
+
+    blob = settings.MEDIA_ROOT / stored.path
+    assert identity(blob) in synced
+    # The blob's folder, and each folder this first blob of the hospital created.
+    for folder in (blob.parent, blob.parent.parent, blob.parent.parent.parent):
+        assert stat.S_ISDIR(os.stat(folder).st_mode)
+        assert identity(folder) in synced, folder
