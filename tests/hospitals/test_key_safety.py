@@ -1,6 +1,7 @@
 """Keys and blobs under the conditions an operator or a crash brings: a key file of the wrong kind,
 a rename that must outlive a power cut, a hospital made mid-rotation by a process on the old key."""
 
+import base64
 import io
 import os
 import secrets
@@ -9,10 +10,24 @@ import stat
 import pytest
 from django.core.management import CommandError, call_command
 
-from hospitals import storage
+from hospitals import crypto, storage
+from hospitals.models import Hospital
 from tests.factories import make_hospital
 
 pytestmark = pytest.mark.django_db
+
+
+def new_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@pytest.fixture
+def master(settings):
+    def use(current, previous=None):
+        settings.MASTER_KEY, settings.MASTER_KEY_FILE = current, ""
+        settings.PREVIOUS_MASTER_KEY, settings.PREVIOUS_MASTER_KEY_FILE = previous or "", ""
+
+    return use
 
 
 def test_a_raw_binary_key_file_is_refused_clearly_without_showing_its_bytes(settings, tmp_path):
@@ -68,3 +83,35 @@ def test_a_stored_blob_survives_a_power_cut(monkeypatch):
     for folder in (blob.parent, blob.parent.parent, blob.parent.parent.parent):
         assert stat.S_ISDIR(os.stat(folder).st_mode)
         assert identity(folder) in synced, folder
+
+
+def test_a_hospital_made_under_the_old_key_during_a_rotation_is_not_reported_done(master, monkeypatch):
+    """A web process not yet restarted with the new key can create a hospital while the rotation runs.
+    The command must not then report success: the next step, dropping the old key, would make that
+    hospital's data unreadable. It names the hospital and says to rerun."""
+    import hospitals.management.commands.rotate_master_key as command
+
+    old, new = new_key(), new_key()
+    master(old)
+    make_hospital("a-first")
+    master(new, previous=old)
+    real = command.rotate_master_key
+
+    def rotation_while_a_stale_process_creates_a_hospital(**kwargs):
+        report = real(**kwargs)
+        master(old)  # the stale process has only the old key
+        make_hospital("z-made-meanwhile")
+        master(new, previous=old)
+        return report
+
+    monkeypatch.setattr(command, "rotate_master_key", rotation_while_a_stale_process_creates_a_hospital)
+    with pytest.raises(CommandError, match="z-made-meanwhile") as caught:
+        call_command("rotate_master_key", stdout=io.StringIO(), stderr=io.StringIO())
+    assert "NEUROFED_PREVIOUS_MASTER_KEY" in str(caught.value)
+    # The rerun the error asks for finishes the job.
+    monkeypatch.setattr(command, "rotate_master_key", real)
+    out = io.StringIO()
+    call_command("rotate_master_key", stdout=out, stderr=io.StringIO())
+    assert "1 hospital key(s) rewrapped, 1 already under" in out.getvalue()
+    new_id = crypto.key_id(base64.b64decode(new))
+    assert set(Hospital.objects.values_list("master_key_id", flat=True)) == {new_id}

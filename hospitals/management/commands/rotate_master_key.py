@@ -34,6 +34,19 @@ class Command(BaseCommand):
             raise CommandError(f"{exc}. Hospitals rewrapped so far keep the new key; rerun when fixed.") from exc
         finally:
             bar.close()
+        # A process still running with only the old key can create a hospital under it while this runs,
+        # after the rotation went past. Success would tell the operator to drop that key, and with it
+        # that hospital's data.
+        left = list(
+            Hospital.objects.exclude(master_key_id=current).order_by("slug").values_list("slug", "master_key_id")
+        )
+        if left:
+            named = ", ".join(f"{slug} (master key {key})" for slug, key in left)
+            raise CommandError(
+                f"{len(left)} hospital key(s) are still under another master key, created while the rotation ran: "
+                f"{named}. Restart every process with the new NEUROFED_MASTER_KEY, keep "
+                "NEUROFED_PREVIOUS_MASTER_KEY, and rerun."
+            )
         self.stdout.write(
             self.style.SUCCESS(
                 f"{report.rewrapped} hospital key(s) rewrapped, {report.already_current} already under {current}."
