@@ -6,6 +6,7 @@ and from the ServerApp process while the run goes on (rounds, dropouts, the outc
 
 import datetime
 import logging
+import math
 from pathlib import Path
 
 from asgiref.sync import async_to_sync
@@ -316,8 +317,18 @@ def nodes_critical_path_s(nodes: list[dict]) -> float | None:
     return train + evaluate
 
 
+def _measured(value) -> float | None:
+    """A figure of the coordinator's evaluation, or None where it is NaN or infinite: a model that diverged
+    measures so, and such a figure is neither readable nor JSON (the run's rows, API and live events)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
 def finish_round(run_id, round_log, metrics: dict, server_eval_s: float) -> FederatedRound:
     """Close a round with the coordinator's evaluation and what the nodes reported; push it live."""
+    metrics = {key: _measured(value) for key, value in metrics.items()}
     nodes = sorted(round_log.nodes.values(), key=lambda n: n["hospital"])
     finished = timezone.now()
     row, _ = FederatedRound.objects.get_or_create(
@@ -412,7 +423,7 @@ def complete_run(run_id, *, model, metrics: dict, wire: dict | None = None) -> F
                     run_id, run.status)
         return run
     weights_path = _save_weights(run_id, model)
-    final = {**{k: float(v) for k, v in metrics.items()}, "wire": wire or {}}
+    final = {**{k: _measured(v) for k, v in metrics.items()}, "wire": wire or {}}
     version_id = ""
     try:
         version_id, bundle_metrics = _register_candidate(run, model)
