@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from django.apps import apps
+from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models.functions import Cast
 from encrypted_model_fields import fields as encrypted_fields
@@ -31,6 +32,9 @@ class EncryptedTable:
 @dataclass
 class ReencryptionReport:
     rows_by_table: dict[str, int] = field(default_factory=dict)
+    # Rows with a token the newest key did not open before: a rotation always finds some, so none
+    # while several keys are configured means the newest key is not first (see reencrypt_phi).
+    rows_under_older_key: int = 0
 
     @property
     def rows(self) -> int:
@@ -73,17 +77,42 @@ def reencrypt_fields(
         report.rows_by_table[table.label] = 0
         last_pk = None
         while True:
-            done, last_pk = _reencrypt_batch(table, after=last_pk, size=batch_rows)
+            done, older, last_pk = _reencrypt_batch(table, after=last_pk, size=batch_rows)
             if not done:
                 break
             report.rows_by_table[table.label] += done
+            report.rows_under_older_key += older
             if progress is not None:
                 progress(table, done)
     return report
 
 
-def _reencrypt_batch(table: EncryptedTable, *, after, size: int) -> tuple[int, object]:
-    """Rotate the tokens of up to `size` rows whose key follows `after`; returns how many and the last key."""
+def newest_field_key():
+    """The Fernet of the first FIELD_ENCRYPTION_KEY, the one MultiFernet.rotate encrypts under."""
+    configured = settings.FIELD_ENCRYPTION_KEY
+    return encrypted_fields.parse_key(configured[0] if isinstance(configured, (list, tuple)) else configured)
+
+
+def field_key_count() -> int:
+    configured = settings.FIELD_ENCRYPTION_KEY
+    return len(configured) if isinstance(configured, (list, tuple)) else 1
+
+
+def _under_newest_key(newest, token: str | None) -> bool:
+    from cryptography.fernet import InvalidToken
+
+    if token is None:
+        return True
+    try:
+        newest.extract_timestamp(token.encode())  # checks the token's HMAC under this key only
+    except InvalidToken:
+        return False
+    return True
+
+
+def _reencrypt_batch(table: EncryptedTable, *, after, size: int) -> tuple[int, int, object]:
+    """Rotate the tokens of up to `size` rows whose key follows `after`; returns how many, how many of them
+    had a token under an older key, and the last key."""
     from cryptography.fernet import InvalidToken
 
     model = table.model
@@ -95,9 +124,11 @@ def _reencrypt_batch(table: EncryptedTable, *, after, size: int) -> tuple[int, o
     with transaction.atomic():
         batch = list(rows.select_for_update().annotate(**stored).values_list("pk", *stored)[:size])
         if not batch:
-            return 0, after
-        updates = []
+            return 0, 0, after
+        newest = newest_field_key()
+        updates, older = [], 0
         for pk, *tokens in batch:
+            older += not all(_under_newest_key(newest, token) for token in tokens)
             try:
                 rotated = [None if token is None else encrypted_fields.CRYPTER.rotate(token.encode()).decode()
                            for token in tokens]
@@ -117,4 +148,4 @@ def _reencrypt_batch(table: EncryptedTable, *, after, size: int) -> tuple[int, o
                 f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s",
                 updates,
             )
-    return len(batch), batch[-1][0]
+    return len(batch), older, batch[-1][0]

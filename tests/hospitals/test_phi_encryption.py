@@ -136,3 +136,25 @@ def test_reencrypt_in_batches_reaches_every_row(field_keys):
     assert report.rows_by_table["patients"] == 5
     field_keys([new])
     assert [Patient.objects.get(pk=p.pk).full_name for p in patients] == [f"Patient {n}" for n in range(5)]
+
+
+def test_reencrypt_warns_when_the_new_key_is_not_first(field_keys):
+    """The old key left first re-encrypts everything under the old key, and "the older keys can be
+    dropped" would then have the operator drop the one key every token needs. A rotation always finds
+    tokens under an older key; finding none is the sign, and the command says so."""
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    field_keys([old])
+    patient = make_patient(make_hospital(), full_name="Percival Ogilvy")
+
+    field_keys([old, new])  # the wrong order
+    out = io.StringIO()
+    call_command("reencrypt_phi", stdout=out, stderr=io.StringIO())
+    assert "not first in FIELD_ENCRYPTION_KEY" in out.getvalue()
+    assert "can be dropped" not in out.getvalue()
+
+    field_keys([new, old])  # put right, the rerun rotates and says the old key can go
+    out = io.StringIO()
+    call_command("reencrypt_phi", stdout=out, stderr=io.StringIO())
+    assert "not first" not in out.getvalue() and "can be dropped" in out.getvalue()
+    field_keys([new])
+    assert Patient.objects.get(pk=patient.pk).full_name == "Percival Ogilvy"

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from hospitals.errors import DomainError
-from hospitals.field_keys import reencrypt_fields, rows_to_reencrypt
+from hospitals.field_keys import field_key_count, reencrypt_fields, rows_to_reencrypt
 
 
 class Command(BaseCommand):
@@ -25,4 +25,13 @@ class Command(BaseCommand):
             bar.close()
         tables = ", ".join(f"{count} {label}" for label, count in report.rows_by_table.items())
         self.stdout.write(self.style.SUCCESS(f"{report.rows} row(s) re-encrypted under the newest key: {tables}."))
+        if report.rows and not report.rows_under_older_key and field_key_count() > 1:
+            # Indistinguishable from a rerun, so a warning and not an error; but after the old key was left
+            # first, dropping "the older keys" would leave every token under a key no longer configured.
+            self.stdout.write(self.style.WARNING(
+                "No stored token was under an older key. If this is a rerun, nothing was left to do. If you have "
+                "just added a new key, it is not first in FIELD_ENCRYPTION_KEY: put it first and rerun, and drop "
+                "no key before that."
+            ))
+            return
         self.stdout.write("Every stored token now opens with the first key; the older keys can be dropped.")
