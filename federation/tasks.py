@@ -5,10 +5,12 @@ deadline, or whose SuperLink stays unreachable, is stopped and failed with a rea
 hangs in "running".
 """
 
+import datetime
 import logging
 import time
 
 from celery import shared_task
+from django.utils import timezone
 
 log = logging.getLogger(__name__)
 # httpx logs every status poll of the Control API at INFO.
@@ -56,11 +58,19 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None) -> str:
             # would train it to the end for nobody. End it here.
             _stop_flower_run(home, flower_run_id)
             return run.status
-    deadline = time.monotonic() + conf.run_deadline_s()
+    # From the run's start (its ServerApp's), not this delivery's: a delivery after a worker died must not
+    # give the run a fresh deadline. Until the ServerApp has started, from when this delivery began following.
+    following_since = timezone.now()
+    deadline = datetime.timedelta(seconds=conf.run_deadline_s())
     unreachable_since = None
     while True:
         run.refresh_from_db()
         if run.finished:
+            return run.status
+        if timezone.now() > (run.started_at or following_since) + deadline:
+            _stop_flower_run(home, flower_run_id)
+            services.fail_run(run_id, f"The run passed its deadline of {conf.run_deadline_s()} s and was stopped.")
+            run.refresh_from_db()
             return run.status
         try:
             state = control.run_state(home, flower_run_id)
@@ -86,10 +96,6 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None) -> str:
                 services.fail_run(run_id, f"The ServerApp failed: {state.details or 'no details from Flower'}")
             run.refresh_from_db()
             return run.status
-        if time.monotonic() > deadline:
-            _stop_flower_run(home, flower_run_id)
-            services.fail_run(run_id, f"The run passed its deadline of {conf.run_deadline_s()} s and was stopped.")
-            return RunStatus.FAILED
         time.sleep(poll_s)
 
 
