@@ -695,7 +695,9 @@ def rotate_master_key(*, actor=None, progress=None) -> RotationReport:
     report = RotationReport()
     for hospital_id in Hospital.objects.order_by("slug").values_list("pk", flat=True):
         with transaction.atomic():
-            hospital = Hospital.objects.select_for_update().get(pk=hospital_id)
+            hospital = Hospital.objects.select_for_update().filter(pk=hospital_id).first()
+            if hospital is None:
+                continue  # deleted since the list was read: its key is destroyed, nothing to rewrap
             if keys.rewrap_data_key(hospital):
                 hospital.save(update_fields=["wrapped_data_key", "master_key_id"])
                 record_audit(

@@ -115,3 +115,25 @@ def test_a_hospital_made_under_the_old_key_during_a_rotation_is_not_reported_don
     assert "1 hospital key(s) rewrapped, 1 already under" in out.getvalue()
     new_id = crypto.key_id(base64.b64decode(new))
     assert set(Hospital.objects.values_list("master_key_id", flat=True)) == {new_id}
+
+
+def test_a_hospital_deleted_while_the_rotation_runs_does_not_stop_it(master):
+    """The rotation lists the hospitals first and takes them one by one; one deleted in between is
+    simply no longer there to rewrap, and the others are still done."""
+    from hospitals.services import delete_hospital, rotate_master_key
+
+    old, new = new_key(), new_key()
+    master(old)
+    make_hospital("a-first")
+    make_hospital("b-deleted")
+    make_hospital("c-last")
+    master(new, previous=old)
+
+    def delete_b_after_a(hospital):
+        if hospital.slug == "a-first":
+            delete_hospital(hospital=Hospital.objects.get(slug="b-deleted"))
+
+    report = rotate_master_key(progress=delete_b_after_a)
+    assert report.rewrapped == 2
+    new_id = crypto.key_id(base64.b64decode(new))
+    assert dict(Hospital.objects.values_list("slug", "master_key_id")) == {"a-first": new_id, "c-last": new_id}
