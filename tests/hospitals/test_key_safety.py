@@ -137,3 +137,16 @@ def test_a_hospital_deleted_while_the_rotation_runs_does_not_stop_it(master):
     assert report.rewrapped == 2
     new_id = crypto.key_id(base64.b64decode(new))
     assert dict(Hospital.objects.values_list("slug", "master_key_id")) == {"a-first": new_id, "c-last": new_id}
+
+
+def test_a_rotation_to_the_same_key_is_refused(master):
+    """Previous and current the same key (the new one not yet set in NEUROFED_MASTER_KEY) would rewrap
+    nothing and still end in success; a rotation is often made because a key leaked, which would then
+    still be in use."""
+    old = new_key()
+    master(old)
+    hospital = make_hospital()
+    master(old, previous=old)
+    with pytest.raises(CommandError, match="same key"):
+        call_command("rotate_master_key", stdout=io.StringIO(), stderr=io.StringIO())
+    assert Hospital.objects.get(pk=hospital.pk).master_key_id == hospital.master_key_id

@@ -24,6 +24,11 @@ class Command(BaseCommand):
             previous = keys.previous_master_key()
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
+        if previous is not None and key_id(previous) == current:
+            raise CommandError(
+                "NEUROFED_PREVIOUS_MASTER_KEY is the same key as NEUROFED_MASTER_KEY, so nothing would be rewrapped; "
+                "set NEUROFED_MASTER_KEY to the new key and NEUROFED_PREVIOUS_MASTER_KEY to the one it replaces."
+            )
         self.stdout.write(f"Current master key: {current}")
         if previous is not None:
             self.stdout.write(f"Previous master key: {key_id(previous)}")
