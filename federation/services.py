@@ -388,17 +388,13 @@ def _classifier_bundle(run: FederatedRun, model) -> dict:
     return export.export_classifier(model, _run_folder(run.pk), dataset, log=lambda *_: None)
 
 
-def _register_candidate(run: FederatedRun, model) -> tuple[str, dict]:
-    """Register the run's model as a candidate version, with its provenance; returns (id, metrics)."""
+def _register_candidate(run: FederatedRun, bundle: dict) -> str:
+    """Register the run's exported classifier as a candidate version, with its provenance; returns its id."""
     import json
 
     from diagnostics.models.registry import ModelSource, ModelTask
     from diagnostics.registry import register_model_version
 
-    if run.model_kind != "classifier":
-        # The segmenter's bundle needs the segmentation validation set; its weights are kept instead.
-        return "", {}
-    bundle = _classifier_bundle(run, model)
     provenance = {"federated_run": run.pk, "flower_run_id": run.flower_run_id, "strategy": run.strategy,
                   "rounds": run.num_rounds, "local_epochs": run.local_epochs,
                   "hospitals": sorted(h.slug for h in run.hospitals.all()),
@@ -407,7 +403,7 @@ def _register_candidate(run: FederatedRun, model) -> tuple[str, dict]:
         task=ModelTask.CLASSIFY, version=f"federated-{run.pk}", artifact_path=bundle["bundle_path"],
         metrics=bundle["validation_metrics"], source=ModelSource.FEDERATED, federated_run_id=str(run.pk),
         notes=json.dumps(provenance, sort_keys=True))
-    return str(version.pk), bundle["validation_metrics"]
+    return str(version.pk)
 
 
 def complete_run(run_id, *, model, metrics: dict, wire: dict | None = None) -> FederatedRun:
@@ -415,7 +411,7 @@ def complete_run(run_id, *, model, metrics: dict, wire: dict | None = None) -> F
 
     The ServerApp may still be training when the operator stops the run or the platform fails it (a
     deadline, a lost SuperLink): that outcome stands, and a model of a run that did not finish is neither
-    kept nor registered, so it can never be promoted.
+    kept nor registered, so it can never be promoted, here or from the operator's versions table.
     """
     run = FederatedRun.objects.prefetch_related("hospitals").get(pk=run_id)
     if run.finished:
@@ -424,23 +420,33 @@ def complete_run(run_id, *, model, metrics: dict, wire: dict | None = None) -> F
         return run
     weights_path = _save_weights(run_id, model)
     final = {**{k: _measured(v) for k, v in metrics.items()}, "wire": wire or {}}
-    version_id = ""
-    try:
-        version_id, bundle_metrics = _register_candidate(run, model)
-        if bundle_metrics:
-            final["candidate"] = bundle_metrics
-    except Exception:  # noqa: BLE001 - the run's outcome stands even if the registry refuses it
-        log.exception("could not register the model of federated run %s", run_id)
-    completed = FederatedRun.objects.filter(pk=run_id).exclude(status__in=FINISHED).update(
-        status=RunStatus.COMPLETED, finished_at=timezone.now(), final_metrics=final, weights_path=weights_path,
-        model_version_id=version_id)
-    run.refresh_from_db()
-    if not completed:
-        # Stopped while the model was being exported: the version stays registered but is no run's
-        # candidate, and promote_federated_model refuses a run that did not complete.
-        log.warning("federated run %s ended (%s) while its model was being registered; it stays %s",
-                    run_id, run.status, run.status)
-        return run
+    bundle = None
+    if run.model_kind == ModelKind.CLASSIFIER:
+        # The segmenter's bundle needs the segmentation validation set; its weights are kept instead.
+        try:
+            # Outside the transaction below: calibrating and measuring the model takes a while.
+            bundle = _classifier_bundle(run, model)
+        except Exception:  # noqa: BLE001 - the run's outcome stands even without a bundle
+            log.exception("could not export the model of federated run %s", run_id)
+    with transaction.atomic():
+        # The run's row locked: a stop or failure meanwhile either came first (the model is then no
+        # candidate) or waits for this outcome and finds the run finished.
+        run = FederatedRun.objects.select_for_update().get(pk=run_id)
+        if run.finished:
+            log.warning("federated run %s ended (%s) while its model was being exported; its model is discarded",
+                        run_id, run.status)
+            return run
+        version_id = ""
+        if bundle is not None:
+            try:
+                with transaction.atomic():
+                    version_id = _register_candidate(run, bundle)
+                final["candidate"] = bundle["validation_metrics"]
+            except Exception:  # noqa: BLE001 - the run's outcome stands even if the registry refuses it
+                log.exception("could not register the model of federated run %s", run_id)
+        run.status, run.finished_at, run.final_metrics = RunStatus.COMPLETED, timezone.now(), final
+        run.weights_path, run.model_version_id = weights_path, version_id
+        run.save(update_fields=["status", "finished_at", "final_metrics", "weights_path", "model_version_id"])
     publish(run_id, _event(run, "finished", final_metrics=final, model_version_id=version_id))
     return run
 

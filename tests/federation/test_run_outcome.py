@@ -95,3 +95,47 @@ def test_a_run_stopped_before_its_serverapp_started_is_not_shown_running(world):
     run.refresh_from_db()
     assert run.status == RunStatus.STOPPED and run.started_at is None
     assert events == []
+
+
+def test_a_run_stopped_while_its_classifier_was_being_exported_registers_no_candidate(world, federation_home,
+                                                                                       settings):
+    """The export (calibration, validation) takes a while; a stop in the meantime wins, and the model
+    becomes no candidate at all: one registered then would be on the versions table, promotable from there,
+    though its run never finished."""
+    import threading
+    import time
+
+    from diagnostics.models.registry import ModelVersion
+
+    settings.MODEL_DIR = federation_home / "models"
+    run = FederatedRun.objects.create(model_kind="classifier", image_size=32, model_width=2,
+                                      validation_per_class=2, status=RunStatus.RUNNING)
+    run.hospitals.set([world.a, world.b])
+    classifier = learning.build_model(learning.MODEL_CLASSIFIER, 32, 2, seed=0)
+    ended = threading.Thread(target=services.complete_run, args=(run.pk,),
+                             kwargs={"model": classifier, "metrics": {"accuracy": 0.5}})
+    ended.start()
+    weights = federation_home / "models" / f"run-{run.pk}" / "final.weights.h5"
+    deadline = time.monotonic() + 60
+    while not weights.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    services.stop_federated_run(run=run)
+    ended.join(timeout=300)
+    run.refresh_from_db()
+    assert run.status == RunStatus.STOPPED and not run.model_version_id
+    assert not ModelVersion.objects.filter(federated_run_id=str(run.pk)).exists()
+
+
+def test_a_classifier_run_that_finishes_registers_its_candidate(world, federation_home, settings):
+    from diagnostics.models.registry import ModelVersion
+
+    settings.MODEL_DIR = federation_home / "models"
+    run = FederatedRun.objects.create(model_kind="classifier", image_size=32, model_width=2,
+                                      validation_per_class=2, status=RunStatus.RUNNING)
+    run.hospitals.set([world.a, world.b])
+    classifier = learning.build_model(learning.MODEL_CLASSIFIER, 32, 2, seed=0)
+    services.complete_run(run.pk, model=classifier, metrics={"accuracy": 0.5})
+    run.refresh_from_db()
+    version = ModelVersion.objects.get(federated_run_id=str(run.pk))
+    assert run.status == RunStatus.COMPLETED and run.model_version_id == str(version.pk)
+    assert version.status == "candidate" and run.final_metrics["candidate"] == version.metrics
