@@ -22,6 +22,7 @@ OPEN_REFUSAL_FIELDS = {
     "invalid_name": "name",
     "name_taken": "name",
     "invalid_email": "admin_email",
+    "operator_account": "admin_email",
 }
 
 

@@ -142,3 +142,15 @@ def test_the_invite_form_marks_the_operators_address_and_a_taken_record_number_o
     taken = client.post("/h/st-anne/members/", {**patient, "medical_record_number": "MRN-TAKEN"}).content.decode()
     assert_marked(taken, "invite-mrn", "Medical record number",
                   "A patient with this medical record number already exists in the hospital.")
+
+
+def test_the_open_hospital_form_marks_the_operators_own_address_on_the_email_field(client, world, django_user_model):
+    operator = django_user_model.objects.create_superuser("op@neurofed.example", "op@neurofed.example",
+                                                          "op-password-12")
+    client.force_login(operator)
+    response = client.post("/operator/hospitals/", {"name": "Royal Infirmary", "slug": "royal",
+                                                    "admin_email": "op@neurofed.example"})
+    assert response.status_code == 400
+    assert_marked(response.content.decode(), "id_admin_email", "First admin&#x27;s email",
+                  "This address is the platform operator&#x27;s account, which is a member of no hospital; "
+                  "invite another address.")
