@@ -329,6 +329,8 @@ def test_an_admin_removes_a_scan_and_the_patients_open_page_says_it_is_gone(worl
     patient.get_by_text("This scan has been removed, or you can no longer see it.").wait_for()
     assert not patient.locator(".viewer-layout").is_visible()
     assert not patient.get_by_role("button", name="Remove this scan").is_visible()
+    # The page's live region no longer speaks of a reading that is gone; the alert above says what happened.
+    assert patient.locator("#result-news").text_content() == ""
     assert console_errors == []  # told by the socket; no request the server would refuse
     screenshot(patient, "flow-patient-scan-removed-phone")
 

@@ -90,6 +90,9 @@ function showGone() {
   }
   const removal = document.getElementById("remove-scan");
   if (removal) removal.hidden = true;
+  // The live region would still speak of a reading that is gone; the alert above says what happened.
+  const news = document.getElementById("result-news");
+  if (news) news.textContent = "";
 }
 
 // A source opens on its own site, in a new tab so the result stays open; only web addresses are linked.
