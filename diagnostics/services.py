@@ -86,6 +86,27 @@ def _on_commit_robust(func, *args, **kwargs) -> None:
     transaction.on_commit(update_wrapper(partial(func, *args, **kwargs), func), robust=True)
 
 
+def _discard_unstored(paths) -> None:
+    """The clean-up of a write that raised: delete each of its files that no committed row names.
+
+    The exception may come after the commit, from an on-commit follow-up: robust callbacks catch only
+    Exception, and an interrupt (the SystemExit of a web worker's timeout, Ctrl-C) can arrive while one
+    queues the analysis or mails the patient. The file of the scan or review that was stored must stay.
+    Where the database cannot be asked, the file stays too: an orphan costs disk, a lost file a scan.
+    """
+    for path in paths:
+        try:
+            named = (Scan.objects.filter(blob_path=path).exists()
+                     or Diagnosis.objects.filter(Q(mask_path=path) | Q(heatmap_path=path)).exists()
+                     or Review.objects.filter(mask_path=path).exists())
+        except Exception as error:
+            logger.warning("kept a file whose row could not be checked after a failed write (%s)",
+                           type(error).__name__)
+            continue
+        if not named:
+            delete_blob(path)
+
+
 def max_decompressed_bytes() -> int:
     # A gzip/zip may expand; bounded at twice the upload limit so a bomb stops early and the web
     # process stays within its memory budget.
@@ -254,7 +275,7 @@ def upload_scan(*, hospital, patient, data: bytes, uploaded_by=None, request=Non
             raise
         return existing, False
     except BaseException:
-        delete_blob(stored.path)
+        _discard_unstored([stored.path])
         raise
     logger.info("scan %s uploaded to %s (%s, %d slices)", scan.id, hospital.slug, scan.kind, scan.slice_count)
     return scan, True
@@ -304,7 +325,7 @@ def requeue_failed_scan(scan: Scan, data: bytes, *, actor=None, request=None) ->
                 _on_commit_robust(enqueue_analysis, locked.id)
     except BaseException:
         if replacement:
-            delete_blob(replacement.path)
+            _discard_unstored([replacement.path])
         raise
     if requeued:
         logger.info("scan %s re-queued in %s after a failure", locked.id, locked.hospital.slug)
@@ -470,8 +491,7 @@ def record_diagnosis(scan_id, result: AnalysisResult) -> Diagnosis:
             _transition(scan, ScanStatus.DONE, finished_at=timezone.now())
             record_audit(actor=None, hospital=scan.hospital, action="scan.diagnose", obj=scan)
     except BaseException:
-        for path in written:
-            delete_blob(path)
+        _discard_unstored(written)
         raise
     logger.info("scan %s diagnosed: %s", scan.id, diagnosis.label)
     return diagnosis
@@ -554,7 +574,7 @@ def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", 
                 _on_commit_robust(patient_mail.tell_patient_scan_reviewed, locked, request)
     except BaseException:
         if stored:
-            delete_blob(stored.path)
+            _discard_unstored([stored.path])
         raise
     logger.info("scan %s reviewed in %s (label changed: %s)", scan.pk, hospital.slug, review.label_changed)
     return review
@@ -714,7 +734,6 @@ def create_reviewed_case(hospital, image, label: str, mask=None, reviewer=None) 
             delete_blob(path)
         return Scan.objects.get(hospital=hospital, patient=None, content_digest=digest)
     except BaseException:
-        for path in written:
-            delete_blob(path)
+        _discard_unstored(written)
         raise
     return scan
