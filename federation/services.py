@@ -472,7 +472,10 @@ def stop_federated_run(*, run: FederatedRun, actor=None, request=None) -> Federa
             control.stop_run(conf.federation_home(), run.flower_run_id)
         except Exception as exc:  # noqa: BLE001 - a SuperLink that is gone has stopped the run too
             log.warning("could not stop flower run %s: %s", run.flower_run_id, exc)
-    fail_run(run.pk, "Stopped by the platform operator.", status=RunStatus.STOPPED)
+    if not fail_run(run.pk, "Stopped by the platform operator.", status=RunStatus.STOPPED):
+        # It ended while the stop was on its way: its outcome stands, and nothing was stopped.
+        run.refresh_from_db()
+        raise DomainError("run_finished", f"Run {run.pk} has already finished ({run.status}).", status=409)
     for hospital in run.hospitals.all():
         record_audit(actor=actor, hospital=hospital, action="federation.run_stop", obj=run, request=request)
     run.refresh_from_db()

@@ -167,6 +167,21 @@ def test_operator_stops_a_run_without_a_superlink_run_yet(api, operator, opted_i
     assert again.status_code == 409 and again.json()["error"] == "run_finished"
 
 
+def test_a_stop_that_comes_after_the_run_ended_is_refused_and_leaves_no_stop_in_the_audit_log(operator, opted_in):
+    """The operator's page read the run while it was running; it completed before the stop reached it."""
+    from federation import services
+    from hospitals.errors import DomainError
+
+    run = make_run(opted_in.a, opted_in.b, status=RunStatus.RUNNING)
+    read_while_running = FederatedRun.objects.get(pk=run.pk)
+    FederatedRun.objects.filter(pk=run.pk).update(status=RunStatus.COMPLETED)
+    with pytest.raises(DomainError) as refused:
+        services.stop_federated_run(run=read_while_running, actor=operator)
+    assert refused.value.code == "run_finished" and refused.value.status == 409
+    assert FederatedRun.objects.get(pk=run.pk).status == RunStatus.COMPLETED
+    assert not AuditEvent.objects.filter(action="federation.run_stop").exists()
+
+
 def test_a_run_without_a_candidate_cannot_be_promoted(api, operator, opted_in):
     run = make_run(opted_in.a, opted_in.b, status=RunStatus.FAILED)
     response = api(operator).post(f"{RUNS}{run.pk}/promote/")
