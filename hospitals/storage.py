@@ -1,7 +1,9 @@
 """Encrypted blob storage under MEDIA_ROOT/hospitals/<hospital-uuid>/ (DESIGN §3).
 
 Names are random, so no PHI ever appears in a path. Writes go to a temporary file renamed into place,
-so a crash never leaves a half-written blob under a real name.
+so a crash never leaves a half-written blob under a real name. Blobs are 0600 and the folders made for
+them 0700, whatever the process umask: sealed, a blob still tells how many scans a hospital holds, how
+large and when, which is no other local user's business.
 """
 
 import os
@@ -47,15 +49,23 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+BLOB_FILE_MODE = 0o600
+BLOB_FOLDER_MODE = 0o700
+
+
 def _make_directories(directory: Path) -> None:
-    """mkdir -p, each folder it creates synced into its parent: a folder's entry, like a renamed file's,
-    is on disk only once its parent is synced."""
+    """mkdir -p, each folder it creates 0700 and synced into its parent: a folder's entry, like a renamed
+    file's, is on disk only once its parent is synced."""
     missing = []
     while not directory.exists():
         missing.append(directory)
         directory = directory.parent
     for folder in reversed(missing):
-        folder.mkdir(exist_ok=True)  # another writer may have made it meanwhile; synced below all the same
+        try:
+            folder.mkdir(mode=BLOB_FOLDER_MODE)
+            os.chmod(folder, BLOB_FOLDER_MODE)  # mkdir's mode passes through the umask
+        except FileExistsError:
+            pass  # another writer made it meanwhile, with the same mode; synced below all the same
         _fsync_directory(folder.parent)
 
 
@@ -68,7 +78,10 @@ def store_blob(hospital, plaintext: bytes, *, record_type: str, record_id) -> St
     final = directory / name
     temporary = directory / (name + ".tmp")
     try:
-        with open(temporary, "wb") as fh:
+        # O_EXCL: a name already there is no file of ours to overwrite.
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, BLOB_FILE_MODE)
+        with open(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), BLOB_FILE_MODE)  # os.open's mode passes through the umask
             fh.write(sealed)
             fh.flush()
             os.fsync(fh.fileno())

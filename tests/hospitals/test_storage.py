@@ -116,3 +116,21 @@ def test_a_write_cut_short_leaves_no_partial_file(hospital):
         signal.signal(signal.SIGXFSZ, previous_handler)
     root = storage.hospital_root(hospital)
     assert [path for path in root.rglob("*") if path.is_file()] == []
+
+
+def test_blobs_and_their_folders_are_private_to_the_platform_user_whatever_the_umask(hospital):
+    """Another local user may neither read a blob nor list a hospital's folders: sealed blobs still tell
+    how many scans a hospital holds, how large and when. A permissive umask (a shell's 0022, or 0) must
+    not loosen that."""
+    import os
+    import stat
+
+    previous = os.umask(0)
+    try:
+        stored = storage.store_blob(hospital, b"\x89PNG scan", record_type="scan", record_id="modes")
+    finally:
+        os.umask(previous)
+    blob = Path(settings.MEDIA_ROOT) / stored.path
+    assert stat.S_IMODE(blob.stat().st_mode) == 0o600
+    for folder in (blob.parent, storage.hospital_root(hospital), storage.hospital_root(hospital).parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
