@@ -73,12 +73,15 @@ def submit_run(federation_home: Path, platform_run_id: int, *, attempts: int = 3
 CLOCK_SKEW = datetime.timedelta(minutes=1)
 
 
-def find_submitted(federation_home: Path, platform_run_id: int, *, since: datetime.datetime | None = None) -> str:
+def find_submitted(federation_home: Path, platform_run_id: int, *, since: datetime.datetime | None = None,
+                   must_answer: bool = False) -> str:
     """Flower's id of a run the SuperLink has for this platform run, or "".
 
     `since`: the platform run's creation. A SuperLink's state outlives a platform database that was
     reset (the demo's, a test's), whose run ids start again at 1: a Flower run submitted before the
     platform run existed belongs to another run of the same number.
+
+    `must_answer`: an unreachable SuperLink raises instead of answering "" (it may hold the run all the same).
     """
     from flwr.proto.control_pb2 import ListRunsRequest
 
@@ -86,6 +89,8 @@ def find_submitted(federation_home: Path, platform_run_id: int, *, since: dateti
         with _control_client(federation_home) as client:
             response = client.ListRuns(ListRunsRequest())
     except Exception:  # noqa: BLE001 - unreachable: nothing was submitted that we can see
+        if must_answer:
+            raise
         return ""
     for run_id, run in response.run_dict.items():
         value = run.override_config.get("platform-run-id")

@@ -42,7 +42,20 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None) -> str:
     else:
         # A delivery of this task that died after the SuperLink took the run, and before the run recorded
         # it, must not have the run started a second time: two ServerApps would train it side by side.
-        flower_run_id = control.find_submitted(home, run.pk, since=run.created_at)
+        # A SuperLink that does not answer (the coordinator restarting) may hold the run all the same: wait
+        # for its answer, as a run being followed would, rather than submit the run a second time.
+        unreachable_since = time.monotonic()
+        while True:
+            try:
+                flower_run_id = control.find_submitted(home, run.pk, since=run.created_at, must_answer=True)
+                break
+            except Exception as exc:  # noqa: BLE001 - connection refused, reset, timeouts...
+                if time.monotonic() - unreachable_since > conf.superlink_lost_s():
+                    services.fail_run(run_id, f"The SuperLink was unreachable for {conf.superlink_lost_s()} s "
+                                              f"({type(exc).__name__}); the run was abandoned.")
+                    run.refresh_from_db()
+                    return run.status
+                time.sleep(poll_s)
         if not flower_run_id and run.finished:
             return run.status
         if not flower_run_id:

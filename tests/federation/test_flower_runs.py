@@ -241,3 +241,27 @@ def test_a_flower_run_of_an_earlier_database_is_not_taken_for_a_new_run_of_the_s
     run.refresh_from_db()
     assert run.flower_run_id and run.flower_run_id != earlier, run.failure_reason
     assert sorted(flower_runs_of(federation.home, run)) == sorted([earlier, run.flower_run_id])
+
+
+def test_a_redelivered_task_that_finds_the_superlink_down_waits_for_it_rather_than_submitting_the_run_again(
+        federation, settings, world):
+    """The coordinator restarted: the worker's task is redelivered while the SuperLink is still coming up.
+    Unanswered, the question "does the SuperLink hold this run already?" is not a no."""
+    from federation import control
+
+    settings.FEDERATION_RUN_DEADLINE_S = 3
+    settings.FEDERATION_SUPERLINK_LOST_S = 120
+    federation.start_superlink()
+    run = make_run([world.a, world.b])
+    # The first delivery: the SuperLink took the run, then the machine went down before the run recorded it.
+    submitted = control.submit_run(federation.home, run.pk)
+    federation.superlink.stop(timeout=10)
+    FederatedRun.objects.filter(pk=run.pk).update(status=RunStatus.PENDING, flower_run_id="", started_at=None)
+    thread, result = follow_in_background(run)
+    time.sleep(5)
+    federation.start_superlink()
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    run.refresh_from_db()
+    assert run.flower_run_id == submitted, (result, run.failure_reason)
+    assert flower_runs_of(federation.home, run) == [submitted], federation.logs()
