@@ -659,13 +659,21 @@ def update_hospital_settings(*, hospital: Hospital, actor, request=None, **chang
 # --- keys ------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class HospitalDeletion:
+    # Set once the deletion has committed and the files were removed: how many files and folders could
+    # not be (0 when all went). None while the deletion waits on an enclosing transaction.
+    files_left: int | None = None
+
+
 @transaction.atomic
-def delete_hospital(*, hospital: Hospital, actor=None) -> None:
+def delete_hospital(*, hospital: Hospital, actor=None) -> HospitalDeletion:
     """Crypto-shred a hospital: destroy its data key, then its rows; its files go once that commits.
 
     Without the data key every blob and MRN digest of the hospital is unreadable, even in a backup of
     the files taken before deletion.
     """
+    deletion = HospitalDeletion()
     hospital = Hospital.objects.select_for_update().get(pk=hospital.pk)
     size = len(bytes(hospital.wrapped_data_key or b""))
     # Overwrite before deleting, so the row image PostgreSQL keeps until vacuum holds no key either.
@@ -676,8 +684,13 @@ def delete_hospital(*, hospital: Hospital, actor=None) -> None:
     hospital_id, slug = hospital.pk, hospital.slug
     files_of = Hospital(pk=hospital_id, slug=slug)
     hospital.delete()
-    transaction.on_commit(lambda: storage.delete_hospital_files(files_of))
+
+    def remove_files():
+        deletion.files_left = storage.delete_hospital_files(files_of)
+
+    transaction.on_commit(remove_files)
     log.info("hospital %s (%s) deleted and its data key destroyed", slug, hospital_id)
+    return deletion
 
 
 @dataclass

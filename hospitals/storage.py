@@ -6,6 +6,7 @@ them 0700, whatever the process umask: sealed, a blob still tells how many scans
 large and when, which is no other local user's business.
 """
 
+import logging
 import os
 import secrets
 import shutil
@@ -16,6 +17,8 @@ from django.conf import settings
 
 from hospitals import crypto
 from hospitals.keys import hospital_data_key
+
+log = logging.getLogger(__name__)
 
 
 class BlobIntegrityError(crypto.DecryptionError):
@@ -118,5 +121,36 @@ def delete_blob(relative_path: str) -> None:
         _absolute(relative_path).unlink(missing_ok=True)
 
 
-def delete_hospital_files(hospital) -> None:
-    shutil.rmtree(hospital_root(hospital), ignore_errors=True)
+def delete_hospital_files(hospital) -> int:
+    """Remove a hospital's folder; return how many files and folders under it could not be removed.
+
+    Runs once the hospital's deletion has committed, so what cannot be removed (a file made immutable, a
+    folder on a read-only mount) undoes nothing: it is unreadable without the destroyed key, logged,
+    counted for the operator, and left for sweep_orphan_blobs, which removes any hospital's folder once
+    the hospital is gone.
+    """
+    root = hospital_root(hospital)
+    errors = []
+    shutil.rmtree(root, onerror=lambda function, path, exc_info: errors.append(exc_info[1]))
+    errors = [error for error in errors if not isinstance(error, FileNotFoundError)]
+    if not errors and not root.exists():
+        return 0
+    left = _entries_under(root)
+    if left:
+        first = errors[0] if errors else None
+        log.warning(
+            "hospital %s deleted, but %d of its stored files and folders could not be removed (%s); "
+            "sweep_orphan_blobs retries them", hospital.pk, left,
+            f"{type(first).__name__}: {first.strerror}" if isinstance(first, OSError) else "cause not reported",
+        )
+    return left
+
+
+def _entries_under(root: Path) -> int:
+    """Files and folders left under root, root included; a folder that cannot be listed counts as one."""
+    if not os.path.lexists(root):
+        return 0
+    count = 1
+    for _folder, folders, files in os.walk(root):
+        count += len(folders) + len(files)
+    return count

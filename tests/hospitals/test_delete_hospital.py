@@ -1,6 +1,10 @@
 """Deleting a hospital crypto-shreds it: the data key goes first, then its rows and its files."""
 
+import contextlib
 import io
+import logging
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -80,3 +84,59 @@ def test_members_lose_access_through_the_api(world, client_as):
 
     assert client_as("doctor_a").get(url("hospitals", "st-anne", "patients")).status_code == 404
     assert client_as("doctor_a").get(url("hospitals")).json() == []
+
+
+@contextlib.contextmanager
+def undeletable(path: Path):
+    """Make `path` a file that cannot be removed, as a real deployment meets one: immutable (root ignores
+    folder permissions), or in a read-only folder for any other user."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+    else:
+        path.parent.chmod(0o500)
+        try:
+            yield
+        finally:
+            path.parent.chmod(0o700)
+
+
+def test_files_that_cannot_be_removed_are_logged_and_counted(world, caplog, django_capture_on_commit_callbacks):
+    kept = storage.store_blob(world.a, b"scan", record_type="scan", record_id=1)
+    storage.store_blob(world.a, b"mask", record_type="mask", record_id=2)
+    kept_file = Path(settings.MEDIA_ROOT) / kept.path
+    with undeletable(kept_file), caplog.at_level(logging.WARNING, logger="hospitals.storage"):
+        with django_capture_on_commit_callbacks(execute=True):
+            deletion = delete_hospital(hospital=world.a)
+        assert kept_file.exists()
+    # The deletion stands; what is left is counted (the file, its folder, the hospital's folder) and logged.
+    assert not Hospital.objects.filter(pk=world.a.pk).exists()
+    assert deletion.files_left == 3
+    [record] = [r for r in caplog.records if r.name == "hospitals.storage"]
+    assert str(world.a.pk) in record.getMessage() and "sweep_orphan_blobs" in record.getMessage()
+    assert not (storage.hospital_root(world.a) / "mask").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_command_says_how_many_files_stay_and_what_removes_them(world):
+    kept = storage.store_blob(world.a, b"scan", record_type="scan", record_id=1)
+    out, err = io.StringIO(), io.StringIO()
+    with undeletable(Path(settings.MEDIA_ROOT) / kept.path):
+        call_command("delete_hospital", "st-anne", "--yes-destroy-all-data", "st-anne", stdout=out, stderr=err)
+    assert not Hospital.objects.filter(slug="st-anne").exists()
+    assert "data key destroyed" in out.getvalue() and "files deleted" not in out.getvalue()
+    assert "3 stored file(s) and folder(s)" in err.getvalue() and "sweep_orphan_blobs" in err.getvalue()
+    # Once the cause is fixed, nothing is left to report.
+    assert storage.delete_hospital_files(world.a) == 0 and not storage.hospital_root(world.a).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_command_says_files_deleted_when_they_all_went(world):
+    storage.store_blob(world.a, b"scan", record_type="scan", record_id=1)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("delete_hospital", "st-anne", "--yes-destroy-all-data", "st-anne", stdout=out, stderr=err)
+    assert "files deleted" in out.getvalue() and err.getvalue() == ""
+    assert not storage.hospital_root(world.a).exists()

@@ -31,10 +31,16 @@ class Command(BaseCommand):
                 f"This destroys {slug}'s data key, {counts['members']} memberships, {counts['patients']} patient "
                 f"records and every stored file, irreversibly. Rerun with --yes-destroy-all-data {slug} to confirm."
             )
-        delete_hospital(hospital=hospital)
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Hospital {slug} deleted: data key destroyed, {counts['members']} memberships and "
-                f"{counts['patients']} patient records removed, files deleted."
-            )
+        deletion = delete_hospital(hospital=hospital)
+        deleted = (f"Hospital {slug} deleted: data key destroyed, {counts['members']} memberships and "
+                   f"{counts['patients']} patient records removed")
+        if not deletion.files_left:
+            self.stdout.write(self.style.SUCCESS(f"{deleted}, files deleted."))
+            return
+        # The deletion has committed and stands: what is left is unreadable without the key, and only disk.
+        self.stdout.write(self.style.SUCCESS(f"{deleted}."))
+        self.stderr.write(
+            f"{deletion.files_left} stored file(s) and folder(s) under MEDIA_ROOT/hospitals/{hospital.pk}/ could "
+            "not be removed (the log says why). They are unreadable without the destroyed key. Fix the cause "
+            "and run manage.py sweep_orphan_blobs, which removes them."
         )
