@@ -144,6 +144,9 @@ def promote_model_version(model_version: ModelVersion, *, accept_lower_score: bo
     audit log records the change, by ``actor`` (None: the platform itself).
     """
     model_version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
+    if model_version.status == ModelStatus.ACTIVE:
+        # Already serving (a second press, a retried request): nothing changes, and it keeps its start.
+        return model_version
     verify_model_version(model_version)
     shortfall = None if accept_lower_score else shortfall_against_active(model_version)
     if shortfall:
@@ -152,12 +155,10 @@ def promote_model_version(model_version: ModelVersion, *, accept_lower_score: bo
                .filter(task=model_version.task, status=ModelStatus.ACTIVE).exclude(pk=model_version.pk))
     replaced = current.first()
     current.update(status=ModelStatus.RETIRED)
-    was_active = model_version.status == ModelStatus.ACTIVE
     model_version.status = ModelStatus.ACTIVE
     model_version.activated_at = timezone.now()
     model_version.save(update_fields=["status", "activated_at"])
-    if not was_active:
-        _record_model_change("model.promote", model_version, replaced, actor, request)
+    _record_model_change("model.promote", model_version, replaced, actor, request)
     return model_version
 
 

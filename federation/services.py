@@ -498,20 +498,25 @@ def promote_federated_model(*, run: FederatedRun, actor=None, request=None, acce
     one that scored lower than the active model only with ``accept_lower_score``)."""
     if run.status != RunStatus.COMPLETED or not run.model_version_id:
         raise DomainError("no_candidate", f"Run {run.pk} has no registered candidate model to promote.", status=409)
-    from diagnostics.models.registry import ModelVersion
+    from diagnostics.models.registry import ModelStatus, ModelVersion
     from diagnostics.registry import ModelIntegrityError, ScoresBelowActive, promote_model_version
 
-    version = ModelVersion.objects.filter(pk=run.model_version_id).first()
-    if version is None:
-        raise DomainError("no_candidate", f"Run {run.pk}'s model version is no longer registered.", status=409)
-    try:
-        version = promote_model_version(version, accept_lower_score=accept_lower_score, actor=actor, request=request)
-    except ModelIntegrityError as exc:
-        raise DomainError("model_integrity", str(exc), status=409) from None
-    except ScoresBelowActive as lower:
-        raise DomainError("scores_below_active", f"{lower} It was not promoted; promote it again accepting the "
-                                                 "lower score if that is meant.", status=409) from None
-    for hospital in run.hospitals.all():
-        record_audit(actor=actor, hospital=hospital, action="federation.model_promote", obj=run, request=request)
+    with transaction.atomic():
+        # Locked: of two promotions at once, the second finds the model serving and records nothing.
+        version = ModelVersion.objects.select_for_update().filter(pk=run.model_version_id).first()
+        if version is None:
+            raise DomainError("no_candidate", f"Run {run.pk}'s model version is no longer registered.", status=409)
+        if version.status == ModelStatus.ACTIVE:
+            return version
+        try:
+            version = promote_model_version(version, accept_lower_score=accept_lower_score, actor=actor,
+                                            request=request)
+        except ModelIntegrityError as exc:
+            raise DomainError("model_integrity", str(exc), status=409) from None
+        except ScoresBelowActive as lower:
+            raise DomainError("scores_below_active", f"{lower} It was not promoted; promote it again accepting the "
+                                                     "lower score if that is meant.", status=409) from None
+        for hospital in run.hospitals.all():
+            record_audit(actor=actor, hospital=hospital, action="federation.model_promote", obj=run, request=request)
     publish(run.pk, {"kind": "promoted", "run": run.pk, "model_version_id": run.model_version_id})
     return version

@@ -382,3 +382,21 @@ def test_a_run_model_that_scored_lower_than_the_active_one_is_promoted_only_on_p
                               format="json").status_code == 200
     candidate.refresh_from_db()
     assert candidate.status == "active"
+
+
+def test_promoting_a_runs_model_again_changes_nothing_and_is_recorded_once(api, operator, opted_in, tmp_path):
+    """A second press of Promote, or a retried request, finds the model already serving: each hospital's
+    audit log says once that it was promoted, and the model keeps the time it began serving."""
+    from tests.diagnostics.helpers import register_classifier
+
+    candidate = register_classifier(tmp_path, "federated-9", {"macro_f1": 0.9})
+    run = make_run(opted_in.a, opted_in.b, status=RunStatus.COMPLETED, model_version_id=str(candidate.pk))
+    assert api(operator).post(f"{RUNS}{run.pk}/promote/", {}, format="json").status_code == 200
+    candidate.refresh_from_db()
+    serving_since = candidate.activated_at
+    again = api(operator).post(f"{RUNS}{run.pk}/promote/", {}, format="json")
+    assert again.status_code == 200
+    candidate.refresh_from_db()
+    assert candidate.status == "active" and candidate.activated_at == serving_since
+    for hospital in (opted_in.a, opted_in.b):
+        assert AuditEvent.objects.filter(action="federation.model_promote", hospital_id=hospital.pk).count() == 1
