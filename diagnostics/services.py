@@ -41,7 +41,7 @@ from hospitals.crypto import DecryptionError
 from hospitals.keys import hospital_data_key
 from hospitals.errors import DomainError
 from hospitals.models import AuditEvent, Hospital, Role
-from hospitals.storage import delete_blob, read_blob, store_blob
+from hospitals.storage import delete_blob, named_blob_paths, read_blob, store_blob
 
 logger = logging.getLogger(__name__)
 
@@ -94,16 +94,14 @@ def _discard_unstored(paths) -> None:
     queues the analysis or mails the patient. The file of the scan or review that was stored must stay.
     Where the database cannot be asked, the file stays too: an orphan costs disk, a lost file a scan.
     """
+    try:
+        named = named_blob_paths(paths)
+    except Exception as error:
+        logger.warning("kept the files of a failed write, whose rows could not be checked (%s)",
+                       type(error).__name__)
+        return
     for path in paths:
-        try:
-            named = (Scan.objects.filter(blob_path=path).exists()
-                     or Diagnosis.objects.filter(Q(mask_path=path) | Q(heatmap_path=path)).exists()
-                     or Review.objects.filter(mask_path=path).exists())
-        except Exception as error:
-            logger.warning("kept a file whose row could not be checked after a failed write (%s)",
-                           type(error).__name__)
-            continue
-        if not named:
+        if path not in named:
             delete_blob(path)
 
 

@@ -8,9 +8,13 @@ large and when, which is no other local user's business.
 
 import logging
 import os
+import re
 import secrets
 import shutil
-from dataclasses import dataclass
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -154,3 +158,151 @@ def _entries_under(root: Path) -> int:
     for _folder, folders, files in os.walk(root):
         count += len(folders) + len(files)
     return count
+
+
+# --- orphans ---------------------------------------------------------------------------------------------
+# A process killed (SIGKILL, out of memory, a power cut) between store_blob and the commit of the row that
+# names the file leaves a file no row names; so does a crash inside delete_hospital's clean-up, which leaves
+# the folder of a hospital that no longer exists. Nothing else removes either.
+
+# What store_blob writes, and the temporary file a kill can leave beside it. Anything else under a
+# hospital's folder was put there by someone else and is left alone.
+_BLOB_NAME = re.compile(r"[0-9a-f]{32}\.bin(\.tmp)?")
+
+
+def blob_path_fields() -> list[tuple[type, str]]:
+    """Every (model, field) whose column names a blob: each model lists its own in BLOB_PATH_FIELDS."""
+    from django.apps import apps
+
+    return [(model, name) for model in apps.get_models() for name in getattr(model, "BLOB_PATH_FIELDS", ())]
+
+
+def named_blob_paths(paths) -> set[str]:
+    """The ones of `paths` (relative to MEDIA_ROOT) that some row names."""
+    paths, named = list(paths), set()
+    for start in range(0, len(paths), 1000):
+        chunk = paths[start:start + 1000]
+        for model, name in blob_path_fields():
+            named.update(model.objects.filter(**{f"{name}__in": chunk}).values_list(name, flat=True))
+    return named
+
+
+@dataclass
+class OrphanCandidates:
+    """Blob files older than the cutoff, found before the rows are asked about them."""
+
+    files: list[Path] = field(default_factory=list)
+    # Folders of hospitals that no longer exist, each with its folders' mtimes as found (None: not one's).
+    gone_hospital_folders: dict[Path, dict[Path, float]] = field(default_factory=dict)
+    unrecognised: int = 0
+    cutoff: float = 0.0
+
+
+@dataclass
+class SweepReport:
+    checked: int = 0
+    orphans: list[str] = field(default_factory=list)  # relative to MEDIA_ROOT
+    orphan_bytes: int = 0
+    failed: int = 0
+    gone_hospital_folders: int = 0
+    folders_removed: int = 0
+    unrecognised: int = 0
+
+
+def find_orphan_candidates(*, hospital=None, older_than: timedelta) -> OrphanCandidates:
+    """List the blob files under one hospital's folder, or every hospital's, last written before now -
+    `older_than`; with every hospital, also the folders of hospitals that no longer exist.
+
+    The cutoff is what keeps a write in flight safe: its file is new until its row commits.
+    """
+    from hospitals.models import Hospital
+
+    found = OrphanCandidates(cutoff=time.time() - older_than.total_seconds())
+    if hospital is not None:
+        folders = [hospital_root(hospital)]
+    else:
+        base = Path(settings.MEDIA_ROOT) / "hospitals"
+        folders = sorted(entry for entry in (base.iterdir() if base.is_dir() else ()) if _is_hospital_folder(entry))
+        # Asked after listing: a hospital created meanwhile is then known, its folder not mistaken for a gone one's.
+        existing = {str(pk) for pk in Hospital.objects.values_list("pk", flat=True)}
+        for folder in folders:
+            if folder.name not in existing:
+                found.gone_hospital_folders[folder] = {}
+    for folder in folders:
+        mtimes = found.gone_hospital_folders.get(folder)
+        for directory, _subfolders, files in os.walk(folder):
+            if mtimes is not None:
+                mtimes[Path(directory)] = _mtime(Path(directory))
+            for name in files:
+                path = Path(directory) / name
+                if not _BLOB_NAME.fullmatch(name) or path.is_symlink():
+                    found.unrecognised += 1
+                    continue
+                written = _mtime(path)
+                if written is not None and written < found.cutoff:
+                    found.files.append(path)
+    return found
+
+
+def sweep_orphan_blobs(candidates: OrphanCandidates, *, dry_run=False, progress=None) -> SweepReport:
+    """Delete each candidate file that no row names, then the emptied folders of hospitals that are gone.
+
+    The rows are asked after the files were listed, so a row committed before the question protects its
+    file; a row never comes to name an old file later, since store_blob always writes a new one.
+    """
+    media = Path(settings.MEDIA_ROOT)
+    report = SweepReport(unrecognised=candidates.unrecognised,
+                         gone_hospital_folders=len(candidates.gone_hospital_folders))
+    relative = {str(path.relative_to(media)): path for path in candidates.files}
+    named = named_blob_paths(relative)
+    for name, path in relative.items():
+        report.checked += 1
+        if name not in named:
+            try:
+                size = path.stat().st_size
+                if not dry_run:
+                    path.unlink()
+            except FileNotFoundError:
+                pass  # removed meanwhile (a scan deleted): nothing to do
+            except OSError as error:
+                report.failed += 1
+                log.warning("could not remove an orphaned blob of hospital %s (%s: %s)",
+                            path.relative_to(media).parts[1], type(error).__name__, error.strerror)
+            else:
+                report.orphans.append(name)
+                report.orphan_bytes += size
+        if progress is not None:
+            progress(name)
+    if not dry_run:
+        for mtimes in candidates.gone_hospital_folders.values():
+            report.folders_removed += _remove_empty_folders(mtimes, candidates.cutoff)
+    return report
+
+
+def _remove_empty_folders(mtimes: dict[Path, float], cutoff: float) -> int:
+    """rmdir, deepest first, each folder that is empty now and was last changed before the cutoff when it
+    was listed: a folder made since, for a hospital whose creation has not committed yet, stays."""
+    removed = 0
+    for folder in sorted(mtimes, key=lambda path: len(path.parts), reverse=True):
+        if mtimes[folder] is None or mtimes[folder] >= cutoff:
+            continue
+        try:
+            folder.rmdir()
+        except OSError:
+            continue  # not empty (a file kept, or one written meanwhile), or not ours to remove
+        removed += 1
+    return removed
+
+
+def _is_hospital_folder(entry: Path) -> bool:
+    try:
+        return entry.is_dir() and str(uuid.UUID(entry.name)) == entry.name
+    except ValueError:
+        return False
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.lstat().st_mtime
+    except FileNotFoundError:
+        return None

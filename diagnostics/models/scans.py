@@ -65,6 +65,7 @@ class Scan(models.Model):
     failure_reason = models.CharField(max_length=300, blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=0)
 
+    BLOB_PATH_FIELDS = ("blob_path",)  # the columns naming a stored blob (hospitals.storage.blob_path_fields)
     # The file exactly as uploaded (it is the clinical record), encrypted.
     blob_path = models.CharField(max_length=255)
     blob_sha256 = models.CharField(max_length=64)
@@ -154,6 +155,7 @@ class Diagnosis(models.Model):
     tumour_volume_mm3 = models.FloatField(null=True, blank=True)
     bbox = models.JSONField(null=True, blank=True)  # {"top", "left", "height", "width"} in image pixels
     timings = models.JSONField(default=dict, blank=True)  # milliseconds per stage
+    BLOB_PATH_FIELDS = ("mask_path", "heatmap_path")
     mask_path = models.CharField(max_length=255, blank=True, default="")
     mask_sha256 = models.CharField(max_length=64, blank=True, default="")
     heatmap_path = models.CharField(max_length=255, blank=True, default="")
@@ -185,6 +187,7 @@ class Review(models.Model):
     mask_changed = models.BooleanField(default=False)
     notes = EncryptedTextField(blank=True, default="")
     # A corrected tumour outline (PNG, 0 = background), encrypted like every derived image.
+    BLOB_PATH_FIELDS = ("mask_path",)
     mask_path = models.CharField(max_length=255, blank=True, default="")
     mask_sha256 = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
