@@ -103,33 +103,41 @@ def _slice_thickness_mm(data: bytes, kind: str) -> float | None:
     """Distance between slices of a volume, for the volume estimate; None when the file does not say."""
     try:
         if kind == "nifti":
-            import nibabel as nib
+            from diagnostics.ml.readers import nifti_header, nifti_voxel_sizes_mm
 
             if data[:2] == b"\x1f\x8b":
                 with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
                     data = stream.read(540)
-            header_bytes = data[:540]
-            size = int.from_bytes(header_bytes[:4], "little")
-            header_class = nib.Nifti2Header if size == 540 or int.from_bytes(header_bytes[:4], "big") == 540 \
-                else nib.Nifti1Header
-            header = header_class.from_fileobj(io.BytesIO(header_bytes))
-            zooms = header.get_zooms()
+            header = nifti_header(data)
+            sizes = nifti_voxel_sizes_mm(header)
             # After reorientation to RAS the third axis is axial; take the spacing the affine gives it.
             affine = header.get_best_affine()
             axial = int(np.argmax(np.abs(affine[2, :3])))
-            return float(zooms[axial]) if len(zooms) > axial else None
+            return sizes[axial] if sizes is not None and len(sizes) > axial else None
         if kind in ("dicom", "dicom_series"):
             import zipfile
 
             import pydicom
 
-            if kind == "dicom_series":
+            from diagnostics.ml.readers import dicom_pixel_measure, dicom_position_along_normal
+
+            if kind == "dicom":
+                datasets = [pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)]
+            else:
                 with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                    first = next(m for m in archive.infolist() if not m.is_dir())
-                    data = archive.read(first)
-            dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-            value = dataset.get("SpacingBetweenSlices") or dataset.get("SliceThickness")
-            return float(value) if value else None
+                    # The members the reader takes: a Finder zip's __MACOSX files are no DICOM.
+                    datasets = [pydicom.dcmread(io.BytesIO(archive.read(member)), stop_before_pixels=True)
+                                for member in archive.infolist()
+                                if not member.is_dir() and not member.filename.startswith("__MACOSX")]
+            # A series says where each slice lies: the step between neighbours is the spacing, gaps
+            # included, which SliceThickness (the slab one slice images) leaves out.
+            positions = sorted({round(dicom_position_along_normal(ds), 3) for ds in datasets
+                                if ds.get("ImagePositionPatient") is not None})
+            if len(positions) == len(datasets) > 1:
+                return float(np.median(np.diff(positions)))
+            first = datasets[0]
+            value = dicom_pixel_measure(first, "SpacingBetweenSlices") or dicom_pixel_measure(first, "SliceThickness")
+            return float(value) if value and float(value) > 0 else None
     except Exception:  # a missing thickness only means no volume estimate
         logger.debug("no slice thickness", exc_info=True)
     return None

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from diagnostics.limits import too_many_pixels_sentence
 
@@ -128,6 +128,9 @@ def _decode_raster(data: bytes, kind: str, max_pixels: int, max_frames: int) -> 
         if getattr(image, "n_frames", 1) > max_frames:
             raise ScanDecodeError("too_many_frames")
         image.load()
+        # A camera or an export tool may store the picture turned and say so in EXIF; every viewer shows
+        # it turned back, and so must the model and the doctor's view of the scan.
+        image = ImageOps.exif_transpose(image)
     except ScanDecodeError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
@@ -218,7 +221,7 @@ def _check_rle_expansion(dataset, rows: int, columns: int, frames: int) -> None:
 
 def _read_dicom_pixels(dataset, frames: int, max_bytes: int) -> np.ndarray:
     from pydicom.pixels import get_decoder
-    from pydicom.uid import RLELossless
+    from pydicom.uid import JPEGExtended12Bit, RLELossless
 
     rows, columns = int(dataset.Rows), int(dataset.Columns)
     samples = int(dataset.get("SamplesPerPixel", 1) or 1)
@@ -229,9 +232,18 @@ def _read_dicom_pixels(dataset, frames: int, max_bytes: int) -> np.ndarray:
     syntax = dataset.file_meta.get("TransferSyntaxUID")
     if syntax is not None and syntax.is_compressed:
         try:
-            available = get_decoder(syntax).is_available
+            decoder = get_decoder(syntax)
+            available = decoder.is_available
         except NotImplementedError:
             available = False
+        bits = int(dataset.get("BitsStored", 8) or 8)
+        if available and syntax == JPEGExtended12Bit and bits > 8 and set(decoder.available_plugins) <= {"pillow"}:
+            # Pillow decodes 8-bit JPEG only; a 12-bit one would fail inside it as "damaged".
+            raise ScanDecodeError(
+                "unsupported_compression",
+                f"This DICOM file is compressed as {syntax.name} with {bits}-bit samples, which cannot be "
+                "decoded here; export the series uncompressed (or as JPEG baseline) and upload it again.",
+            )
         if not available:
             raise ScanDecodeError(
                 "unsupported_compression",
@@ -251,7 +263,7 @@ class _DicomImage:
     frames: list[np.ndarray]
     spacing_mm: tuple[float, float] | None
     identifiers: dict[str, str]
-    position: float  # along the series: ImagePositionPatient z, else InstanceNumber
+    position: float  # along the series: ImagePositionPatient along the slice normal, else InstanceNumber
 
 
 # What a patient calls the common other kinds of scan (DICOM's Modality codes).
@@ -314,12 +326,55 @@ def _read_dicom_unguarded(data: bytes, max_pixels: int, max_frames: int, max_byt
         pixels = pixels.mean(axis=-1)[None]
     elif pixels.ndim == 2:
         pixels = pixels[None]
-    spacing = dataset.get("PixelSpacing")
-    spacing_mm = (float(spacing[0]), float(spacing[1])) if spacing is not None and len(spacing) == 2 else None
+    spacing = dicom_pixel_measure(dataset, "PixelSpacing")
+    spacing_mm = _positive_spacing(spacing)
+    return _DicomImage([frame for frame in pixels], spacing_mm, _dicom_identifiers(dataset),
+                       dicom_position_along_normal(dataset))
+
+
+def dicom_pixel_measure(dataset, keyword: str):
+    """PixelSpacing, SliceThickness or SpacingBetweenSlices of a DICOM image, wherever its IOD keeps it.
+
+    A classic image has it at the top level; an enhanced (multi-frame) MR image in the Pixel Measures
+    functional group, shared by all frames or given per frame (the first frame's is taken). None when
+    the file does not say.
+    """
+    value = dataset.get(keyword)
+    if value not in (None, ""):
+        return value
+    for groups in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        for group in (dataset.get(groups) or [])[:1]:
+            for measures in (group.get("PixelMeasuresSequence") or [])[:1]:
+                value = measures.get(keyword)
+                if value not in (None, ""):
+                    return value
+    return None
+
+
+def _positive_spacing(spacing) -> tuple[float, float] | None:
+    try:
+        row, column = (float(value) for value in spacing)
+    except (TypeError, ValueError):  # absent, or not two numbers
+        return None
+    return (row, column) if all(np.isfinite(v) and v > 0 for v in (row, column)) else None
+
+
+def dicom_position_along_normal(dataset) -> float:
+    """Where a DICOM slice lies in its series: ImagePositionPatient along the slice normal.
+
+    The normal is the cross product of ImageOrientationPatient's row and column directions, so a
+    sagittal or coronal series (all at one z) is ordered as well as an axial one; without an
+    orientation the z coordinate is used, and without a position the InstanceNumber.
+    """
     position = dataset.get("ImagePositionPatient")
-    order = (float(position[2]) if position is not None and len(position) == 3
-             else float(dataset.get("InstanceNumber", 0) or 0))
-    return _DicomImage([frame for frame in pixels], spacing_mm, _dicom_identifiers(dataset), order)
+    if position is None or len(position) != 3:
+        return float(dataset.get("InstanceNumber", 0) or 0)
+    position = np.asarray([float(v) for v in position])
+    orientation = dataset.get("ImageOrientationPatient")
+    if orientation is None or len(orientation) != 6:
+        return float(position[2])
+    normal = np.cross([float(v) for v in orientation[:3]], [float(v) for v in orientation[3:]])
+    return float(position @ normal)
 
 
 def _decode_dicom(data: bytes, max_pixels: int, max_frames: int, max_bytes: int) -> DecodedScan:
@@ -374,7 +429,9 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
         header_size = struct.unpack(">i", data[:4])[0]
     image_class = nib.Nifti2Image if header_size == 540 else nib.Nifti1Image
     try:
+        raw_header = nifti_header(data)
         volume = image_class.from_bytes(data)
+        orientation = nib.io_orientation(volume.affine)  # stored axis -> RAS axis, as the next line uses
         volume = nib.as_closest_canonical(volume)  # RAS: the third axis runs foot to head (axial)
         shape = volume.shape
     except Exception as error:  # nibabel raises assorted types on a bad header
@@ -392,15 +449,56 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
             array = np.asarray(volume.dataobj, dtype=np.float32)
     except Exception as error:
         raise ScanDecodeError("unreadable", "The NIfTI image data is damaged or truncated.") from error
+    if not np.isfinite(array).all():
+        # Masked and registered volumes mark "no data" outside the brain with NaN: that is background,
+        # as dark as the darkest voxel measured.
+        finite = array[np.isfinite(array)]
+        array = np.where(np.isfinite(array), array, finite.min() if finite.size else 0.0).astype(np.float32)
     if array.ndim == 2:
         array = array[:, :, None]
     # RAS voxel (i, j) runs left->right, posterior->anterior; rotate so anterior is up, as radiologists
     # (and the training images) show an axial slice.
     slices = [np.rot90(array[:, :, k]).astype(np.float32) for k in range(array.shape[2])]
     slices = [s for s in slices if has_content(s)]
-    zooms = volume.header.get_zooms()
-    spacing = (float(zooms[1]), float(zooms[0])) if len(zooms) >= 2 else None
+    sizes = nifti_voxel_sizes_mm(raw_header)
+    spacing = None
+    if sizes is not None:
+        # Rows of a shown slice run along the canonical second axis (y), columns along the first (x).
+        canonical = {int(output): float(size) for (output, _), size in zip(orientation, sizes)}
+        spacing = (canonical[1], canonical[0]) if {0, 1} <= canonical.keys() else None
     return DecodedScan("nifti", slices, spacing, {})
+
+
+# NIfTI's xyzt_units name the unit of the voxel sizes and of the affines; "unknown" is read as mm, as
+# the format's tools do.
+NIFTI_MM_PER_UNIT = {"mm": 1.0, "micron": 0.001, "meter": 1000.0, "unknown": 1.0}
+
+
+def nifti_header(data: bytes):
+    """The header of a NIfTI-1 or NIfTI-2 file as written: nibabel's checks would turn a voxel size of
+    0 (not given) into 1 mm, a measurement nobody made."""
+    import nibabel as nib
+
+    header_class = nib.Nifti2Header if 540 in (struct.unpack("<i", data[:4])[0], struct.unpack(">i", data[:4])[0]) \
+        else nib.Nifti1Header
+    return header_class.from_fileobj(io.BytesIO(data[:540]), check=False)
+
+
+def nifti_voxel_sizes_mm(header) -> tuple[float, ...] | None:
+    """Voxel size in mm along each spatial axis of the stored array; None when the header gives none.
+
+    From the sform when there is one (its columns' lengths), else from pixdim (which the qform and the
+    plain scaling use), in the header's unit. ``header`` as read by ``nifti_header``.
+    """
+    spatial = min(3, max(int(header["dim"][0]), 1))
+    if int(header["sform_code"]) > 0:
+        sizes = np.sqrt((np.asarray(header.get_sform(), dtype=np.float64)[:3, :spatial] ** 2).sum(axis=0))
+    else:
+        sizes = np.abs(np.asarray(header["pixdim"][1:1 + spatial], dtype=np.float64))
+    mm_per_unit = NIFTI_MM_PER_UNIT.get(header.get_xyzt_units()[0])
+    if mm_per_unit is None or not np.all(np.isfinite(sizes) & (sizes > 0)):
+        return None
+    return tuple(float(size) * mm_per_unit for size in sizes)
 
 
 def _gunzip(data: bytes, max_bytes: int) -> bytes:
