@@ -200,3 +200,12 @@ def test_sagittal_series_is_ordered_along_its_slice_normal():
     scan = decode_scan(buffer.getvalue(), **LIMITS)
     expected = [kaggle_slice("meningioma", i).astype(np.float32) * 16 for i in (0, 2, 1)]  # along the normal (-x)
     assert all(np.array_equal(s, e) for s, e in zip(scan.slices, expected))
+
+
+def test_dicom_pixel_spacing_of_zero_is_no_spacing():
+    # "0\0" (written by some converters for "unknown") would make every tumour 0 mm².
+    from tests.diagnostics.samples import dataset_bytes, dicom_dataset
+
+    ds = dicom_dataset([kaggle_slice("glioma")])
+    ds.PixelSpacing = [0.0, 0.0]
+    assert decode_scan(dataset_bytes(ds), **LIMITS).pixel_spacing_mm is None
