@@ -1,10 +1,13 @@
 """Forms of the pages. Accounts sign in with their email, which is also their username."""
 
+import logging
 from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, SetPasswordForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, PasswordResetForm, SetPasswordForm
+from django.core.mail import EmailMultiAlternatives
+from django.template import loader
 from django.utils import timezone
 
 from hospitals import throttle
@@ -12,6 +15,8 @@ from hospitals.accounts import authenticate_by_email
 from hospitals.errors import DomainError
 from hospitals.models import Role
 from hospitals.passwords import MAX_PASSWORD_LENGTH
+
+logger = logging.getLogger(__name__)
 
 
 class BrakedSignIn:
@@ -170,3 +175,22 @@ class ChangePasswordForm(WeakPasswordOnItsField, PasswordChangeForm):
 
 class ChooseNewPasswordForm(WeakPasswordOnItsField, SetPasswordForm):
     pass
+
+
+class ResetPasswordForm(PasswordResetForm):
+    """Django's, sending the mail as Django does, but a failure is logged by the account and the error's
+    type: Django logs the whole exception, and a refused recipient's names the address, often a patient's."""
+
+    def send_mail(self, subject_template_name, email_template_name, context, from_email, to_email,
+                  html_email_template_name=None):
+        subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
+        message = EmailMultiAlternatives(subject, loader.render_to_string(email_template_name, context), from_email,
+                                         [to_email])
+        if html_email_template_name is not None:
+            message.attach_alternative(loader.render_to_string(html_email_template_name, context), "text/html")
+        try:
+            message.send()
+        except Exception as exc:
+            # The page says a mail was sent either way: it must not tell whether the address has an account.
+            logger.error("could not email user %s a password-reset link (%s)", context["user"].pk,
+                         type(exc).__name__)

@@ -13,7 +13,7 @@ from django.core.mail import send_mail
 from django.http import HttpResponseRedirect
 from django.urls import reverse, reverse_lazy
 
-from frontend.forms import ChangePasswordForm, ChooseNewPasswordForm, SignInForm
+from frontend.forms import ChangePasswordForm, ChooseNewPasswordForm, ResetPasswordForm, SignInForm
 from frontend.views.base import render_page, signed_in
 from hospitals import throttle
 from hospitals.accounts import password_changed, reset_login_failures
@@ -111,6 +111,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     template_name = "frontend/auth/password_reset_form.html"
     email_template_name = "frontend/auth/password_reset_email.txt"
     subject_template_name = "frontend/auth/password_reset_subject.txt"
+    form_class = ResetPasswordForm
     success_url = reverse_lazy("frontend:password-reset-done")
 
     def form_valid(self, form):
