@@ -23,6 +23,10 @@ from hospitals.errors import DomainError
 from hospitals.models import AIResultVisibility, Invitation, Membership, Patient, Role, time_zone_names
 
 MEMBERS_PAGE_SIZE = 50
+# The members list's email filter, per hospital, is kept in the session and never put in an address:
+# what is typed is part of a member's address, often a patient's, and access logs, proxies and the
+# browser's history keep addresses (the role, not personal, stays in the query string).
+EMAIL_FILTER_SESSION = "members_email_filter"
 
 # An invitation refused because of one value is shown beside that field; the others above the form.
 INVITE_REFUSAL_FIELDS = {
@@ -39,6 +43,8 @@ INVITE_REFUSAL_FIELDS = {
 @hospital_page(roles=ADMIN)
 def members(request, membership):
     hospital = membership.hospital
+    if request.method == "POST" and "filter" in request.POST:
+        return _filter_members(request, hospital)
     form = InviteForm(request.POST if request.method == "POST" else None, initial={"role": Role.DOCTOR})
     if form.is_valid():
         data = form.cleaned_data
@@ -63,7 +69,7 @@ def members(request, membership):
                          "the link in that earlier email no longer works.")
             messages.success(request, sent)
             return redirect("frontend:members", hospital.slug)
-    listing = _member_filters(request.GET)
+    listing = _member_filters(request, hospital, request.GET.get("role", ""))
     members = Membership.objects.filter(hospital=hospital).select_related("user").order_by("role", "user__email")
     if listing["role"]:
         members = members.filter(role=listing["role"])
@@ -75,9 +81,10 @@ def members(request, membership):
         "members": page.object_list,
         "page": page,
         "listing": listing,
-        # The filters and page travel with each row's form, so a change brings the admin back to the same rows.
-        "query": urlencode({key: value for key, value in listing.items() if value}),
-        "here": urlencode({**{key: value for key, value in listing.items() if value}, "page": page.number}),
+        # The role and page travel with each row's form, so a change brings the admin back to the same rows
+        # (the email filter stays in the session).
+        "query": urlencode({"role": listing["role"]}) if listing["role"] else "",
+        "here": urlencode({**({"role": listing["role"]} if listing["role"] else {}), "page": page.number}),
         "invitations": Invitation.objects.filter(hospital=hospital, accepted_at__isnull=True),
         "roles": Role.choices,
         "invitation_ttl_hours": settings.INVITATION_TTL_HOURS,
@@ -87,20 +94,36 @@ def members(request, membership):
     return render_page(request, "frontend/admin/members.html", context, membership=membership, status=status)
 
 
-def _member_filters(params) -> dict:
-    role = params.get("role", "")
-    return {"role": role if role in Role.values else "", "email": params.get("email", "").strip()[:254]}
+def _member_filters(request, hospital, role: str) -> dict:
+    email = request.session.get(EMAIL_FILTER_SESSION, {}).get(str(hospital.pk), "")
+    return {"role": role if role in Role.values else "", "email": email}
+
+
+def _members_url(hospital, **kept) -> str:
+    url = reverse("frontend:members", args=[hospital.slug])
+    kept = {key: value for key, value in kept.items() if value}
+    return f"{url}?{urlencode(kept)}" if kept else url
+
+
+def _filter_members(request, hospital):
+    """The filter form, posted: the email part goes to the session, the role to the address."""
+    showing_everyone = request.POST["filter"] == "everyone"
+    email = "" if showing_everyone else request.POST.get("email", "").strip()[:254]
+    emails = {**request.session.get(EMAIL_FILTER_SESSION, {}), str(hospital.pk): email}
+    request.session[EMAIL_FILTER_SESSION] = {key: value for key, value in emails.items() if value}
+    role = "" if showing_everyone else request.POST.get("role", "")
+    return redirect(_members_url(hospital, role=role if role in Role.values else ""))
 
 
 def _back_to_members(hospital, posted):
-    """The members page with the filters and page the admin was looking at; only those keys, so no form
+    """The members page with the role and page the admin was looking at; only those keys, so no form
     field can turn this redirect into one to another site."""
     listing = QueryDict(posted.get("listing", ""))
-    kept = {key: value for key, value in _member_filters(listing).items() if value}
+    role = listing.get("role", "")
+    kept = {"role": role} if role in Role.values else {}
     if listing.get("page", "").isdigit():
         kept["page"] = listing["page"]
-    url = reverse("frontend:members", args=[hospital.slug])
-    return redirect(f"{url}?{urlencode(kept)}" if kept else url)
+    return redirect(_members_url(hospital, **kept))
 
 
 @require_POST
