@@ -226,10 +226,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
-# Invitations and password resets go out by mail. The console backend only writes them to the log, which
-# suits development; production sets EMAIL_BACKEND to the SMTP backend and the relay below
-# (`manage.py check --deploy` warns when it has not).
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Invitations and password resets go out by mail. The console backend writes each mail whole to the log,
+# the links that open an account and patients' addresses with it, so it is only development's default: with
+# DEBUG off a missing EMAIL_BACKEND means SMTP through the relay below, whose failure is logged by its type
+# (`manage.py check --deploy` warns when a backend that delivers nothing is set).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend" if DEBUG
+                        else "django.core.mail.backends.smtp.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "neurofed@localhost")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)

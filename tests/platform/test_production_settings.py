@@ -98,7 +98,8 @@ def deploy_check(tmp_path, **env):
 
 
 def test_deploy_check_warns_that_invitations_would_only_reach_the_log(tmp_path):
-    result = deploy_check(tmp_path, **production(NEUROFED_MASTER_KEY=master_key()))
+    console = {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    result = deploy_check(tmp_path, **production(NEUROFED_MASTER_KEY=master_key(), **console))
     assert "hospitals.W001" in result.stderr + result.stdout
     assert "invitations and password resets are not delivered" in result.stderr + result.stdout
 
