@@ -220,6 +220,12 @@ HOSPITAL_RUN_MAX_ROUNDS = 20
 HOSPITAL_RUN_DEFAULT_ROUNDS = 3
 
 
+def earlier_unfinished_run(run: FederatedRun) -> FederatedRun | None:
+    """An unfinished run asked for before `run` over one of its hospitals, which `run` must wait for."""
+    return (FederatedRun.objects.filter(hospitals__in=run.hospitals.all(), pk__lt=run.pk)
+            .exclude(status__in=FINISHED).order_by("pk").first())
+
+
 def unfinished_run_over(hospitals) -> FederatedRun | None:
     """An unfinished run that one of `hospitals` takes part in, if any: each node trains one run at a time."""
     return FederatedRun.objects.filter(hospitals__in=hospitals).exclude(status__in=FINISHED).distinct().first()

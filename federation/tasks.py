@@ -17,11 +17,22 @@ log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 POLL_S = 2.0
+# How often a run waiting for an earlier one over the same hospitals asks again. Not a wait inside the
+# task: that would hold a federation worker process doing nothing.
+TURN_POLL_S = 15
+
+
+class EarlierRunUnfinished(Exception):
+    """An earlier run over one of this run's hospitals has not finished: a node trains one run at a time."""
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def follow_federated_run(self, run_id: int) -> None:
-    follow_run(run_id)
+    try:
+        follow_run(run_id)
+    except EarlierRunUnfinished:
+        # Back in the queue until it is this run's turn; every earlier run ends, by its deadline at the latest.
+        raise self.retry(countdown=TURN_POLL_S, max_retries=None)
 
 
 def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None) -> str:
@@ -36,6 +47,10 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None) -> str:
     if run.finished and run.flower_run_id:
         return run.status
     home = home or conf.federation_home()
+    if not run.flower_run_id and services.earlier_unfinished_run(run) is not None:
+        # Runs over a hospital start in the order they were asked for, whatever the number of federation
+        # worker processes: an operator's start is not refused for a busy hospital, it queues.
+        raise EarlierRunUnfinished(run_id)
     if run.flower_run_id:
         # Redelivered after a worker died: the run was submitted already, so only follow it.
         flower_run_id = run.flower_run_id
