@@ -30,7 +30,8 @@ def dashboard(request, membership):
             hospital=hospital, actor=request.user, request=request, federation_opt_in=opt_in
         )
         messages.success(request, "This hospital takes part in federated training." if opt_in
-                         else "This hospital no longer takes part in new federated runs.")
+                         else "This hospital no longer takes part in federated training; "
+                         "a run under way gets nothing more from its node.")
         return redirect("frontend:federation", hospital.slug)
     runs = visible_runs(request.user).filter(hospitals=hospital).prefetch_related("hospitals", "rounds")
     rows = []

@@ -87,7 +87,8 @@ def test_opt_in_and_out(client, world):
     page = client.post("/h/st-anne/federation/", {}, follow=True)
     world.a.refresh_from_db()
     assert not world.a.federation_opt_in
-    assert "no longer takes part" in page.content.decode()
+    assert ("no longer takes part in federated training; a run under way gets nothing more from its node"
+            in page.content.decode())
 
 
 @pytest.fixture
