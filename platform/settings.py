@@ -170,6 +170,9 @@ LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 50)
 LOGIN_FAILURE_WINDOW_S = env_int("LOGIN_FAILURE_WINDOW_S", 15 * 60)
 # Password-reset mails to one address per hour (ten times as many from one client address).
 PASSWORD_RESET_MAILS_PER_HOUR = env_int("PASSWORD_RESET_MAILS_PER_HOUR", 3)
+# How long a password-reset link works. Django's three days is long for a link that sits in a mailbox
+# and, once opened, in an access log line: an hour covers a person resetting the password they forgot.
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_S", 60 * 60)
 # Reverse proxies in front of the app that append to X-Forwarded-For (0: clients connect directly).
 # Without it, behind a proxy every client would share the proxy's address in the audit trail and in
 # the sign-in brake's per-address count.

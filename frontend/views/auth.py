@@ -6,6 +6,7 @@ registration/ templates and comes first in INSTALLED_APPS.
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import NON_FIELD_ERRORS
@@ -107,6 +108,16 @@ login = LoginView.as_view()
 # signed_in: a change posted after the sign-in ended comes back here with a note, as every form does.
 password_change = signed_in(PasswordChangeView.as_view())
 logout = LogoutView.as_view()
+def _link_lifetime() -> str:
+    """How long a reset link works, in the words the mail gives it ("1 hour", "90 minutes", "2 days")."""
+    seconds = settings.PASSWORD_RESET_TIMEOUT
+    for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= length and seconds % length == 0:
+            count = seconds // length
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
 class PasswordResetView(auth_views.PasswordResetView):
     template_name = "frontend/auth/password_reset_form.html"
     email_template_name = "frontend/auth/password_reset_email.txt"
@@ -115,6 +126,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     success_url = reverse_lazy("frontend:password-reset-done")
 
     def form_valid(self, form):
+        self.extra_email_context = {"link_lifetime": _link_lifetime()}
         if not throttle.reset_mail_allowed(self.request, form.cleaned_data["email"]):
             # The same page as a mail sent: the limit must not tell whether the address has an account.
             logger.warning("password-reset mail not sent: the hourly limit for this address or client is reached")

@@ -193,3 +193,28 @@ def test_reset_mails_to_one_address_are_limited_and_the_page_does_not_tell(clien
     # Another address still gets its mail.
     client.post("/accounts/password-reset/", {"email": world.doctor_a.email})
     assert len(mail.outbox) == 3
+
+
+def test_a_reset_link_works_for_the_configured_time_and_the_mail_says_so(client, world, settings):
+    from django.contrib.auth.tokens import default_token_generator
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    assert settings.PASSWORD_RESET_TIMEOUT == 3600  # the default: an hour, not Django's three days
+    client.post("/accounts/password-reset/", {"email": world.patient_a.email})
+    assert "open this link (it works once, within 1 hour):" in mail.outbox[0].body
+
+    # A link minted 61 minutes ago no longer opens the form; one minted 59 minutes ago still does.
+    uid = urlsafe_base64_encode(force_bytes(world.patient_a.pk))
+    now = default_token_generator._num_seconds(default_token_generator._now())
+    tokens = default_token_generator
+    stale = tokens._make_token_with_timestamp(world.patient_a, now - 61 * 60, tokens.secret)
+    fresh = tokens._make_token_with_timestamp(world.patient_a, now - 59 * 60, tokens.secret)
+    stale_page = client.get(f"/accounts/password-reset/{uid}/{stale}/", follow=True).content.decode()
+    assert "This link no longer works" in stale_page
+    fresh_page = client.get(f"/accounts/password-reset/{uid}/{fresh}/", follow=True).content.decode()
+    assert "Choose a new password" in fresh_page
+
+    settings.PASSWORD_RESET_TIMEOUT = 2 * 86400
+    client.post("/accounts/password-reset/", {"email": world.patient_a.email})
+    assert "within 2 days" in mail.outbox[-1].body
