@@ -94,6 +94,8 @@ MIDDLEWARE = [
     # /healthz and /readyz, answered before the host check and the HTTPS redirect (neurofed/health.py).
     "neurofed.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before WhiteNoise, so static files carry the policy too (neurofed/csp.py).
+    "neurofed.csp.ContentSecurityPolicyMiddleware",
     # Static assets are served by the app itself: hospital networks often have no CDN or proxy to do it.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # After WhiteNoise, so only the application's own answers (which may name patients) are never cached.
@@ -277,6 +279,9 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
+# Where browsers send a report of what the Content-Security-Policy refused (neurofed/csp.py); empty: none.
+# A refusal in production is either an attack or a page the policy breaks: worth collecting either way.
+CSP_REPORT_URI = env_str("CSP_REPORT_URI")
 # A sign-in lasts while it is used: it ends SESSION_IDLE_TIMEOUT_S after the last request (a ward
 # computer left signed in does not stay open for the next person), and every request starts the
 # count again, which costs one session write per request.

@@ -115,7 +115,7 @@ function renderResult() {
   }
   const rows = Object.entries(result.probabilities)
     .sort((a, b) => b[1] - a[1])
-    .map(([label, p]) => `<li><span>${escapeHtml(labelName(label))}</span><span class="bar"><span style="width:${(p * 100).toFixed(1)}%"></span></span><span>${formatPercent(p)}</span></li>`)
+    .map(([label, p]) => `<li><span>${escapeHtml(labelName(label))}</span><span class="bar"><span data-share="${p}"></span></span><span>${formatPercent(p)}</span></li>`)
     .join("");
   const area = result.tumour_area_mm2 != null ? `${result.tumour_area_mm2.toFixed(0)} mm²`
     : result.tumour_area_px != null ? `${Math.round(result.tumour_area_px)} pixels` : "none found";
@@ -129,6 +129,8 @@ function renderResult() {
     <p class="help">Tumour area: ${escapeHtml(area)}.
       Classifier ${escapeHtml(result.model_version?.version || "unknown")},
       segmenter ${escapeHtml(result.segmenter_version?.version || "unknown")}.</p>`;
+  // Widths through the style property: the Content-Security-Policy refuses style attributes in markup.
+  for (const bar of body.querySelectorAll("[data-share]")) bar.style.width = `${(bar.dataset.share * 100).toFixed(1)}%`;
 }
 
 function reviewItem(r) {
