@@ -62,3 +62,32 @@ def add_reviewed_case(hospital, label="glioma", mask=None):
 
 
 _case_numbers = itertools.count()
+
+
+def make_scan(hospital, patient, *, label="glioma", reviewed_by=None, reviews=1, model_version=None,
+              segmenter_version=None):
+    """A finished scan of `patient` written straight to the tables, with the software's result, and
+    `reviews` reviews by `reviewed_by` when given: for tests of listings, where how many rows there are
+    matters and decoding an upload for each would only cost time. Its files are never read."""
+    from diagnostics.models.scans import Diagnosis, Review, ReviewState, Scan, ScanStatus
+
+    n = next(_counter)
+    reviewed = reviewed_by is not None and reviews > 0
+    scan = Scan.objects.create(
+        hospital=hospital, patient=patient, uploaded_by=patient.user, status=ScanStatus.DONE,
+        blob_path=f"scans/listing-{n}", blob_sha256="0" * 64, blob_size=1, content_digest=f"listing-{n}",
+        kind="png", width=64, height=64,
+        review_state=ReviewState.CONFIRMED if reviewed else ReviewState.UNREVIEWED,
+        reviewed_label=label if reviewed else "",
+    )
+    probabilities = {name: 0.1 for name in ("glioma", "meningioma", "notumor", "pituitary")}
+    probabilities[label] = 0.7
+    Diagnosis.objects.create(
+        hospital=hospital, scan=scan, model_version=model_version, segmenter_version=segmenter_version, label=label,
+        probabilities=probabilities, confidence=0.7, mask_path=f"masks/listing-{n}", heatmap_path=f"heat/listing-{n}",
+        tumour_area_px=600.0,
+    )
+    for _ in range(reviews if reviewed else 0):
+        Review.objects.create(hospital=hospital, scan=scan, reviewer=reviewed_by, previous_label=label, label=label,
+                              notes="Agreed.")
+    return scan
