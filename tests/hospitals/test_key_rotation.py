@@ -12,23 +12,9 @@ from django.core.management import CommandError, call_command
 from hospitals import crypto, keys, storage
 from hospitals.models import AuditEvent, Hospital
 from tests.factories import make_hospital, make_patient
+from tests.hospitals.conftest import new_key
 
 pytestmark = pytest.mark.django_db
-
-
-def new_key() -> str:
-    return base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-@pytest.fixture
-def master(settings):
-    """use(current, previous=None) configures the master keys as the environment would."""
-
-    def use(current, previous=None):
-        settings.MASTER_KEY, settings.MASTER_KEY_FILE = current, ""
-        settings.PREVIOUS_MASTER_KEY, settings.PREVIOUS_MASTER_KEY_FILE = previous or "", ""
-
-    return use
 
 
 def rotate():

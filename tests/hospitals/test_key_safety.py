@@ -13,21 +13,9 @@ from django.core.management import CommandError, call_command
 from hospitals import crypto, storage
 from hospitals.models import Hospital
 from tests.factories import make_hospital
+from tests.hospitals.conftest import new_key
 
 pytestmark = pytest.mark.django_db
-
-
-def new_key() -> str:
-    return base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-@pytest.fixture
-def master(settings):
-    def use(current, previous=None):
-        settings.MASTER_KEY, settings.MASTER_KEY_FILE = current, ""
-        settings.PREVIOUS_MASTER_KEY, settings.PREVIOUS_MASTER_KEY_FILE = previous or "", ""
-
-    return use
 
 
 def test_a_raw_binary_key_file_is_refused_clearly_without_showing_its_bytes(settings, tmp_path):
