@@ -8,7 +8,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from diagnostics.access import may_see_ai_result, may_see_heatmap, may_see_outline
-from diagnostics.advice import advice_for
+from diagnostics.advice import advice_for, advice_while_waiting
 from diagnostics.ml.readers import CLASS_NAMES
 from diagnostics.models.scans import DoctorOutline, ReviewState, ScanStatus
 from hospitals.access import STAFF_ROLES
@@ -114,7 +114,12 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
         data["result"] = None
     if detail:
         shown_label = data["label"]
-        data["advice"] = advice_for(shown_label, preliminary=data["preliminary"], hospital=scan.hospital) if shown_label else None
+        if shown_label:
+            data["advice"] = advice_for(shown_label, preliminary=data["preliminary"], hospital=scan.hospital)
+        else:
+            # No reading to explain yet, but a patient who waits for a doctor's review still needs the
+            # emergency signs and the number to call.
+            data["advice"] = advice_while_waiting(scan.hospital) if data["awaiting_review"] else None
         # When the reading the patient sees was last settled by a doctor (the printed result says so).
         last_review = scan.reviews.order_by("-created_at").values_list("created_at", flat=True).first() if reviewed else None
         data["reviewed_at"] = last_review.isoformat() if last_review else None

@@ -430,7 +430,9 @@ def test_patient_sees_result_only_after_review_by_default(world, api, scans):
     assert world.a.patients_see_ai_results == AIResultVisibility.AFTER_REVIEW
     body = api(world.owner).get(scans_url(world.a, f"{own1.id}/")).json()
     assert body["status"] == "done" and body["awaiting_review"] is True
-    assert body["result"] is None and body["label"] is None and body["advice"] is None
+    assert body["result"] is None and body["label"] is None
+    # What to do while waiting, the emergency signs included, but nothing of the reading.
+    assert body["advice"]["label"] is None and body["advice"]["emergency_symptoms"]
     assert "glioma" not in str(body)
     assert api(world.owner).get(scans_url(world.a, f"{own1.id}/mask.png")).status_code == 404
     assert api(world.owner).get(scans_url(world.a, f"{own1.id}/heatmap.png")).status_code == 404
