@@ -29,6 +29,7 @@ from hospitals.access import access_patient, visible_patients
 from hospitals.audit import record_audit
 from hospitals.errors import DomainError
 from hospitals.models import Role
+from neurofed.pagination import LimitOffsetWithCeiling
 
 # A page of the worklist is two API pages (awaiting review, reviewed), so a names request covers both.
 WORKLIST_PAGE_SIZE = 50
@@ -128,6 +129,7 @@ def worklist(request, membership):
         "label_names": LABEL_NAMES,
         "page_size": WORKLIST_PAGE_SIZE,
         "names_max": WORKLIST_NAMES_MAX,
+        "page_max": LimitOffsetWithCeiling.max_limit,
         "ws_path": f"/ws/hospitals/{hospital.slug}/worklist/",
     }
     return render_page(request, "frontend/doctor/worklist.html", context, membership=membership)

@@ -102,3 +102,36 @@ def test_a_reviewed_row_names_the_softwares_class_beside_its_confidence_and_time
     reviewed_at = doctor.locator("#reviews li").first.inner_text().split(" by ")[0]
     assert reviewed_at.endswith(reviewed_scan.reviews.get().created_at.strftime("%H:%M"))  # site time (UTC)
     assert "Times are in UTC." in doctor.locator(".site-footer").inner_text()
+
+
+def test_a_live_reload_keeps_every_row_shown_past_one_api_answer(world, live, new_page):
+    """The live reload asks again for every row on screen; past the API's ceiling (neurofed/pagination.py) it
+    asks in turns, so a doctor ten "Show more" clicks down does not see the list shrink under them."""
+    from diagnostics import services
+    from neurofed.pagination import MAX_LIMIT
+    from tests.factories import make_scan
+    from tests.frontend.conftest import in_other_thread
+
+    owner = patient_of(world.owner, world.a)
+    total = MAX_LIMIT + 2 * WORKLIST_PAGE_SIZE + 10
+    scans = [make_scan(world.a, owner) for _ in range(total)]
+    shown = MAX_LIMIT + WORKLIST_PAGE_SIZE
+    doctor = new_page()
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    pending = doctor.locator("#pending")
+    pending.locator("tbody tr").first.wait_for()
+    doctor.get_by_text("Live updates on").wait_for()
+    # The socket's first connection reloads the lists; a "Show more" answered during that reload is dropped.
+    doctor.wait_for_load_state("networkidle")
+    for rows in range(2 * WORKLIST_PAGE_SIZE, shown + 1, WORKLIST_PAGE_SIZE):
+        pending.get_by_role("button", name=f"Show {WORKLIST_PAGE_SIZE} more").click()
+        pending.locator(f"tbody tr:nth-child({rows})").wait_for()
+    assert pending.locator("tbody tr").count() == shown
+
+    # A colleague's review moves one row to the other list: a live event, and a reload of both lists.
+    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=scans[0], reviewer=world.doctor_a2,
+                                                 label="glioma"))
+    doctor.locator("#pending-count").filter(has_text=f"({total - 1})").wait_for()
+    # As many rows as before: the reload asks for as many as were shown, and more are waiting.
+    assert pending.locator("tbody tr").count() == shown
+    assert f"{shown} of {total - 1} shown" in pending.inner_text()

@@ -12,6 +12,8 @@ const patientNames = {};
 const filters = document.getElementById("filters");
 const failure = document.getElementById("worklist-error");
 const PAGE = Number(script.dataset.pageSize) || 50;
+// The most rows the API gives in one answer (neurofed/pagination.py): a reload of more asks in turns.
+const PAGE_MAX = Number(script.dataset.pageMax) || PAGE;
 // The most names the server gives in one request (frontend/views/scans.py, WORKLIST_NAMES_MAX).
 const NAMES_MAX = Number(script.dataset.namesMax) || PAGE;
 
@@ -36,6 +38,21 @@ function fetchPage(list, limit, offset) {
   }
   if (recordNumber) return api(`${script.dataset.search}?${params}`, { method: "POST", json: { mrn: recordNumber }, reads: true });
   return api(`${script.dataset.api}?${params}`);
+}
+
+// The first `wanted` rows of a list, in as many answers as the API's ceiling takes.
+async function fetchRows(list, wanted) {
+  const first = await fetchPage(list, Math.min(wanted, PAGE_MAX), 0);
+  const results = [...first.results];
+  const seen = new Set(results.map((scan) => scan.id));
+  while (results.length < Math.min(wanted, first.count)) {
+    const next = await fetchPage(list, Math.min(wanted - results.length, PAGE_MAX), results.length);
+    if (!next.results.length) break;
+    // A scan that moved down meanwhile (a newer upload pushed it) is not listed twice.
+    results.push(...next.results.filter((scan) => !seen.has(scan.id)));
+    next.results.forEach((scan) => seen.add(scan.id));
+  }
+  return { results, count: first.count };
 }
 
 function table(name) {
@@ -106,7 +123,7 @@ async function load({ reset = false } = {}) {
   const mine = ++generation;
   try {
     const answers = await Promise.all(Object.values(lists).map((list) =>
-      fetchPage(list, reset ? PAGE : Math.max(PAGE, list.scans.length), 0)));
+      fetchRows(list, reset ? PAGE : Math.max(PAGE, list.scans.length))));
     await learnNames(answers.flatMap((answer) => answer.results));
     if (mine !== generation) return;
     Object.values(lists).forEach((list, index) => {
