@@ -48,6 +48,10 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None) -> str:
         return run.status
     home = home or conf.federation_home()
     if not run.flower_run_id and services.earlier_unfinished_run(run) is not None:
+        if run.finished:
+            # Stopped while it waited its turn: never submitted (a run is submitted only once no earlier one is
+            # unfinished, and none can become so again), so there is nothing to find or stop on the SuperLink.
+            return run.status
         # Runs over a hospital start in the order they were asked for, whatever the number of federation
         # worker processes: an operator's start is not refused for a busy hospital, it queues.
         raise EarlierRunUnfinished(run_id)

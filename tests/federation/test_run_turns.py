@@ -71,3 +71,14 @@ def test_a_run_already_submitted_is_followed_whatever_came_before(world, no_supe
     assert follow_run(later.pk, poll_s=0.05, home=no_superlink) == RunStatus.FAILED
     later.refresh_from_db()
     assert later.failure_reason.startswith("The SuperLink was unreachable")
+
+
+def test_a_run_stopped_while_it_waited_its_turn_leaves_the_queue(world, no_superlink):
+    # Never submitted (an earlier run over its hospital is unfinished, so it never had its turn): nothing
+    # is left to find or stop on the SuperLink, and its task must not go on coming back every TURN_POLL_S
+    # until the earlier run ends, hours later.
+    run_over(world.a, status=RunStatus.RUNNING, flower_run_id="7")
+    stopped = run_over(world.a, status=RunStatus.STOPPED)
+
+    assert follow_run(stopped.pk, poll_s=0.05, home=no_superlink) == RunStatus.STOPPED
+    follow_federated_run(stopped.pk)  # no Retry
