@@ -1,4 +1,4 @@
-"""Migration 0004 records, for the scans reviewed before it, whether their standing outline correction
+"""Migration 0005 records, for the scans reviewed before it, whether their standing outline correction
 has a pixel: read from the encrypted outline, as review_scan reads it when a review is saved."""
 
 import numpy as np
@@ -16,7 +16,7 @@ from tests.diagnostics.helpers import finish, upload
 from tests.factories import add_reviewed_case
 
 BEFORE = [("diagnostics", "0003_diagnosis_input_gate")]
-AFTER = [("diagnostics", "0004_scan_doctor_outline")]
+AFTER = [("diagnostics", "0005_record_doctor_outlines")]
 
 
 def migrate(targets):
