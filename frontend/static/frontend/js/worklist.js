@@ -45,9 +45,13 @@ async function fetchRows(list, wanted) {
   const first = await fetchPage(list, Math.min(wanted, PAGE_MAX), 0);
   const results = [...first.results];
   const seen = new Set(results.map((scan) => scan.id));
-  while (results.length < Math.min(wanted, first.count)) {
-    const next = await fetchPage(list, Math.min(wanted - results.length, PAGE_MAX), results.length);
+  // Rows asked for so far, duplicates included: the next answer starts after them, so an answer made only
+  // of rows seen before cannot have the same request asked again.
+  let offset = first.results.length;
+  while (offset < Math.min(wanted, first.count)) {
+    const next = await fetchPage(list, Math.min(wanted - offset, PAGE_MAX), offset);
     if (!next.results.length) break;
+    offset += next.results.length;
     // A scan that moved down meanwhile (a newer upload pushed it) is not listed twice.
     results.push(...next.results.filter((scan) => !seen.has(scan.id)));
     next.results.forEach((scan) => seen.add(scan.id));
