@@ -549,7 +549,7 @@ def test_patient_reads_what_the_heatmap_means_and_follows_the_advices_sources(wo
         assert "noopener" in link.get_attribute("rel") and "external" in link.get_attribute("rel")
         assert link.get_attribute("target") == "_blank"
     assert links.first.inner_text().startswith("NHS: Brain tumours")
-    assert "call +44 20 7946 0999 at once" in patient.locator("#result").inner_text()
+    assert "call +44 20 7946 0999 straight away" in patient.locator("#result").inner_text()
     assert "911" not in patient.locator("#result").inner_text()
     assert_fits_width(patient)
     screenshot(patient, "flow-patient-volume-heatmap-phone")
