@@ -130,7 +130,7 @@ def _decode_raster(data: bytes, kind: str, max_pixels: int, max_frames: int) -> 
         image.load()
         # A camera or an export tool may store the picture turned and say so in EXIF; every viewer shows
         # it turned back, and so must the model and the doctor's view of the scan.
-        image = ImageOps.exif_transpose(image)
+        image = _turned_as_exif_says(image)
     except ScanDecodeError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
@@ -359,22 +359,51 @@ def _positive_spacing(spacing) -> tuple[float, float] | None:
     return (row, column) if all(np.isfinite(v) and v > 0 for v in (row, column)) else None
 
 
+def _numbers(values, count: int) -> np.ndarray | None:
+    """A header's multi-valued field as `count` finite floats; None when it is missing or malformed."""
+    try:
+        numbers = np.asarray([float(v) for v in values], dtype=np.float64) if values is not None else None
+    except (TypeError, ValueError):
+        return None
+    return numbers if numbers is not None and numbers.shape == (count,) and np.all(np.isfinite(numbers)) else None
+
+
 def dicom_position_along_normal(dataset) -> float:
-    """Where a DICOM slice lies in its series: ImagePositionPatient along the slice normal.
+    """Where a DICOM slice lies in its series: ImagePositionPatient along the slice normal, in mm.
 
     The normal is the cross product of ImageOrientationPatient's row and column directions, so a
-    sagittal or coronal series (all at one z) is ordered as well as an axial one; without an
-    orientation the z coordinate is used, and without a position the InstanceNumber.
+    sagittal or coronal series (all at one z) is ordered as well as an axial one. It is made unit length
+    and turned so that its largest component is positive: an axial series then runs by increasing z
+    whichever way its rows point, as series always were here. Without a usable orientation the z
+    coordinate is used, and without a position the InstanceNumber; a malformed field counts as missing.
     """
-    position = dataset.get("ImagePositionPatient")
-    if position is None or len(position) != 3:
-        return float(dataset.get("InstanceNumber", 0) or 0)
-    position = np.asarray([float(v) for v in position])
-    orientation = dataset.get("ImageOrientationPatient")
-    if orientation is None or len(orientation) != 6:
+    position = _numbers(dataset.get("ImagePositionPatient"), 3)
+    if position is None:
+        try:
+            return float(dataset.get("InstanceNumber", 0) or 0)
+        except (TypeError, ValueError):
+            return 0.0
+    orientation = _numbers(dataset.get("ImageOrientationPatient"), 6)
+    if orientation is None:
         return float(position[2])
-    normal = np.cross([float(v) for v in orientation[:3]], [float(v) for v in orientation[3:]])
+    normal = np.cross(orientation[:3], orientation[3:])
+    length = float(np.linalg.norm(normal))
+    if not np.isfinite(length) or length < 1e-6:
+        return float(position[2])
+    normal = normal / length
+    if normal[np.argmax(np.abs(normal))] < 0:
+        normal = -normal
     return float(position @ normal)
+
+
+def _turned_as_exif_says(image):
+    """A camera or an export tool may store the picture turned and say so in EXIF; every viewer shows it
+    turned back, and so must the model and the doctor's view of the scan. EXIF that cannot be read
+    leaves the picture as stored, as it did before EXIF was read at all: the pixels are sound."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - PIL raises SyntaxError, ValueError, struct.error... on bad EXIF
+        return image
 
 
 def _decode_dicom(data: bytes, max_pixels: int, max_frames: int, max_bytes: int) -> DecodedScan:
@@ -471,7 +500,10 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
 
 # NIfTI's xyzt_units name the unit of the voxel sizes and of the affines; "unknown" is read as mm, as
 # the format's tools do.
-NIFTI_MM_PER_UNIT = {"mm": 1.0, "micron": 0.001, "meter": 1000.0, "unknown": 1.0}
+# The spatial unit codes of NIfTI's xyzt_units (its low three bits): unknown, metre, mm, micron. Any other
+# code gives no spacing. Read from the field itself: nibabel's get_xyzt_units raises on a code it does not
+# know, spatial or temporal, which would refuse a volume that decodes well.
+NIFTI_MM_PER_UNIT_CODE = {0: 1.0, 1: 1000.0, 2: 1.0, 3: 0.001}
 
 
 def nifti_header(data: bytes):
@@ -495,7 +527,7 @@ def nifti_voxel_sizes_mm(header) -> tuple[float, ...] | None:
         sizes = np.sqrt((np.asarray(header.get_sform(), dtype=np.float64)[:3, :spatial] ** 2).sum(axis=0))
     else:
         sizes = np.abs(np.asarray(header["pixdim"][1:1 + spatial], dtype=np.float64))
-    mm_per_unit = NIFTI_MM_PER_UNIT.get(header.get_xyzt_units()[0])
+    mm_per_unit = NIFTI_MM_PER_UNIT_CODE.get(int(header["xyzt_units"]) & 0x07)
     if mm_per_unit is None or not np.all(np.isfinite(sizes) & (sizes > 0)):
         return None
     return tuple(float(size) * mm_per_unit for size in sizes)

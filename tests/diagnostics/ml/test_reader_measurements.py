@@ -61,6 +61,17 @@ def test_nifti_spacing_is_converted_from_the_headers_unit_to_mm(units, scale):
     assert analysis._slice_thickness_mm(gzip.compress(data), "nifti") == pytest.approx(4.0, rel=1e-5)
 
 
+@pytest.mark.parametrize(("xyzt_units", "spacing"), [(2 | 64, (0.7, 0.9)), (4, None), (7, None)])
+def test_nifti_units_code_nibabel_does_not_know_still_decodes(xyzt_units, spacing):
+    # 2 | 64: mm, with a time code no standard names; 4 and 7: spatial codes no standard names. nibabel's
+    # get_xyzt_units raises KeyError on each; the volume's pixels are sound, only the unit is unknown.
+    image_bytes = bytearray(_nifti(_upright_volume().astype(np.int16), np.diag([0.9, 0.7, 4.0, 1.0])))
+    image_bytes[123] = xyzt_units
+    scan = decode_scan(bytes(image_bytes), **LIMITS)
+    assert len(scan.slices) == 3
+    assert scan.pixel_spacing_mm == (pytest.approx(spacing, rel=1e-5) if spacing else None)
+
+
 def test_nifti_without_voxel_sizes_has_no_spacing_rather_than_a_guessed_millimetre():
     # pixdim 0 with neither qform nor sform: the header does not say how large a voxel is. nibabel
     # replaces 0 by 1 when it reads the header; a tumour area of "n mm²" from that would be invented.
@@ -95,6 +106,20 @@ def test_jpeg_is_turned_as_its_exif_orientation_says():
     assert scan.slices[0].shape == shown.shape
     assert np.abs(scan.slices[0].astype(int) - shown.astype(int)).mean() < 1.0
     assert np.abs(scan.slices[0].astype(int) - upright.astype(int)).mean() < 1.0
+
+
+@pytest.mark.parametrize("exif_chunk", [b"garbage!!", b"Exif\x00\x00II*\x00\xff\xff\xff\x7f"])
+def test_png_with_exif_that_cannot_be_read_is_decoded_as_stored(exif_chunk):
+    import zlib
+
+    upright = kaggle_slice("glioma")
+    buffer = io.BytesIO()
+    Image.fromarray(upright).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    chunk = b"eXIf" + exif_chunk
+    with_exif = png[:33] + struct.pack(">I", len(exif_chunk)) + chunk + struct.pack(">I", zlib.crc32(chunk)) + png[33:]
+    scan = decode_scan(with_exif, **LIMITS)
+    assert np.array_equal(scan.slices[0], decode_scan(png, **LIMITS).slices[0])
 
 
 # --- DICOM ------------------------------------------------------------------------------------------
@@ -198,7 +223,8 @@ def test_sagittal_series_is_ordered_along_its_slice_normal():
             ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1]
             archive.writestr(f"IM{i}.dcm", dataset_bytes(ds))
     scan = decode_scan(buffer.getvalue(), **LIMITS)
-    expected = [kaggle_slice("meningioma", i).astype(np.float32) * 16 for i in (0, 2, 1)]  # along the normal (-x)
+    # Along the normal, turned to its positive side: by increasing x (0, 4, 8), as an axial series runs by z.
+    expected = [kaggle_slice("meningioma", i).astype(np.float32) * 16 for i in (1, 2, 0)]
     assert all(np.array_equal(s, e) for s, e in zip(scan.slices, expected))
 
 
@@ -209,3 +235,28 @@ def test_dicom_pixel_spacing_of_zero_is_no_spacing():
     ds = dicom_dataset([kaggle_slice("glioma")])
     ds.PixelSpacing = [0.0, 0.0]
     assert decode_scan(dataset_bytes(ds), **LIMITS).pixel_spacing_mm is None
+
+
+def test_axial_series_runs_by_increasing_z_whichever_way_its_normal_points():
+    # Rows along -x: the normal points to -z, and positions along it decrease as z grows.
+    data = _series_zip([[0.0, 0.0, z] for z in (10.0, 0.0, 5.0)], orientation=[-1, 0, 0, 0, 1, 0])
+    scan = decode_scan(data, **LIMITS)
+    expected = [kaggle_slice("meningioma", i).astype(np.float32) * 16 for i in (1, 2, 0)]  # z = 0, 5, 10
+    assert all(np.array_equal(s, e) for s, e in zip(scan.slices, expected))
+    assert analysis._slice_thickness_mm(data, "dicom_series") == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("orientation", [["1", "0", "0", "0", "", "0"], [0, 0, 0, 0, 0, 0]])
+def test_series_with_an_orientation_that_cannot_be_used_is_ordered_by_z(orientation):
+    from tests.diagnostics.samples import dataset_bytes, dicom_dataset
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i, z in enumerate([10.0, 0.0, 5.0]):
+            ds = dicom_dataset([kaggle_slice("meningioma", i)], instance=1)
+            ds.ImagePositionPatient = [0.0, 0.0, z]
+            ds.ImageOrientationPatient = orientation
+            archive.writestr(f"IM{i}.dcm", dataset_bytes(ds))
+    scan = decode_scan(buffer.getvalue(), **LIMITS)
+    expected = [kaggle_slice("meningioma", i).astype(np.float32) * 16 for i in (1, 2, 0)]
+    assert all(np.array_equal(s, e) for s, e in zip(scan.slices, expected))
