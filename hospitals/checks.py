@@ -24,3 +24,25 @@ def check_mail_is_delivered(app_configs, **kwargs):
             id="hospitals.W001",
         )
     ]
+
+
+@register("email", deploy=True)
+def check_mail_relay_is_named(app_configs, **kwargs):
+    """SMTP is production's default backend; with no relay named it mails localhost:25, where there is
+    often nothing, and every invitation and reset then fails with only a line in the log."""
+    warnings = []
+    if settings.EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend" and not getattr(
+            settings, "EMAIL_HOST_CONFIGURED", True):
+        warnings.append(Warning(
+            "EMAIL_HOST is not set: invitations and password resets are sent to an SMTP server on localhost:25.",
+            hint="Set EMAIL_HOST (and EMAIL_PORT, EMAIL_USE_TLS, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD as the relay "
+                 "needs); set EMAIL_HOST=localhost if a mail server does run there.",
+            id="hospitals.W002",
+        ))
+    if settings.DEFAULT_FROM_EMAIL.rstrip(">").endswith("@localhost"):
+        warnings.append(Warning(
+            f"DEFAULT_FROM_EMAIL is {settings.DEFAULT_FROM_EMAIL}: mail relays often refuse a sender at localhost.",
+            hint="Set DEFAULT_FROM_EMAIL to an address of the hospital's or the operator's domain.",
+            id="hospitals.W003",
+        ))
+    return warnings

@@ -239,6 +239,8 @@ EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.Emai
                         else "django.core.mail.backends.smtp.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "neurofed@localhost")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+# Whether the relay was named at all: `check --deploy` warns when production would mail localhost:25 by default.
+EMAIL_HOST_CONFIGURED = bool(os.environ.get("EMAIL_HOST", "").strip())
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")

@@ -106,7 +106,18 @@ def test_deploy_check_warns_that_invitations_would_only_reach_the_log(tmp_path):
 
 def test_deploy_check_accepts_an_smtp_relay(tmp_path):
     smtp = {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_HOST": "smtp.neurofed.example",
-            "EMAIL_PORT": "587", "EMAIL_USE_TLS": "1"}
+            "EMAIL_PORT": "587", "EMAIL_USE_TLS": "1", "DEFAULT_FROM_EMAIL": "NeuroFed <neurofed@hospital.example>"}
     result = deploy_check(tmp_path, **production(NEUROFED_MASTER_KEY=master_key(), **smtp))
-    assert "hospitals.W001" not in result.stderr + result.stdout, result.stderr
+    for check in ("hospitals.W001", "hospitals.W002", "hospitals.W003"):
+        assert check not in result.stderr + result.stdout, result.stderr
     assert "System check identified" in result.stderr + result.stdout  # the checks did run
+
+
+def test_deploy_check_warns_that_production_without_mail_settings_mails_localhost(tmp_path, monkeypatch):
+    # DEBUG off with no EMAIL_* at all: SMTP is the default backend, to a relay nobody named.
+    for name in ("EMAIL_BACKEND", "EMAIL_HOST", "DEFAULT_FROM_EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    result = deploy_check(tmp_path, **production(NEUROFED_MASTER_KEY=master_key()))
+    output = result.stderr + result.stdout
+    assert "hospitals.W002" in output and "sent to an SMTP server on localhost:25" in output
+    assert "hospitals.W003" in output
