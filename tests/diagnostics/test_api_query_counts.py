@@ -1,90 +1,98 @@
-"""Federated runs' lists cost the same number of queries for 2 rows as for 12, whether the rows are runs,
-rounds of a run or hospitals of a run: over the API and in the live socket's first message."""
+"""The scan API's lists cost the same number of queries for 2 rows as for 12: staff's list (the worklist's
+two lists are this endpoint), a patient's own list, the record-number search, and a scan's review history."""
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
-from federation.consumers import FederatedRunConsumer
-from federation.models import FederatedRound, FederatedRun, RunStatus
-from tests.factories import make_hospital, make_user
+from diagnostics.models.registry import ModelVersion
+from hospitals.services import update_patient
+from tests.diagnostics.helpers import patient_of
+from tests.factories import make_scan
 
 pytestmark = pytest.mark.django_db
 
 
-def _run(*hospitals, rounds=0):
-    run = FederatedRun.objects.create(status=RunStatus.RUNNING, num_rounds=20, started_at=timezone.now(),
-                                      dropouts=[{"round": 1, "phase": "fit", "hospital": hospitals[-1].slug}])
-    run.hospitals.set(hospitals)
-    _rounds(run, rounds)
-    return run
-
-
-def _rounds(run, n):
-    first = run.rounds.count() + 1
-    for number in range(first, first + n):
-        FederatedRound.objects.create(
-            run=run, number=number, started_at=timezone.now(), finished_at=timezone.now(),
-            nodes=[{"hospital": h.slug, "cases": 10} for h in run.hospitals.all()],
-            dropouts=[{"round": number, "phase": "fit", "hospital": "somewhere"}])
-
-
-def _queries(request) -> tuple[int, object]:
+def _queries(client, method, url, **kwargs):
     with CaptureQueriesContext(connection) as captured:
-        response = request()
+        response = getattr(client, method)(url, **kwargs)
     assert response.status_code == 200, response.content
     return len(captured), response.json()
 
 
 def _same_for_2_and_12(add_rows, read, count_rows):
+    before = count_rows(read()[1])
     add_rows(2)
-    few, body = read()
-    assert count_rows(body) == 2
+    few, answer = read()
+    assert count_rows(answer) == before + 2
     add_rows(10)
-    many, body = read()
-    assert count_rows(body) == 12
-    assert many == few, f"{few} queries for 2 rows, {many} for 12"
+    many, answer = read()
+    assert count_rows(answer) == before + 12
+    assert many == few, f"{few} queries for {before + 2} rows, {many} for {before + 12}"
 
 
 @pytest.fixture
-def operator(db):
-    return make_user("operator@platform.example", is_superuser=True, is_staff=True)
+def versions(db):
+    return {
+        "model_version": ModelVersion.objects.create(task="classify", version="c1", artifact_path="c.json",
+                                                     artifact_sha256="0"),
+        "segmenter_version": ModelVersion.objects.create(task="segment", version="s1", artifact_path="s.json",
+                                                         artifact_sha256="0"),
+    }
 
 
-@pytest.mark.parametrize("watcher", ["operator", "admin"])
-def test_the_runs_list(api, world, operator, watcher):
-    user = operator if watcher == "operator" else world.admin_a
+@pytest.mark.parametrize("review_state", ["unreviewed", "reviewed"])
+def test_staffs_scan_list(world, api, versions, review_state):
+    owner = patient_of(world.owner, world.a)
+    reviewer = world.doctor_a if review_state == "reviewed" else None
+    client = api(world.doctor_a)
 
     def add(n):
         for _ in range(n):
-            _run(world.a, world.b, make_hospital(), rounds=2)
+            make_scan(world.a, owner, reviewed_by=reviewer, **versions)
 
-    _same_for_2_and_12(add, lambda: _queries(lambda: api(user).get("/api/v1/federation/runs/")),
-                       lambda body: len(body["results"]))
+    url = f"/api/v1/hospitals/st-anne/scans/?review_state={review_state}"
+    _same_for_2_and_12(add, lambda: _queries(client, "get", url),
+                       lambda answer: answer["count"] if len(answer["results"]) == answer["count"] else -1)
 
 
-@pytest.mark.parametrize("watcher", ["operator", "admin"])
-def test_a_runs_rounds_and_hospitals(api, world, operator, watcher):
-    user = operator if watcher == "operator" else world.admin_a
-    run = _run(world.a, world.b)
+def test_a_patients_own_scan_list(world, api, versions):
+    owner = patient_of(world.owner, world.a)
+    client = api(world.owner)
 
     def add(n):
-        run.hospitals.add(*[make_hospital() for _ in range(n)])
-        _rounds(run, n)
+        for _ in range(n):
+            make_scan(world.a, owner, reviewed_by=world.doctor_a, **versions)
 
-    _same_for_2_and_12(add, lambda: _queries(lambda: api(user).get(f"/api/v1/federation/runs/{run.pk}/")),
-                       lambda body: len(body["rounds"]))
+    _same_for_2_and_12(add, lambda: _queries(client, "get", "/api/v1/hospitals/st-anne/scans/"),
+                       lambda answer: len(answer["results"]))
 
 
-def test_the_live_sockets_first_message(world):
-    run = _run(world.a, world.b)
-    consumer = FederatedRunConsumer()
-    consumer.scope = {"user": world.admin_a, "url_route": {"kwargs": {"run_id": str(run.pk)}}}
+def test_the_record_number_search(world, api, versions):
+    owner = patient_of(world.owner, world.a)
+    update_patient(hospital=world.a, patient=owner, actor=world.admin_a, medical_record_number="RN-77")
+    client = api(world.doctor_a)
 
-    def snapshot():
-        with CaptureQueriesContext(connection) as captured:
-            data = consumer._snapshot(run.pk)
-        return len(captured), data
+    def add(n):
+        for _ in range(n):
+            make_scan(world.a, owner, **versions)
 
-    _same_for_2_and_12(lambda n: _rounds(run, n), snapshot, lambda data: len(data["rounds"]))
+    _same_for_2_and_12(add, lambda: _queries(client, "post", "/api/v1/hospitals/st-anne/scans/search/",
+                                             data={"mrn": "RN-77"}, format="json"),
+                       lambda answer: len(answer["results"]))
+
+
+def test_a_scans_review_history(world, api, versions):
+    owner = patient_of(world.owner, world.a)
+    scan = make_scan(world.a, owner, reviewed_by=world.doctor_a, reviews=1, **versions)
+    client = api(world.doctor_a)
+
+    def add(n):
+        from diagnostics.models.scans import Review
+
+        for _ in range(n):
+            Review.objects.create(hospital=world.a, scan=scan, reviewer=world.doctor_a2, previous_label="glioma",
+                                  label="glioma", notes="Agreed.")
+
+    _same_for_2_and_12(add, lambda: _queries(client, "get", f"/api/v1/hospitals/st-anne/scans/{scan.pk}/"),
+                       lambda answer: len(answer["reviews"]))
