@@ -5,10 +5,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from diagnostics.models.registry import ModelVersion
 from hospitals.services import update_patient
 from tests.diagnostics.helpers import patient_of
 from tests.factories import make_scan
+from tests.query_counts import same_for_2_and_12, versions  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -18,27 +18,6 @@ def _queries(client, method, url, **kwargs):
         response = getattr(client, method)(url, **kwargs)
     assert response.status_code == 200, response.content
     return len(captured), response.json()
-
-
-def _same_for_2_and_12(add_rows, read, count_rows):
-    before = count_rows(read()[1])
-    add_rows(2)
-    few, answer = read()
-    assert count_rows(answer) == before + 2
-    add_rows(10)
-    many, answer = read()
-    assert count_rows(answer) == before + 12
-    assert many == few, f"{few} queries for {before + 2} rows, {many} for {before + 12}"
-
-
-@pytest.fixture
-def versions(db):
-    return {
-        "model_version": ModelVersion.objects.create(task="classify", version="c1", artifact_path="c.json",
-                                                     artifact_sha256="0"),
-        "segmenter_version": ModelVersion.objects.create(task="segment", version="s1", artifact_path="s.json",
-                                                         artifact_sha256="0"),
-    }
 
 
 @pytest.mark.parametrize("review_state", ["unreviewed", "reviewed"])
@@ -52,7 +31,7 @@ def test_staffs_scan_list(world, api, versions, review_state):
             make_scan(world.a, owner, reviewed_by=reviewer, **versions)
 
     url = f"/api/v1/hospitals/st-anne/scans/?review_state={review_state}"
-    _same_for_2_and_12(add, lambda: _queries(client, "get", url),
+    same_for_2_and_12(add, lambda: _queries(client, "get", url),
                        lambda answer: answer["count"] if len(answer["results"]) == answer["count"] else -1)
 
 
@@ -64,7 +43,7 @@ def test_a_patients_own_scan_list(world, api, versions):
         for _ in range(n):
             make_scan(world.a, owner, reviewed_by=world.doctor_a, **versions)
 
-    _same_for_2_and_12(add, lambda: _queries(client, "get", "/api/v1/hospitals/st-anne/scans/"),
+    same_for_2_and_12(add, lambda: _queries(client, "get", "/api/v1/hospitals/st-anne/scans/"),
                        lambda answer: len(answer["results"]))
 
 
@@ -77,7 +56,7 @@ def test_the_record_number_search(world, api, versions):
         for _ in range(n):
             make_scan(world.a, owner, **versions)
 
-    _same_for_2_and_12(add, lambda: _queries(client, "post", "/api/v1/hospitals/st-anne/scans/search/",
+    same_for_2_and_12(add, lambda: _queries(client, "post", "/api/v1/hospitals/st-anne/scans/search/",
                                              data={"mrn": "RN-77"}, format="json"),
                        lambda answer: len(answer["results"]))
 
@@ -94,5 +73,5 @@ def test_a_scans_review_history(world, api, versions):
             Review.objects.create(hospital=world.a, scan=scan, reviewer=world.doctor_a2, previous_label="glioma",
                                   label="glioma", notes="Agreed.")
 
-    _same_for_2_and_12(add, lambda: _queries(client, "get", f"/api/v1/hospitals/st-anne/scans/{scan.pk}/"),
+    same_for_2_and_12(add, lambda: _queries(client, "get", f"/api/v1/hospitals/st-anne/scans/{scan.pk}/"),
                        lambda answer: len(answer["reviews"]))

@@ -19,6 +19,7 @@ from hospitals.models import Role
 from hospitals.services import add_member, invite_member, remove_member
 from tests.diagnostics.helpers import patient_of
 from tests.factories import make_hospital, make_member, make_patient, make_scan, make_user
+from tests.query_counts import same_for_2_and_12, versions  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -30,27 +31,6 @@ def _queries(client, user, url, **params) -> tuple[int, str]:
     assert response.status_code == 200, response.status_code
     content = b"".join(response.streaming_content) if response.streaming else response.content
     return len(captured), content.decode()
-
-
-def _same_for_2_and_12(add_rows, read, count_rows):
-    before = count_rows(read()[1])
-    add_rows(2)
-    few, page = read()
-    assert count_rows(page) == before + 2
-    add_rows(10)
-    many, page = read()
-    assert count_rows(page) == before + 12
-    assert many == few, f"{few} queries for {before + 2} rows, {many} for {before + 12}"
-
-
-@pytest.fixture
-def versions(db):
-    return {
-        "model_version": ModelVersion.objects.create(task="classify", version="c1", artifact_path="c.json",
-                                                     artifact_sha256="0"),
-        "segmenter_version": ModelVersion.objects.create(task="segment", version="s1", artifact_path="s.json",
-                                                         artifact_sha256="0"),
-    }
 
 
 @pytest.fixture
@@ -69,7 +49,7 @@ def test_a_patients_my_scans(client, world, versions):
         for i in range(n):
             make_scan(world.a, record, reviewed_by=world.doctor_a if i % 2 else None, **versions)
 
-    _same_for_2_and_12(add, lambda: _queries(client, world.owner, "/h/st-anne/scans/"), _scan_links)
+    same_for_2_and_12(add, lambda: _queries(client, world.owner, "/h/st-anne/scans/"), _scan_links)
 
 
 def test_a_patient_records_scans(client, world, versions):
@@ -79,7 +59,7 @@ def test_a_patient_records_scans(client, world, versions):
         for i in range(n):
             make_scan(world.a, record, reviewed_by=(world.doctor_a, None)[i % 2], reviews=2, **versions)
 
-    _same_for_2_and_12(add, lambda: _queries(client, world.doctor_a, f"/h/st-anne/patients/{record.pk}/"),
+    same_for_2_and_12(add, lambda: _queries(client, world.doctor_a, f"/h/st-anne/patients/{record.pk}/"),
                        _scan_links)
 
 
@@ -93,7 +73,7 @@ def test_the_worklists_patient_names(client, world):
         return _queries(client, world.doctor_a, "/h/st-anne/worklist/names/",
                         patient=[str(p.pk) for p in patients])
 
-    _same_for_2_and_12(add, read, lambda page: page.count("Listed Patient"))
+    same_for_2_and_12(add, read, lambda page: page.count("Listed Patient"))
 
 
 def test_the_members_page(client, world):
@@ -107,7 +87,7 @@ def test_the_members_page(client, world):
         # Each member and each invitation has one form with a revoke or remove button naming it.
         return (page.count('data-confirm="Remove listed') + page.count('data-confirm="Revoke the invitation to')) // 2
 
-    _same_for_2_and_12(add, lambda: _queries(client, world.admin_a, "/h/st-anne/members/"), count)
+    same_for_2_and_12(add, lambda: _queries(client, world.admin_a, "/h/st-anne/members/"), count)
 
 
 def _audited(world, n):
@@ -131,7 +111,7 @@ def test_the_audit_log_page(client, world):
         _audited(world, n)
 
     # One action per event added: the page shows 50 events, and the trail here grows by several per row.
-    _same_for_2_and_12(add, lambda: _queries(client, world.admin_a, "/h/st-anne/audit/", action="scan.delete"),
+    same_for_2_and_12(add, lambda: _queries(client, world.admin_a, "/h/st-anne/audit/", action="scan.delete"),
                        lambda page: page.count("Uploaded by mistake."))
 
 
@@ -140,7 +120,7 @@ def test_the_audit_export(client, world):
         _audited(world, n)
 
     # Exporting is itself audited, so the export of everything grows by one event each time it is read.
-    _same_for_2_and_12(add, lambda: _queries(client, world.admin_a, "/h/st-anne/audit/export.csv"),
+    same_for_2_and_12(add, lambda: _queries(client, world.admin_a, "/h/st-anne/audit/export.csv"),
                        lambda csv: csv.count("Uploaded by mistake."))
 
 
@@ -166,7 +146,7 @@ def test_the_federation_dashboard(client, world):
             partner.federation_opt_in = True
             partner.save()
 
-    _same_for_2_and_12(add, lambda: _queries(client, world.admin_a, "/h/st-anne/federation/"),
+    same_for_2_and_12(add, lambda: _queries(client, world.admin_a, "/h/st-anne/federation/"),
                        lambda page: page.count('href="/h/st-anne/federation/runs/'))
 
 
@@ -180,7 +160,7 @@ def test_a_run_page(client, world, operator, watcher):
         run.hospitals.add(*[make_hospital(name=f"Listed Hospital {make_user().pk}") for _ in range(n)])
         _rounds(run, n)
 
-    _same_for_2_and_12(add, lambda: _queries(client, user, url), lambda page: page.count('"number": '))
+    same_for_2_and_12(add, lambda: _queries(client, user, url), lambda page: page.count('"number": '))
 
 
 def test_the_operators_federation_page(client, world, operator):
@@ -190,7 +170,7 @@ def test_the_operators_federation_page(client, world, operator):
             ModelVersion.objects.create(task=("classify", "segment")[i % 2], version=f"listed-{make_user().pk}",
                                         artifact_path="v.json", artifact_sha256="0", metrics={"macro_f1": 0.5})
 
-    _same_for_2_and_12(add, lambda: _queries(client, operator, "/operator/federation/"),
+    same_for_2_and_12(add, lambda: _queries(client, operator, "/operator/federation/"),
                        lambda page: page.count('href="/operator/federation/runs/'))
 
 
@@ -207,7 +187,7 @@ def test_the_operators_model_versions(client, world, operator):
             ModelVersion.objects.create(task=("classify", "segment")[i % 2], version=f"listed-{make_user().pk}",
                                         artifact_path="v.json", artifact_sha256="0", metrics={"macro_f1": 0.5})
 
-    _same_for_2_and_12(add, lambda: _queries(client, operator, "/operator/federation/"), _listed_versions)
+    same_for_2_and_12(add, lambda: _queries(client, operator, "/operator/federation/"), _listed_versions)
 
 
 def test_a_hospital_admins_model_versions(client, world):
@@ -216,7 +196,7 @@ def test_a_hospital_admins_model_versions(client, world):
             ModelVersion.objects.create(task=("classify", "segment")[i % 2], version=f"listed-{make_user().pk}",
                                         artifact_path="v.json", artifact_sha256="0", metrics={"macro_f1": 0.5})
 
-    _same_for_2_and_12(add, lambda: _queries(client, world.admin_a, "/h/st-anne/federation/"), _listed_versions)
+    same_for_2_and_12(add, lambda: _queries(client, world.admin_a, "/h/st-anne/federation/"), _listed_versions)
 
 
 def test_the_operators_hospitals_page(client, world, operator):
@@ -229,7 +209,7 @@ def test_the_operators_hospitals_page(client, world, operator):
                 invite_member(hospital=hospital, email=f"first{make_user().pk}@example.org", role=Role.ADMIN,
                               actor=operator)
 
-    _same_for_2_and_12(add, lambda: _queries(client, operator, "/operator/hospitals/"),
+    same_for_2_and_12(add, lambda: _queries(client, operator, "/operator/hospitals/"),
                        lambda page: page.count('<td data-label="Hospital">'))
 
 
@@ -241,7 +221,7 @@ def test_the_hospital_chooser(client, world):
             add_member(hospital=make_hospital(), user=world.doctor_a, role=(Role.DOCTOR, Role.ADMIN)[i % 2])
 
     # The chooser lists the doctor's hospitals; the header's switcher lists them again.
-    _same_for_2_and_12(add, lambda: _queries(client, world.doctor_a, "/"),
+    same_for_2_and_12(add, lambda: _queries(client, world.doctor_a, "/"),
                        lambda page: len(set(re.findall(r'href="/h/(hospital-\d+)/"', page))))
 
 
