@@ -103,6 +103,57 @@ def build_segmenter(input_size: int = 112, base_filters: int = 12, depth: int = 
     return keras.Model(inputs, logits, name=name)
 
 
+def widen_segmenter(narrow: keras.Model, base_filters: int) -> keras.Model:
+    """A ``build_segmenter`` U-Net with ``base_filters`` that computes exactly what ``narrow`` computes.
+
+    Each layer keeps ``narrow``'s weights in its first channels; the added channels start from the
+    builder's random weights, but every weight reading them starts at zero, so the wider network's logits
+    equal the narrow one's until training moves them. Fine-tuning then adds capacity to a trained network
+    instead of starting a wider one from scratch, which these CPUs cannot afford to train for long.
+    """
+    architecture = segmenter_architecture(narrow)
+    if architecture["builder"] != "build_segmenter":
+        raise ValueError("only a plain U-Net (build_segmenter) can be widened")
+    old_filters = architecture["base_filters"]
+    if base_filters < old_filters:
+        raise ValueError(f"cannot widen a U-Net of {old_filters} base filters to {base_filters}")
+    wide = build_segmenter(int(narrow.input_shape[1]), base_filters=base_filters,
+                           mirror_channel=architecture.get("mirror_channel", False), name=narrow.name)
+    old_layers = [layer for layer in narrow.layers if layer.weights]
+    new_layers = [layer for layer in wide.layers if layer.weights]
+    if [type(layer) for layer in old_layers] != [type(layer) for layer in new_layers]:
+        raise ValueError("the narrow network is not a U-Net of this builder's depth")
+    for old, new in zip(old_layers, new_layers):
+        old_weights, new_weights = old.get_weights(), new.get_weights()
+        if isinstance(old, layers.Conv2D):
+            kernel = new_weights[0]
+            kept_inputs = _narrow_channels_of(new.input, int(old.input.shape[-1]))
+            kernel[..., :old.filters] = 0.0
+            kernel[:, :, kept_inputs, :old.filters] = old_weights[0]
+            new_weights[0] = kernel
+            if old.use_bias:
+                new_weights[1][:old.filters] = old_weights[1]
+        else:  # BatchNormalization: the narrow channels' scale, shift and statistics
+            for new_weight, old_weight in zip(new_weights, old_weights):
+                new_weight[:len(old_weight)] = old_weight
+        new.set_weights(new_weights)
+    return wide
+
+
+def _narrow_channels_of(tensor, narrow_channels: int) -> list[int]:
+    """Where the narrow network's ``narrow_channels`` input channels of a convolution sit in ``tensor``.
+
+    A decoder's concatenation holds the upsampled projection's channels and then the skip's, each wider
+    than the narrow network's, so the narrow channels sit at the start of each half; every other input
+    (the image, its mirror, a convolution's or a pooling's output) keeps them first.
+    """
+    producer = tensor._keras_history[0]
+    if isinstance(producer, layers.Concatenate) and producer.name != "with_mirror":
+        half, narrow_half = int(tensor.shape[-1]) // 2, narrow_channels // 2
+        return list(range(narrow_half)) + list(range(half, half + narrow_half))
+    return list(range(narrow_channels))
+
+
 def _last_activation_at_each_scale(model: keras.Model) -> dict:
     """The deepest ReLU output of ``model`` at each spatial side, keyed by that side."""
     found = {}

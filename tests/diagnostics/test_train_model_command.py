@@ -109,3 +109,26 @@ def test_a_registered_bundle_is_not_written_over_without_the_explicit_flag(tmp_p
     trained.delete()
     with pytest.raises(CommandError, match="no checkpoint file"):
         call_command("train_model", "--task", "segment", *_common(tmp_path), "--checkpoint", str(tmp_path / "x.h5"))
+
+
+def test_widening_mistakes_are_refused_before_any_data_is_read(tmp_path):
+    from diagnostics.ml import networks
+
+    narrow = tmp_path / "narrow.weights.h5"
+    networks.build_segmenter(48, base_filters=4).save_weights(narrow)
+    needs = "--checkpoint-width needs --task segment"
+    for extra, message in (
+            (["--checkpoint-width", "4", "--width", "6"], needs),  # nothing to widen
+            (["--checkpoint", str(narrow), "--checkpoint-width", "4", "--width", "4"], needs),  # not wider
+            (["--checkpoint", str(narrow), "--checkpoint-width", "4", "--width", "8",
+              "--architecture", "encoder-unet"], needs),
+            (["--checkpoint", str(narrow), "--checkpoint-width", "6", "--width", "8"],
+             "does not hold a U-Net of 6 base filters"),
+            (["--checkpoint", str(narrow), "--checkpoint-width", "4", "--width", "8", "--mirror-channel"],
+             "does not hold a U-Net of 4 base filters with the mirror channel")):
+        with pytest.raises(CommandError, match=message):
+            call_command("train_model", "--task", "segment", *_common(tmp_path), *extra)
+    with pytest.raises(CommandError, match=needs):
+        call_command("train_model", "--task", "classify", *_common(tmp_path), "--checkpoint", str(narrow),
+                     "--checkpoint-width", "4", "--width", "8")
+    assert not (tmp_path / "cache").exists() and not any((tmp_path / "out").iterdir())

@@ -78,6 +78,9 @@ class Command(BaseCommand):
                                  "its 'notumor' verdicts (default: the installed one; segmenter alone if absent)")
         parser.add_argument("--threads", type=int, default=0, help="TensorFlow CPU threads (0 = all)")
         parser.add_argument("--checkpoint", default=None, help="start from these weights (*.weights.h5)")
+        parser.add_argument("--checkpoint-width", type=int, default=0,
+                            help="segment: the --checkpoint is a U-Net of this many base filters; it is widened "
+                                 "to --width, computing the same logits until training moves them")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--install", action="store_true", help="copy the exported bundle into MODEL_DIR")
         parser.add_argument("--overwrite-registered", action="store_true",
@@ -116,6 +119,11 @@ class Command(BaseCommand):
                                                                           or options["ensemble_of"])):
             raise CommandError("--hard-slice-copies needs --task segment and weights to score the slices with: "
                                "a --checkpoint or --ensemble-of")
+        if options["checkpoint_width"] and not (
+                task == "segment" and options["checkpoint"] and options["architecture"] == "unet"
+                and not options["ensemble_of"] and (options["width"] or 12) > options["checkpoint_width"] > 0):
+            raise CommandError("--checkpoint-width needs --task segment, a U-Net --checkpoint of that many base "
+                               "filters, no --ensemble-of, and a larger --width to widen it to")
         if size < 1:
             raise CommandError("--size must be a positive number of pixels")
         if options["epochs"] < 0:
@@ -140,6 +148,7 @@ class Command(BaseCommand):
                      f"{ensemble.count_params():,} parameters")
         if task not in ("baseline", "gate"):
             self._check_checkpoint(options, output_dir / "best.weights.h5")
+        widened = self._widened_checkpoint(options) if options["checkpoint_width"] else None
         self.log(f"loading and preprocessing data at {size}px (cached in {cache_dir})")
         kaggle = data.kaggle_dataset(data_dir, cache_dir, size)
         budget = options["time_budget_min"] * 60 if options["time_budget_min"] else None
@@ -184,11 +193,13 @@ class Command(BaseCommand):
             m_calib = np.concatenate([figshare.masks[tumour_calib], np.zeros(empty_calib.shape, bool)])
             if ensemble is not None:
                 model = ensemble
+            elif widened is not None:
+                model = widened
             else:
                 model = self._build_segmenter(options, kaggle, data_dir)
             self.log(f"segmenter: {model.count_params():,} parameters; train {int(tumour_train.sum())} tumour + "
                      f"{len(empty_train)} empty, checkpoint choice on {int(tumour_calib.sum())} tumour + {len(empty_calib)} empty")
-            if options["checkpoint"]:
+            if options["checkpoint"] and widened is None:
                 model.load_weights(options["checkpoint"])
             x_train, m_train = self._repeat_slices(options, model if hard_slice_scorer is None else hard_slice_scorer,
                                                    x_train, m_train)
@@ -302,6 +313,22 @@ class Command(BaseCommand):
         self.log(f"classifier {bundle_path} calls " + ", ".join(
             f"{int(v.sum())} of {len(v)}" for v in verdicts) + " no-tumour images (calibration, validation) 'notumor'")
         return verdicts
+
+    def _widened_checkpoint(self, options):
+        """The --checkpoint's U-Net of --checkpoint-width base filters, widened to --width."""
+        from diagnostics.ml import networks
+
+        narrow = networks.build_segmenter(options["size"], base_filters=options["checkpoint_width"],
+                                          mirror_channel=options["mirror_channel"])
+        try:
+            narrow.load_weights(options["checkpoint"])
+        except (ValueError, OSError) as error:
+            raise CommandError(f"{options['checkpoint']} does not hold a U-Net of {options['checkpoint_width']} base "
+                               f"filters{' with the mirror channel' if options['mirror_channel'] else ''}: "
+                               f"{error}") from error
+        model = networks.widen_segmenter(narrow, options["width"] or 12)
+        self.log(f"widened the checkpoint's U-Net from {narrow.count_params():,} to {model.count_params():,} parameters")
+        return model
 
     def _build_segmenter(self, options, kaggle, data_dir):
         from diagnostics.ml import data, networks, training

@@ -649,6 +649,36 @@ def test_a_mirror_channel_segmenter_sees_the_other_hemisphere_and_is_rebuilt_fro
     np.testing.assert_allclose(rebuilt(x), model(x), atol=0.05)
 
 
+@pytest.mark.parametrize("mirror_channel", [False, True])
+def test_a_widened_segmenter_answers_as_the_narrow_one_then_trains_its_new_channels(mirror_channel, small_batch):
+    import keras
+
+    keras.utils.set_random_seed(12)
+    narrow = networks.build_segmenter(SIZE, base_filters=4, mirror_channel=mirror_channel)
+    x = small_batch[0][:8]
+    masks = np.zeros_like(x, dtype=bool)
+    masks[:, 16:30, 18:34] = True
+    fit = dict(epochs=2, batch_size=4, ema=False, peak_lr=3e-3, warmup_epochs=0.0, log=lambda *a: None)
+    training.train_segmenter(narrow, x, masks, **fit)  # so the batch-norm statistics are not their defaults
+    wide = networks.widen_segmenter(narrow, 6)
+    assert networks.segmenter_architecture(wide) == networks.segmenter_architecture(narrow) | {"base_filters": 6}
+    assert wide.count_params() > 2 * narrow.count_params()
+    np.testing.assert_allclose(wide.predict(x, verbose=0), narrow.predict(x, verbose=0), atol=1e-4)
+
+    output = wide.get_layer("mask_logits")
+    assert not output.get_weights()[0][0, 0, 4:].any()  # the added channels start unread
+    training.train_segmenter(wide, x, masks, **fit)
+    assert np.abs(output.get_weights()[0][0, 0, 4:]).max() > 1e-4  # and training makes them count
+
+
+def test_only_a_plain_unet_can_be_widened_and_only_wider():
+    narrow = networks.build_segmenter(SIZE, base_filters=4)
+    with pytest.raises(ValueError, match="cannot widen a U-Net of 4 base filters to 3"):
+        networks.widen_segmenter(narrow, 3)
+    with pytest.raises(ValueError, match="only a plain U-Net"):
+        networks.widen_segmenter(networks.build_encoder_segmenter(SIZE, width=8, decoder_filters=4), 6)
+
+
 def test_the_served_segmenter_holds_float16_weights_and_answers_as_measured(tmp_path):
     import keras
 
