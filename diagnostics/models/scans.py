@@ -117,7 +117,11 @@ class Scan(models.Model):
                 condition=Q(status__in=[s.value for s in ScanStatus]), name="scan_status_known"
             ),
         ]
-        indexes = [models.Index(fields=["hospital", "status", "-created_at"])]
+        indexes = [
+            models.Index(fields=["hospital", "status", "-created_at"]),
+            # The orphan sweep and the clean-up after a failed write look rows up by the file they name.
+            models.Index(fields=["blob_path"], name="scan_blob_path_idx"),
+        ]
 
     def __str__(self):
         return f"scan {self.id}"
@@ -169,6 +173,8 @@ class Diagnosis(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["mask_path"], name="diagnosis_mask_path_idx"),
+                   models.Index(fields=["heatmap_path"], name="diagnosis_heatmap_path_idx")]
 
     def __str__(self):
         return f"diagnosis of scan {self.scan_id}: {self.label}"
@@ -194,6 +200,7 @@ class Review(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+        indexes = [models.Index(fields=["mask_path"], name="review_mask_path_idx")]
 
     def __str__(self):
         return f"review {self.id} of scan {self.scan_id}"

@@ -144,3 +144,16 @@ def test_nothing_stored_yet(db):
     out = io.StringIO()
     call_command("sweep_orphan_blobs", stdout=out, stderr=io.StringIO())
     assert "0 file(s) older than 60 min checked" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_every_field_naming_a_blob_leads_an_index():
+    """The sweep asks the rows about every old file, and the clean-up after a failed write about one: each
+    lookup by path must not read the whole table."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for model, name in storage.blob_path_fields():
+            column = model._meta.get_field(name).column
+            constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+            assert any(c["index"] and c["columns"][:1] == [column] for c in constraints.values()), (model, name)
