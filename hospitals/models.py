@@ -97,6 +97,13 @@ class Membership(models.Model):
     def __str__(self):
         return f"{self.user_id}@{self.hospital_id}:{self.role}"
 
+    @staticmethod
+    def active_admin(through: str = "") -> Q:
+        """An admin membership whose account can still sign in; ``through`` is the lookup path from the
+        model queried to Membership (``"memberships__"`` from Hospital). A deactivated account's admin
+        membership stays (the trail and the members list name it) but manages nothing."""
+        return Q(**{f"{through}role": Role.ADMIN, f"{through}user__is_active": True})
+
 
 class Patient(models.Model):
     """A patient record of one hospital. PHI columns are Fernet-encrypted in the database."""

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email, validate_slug
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -543,9 +544,25 @@ def _reread_member(membership: Membership) -> None:
 
 
 def active_admins(hospital: Hospital):
-    """The hospital's admins who can still sign in. A deactivated account's admin membership stays (the
-    trail and the members list name it) but manages nothing."""
-    return Membership.objects.filter(hospital=hospital, role=Role.ADMIN, user__is_active=True)
+    """The hospital's admins who can still sign in."""
+    return Membership.objects.filter(Membership.active_admin(), hospital=hospital)
+
+
+def hospitals_for_operator() -> list[Hospital]:
+    """Every hospital with its members counted by role (``<role>_count``, ``active_admin_count``) and, while
+    it has no admin who can sign in, the first-admin invitation still open (``pending_admin``, else None):
+    a lost mail, or an admin who left, must not leave a hospital nobody can manage."""
+    listed = list(Hospital.objects.annotate(
+        **{f"{role}_count": Count("memberships", filter=Q(memberships__role=role)) for role in Role.values},
+        active_admin_count=Count("memberships", filter=Membership.active_admin("memberships__")),
+    ).order_by("name"))
+    pending = {}
+    for invitation in Invitation.objects.filter(hospital__in=[h for h in listed if not h.active_admin_count],
+                                                role=Role.ADMIN, accepted_at__isnull=True).order_by("created_at"):
+        pending[invitation.hospital_id] = invitation
+    for hospital in listed:
+        hospital.pending_admin = pending.get(hospital.pk)
+    return listed
 
 
 def _refuse_last_admin(hospital: Hospital, membership: Membership) -> None:

@@ -4,7 +4,6 @@ The operator sees counts of members, never a patient, a scan or a name of a memb
 """
 
 from django.contrib import messages
-from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -12,8 +11,8 @@ from django.views.decorators.http import require_POST
 from frontend.forms import NewHospitalForm
 from frontend.views.base import operator_page, render_page
 from hospitals.errors import DomainError
-from hospitals.models import Hospital, Invitation, Role
-from hospitals.services import invite_first_admin, open_hospital
+from hospitals.models import Hospital
+from hospitals.services import hospitals_for_operator, invite_first_admin, open_hospital
 
 # A refusal about one value is shown beside that field, marked invalid; the others above the form.
 OPEN_REFUSAL_FIELDS = {
@@ -38,20 +37,7 @@ def hospitals(request):
             messages.success(request, f"{hospital.name} is open at /h/{hospital.slug}/; its first admin, "
                                       f"{invitation.email}, has been sent an invitation.")
             return redirect("frontend:operator-hospitals")
-    listed = list(Hospital.objects.annotate(
-        **{f"{role}_count": Count("memberships", filter=Q(memberships__role=role)) for role in Role.values},
-        active_admin_count=Count("memberships", filter=Q(memberships__role=Role.ADMIN,
-                                                         memberships__user__is_active=True)),
-    ).order_by("name"))
-    # Until a hospital has an admin who can sign in, the operator sees the invitation that should make one,
-    # and can send it again: a lost mail, or an admin who left, must not leave a hospital nobody can manage.
-    pending = {}
-    for invitation in Invitation.objects.filter(hospital__in=[h for h in listed if not h.active_admin_count],
-                                                role=Role.ADMIN, accepted_at__isnull=True).order_by("created_at"):
-        pending[invitation.hospital_id] = invitation
-    for hospital in listed:
-        hospital.pending_admin = pending.get(hospital.pk)
-    context = {"form": form, "hospitals": listed, "now": timezone.now()}
+    context = {"form": form, "hospitals": hospitals_for_operator(), "now": timezone.now()}
     return render_page(request, "frontend/operator_hospitals.html", context, status=400 if form.is_bound else 200)
 
 
