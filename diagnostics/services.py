@@ -562,7 +562,7 @@ def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", 
                 mask_path=stored.path if stored else "", mask_sha256=stored.sha256 if stored else "",
             )
             first_review = locked.review_state == ReviewState.UNREVIEWED
-            agrees = label == model_label and not locked.reviews.filter(mask_changed=True).exists()
+            agrees = label == model_label and not outline_corrections(hospital).filter(scan=locked).exists()
             locked.review_state = ReviewState.CONFIRMED if agrees else ReviewState.CORRECTED
             locked.reviewed_label = label
             if stored is not None:  # the latest correction stands, until a later one
@@ -584,6 +584,17 @@ def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", 
 
 # The reason is kept as the audit event's detail, so it fits that column.
 REMOVAL_REASON_MAX = AuditEvent._meta.get_field("detail").max_length
+
+
+def outline_corrections(hospital):
+    """The reviews of ``hospital`` that stored an outline (drawn, or erased to nothing), oldest first: the
+    latest of a scan's stands for it, until a later one."""
+    return Review.objects.filter(hospital=hospital, mask_changed=True).order_by("created_at")
+
+
+def standing_outline_correction(scan: Scan) -> Review | None:
+    """The review whose outline stands for ``scan``, or None when no doctor has corrected it."""
+    return outline_corrections(scan.hospital_id).filter(scan=scan).last()
 
 
 class ScanGone(Exception):

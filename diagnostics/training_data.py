@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from diagnostics import services
-from diagnostics.models.scans import Diagnosis, DoctorOutline, Review, ReviewState, Scan, ScanStatus
+from diagnostics.models.scans import Diagnosis, DoctorOutline, ReviewState, Scan, ScanStatus
 from hospitals.crypto import DecryptionError
 from hospitals.storage import read_blob
 
@@ -55,9 +55,7 @@ def reviewed_cases(hospital) -> Iterator[tuple[np.ndarray, str, np.ndarray | Non
     A scan the doctor calls "notumor" has an empty outline, whatever was drawn on it before or with that
     review: the segmenter must learn to say "nothing here", never a tumour on a scan that has none.
     """
-    masks = {}
-    for review in Review.objects.filter(hospital=hospital, mask_changed=True).order_by("created_at"):
-        masks[review.scan_id] = review  # the latest correction wins
+    masks = {review.scan_id: review for review in services.outline_corrections(hospital)}  # the latest wins
     slice_of = dict(Diagnosis.objects.filter(hospital=hospital).values_list("scan_id", "slice_index"))
     for scan in _reviewed(hospital).iterator(chunk_size=200):
         try:

@@ -18,7 +18,7 @@ from diagnostics.api.parsers import ScanUploadParser
 from diagnostics.api.serializers import ReviewInputSerializer, ScanRemovalSerializer, ScanSearchSerializer, scan_data
 from diagnostics.limits import too_large_sentence
 from diagnostics.ml.readers import CLASS_NAMES
-from diagnostics.models.scans import Diagnosis, Review, ReviewState, ScanSource, ScanStatus
+from diagnostics.models.scans import Diagnosis, ReviewState, ScanSource, ScanStatus
 from hospitals.access import access_membership, access_patient, visible_patients
 from hospitals.audit import record_audit
 from hospitals.crypto import DecryptionError
@@ -307,7 +307,7 @@ class ScanMaskView(_ScanPNGView):
         diagnosis = self.visible_diagnosis(scan, membership)
         if not may_see_outline(scan, membership):
             raise Http404("No outline with this result")
-        review = Review.objects.filter(scan=scan, mask_changed=True).order_by("-created_at").first()
+        review = services.standing_outline_correction(scan)
         if review is not None:
             return read_blob(scan.hospital, review.mask_path, record_type=services.REVIEW_MASK_BLOB,
                              record_id=review.id, sha256=review.mask_sha256)
