@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from diagnostics import services
+from diagnostics.decode_check import slice_digest
 from hospitals.storage import read_blob
 
 logger = logging.getLogger(__name__)
@@ -247,4 +248,5 @@ def analyse(scan) -> services.AnalysisResult:
         heatmap_png=heat_png,
         input_distance=round(verdict.distance, 1),
         unusual_image=verdict.unusual,
+        slice_digest=slice_digest(decoded.slices[worst]),
     )

@@ -446,6 +446,7 @@ class AnalysisResult:
     # no result before a doctor has read it.
     input_distance: float | None = None
     unusual_image: bool = False
+    slice_digest: str = ""  # decode_check.slice_digest of the analysed slice
 
 
 def record_diagnosis(scan_id, result: AnalysisResult) -> Diagnosis:
@@ -480,8 +481,8 @@ def record_diagnosis(scan_id, result: AnalysisResult) -> Diagnosis:
                 id=diagnosis_id, hospital=scan.hospital, scan=scan, model_version_id=result.model_version_id,
                 segmenter_version_id=result.segmenter_version_id,
                 label=result.label, probabilities=result.probabilities, confidence=max(result.probabilities.values()),
-                slice_index=result.slice_index, slices_analysed=result.slices_analysed,
-                per_slice=result.per_slice or [], tumour_area_px=result.tumour_area_px,
+                slice_index=result.slice_index, slice_digest=result.slice_digest,
+                slices_analysed=result.slices_analysed, per_slice=result.per_slice or [], tumour_area_px=result.tumour_area_px,
                 tumour_area_mm2=result.tumour_area_mm2, tumour_volume_mm3=result.tumour_volume_mm3,
                 bbox=result.bbox, timings=result.timings or {}, input_distance=result.input_distance,
                 unusual_image=result.unusual_image, **blobs,

@@ -1,0 +1,93 @@
+"""manage.py verify_scan_decodes: each diagnosed scan still decodes to the image it was analysed on
+(diagnostics/decode_check.py)."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+
+from diagnostics import services
+from diagnostics.decode_check import slice_digest
+from diagnostics.models.scans import Diagnosis, Scan
+from diagnostics.tasks import analyse_scan
+from tests.diagnostics import samples
+from tests.diagnostics.helpers import upload
+
+pytestmark = pytest.mark.django_db
+
+
+def analysed(client, hospital, data: bytes, name: str) -> Scan:
+    scan = Scan.objects.get(pk=upload(client, hospital, data, name).json()["id"])
+    assert analyse_scan.apply(args=[str(scan.id)]).get() == "done"
+    return scan
+
+
+def verify(*args) -> str:
+    out = io.StringIO()
+    call_command("verify_scan_decodes", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+@pytest.fixture
+def scans(world, api, active_model):
+    client = api(world.owner)
+    return {"jpeg": analysed(client, world.a, samples.jpeg_bytes("glioma", 41), "scan.jpg"),
+            "nifti": analysed(client, world.a, samples.nifti_bytes("meningioma", 3), "scan.nii"),
+            "other hospital": analysed(api(world.patient_b), world.b, samples.jpeg_bytes("pituitary", 42), "b.jpg")}
+
+
+def test_the_worker_keeps_the_digest_of_the_slice_it_analysed(scans):
+    nifti = Diagnosis.objects.get(scan=scans["nifti"])
+    volume = services.decode_on_record(samples.nifti_bytes("meningioma", 3)).slices
+    assert nifti.slice_digest == slice_digest(volume[nifti.slice_index])
+    assert nifti.slice_digest != slice_digest(volume[(nifti.slice_index + 1) % 3])
+    assert Diagnosis.objects.get(scan=scans["jpeg"]).slice_digest == slice_digest(
+        services.decode_on_record(samples.jpeg_bytes("glioma", 41)).slices[0])
+
+
+def test_scans_that_decode_as_analysed_pass(scans, world):
+    assert "3 diagnosed scan(s) at every hospital decode as when they were analysed." in verify()
+    assert "2 diagnosed scan(s) at st-anne decode" in verify("--hospital", "st-anne")
+
+
+def test_a_scan_that_decodes_to_another_image_is_named_and_fails_the_check(scans, monkeypatch):
+    decode = services.decode_on_record
+
+    def turned(data):  # a decoder rule that now turns JPEGs a quarter (an EXIF orientation, say)
+        decoded = decode(data)
+        if data[:2] == b"\xff\xd8":
+            decoded.slices = [np.rot90(s) for s in decoded.slices]
+        return decoded
+
+    monkeypatch.setattr(services, "decode_on_record", turned)
+    with pytest.raises(CommandError, match=r"^2 scan\(s\) decode to another image") as failed:
+        verify()
+    assert str(scans["jpeg"].id) in str(failed.value) and str(scans["other hospital"].id) in str(failed.value)
+    assert str(scans["nifti"].id) not in str(failed.value)
+    with pytest.raises(CommandError, match=str(scans["jpeg"].id)):
+        verify("--hospital", "st-anne")
+
+
+def test_a_scan_whose_file_no_longer_opens_is_named(scans):
+    blob = Path(settings.MEDIA_ROOT) / scans["jpeg"].blob_path
+    blob.write_bytes(b"not the stored scan")
+    with pytest.raises(CommandError, match=rf"1 scan\(s\) no longer decode or open: {scans['jpeg'].id}"):
+        verify()
+
+
+def test_diagnoses_from_before_digests_are_reported_then_recorded_on_request(scans):
+    Diagnosis.objects.filter(scan=scans["nifti"]).update(slice_digest="")
+    out = verify()
+    assert "2 diagnosed scan(s)" in out and "1 diagnosis(es) from before digests were kept were not checked" in out
+    out = verify("--record-missing")
+    assert "1 diagnosis(es) from before digests were kept now hold the digest" in out
+    assert Diagnosis.objects.get(scan=scans["nifti"]).slice_digest
+    assert "3 diagnosed scan(s) at every hospital decode as when they were analysed." in verify()
+
+
+def test_an_unknown_hospital_is_refused(db):
+    with pytest.raises(CommandError, match="No hospital with the slug 'nowhere'"):
+        verify("--hospital", "nowhere")
