@@ -51,7 +51,11 @@ def _json_answer(stdout: str) -> dict:
     return {}
 
 
-def submit_run(federation_home: Path, platform_run_id: int, *, attempts: int = 3) -> str:
+SUBMIT_ATTEMPTS = 3
+SUBMIT_TIMEOUT_S = 180  # one `flwr run`: it builds and sends the app bundle
+
+
+def submit_run(federation_home: Path, platform_run_id: int, *, attempts: int = SUBMIT_ATTEMPTS) -> str:
     """Start a run of our Flower app on the SuperLink; returns Flower's run id (a uint64, as text).
 
     `flwr run` has been seen to exit 0 with no output on a loaded machine; before trying again, the
@@ -112,7 +116,7 @@ def _submitted_before(pending_at: str, moment: datetime.datetime) -> bool:
     return submitted < moment
 
 
-def _submit_once(federation_home: Path, platform_run_id: int, timeout: float = 180) -> str:
+def _submit_once(federation_home: Path, platform_run_id: int, timeout: float = SUBMIT_TIMEOUT_S) -> str:
     env = daemons.daemon_env(cli_home(federation_home))
     command = [str(daemons.VENV_BIN / "flwr"), "run", str(daemons.APP_DIR), daemons.CONNECTION_NAME,
                "--format", "json", "--run-config", f"platform-run-id={int(platform_run_id)}"]

@@ -71,6 +71,12 @@ class FederatedRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The delivery of the task that follows the run (federation.tasks.follow_run), its Celery task id, and
+    # when it last said it was alive. A run whose follower fell silent (its worker killed) has nobody
+    # enforcing its deadline: `requeue_runs` hands it to the queue again rather than wait for the broker to
+    # redeliver the task an hour later.
+    followed_by = models.CharField(max_length=64, blank=True, default="")
+    followed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -13,6 +13,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from federation.models import FINISHED, FederatedRound, FederatedRun, ModelKind, NodeEnrolment, RunStatus
@@ -102,13 +103,92 @@ def _hand_to_federation_worker(run_id) -> None:
     """Queue the task that submits and follows the run. A run the queue cannot take fails at once with a
     reason: left pending, it would wait for a worker that never hears of it, and hold its hospitals,
     which start_hospital_run allows one unfinished run at a time."""
+    if not _queue_follower(run_id):
+        fail_run(run_id, QUEUE_REFUSED)
+
+
+def _queue_follower(run_id) -> bool:
+    """Queue the task that submits and follows the run; False when the task queue could not take it."""
     from federation.tasks import follow_federated_run
 
     try:
         follow_federated_run.delay(run_id)
     except Exception as error:  # noqa: BLE001 - a broker outage, whatever its client raises
         log.error("federated run %s could not be queued (%s)", run_id, type(error).__name__)
-        fail_run(run_id, QUEUE_REFUSED)
+        return False
+    return True
+
+
+# --- who follows a run (federation.tasks.follow_run) ---------------------------------------------------
+
+UNFINISHED = [status for status in RunStatus if status not in FINISHED]
+# How long a live follower may go without saying so: it does every tasks.HEARTBEAT_S while it polls, between
+# Control API calls that may each block a while.
+FOLLOWER_QUIET_S = 120
+
+
+def follower_quiet_limit(status: str) -> datetime.timedelta:
+    """How long the follower of a run in `status` may be silent and still be alive. A pending run's follower
+    may be inside `flwr run` (control.submit_run, tried a few times): taken for dead there, the run would be
+    submitted a second time beside it, and two ServerApps would train it."""
+    from federation import control
+
+    if status == RunStatus.PENDING:
+        return datetime.timedelta(seconds=FOLLOWER_QUIET_S + control.SUBMIT_ATTEMPTS * control.SUBMIT_TIMEOUT_S)
+    return datetime.timedelta(seconds=FOLLOWER_QUIET_S)
+
+
+def _silent(now, *, longer_than: datetime.timedelta = datetime.timedelta(0)) -> Q:
+    """Unfinished runs whose follower has been silent for `longer_than`, and for longer than a live one may be,
+    or that no follower took up for that long after they were asked for."""
+    silent = Q()
+    for status in UNFINISHED:
+        since = now - max(longer_than, follower_quiet_limit(status))
+        silent |= Q(status=status) & (Q(followed_at__lt=since) | Q(followed_at__isnull=True, created_at__lt=since))
+    return silent
+
+
+def take_up_following(run_id, follower: str) -> bool:
+    """Make `follower` (a delivery of the following task) the run's follower; False when another delivery
+    follows it and has been heard from lately, which this one then leaves it to.
+
+    Two deliveries of one run's task can be about at once: `requeue_runs` queues one while the broker still
+    holds the first, to redeliver an hour after its worker died, or while that first waits behind busy
+    worker processes. One UPDATE decides which follows, so only one ever submits the run.
+    """
+    now = timezone.now()
+    free = Q(followed_at__isnull=True) | Q(followed_by=follower) | _silent(now)
+    return bool(FederatedRun.objects.filter(free, pk=run_id).update(followed_by=follower, followed_at=now))
+
+
+def record_following(run_id, follower: str) -> bool:
+    """The follower is alive; False when another delivery has taken the run over (this one was silent too long)."""
+    return bool(FederatedRun.objects.filter(pk=run_id, followed_by=follower).update(followed_at=timezone.now()))
+
+
+def unwatched_runs(*, older_than: datetime.timedelta):
+    """Unfinished runs whose follower has not been heard from for `older_than`, or that none took up that long
+    after they were asked for. Its worker was killed, most likely: nobody enforces the run's deadline or
+    notices its ServerApp fail until the broker redelivers the task, an hour later (platform/celery.py,
+    visibility_timeout)."""
+    return FederatedRun.objects.filter(_silent(timezone.now(), longer_than=older_than)).order_by("pk")
+
+
+def requeue_unwatched_runs(*, older_than: datetime.timedelta, progress=None) -> tuple[int, int]:
+    """Hand every unwatched run to the federation queue again; (queued, refused by the queue).
+
+    A refused run is left as it is, not failed: its ServerApp may be training still, and the next try may
+    find the queue back. Safe beside a follower that is only slow: take_up_following lets one of them follow.
+    """
+    queued = refused = 0
+    for run_id in unwatched_runs(older_than=older_than).values_list("id", flat=True):
+        if _queue_follower(run_id):
+            queued += 1
+        else:
+            refused += 1
+        if progress is not None:
+            progress(run_id)
+    return queued, refused
 
 
 def enrol_node(*, hospital, public_key: Path, actor=None, request=None) -> NodeEnrolment:

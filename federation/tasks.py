@@ -8,6 +8,7 @@ hangs in "running".
 import datetime
 import logging
 import time
+import uuid
 
 from celery import shared_task
 from django.utils import timezone
@@ -20,6 +21,9 @@ POLL_S = 2.0
 # How often a run waiting for an earlier one over the same hospitals asks again. Not a wait inside the
 # task: that would hold a federation worker process doing nothing.
 TURN_POLL_S = 15
+# How often a follower records that it is alive (FederatedRun.followed_at): often enough that `requeue_runs`
+# tells a dead one from a live one within minutes, seldom enough not to write the run's row at every poll.
+HEARTBEAT_S = 30
 
 
 class EarlierRunUnfinished(Exception):
@@ -29,20 +33,24 @@ class EarlierRunUnfinished(Exception):
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def follow_federated_run(self, run_id: int) -> None:
     try:
-        follow_run(run_id)
+        # The task id stays the same through retries and redeliveries of this message, and differs for a
+        # message requeue_runs sent: the delivery that has the run takes it up again at once, another leaves it.
+        follow_run(run_id, follower=self.request.id)
     except EarlierRunUnfinished:
         # Back in the queue until it is this run's turn; every earlier run ends, by its deadline at the latest.
         raise self.retry(countdown=TURN_POLL_S, max_retries=None)
 
 
-def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None) -> str:
+def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None, follower: str = "") -> str:
     """Submit (unless already submitted) and poll until the run ends; returns the final status.
 
-    `home` is the federation's folder (its SuperLink connection); the platform's by default.
+    `home` is the federation's folder (its SuperLink connection); the platform's by default. `follower`
+    names this delivery (services.take_up_following); a new name by default.
     """
     from federation import conf, control, services
     from federation.models import FederatedRun, RunStatus
 
+    follower = follower or uuid.uuid4().hex
     run = FederatedRun.objects.get(pk=run_id)
     if run.finished and run.flower_run_id:
         return run.status
@@ -52,9 +60,28 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None) -> str:
             # Stopped while it waited its turn: never submitted (a run is submitted only once no earlier one is
             # unfinished, and none can become so again), so there is nothing to find or stop on the SuperLink.
             return run.status
+        # Each check counts as hearing from the follower: a run waiting its turn is followed, not lost.
+        if not services.take_up_following(run_id, follower):
+            return run.status  # another delivery waits for its turn: one is enough
         # Runs over a hospital start in the order they were asked for, whatever the number of federation
         # worker processes: an operator's start is not refused for a busy hospital, it queues.
         raise EarlierRunUnfinished(run_id)
+    if not services.take_up_following(run_id, follower):
+        # Another delivery follows the run and was heard from lately (this one was queued by requeue_runs
+        # while the other was held up, or redelivered by the broker after requeue_runs had one take over).
+        log.info("federated run %s is followed by another delivery; this one leaves it", run_id)
+        run.refresh_from_db()
+        return run.status
+    heard = time.monotonic()
+
+    def still_following() -> bool:
+        """Record, at most every HEARTBEAT_S, that this follower is alive; False once another has taken over."""
+        nonlocal heard
+        if time.monotonic() - heard < HEARTBEAT_S:
+            return True
+        heard = time.monotonic()
+        return services.record_following(run_id, follower)
+
     if run.flower_run_id:
         # Redelivered after a worker died: the run was submitted already, so only follow it.
         flower_run_id = run.flower_run_id
@@ -74,6 +101,8 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None) -> str:
                                               f"({type(exc).__name__}); the run was abandoned.")
                     run.refresh_from_db()
                     return run.status
+                if not still_following():
+                    return _left_to_another(run)
                 time.sleep(poll_s)
         if not flower_run_id and run.finished:
             return run.status
@@ -99,6 +128,8 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None) -> str:
         run.refresh_from_db()
         if run.finished:
             return run.status
+        if not still_following():
+            return _left_to_another(run)
         if timezone.now() > (run.started_at or following_since) + deadline:
             _stop_flower_run(home, flower_run_id)
             services.fail_run(run_id, f"The run passed its deadline of {conf.run_deadline_s()} s and was stopped.")
@@ -129,6 +160,14 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None) -> str:
             run.refresh_from_db()
             return run.status
         time.sleep(poll_s)
+
+
+def _left_to_another(run) -> str:
+    # Silent for longer than a live follower may be (a stalled call), and another delivery has taken over:
+    # the run has one follower, which enforces its deadline.
+    log.warning("federated run %s was taken over by another delivery; this one stops following it", run.pk)
+    run.refresh_from_db()
+    return run.status
 
 
 def _stop_flower_run(home, flower_run_id: str) -> None:

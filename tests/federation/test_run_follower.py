@@ -1,0 +1,92 @@
+"""The delivery of federation.tasks.follow_federated_run that follows a run says it is alive on the run's row
+(followed_at), so that `requeue_runs` can tell a run nobody watches; and of two deliveries of one run's task,
+only one follows it, so a run handed to the queue again is never submitted or stopped twice."""
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from federation import services, tasks
+from federation.models import FederatedRun, RunStatus
+from federation.tasks import EarlierRunUnfinished, follow_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run_over(*hospitals, status=RunStatus.RUNNING, **fields) -> FederatedRun:
+    run = FederatedRun.objects.create(status=status, **fields)
+    run.hospitals.set(hospitals)
+    return run
+
+
+@pytest.fixture
+def no_superlink(settings, tmp_path):
+    """A federation home with no SuperLink behind it: a run being followed fails for that after a second."""
+    settings.FEDERATION_SUPERLINK_LOST_S = 1
+    return tmp_path
+
+
+def test_a_following_delivery_records_that_it_is_alive_but_not_at_every_poll(world, no_superlink, monkeypatch):
+    run = run_over(world.a, world.b, flower_run_id="123", started_at=timezone.now())
+    began = timezone.now()
+    assert follow_run(run.pk, poll_s=0.05, home=no_superlink, follower="delivery-1") == RunStatus.FAILED
+    run.refresh_from_db()
+    assert run.followed_by == "delivery-1"
+    # About twenty polls in that second, none of which wrote the row again.
+    assert began <= run.followed_at < began + datetime.timedelta(seconds=0.5)
+
+    monkeypatch.setattr(tasks, "HEARTBEAT_S", 0.2)
+    again = run_over(world.a, world.b, flower_run_id="124", started_at=timezone.now())
+    began = timezone.now()
+    follow_run(again.pk, poll_s=0.05, home=no_superlink, follower="delivery-2")
+    again.refresh_from_db()
+    assert again.followed_at >= began + datetime.timedelta(seconds=0.6)  # heard from while it polled
+
+
+def test_a_run_waiting_its_turn_counts_as_followed(world, no_superlink):
+    run_over(world.a, flower_run_id="7")
+    waiting = run_over(world.a, status=RunStatus.PENDING)
+    FederatedRun.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - datetime.timedelta(hours=1))
+
+    with pytest.raises(EarlierRunUnfinished):
+        follow_run(waiting.pk, poll_s=0.05, home=no_superlink, follower="waiting")
+    waiting.refresh_from_db()
+    assert waiting.followed_by == "waiting" and waiting.followed_at > timezone.now() - datetime.timedelta(seconds=5)
+    assert waiting not in services.unwatched_runs(older_than=datetime.timedelta(minutes=1))
+
+    # A second delivery of its task (handed to the queue again) leaves the waiting to the first.
+    assert follow_run(waiting.pk, poll_s=0.05, home=no_superlink, follower="another") == RunStatus.PENDING
+
+
+def test_a_run_followed_by_a_live_delivery_is_left_to_it(world, no_superlink):
+    run = run_over(world.a, world.b, flower_run_id="123", started_at=timezone.now(),
+                   followed_by="the-first", followed_at=timezone.now())
+    # Without the SuperLink a follower would fail the run within a second: this one does not follow it.
+    assert follow_run(run.pk, poll_s=0.05, home=no_superlink, follower="handed-again") == RunStatus.RUNNING
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING and run.followed_by == "the-first"
+
+    # Redelivered by the broker (the same task id), the first delivery takes the run up again at once.
+    assert follow_run(run.pk, poll_s=0.05, home=no_superlink, follower="the-first") == RunStatus.FAILED
+
+
+def test_a_silent_follower_is_taken_over_and_then_stops_following(world, no_superlink):
+    silent_since = timezone.now() - services.follower_quiet_limit(RunStatus.RUNNING) - datetime.timedelta(seconds=5)
+    run = run_over(world.a, world.b, flower_run_id="123", started_at=timezone.now(),
+                   followed_by="killed", followed_at=silent_since)
+    assert follow_run(run.pk, poll_s=0.05, home=no_superlink, follower="handed-again") == RunStatus.FAILED
+    run.refresh_from_db()
+    assert run.followed_by == "handed-again" and run.failure_reason.startswith("The SuperLink was unreachable")
+    # The first, had it only stalled, learns at its next heartbeat that it no longer follows the run.
+    assert not services.record_following(run.pk, "killed")
+
+
+def test_a_run_not_yet_submitted_is_not_taken_from_a_follower_that_may_be_submitting_it(world, no_superlink):
+    # `flwr run` may keep the first follower silent for minutes; a second submission would start a second
+    # ServerApp training the same run.
+    run = run_over(world.a, world.b, status=RunStatus.PENDING, followed_by="submitting",
+                   followed_at=timezone.now() - datetime.timedelta(minutes=6))
+    assert follow_run(run.pk, poll_s=0.05, home=no_superlink, follower="handed-again") == RunStatus.PENDING
+    run.refresh_from_db()
+    assert run.followed_by == "submitting" and run.failure_reason == ""
