@@ -248,5 +248,5 @@ def analyse(scan) -> services.AnalysisResult:
         heatmap_png=heat_png,
         input_distance=round(verdict.distance, 1),
         unusual_image=verdict.unusual,
-        slice_digest=slice_digest(decoded.slices[worst]),
+        slice_digest=slice_digest(scan.hospital, decoded.slices[worst]),
     )

@@ -9,6 +9,7 @@ as shown, and `manage.py verify_scan_decodes` compares it with what the stored f
 """
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,13 +17,20 @@ import numpy as np
 from diagnostics import services
 from diagnostics.models.scans import Diagnosis
 from hospitals.crypto import DecryptionError
+from hospitals.keys import hospital_data_key
 from hospitals.storage import read_blob
 
 
-def slice_digest(image) -> str:
-    """SHA-256 of a slice as the viewer shows it (``services.to_uint8``), its size included."""
+def slice_digest(hospital, image) -> str:
+    """Keyed digest of a slice as the viewer shows it (``services.to_uint8``), its size included.
+
+    HMAC under a key derived from the hospital's data key, as ``services.content_digest``: a plain hash
+    would show anyone who reads the database that two hospitals hold the same image, and would let a known
+    image be confirmed by hashing it.
+    """
     pixels = np.ascontiguousarray(services.to_uint8(image))
-    digest = hashlib.sha256(f"{pixels.shape[0]}x{pixels.shape[1]}\n".encode())
+    key = hmac.new(hospital_data_key(hospital), b"neurofed:slice-digest:v1", hashlib.sha256).digest()
+    digest = hmac.new(key, f"{pixels.shape[0]}x{pixels.shape[1]}\n".encode(), hashlib.sha256)
     digest.update(pixels.tobytes())
     return digest.hexdigest()
 
@@ -70,7 +78,7 @@ def _check(diagnosis: Diagnosis, report: DecodeReport) -> None:
     if diagnosis.slice_index >= len(slices):
         report.changed.append(scan.id)  # fewer slices than when it was analysed
         return
-    now = slice_digest(slices[diagnosis.slice_index])
+    now = slice_digest(diagnosis.hospital, slices[diagnosis.slice_index])
     if not diagnosis.slice_digest:
         # Only a diagnosis still without one: a worker may not write it twice, but an operator may run
         # this twice at once.

@@ -152,7 +152,7 @@ class Diagnosis(models.Model):
     confidence = models.FloatField(db_index=True)  # the largest probability, kept for filtering
     # The slice the result is about: the most suspicious one of a volume, 0 for a single image.
     slice_index = models.PositiveIntegerField(default=0)
-    # SHA-256 of that slice as shown (diagnostics/decode_check.py): the outline, heatmap and slice number
+    # Keyed digest of that slice as shown (diagnostics/decode_check.py): the outline, heatmap and slice number
     # hold for the image the stored file decodes to now only while this still matches. Empty for a
     # diagnosis recorded before it was kept.
     slice_digest = models.CharField(max_length=64, blank=True, default="")

@@ -1,6 +1,7 @@
 """manage.py verify_scan_decodes: each diagnosed scan still decodes to the image it was analysed on
 (diagnostics/decode_check.py)."""
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -39,13 +40,25 @@ def scans(world, api, active_model):
             "other hospital": analysed(api(world.patient_b), world.b, samples.jpeg_bytes("pituitary", 42), "b.jpg")}
 
 
-def test_the_worker_keeps_the_digest_of_the_slice_it_analysed(scans):
+def test_the_worker_keeps_the_digest_of_the_slice_it_analysed(scans, world):
     nifti = Diagnosis.objects.get(scan=scans["nifti"])
     volume = services.decode_on_record(samples.nifti_bytes("meningioma", 3)).slices
-    assert nifti.slice_digest == slice_digest(volume[nifti.slice_index])
-    assert nifti.slice_digest != slice_digest(volume[(nifti.slice_index + 1) % 3])
+    assert nifti.slice_digest == slice_digest(world.a, volume[nifti.slice_index])
+    assert nifti.slice_digest != slice_digest(world.a, volume[(nifti.slice_index + 1) % 3])
     assert Diagnosis.objects.get(scan=scans["jpeg"]).slice_digest == slice_digest(
-        services.decode_on_record(samples.jpeg_bytes("glioma", 41)).slices[0])
+        world.a, services.decode_on_record(samples.jpeg_bytes("glioma", 41)).slices[0])
+
+
+def test_the_digest_is_keyed_per_hospital_like_the_content_digest(scans, world, api):
+    """A plain hash of the slice would show a reader of the database that two hospitals hold the same image,
+    and let anyone holding a known image confirm it is there (services.content_digest)."""
+    same_image = analysed(api(world.patient_b), world.b, samples.jpeg_bytes("glioma", 41), "same.jpg")
+    at_a = Diagnosis.objects.get(scan=scans["jpeg"]).slice_digest
+    at_b = Diagnosis.objects.get(scan=same_image).slice_digest
+    assert at_a and at_b and at_a != at_b
+    pixels = services.to_uint8(services.decode_on_record(samples.jpeg_bytes("glioma", 41)).slices[0])
+    plain = hashlib.sha256(f"{pixels.shape[0]}x{pixels.shape[1]}\n".encode() + pixels.tobytes()).hexdigest()
+    assert plain not in (at_a, at_b)
 
 
 def test_scans_that_decode_as_analysed_pass(scans, world):
