@@ -135,3 +135,10 @@ def federation_worker(federation, settings, tmp_path):
         time.sleep(0.3)
     yield worker
     worker.stop(timeout=10)
+
+
+@pytest.fixture
+def no_superlink(settings, tmp_path):
+    """A federation home with no SuperLink behind it: a run being followed fails for that after a second."""
+    settings.FEDERATION_SUPERLINK_LOST_S = 1
+    return tmp_path

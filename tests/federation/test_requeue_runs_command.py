@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from federation.models import FederatedRun, RunStatus
+from tests.federation.runs import run_over
 
 pytestmark = pytest.mark.django_db
 
@@ -42,30 +43,29 @@ def federation_queue():
     client.close()
 
 
-def run_over(*hospitals, status, heard_min_ago=None, created_min_ago=0, **fields) -> FederatedRun:
+def heard_from(*hospitals, status, heard_min_ago=None, created_min_ago=0, **fields) -> FederatedRun:
     """A run whose follower was last heard from `heard_min_ago` minutes ago (never, when None)."""
     now = timezone.now()
     followed_at = None if heard_min_ago is None else now - timedelta(minutes=heard_min_ago)
-    run = FederatedRun.objects.create(status=status, followed_by="a-delivery" if followed_at else "",
-                                      followed_at=followed_at, **fields)
-    run.hospitals.set(hospitals)
+    run = run_over(*hospitals, status=status, followed_by="a-delivery" if followed_at else "",
+                   followed_at=followed_at, **fields)
     FederatedRun.objects.filter(pk=run.pk).update(created_at=now - timedelta(minutes=created_min_ago))
     return run
 
 
 def test_hands_again_only_the_runs_whose_follower_fell_silent(world, federation_queue, capsys):
-    lost = run_over(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="11", heard_min_ago=8,
+    lost = heard_from(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="11", heard_min_ago=8,
                     created_min_ago=60)
-    lost_submitted = run_over(world.a, status=RunStatus.SUBMITTED, flower_run_id="12", heard_min_ago=30,
+    lost_submitted = heard_from(world.a, status=RunStatus.SUBMITTED, flower_run_id="12", heard_min_ago=30,
                               created_min_ago=60)
-    never_taken_up = run_over(world.b, status=RunStatus.PENDING, created_min_ago=20)
-    watched = run_over(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="13", heard_min_ago=0,
+    never_taken_up = heard_from(world.b, status=RunStatus.PENDING, created_min_ago=20)
+    watched = heard_from(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="13", heard_min_ago=0,
                        created_min_ago=60)
-    just_asked_for = run_over(world.a, status=RunStatus.PENDING, created_min_ago=1)
+    just_asked_for = heard_from(world.a, status=RunStatus.PENDING, created_min_ago=1)
     # Its follower may be inside `flwr run` for minutes: not dead yet at 8 minutes.
-    submitting = run_over(world.b, status=RunStatus.PENDING, heard_min_ago=8, created_min_ago=60)
+    submitting = heard_from(world.b, status=RunStatus.PENDING, heard_min_ago=8, created_min_ago=60)
     for status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.STOPPED):
-        run_over(world.a, world.b, status=status, flower_run_id="14", heard_min_ago=60, created_min_ago=120)
+        heard_from(world.a, world.b, status=status, flower_run_id="14", heard_min_ago=60, created_min_ago=120)
     stale = sorted([lost.pk, lost_submitted.pk, never_taken_up.pk])
 
     call_command("requeue_runs", "--dry-run")
@@ -87,7 +87,7 @@ def test_hands_again_only_the_runs_whose_follower_fell_silent(world, federation_
 
 
 def test_nothing_to_do_says_so(world, federation_queue, capsys):
-    run_over(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="11", heard_min_ago=0, created_min_ago=60)
+    heard_from(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="11", heard_min_ago=0, created_min_ago=60)
     call_command("requeue_runs")
     assert "0 unfinished run(s) whose follower was silent for over 5 min; nothing to do." in capsys.readouterr().out
     assert federation_queue() == []
@@ -95,7 +95,7 @@ def test_nothing_to_do_says_so(world, federation_queue, capsys):
 
 @pytest.mark.usefixtures("broker_down")
 def test_a_queue_that_refuses_the_runs_is_an_error_and_fails_no_run(world):
-    lost = run_over(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="11", heard_min_ago=8,
+    lost = heard_from(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="11", heard_min_ago=8,
                     created_min_ago=60)
     with pytest.raises(CommandError, match="0 run.s. handed to the federation queue; the task queue refused 1"):
         call_command("requeue_runs")

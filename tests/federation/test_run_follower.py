@@ -10,25 +10,13 @@ from django.utils import timezone
 from federation import services, tasks
 from federation.models import FederatedRun, RunStatus
 from federation.tasks import EarlierRunUnfinished, follow_run
+from tests.federation.runs import run_over
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def run_over(*hospitals, status=RunStatus.RUNNING, **fields) -> FederatedRun:
-    run = FederatedRun.objects.create(status=status, **fields)
-    run.hospitals.set(hospitals)
-    return run
-
-
-@pytest.fixture
-def no_superlink(settings, tmp_path):
-    """A federation home with no SuperLink behind it: a run being followed fails for that after a second."""
-    settings.FEDERATION_SUPERLINK_LOST_S = 1
-    return tmp_path
-
-
 def test_a_following_delivery_records_that_it_is_alive_but_not_at_every_poll(world, no_superlink, monkeypatch):
-    run = run_over(world.a, world.b, flower_run_id="123", started_at=timezone.now())
+    run = run_over(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="123", started_at=timezone.now())
     began = timezone.now()
     assert follow_run(run.pk, poll_s=0.05, home=no_superlink, follower="delivery-1") == RunStatus.FAILED
     run.refresh_from_db()
@@ -37,7 +25,7 @@ def test_a_following_delivery_records_that_it_is_alive_but_not_at_every_poll(wor
     assert began <= run.followed_at < began + datetime.timedelta(seconds=0.5)
 
     monkeypatch.setattr(tasks, "HEARTBEAT_S", 0.2)
-    again = run_over(world.a, world.b, flower_run_id="124", started_at=timezone.now())
+    again = run_over(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="124", started_at=timezone.now())
     began = timezone.now()
     follow_run(again.pk, poll_s=0.05, home=no_superlink, follower="delivery-2")
     again.refresh_from_db()
@@ -45,7 +33,7 @@ def test_a_following_delivery_records_that_it_is_alive_but_not_at_every_poll(wor
 
 
 def test_a_run_waiting_its_turn_counts_as_followed(world, no_superlink):
-    run_over(world.a, flower_run_id="7")
+    run_over(world.a, flower_run_id="7", status=RunStatus.RUNNING)
     waiting = run_over(world.a, status=RunStatus.PENDING)
     FederatedRun.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - datetime.timedelta(hours=1))
 
@@ -60,7 +48,7 @@ def test_a_run_waiting_its_turn_counts_as_followed(world, no_superlink):
 
 
 def test_a_run_followed_by_a_live_delivery_is_left_to_it(world, no_superlink):
-    run = run_over(world.a, world.b, flower_run_id="123", started_at=timezone.now(),
+    run = run_over(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="123", started_at=timezone.now(),
                    followed_by="the-first", followed_at=timezone.now())
     # Without the SuperLink a follower would fail the run within a second: this one does not follow it.
     assert follow_run(run.pk, poll_s=0.05, home=no_superlink, follower="handed-again") == RunStatus.RUNNING
@@ -73,7 +61,7 @@ def test_a_run_followed_by_a_live_delivery_is_left_to_it(world, no_superlink):
 
 def test_a_silent_follower_is_taken_over_and_then_stops_following(world, no_superlink):
     silent_since = timezone.now() - services.follower_quiet_limit(RunStatus.RUNNING) - datetime.timedelta(seconds=5)
-    run = run_over(world.a, world.b, flower_run_id="123", started_at=timezone.now(),
+    run = run_over(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="123", started_at=timezone.now(),
                    followed_by="killed", followed_at=silent_since)
     assert follow_run(run.pk, poll_s=0.05, home=no_superlink, follower="handed-again") == RunStatus.FAILED
     run.refresh_from_db()

@@ -5,29 +5,17 @@ federation worker having a single process."""
 import pytest
 from celery.exceptions import Retry
 
-from federation.models import FederatedRun, RunStatus
+from federation.models import RunStatus
 from federation.tasks import EarlierRunUnfinished, follow_federated_run, follow_run
+from tests.federation.runs import run_over
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run_over(*hospitals, status=RunStatus.PENDING, **fields) -> FederatedRun:
-    run = FederatedRun.objects.create(status=status, **fields)
-    run.hospitals.set(hospitals)
-    return run
-
-
-@pytest.fixture
-def no_superlink(settings, tmp_path):
-    """A federation home with no SuperLink behind it: a run that tries to submit fails for that, quickly."""
-    settings.FEDERATION_SUPERLINK_LOST_S = 1
-    return tmp_path
 
 
 @pytest.mark.parametrize("earlier_status", [RunStatus.PENDING, RunStatus.SUBMITTED, RunStatus.RUNNING])
 def test_a_run_waits_while_an_earlier_one_over_a_shared_hospital_is_unfinished(world, no_superlink, earlier_status):
     run_over(world.a, status=earlier_status, flower_run_id="" if earlier_status == RunStatus.PENDING else "7")
-    later = run_over(world.a, world.b)
+    later = run_over(world.a, world.b, status=RunStatus.PENDING)
 
     with pytest.raises(EarlierRunUnfinished):
         follow_run(later.pk, poll_s=0.05, home=no_superlink)
@@ -38,7 +26,7 @@ def test_a_run_waits_while_an_earlier_one_over_a_shared_hospital_is_unfinished(w
 
 def test_the_task_goes_back_to_the_queue_instead_of_holding_its_worker(world, no_superlink):
     run_over(world.a, status=RunStatus.RUNNING, flower_run_id="7")
-    later = run_over(world.a)
+    later = run_over(world.a, status=RunStatus.PENDING)
     with pytest.raises(Retry):
         follow_federated_run(later.pk)
 
@@ -46,7 +34,7 @@ def test_the_task_goes_back_to_the_queue_instead_of_holding_its_worker(world, no
 @pytest.mark.parametrize("earlier_status", [RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.STOPPED])
 def test_a_finished_earlier_run_does_not_hold_the_next(world, no_superlink, earlier_status):
     run_over(world.a, status=earlier_status, flower_run_id="7")
-    later = run_over(world.a)
+    later = run_over(world.a, status=RunStatus.PENDING)
 
     assert follow_run(later.pk, poll_s=0.05, home=no_superlink) == RunStatus.FAILED
     later.refresh_from_db()
@@ -55,8 +43,8 @@ def test_a_finished_earlier_run_does_not_hold_the_next(world, no_superlink, earl
 
 def test_runs_over_other_hospitals_and_later_runs_do_not_hold_a_run(world, no_superlink):
     run_over(world.b, status=RunStatus.RUNNING, flower_run_id="7")
-    run = run_over(world.a)
-    run_over(world.a)  # asked for after it
+    run = run_over(world.a, status=RunStatus.PENDING)
+    run_over(world.a, status=RunStatus.PENDING)  # asked for after it
 
     assert follow_run(run.pk, poll_s=0.05, home=no_superlink) == RunStatus.FAILED
     run.refresh_from_db()
