@@ -4,17 +4,15 @@ The uploads here never commit, so their tasks are never sent: each scan stays qu
 as after a broker outage. The command must put exactly the stalled ones back on the diagnostics queue.
 """
 
-import json
 from datetime import timedelta
 
 import pytest
-import redis
-from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from diagnostics import services
 from diagnostics.models.scans import Diagnosis, Scan, ScanStatus
+from tests.broker_queue import sent_task_arguments
 from tests.diagnostics import samples
 from tests.diagnostics.helpers import finish, upload
 
@@ -23,26 +21,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def diagnostics_queue():
-    """The broker's diagnostics queue, read as the worker would; messages this test sent are removed after."""
-    if not settings.CELERY_BROKER_URL.startswith("redis://"):
-        pytest.skip("needs the Redis broker (services mode)")
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    before = set(client.lrange("diagnostics", 0, -1))
-
-    def scan_ids():
-        ids = []
-        for raw in client.lrange("diagnostics", 0, -1):
-            if raw not in before:
-                headers = json.loads(raw)["headers"]
-                assert headers["task"] == "diagnostics.tasks.analyse_scan"
-                ids.append(headers["argsrepr"].strip("(),'\""))
-        return sorted(ids)
-
-    yield scan_ids
-    for raw in client.lrange("diagnostics", 0, -1):
-        if raw not in before:
-            client.lrem("diagnostics", 0, raw)
-    client.close()
+    """The scan ids of the analysis tasks sent to the diagnostics queue during the test."""
+    with sent_task_arguments("diagnostics", "diagnostics.tasks.analyse_scan") as arguments:
+        yield arguments
 
 
 def stalled(scan_id, minutes):

@@ -4,16 +4,14 @@ A run whose follower was killed stays "running" with nobody enforcing its deadli
 redelivers the task an hour later; the command must put exactly those runs back on the federation queue.
 """
 
-import json
 from datetime import timedelta
 
 import pytest
-import redis
-from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from federation.models import FederatedRun, RunStatus
+from tests.broker_queue import sent_task_arguments
 from tests.federation.runs import run_over
 
 pytestmark = pytest.mark.django_db
@@ -21,26 +19,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def federation_queue():
-    """The broker's federation queue, read as the worker would; messages this test sent are removed after."""
-    if not settings.CELERY_BROKER_URL.startswith("redis://"):
-        pytest.skip("needs the Redis broker (services mode)")
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    before = set(client.lrange("federation", 0, -1))
-
-    def run_ids():
-        ids = []
-        for raw in client.lrange("federation", 0, -1):
-            if raw not in before:
-                headers = json.loads(raw)["headers"]
-                assert headers["task"] == "federation.tasks.follow_federated_run"
-                ids.append(int(headers["argsrepr"].strip("(),")))
-        return sorted(ids)
-
-    yield run_ids
-    for raw in client.lrange("federation", 0, -1):
-        if raw not in before:
-            client.lrem("federation", 0, raw)
-    client.close()
+    """The run ids of the follow tasks sent to the federation queue during the test."""
+    with sent_task_arguments("federation", "federation.tasks.follow_federated_run") as arguments:
+        yield lambda: sorted(int(run_id) for run_id in arguments())
 
 
 def heard_from(*hospitals, status, heard_min_ago=None, created_min_ago=0, **fields) -> FederatedRun:
