@@ -107,6 +107,10 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None, follower: str 
         if not flower_run_id and run.finished:
             return run.status
         if not flower_run_id:
+            # Asked at once, not at the heartbeat's pace: had the SuperLink's answer kept this delivery silent
+            # long enough for another to take the run over, both would submit it.
+            if not services.record_following(run_id, follower):
+                return _left_to_another(run)
             try:
                 flower_run_id = control.submit_run(home, run.pk)
             except Exception as exc:  # noqa: BLE001 - any failure to submit ends the run with its reason

@@ -7,7 +7,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from federation import services, tasks
+from federation import control, services, tasks
 from federation.models import FederatedRun, RunStatus
 from federation.tasks import EarlierRunUnfinished, follow_run
 from tests.federation.runs import run_over
@@ -78,3 +78,21 @@ def test_a_run_not_yet_submitted_is_not_taken_from_a_follower_that_may_be_submit
     assert follow_run(run.pk, poll_s=0.05, home=no_superlink, follower="handed-again") == RunStatus.PENDING
     run.refresh_from_db()
     assert run.followed_by == "submitting" and run.failure_reason == ""
+
+
+def test_a_follower_taken_over_while_it_asked_the_superlink_does_not_submit_the_run(world, no_superlink, monkeypatch):
+    # The first follower stalled in its question to the SuperLink past the quiet limit; another delivery took
+    # the run over meanwhile. Submitting it now would start a second ServerApp training the same run.
+    run = run_over(world.a, world.b, status=RunStatus.PENDING)
+
+    def answer_after_a_takeover(home, run_id, *, since, must_answer):
+        FederatedRun.objects.filter(pk=run_id).update(followed_by="handed-again", followed_at=timezone.now())
+        return ""
+
+    submitted = []
+    monkeypatch.setattr(control, "find_submitted", answer_after_a_takeover)
+    monkeypatch.setattr(control, "submit_run", lambda home, run_id: submitted.append(run_id) or "99")
+    status = follow_run(run.pk, poll_s=0.05, home=no_superlink, follower="stalled")
+    assert submitted == []
+    run.refresh_from_db()
+    assert status == RunStatus.PENDING and run.flower_run_id == "" and run.followed_by == "handed-again"
