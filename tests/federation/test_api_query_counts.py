@@ -81,10 +81,11 @@ def test_the_live_sockets_first_message(world):
     run = _run(world.a, world.b)
     consumer = FederatedRunConsumer()
     consumer.scope = {"user": world.admin_a, "url_route": {"kwargs": {"run_id": str(run.pk)}}}
+    consumer.run_id = run.pk
 
     def snapshot():
         with CaptureQueriesContext(connection) as captured:
-            data = consumer._snapshot(run.pk)
+            data = consumer.state_now()["run"]
         return len(captured), data
 
     _same_for_2_and_12(lambda n: _rounds(run, n), snapshot, lambda data: len(data["rounds"]))
