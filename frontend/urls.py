@@ -13,8 +13,12 @@ urlpatterns = [
     path("accounts/password/", auth.password_change, name="password-change"),
     path("accounts/password-reset/", auth.password_reset, name="password-reset"),
     path("accounts/password-reset/sent/", auth.password_reset_done, name="password-reset-done"),
+    # The emailed link is .../open/#<uidb64>/<token>: what follows "#" reaches no server (auth.py).
+    path("accounts/password-reset/open/", auth.password_reset_link, name="password-reset-link"),
     path("accounts/password-reset/<uidb64>/<token>/", auth.password_reset_confirm, name="password-reset-confirm"),
     path("accounts/password-reset/done/", auth.password_reset_complete, name="password-reset-complete"),
+    # The emailed link is /invite/#<token> (invite.py); /invite/<token>/ still opens links mailed before.
+    path("invite/", invite.open_link, name="invite-link"),
     path("invite/<str:token>/", invite.accept, name="invite"),
     path("operator/hospitals/", hospitals.hospitals, name="operator-hospitals"),
     path("operator/hospitals/<slug:slug>/invite-admin/", hospitals.invite_admin, name="operator-invite-admin"),

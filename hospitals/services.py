@@ -248,7 +248,7 @@ def invite_member(
     invitation.replaced_sent_at = _replace_invitations(
         Invitation.objects.filter(hospital=hospital, email=email), by=invitation, actor=actor, request=request
     )
-    link = _invitation_link(token, request, site_url)
+    link = invitation_link(token, request, site_url)
     transaction.on_commit(lambda: _send_invitation(invitation, token, link))
     return invitation, token
 
@@ -368,11 +368,14 @@ def _patient_without_account(hospital: Hospital, medical_record_number: str) -> 
     return unclaimed.exclude(pk__in=pending.values("patient")).first()
 
 
-def _invitation_link(token: str, request, site_url: str = "") -> str:
+def invitation_link(token: str, request, site_url: str = "") -> str:
     """The accept page's address, when the site has one (the pages live in another app): absolute from
-    the request, or from ``site_url`` where there is none (a command)."""
+    the request, or from ``site_url`` where there is none (a command).
+
+    The token follows "#": browsers never send that part, so opening the link writes it to no server's
+    access log (the page's script posts it)."""
     try:
-        path = reverse("frontend:invite", args=[token])
+        path = f"{reverse('frontend:invite-link')}#{token}"
     except NoReverseMatch:
         return ""
     if request is not None:

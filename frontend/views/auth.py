@@ -12,10 +12,15 @@ from django.contrib.auth import views as auth_views
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.mail import send_mail
 from django.http import HttpResponseRedirect
+from django.shortcuts import redirect
 from django.urls import reverse, reverse_lazy
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 
 from frontend.forms import ChangePasswordForm, ChooseNewPasswordForm, ResetPasswordForm, SignInForm
-from frontend.views.base import render_page, signed_in
+from frontend.views.base import emailed_link_page, link_secret, render_page, signed_in
 from hospitals import throttle
 from hospitals.accounts import password_changed, reset_login_failures
 
@@ -132,6 +137,33 @@ class PasswordResetView(auth_views.PasswordResetView):
             logger.warning("password-reset mail not sent: the hourly limit for this address or client is reached")
             return HttpResponseRedirect(self.get_success_url())
         return super().form_valid(form)
+
+
+@sensitive_post_parameters("link")
+@never_cache
+def password_reset_link(request):
+    """/accounts/password-reset/open/: the mailed link's page. Its account and token follow the "#"
+    (``<uidb64>/<token>``), which link.js posts here.
+
+    What Django's PasswordResetConfirmView does on the first opening of a link with the token in its path
+    (links mailed before still open that way): the token goes into the session and the page moves to the
+    set-password address; a link that opens nothing gets that view's "no longer works" page.
+    """
+    if request.method != "POST":
+        return emailed_link_page(request, "Choose a new password")
+    secret = link_secret(request)
+    if not secret:
+        return emailed_link_page(request, "Choose a new password", incomplete=True)
+    uidb64, _, token = secret.partition("/")
+    confirm = PasswordResetConfirmView()
+    user = confirm.get_user(uidb64)
+    if user is None or not confirm.token_generator.check_token(user, token):
+        return render_page(request, confirm.template_name, {"validlink": False})
+    request.session[auth_views.INTERNAL_RESET_SESSION_TOKEN] = token
+    # The account as the mail writes it: base64 decoding skips stray characters, which the address
+    # must not carry.
+    return redirect("frontend:password-reset-confirm", uidb64=urlsafe_base64_encode(force_bytes(user.pk)),
+                    token=confirm.reset_url_token)
 
 
 password_reset = PasswordResetView.as_view()

@@ -142,3 +142,19 @@ def operator_page(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+# An emailed link's secret (an invitation's token, a password reset's account and token) follows its "#":
+# browsers never send that part, so it reaches no access log, a proxy's or daphne's. The link's page is
+# the same for every link; link.js posts what follows the "#" in the body of the page's form.
+def link_secret(request) -> str:
+    """What follows the "#" of the link posted from a link's page: link.js posts only that part; without
+    JavaScript, the whole link is pasted into the page's field."""
+    posted = request.POST.get("link", "").strip()
+    return posted.partition("#")[2] if "#" in posted else posted
+
+
+def emailed_link_page(request, heading: str, *, incomplete: bool = False):
+    """The page an emailed link opens, holding no secret: its script or its field posts the link's end."""
+    context = {"heading": heading, "action": request.path, "incomplete": incomplete}
+    return render_page(request, "frontend/emailed_link.html", context, status=400 if incomplete else 200)

@@ -1,9 +1,11 @@
-"""Accepting an invitation from its link: /invite/<token>/, which moves the page to /invite/accept/.
+"""Accepting an invitation from its link: /invite/#<token>, which moves the page to /invite/accept/.
 
-The emailed link carries the invitation's secret token. As Django's PasswordResetConfirmView does, its
-first visit keeps the token in the session and redirects to an address without it, so the token is not
-left in the address bar and the browser's history, in the access log line of every form the page posts,
-or in a Referer.
+The emailed link carries the invitation's secret token after "#", which browsers never send, so no
+server's access log records it: the page's script posts it to /invite/ (`open_link`). As Django's
+PasswordResetConfirmView does, opening the link keeps the token in the session and redirects to an
+address without it, so the token is not left in the address bar and the browser's history, in the access
+log line of every form the page posts, or in a Referer. Links mailed before, /invite/<token>/, open the
+same way until they expire.
 """
 
 from django.contrib import messages
@@ -11,8 +13,9 @@ from django.contrib.auth import login
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_post_parameters
 
-from frontend.views.base import render_page
+from frontend.views.base import emailed_link_page, link_secret, render_page
 from hospitals.errors import DomainError
 from hospitals.services import accept_invitation, invitation_accepted_by, invitation_is_for, usable_invitation
 
@@ -39,8 +42,21 @@ ANOTHER_LINK = ("Another invitation link was opened in this browser after that p
 PASSWORD_REFUSALS = ("password_required", "weak_password")
 
 
+@sensitive_post_parameters("link")
+def open_link(request):
+    """/invite/: the emailed link's page; link.js posts the token that follows its "#"."""
+    if request.method != "POST":
+        return emailed_link_page(request, "Accept your invitation")
+    token = link_secret(request)
+    if not token:
+        return emailed_link_page(request, "Accept your invitation", incomplete=True)
+    return _open(request, token)
+
+
 def accept(request, token):
     from_link = token != URL_TOKEN
+    if from_link and request.method != "POST":
+        return _open(request, token)  # a link mailed before the token moved after "#"
     if not from_link:
         token = request.session.get(SESSION_TOKEN)
         if token is None:
@@ -53,11 +69,8 @@ def accept(request, token):
             del request.session[SESSION_TOKEN]  # it opens nothing any more: accepted elsewhere, expired, revoked
         return _refused(request, token, refused)
     if from_link:
-        request.session[SESSION_TOKEN] = token
-        request.session.pop(SESSION_ACCEPTED, None)
-        if request.method != "POST":
-            return redirect("frontend:invite", URL_TOKEN)
         # A form posted to the link itself comes from a page opened before the page moved: still accepted.
+        _keep_token(request, token)
     # Said before the button, not after the click: a signed-in account can accept only its own invitation.
     wrong_account = request.user.is_authenticated and not invitation_is_for(invitation, request.user)
     error, field_errors = None, {}
@@ -93,10 +106,27 @@ def accept(request, token):
                "role": invitation.get_role_display().lower(), "action": reverse("frontend:invite", args=[URL_TOKEN])}
     if wrong_account:
         # Signing out empties the session, token and all: the sign-out comes back through the link, which
-        # keeps the token again. It travels in the form's body, never in an address the page requests.
-        context["sign_out_next"] = reverse("frontend:invite", args=[token])
+        # keeps the token again. It travels in the form's body, and after the "#" of the address the browser
+        # moves to, which it never sends: no request the page makes holds the token.
+        context["sign_out_next"] = f"{reverse('frontend:invite-link')}#{token}"
     with timezone.override(invitation.hospital.tzinfo):  # the expiry, as the invitation mail gave it
         return render_page(request, "frontend/invite.html", context)
+
+
+def _open(request, token):
+    """Opening the link keeps its token in the session and moves to /invite/accept/; a link that opens
+    nothing is refused where it is, before anybody chooses a password for it."""
+    try:
+        usable_invitation(token)
+    except DomainError as refused:
+        return _refused(request, token, refused)
+    _keep_token(request, token)
+    return redirect("frontend:invite", URL_TOKEN)
+
+
+def _keep_token(request, token):
+    request.session[SESSION_TOKEN] = token
+    request.session.pop(SESSION_ACCEPTED, None)
 
 
 def _refused(request, token, refused):

@@ -3,8 +3,15 @@
 import re
 import time
 
+from urllib.parse import urlsplit
+
 import pytest
+from django.contrib.auth.tokens import default_token_generator
+from django.contrib.auth.views import INTERNAL_RESET_SESSION_TOKEN
 from django.core import mail
+from django.templatetags.static import static
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from rest_framework.authtoken.models import Token
 
 from tests.factories import PASSWORD
@@ -97,14 +104,84 @@ def test_a_sign_in_lasts_while_it_is_used_and_ends_when_left_idle(client, world,
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
 
 
+def reset_link(body: str) -> str:
+    return re.search(r"(http://testserver/accounts/password-reset/\S+)", body).group(1)
+
+
+def open_reset_link(client, body: str):
+    """What link.js does on the emailed link's page: posts what follows the "#"; the page it leads to."""
+    fragment = urlsplit(reset_link(body)).fragment
+    return client.post("/accounts/password-reset/open/", {"link": fragment}, follow=True)
+
+
+def test_the_reset_mail_carries_its_token_after_the_hash_only(client, world):
+    client.post("/accounts/password-reset/", {"email": world.patient_a.email})
+    parts = urlsplit(reset_link(mail.outbox[0].body))
+    # A browser never sends the part after "#": opening the link writes the token to no access log.
+    assert (parts.path, parts.query) == ("/accounts/password-reset/open/", "")
+    uid, token = parts.fragment.split("/")
+    assert uid == urlsafe_base64_encode(force_bytes(world.patient_a.pk))
+    assert default_token_generator.check_token(world.patient_a, token)
+
+
+def test_the_reset_links_page_holds_no_token_and_posts_what_follows_the_hash(client, world):
+    html = client.get("/accounts/password-reset/open/").content.decode()
+    assert f'<script type="module" src="{static("frontend/js/link.js")}"></script>' in html
+    assert '<form method="post" action="/accounts/password-reset/open/" id="link-form" novalidate>' in html
+    assert "<noscript>" in html and "needs JavaScript" in html and 'id="link-incomplete"' in html
+
+
+def test_the_posted_reset_token_moves_to_djangos_set_password_page(client, world):
+    client.post("/accounts/password-reset/", {"email": world.patient_a.email})
+    uid, token = urlsplit(reset_link(mail.outbox[0].body)).fragment.split("/")
+    opened = client.post("/accounts/password-reset/open/", {"link": f"{uid}/{token}"})
+    assert opened.status_code == 302 and opened["Location"] == f"/accounts/password-reset/{uid}/set-password/"
+    assert client.session[INTERNAL_RESET_SESSION_TOKEN] == token
+    html = client.get(opened["Location"]).content.decode()
+    assert "Choose a new password" in html and token not in html
+    # The whole link pasted into the page's field (no JavaScript) opens it too.
+    client.cookies.clear()
+    pasted = client.post("/accounts/password-reset/open/", {"link": reset_link(mail.outbox[0].body)})
+    assert pasted["Location"] == f"/accounts/password-reset/{uid}/set-password/"
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda uid, token: f"{uid}/{token[:-1]}x",  # a wrong token
+    lambda uid, token: f"{urlsafe_base64_encode(b'999999')}/{token}",  # another account's
+    lambda uid, token: f"{uid}/set-password",
+    lambda uid, token: f"%%%/{token}",
+    lambda uid, token: uid,  # the link cut off after the account's part
+])
+def test_a_posted_reset_link_that_opens_nothing_gets_the_link_no_longer_works_page(client, world, mangle):
+    client.post("/accounts/password-reset/", {"email": world.patient_a.email})
+    uid, token = urlsplit(reset_link(mail.outbox[0].body)).fragment.split("/")
+    page = client.post("/accounts/password-reset/open/", {"link": mangle(uid, token)})
+    assert "This link no longer works" in page.content.decode() and "new_password1" not in page.content.decode()
+    assert INTERNAL_RESET_SESSION_TOKEN not in client.session
+
+
+def test_a_reset_link_with_nothing_after_the_hash_says_it_is_incomplete(client, world):
+    page = client.post("/accounts/password-reset/open/", {"link": "http://testserver/accounts/password-reset/open/#"})
+    assert page.status_code == 400 and "This link is incomplete" in page.content.decode()
+
+
+def test_a_link_mailed_before_the_hash_form_still_works_until_it_expires(client, world):
+    uid = urlsafe_base64_encode(force_bytes(world.patient_a.pk))
+    token = default_token_generator.make_token(world.patient_a)
+    form = client.get(f"/accounts/password-reset/{uid}/{token}/", follow=True)
+    assert form.redirect_chain == [(f"/accounts/password-reset/{uid}/set-password/", 302)]
+    new_password = "a-much-longer-secret-42"
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password})
+    assert done["Location"] == "/accounts/password-reset/done/"
+    assert client.login(username=world.patient_a.email, password=new_password)
+
+
 def test_password_reset_round_trip(client, world):
     token = Token.objects.create(user=world.patient_a)
     response = client.post("/accounts/password-reset/", {"email": world.patient_a.email})
     assert response["Location"] == "/accounts/password-reset/sent/"
     assert len(mail.outbox) == 1
-    link = re.search(r"http://testserver(/accounts/password-reset/\S+/\S+/)", mail.outbox[0].body).group(1)
-
-    form = client.get(link, follow=True)
+    form = open_reset_link(client, mail.outbox[0].body)
     assert "Choose a new password" in form.content.decode()
     new_password = "a-much-longer-secret-42"
     done = client.post(form.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password})
@@ -122,10 +199,9 @@ def test_password_reset_for_unknown_email_looks_the_same_and_sends_nothing(clien
 
 def test_used_reset_link_says_so(client, world):
     client.post("/accounts/password-reset/", {"email": world.patient_a.email})
-    link = re.search(r"http://testserver(/accounts/password-reset/\S+/\S+/)", mail.outbox[0].body).group(1)
-    form = client.get(link, follow=True)
+    form = open_reset_link(client, mail.outbox[0].body)
     client.post(form.redirect_chain[-1][0], {"new_password1": "another-long-secret-7", "new_password2": "another-long-secret-7"})
-    again = client.get(link, follow=True)
+    again = open_reset_link(client, mail.outbox[0].body)
     assert "This link no longer works" in again.content.decode()
 
 
@@ -177,8 +253,7 @@ def test_a_password_reset_is_the_way_out_of_a_lock(client, world):
     assert sign_in(client, world.patient_a.email, PASSWORD).status_code == 429
 
     assert client.post("/accounts/password-reset/", {"email": world.patient_a.email}).status_code == 302
-    link = re.search(r"http://testserver(/accounts/password-reset/\S+/\S+/)", mail.outbox[0].body).group(1)
-    form = client.get(link, follow=True)
+    form = open_reset_link(client, mail.outbox[0].body)
     new_password = "a-much-longer-secret-42"
     client.post(form.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password})
     assert sign_in(client, world.patient_a.email, new_password).status_code == 302
@@ -196,10 +271,6 @@ def test_reset_mails_to_one_address_are_limited_and_the_page_does_not_tell(clien
 
 
 def test_a_reset_link_works_for_the_configured_time_and_the_mail_says_so(client, world, settings):
-    from django.contrib.auth.tokens import default_token_generator
-    from django.utils.encoding import force_bytes
-    from django.utils.http import urlsafe_base64_encode
-
     assert settings.PASSWORD_RESET_TIMEOUT == 3600  # the default: an hour, not Django's three days
     client.post("/accounts/password-reset/", {"email": world.patient_a.email})
     assert "open this link (it works once, within 1 hour):" in mail.outbox[0].body
@@ -210,10 +281,14 @@ def test_a_reset_link_works_for_the_configured_time_and_the_mail_says_so(client,
     tokens = default_token_generator
     stale = tokens._make_token_with_timestamp(world.patient_a, now - 61 * 60, tokens.secret)
     fresh = tokens._make_token_with_timestamp(world.patient_a, now - 59 * 60, tokens.secret)
-    stale_page = client.get(f"/accounts/password-reset/{uid}/{stale}/", follow=True).content.decode()
-    assert "This link no longer works" in stale_page
-    fresh_page = client.get(f"/accounts/password-reset/{uid}/{fresh}/", follow=True).content.decode()
-    assert "Choose a new password" in fresh_page
+    for link, post in [("/accounts/password-reset/open/", {"link": f"{uid}/{stale}"}),
+                       (f"/accounts/password-reset/{uid}/{stale}/", None)]:  # as mailed before the "#" form
+        stale_page = (client.post(link, post, follow=True) if post else client.get(link, follow=True)).content.decode()
+        assert "This link no longer works" in stale_page
+    for link, post in [("/accounts/password-reset/open/", {"link": f"{uid}/{fresh}"}),
+                       (f"/accounts/password-reset/{uid}/{fresh}/", None)]:
+        fresh_page = (client.post(link, post, follow=True) if post else client.get(link, follow=True)).content.decode()
+        assert "Choose a new password" in fresh_page
 
     settings.PASSWORD_RESET_TIMEOUT = 2 * 86400
     client.post("/accounts/password-reset/", {"email": world.patient_a.email})

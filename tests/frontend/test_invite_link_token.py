@@ -4,10 +4,14 @@ The emailed link is opened once: its token goes into the session and the page mo
 so the address bar, the history, the log line of each form posted and any Referer hold no token.
 """
 
+import re
+from urllib.parse import urlsplit
+
 import pytest
+from django.templatetags.static import static
 from django.utils import timezone
 
-from frontend.views.invite import ANOTHER_LINK, NO_TOKEN, SESSION_TOKEN
+from frontend.views.invite import ANOTHER_LINK, NO_TOKEN, SESSION_TOKEN, UNKNOWN_LINK
 from hospitals.models import Membership, Role
 from hospitals.services import invite_member
 from tests.factories import PASSWORD
@@ -81,12 +85,15 @@ def test_signing_out_of_the_wrong_account_comes_back_to_the_form(client, world):
     page = client.get(f"/invite/{token}/", follow=True)
     html = page.content.decode()
     assert page.redirect_chain == [("/invite/accept/", 302)] and 'id="wrong-account"' in html
-    # Signing out empties the session: the way back is the link, in the sign-out form's body only.
-    assert f'<input type="hidden" name="next" value="/invite/{token}/">' in html
+    # Signing out empties the session: the way back is the link, in the sign-out form's body only, with
+    # its token after "#", which the browser does not send in the request it then makes.
+    assert f'<input type="hidden" name="next" value="/invite/#{token}">' in html
     assert "/invite/accept/" not in html.split('id="wrong-account"')[1]  # no accept form for the wrong account
-    back = client.post("/accounts/logout/", {"next": f"/invite/{token}/"}, follow=True)
-    assert [url for url, _status in back.redirect_chain] == [f"/invite/{token}/", "/invite/accept/"]
-    html = back.content.decode()
+    back = client.post("/accounts/logout/", {"next": f"/invite/#{token}"})
+    assert back["Location"] == f"/invite/#{token}"
+    # There link.js posts what follows the "#", as on the emailed link's page.
+    assert client.post("/invite/", {"link": token})["Location"] == "/invite/accept/"
+    html = client.get("/invite/accept/").content.decode()
     assert "Accept invitation</button>" in html and 'id="wrong-account"' not in html and token not in html
     assert client.post("/invite/accept/", {"invitation": invitation.pk, **NEW_PASSWORD})["Location"] == "/h/st-anne/"
     assert Membership.objects.filter(user__email="newdoc@st-anne.example", hospital=world.a).exists()
@@ -123,3 +130,63 @@ def test_an_unusable_link_is_answered_where_it_is_and_keeps_nothing(client, worl
     unknown = client.get("/invite/nonsense/")
     assert unknown.status_code == 404 and "This invitation link no longer works" in unknown.content.decode()
     assert SESSION_TOKEN not in client.session
+
+
+# The emailed link carries its token after "#": a browser never sends that part, so no server's access
+# log records it. The link's page (/invite/) has link.js post it in a form's body.
+
+def test_the_emailed_link_carries_its_token_after_the_hash_only(world, mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        invitation, token = invite_member(hospital=world.a, email="fresh@st-anne.example", role=Role.DOCTOR,
+                                          actor=world.admin_a, site_url="https://neurofed.example")
+    link = re.search(r"Accept it here: (\S+)", mailoutbox[0].body).group(1)
+    parts = urlsplit(link)
+    assert (parts.scheme, parts.netloc, parts.path, parts.query) == ("https", "neurofed.example", "/invite/", "")
+    assert parts.fragment == token
+
+
+def test_the_links_page_holds_no_token_and_posts_what_follows_the_hash(client, world):
+    page = client.get("/invite/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert f'<script type="module" src="{static("frontend/js/link.js")}"></script>' in html
+    assert '<form method="post" action="/invite/" id="link-form" novalidate>' in html
+    assert "<noscript>" in html and "needs JavaScript" in html  # and a field to paste the link into
+    assert 'id="link-incomplete"' in html  # link.js shows it when the link lost its end
+
+
+def test_posting_the_links_token_moves_to_the_accept_page(client, world):
+    invitation, token = _invite(world)
+    opened = client.post("/invite/", {"link": token})
+    assert opened.status_code == 302 and opened["Location"] == "/invite/accept/"
+    assert client.session[SESSION_TOKEN] == token
+    page = client.get("/invite/accept/").content.decode()
+    assert "Accept invitation</button>" in page and token not in page
+    assert client.post("/invite/accept/", {"invitation": invitation.pk, **NEW_PASSWORD})["Location"] == "/h/st-anne/"
+    assert Membership.objects.filter(user__email="fresh@st-anne.example", hospital=world.a).exists()
+
+
+def test_the_whole_link_pasted_without_javascript_opens_it_too(client, world):
+    invitation, token = _invite(world)
+    opened = client.post("/invite/", {"link": f"  https://neurofed.example/invite/#{token}\n"})
+    assert opened["Location"] == "/invite/accept/" and client.session[SESSION_TOKEN] == token
+
+
+def test_a_posted_token_that_opens_nothing_gets_the_links_refusals(client, world):
+    unknown = client.post("/invite/", {"link": "nonsense"})
+    assert unknown.status_code == 404 and UNKNOWN_LINK in unknown.content.decode()
+    assert SESSION_TOKEN not in client.session
+    invitation, token = _invite(world)
+    invitation.expires_at = timezone.now()
+    invitation.save(update_fields=["expires_at"])
+    expired = client.post("/invite/", {"link": token})
+    assert expired.status_code == 410 and "has expired" in expired.content.decode()
+    assert SESSION_TOKEN not in client.session
+    empty = client.post("/invite/", {"link": "https://neurofed.example/invite/#"})
+    assert empty.status_code == 400 and "This link is incomplete" in empty.content.decode()
+
+
+def test_the_links_page_takes_no_token_in_its_address(client, world):
+    invitation, token = _invite(world)
+    page = client.get(f"/invite/?link={token}")
+    assert page.status_code == 200 and SESSION_TOKEN not in client.session

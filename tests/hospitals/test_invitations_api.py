@@ -221,6 +221,7 @@ def test_the_emailed_token_accepts_the_invitation(world, client_as, django_captu
     with django_capture_on_commit_callbacks(execute=True):
         client_as("admin_a").post(url("hospitals", world.a.slug, "members"), {"email": "mail@example.org", "role": "doctor"})
     body = mail.outbox[0].body
-    token = re.search(r"http://testserver/invite/([^/\s]+)/", body).group(1)
+    # The page's link carries the token after "#", which no request sends: it reaches no access log.
+    token = re.search(r"http://testserver/invite/#(\S+)", body).group(1)
     assert body.count(token) == 2  # the page link and the API instructions carry the same token
     assert api_accept(token, NEW_PASSWORD).status_code == 201

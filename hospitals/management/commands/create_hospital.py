@@ -3,10 +3,9 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import URLValidator
-from django.urls import NoReverseMatch, reverse
 
 from hospitals.errors import DomainError
-from hospitals.services import open_hospital
+from hospitals.services import invitation_link, open_hospital
 
 
 class Command(BaseCommand):
@@ -35,10 +34,8 @@ class Command(BaseCommand):
                                              f"(id {hospital.pk}), with its own data key."))
         self.stdout.write(f"Invitation for its first admin, {invitation.email}, emailed; it expires "
                           f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC and works once.")
-        try:
-            path = reverse("frontend:invite", args=[token])
-        except NoReverseMatch:  # a deployment without the pages: the token is accepted through the API
+        link = invitation_link(token, None, site_url)
+        if not link:  # a deployment without the pages: the token is accepted through the API
             self.stdout.write(f"If the mail does not arrive, give them this invitation token in person: {token}")
             return
-        link = f"{site_url.rstrip('/')}{path}"
         self.stdout.write(f"If the mail does not arrive, give them this link in person: {link}")
