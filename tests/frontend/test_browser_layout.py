@@ -43,7 +43,8 @@ def pages(live, world, api, django_user_model):
                                                           PASSWORD)
     return {
         None: {"login": "/accounts/login/", "password-reset": "/accounts/password-reset/",
-               "password-reset-sent": "/accounts/password-reset/sent/", "invite": "/invite/not-a-real-token/"},
+               "password-reset-sent": "/accounts/password-reset/sent/", "invite": "/invite/not-a-real-token/",
+               "invite-link-cut-off": "/invite/", "password-reset-link-cut-off": "/accounts/password-reset/open/"},
         world.owner: {"patient-history": "/h/st-anne/scans/", "patient-upload": "/h/st-anne/upload/",
                       "patient-result": f"/h/st-anne/scans/{scan.id}/"},
         world.doctor_a: {"doctor-worklist": "/h/st-anne/worklist/", "doctor-case": f"/h/st-anne/scans/{scan.id}/",
