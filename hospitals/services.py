@@ -468,6 +468,14 @@ def invitation_accepted_by(user, token: str | None = None, *, invitation_id: int
     return invitations.filter(pk=invitation_id).first() if invitation_id is not None else None
 
 
+def accepted_invitation(invitation_id: int | None) -> Invitation | None:
+    """The accepted invitation with this id, whoever accepted it: for the accept page of the browser that
+    accepted it while signed out (its session keeps the id), not for anything a user names."""
+    if invitation_id is None:
+        return None
+    return Invitation.objects.select_related("hospital").filter(pk=invitation_id, accepted_at__isnull=False).first()
+
+
 def _refuse_operator(user) -> None:
     """The platform operator's account joins no hospital: it would read patients' data (DESIGN §2)."""
     if user is not None and user.is_superuser:

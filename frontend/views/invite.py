@@ -17,7 +17,13 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from frontend.views.base import emailed_link_page, link_secret, render_page
 from hospitals.errors import DomainError
-from hospitals.services import accept_invitation, invitation_accepted_by, invitation_is_for, usable_invitation
+from hospitals.services import (
+    accept_invitation,
+    accepted_invitation,
+    invitation_accepted_by,
+    invitation_is_for,
+    usable_invitation,
+)
 
 # What the page's address has in place of the token once the token is in the session; no token is a
 # six-letter word (they are 43 characters of secrets.token_urlsafe).
@@ -141,7 +147,30 @@ def _refused(request, token, refused):
 
 def _without_token(request):
     """/invite/accept/ with no token in the session: after accepting (Back), or the session is gone."""
-    accepted = invitation_accepted_by(request.user, invitation_id=request.session.get(SESSION_ACCEPTED))
+    invitation_id = request.session.get(SESSION_ACCEPTED)
+    if request.user.is_authenticated:
+        accepted = invitation_accepted_by(request.user, invitation_id=invitation_id)
+    else:
+        # An existing account accepts before it signs in: only this browser's session knows it accepted.
+        accepted = accepted_invitation(invitation_id)
     if accepted is not None:
         return render_page(request, "frontend/invite.html", {"accepted": accepted})
     return render_page(request, "frontend/invite.html", {"refused": NO_TOKEN}, status=404)
+
+
+def forget_another_persons_invitation(sender, request, user, **kwargs):
+    """On every sign-in (user_logged_in): a browser that holds someone else's open invitation (a shared
+    computer the invitee walked away from) drops it, so the one who signs in next neither reads it nor,
+    signing out through its page, accepts it with a password of their own. One accepted here already
+    is shown only to the account that accepted it (_without_token)."""
+    session = getattr(request, "session", None)
+    if session is None:
+        return
+    token = session.get(SESSION_TOKEN)
+    if token is not None:
+        try:
+            invitation = usable_invitation(token)
+        except DomainError:
+            invitation = None
+        if invitation is None or not invitation_is_for(invitation, user):
+            del session[SESSION_TOKEN]

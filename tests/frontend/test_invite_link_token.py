@@ -14,7 +14,7 @@ from django.utils import timezone
 from frontend.views.invite import ANOTHER_LINK, NO_TOKEN, SESSION_TOKEN, UNKNOWN_LINK
 from hospitals.models import Membership, Role
 from hospitals.services import invite_member
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -190,3 +190,34 @@ def test_the_links_page_takes_no_token_in_its_address(client, world):
     invitation, token = _invite(world)
     page = client.get(f"/invite/?link={token}")
     assert page.status_code == 200 and SESSION_TOKEN not in client.session
+
+
+def test_someone_else_signing_in_in_that_browser_drops_the_invitation(client, world, forget_sign_in_brakes):
+    # A shared computer: the invitee opened the link and walked away; a colleague signs in at it next.
+    invitation, token = _invite(world, "newdoc@st-anne.example")
+    client.post("/invite/", {"link": token})
+    signed_in = client.post("/accounts/login/", {"username": world.patient_a.email, "password": PASSWORD})
+    assert signed_in.status_code == 302 and SESSION_TOKEN not in client.session
+    page = client.get("/invite/accept/")
+    assert page.status_code == 404 and "newdoc@st-anne.example" not in page.content.decode()
+
+
+def test_back_after_an_existing_account_accepted_signed_out_says_it_worked(client, world, forget_sign_in_brakes):
+    invitation, token = _invite(world, "doctor@north.example")
+    client.post("/invite/", {"link": token})
+    assert client.post("/invite/accept/", {"invitation": invitation.pk})["Location"].startswith("/accounts/login/")
+    accepted = "You have accepted this invitation to join St Anne&#x27;s."
+    back = client.get("/invite/accept/")
+    assert back.status_code == 200 and accepted in back.content.decode()
+    # Signed in as that account, the page still says so.
+    client.post("/accounts/login/", {"username": "doctor@north.example", "password": PASSWORD})
+    assert accepted in client.get("/invite/accept/").content.decode()
+
+
+def test_someone_else_signing_in_after_an_acceptance_signed_out_is_told_nothing(client, world, forget_sign_in_brakes):
+    make_user("nurse@north.example")
+    invitation, token = _invite(world, "nurse@north.example")
+    client.post("/invite/", {"link": token})
+    client.post("/invite/accept/", {"invitation": invitation.pk})
+    client.post("/accounts/login/", {"username": world.patient_a.email, "password": PASSWORD})
+    assert client.get("/invite/accept/").status_code == 404
