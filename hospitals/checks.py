@@ -1,7 +1,9 @@
-"""Deployment checks (`manage.py check --deploy`) for what the hospitals app relies on."""
+"""System checks (`manage.py check [--deploy]`, and every command that runs them, `migrate` among them) for
+what the hospitals app relies on."""
 
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 
 # Backends that never deliver: an invitation "sent" through them reaches only a log or a test outbox.
 UNDELIVERED_MAIL_BACKENDS = {
@@ -46,3 +48,17 @@ def check_mail_relay_is_named(app_configs, **kwargs):
             id="hospitals.W003",
         ))
     return warnings
+
+
+@register("security")
+def check_master_keys_are_usable(app_configs, **kwargs):
+    """The master key (and, during a rotation, the previous one) decodes to a key. A wrong one would let the
+    processes start and fail at the first new hospital or upload; `openssl rand -hex 32` is the usual slip."""
+    from hospitals import keys
+
+    try:
+        keys.known_master_keys()
+    except ImproperlyConfigured as problem:
+        return [Error(str(problem), hint="Generate one with `openssl rand -base64 32` (base64 of 32 random bytes).",
+                      id="hospitals.E001")]
+    return []

@@ -3,7 +3,7 @@
 - ``/healthz`` (liveness): the process answers. No database, cache or network: a database outage must not
   make an orchestrator restart every web process, which would not bring the database back.
 - ``/readyz`` (readiness): whether this process can serve: the database, the cache and channel layer, the
-  Celery broker and the registered models, each checked with a short timeout. 200 when every check
+  Celery broker, the registered models and the master key, each checked with a short timeout. 200 when every check
   passes, 503 otherwise, so the load balancer sends no user to a process that would fail them.
 
 Neither asks anyone to sign in (load balancers do not), so the answers reveal nothing a stranger could
@@ -144,12 +144,29 @@ def check_input_gate() -> dict:
     return {}
 
 
+def check_master_key() -> dict:
+    """The master keys decode (hospitals.checks says the same to `manage.py check`): without them no scan can be
+    stored or read, and no hospital opened."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from hospitals import keys
+
+    try:
+        keys.known_master_keys()
+    except ImproperlyConfigured as problem:
+        log.error("readiness: %s", problem)  # names the variable and the decoded length, never the key
+        raise CheckFailed("master_key_unusable", "The master key (NEUROFED_MASTER_KEY or its _FILE) cannot be "
+                                                 "used; the log says why.") from None
+    return {}
+
+
 CHECKS = {
     "database": (check_database, "The database did not answer."),
     "cache_and_channel_layer": (check_cache_and_channel_layer, "Redis (cache or channel layer) did not answer."),
     "broker": (check_broker, "The task broker did not answer."),
     "models": (check_models, "The model registry could not be read."),
     "input_gate": (check_input_gate, "The input gate could not be read."),
+    "master_key": (check_master_key, "The master key could not be read."),
 }
 
 

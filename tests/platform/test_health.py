@@ -92,7 +92,7 @@ def test_readiness_with_every_service_up_is_200_and_names_the_model_versions(cli
     body = response.json()
     assert body["status"] == "ok"
     assert statuses(response) == {"database": "ok", "cache_and_channel_layer": "ok", "broker": "ok", "models": "ok",
-                                  "input_gate": "ok"}
+                                  "input_gate": "ok", "master_key": "ok"}
     assert body["checks"]["models"]["versions"] == {"classify": "health-classify", "segment": "health-segment"}
     assert "no-cache" in response["Cache-Control"]
     assert_reveals_nothing(response)
@@ -107,7 +107,7 @@ def test_a_dead_broker_makes_readiness_503_naming_the_broker_alone(client, activ
     body = response.json()
     assert body["status"] == "failing"
     assert statuses(response) == {"database": "ok", "cache_and_channel_layer": "ok", "broker": "failing",
-                                  "models": "ok", "input_gate": "ok"}
+                                  "models": "ok", "input_gate": "ok", "master_key": "ok"}
     broker = body["checks"]["broker"]
     assert broker["error"] == "OperationalError"
     assert broker["detail"] == "The task broker did not answer."
@@ -228,3 +228,18 @@ def test_the_web_process_does_not_load_tensorflow_to_check_models(tmp_path):
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["[]", "False", "False"]
+
+
+@pytest.mark.parametrize("key", [base64.b64encode(secrets.token_bytes(48)).decode(), secrets.token_hex(32), "not base64!"])
+def test_a_master_key_that_cannot_be_used_makes_readiness_503(client, active_models, settings, key, caplog):
+    # `openssl rand -hex 32` is an easy mistake: it decodes as base64 to 48 bytes. Without this check the
+    # process looked ready and failed at the first upload or new hospital.
+    needs_services()
+    settings.MASTER_KEY, settings.MASTER_KEY_FILE = key, ""
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    check = response.json()["checks"]["master_key"]
+    assert check["status"] == "failing" and check["error"] == "master_key_unusable"
+    assert "NEUROFED_MASTER_KEY" in check["detail"]
+    assert key not in response.content.decode() and key not in caplog.text
+    assert_reveals_nothing(response)

@@ -121,3 +121,13 @@ def test_deploy_check_warns_that_production_without_mail_settings_mails_localhos
     output = result.stderr + result.stdout
     assert "hospitals.W002" in output and "sent to an SMTP server on localhost:25" in output
     assert "hospitals.W003" in output
+
+
+def test_a_master_key_of_the_wrong_length_stops_every_check_and_migrate(tmp_path):
+    # `openssl rand -hex 32` decodes as base64 to 48 bytes: the process started and failed only at the first
+    # new hospital or upload. Every management command that runs the checks (migrate among them) now stops.
+    result = deploy_check(tmp_path, **production(NEUROFED_MASTER_KEY=secrets.token_hex(32)))
+    output = result.stderr + result.stdout
+    assert result.returncode != 0 and "hospitals.E001" in output
+    assert "NEUROFED_MASTER_KEY must decode to 32 bytes, not 48" in output
+    assert deploy_check(tmp_path, **production(NEUROFED_MASTER_KEY=master_key())).returncode == 0
