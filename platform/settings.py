@@ -229,6 +229,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Multi-tenant brain-tumour MRI diagnosis with federated learning.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # A scan's and a run's `status` are different choices under one field name, and the scan's appears in
+    # several components (list, detail, upload): without a name here drf-spectacular invents a hashed one.
+    "ENUM_NAME_OVERRIDES": {"ScanStatusEnum": "diagnostics.models.scans.ScanStatus"},
 }
 
 # Invitations and password resets go out by mail. The console backend writes each mail whole to the log,

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from diagnostics.access import may_see_ai_result, may_see_heatmap, may_see_outline
 from diagnostics.advice import advice_for, advice_while_waiting
 from diagnostics.ml.readers import CLASS_NAMES
-from diagnostics.models.scans import DoctorOutline, ReviewState, ScanStatus
+from diagnostics.models.scans import DoctorOutline, ReviewState, ScanKind, ScanStatus
 from hospitals.access import STAFF_ROLES
 from hospitals.accounts import display_name
 
@@ -33,6 +33,125 @@ class ScanSearchSerializer(serializers.Serializer):
     mrn = serializers.CharField(max_length=64, trim_whitespace=True,
                                 help_text="The patient's medical record number, exact; case does not matter.")
 
+
+
+class ScanUploadSerializer(serializers.Serializer):
+    """The upload's multipart form, for the schema (ScanListView.post reads the form itself)."""
+
+    file = serializers.FileField(help_text="The scan: DICOM, a zipped DICOM series, NIfTI, PNG or JPEG.")
+    patient = serializers.CharField(required=False, help_text="The patient's id; staff only (a patient's upload "
+                                                              "is filed under their own record).")
+
+
+# The shape scan_data() answers in, for the schema only: scan_data builds the body itself, because what it
+# holds depends on who asks. tests/diagnostics/test_scans_api_schema.py keeps the two in step.
+
+class _FailureSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class _ModelVersionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    task = serializers.CharField()
+    version = serializers.CharField()
+    source = serializers.CharField()
+
+
+class _SliceReadingSerializer(serializers.Serializer):
+    slice = serializers.IntegerField()
+    label = serializers.ChoiceField(choices=CLASS_NAMES)
+    tumour_probability = serializers.FloatField()
+    tumour_area_mm2 = serializers.FloatField(allow_null=True)
+
+
+class ScanResultSerializer(serializers.Serializer):
+    label = serializers.ChoiceField(choices=CLASS_NAMES)
+    probabilities = serializers.DictField(child=serializers.FloatField(), help_text="class name -> probability")
+    confidence = serializers.FloatField()
+    model_version = _ModelVersionSerializer(allow_null=True)
+    segmenter_version = _ModelVersionSerializer(allow_null=True)
+    slice_index = serializers.IntegerField(help_text="The analysed slice (the image endpoint's default slice).")
+    slices_analysed = serializers.IntegerField()
+    tumour_area_px = serializers.FloatField(allow_null=True)
+    tumour_area_mm2 = serializers.FloatField(allow_null=True)
+    tumour_volume_mm3 = serializers.FloatField(allow_null=True)
+    bbox = serializers.DictField(child=serializers.IntegerField(), allow_null=True,
+                                 help_text="top, left, height, width in image pixels")
+    timings_ms = serializers.DictField(child=serializers.FloatField())
+    mask_url = serializers.CharField(allow_null=True)
+    heatmap_url = serializers.CharField(allow_null=True)
+    input_distance = serializers.FloatField(required=False, allow_null=True,
+                                            help_text="Staff only: how far the slice lies from the training images.")
+    per_slice = _SliceReadingSerializer(many=True, required=False,
+                                        help_text="Staff only, on a single scan: the reading of each slice.")
+
+
+class _AdviceSourceSerializer(serializers.Serializer):
+    title = serializers.CharField()
+    url = serializers.URLField()
+
+
+class AdviceSerializer(serializers.Serializer):
+    label = serializers.CharField(allow_null=True)
+    reviewed = serializers.BooleanField()
+    title = serializers.CharField()
+    meaning = serializers.CharField()
+    next_steps = serializers.ListField(child=serializers.CharField())
+    emergency_symptoms = serializers.ListField(child=serializers.CharField())
+    emergency_action = serializers.CharField()
+    sources = _AdviceSourceSerializer(many=True)
+    reminder = serializers.CharField()
+    preliminary = serializers.BooleanField()
+    preliminary_notice = serializers.CharField(allow_blank=True)
+
+
+class ReviewSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    reviewer = serializers.IntegerField(allow_null=True)
+    reviewer_name = serializers.CharField(allow_null=True)
+    at = serializers.DateTimeField()
+    previous_label = serializers.CharField(allow_null=True)
+    label = serializers.CharField()
+    label_changed = serializers.BooleanField()
+    mask_changed = serializers.BooleanField()
+    notes = serializers.CharField(allow_blank=True)
+
+
+class ScanSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    url = serializers.CharField()
+    patient = serializers.UUIDField(allow_null=True)
+    status = serializers.ChoiceField(choices=ScanStatus.choices)
+    failure = _FailureSerializer(allow_null=True)
+    kind = serializers.ChoiceField(choices=ScanKind.choices)
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    slice_count = serializers.IntegerField()
+    pixel_spacing_mm = serializers.ListField(child=serializers.FloatField(), allow_null=True,
+                                             help_text="row, column spacing")
+    created_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    review_state = serializers.ChoiceField(choices=ReviewState.choices)
+    reviewed_label = serializers.CharField(allow_null=True)
+    label = serializers.CharField(allow_null=True,
+                                  help_text="A doctor's label, else the software's once it may be shown.")
+    result_available = serializers.BooleanField()
+    awaiting_review = serializers.BooleanField()
+    preliminary = serializers.BooleanField()
+    unusual_image = serializers.BooleanField()
+    image_url = serializers.CharField()
+    result = ScanResultSerializer(allow_null=True, help_text="null until this member may see the software's result.")
+
+
+class ScanDetailSerializer(ScanSerializer):
+    advice = AdviceSerializer(allow_null=True)
+    reviewed_at = serializers.DateTimeField(allow_null=True)
+    reviews = ReviewSerializer(many=True, required=False, help_text="Staff only.")
+
+
+class ScanUploadedSerializer(ScanDetailSerializer):
+    duplicate = serializers.BooleanField(help_text="The same file was uploaded before: this is that scan.")
 
 def _url(name, scan, **extra):
     return reverse(f"diagnostics-api:{name}", kwargs={"slug": scan.hospital.slug, "scan_id": scan.id, **extra})

@@ -5,7 +5,8 @@ import logging
 from django.conf import settings
 from django.db.models import Q
 from django.http import Http404, HttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
@@ -15,7 +16,9 @@ from rest_framework.response import Response
 from diagnostics import services
 from diagnostics.access import access_scan, may_see_ai_result, may_see_heatmap, may_see_outline, visible_scans
 from diagnostics.api.parsers import ScanUploadParser
-from diagnostics.api.serializers import ReviewInputSerializer, ScanRemovalSerializer, ScanSearchSerializer, scan_data
+from diagnostics.api.serializers import (ReviewInputSerializer, ScanDetailSerializer, ScanRemovalSerializer,
+                                         ScanSearchSerializer, ScanSerializer, ScanUploadedSerializer,
+                                         ScanUploadSerializer, scan_data)
 from diagnostics.limits import too_large_sentence
 from diagnostics.ml.readers import CLASS_NAMES
 from diagnostics.models.scans import Diagnosis, ReviewState, ScanSource, ScanStatus
@@ -120,6 +123,19 @@ class _ScanListing:
         return scans.filter(patient=patient)
 
 
+# The query string _ScanListing._filter reads, as /api/docs/ lists it.
+LIST_FILTERS = [
+    OpenApiParameter("source", str, enum=ScanSource.values, description=f"Default: {ScanSource.UPLOAD}."),
+    OpenApiParameter("status", str, enum=ScanStatus.values),
+    OpenApiParameter("review_state", str, enum=[*ReviewState.values, "reviewed"],
+                     description="reviewed: confirmed and corrected together."),
+    OpenApiParameter("label", str, enum=CLASS_NAMES,
+                     description="A doctor's label, else the software's; an unusual image matches only once read."),
+    OpenApiParameter("min_confidence", float, description="The software's confidence, 0 to 1."),
+    OpenApiParameter("max_confidence", float, description="The software's confidence, 0 to 1."),
+]
+
+
 class ScanSearchView(_ScanListing, GenericAPIView):
     """POST: the scan list's answer, for the patient with the record number `mrn` given in the body.
 
@@ -130,7 +146,7 @@ class ScanSearchView(_ScanListing, GenericAPIView):
 
     parser_classes = [JSONParser]
 
-    @extend_schema(request=ScanSearchSerializer)
+    @extend_schema(request=ScanSearchSerializer, responses=ScanSerializer(many=True), parameters=LIST_FILTERS)
     def post(self, request, slug):
         form = ScanSearchSerializer(data=request.data)
         if not form.is_valid():
@@ -143,12 +159,14 @@ class ScanListView(_ScanListing, GenericAPIView):
 
     parser_classes = [ScanUploadParser]
 
+    @extend_schema(responses=ScanSerializer(many=True), parameters=LIST_FILTERS)
     def get(self, request, slug):
         if "mrn" in request.query_params:
             return error("record_number_in_url", "A record number must not be sent in a URL, where logs keep it; "
                                                  "POST it as 'mrn' to the scans' search/ address.", 400)
         return self._listing(request, slug)
 
+    @extend_schema(request=ScanUploadSerializer, responses={201: ScanUploadedSerializer, 200: ScanUploadedSerializer})
     def post(self, request, slug):
         membership = access_membership(request.user, slug)
         hospital = membership.hospital
@@ -186,6 +204,7 @@ class ScanListView(_ScanListing, GenericAPIView):
 class ScanDetailView(GenericAPIView):
     """GET: the scan. DELETE: remove it, with its result and files (`reason`, required of an admin)."""
 
+    @extend_schema(responses=ScanDetailSerializer)
     def get(self, request, slug, scan_id):
         membership = access_membership(request.user, slug)
         scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request)
@@ -207,6 +226,7 @@ class ScanReviewView(GenericAPIView):
 
     parser_classes = [ScanUploadParser, JSONParser]
 
+    @extend_schema(request=ReviewInputSerializer, responses={201: ScanDetailSerializer})
     def post(self, request, slug, scan_id):
         membership = access_membership(request.user, slug)
         scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request)
@@ -238,6 +258,7 @@ class _ScanPNGView(GenericAPIView):
         # An <img> asks for image/*; errors still go out as JSON.
         return super().perform_content_negotiation(request, force=True)
 
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
     def get(self, request, slug, scan_id):
         membership = access_membership(request.user, slug)
         scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request,
@@ -275,6 +296,10 @@ class _ScanPNGView(GenericAPIView):
         return diagnosis
 
 
+@extend_schema_view(get=extend_schema(parameters=[
+    OpenApiParameter("slice", int, description="Which slice of a volume; default: the analysed one for those "
+                                               "who may see the result, else the middle one."),
+]))
 class ScanImageView(_ScanPNGView):
     """The scan itself: the analysed slice for those who may see the result, else the middle one (or
     ?slice=N of a volume), windowed to 8 bits."""

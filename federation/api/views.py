@@ -6,6 +6,7 @@ Hospitals opt in through their settings endpoint
 (PATCH /api/v1/hospitals/<slug>/settings/ {"federation_opt_in": true}).
 """
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
@@ -29,6 +30,7 @@ class RunListView(generics.ListAPIView):
     def get_queryset(self):
         return visible_runs(self.request.user).prefetch_related("hospitals", "rounds")
 
+    @extend_schema(request=s.StartRunSerializer, responses={201: s.RunSerializer})
     def post(self, request):
         _require_operator(request)
         data = s.StartRunSerializer(data=request.data)
@@ -41,11 +43,13 @@ class RunListView(generics.ListAPIView):
 
 
 class RunDetailView(APIView):
+    @extend_schema(responses=s.RunSerializer)
     def get(self, request, run_id):
         return Response(s.RunSerializer(access_run(request.user, run_id), context={"request": request}).data)
 
 
 class RunStopView(APIView):
+    @extend_schema(request=None, responses=s.RunSerializer)
     def post(self, request, run_id):
         run = access_run(request.user, run_id)
         _require_operator(request)
@@ -54,6 +58,7 @@ class RunStopView(APIView):
 
 
 class RunPromoteView(APIView):
+    @extend_schema(request=s.RunPromoteSerializer, responses=s.RunSerializer)
     def post(self, request, run_id):
         run = access_run(request.user, run_id)
         _require_operator(request)
@@ -68,6 +73,7 @@ class RunPromoteView(APIView):
 class HospitalRunStartView(APIView):
     """A hospital admin starts a run over every opted-in hospital (federation.services.start_hospital_run)."""
 
+    @extend_schema(request=s.StartHospitalRunSerializer, responses={201: s.RunSerializer})
     def post(self, request, slug):
         membership = access_membership(request.user, slug, roles=(Role.ADMIN,))
         data = s.StartHospitalRunSerializer(data=request.data)

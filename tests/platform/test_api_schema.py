@@ -1,13 +1,10 @@
 """The OpenAPI schema generates and /api/docs/ is served from bundled static files, not a CDN."""
 
-from pathlib import Path
-
 import pytest
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parents[2]
 
 HOSPITALS_PATHS = [
     "/api/v1/auth/token/", "/api/v1/me/", "/api/v1/hospitals/", "/api/v1/hospitals/{slug}/members/",
@@ -27,14 +24,12 @@ def test_schema_is_served_and_lists_the_hospitals_api(client):
     assert "tokenAuth" in schema["components"]["securitySchemes"]
 
 
-def test_schema_has_no_warnings_from_the_hospitals_api(capsys, tmp_path):
-    call_command("spectacular", "--validate", "--file", str(tmp_path / "schema.yml"))
-    ours = [str(ROOT / "hospitals"), str(ROOT / "platform"), *(f"'{path}'" for path in HOSPITALS_PATHS)]
-    problems = [
-        line for line in capsys.readouterr().err.splitlines()
-        if ("Warning" in line or "Error" in line) and any(mark in line for mark in ours)
-    ]
-    assert problems == []
+def test_schema_generates_without_a_warning(tmp_path):
+    """Every endpoint is described from its own code: a view drf-spectacular cannot read is left out of
+    /api/docs/ or shown with an empty body, and `manage.py check --deploy` repeats each such warning to
+    the engineer deploying, who cannot tell which of them matter."""
+    # Raises SchemaGenerationError on any warning or error; they are in the captured stderr shown on failure.
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"))
 
 
 def test_docs_page_loads_from_bundled_static_files(client):
