@@ -25,12 +25,10 @@ PRINT_SETTINGS = (
 )
 
 
-def start(tmp_path, **env):
+def start(tmp_path, code=PRINT_SETTINGS, **env):
     clean = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES}
     clean.update(DJANGO_SETTINGS_MODULE="neurofed.settings", NEUROFED_VAR_DIR=str(tmp_path / "var"), **env)
-    return subprocess.run(
-        [sys.executable, "-c", PRINT_SETTINGS], capture_output=True, text=True, cwd=ROOT, env=clean, timeout=60
-    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=clean, timeout=60)
 
 
 def production(**extra):
@@ -131,3 +129,15 @@ def test_a_master_key_of_the_wrong_length_stops_every_check_and_migrate(tmp_path
     assert result.returncode != 0 and "hospitals.E001" in output
     assert "NEUROFED_MASTER_KEY must decode to 32 bytes, not 48" in output
     assert deploy_check(tmp_path, **production(NEUROFED_MASTER_KEY=master_key())).returncode == 0
+
+
+PRINT_PROXY_HEADER = "from django.conf import settings; print(getattr(settings, 'SECURE_PROXY_SSL_HEADER', None))"
+
+
+@pytest.mark.parametrize(("proxies", "trusted"), [("0", "None"), ("1", "('HTTP_X_FORWARDED_PROTO', 'https')")])
+def test_x_forwarded_proto_is_believed_only_behind_a_proxy(tmp_path, proxies, trusted):
+    # Without a proxy that overwrites it, any client could send "X-Forwarded-Proto: https" over plain HTTP
+    # and be served as if its connection were encrypted, the redirect to HTTPS skipped.
+    result = start(tmp_path, PRINT_PROXY_HEADER, **production(NEUROFED_MASTER_KEY=master_key(),
+                                                              TRUSTED_PROXY_COUNT=proxies))
+    assert result.stdout.strip() == trusted, result.stderr
