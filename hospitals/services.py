@@ -249,6 +249,9 @@ def invite_member(
         Invitation.objects.filter(hospital=hospital, email=email), by=invitation, actor=actor, request=request
     )
     link = invitation_link(token, request, site_url)
+    # Whether the mail left: True or False once the transaction has committed and it was tried (the
+    # pages and create_hospital say so), None while an enclosing transaction is still open.
+    invitation.mail_sent = None
     transaction.on_commit(lambda: _send_invitation(invitation, token, link))
     return invitation, token
 
@@ -393,7 +396,9 @@ def _send_invitation(invitation: Invitation, token: str, link: str = "") -> None
         # recipient's error names the invitee's address.
         log.error("invitation %s for hospital %s could not be emailed (%s)", invitation.pk, hospital.slug,
                   type(exc).__name__)
+        invitation.mail_sent = False
         return
+    invitation.mail_sent = True
     log.info("invitation %s sent for hospital %s", invitation.pk, hospital.slug)
 
 

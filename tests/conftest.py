@@ -91,6 +91,13 @@ DEAD_REDIS = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
 
 
 @pytest.fixture
+def unreachable_mail_relay(settings):
+    """SMTP to a port where nothing listens: every mail fails as it does when the hospital's relay is down."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+
+
+@pytest.fixture
 def broker_down():
     """The Celery broker unreachable (nothing listens on its port), its cached connections dropped."""
     from neurofed.celery import app

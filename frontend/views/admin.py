@@ -16,7 +16,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from frontend.forms import InviteForm
-from frontend.views.base import ADMIN, hospital_page, render_page
+from frontend.views.base import ADMIN, hospital_page, mail_not_sent, render_page
 from hospitals import services
 from hospitals.access import access_invitation, access_member
 from hospitals.errors import DomainError
@@ -67,7 +67,10 @@ def members(request, membership):
                 earlier = date_format(timezone.localtime(invitation.replaced_sent_at), "j M Y, H:i T")
                 sent += (f" It replaces the invitation sent on {earlier}: "
                          "the link in that earlier email no longer works.")
-            messages.success(request, sent)
+            if invitation.mail_sent is False:
+                messages.error(request, mail_not_sent(invitation))
+            else:
+                messages.success(request, sent)
             return redirect("frontend:members", hospital.slug)
     listing = _member_filters(request, hospital, request.GET.get("role", ""))
     members = Membership.objects.filter(hospital=hospital).select_related("user").order_by("role", "user__email")

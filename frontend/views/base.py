@@ -158,3 +158,10 @@ def emailed_link_page(request, heading: str, *, incomplete: bool = False):
     """The page an emailed link opens, holding no secret: its script or its field posts the link's end."""
     context = {"heading": heading, "action": request.path, "incomplete": incomplete}
     return render_page(request, "frontend/emailed_link.html", context, status=400 if incomplete else 200)
+
+
+def mail_not_sent(invitation) -> str:
+    """What an admin or the operator is told when an invitation's mail did not leave (services.mail_sent)."""
+    return (f"The invitation is pending, but the email to {invitation.email} could not be sent: the mail server "
+            "did not take it. Ask IT staff to check the mail settings (the log names the error), then invite "
+            "the address again.")

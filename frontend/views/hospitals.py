@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from frontend.forms import NewHospitalForm
-from frontend.views.base import operator_page, render_page
+from frontend.views.base import mail_not_sent, operator_page, render_page
 from hospitals.errors import DomainError
 from hospitals.models import Hospital
 from hospitals.services import hospitals_for_operator, invite_first_admin, open_hospital
@@ -34,8 +34,12 @@ def hospitals(request):
         except DomainError as refused:
             form.add_error(OPEN_REFUSAL_FIELDS.get(refused.code), refused.detail)
         else:
-            messages.success(request, f"{hospital.name} is open at /h/{hospital.slug}/; its first admin, "
-                                      f"{invitation.email}, has been sent an invitation.")
+            if invitation.mail_sent is False:
+                messages.success(request, f"{hospital.name} is open at /h/{hospital.slug}/.")
+                messages.error(request, mail_not_sent(invitation))
+            else:
+                messages.success(request, f"{hospital.name} is open at /h/{hospital.slug}/; its first admin, "
+                                          f"{invitation.email}, has been sent an invitation.")
             return redirect("frontend:operator-hospitals")
     context = {"form": form, "hospitals": hospitals_for_operator(), "now": timezone.now()}
     return render_page(request, "frontend/operator_hospitals.html", context, status=400 if form.is_bound else 200)
@@ -51,6 +55,9 @@ def invite_admin(request, slug):
     except DomainError as refused:
         messages.error(request, refused.detail)
     else:
-        messages.success(request, f"{invitation.email} has been sent a new invitation to be {hospital.name}'s "
-                                  "first admin; the link in any earlier one no longer works.")
+        if invitation.mail_sent is False:
+            messages.error(request, mail_not_sent(invitation))
+        else:
+            messages.success(request, f"{invitation.email} has been sent a new invitation to be {hospital.name}'s "
+                                      "first admin; the link in any earlier one no longer works.")
     return redirect("frontend:operator-hospitals")

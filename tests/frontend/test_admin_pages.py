@@ -81,6 +81,17 @@ def test_invite_change_role_remove(client, world, django_capture_on_commit_callb
     assert not Membership.objects.filter(pk=member.pk).exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_invitation_whose_mail_fails_says_so_and_stays_pending(client, world, unreachable_mail_relay):
+    client.force_login(world.admin_a)
+    page = client.post("/h/st-anne/members/", {"email": "new.doctor@st-anne.example", "role": "doctor"},
+                       follow=True)
+    html = page.content.decode()
+    assert "Invitation sent" not in html
+    assert "the email to new.doctor@st-anne.example could not be sent" in html
+    assert "new.doctor@st-anne.example" in html.split("Pending invitations")[1]
+
+
 def test_refusals_are_shown_as_sentences(client, world):
     client.force_login(world.admin_a)
     me = Membership.objects.get(user=world.admin_a, hospital=world.a)

@@ -53,6 +53,19 @@ def test_the_operator_opens_a_hospital_and_its_first_admin_is_invited(client, wo
         "hospital.create", "invitation.create"}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_first_admin_whose_mail_fails_is_not_said_to_be_sent(client, world, operator, unreachable_mail_relay):
+    client.force_login(operator)
+    page = client.post(URL, {"name": "Royal Infirmary", "slug": "royal", "admin_email": "it@royal.example"},
+                       follow=True)
+    html = page.content.decode()
+    assert "Royal Infirmary is open at /h/royal/" in html and "has been sent an invitation" not in html
+    assert "the email to it@royal.example could not be sent" in html
+    page = client.post("/operator/hospitals/royal/invite-admin/", {"email": "it@royal.example"}, follow=True)
+    html = page.content.decode()
+    assert "has been sent a new invitation" not in html and "the email to it@royal.example could not be sent" in html
+
+
 @pytest.mark.parametrize("fields, sentence", [
     ({"slug": "st-anne"}, "exists already"),
     ({"name": " st  anne's"}, "named St Anne&#x27;s exists already"),

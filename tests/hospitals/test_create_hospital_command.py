@@ -39,3 +39,13 @@ def test_a_taken_slug_or_a_bad_email_is_refused_and_nothing_is_created(world):
         call_command("create_hospital", "royal", "Royal Infirmary", "--admin-email", "it@royal.example",
                      "--site-url", "neurofed")
     assert not Hospital.objects.filter(slug="royal").exists() and Hospital.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_invitation_mail_that_fails_is_not_reported_as_emailed(capsys, unreachable_mail_relay):
+    call_command("create_hospital", "royal", "Royal Infirmary", "--admin-email", "it@royal.example",
+                 "--site-url", "https://neurofed.example")
+    out, err = capsys.readouterr()
+    assert "emailed;" not in out and "could not be emailed" in err
+    printed = re.search(r"give them this link in person: (\S+)", out).group(1)
+    assert usable_invitation(printed.partition("#")[2]).email == "it@royal.example"

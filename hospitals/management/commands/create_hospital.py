@@ -32,8 +32,14 @@ class Command(BaseCommand):
             raise CommandError(refused.detail) from None
         self.stdout.write(self.style.SUCCESS(f"Hospital {hospital.name} created at /h/{hospital.slug}/ "
                                              f"(id {hospital.pk}), with its own data key."))
-        self.stdout.write(f"Invitation for its first admin, {invitation.email}, emailed; it expires "
-                          f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC and works once.")
+        # Tried once the hospital was committed, inside open_hospital; False: the relay refused it or is down.
+        if invitation.mail_sent is False:
+            self.stderr.write(f"The invitation for its first admin, {invitation.email}, could not be emailed (the "
+                              "log above names the error); it expires "
+                              f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC and works once.")
+        else:
+            self.stdout.write(f"Invitation for its first admin, {invitation.email}, emailed; it expires "
+                              f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC and works once.")
         link = invitation_link(token, None, site_url)
         if not link:  # a deployment without the pages: the token is accepted through the API
             self.stdout.write(f"If the mail does not arrive, give them this invitation token in person: {token}")
