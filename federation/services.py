@@ -84,8 +84,8 @@ def start_federated_run(*, hospitals, actor=None, request=None, **params) -> Fed
                                               f"{', '.join(missing)}. Their admins can opt in.")
     min_nodes = params.get("min_nodes", 2)
     if len(hospitals) < min_nodes:
-        raise DomainError("too_few_hospitals", f"A run needs at least {min_nodes} hospitals; "
-                                                   f"{len(hospitals)} were given.")
+        given = f"only {len(hospitals)} was given" if len(hospitals) == 1 else f"{len(hospitals)} were given"
+        raise DomainError("too_few_hospitals", f"A run needs at least {min_nodes} hospitals; {given}.")
     _refuse_without_training_cases(hospitals, params.get("model_kind", ModelKind.CLASSIFIER), min_nodes)
     run = FederatedRun.objects.create(created_by=actor, **params)
     run.hospitals.set(hospitals)

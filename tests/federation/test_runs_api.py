@@ -322,6 +322,7 @@ def test_an_admin_whose_hospital_has_not_opted_in_or_has_no_partner_is_told_why(
     Hospital.objects.filter(pk=world.a.pk).update(federation_opt_in=True)
     alone = api(world.admin_a).post(hospital_runs(world.a), {}, format="json")
     assert alone.status_code == 400 and alone.json()["error"] == "too_few_hospitals"
+    assert alone.json()["detail"] == "A run needs at least 2 hospitals; only 1 was given."
     assert not FederatedRun.objects.exists()
 
 
