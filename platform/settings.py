@@ -280,6 +280,12 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Preloading is the hospital's to choose: once its domain is on the browsers' list, every subdomain
+    # must serve HTTPS for months after removal, a commitment its IT department makes, not this
+    # application. Left off, `check --deploy` need not warn about it on every release.
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     if TRUSTED_PROXY_COUNT:
         # Believed only from a proxy, which must overwrite whatever a client sent: from a client directly,
         # "X-Forwarded-Proto: https" over plain HTTP would skip the redirect to HTTPS.
