@@ -1,8 +1,12 @@
 """The Celery app. Queues are routed per kind of work, so a GPU worker can take only diagnostics."""
 
+import logging
 import os
+from logging.handlers import WatchedFileHandler
 
+import click
 from celery import Celery
+from celery.signals import setup_logging
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "neurofed.settings")
@@ -31,3 +35,24 @@ if os.environ.get("CELERY_VISIBILITY_TIMEOUT"):
         **app.conf.broker_transport_options,
         "visibility_timeout": int(os.environ["CELERY_VISIBILITY_TIMEOUT"]),
     }
+
+
+@setup_logging.connect
+def _keep_django_logging(loglevel=None, logfile=None, **kwargs):
+    """Log a worker through Django's LOGGING (root at LOG_LEVEL, INFO by default), as every other process.
+
+    Left to itself, Celery replaces the root logger's handlers and sets it to its -l, which defaults to
+    WARNING: a worker started without -l logged neither its own "ready" and "received" lines nor the app's
+    INFO lines. With a receiver of this signal connected, Celery leaves logging to it; a -l or -f given on
+    the command line is still obeyed.
+    """
+    context = click.get_current_context(silent=True)  # the `celery worker` command's, while it starts
+    root = logging.getLogger()
+    if context is not None and context.get_parameter_source("loglevel") in (
+            click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT):
+        root.setLevel(loglevel)
+    if logfile:
+        handler = WatchedFileHandler(logfile, encoding="utf-8")
+        if root.handlers:
+            handler.setFormatter(root.handlers[0].formatter)
+        root.handlers = [handler]

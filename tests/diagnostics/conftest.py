@@ -8,6 +8,7 @@ committed for another process to see them) and `live_media_root` (the processes 
 share one MEDIA_ROOT for encrypted blobs).
 
 - `celery_worker_process`: `celery -A neurofed worker -Q diagnostics --concurrency 1 --pool prefork`,
+  without `-l`, as README.md starts it in production (so its log holds what production's does),
   pointed at pytest-django's test database and the test run's Redis, its queue purged first. The
   object has `.kill()` (SIGKILL to the whole process group, like a crashed machine), `.restart()`,
   `.log()` and `.pids()`. Module-scoped: a worker loads TensorFlow and the models once per module.
@@ -136,17 +137,24 @@ def shared_media_root(settings, live_media_root):
     return live_media_root
 
 
-def purge_diagnostics_queue() -> None:
+def purge_queues(*queues: str) -> None:
     """Drop tasks, and unacknowledged deliveries, left in the broker by an earlier run."""
     import redis
 
     client = redis.Redis.from_url(settings.REDIS_URL)
-    client.delete("diagnostics", "unacked", "unacked_index", "unacked_mutex")
+    client.delete(*queues, "unacked", "unacked_index", "unacked_mutex")
+
+
+def purge_diagnostics_queue() -> None:
+    purge_queues("diagnostics")
 
 
 class WorkerProcess:
-    def __init__(self, env: dict, log_dir: Path):
+    """`queues` for its -Q; `loglevel` for its -l, None to start it without one, as production does."""
+
+    def __init__(self, env: dict, log_dir: Path, queues=("diagnostics",), loglevel=None):
         self.env, self.log_dir = env, log_dir
+        self.queues, self.loglevel = tuple(queues), loglevel
         self.process = None
         self.starts = 0
 
@@ -159,9 +167,11 @@ class WorkerProcess:
 
         self.starts += 1
         self.hostname = f"diag-{uuid.uuid4().hex[:8]}@%h"
-        command = [str(PYTHON_BIN / "celery"), "-A", "neurofed", "worker", "-Q", "diagnostics", "--concurrency", "1",
-                   "--pool", "prefork", "--loglevel", "INFO", "-n", self.hostname, "--without-gossip",
+        command = [str(PYTHON_BIN / "celery"), "-A", "neurofed", "worker", "-Q", ",".join(self.queues),
+                   "--concurrency", "1", "--pool", "prefork", "-n", self.hostname, "--without-gossip",
                    "--without-mingle", "--without-heartbeat"]
+        if self.loglevel:
+            command += ["--loglevel", self.loglevel]
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
@@ -196,17 +206,19 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
 
 
-def running_worker(django_db_blocker, live_media_root, log_dir, **settings_env):
-    """A started diagnostics worker on the test database, with these extra environment settings, for
-    a fixture to ``yield from``; stopped, and its queue emptied, when the fixture ends."""
+def running_worker(django_db_blocker, live_media_root, log_dir, *, queues=("diagnostics",), loglevel=None,
+                   **settings_env):
+    """A started worker on the test database (a diagnostics one unless `queues` says otherwise), with
+    these extra environment settings, for a fixture to ``yield from``; stopped, and its queues emptied,
+    when the fixture ends."""
     with django_db_blocker.unblock():
         env = process_environment(live_media_root, **settings_env)
-    purge_diagnostics_queue()
-    worker = WorkerProcess(env, log_dir)
+    purge_queues(*queues)
+    worker = WorkerProcess(env, log_dir, queues, loglevel)
     worker.start()
     yield worker
     worker.stop()
-    purge_diagnostics_queue()
+    purge_queues(*queues)
 
 
 @pytest.fixture(scope="module")

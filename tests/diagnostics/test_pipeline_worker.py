@@ -94,6 +94,19 @@ def test_upload_to_result_with_live_state_changes(world, live, celery_worker_pro
     assert result["timings_ms"]["model_ms"] > 0
     assert result["slices_analysed"] == detail["slice_count"]
     assert Diagnosis.objects.filter(scan_id=scan_id).count() == 1
+    # Started without -l, as in production: the log holds Celery's INFO lines and the app's.
+    log = log_once_it_holds(celery_worker_process, f"scan {scan_id}: done")
+    assert " ready." in log and f"scan {scan_id}: analysis started" in log
+    assert f"Task diagnostics.tasks.analyse_scan[" in log and " received" in log
+
+
+def log_once_it_holds(worker, text, timeout: float = 20) -> str:
+    """The worker's log once `text` is in it: a line logged after the state change it follows."""
+    deadline = time.monotonic() + timeout
+    while text not in (log := worker.log_path.read_text(errors="replace")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert text in log, worker.log()
+    return log
 
 
 def test_worker_killed_mid_scan_finishes_it_once_after_restart(world, live, celery_worker_process):
