@@ -11,7 +11,7 @@ import threading
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 from celery.worker import state as worker_state
 from celery.worker.request import Request
 from django.conf import settings
@@ -166,13 +166,39 @@ def analyse_scan(self, scan_id: str) -> str:
     return "done"
 
 
+# The queue platform/celery.py routes this module's tasks to.
+DIAGNOSTICS_QUEUE = "diagnostics"
+# Whether this worker takes scans: set in the worker's main process before its pool starts, and so
+# inherited by every pool process. True where no worker set it, as before there was a choice.
+_worker_analyses_scans = True
+
+
+@worker_init.connect
+def _note_whether_worker_analyses_scans(sender, **kwargs):
+    """Remember whether this worker consumes the diagnostics queue (its -Q, or every queue without one).
+
+    At worker_init the queues are chosen and no pool process exists yet, whatever the pool: a solo
+    pool's only process is created next, a prefork pool's are forked later.
+    """
+    global _worker_analyses_scans
+    _worker_analyses_scans = DIAGNOSTICS_QUEUE in sender.app.amqp.queues.consume_from
+    if not _worker_analyses_scans:
+        logger.info("worker %s does not take the %s queue: its processes will not load the diagnosis models",
+                    sender.hostname, DIAGNOSTICS_QUEUE)
+
+
 @worker_process_init.connect
 def _load_models_in_background(**kwargs):
     """Load the active models as soon as a worker process starts, so the first scan does not wait.
 
+    Only in a worker that takes scans: a federation worker's processes would each hold the models
+    (hundreds of MB) and never use them.
+
     In a thread: Celery gives a new pool process only a few seconds to report that it is up, and
     importing TensorFlow and building the models takes longer than that.
     """
+    if not _worker_analyses_scans:
+        return
     from diagnostics import analysis
 
     threading.Thread(target=analysis.warm_up, name="load-models", daemon=True).start()
