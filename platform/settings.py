@@ -229,9 +229,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Multi-tenant brain-tumour MRI diagnosis with federated learning.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    # A scan's and a run's `status` are different choices under one field name, and the scan's appears in
-    # several components (list, detail, upload): without a name here drf-spectacular invents a hashed one.
-    "ENUM_NAME_OVERRIDES": {"ScanStatusEnum": "diagnostics.models.scans.ScanStatus"},
+    # A scan's, a run's and an invitation's `status` are different choices under one field name, each in
+    # several components (list, detail, upload): without names here drf-spectacular invents hashed ones.
+    "ENUM_NAME_OVERRIDES": {"ScanStatusEnum": "diagnostics.models.scans.ScanStatus",
+                            "InvitationStatusEnum": "hospitals.api.serializers.INVITATION_STATUSES"},
 }
 
 # Invitations and password resets go out by mail. The console backend writes each mail whole to the log,

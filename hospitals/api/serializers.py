@@ -59,13 +59,29 @@ class InvitationCreateSerializer(serializers.Serializer):
     patient = serializers.UUIDField(required=False, allow_null=True, help_text="Patient record to link (patient role)")
 
 
+# Invitation.status, as the API names it (the schema's InvitationStatusEnum).
+INVITATION_STATUSES = ("pending", "accepted", "expired")
+
+
 class InvitationSerializer(serializers.ModelSerializer):
     invited_by = serializers.EmailField(source="invited_by.email", read_only=True, default=None)
-    status = serializers.ChoiceField(choices=["pending", "accepted", "expired"], read_only=True)
+    status = serializers.ChoiceField(choices=INVITATION_STATUSES, read_only=True)
 
     class Meta:
         model = Invitation
         fields = ["id", "email", "role", "patient", "invited_by", "status", "created_at", "expires_at", "accepted_at"]
+        read_only_fields = fields
+
+
+class CreatedInvitationSerializer(InvitationSerializer):
+    mail_sent = serializers.BooleanField(
+        read_only=True, allow_null=True,
+        help_text="Whether the invitation's email left: false when the mail relay refused it or did not answer "
+                  "(the invitation stays pending; invite the address again once mail works).",
+    )
+
+    class Meta(InvitationSerializer.Meta):
+        fields = [*InvitationSerializer.Meta.fields, "mail_sent"]
         read_only_fields = fields
 
 

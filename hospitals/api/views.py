@@ -64,7 +64,7 @@ class MyHospitalsView(generics.ListAPIView):
 class InviteMixin:
     """POST an invitation (admin). Shared by members/ and invitations/, which both create one."""
 
-    @extend_schema(request=s.InvitationCreateSerializer, responses={201: s.InvitationSerializer})
+    @extend_schema(request=s.InvitationCreateSerializer, responses={201: s.CreatedInvitationSerializer})
     def post(self, request, slug):
         form = s.InvitationCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -79,7 +79,7 @@ class InviteMixin:
             hospital=hospital, email=form.validated_data["email"], role=form.validated_data["role"],
             patient=patient, actor=request.user, request=request,
         )
-        return Response(s.InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
+        return Response(s.CreatedInvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
 
 
 class MemberListView(InviteMixin, generics.ListAPIView):

@@ -212,6 +212,25 @@ def test_a_failing_mail_server_does_not_lose_the_invitation(world, client_as, un
     assert Invitation.objects.get(email="late@example.org").status == "pending"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_answer_says_the_mail_left(world, client_as):
+    created = client_as("admin_a").post(url("hospitals", world.a.slug, "invitations"),
+                                        {"email": "sent@example.org", "role": "doctor"})
+    assert created.status_code == 201 and created.json()["mail_sent"] is True
+    # A listed invitation has no such field: whether a mail left is known only as it is sent.
+    listed = client_as("admin_a").get(url("hospitals", world.a.slug, "invitations")).json()["results"]
+    assert listed and all("mail_sent" not in invitation for invitation in listed)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_answer_says_the_relay_did_not_take_the_mail(world, client_as, unreachable_mail_relay):
+    # An API client (an admin's script) must not tell the invitee to look for a mail the relay refused.
+    refused = client_as("admin_a").post(url("hospitals", world.a.slug, "members"),
+                                        {"email": "late@example.org", "role": "doctor"})
+    assert refused.status_code == 201 and refused.json()["mail_sent"] is False
+    assert Invitation.objects.get(email="late@example.org").status == "pending"
+
+
 def test_the_emailed_token_accepts_the_invitation(world, client_as, django_capture_on_commit_callbacks):
     import re
 
