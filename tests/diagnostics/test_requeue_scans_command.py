@@ -4,6 +4,7 @@ The uploads here never commit, so their tasks are never sent: each scan stays qu
 as after a broker outage. The command must put exactly the stalled ones back on the diagnostics queue.
 """
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -76,3 +77,20 @@ def test_refuses_an_unknown_hospital_and_a_threshold_below_a_minute(world):
         call_command("requeue_scans", "--hospital", "nowhere")
     with pytest.raises(CommandError, match="at least 1"):
         call_command("requeue_scans", "--older-than-min", "0")
+
+
+def test_from_cron_at_verbosity_0_it_prints_nothing_unless_it_scheduled_scans(world, api, diagnostics_queue):
+    """cron mails whatever a job prints: a run with nothing to do must print nothing, progress bar included."""
+    out, err = io.StringIO(), io.StringIO()
+    call_command("requeue_scans", verbosity=0, stdout=out, stderr=err)
+    assert (out.getvalue(), err.getvalue()) == ("", "")
+
+    left = upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 47)).json()["id"]
+    stalled(left, 30)
+    call_command("requeue_scans", verbosity=0, stdout=out, stderr=err)
+    assert (out.getvalue(), err.getvalue()) == ("1 scan(s) at every hospital scheduled again.\n", "")
+    assert diagnostics_queue() == [left]
+
+    # At the default verbosity, for a person at a terminal: the progress bar too.
+    call_command("requeue_scans", stdout=out, stderr=err)
+    assert "Scheduling" in err.getvalue()

@@ -4,6 +4,7 @@ A run whose follower was killed stays "running" with nobody enforcing its deadli
 redelivers the task an hour later; the command must put exactly those runs back on the federation queue.
 """
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -88,3 +89,28 @@ def test_a_queue_that_refuses_the_runs_is_an_error_and_fails_no_run(world):
 def test_refuses_a_threshold_below_a_minute(world):
     with pytest.raises(CommandError, match="at least 1"):
         call_command("requeue_runs", "--older-than-min", "0")
+
+
+def test_from_cron_at_verbosity_0_it_prints_nothing_unless_it_queued_runs(world, federation_queue):
+    """cron mails whatever a job prints: a run with nothing to do must print nothing, progress bar included."""
+    heard_from(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="11", heard_min_ago=0, created_min_ago=60)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("requeue_runs", verbosity=0, stdout=out, stderr=err)
+    assert (out.getvalue(), err.getvalue()) == ("", "")
+
+    lost = heard_from(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="12", heard_min_ago=8,
+                      created_min_ago=60)
+    call_command("requeue_runs", verbosity=0, stdout=out, stderr=err)
+    assert (out.getvalue(), err.getvalue()) == ("1 run(s) handed to the federation queue again.\n", "")
+    assert federation_queue() == [lost.pk]
+
+    # At the default verbosity, for a person at a terminal: the progress bar too.
+    call_command("requeue_runs", stdout=out, stderr=err)
+    assert "Queueing" in err.getvalue()
+
+
+@pytest.mark.usefixtures("broker_down")
+def test_a_refusing_queue_is_an_error_at_verbosity_0_too(world):
+    heard_from(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="11", heard_min_ago=8, created_min_ago=60)
+    with pytest.raises(CommandError, match="the task queue refused 1"):
+        call_command("requeue_runs", verbosity=0, stdout=io.StringIO(), stderr=io.StringIO())

@@ -146,6 +146,40 @@ def test_nothing_stored_yet(db):
     assert "0 file(s) older than 60 min checked" in out.getvalue()
 
 
+
+def test_from_cron_at_verbosity_0_a_sweep_that_removes_nothing_prints_nothing(db):
+    """cron mails whatever a job prints: a daily sweep that found nothing must print nothing, bar included."""
+    hospital = make_hospital()
+    add_reviewed_case(hospital)
+    for path in storage.hospital_root(hospital).rglob("*"):
+        age(path)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("sweep_orphan_blobs", verbosity=0, stdout=out, stderr=err)
+    assert (out.getvalue(), err.getvalue()) == ("", "")
+
+
+def test_from_cron_at_verbosity_0_a_sweep_that_removed_files_prints_only_its_summary(site):
+    hospital, named, orphan, partial, fresh = site
+    out, err = io.StringIO(), io.StringIO()
+    call_command("sweep_orphan_blobs", "--hospital", hospital.slug, verbosity=0, stdout=out, stderr=err)
+    assert not media(orphan).exists()
+    [summary] = out.getvalue().splitlines()
+    assert summary.startswith(f"6 file(s) older than 60 min checked in {hospital.slug}'s folder: 2 named by no "
+                              "row deleted (") and summary.endswith("4 kept.")
+    assert err.getvalue() == ""
+
+
+@pytest.mark.parametrize("option", ["--older-than-min", "--older-than"])
+def test_the_cutoff_is_older_than_min_as_in_the_other_commands_and_older_than_still_works(site, option):
+    hospital, named, orphan, partial, fresh = site
+    out = io.StringIO()
+    call_command("sweep_orphan_blobs", option, "180", stdout=out, stderr=io.StringIO())
+    assert "0 file(s) older than 180 min checked" in out.getvalue() and media(orphan).is_file()
+    call_command("sweep_orphan_blobs", option, "90", stdout=out, stderr=io.StringIO())
+    assert "older than 90 min checked" in out.getvalue() and not media(orphan).exists()
+    with pytest.raises(CommandError, match="--older-than-min must be at least 10 minutes"):
+        call_command("sweep_orphan_blobs", option, "9", stdout=io.StringIO())
+
 @pytest.mark.django_db
 def test_every_field_naming_a_blob_leads_an_index():
     """The sweep asks the rows about every old file, and the clean-up after a failed write about one: each

@@ -26,7 +26,7 @@ class Command(BaseCommand):
                                  "long since its analysis started (default 15)")
         parser.add_argument("--dry-run", action="store_true", help="list how many would be scheduled, change nothing")
 
-    def handle(self, *args, hospital=None, older_than_min=15, dry_run=False, **options):
+    def handle(self, *args, hospital=None, older_than_min=15, dry_run=False, verbosity=1, **options):
         if older_than_min < 1:
             raise CommandError("--older-than-min must be at least 1: a scan uploaded a moment ago is not stalled.")
         chosen = None
@@ -38,10 +38,13 @@ class Command(BaseCommand):
         count = stalled_scans(hospital=chosen, older_than=older_than).count()
         where = f"at {chosen.slug}" if chosen else "at every hospital"
         if dry_run or count == 0:
+            # At -v 0, from cron, nothing is said when there is nothing to do: cron mails whatever a job prints.
+            if count == 0 and verbosity < 1:
+                return
             self.stdout.write(f"{count} scan(s) {where} queued or processing for over {older_than_min} min"
                               + (" (dry run: nothing scheduled)." if dry_run else "; nothing to do."))
             return
-        bar = tqdm(total=count, unit="scan", desc="Scheduling", file=self.stderr._out)
+        bar = tqdm(total=count, unit="scan", desc="Scheduling", file=self.stderr._out, disable=verbosity < 1)
         try:
             scheduled, refused = requeue_stalled_scans(hospital=chosen, older_than=older_than,
                                                        progress=lambda scan_id: bar.update(1))

@@ -25,19 +25,22 @@ class Command(BaseCommand):
                                  "silent for minutes)")
         parser.add_argument("--dry-run", action="store_true", help="list the runs that would be queued, change nothing")
 
-    def handle(self, *args, older_than_min=5, dry_run=False, **options):
+    def handle(self, *args, older_than_min=5, dry_run=False, verbosity=1, **options):
         if older_than_min < 1:
             raise CommandError("--older-than-min must be at least 1: a live follower says it is alive only every "
                                "30 s.")
         older_than = timedelta(minutes=older_than_min)
         run_ids = list(unwatched_runs(older_than=older_than).values_list("id", flat=True))
         if dry_run or not run_ids:
+            # At -v 0, from cron, nothing is said when there is nothing to do: cron mails whatever a job prints.
+            if not run_ids and verbosity < 1:
+                return
             listed = f": {', '.join(str(run_id) for run_id in run_ids)}" if run_ids else ""
             self.stdout.write(f"{len(run_ids)} unfinished run(s) whose follower was silent for over "
                               f"{older_than_min} min{listed}"
                               + (" (dry run: nothing queued)." if dry_run else "; nothing to do."))
             return
-        bar = tqdm(total=len(run_ids), unit="run", desc="Queueing", file=self.stderr._out)
+        bar = tqdm(total=len(run_ids), unit="run", desc="Queueing", file=self.stderr._out, disable=verbosity < 1)
         try:
             queued, refused = requeue_unwatched_runs(older_than=older_than, progress=lambda run_id: bar.update(1))
         finally:

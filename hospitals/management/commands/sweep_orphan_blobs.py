@@ -27,40 +27,50 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--hospital", help="only this hospital's folder (its slug); default: every hospital's, "
                                                "and the folders of hospitals that no longer exist")
-        parser.add_argument("--older-than", type=int, default=60, metavar="MINUTES",
-                            help=f"only files last written at least this many minutes ago (default 60, "
-                                 f"at least {MIN_OLDER_THAN})")
+        # Named as requeue_scans' and requeue_runs' option in the same unit; --older-than, its first name,
+        # still works (crontabs hold it).
+        parser.add_argument("--older-than-min", "--older-than", dest="older_than_min", type=int, default=60,
+                            metavar="MINUTES", help=f"only files last written at least this many minutes ago "
+                                                    f"(default 60, at least {MIN_OLDER_THAN})")
         parser.add_argument("--dry-run", action="store_true", help="list the files that would go, delete nothing")
 
-    def handle(self, *args, hospital=None, older_than=60, dry_run=False, **options):
-        if older_than < MIN_OLDER_THAN:
-            raise CommandError(f"--older-than must be at least {MIN_OLDER_THAN} minutes: a younger file may belong "
-                               "to a write whose row has not committed yet.")
+    def handle(self, *args, hospital=None, older_than_min=60, dry_run=False, verbosity=1, **options):
+        if older_than_min < MIN_OLDER_THAN:
+            raise CommandError(f"--older-than-min must be at least {MIN_OLDER_THAN} minutes: a younger file may "
+                               "belong to a write whose row has not committed yet.")
         chosen = None
         if hospital:
             chosen = Hospital.objects.filter(slug=hospital).first()
             if chosen is None:
                 raise CommandError(f"No hospital with the slug {hospital!r}.")
-        candidates = find_orphan_candidates(hospital=chosen, older_than=timedelta(minutes=older_than))
-        bar = tqdm(total=len(candidates.files), unit="file", desc="Checking", file=self.stderr._out)
+        candidates = find_orphan_candidates(hospital=chosen, older_than=timedelta(minutes=older_than_min))
+        bar = tqdm(total=len(candidates.files), unit="file", desc="Checking", file=self.stderr._out,
+                   disable=verbosity < 1)
         try:
             report = sweep_orphan_blobs(candidates, dry_run=dry_run, progress=lambda path: bar.update(1))
         finally:
             bar.close()
+        # At -v 0, from cron, nothing is said when nothing was (or, in a dry run, would be) removed: cron
+        # mails whatever a job prints. Files that could not be removed fail the command all the same.
+        if verbosity >= 1 or report.orphans or report.gone_hospital_folders:
+            self._summarise(report, chosen, older_than_min, dry_run, verbosity)
+        if report.failed:
+            raise CommandError(f"{report.failed} orphaned file(s) could not be removed (the log says why); "
+                               "fix the cause and rerun.")
+
+    def _summarise(self, report, chosen, older_than_min, dry_run, verbosity):
         if dry_run:
             for path in report.orphans:
                 self.stdout.write(path)
         where = f"{chosen.slug}'s folder" if chosen else "every hospital's folder"
         done = "would be deleted (dry run: nothing deleted)" if dry_run else "deleted"
         self.stdout.write(self.style.SUCCESS(
-            f"{report.checked} file(s) older than {older_than} min checked in {where}: {len(report.orphans)} named "
-            f"by no row {done} ({filesizeformat(report.orphan_bytes)}), {report.checked - len(report.orphans)} kept."
+            f"{report.checked} file(s) older than {older_than_min} min checked in {where}: {len(report.orphans)} "
+            f"named by no row {done} ({filesizeformat(report.orphan_bytes)}), "
+            f"{report.checked - len(report.orphans)} kept."
         ))
         if report.gone_hospital_folders:
             removed = "" if dry_run else f"; {report.folders_removed} emptied folder(s) removed"
             self.stdout.write(f"{report.gone_hospital_folders} folder(s) of hospitals that no longer exist{removed}.")
-        if report.unrecognised:
+        if report.unrecognised and verbosity >= 1:  # the same files every day: no news for cron
             self.stdout.write(f"{report.unrecognised} file(s) not written by the blob store left alone.")
-        if report.failed:
-            raise CommandError(f"{report.failed} orphaned file(s) could not be removed (the log says why); "
-                               "fix the cause and rerun.")
