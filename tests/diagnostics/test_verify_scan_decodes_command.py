@@ -104,3 +104,10 @@ def test_diagnoses_from_before_digests_are_reported_then_recorded_on_request(sca
 def test_an_unknown_hospital_is_refused(db):
     with pytest.raises(CommandError, match="No hospital with the slug 'nowhere'"):
         verify("--hospital", "nowhere")
+
+
+def test_at_verbosity_0_no_progress_bar(db):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("verify_scan_decodes", verbosity=0, stdout=out, stderr=err)
+    assert "0 diagnosed scan(s) at every hospital decode as when they were analysed." in out.getvalue()
+    assert err.getvalue() == ""

@@ -37,6 +37,16 @@ def assert_readable(hospital, blobs):
         assert storage.read_blob(hospital, stored.path, record_type="scan", record_id=i, sha256=stored.sha256) == plaintext
 
 
+def test_at_verbosity_0_rotation_shows_no_progress_bar(master):
+    old, new = new_key(), new_key()
+    master(old)
+    make_hospital()
+    master(new, previous=old)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("rotate_master_key", verbosity=0, stdout=out, stderr=err)
+    assert "1 hospital key(s) rewrapped" in out.getvalue() and err.getvalue() == ""
+
+
 def test_rotation_rewraps_every_hospital_and_leaves_blobs_untouched(master):
     old, new = new_key(), new_key()
     master(old)

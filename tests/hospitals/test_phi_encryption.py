@@ -158,3 +158,13 @@ def test_reencrypt_warns_when_the_new_key_is_not_first(field_keys):
     assert "not first" not in out.getvalue() and "can be dropped" in out.getvalue()
     field_keys([new])
     assert Patient.objects.get(pk=patient.pk).full_name == "Percival Ogilvy"
+
+
+def test_at_verbosity_0_reencrypt_shows_no_progress_bar(field_keys):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    field_keys([old])
+    make_patient(make_hospital(), full_name="Ottoline Fairweather")
+    field_keys([new, old])
+    out, err = io.StringIO(), io.StringIO()
+    call_command("reencrypt_phi", verbosity=0, stdout=out, stderr=err)
+    assert "re-encrypted under the newest key" in out.getvalue() and err.getvalue() == ""

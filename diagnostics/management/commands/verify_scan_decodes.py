@@ -23,14 +23,14 @@ class Command(BaseCommand):
                             help="record the digest of diagnoses that have none, from what their file decodes "
                                  "to now (on the version that analysed them)")
 
-    def handle(self, *args, hospital=None, record_missing=False, **options):
+    def handle(self, *args, hospital=None, record_missing=False, verbosity=1, **options):
         chosen = None
         if hospital:
             chosen = Hospital.objects.filter(slug=hospital).first()
             if chosen is None:
                 raise CommandError(f"No hospital with the slug {hospital!r}.")
         bar = tqdm(total=diagnoses_to_check(chosen).count(), unit="scan", desc="Decoding",
-                   file=self.stderr._out)
+                   file=self.stderr._out, disable=verbosity < 1)
         try:
             report = verify_decodes(hospital=chosen, record_missing=record_missing, progress=bar.update)
         finally:

@@ -16,7 +16,8 @@ class Command(BaseCommand):
     help = "Re-encrypt every encrypted column under the first key in FIELD_ENCRYPTION_KEY."
 
     def handle(self, *args, **options):
-        bar = tqdm(total=rows_to_reencrypt(), unit="row", desc="Re-encrypting", file=self.stderr._out)
+        bar = tqdm(total=rows_to_reencrypt(), unit="row", desc="Re-encrypting", file=self.stderr._out,
+                   disable=options["verbosity"] < 1)
         try:
             report = reencrypt_fields(progress=lambda table, rows: bar.update(rows))
         except DomainError as exc:

@@ -32,7 +32,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Current master key: {current}")
         if previous is not None:
             self.stdout.write(f"Previous master key: {key_id(previous)}")
-        bar = tqdm(total=Hospital.objects.count(), unit="hospital", desc="Rewrapping", file=self.stderr._out)
+        bar = tqdm(total=Hospital.objects.count(), unit="hospital", desc="Rewrapping", file=self.stderr._out,
+                   disable=options["verbosity"] < 1)
         try:
             report = rotate_master_key(progress=lambda hospital: bar.update(1))
         except (ImproperlyConfigured, DecryptionError) as exc:
