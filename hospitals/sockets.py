@@ -67,6 +67,10 @@ class MemberSocketConsumer(AsyncJsonWebsocketConsumer):
 
     async def relay(self, message):
         """Send the user's view of a channel-layer event, or close the socket if they may no longer watch."""
+        if self.group is None:
+            # Closed by an earlier event: events come in bursts, and those already in this channel still
+            # arrive until the client's disconnect does. They are not this user's to read any more.
+            return
         try:
             allowed = await database_sync_to_async(self._access_now)()
         except _Refused as refused:

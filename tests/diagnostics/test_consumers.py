@@ -156,3 +156,28 @@ def test_a_change_while_the_socket_opens_is_relayed_after_the_state_it_sends_nev
     first, relayed = async_to_sync(scenario)()
     assert (first["event"], first["status"]) == ("scan.status", "processing")
     assert relayed["status"] == "processing"
+
+
+def test_events_queued_behind_the_one_that_closes_the_socket_are_dropped_quietly(world, scan):
+    # Scan events come in bursts (status, then result): once the first has closed the socket of a removed
+    # doctor, the others already in its channel must not crash the consumer on a group it has left.
+    from channels.layers import get_channel_layer
+
+    from diagnostics.notify import worklist_group
+
+    async def scenario():
+        communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/hospitals/{world.a.slug}/worklist/")
+        communicator.scope["user"] = world.doctor_a2
+        connected, _ = await communicator.connect()
+        assert connected
+        await sync_to_async(_remove)(world, world.doctor_a2)
+        layer = get_channel_layer()
+        event = {"type": "scan.event", "event": "scan.status", "scan": str(scan.id), "status": "processing"}
+        for _ in range(3):
+            await layer.group_send(worklist_group(world.a.pk), event)
+        output = await communicator.receive_output(timeout=5)
+        assert await communicator.receive_nothing(timeout=1)  # raises what the consumer raised, if it did
+        await communicator.disconnect()
+        return output
+
+    assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4404}
