@@ -10,13 +10,11 @@ from django.core.paginator import Paginator
 from django.http import QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from frontend.forms import InviteForm
-from frontend.views.base import ADMIN, hospital_page, mail_not_sent, render_page
+from frontend.views.base import ADMIN, hospital_page, mail_not_sent, render_page, replaced_sentence
 from hospitals import services
 from hospitals.access import access_invitation, access_member
 from hospitals.errors import DomainError
@@ -62,14 +60,12 @@ def members(request, membership):
         except DomainError as refused:
             form.add_error(INVITE_REFUSAL_FIELDS.get(refused.code), refused.detail)
         else:
-            sent = f"Invitation sent to {invitation.email}."
-            if invitation.replaced_sent_at is not None:
-                earlier = date_format(timezone.localtime(invitation.replaced_sent_at), "j M Y, H:i T")
-                sent += (f" It replaces the invitation sent on {earlier}: "
-                         "the link in that earlier email no longer works.")
             if invitation.mail_sent is False:
                 messages.error(request, mail_not_sent(invitation))
             else:
+                sent = f"Invitation sent to {invitation.email}."
+                if invitation.replaced_sent_at is not None:
+                    sent += f" {replaced_sentence(invitation)}"
                 messages.success(request, sent)
             return redirect("frontend:members", hospital.slug)
     listing = _member_filters(request, hospital, request.GET.get("role", ""))

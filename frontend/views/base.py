@@ -11,6 +11,7 @@ from django.middleware import csrf
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from hospitals.access import access_membership
@@ -161,7 +162,18 @@ def emailed_link_page(request, heading: str, *, incomplete: bool = False):
 
 
 def mail_not_sent(invitation) -> str:
-    """What an admin or the operator is told when an invitation's mail did not leave (services.mail_sent)."""
-    return (f"The invitation is pending, but the email to {invitation.email} could not be sent: the mail server "
+    """What an admin or the operator is told when an invitation's mail did not leave (its `mail_sent`, set by
+    hospitals.services once the mail was tried)."""
+    said = (f"The invitation is pending, but the email to {invitation.email} could not be sent: the mail server "
             "did not take it. Ask IT staff to check the mail settings (the log names the error), then invite "
             "the address again.")
+    if invitation.replaced_sent_at is not None:
+        # The invitee now holds no working link at all: the one they may have was revoked by this invitation.
+        said += f" {replaced_sentence(invitation)}"
+    return said
+
+
+def replaced_sentence(invitation) -> str:
+    """The sentence for an invitation that replaced an earlier one (its `replaced_sent_at`)."""
+    earlier = date_format(timezone.localtime(invitation.replaced_sent_at), "j M Y, H:i T")
+    return f"It replaces the invitation sent on {earlier}: the link in that earlier email no longer works."

@@ -92,6 +92,20 @@ def test_an_invitation_whose_mail_fails_says_so_and_stays_pending(client, world,
     assert "new.doctor@st-anne.example" in html.split("Pending invitations")[1]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_replacing_invitation_whose_mail_fails_says_the_earlier_link_is_dead_too(client, world, settings):
+    # The admin must learn that the invitee now holds no working link: the earlier mail's was revoked.
+    client.force_login(world.admin_a)
+    client.post("/h/st-anne/members/", {"email": "new.doctor@st-anne.example", "role": "doctor"})
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+    page = client.post("/h/st-anne/members/", {"email": "new.doctor@st-anne.example", "role": "doctor"},
+                       follow=True)
+    html = page.content.decode()
+    assert "the email to new.doctor@st-anne.example could not be sent" in html
+    assert "the link in that earlier email no longer works" in html
+
+
 def test_refusals_are_shown_as_sentences(client, world):
     client.force_login(world.admin_a)
     me = Membership.objects.get(user=world.admin_a, hospital=world.a)

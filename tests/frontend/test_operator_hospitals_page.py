@@ -64,6 +64,7 @@ def test_a_first_admin_whose_mail_fails_is_not_said_to_be_sent(client, world, op
     page = client.post("/operator/hospitals/royal/invite-admin/", {"email": "it@royal.example"}, follow=True)
     html = page.content.decode()
     assert "has been sent a new invitation" not in html and "the email to it@royal.example could not be sent" in html
+    assert "the link in that earlier email no longer works" in html
 
 
 @pytest.mark.parametrize("fields, sentence", [
