@@ -221,3 +221,13 @@ def test_someone_else_signing_in_after_an_acceptance_signed_out_is_told_nothing(
     client.post("/invite/accept/", {"invitation": invitation.pk})
     client.post("/accounts/login/", {"username": world.patient_a.email, "password": PASSWORD})
     assert client.get("/invite/accept/").status_code == 404
+
+
+def test_a_sign_in_without_a_request_or_an_invitation_in_its_session_is_left_alone(client, world):
+    # user_logged_in may come with request=None (code that signs a user in outside a request): no session
+    # to drop anything from, and the sign-in must not fail over it.
+    from django.contrib.auth.signals import user_logged_in
+
+    user_logged_in.send(sender=type(world.doctor_a), request=None, user=world.doctor_a)
+    client.force_login(world.doctor_a)  # a session that never held an invitation
+    assert SESSION_TOKEN not in client.session
