@@ -134,3 +134,22 @@ def test_a_diagnosis_whose_commit_fails_leaves_no_mask_or_heatmap_behind(world, 
     assert len(stored_files()) == 1  # the scan's own file only
     scan.refresh_from_db()
     assert scan.status == ScanStatus.PROCESSING and not Diagnosis.objects.filter(scan=scan).exists()
+
+
+@pytest.mark.parametrize(("selected", "loads_models"), [(None, True), (["federation", "default"], False),
+                                                        (["default", "diagnostics"], True)])
+def test_a_worker_loads_the_models_unless_its_queues_leave_out_diagnostics(monkeypatch, selected, loads_models):
+    # None: started without -Q, the worker consumes every queue, diagnostics among them (a one-host install
+    # with a single worker must still analyse scans, with the models loaded ahead).
+    from types import SimpleNamespace
+
+    from diagnostics import tasks
+    from neurofed.celery import app
+
+    queues = app.amqp.queues
+    monkeypatch.setattr(queues, "_consume_from", None)
+    monkeypatch.setattr(tasks, "_worker_analyses_scans", None)
+    if selected is not None:
+        queues.select(selected)
+    tasks._note_whether_worker_analyses_scans(sender=SimpleNamespace(app=app, hostname="test@host"))
+    assert tasks._worker_analyses_scans is loads_models
