@@ -59,6 +59,8 @@ def open_link(request):
     return _open(request, token)
 
 
+# Django's report of a crash here (the debug page, a mail to ADMINS where set) lists what was posted.
+@sensitive_post_parameters("password", "password_again")
 def accept(request, token):
     from_link = token != URL_TOKEN
     if from_link and request.method != "POST":

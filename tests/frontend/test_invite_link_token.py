@@ -231,3 +231,15 @@ def test_a_sign_in_without_a_request_or_an_invitation_in_its_session_is_left_alo
     user_logged_in.send(sender=type(world.doctor_a), request=None, user=world.doctor_a)
     client.force_login(world.doctor_a)  # a session that never held an invitation
     assert SESSION_TOKEN not in client.session
+
+
+def test_an_error_report_of_the_accept_form_hides_the_passwords(client, world):
+    # A crash while accepting mails the admins Django's error report, with what was posted.
+    from django.views.debug import SafeExceptionReporterFilter
+
+    invitation, token = _invite(world)
+    client.post("/invite/", {"link": token})
+    page = client.post("/invite/accept/", {"invitation": invitation.pk, "password": "a-long-new-secret-5",
+                                           "password_again": "another-long-secret-6"})
+    posted = SafeExceptionReporterFilter().get_post_parameters(page.wsgi_request)
+    assert "a-long-new-secret-5" not in posted.values() and "another-long-secret-6" not in posted.values()
