@@ -32,6 +32,9 @@ SESSION_TOKEN = "invitation_token"
 # Once the token is spent it leaves the session; the invitation's id stays, so that Back to the page
 # still tells the one who accepted that it worked.
 SESSION_ACCEPTED = "invitation_accepted"
+# Set when a sign-in dropped the browser's open invitation (forget_another_persons_invitation), so that the
+# page tells why it is gone without saying whose it was.
+SESSION_SET_ASIDE = "invitation_set_aside"
 
 # The page's words for a link that opens no invitation: whoever follows an emailed link has never seen
 # its token, so the API's sentence about a token means nothing to them.
@@ -39,6 +42,9 @@ UNKNOWN_LINK = ("This invitation link no longer works: it was replaced by a newe
                 "link is incomplete. Use the link in the latest invitation email, or ask the hospital for a new one.")
 NO_TOKEN = ("This page no longer knows your invitation: it was open too long, or the browser keeps no cookies for "
             "this site. Open the link in the invitation email again.")
+SET_ASIDE = ("The invitation opened in this browser was not for the account that signed in, so it was set aside. "
+             "To accept it, open the link in the invitation email again, signed out or signed in as the address "
+             "it was sent to.")
 # One browser, one invitation at a time: a page opened before another invitation's link must not accept
 # that other invitation, for another hospital or another address, with the password typed for its own.
 ANOTHER_LINK = ("Another invitation link was opened in this browser after that page: this page now shows that "
@@ -135,6 +141,7 @@ def _open(request, token):
 def _keep_token(request, token):
     request.session[SESSION_TOKEN] = token
     request.session.pop(SESSION_ACCEPTED, None)
+    request.session.pop(SESSION_SET_ASIDE, None)
 
 
 def _refused(request, token, refused):
@@ -157,7 +164,9 @@ def _without_token(request):
         accepted = accepted_invitation(invitation_id)
     if accepted is not None:
         return render_page(request, "frontend/invite.html", {"accepted": accepted})
-    return render_page(request, "frontend/invite.html", {"refused": NO_TOKEN}, status=404)
+    # "Sign in first" with another of one's accounts lands here: that, not a lost session, is the reason.
+    refused = SET_ASIDE if request.session.pop(SESSION_SET_ASIDE, False) else NO_TOKEN
+    return render_page(request, "frontend/invite.html", {"refused": refused}, status=404)
 
 
 def forget_another_persons_invitation(sender, request, user, **kwargs):
@@ -176,3 +185,5 @@ def forget_another_persons_invitation(sender, request, user, **kwargs):
             invitation = None
         if invitation is None or not invitation_is_for(invitation, user):
             del session[SESSION_TOKEN]
+            if invitation is not None:
+                session[SESSION_SET_ASIDE] = True

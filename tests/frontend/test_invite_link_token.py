@@ -243,3 +243,17 @@ def test_an_error_report_of_the_accept_form_hides_the_passwords(client, world):
                                            "password_again": "another-long-secret-6"})
     posted = SafeExceptionReporterFilter().get_post_parameters(page.wsgi_request)
     assert "a-long-new-secret-5" not in posted.values() and "another-long-secret-6" not in posted.values()
+
+
+def test_signing_in_first_as_another_account_says_why_the_invitation_is_gone(client, world, forget_sign_in_brakes):
+    # "Sign in first" with the wrong one of one's accounts: the invitation is dropped as for anybody else
+    # signing in, and the page says that, not that the browser lost it or keeps no cookies.
+    invitation, token = _invite(world, "doctor@north.example")
+    client.post("/invite/", {"link": token})
+    client.post("/accounts/login/?next=/invite/accept/", {"username": world.patient_a.email, "password": PASSWORD})
+    page = client.get("/invite/accept/")
+    html = page.content.decode()
+    assert page.status_code == 404 and NO_TOKEN.split(":")[0] not in html
+    assert "was not for the account that signed in" in html and "doctor@north.example" not in html
+    # Said once: opening the link again starts afresh.
+    assert NO_TOKEN.split(":")[0] in client.get("/invite/accept/").content.decode()
