@@ -1,7 +1,7 @@
 """What every page shares: the member's hospital from the URL, the navigation, the friendly error pages."""
 
 import functools
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -152,7 +152,10 @@ def link_secret(request) -> str:
     """What follows the "#" of the link posted from a link's page: link.js posts only that part; without
     JavaScript, the whole link is pasted into the page's field."""
     posted = request.POST.get("link", "").strip()
-    return posted.partition("#")[2] if "#" in posted else posted
+    secret = posted.partition("#")[2] if "#" in posted else posted
+    # Mail gateways that rewrite links may percent-encode the fragment ("/" as %2F); tokens and account ids
+    # are URL-safe base64, so decoding changes nothing else.
+    return unquote(secret)
 
 
 def emailed_link_page(request, heading: str, *, incomplete: bool = False):
