@@ -1,5 +1,6 @@
 """federation_certs: existing keys are kept unless --force; private keys are written 0600."""
 import stat
+from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -58,3 +59,12 @@ def test_private_keys_are_0600_even_over_a_world_readable_file(tmp_path):
         {"ca.key": 0o600, "server.key": 0o600, "st-brigid.key": 0o600}
     assert _mode(tmp_path / "ca.crt") == 0o644 and _mode(tmp_path / "st-brigid.pub") == 0o644
     assert not list(tmp_path.glob(".*partial"))
+
+
+def test_a_node_key_comes_with_how_the_coordinator_enrols_it(tmp_path):
+    # A key registered with plain `flwr supernode register` is bound to no hospital: the ServerApp
+    # refuses that node as unenrolled.
+    out = StringIO()
+    call_command("federation_certs", "--out", str(tmp_path), "--node", "st-brigid", stdout=out)
+    assert "python manage.py federation_enrol_node --hospital" in out.getvalue()
+    assert "st-brigid.pub" in out.getvalue() and "flwr supernode register" not in out.getvalue()

@@ -34,8 +34,11 @@ class Command(BaseCommand):
             except FileExistsError as error:
                 raise CommandError(f"{error} already exist(s); a new key would no longer match the public key "
                                    "registered with the coordinator. Pass --force to replace it.") from error
-            self.stdout.write(f"{private} (keep it on the node) and {public} (send it to the coordinator to "
-                              "register: flwr supernode register)")
+            # Not `flwr supernode register`: a key registered that way is bound to no hospital, and the
+            # coordinator refuses its node as unenrolled.
+            self.stdout.write(f"{private} (keep it on the node) and {public} (send it to the coordinator, who "
+                              f"enrols it for the hospital: python manage.py federation_enrol_node --hospital "
+                              f"<hospital slug> {public.name})")
             return
         names = [h for h in hosts.split(",") if h]
         if not names:
