@@ -4,9 +4,11 @@ Kept here rather than in platform/settings.py so the Flower daemons and app proc
 without the rest of the platform's configuration.
 """
 
+import ipaddress
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from neurofed.env import env_bool, env_int, env_str
 
@@ -20,9 +22,42 @@ def federation_home() -> Path:
     return Path(_setting("FEDERATION_HOME", env_str("FEDERATION_HOME", str(settings.VAR_DIR / "federation"))))
 
 
-def superlink_address() -> str:
-    """host:port of the SuperLink (Fleet, Control and Runtime APIs share one port in flwr 1.42)."""
-    return _setting("FEDERATION_SUPERLINK_ADDRESS", env_str("FEDERATION_SUPERLINK_ADDRESS", "127.0.0.1:9092"))
+def superlink_address(given: str | None = None) -> str:
+    """host:port of the SuperLink (Fleet, Control and Runtime APIs share one port in flwr 1.42).
+
+    `given` (a command's option) wins over the setting. Either way the address is checked: see
+    address_problem.
+    """
+    address = given or _setting("FEDERATION_SUPERLINK_ADDRESS",
+                                env_str("FEDERATION_SUPERLINK_ADDRESS", "127.0.0.1:9092"))
+    problem = address_problem(address)
+    if problem:
+        where = "" if given else "FEDERATION_SUPERLINK_ADDRESS="
+        raise ImproperlyConfigured(f"{where}{address}: {problem}")
+    return address
+
+
+def address_problem(address: str) -> str:
+    """Why `address` cannot be the SuperLink's address, or "".
+
+    The one address is where the SuperLink listens and also where everything connects to it: its own
+    health check, its SuperExec, the `flwr` config the platform's workers use, the nodes; and TLS checks
+    its host against the certificate's names. Nothing can connect to a wildcard (0.0.0.0, ::), and no
+    certificate is made for one, so the SuperLink would start and then never be reached.
+    """
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isdigit():
+        return "give host:port, e.g. fl.example.org:9092."
+    bare = host.strip("[]")
+    try:
+        wildcard = not bare or ipaddress.ip_address(bare).is_unspecified
+    except ValueError:  # a host name
+        wildcard = False
+    if wildcard:
+        return ("a wildcard address can be listened on but never connected to, and the SuperLink connects to "
+                "its own address. Give the host name the nodes reach it by, the one its certificate was made "
+                "for (federation_certs --hosts), e.g. fl.example.org:9092.")
+    return ""
 
 
 def tls_dir() -> Path | None:

@@ -199,7 +199,9 @@ def _supernode(federation_home: Path, arguments: list[str], failure: str, option
 
 def register_node(federation_home: Path, public_key: Path, name: str = "") -> str:
     """Register a node's public key with a SuperLink started with node authentication; returns its node id."""
-    answer = _supernode(federation_home, ["register", str(public_key)], f"could not register {public_key.name}",
+    # Absolute: flwr runs in the project's folder, not the caller's.
+    answer = _supernode(federation_home, ["register", str(Path(public_key).resolve())],
+                        f"could not register {public_key.name}",
                         options=("--name", name) if name else ())
     return str(answer.get("node-id", ""))
 

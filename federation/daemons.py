@@ -85,7 +85,12 @@ class Tls:
 
     @classmethod
     def from_dir(cls, folder: Path) -> "Tls":
+        # Absolute: the daemons run in the project's folder, not where the operator named the folder.
+        folder = Path(folder).resolve()
         return cls(ca=folder / "ca.crt", cert=folder / "server.pem", key=folder / "server.key")
+
+    def missing(self) -> list[Path]:
+        return [path for path in (self.ca, self.cert, self.key) if path is not None and not path.is_file()]
 
 
 def write_cli_config(flwr_home: Path, address: str, tls: Tls | None = None) -> Path:

@@ -239,7 +239,9 @@ def _refuse_if_enrolled(hospital) -> None:
     existing = NodeEnrolment.objects.filter(hospital=hospital).first()
     if existing is not None:
         raise DomainError("node_enrolled", f"{hospital.slug} already has an enrolled node ({existing.node_id}); "
-                                            "a hospital runs one node.", status=409)
+                                            "a hospital runs one node. To replace it, remove it first "
+                                            f"(python manage.py federation_enrol_node --hospital {hospital.slug} "
+                                            "--remove), then enrol the new key.", status=409)
 
 
 def _forget_registered_node(hospital, node_id: str) -> None:

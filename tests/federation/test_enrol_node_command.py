@@ -3,6 +3,8 @@
 Enrolling and removing against a real SuperLink with node authentication is in test_tls_and_node_auth.py.
 """
 
+from pathlib import Path
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -35,3 +37,37 @@ def test_a_private_key_is_never_sent_to_the_superlink(keys):
     private, _ = keys
     with pytest.raises(CommandError, match="is a private key: send and enrol only the public half"):
         call_command("federation_enrol_node", "--hospital", "st-anne", str(private))
+
+
+def test_a_relative_key_path_reaches_flwr_as_an_absolute_one(monkeypatch, tmp_path, keys):
+    # flwr runs in the project's folder, not where the coordinator typed the command.
+    import subprocess
+
+    from federation import control
+    from federation.models import NodeEnrolment
+
+    make_hospital("st-anne")
+    _, public = keys
+    commands = []
+
+    def run(command, **kwargs):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 0, stdout='{"success": true, "node-id": 7}', stderr="")
+
+    monkeypatch.setattr(control.subprocess, "run", run)
+    monkeypatch.chdir(public.parent)
+    call_command("federation_enrol_node", "--hospital", "st-anne", public.name)
+    registered = Path(commands[0][commands[0].index("register") + 1])
+    assert registered.is_absolute() and registered == public.resolve()
+    assert NodeEnrolment.objects.get(hospital__slug="st-anne").node_id == "7"
+
+
+def test_enrolling_over_an_enrolment_says_how_to_replace_it(keys):
+    from federation.models import NodeEnrolment
+
+    hospital = make_hospital("st-anne")
+    NodeEnrolment.objects.create(hospital=hospital, node_id="42", public_key="the old key")
+    _, public = keys
+    with pytest.raises(CommandError, match=r"already has an enrolled node \(42\).*federation_enrol_node "
+                                           r"--hospital st-anne --remove\), then enrol the new key"):
+        call_command("federation_enrol_node", "--hospital", "st-anne", str(public))

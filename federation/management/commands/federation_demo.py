@@ -1,5 +1,6 @@
 """The demo federation on this machine: a SuperLink and one SuperNode per opted-in hospital (foreground)."""
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from federation import conf, daemons
@@ -13,7 +14,10 @@ class Command(BaseCommand):
         parser.add_argument("--hospitals", default="", help="comma-separated slugs (default: every opted-in one)")
 
     def handle(self, *args, hospitals="", **options):
-        address = conf.superlink_address()
+        try:
+            address = conf.superlink_address()
+        except ImproperlyConfigured as problem:
+            raise CommandError(str(problem)) from None
         if not daemons.is_loopback(address):
             raise CommandError("The demo federation runs on loopback; for several sites see docs/federation.md.")
         slugs = [s for s in hospitals.split(",") if s] or list(

@@ -35,7 +35,8 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.SUCCESS(f"Node {enrolment.node_id} of {hospital} unregistered; "
                                                      "the hospital can enrol a new key."))
                 return
-            key = Path(public_key)
+            # Absolute: flwr registers it from the project's folder, not where the command was typed.
+            key = Path(public_key).resolve()
             if not key.is_file():
                 raise CommandError(f"No public key file at {public_key}.")
             if "PRIVATE KEY" in key.read_text(errors="replace"):

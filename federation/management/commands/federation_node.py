@@ -6,6 +6,7 @@ Plain connections to a SuperLink are allowed on loopback only; elsewhere give --
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from federation import conf, daemons
@@ -31,15 +32,31 @@ class Command(BaseCommand):
         if not found.federation_opt_in:
             raise CommandError(f"Hospital {hospital} has not opted in to federated learning; its admin can opt in "
                                "in the hospital settings.")
-        superlink = superlink or conf.superlink_address()
+        try:
+            superlink = conf.superlink_address(superlink)
+        except ImproperlyConfigured as problem:
+            raise CommandError(str(problem)) from None
         if root_certificates is None and conf.tls_dir():
-            root_certificates = str(conf.tls_dir() / "ca.crt")
-        tls = daemons.Tls(ca=Path(root_certificates)) if root_certificates else None
+            ca = _existing_file("FEDERATION_TLS_DIR's CA certificate", str(conf.tls_dir() / "ca.crt"))
+        else:
+            ca = _existing_file("--root-certificates", root_certificates)
+        key = _existing_file("--auth-key", auth_key)
+        tls = daemons.Tls(ca=ca) if ca else None
         if tls is None and not daemons.is_loopback(superlink):
             raise CommandError(f"{superlink} is not a loopback address: give --root-certificates to connect over TLS.")
         node = daemons.start_node(conf.federation_home(), hospital_slug=hospital, superlink=superlink,
-                                  runtime_port=runtime_port, tls=tls, auth_key=Path(auth_key) if auth_key else None,
-                                  warm=not cold)
+                                  runtime_port=runtime_port, tls=tls, auth_key=key, warm=not cold)
         self.stdout.write(f"SuperNode for {hospital} -> {superlink} ({'TLS' if tls else 'plain, loopback'}), "
                           f"log {node.log_path}")
         raise SystemExit(daemons.supervise([node]))
+
+
+def _existing_file(option: str, given: str | None) -> Path | None:
+    """The file an option names, made absolute: the node runs in the project's folder, not where the
+    command was typed, and a missing file is better said now than as a node that never connects."""
+    if not given:
+        return None
+    path = Path(given).resolve()
+    if not path.is_file():
+        raise CommandError(f"{option} {given}: no such file ({path}).")
+    return path

@@ -6,6 +6,7 @@ are allowed on loopback only; anywhere else give --tls-dir (ca.crt, server.pem, 
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from federation import conf, daemons
@@ -21,15 +22,23 @@ class Command(BaseCommand):
                             help="accept only SuperNodes whose public key is registered")
 
     def handle(self, *args, address=None, tls_dir=None, node_auth=None, **options):
-        address = address or conf.superlink_address()
+        try:
+            address = conf.superlink_address(address)
+        except ImproperlyConfigured as problem:
+            raise CommandError(str(problem)) from None
         tls_folder = Path(tls_dir) if tls_dir else conf.tls_dir()
         tls = daemons.Tls.from_dir(tls_folder) if tls_folder else None
+        if tls and tls.missing():
+            option = "--tls-dir" if tls_dir else "FEDERATION_TLS_DIR"
+            raise CommandError(f"{option} {tls_folder}: no {', '.join(p.name for p in tls.missing())} there "
+                               "(make them with federation_certs --hosts).")
         if tls is None and not daemons.is_loopback(address):
             raise CommandError(f"{address} is not a loopback address: give --tls-dir so nodes connect over TLS.")
         host, port = address.rsplit(":", 1)
         home = conf.federation_home()
-        superlink = daemons.start_superlink(home, host=host, port=int(port), tls=tls,
-                                            node_auth=conf.node_auth() if node_auth is None else node_auth)
-        self.stdout.write(f"SuperLink on {address} ({'TLS' if tls else 'plain, loopback'}), state in "
-                          f"{home / 'state.db'}, log {superlink.log_path}")
+        node_auth = conf.node_auth() if node_auth is None else node_auth
+        superlink = daemons.start_superlink(home, host=host, port=int(port), tls=tls, node_auth=node_auth)
+        # Both said here so the operator can check the setup against the docs from this one line.
+        self.stdout.write(f"SuperLink on {address} ({'TLS' if tls else 'plain, loopback'}), node authentication "
+                          f"{'on' if node_auth else 'off'}, state in {home / 'state.db'}, log {superlink.log_path}")
         raise SystemExit(daemons.supervise([superlink]))
