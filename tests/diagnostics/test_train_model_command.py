@@ -54,6 +54,22 @@ def test_a_bad_scoring_segmenter_for_hard_slices_is_refused_before_any_data_is_r
     assert not cache.exists() and not (tmp_path / "out" / "segmenter.json").exists()
 
 
+def test_a_bad_pseudo_labelling_segmenter_is_refused_before_any_data_is_read(tmp_path):
+    cache = tmp_path / "cache"
+    segmenter = shared_tiny_bundle() / "segmenter.json"
+    common = ["--cache-dir", str(cache), "--output-dir", str(tmp_path / "out")]
+    for extra, message in (
+            (["--task", "classify", "--pseudo-labels-by", str(segmenter)], "needs --task segment"),
+            (["--task", "segment", "--size", "48", "--pseudo-labels-by", str(tmp_path / "nowhere.json")],
+             "not a readable model bundle"),
+            (["--task", "segment", "--size", "48", "--pseudo-labels-by", str(shared_tiny_bundle() / "classifier.json")],
+             "not a segmenter bundle"),
+            (["--task", "segment", "--size", "64", "--pseudo-labels-by", str(segmenter)], "made for 48 px input")):
+        with pytest.raises(CommandError, match=message):
+            call_command("train_model", *common, *extra)
+    assert not cache.exists() and not (tmp_path / "out" / "segmenter.json").exists()
+
+
 def _common(tmp_path, size="48"):
     return ["--size", size, "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "out")]
 

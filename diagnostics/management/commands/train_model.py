@@ -73,6 +73,10 @@ class Command(BaseCommand):
                             help="segment: score the slices with this segmenter bundle (an ensemble averages its "
                                  "members) instead of the checkpoint, e.g. to fine-tune a member on what the "
                                  "served pair gets wrong")
+        parser.add_argument("--pseudo-labels-by", metavar="BUNDLE", default=None,
+                            help="also train on the classification set's training tumour images that are not "
+                                 "copies of a segmentation slice, with the outlines this segmenter bundle serves "
+                                 "on them (an image it leaves empty is left out)")
         parser.add_argument("--classifier-bundle", default=str(Path(settings.MODEL_DIR) / "classifier.json"),
                             help="segment: the classifier served with it; the empty-mask floor is measured behind "
                                  "its 'notumor' verdicts (default: the installed one; segmenter alone if absent)")
@@ -139,6 +143,12 @@ class Command(BaseCommand):
             if options["hard_slice_copies"] < 2:
                 raise CommandError("--hard-slices-scored-by needs --hard-slice-copies of at least 2")
             hard_slice_scorer = self._segmenter_from_bundles([options["hard_slices_scored_by"]], size)
+        pseudo_labeller = None
+        if options["pseudo_labels_by"]:
+            if task != "segment":
+                raise CommandError("--pseudo-labels-by needs --task segment")
+            pseudo_labeller = (self._segmenter_from_bundles([options["pseudo_labels_by"]], size),
+                               json.loads(Path(options["pseudo_labels_by"]).read_text()))
         ensemble = None
         if options["ensemble_of"]:
             if task != "segment":
@@ -201,6 +211,8 @@ class Command(BaseCommand):
                      f"{len(empty_train)} empty, checkpoint choice on {int(tumour_calib.sum())} tumour + {len(empty_calib)} empty")
             if options["checkpoint"] and widened is None:
                 model.load_weights(options["checkpoint"])
+            if pseudo_labeller is not None:
+                x_train, m_train = self._with_pseudo_labelled(kaggle, data_dir, *pseudo_labeller, x_train, m_train)
             x_train, m_train = self._repeat_slices(options, model if hard_slice_scorer is None else hard_slice_scorer,
                                                    x_train, m_train)
             if options["epochs"] > 0:
@@ -294,6 +306,27 @@ class Command(BaseCommand):
                      f"{'scoring segmenter' if options['hard_slices_scored_by'] else 'starting weights'}, each trained on "
                      f"at least {options['hard_slice_copies']} times")
         return training.repeat_slices(x_train, m_train, copies)
+
+    def _with_pseudo_labelled(self, kaggle, data_dir: Path, labeller, bundle: dict, x_train, m_train):
+        """The training slices plus the Kaggle training tumour images outlined by ``labeller``.
+
+        A Kaggle image that copies a Figshare slice is left out whatever the slice's split: a copy of a
+        training slice has its expert outline already, and one of a calibration or validation slice
+        would let the checkpoint choice and the figures see a picture trained on.
+        """
+        from diagnostics.ml import data, training
+
+        copies = data.kaggle_copies_of_figshare(kaggle.manifest, data_dir, ("train", "calib", "val"))
+        tumour = kaggle.labels != data.readers.CLASS_NAMES.index("notumor")
+        chosen = (kaggle.splits == "train") & tumour & ~copies
+        masks = training.pseudo_labels(labeller, kaggle.pixels[chosen], bundle["threshold_logit"],
+                                       bundle["min_component_px"])
+        outlined = masks.reshape(len(masks), -1).any(axis=1)
+        self.log(f"{int(outlined.sum())} of {int(chosen.sum())} classification training tumour images outlined by "
+                 f"the pseudo-labelling segmenter for training ({int(((kaggle.splits == 'train') & tumour & copies).sum())} "
+                 f"copies of segmentation slices left out, {int((~outlined).sum())} left empty and left out)")
+        return (np.concatenate([x_train, kaggle.pixels[chosen][outlined]]),
+                np.concatenate([m_train, masks[outlined]]))
 
     def _classifier_verdicts(self, bundle_path: Path, kaggle, data_dir: Path, cache_dir: Path, *selections):
         """The classifier's "notumor" verdicts on each selection of Kaggle images, or Nones without one."""

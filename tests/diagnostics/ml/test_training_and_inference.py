@@ -257,6 +257,24 @@ def test_hard_slices_are_those_the_model_segments_badly():
     assert training.hard_slices(model, x, masks, 0.9).tolist() == [False, True, True, True]
 
 
+def test_pseudo_labels_are_the_masks_a_segmenter_serves_cut_at_its_threshold_without_speckle():
+    """A 'model' whose logit is the pixel's brightness minus 100: bright regions are tumour, and one
+    bright pixel alone is speckle the served mask drops."""
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t - 100.0)(inputs))
+    x = np.zeros((3, 8, 8), np.uint8)
+    x[0, 2:5, 2:5] = 150          # a 9-pixel tumour
+    x[1, 0, 0] = 255              # a lone bright pixel
+    x[2, 5:8, 5:8] = 120          # tumour only under a threshold below logit 20
+    masks = training.pseudo_labels(model, x, threshold=30.0, min_component_px=2)
+    assert masks.dtype == bool and masks.shape == (3, 8, 8)
+    assert np.array_equal(masks[0], x[0] > 0) and not masks[1].any() and not masks[2].any()
+    assert np.array_equal(training.pseudo_labels(model, x, threshold=10.0, min_component_px=2)[2], x[2] > 0)
+    assert training.pseudo_labels(model, x[:0], threshold=0.0, min_component_px=2).shape == (0, 8, 8)
+
+
 def test_the_exported_segmenter_carries_thresholds_chosen_from_the_candidates(tiny_bundle):
     import json
 
