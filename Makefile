@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/neurofed
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
 
-.PHONY: demo test venv browser services lint clean
+.PHONY: demo test venv browser services clean
 
 venv: $(STAMP)
 

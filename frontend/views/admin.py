@@ -14,7 +14,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from frontend.forms import InviteForm
-from frontend.views.base import ADMIN, hospital_page, mail_not_sent, render_page, replaced_sentence
+from frontend.views.base import ADMIN, hospital_page, render_page, replaced_sentence, report_invitation_mail
 from hospitals import services
 from hospitals.access import access_invitation, access_member
 from hospitals.errors import DomainError
@@ -60,13 +60,10 @@ def members(request, membership):
         except DomainError as refused:
             form.add_error(INVITE_REFUSAL_FIELDS.get(refused.code), refused.detail)
         else:
-            if invitation.mail_sent is False:
-                messages.error(request, mail_not_sent(invitation))
-            else:
-                sent = f"Invitation sent to {invitation.email}."
-                if invitation.replaced_sent_at is not None:
-                    sent += f" {replaced_sentence(invitation)}"
-                messages.success(request, sent)
+            sent = f"Invitation sent to {invitation.email}."
+            if invitation.replaced_sent_at is not None:
+                sent += f" {replaced_sentence(invitation)}"
+            report_invitation_mail(request, invitation, sent)
             return redirect("frontend:members", hospital.slug)
     listing = _member_filters(request, hospital, request.GET.get("role", ""))
     members = Membership.objects.filter(hospital=hospital).select_related("user").order_by("role", "user__email")

@@ -164,6 +164,14 @@ def emailed_link_page(request, heading: str, *, incomplete: bool = False):
     return render_page(request, "frontend/emailed_link.html", context, status=400 if incomplete else 200)
 
 
+def report_invitation_mail(request, invitation, sent: str) -> None:
+    """Tell the inviter ``sent`` once the invitation's mail left, or that it did not and what to do."""
+    if invitation.mail_sent is False:
+        messages.error(request, mail_not_sent(invitation))
+    else:
+        messages.success(request, sent)
+
+
 def mail_not_sent(invitation) -> str:
     """What an admin or the operator is told when an invitation's mail did not leave (its `mail_sent`, set by
     hospitals.services once the mail was tried)."""

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from frontend.forms import NewHospitalForm
-from frontend.views.base import mail_not_sent, operator_page, render_page
+from frontend.views.base import operator_page, render_page, report_invitation_mail
 from hospitals.errors import DomainError
 from hospitals.models import Hospital
 from hospitals.services import hospitals_for_operator, invite_first_admin, open_hospital
@@ -36,10 +36,8 @@ def hospitals(request):
         else:
             if invitation.mail_sent is False:
                 messages.success(request, f"{hospital.name} is open at /h/{hospital.slug}/.")
-                messages.error(request, mail_not_sent(invitation))
-            else:
-                messages.success(request, f"{hospital.name} is open at /h/{hospital.slug}/; its first admin, "
-                                          f"{invitation.email}, has been sent an invitation.")
+            report_invitation_mail(request, invitation, f"{hospital.name} is open at /h/{hospital.slug}/; its first "
+                                                        f"admin, {invitation.email}, has been sent an invitation.")
             return redirect("frontend:operator-hospitals")
     context = {"form": form, "hospitals": hospitals_for_operator(), "now": timezone.now()}
     return render_page(request, "frontend/operator_hospitals.html", context, status=400 if form.is_bound else 200)
@@ -55,9 +53,7 @@ def invite_admin(request, slug):
     except DomainError as refused:
         messages.error(request, refused.detail)
     else:
-        if invitation.mail_sent is False:
-            messages.error(request, mail_not_sent(invitation))
-        else:
-            messages.success(request, f"{invitation.email} has been sent a new invitation to be {hospital.name}'s "
-                                      "first admin; the link in any earlier one no longer works.")
+        report_invitation_mail(request, invitation, f"{invitation.email} has been sent a new invitation to be "
+                                                    f"{hospital.name}'s first admin; the link in any earlier one no "
+                                                    "longer works.")
     return redirect("frontend:operator-hospitals")
