@@ -35,8 +35,7 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.SUCCESS(f"Node {enrolment.node_id} of {hospital} unregistered; "
                                                      "the hospital can enrol a new key."))
                 return
-            # Absolute: flwr registers it from the project's folder, not where the command was typed.
-            key = Path(public_key).resolve()
+            key = Path(public_key)
             if not key.is_file():
                 raise CommandError(f"No public key file at {public_key}.")
             if "PRIVATE KEY" in key.read_text(errors="replace"):
