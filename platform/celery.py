@@ -6,7 +6,9 @@ from logging.handlers import WatchedFileHandler
 
 import click
 from celery import Celery
+from celery import current_task
 from celery.signals import setup_logging
+from django.conf import settings
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "neurofed.settings")
@@ -37,6 +39,20 @@ if os.environ.get("CELERY_VISIBILITY_TIMEOUT"):
     }
 
 
+class TaskLineFormatter(logging.Formatter):
+    """The project's line format, with the running task's name and id in front of a line logged inside
+    a task, as Celery's own task logger writes them: a worker runs several tasks at once, and an IT person
+    reading its log needs to tell one task's lines from another's."""
+
+    def formatMessage(self, record):
+        task = current_task
+        # Celery's own lines name their task already ("Task ...[id] succeeded").
+        if task and task.request.id and not record.name.startswith("celery"):
+            record = logging.makeLogRecord({**record.__dict__,
+                                            "message": f"{task.name}[{task.request.id}]: {record.message}"})
+        return super().formatMessage(record)
+
+
 @setup_logging.connect
 def _keep_django_logging(loglevel=None, logfile=None, **kwargs):
     """Log a worker through Django's LOGGING (root at LOG_LEVEL, INFO by default), as every other process.
@@ -52,7 +68,6 @@ def _keep_django_logging(loglevel=None, logfile=None, **kwargs):
             click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT):
         root.setLevel(loglevel)
     if logfile:
-        handler = WatchedFileHandler(logfile, encoding="utf-8")
-        if root.handlers:
-            handler.setFormatter(root.handlers[0].formatter)
-        root.handlers = [handler]
+        root.handlers = [WatchedFileHandler(logfile, encoding="utf-8")]
+    for handler in root.handlers:
+        handler.setFormatter(TaskLineFormatter(settings.LOGGING["formatters"]["plain"]["format"]))

@@ -22,13 +22,21 @@ def test_a_workers_loglevel_option_overrides_log_level(django_db_setup, django_d
 
 
 def test_a_workers_logfile_option_sends_the_log_there_in_the_projects_format(tmp_path):
-    from neurofed.celery import _keep_django_logging
+    """Lines logged inside a task start with its name and id, as Celery's task logger writes them;
+    Celery's own lines, which name their task already, and lines outside a task are left as they are."""
+    from neurofed.celery import _keep_django_logging, app
+
+    @app.task(name="tests.log_inside_a_task")
+    def log_inside_a_task():
+        logging.getLogger("neurofed.test").warning("logged by the task")
+        logging.getLogger("celery.test").warning("logged by Celery for the task")
 
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
         _keep_django_logging(loglevel=logging.WARNING, logfile=str(tmp_path / "worker.log"))
         logging.getLogger("neurofed.test").warning("written to the file")
+        log_inside_a_task.apply(task_id="task-7")
         for handler in root.handlers:
             handler.flush()
     finally:
@@ -36,4 +44,10 @@ def test_a_workers_logfile_option_sends_the_log_there_in_the_projects_format(tmp
             if handler not in saved[0]:
                 handler.close()
         root.handlers, root.level = saved
-    assert " WARNING neurofed.test written to the file" in (tmp_path / "worker.log").read_text()
+    lines = (tmp_path / "worker.log").read_text().splitlines()
+    assert [line.split(" ", 2)[2] for line in lines[:3]] == [
+        "WARNING neurofed.test written to the file",
+        "WARNING neurofed.test tests.log_inside_a_task[task-7]: logged by the task",
+        "WARNING celery.test logged by Celery for the task",
+    ]
+    assert lines[3].split(" ", 2)[2].startswith("INFO celery.app.trace Task tests.log_inside_a_task[task-7] succeeded")
