@@ -6,6 +6,7 @@
     manage.py train_model --task segment --architecture encoder-unet --size 160 --pretrain-min 25 --time-budget-min 70
     manage.py train_model --task segment --size 160 --ensemble-of var/models/a/segmenter.json var/models/b/segmenter.json --epochs 0
     manage.py train_model --task segment --size 160 --ensemble-of A B --time-budget-min 60 --peak-lr 3e-4
+    manage.py train_model --task segment --size 160 --checkpoint M.weights.h5 --pseudo-labels-by diagnostics/weights/segmenter.json
 
 Preprocessed arrays are cached under ``--cache-dir``; the best checkpoint (by the calibration split for
 the classifier, by the Figshare calibration blocks for the segmenter) is written to
