@@ -219,7 +219,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "neurofed.api_schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "neurofed.pagination.LimitOffsetWithCeiling",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "neurofed.api_errors.exception_handler",

@@ -49,6 +49,25 @@ def forget_sign_in_brakes(db):
 
 
 @pytest.fixture(autouse=True)
+def _api_errors_are_documented(monkeypatch):
+    """Every error answer an API test receives must be documented for its operation in the OpenAPI
+    schema (neurofed.api_schema), in the error body's shape: /api/docs/ tells integrators which statuses
+    to handle, and only the tests see every refusal the code can give."""
+    from django.test import Client
+
+    from tests.api_schema_check import check_error_is_documented
+
+    request = Client.request
+
+    def checked(self, **environ):
+        response = request(self, **environ)
+        check_error_is_documented(environ, response)
+        return response
+
+    monkeypatch.setattr(Client, "request", checked)
+
+
+@pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 

@@ -28,6 +28,7 @@ from hospitals.crypto import DecryptionError
 from hospitals.keys import mrn_digest
 from hospitals.models import AIResultVisibility, Patient, Role
 from hospitals.storage import read_blob
+from neurofed.api_schema import refusals
 
 logger = logging.getLogger(__name__)
 
@@ -159,14 +160,15 @@ class ScanListView(_ScanListing, GenericAPIView):
 
     parser_classes = [ScanUploadParser]
 
-    @extend_schema(responses=ScanSerializer(many=True), parameters=LIST_FILTERS)
+    @extend_schema(responses={200: ScanSerializer(many=True), **refusals(400)}, parameters=LIST_FILTERS)
     def get(self, request, slug):
         if "mrn" in request.query_params:
             return error("record_number_in_url", "A record number must not be sent in a URL, where logs keep it; "
                                                  "POST it as 'mrn' to the scans' search/ address.", 400)
         return self._listing(request, slug)
 
-    @extend_schema(request=ScanUploadSerializer, responses={201: ScanUploadedSerializer, 200: ScanUploadedSerializer})
+    @extend_schema(request=ScanUploadSerializer, responses={201: ScanUploadedSerializer, 200: ScanUploadedSerializer,
+                                                          **refusals(409, 413, 415, 422, 503)})
     def post(self, request, slug):
         membership = access_membership(request.user, slug)
         hospital = membership.hospital
@@ -210,7 +212,7 @@ class ScanDetailView(GenericAPIView):
         scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request)
         return Response(scan_data(scan, membership, detail=True))
 
-    @extend_schema(request=ScanRemovalSerializer, responses={204: None})
+    @extend_schema(request=ScanRemovalSerializer, responses={204: None, **refusals(400, 403, 409)})
     def delete(self, request, slug, scan_id):
         membership = access_membership(request.user, slug)
         scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request)
@@ -226,7 +228,7 @@ class ScanReviewView(GenericAPIView):
 
     parser_classes = [ScanUploadParser, JSONParser]
 
-    @extend_schema(request=ReviewInputSerializer, responses={201: ScanDetailSerializer})
+    @extend_schema(request=ReviewInputSerializer, responses={201: ScanDetailSerializer, **refusals(403, 409, 413, 415, 422)})
     def post(self, request, slug, scan_id):
         membership = access_membership(request.user, slug)
         scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request)
@@ -258,7 +260,7 @@ class _ScanPNGView(GenericAPIView):
         # An <img> asks for image/*; errors still go out as JSON.
         return super().perform_content_negotiation(request, force=True)
 
-    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY, **refusals(500)})
     def get(self, request, slug, scan_id):
         membership = access_membership(request.user, slug)
         scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request,

@@ -17,6 +17,7 @@ from federation.access import access_run, visible_runs
 from hospitals.access import access_membership
 from hospitals.models import Role
 from federation.api import serializers as s
+from neurofed.api_schema import refusals
 
 
 def _require_operator(request):
@@ -30,7 +31,7 @@ class RunListView(generics.ListAPIView):
     def get_queryset(self):
         return visible_runs(self.request.user).prefetch_related("hospitals", "rounds")
 
-    @extend_schema(request=s.StartRunSerializer, responses={201: s.RunSerializer})
+    @extend_schema(request=s.StartRunSerializer, responses={201: s.RunSerializer, **refusals(403, 409)})
     def post(self, request):
         _require_operator(request)
         data = s.StartRunSerializer(data=request.data)
@@ -49,7 +50,7 @@ class RunDetailView(APIView):
 
 
 class RunStopView(APIView):
-    @extend_schema(request=None, responses=s.RunSerializer)
+    @extend_schema(request=None, responses={200: s.RunSerializer, **refusals(403, 409)})
     def post(self, request, run_id):
         run = access_run(request.user, run_id)
         _require_operator(request)
@@ -58,7 +59,7 @@ class RunStopView(APIView):
 
 
 class RunPromoteView(APIView):
-    @extend_schema(request=s.RunPromoteSerializer, responses=s.RunSerializer)
+    @extend_schema(request=s.RunPromoteSerializer, responses={200: s.RunSerializer, **refusals(403, 409)})
     def post(self, request, run_id):
         run = access_run(request.user, run_id)
         _require_operator(request)
@@ -73,7 +74,7 @@ class RunPromoteView(APIView):
 class HospitalRunStartView(APIView):
     """A hospital admin starts a run over every opted-in hospital (federation.services.start_hospital_run)."""
 
-    @extend_schema(request=s.StartHospitalRunSerializer, responses={201: s.RunSerializer})
+    @extend_schema(request=s.StartHospitalRunSerializer, responses={201: s.RunSerializer, **refusals(403, 409)})
     def post(self, request, slug):
         membership = access_membership(request.user, slug, roles=(Role.ADMIN,))
         data = s.StartHospitalRunSerializer(data=request.data)

@@ -22,6 +22,10 @@ class HospitalRolePermission(BasePermission):
         view.membership = access_membership(request.user, view.kwargs[self.slug_kwarg], roles=roles)
         return True
 
+    def refuses_some_roles(self, method: str) -> bool:
+        """Whether a member may be answered 403 for ``method`` (the API schema documents it then)."""
+        return set(self.read_roles if method in SAFE_METHODS else self.write_roles) != set(ALL_ROLES)
+
 
 class IsHospitalMember(HospitalRolePermission):
     pass

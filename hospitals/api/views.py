@@ -4,7 +4,7 @@ The hospital always comes from the URL slug through a permission class (hospital
 which leaves the caller's membership on the view; nothing here queries tenant data unscoped.
 """
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
@@ -19,6 +19,7 @@ from hospitals.api import serializers as s
 from hospitals.api.permissions import IsHospitalAdmin, MembersReadAdminsWrite, MembersReadStaffWrite
 from hospitals.audit import audit_trail, note_reader, patient_actors, record_audit
 from hospitals.models import Invitation, Membership
+from neurofed.api_schema import refusals
 
 
 class AuthTokenView(APIView):
@@ -30,7 +31,7 @@ class AuthTokenView(APIView):
     def get_permissions(self):
         return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]
 
-    @extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer})
+    @extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer, **refusals(429)})
     def post(self, request):
         form = s.TokenRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -64,7 +65,7 @@ class MyHospitalsView(generics.ListAPIView):
 class InviteMixin:
     """POST an invitation (admin). Shared by members/ and invitations/, which both create one."""
 
-    @extend_schema(request=s.InvitationCreateSerializer, responses={201: s.CreatedInvitationSerializer})
+    @extend_schema(request=s.InvitationCreateSerializer, responses={201: s.CreatedInvitationSerializer, **refusals(409)})
     def post(self, request, slug):
         form = s.InvitationCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -104,7 +105,7 @@ class MemberDetailView(APIView):
     def get(self, request, slug, member_id):
         return Response(s.MemberSerializer(self.get_member(request, member_id)).data)
 
-    @extend_schema(request=s.RoleChangeSerializer, responses=s.MemberSerializer)
+    @extend_schema(request=s.RoleChangeSerializer, responses={200: s.MemberSerializer, **refusals(409)})
     def patch(self, request, slug, member_id):
         member = self.get_member(request, member_id)
         form = s.RoleChangeSerializer(data=request.data)
@@ -115,7 +116,7 @@ class MemberDetailView(APIView):
         )
         return Response(s.MemberSerializer(member).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, **refusals(409)})
     def delete(self, request, slug, member_id):
         member = self.get_member(request, member_id)
         services.remove_member(
@@ -124,6 +125,7 @@ class MemberDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_view(post=extend_schema(responses={201: s.PatientSerializer, **refusals(409)}))
 class PatientListView(generics.ListCreateAPIView):
     """Patients: staff list all and create; a patient lists only their own record."""
 
@@ -161,7 +163,7 @@ class PatientDetailView(APIView):
         )
         return Response(s.PatientSerializer(patient).data)
 
-    @extend_schema(request=s.PatientSerializer, responses=s.PatientSerializer)
+    @extend_schema(request=s.PatientSerializer, responses={200: s.PatientSerializer, **refusals(409)})
     def patch(self, request, slug, patient_id):
         hospital = self.membership.hospital
         # The answer shows the whole record, so this is a read as well as a change, and audited as both.
@@ -221,7 +223,7 @@ class InvitationDetailView(APIView):
     def get(self, request, slug, invitation_id):
         return Response(s.InvitationSerializer(self.get_invitation(request, invitation_id)).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, **refusals(409)})
     def delete(self, request, slug, invitation_id):
         invitation = self.get_invitation(request, invitation_id)
         services.revoke_invitation(invitation=invitation, actor=request.user, request=request)
@@ -235,7 +237,7 @@ class AcceptInvitationView(APIView):
 
     @extend_schema(
         request=s.AcceptInvitationSerializer,
-        responses={200: s.AcceptedInvitationSerializer, 201: s.AcceptedInvitationSerializer},
+        responses={200: s.AcceptedInvitationSerializer, 201: s.AcceptedInvitationSerializer, **refusals(409)},
     )
     def post(self, request):
         form = s.AcceptInvitationSerializer(data=request.data)
