@@ -97,7 +97,7 @@ def test_upload_to_result_with_live_state_changes(world, live, celery_worker_pro
     # Started without -l, as in production: the log holds Celery's INFO lines and the app's.
     log = log_once_it_holds(celery_worker_process, f"scan {scan_id}: done")
     assert " ready." in log
-    started = [line for line in log.splitlines() if line.endswith(f"scan {scan_id}: analysis started")]
+    started = [line for line in log.splitlines() if f"scan {scan_id}: analysis started" in line]
     assert len(started) == 1 and " diagnostics.tasks.analyse_scan[" in started[0], log  # which task logged it
     assert f"Task diagnostics.tasks.analyse_scan[" in log and " received" in log
 
