@@ -24,8 +24,9 @@ MEANINGS = {
     404: "No such hospital or object, or not yours to see: both answer the same (`not_found`).",
     409: "The request conflicts with the current state (`error` says how, `detail` what to do).",
     413: "The upload is larger than the platform takes (`too_large`, `too_many_pixels`, `too_many_frames`).",
-    415: "The file is of a format or compression the platform does not read.",
-    422: "The file could not be read as an MRI scan (`detail` says why); nothing was stored.",
+    415: "The uploaded file is of a format or compression not taken here (`detail` names the ones that are).",
+    422: "The uploaded file is damaged, empty or not what this operation takes (`detail` says which); nothing "
+         "was stored.",
     429: "Too many attempts: wait the number of seconds in `Retry-After`.",
     500: "A stored file could not be opened (`unavailable`); the hospital's IT team has been told.",
     503: "Uploads cannot be checked at the moment (`gate_unavailable`); nothing was stored. Try again later.",
