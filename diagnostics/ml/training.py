@@ -404,8 +404,9 @@ def pseudo_labels(model: keras.Model, x: np.ndarray, threshold: float, min_compo
 
     The segmentation set has 2070 training slices with an expert outline, while the classification set
     holds about 2000 more tumour images with a class label only. A segmenter that fits its own slices
-    better than it segments new patients' is short of data more than of capacity; the served pair's
-    outlines on those images give another segmenter more tumours to learn from (self-training).
+    better than it segments new patients' may be short of data as much as of capacity; a served
+    segmenter's outlines on those images give another more tumours to learn from (self-training;
+    docs/models.md has what it gave here).
     """
     logits = predict_logits(model, x, batch_size)[..., 0]
     return np.stack([clean_mask(l > threshold, min_component_px) for l in logits]) if len(x) else \
