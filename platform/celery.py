@@ -5,8 +5,7 @@ import os
 from logging.handlers import WatchedFileHandler
 
 import click
-from celery import Celery
-from celery import current_task
+from celery import Celery, current_task
 from celery.signals import setup_logging
 from django.conf import settings
 from kombu import Queue
