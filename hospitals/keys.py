@@ -98,10 +98,15 @@ def rewrap_data_key(hospital) -> bool:
     return True
 
 
+def normalised_mrn(medical_record_number: str) -> str:
+    """An MRN as records are matched by: the same number typed with other case or spaces is one number."""
+    return medical_record_number.strip().upper()
+
+
 def mrn_digest(hospital, medical_record_number: str) -> str:
     """Keyed digest of an MRN for lookups; keyed by the hospital's data key, so it is per tenant."""
     if not medical_record_number:
         return ""
     return hmac.new(
-        hospital_data_key(hospital), b"mrn:" + medical_record_number.strip().upper().encode(), "sha256"
+        hospital_data_key(hospital), b"mrn:" + normalised_mrn(medical_record_number).encode(), "sha256"
     ).hexdigest()

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from diagnostics.access import may_see_ai_result, may_see_heatmap, may_see_outline
 from diagnostics.advice import advice_for, advice_while_waiting
+from diagnostics.identity import BIRTH_DATE, PATIENT_ID, file_identity
 from diagnostics.ml.readers import CLASS_NAMES
 from diagnostics.models.scans import DoctorOutline, ReviewState, ScanKind, ScanStatus
 from hospitals.access import STAFF_ROLES
@@ -118,6 +119,18 @@ class ReviewSerializer(serializers.Serializer):
     notes = serializers.CharField(allow_blank=True)
 
 
+class _FileIdentitySerializer(serializers.Serializer):
+    patient_name = serializers.CharField(allow_blank=True)
+    patient_id = serializers.CharField(allow_blank=True)
+    birth_date = serializers.CharField(allow_blank=True, help_text="YYYY-MM-DD, or as the file writes it when "
+                                                                   "that is not a date.")
+    differs_from_record = serializers.ListField(
+        child=serializers.ChoiceField(choices=[PATIENT_ID, BIRTH_DATE]),
+        help_text="What differs from the scan's patient record: the file's patient ID from the record's "
+                  "medical record number, its birth date from the record's. Check that the scan is this "
+                  "patient's; a file from another hospital carries that hospital's patient ID.")
+
+
 class ScanSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     url = serializers.CharField()
@@ -142,12 +155,18 @@ class ScanSerializer(serializers.Serializer):
     unusual_image = serializers.BooleanField()
     image_url = serializers.CharField()
     result = ScanResultSerializer(allow_null=True, help_text="null until this member may see the software's result.")
+    identity_differs = serializers.BooleanField(
+        required=False, help_text="Staff only. The scan's file names a patient ID or birth date other than its "
+                                  "patient record's: see file_identity.")
 
 
 class ScanDetailSerializer(ScanSerializer):
     advice = AdviceSerializer(allow_null=True)
     reviewed_at = serializers.DateTimeField(allow_null=True)
     reviews = ReviewSerializer(many=True, required=False, help_text="Staff only.")
+    file_identity = _FileIdentitySerializer(
+        allow_null=True, required=False,
+        help_text="Staff only. The patient the scan's DICOM header names; null for a file that names nobody.")
 
 
 class ScanUploadedSerializer(ScanDetailSerializer):
@@ -179,6 +198,7 @@ def _outline_to_show(scan, diagnosis, membership) -> bool:
 def scan_data(scan, membership, *, detail: bool = False) -> dict:
     diagnosis = _diagnosis(scan)
     staff = membership.role in STAFF_ROLES
+    identity = file_identity(scan) if staff else None
     visible = diagnosis is not None and may_see_ai_result(scan, membership)
     reviewed = scan.review_state != ReviewState.UNREVIEWED
     data = {
@@ -231,6 +251,8 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
             data["result"]["per_slice"] = diagnosis.per_slice
     else:
         data["result"] = None
+    if staff:
+        data["identity_differs"] = bool(identity and identity.differences)
     if detail:
         shown_label = data["label"]
         if shown_label:
@@ -257,6 +279,7 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
                 }
                 for review in scan.reviews.select_related("reviewer")
             ]
+            data["file_identity"] = identity.as_dict() if identity else None
     return data
 
 

@@ -55,7 +55,7 @@ class _ScanListing:
     def _listing(self, request, slug, record_number: str = ""):
         membership = access_membership(request.user, slug)
         scans = visible_scans(request.user, membership.hospital, membership).select_related(
-            "hospital", "diagnosis", "diagnosis__model_version", "diagnosis__segmenter_version"
+            "hospital", "patient", "diagnosis", "diagnosis__model_version", "diagnosis__segmenter_version"
         )
         try:
             scans = self._filter(scans, request.query_params, membership)

@@ -43,7 +43,8 @@ def patient(request, membership, patient_id):
             return redirect("frontend:patient", hospital.slug, record.pk)
     scans = (visible_scans(request.user, hospital, membership)
              .filter(patient=record, source=ScanSource.UPLOAD)
-             .select_related("hospital", "diagnosis", "diagnosis__model_version", "diagnosis__segmenter_version"))
+             .select_related("hospital", "patient", "diagnosis", "diagnosis__model_version",
+                             "diagnosis__segmenter_version"))
     page = Paginator(scans, SCANS_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "record": record,

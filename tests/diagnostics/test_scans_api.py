@@ -1,6 +1,7 @@
 """Scan upload, listing, detail and images (diagnostics/api/views.py), with no worker: tasks are
 scheduled on commit, and these tests never commit."""
 
+import datetime
 import io
 import logging
 from urllib.parse import urlencode
@@ -84,8 +85,36 @@ def test_dicom_identifiers_are_encrypted_and_never_logged(world, api, caplog):
         raw = " ".join(cursor.fetchone())
     assert samples.DICOM_PATIENT_ID not in raw and "Testpatient" not in raw
     assert samples.DICOM_PATIENT_ID not in caplog.text and "Testpatient" not in caplog.text
-    # Nor does the API hand them out.
+    # Nor does the API hand them to a patient: only the hospital's staff check them against the record.
     assert samples.DICOM_PATIENT_ID not in response.content.decode()
+    assert "file_identity" not in response.json() and "identity_differs" not in response.json()
+
+
+def test_staff_see_whom_a_dicom_file_names_and_where_it_differs_from_the_record(world, api):
+    patient = make_patient(world.a, medical_record_number="MRN-777", date_of_birth=datetime.date(1970, 1, 1))
+    response = upload(api(world.colleague), world.a, samples.dicom_bytes(), name="scan.dcm", patient=str(patient.id))
+    assert response.status_code == 201, response.content
+    assert response.json()["identity_differs"] is True
+    assert response.json()["file_identity"] == {
+        "patient_name": "Testpatient, Ada", "patient_id": samples.DICOM_PATIENT_ID, "birth_date": "1970-01-01",
+        "differs_from_record": ["patient_id"],
+    }
+    scan_url = scans_url(world.a, f"{response.json()['id']}/")
+    assert [row["identity_differs"] for row in api(world.colleague).get(scans_url(world.a)).json()["results"]] == [True]
+    assert api(world.outsider).get(scan_url).status_code == 404
+
+    # The record was wrong, not the file: corrected, the scan no longer stands out.
+    hospitals_services.update_patient(hospital=world.a, patient=patient, actor=world.admin_a,
+                                      medical_record_number=samples.DICOM_PATIENT_ID.lower())
+    detail = api(world.colleague).get(scan_url).json()
+    assert detail["identity_differs"] is False and detail["file_identity"]["differs_from_record"] == []
+
+
+def test_a_file_that_names_no_patient_has_no_identity_to_check(world, api):
+    patient = make_patient(world.a, medical_record_number="MRN-777")
+    response = upload(api(world.colleague), world.a, samples.jpeg_bytes(), patient=str(patient.id))
+    assert response.status_code == 201
+    assert response.json()["file_identity"] is None and response.json()["identity_differs"] is False
 
 
 def test_doctor_uploads_for_a_patient_of_the_hospital(world, api):

@@ -8,7 +8,7 @@ from frontend.views.scans import WORKLIST_PAGE_SIZE
 from hospitals.models import AuditEvent
 from hospitals.services import update_patient
 from tests.diagnostics.helpers import finish, patient_of, upload
-from tests.diagnostics.samples import jpeg_bytes
+from tests.diagnostics.samples import dicom_bytes, jpeg_bytes
 from tests.factories import PASSWORD
 from tests.frontend.conftest import screenshot, sign_in
 
@@ -19,12 +19,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(trans
 
 @pytest.fixture
 def crowded_worklist(live, world, api):
-    """More scans awaiting review than one page holds: all of patient A1 but one, of patient A2."""
+    """More scans awaiting review than one page holds: all of patient A1 but one, of patient A2, whose
+    DICOM file names another patient ID than A2's record number."""
     for index in range(WORKLIST_PAGE_SIZE + 2):
         assert upload(api(world.owner), world.a, jpeg_bytes("glioma", index)).status_code == 201
     searched = patient_of(world.patient_a2, world.a)
     update_patient(hospital=world.a, patient=searched, actor=world.admin_a, medical_record_number="RN-2044")
-    assert upload(api(world.patient_a2), world.a, jpeg_bytes("meningioma", 0)).status_code == 201
+    assert upload(api(world.patient_a2), world.a, dicom_bytes(), name="scan.dcm").status_code == 201
     return searched
 
 
@@ -45,6 +46,9 @@ def test_worklist_shows_more_on_request_and_finds_a_record_number(world, crowded
     pending.locator(f"tbody tr:nth-child({total})").wait_for()
     assert pending.locator("tbody tr").count() == total and more.count() == 0
     assert pending.get_by_role("link", name=crowded_worklist.full_name).count() == 1
+    # Only A2's row asks the doctor to check whose scan it is.
+    flagged = pending.locator("tbody tr", has=doctor.locator(".badge.identity"))
+    assert flagged.count() == 1 and flagged.get_by_role("link", name=crowded_worklist.full_name).count() == 1
     # Names were read for the rows shown, in batches, never one request per row.
     assert AuditEvent.objects.filter(hospital_id=world.a.pk, action="patient.list",
                                      actor_id=world.doctor_a.pk).count() <= 2

@@ -80,7 +80,8 @@ function table(name) {
       <td data-label="Patient"><a href="${script.dataset.page}${scan.id}/">${escapeHtml(patient)}</a></td>
       <td data-label="Uploaded">${escapeHtml(formatTime(scan.created_at))}</td>
       <td data-label="Status"><span class="badge ${escapeHtml(state)}">${escapeHtml(status)}</span>${scan.unusual_image
-        ? ` <span class="badge unusual" title="Unlike the brain MRIs the software learnt from">Unusual image</span>` : ""}</td>
+        ? ` <span class="badge unusual" title="Unlike the brain MRIs the software learnt from">Unusual image</span>` : ""}${scan.identity_differs
+        ? ` <span class="badge identity" title="The file names another patient ID or birth date than this record">Check patient</span>` : ""}</td>
       <td data-label="Class">${unread ? "" : escapeHtml(labelNames[scan.label] || "")}</td>
       <td data-label="AI confidence">${escapeHtml(confidence)}</td>
     </tr>`;
