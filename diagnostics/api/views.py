@@ -52,11 +52,17 @@ def body_too_large(request) -> Response | None:
 class _ScanListing:
     """The scan list, filtered by the query string and, for a search, by a record number."""
 
-    def _listing(self, request, slug, record_number: str = ""):
-        membership = access_membership(request.user, slug)
-        scans = visible_scans(request.user, membership.hospital, membership).select_related(
+    def get_queryset(self):
+        """The scans this member may see, before filters (the browsable API's page asks for it too)."""
+        if not hasattr(self, "membership"):
+            self.membership = access_membership(self.request.user, self.kwargs["slug"])
+        return visible_scans(self.request.user, self.membership.hospital, self.membership).select_related(
             "hospital", "patient", "diagnosis", "diagnosis__model_version", "diagnosis__segmenter_version"
         )
+
+    def _listing(self, request, record_number: str = ""):
+        scans = self.get_queryset()
+        membership = self.membership
         try:
             scans = self._filter(scans, request.query_params, membership)
         except ValueError as exc:
@@ -152,20 +158,22 @@ class ScanSearchView(_ScanListing, GenericAPIView):
         form = ScanSearchSerializer(data=request.data)
         if not form.is_valid():
             return error("mrn_required", "Send the record number to search for as 'mrn' in a JSON body.", 400)
-        return self._listing(request, slug, form.validated_data["mrn"].strip())
+        return self._listing(request, form.validated_data["mrn"].strip())
 
 
 class ScanListView(_ScanListing, GenericAPIView):
     """GET: scans the member may see, newest first, filtered. POST: upload a scan (multipart, `file`)."""
 
     parser_classes = [ScanUploadParser]
+    # The upload form the browsable API draws (post reads the form itself).
+    serializer_class = ScanUploadSerializer
 
     @extend_schema(responses={200: ScanSerializer(many=True), **refusals(400)}, parameters=LIST_FILTERS)
     def get(self, request, slug):
         if "mrn" in request.query_params:
             return error("record_number_in_url", "A record number must not be sent in a URL, where logs keep it; "
                                                  "POST it as 'mrn' to the scans' search/ address.", 400)
-        return self._listing(request, slug)
+        return self._listing(request)
 
     @extend_schema(request=ScanUploadSerializer, responses={201: ScanUploadedSerializer, 200: ScanUploadedSerializer,
                                                           **refusals(409, 413, 415, 422, 503)})

@@ -5,6 +5,9 @@ does not exist), a member whose role may not do this -> 403. The resolved member
 view as `view.membership`, so a view never looks it up a second time.
 """
 
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from hospitals.access import ADMIN_ROLES, ALL_ROLES, STAFF_ROLES, access_membership
@@ -19,7 +22,14 @@ class HospitalRolePermission(BasePermission):
         if not request.user or not request.user.is_authenticated:
             return False
         roles = self.read_roles if request.method in SAFE_METHODS else self.write_roles
-        view.membership = access_membership(request.user, view.kwargs[self.slug_kwarg], roles=roles)
+        # Refused in DRF's own terms (the same answer through the exception handler): the browsable API
+        # asks again for each form it could draw, and takes only DRF's refusals as "no form" there.
+        try:
+            view.membership = access_membership(request.user, view.kwargs[self.slug_kwarg], roles=roles)
+        except PermissionDenied as refused:
+            raise exceptions.PermissionDenied(*refused.args) from None
+        except Http404 as missing:
+            raise exceptions.NotFound(*missing.args) from None
         return True
 
     def refuses_some_roles(self, method: str) -> bool:
