@@ -51,10 +51,14 @@ def federation_available() -> bool:
     return bool(settings.CELERY_BROKER_URL)
 
 
-def _refuse_without_training_cases(hospitals, model_kind: str, min_nodes: int) -> None:
+def _refuse_without_training_cases(hospitals, model_kind: str, min_nodes: int, told=None) -> None:
     """A run whose nodes have too few cases to train on would tie them up only to fail in its first round
     (a node without cases answers with an error), so it is refused up front, in words the admin can act on.
-    Only counts are read here, on the coordinator: no case leaves its hospital."""
+    Only counts are read here, on the coordinator: no case leaves its hospital.
+
+    `told`: the hospital whose admin asked. Which other hospitals have cases is theirs to know, not this
+    admin's (federation/access.py keeps per-site figures apart too), so that admin hears of their own only.
+    """
     from diagnostics.training_data import count_reviewed_cases
 
     segmenter = model_kind == ModelKind.SEGMENTER
@@ -62,18 +66,24 @@ def _refuse_without_training_cases(hospitals, model_kind: str, min_nodes: int) -
     if len(ready) >= min_nodes:
         return
     cases = "tumours whose outline a doctor drew or corrected" if segmenter else "scans a doctor has reviewed"
-    which = (f"only {', '.join(h.name for h in ready)} {'has' if len(ready) == 1 else 'have'} any" if ready
-             else "none of these hospitals has any")
+    if told is not None:
+        which = (f"{told.name} {'has some' if told in ready else 'has none yet'}, and too few of the other "
+                 "hospitals taking part have any")
+    else:
+        which = (f"only {', '.join(h.name for h in ready)} {'has' if len(ready) == 1 else 'have'} any" if ready
+                 else "none of these hospitals has any")
     raise DomainError("too_few_training_cases",
                       f"A run of the {ModelKind(model_kind).label.lower()} needs at least {min_nodes} hospitals with "
                       f"cases to train on ({cases}); {which}.", status=409)
 
 
 @transaction.atomic
-def start_federated_run(*, hospitals, actor=None, request=None, **params) -> FederatedRun:
+def start_federated_run(*, hospitals, actor=None, request=None, started_by_hospital=None, **params) -> FederatedRun:
     """Record a run over opted-in hospitals and have the federation worker submit it after commit.
 
     Hospitals opt in through their settings (hospitals.services.update_hospital_settings).
+    `started_by_hospital`: the hospital whose admin starts it (None for the operator); refusals tell
+    that admin nothing about the other hospitals' cases.
     """
     if not federation_available():
         raise DomainError("needs_services_mode", NEEDS_SERVICES_MODE, status=409)
@@ -86,7 +96,8 @@ def start_federated_run(*, hospitals, actor=None, request=None, **params) -> Fed
     if len(hospitals) < min_nodes:
         given = f"only {len(hospitals)} was given" if len(hospitals) == 1 else f"{len(hospitals)} were given"
         raise DomainError("too_few_hospitals", f"A run needs at least {min_nodes} hospitals; {given}.")
-    _refuse_without_training_cases(hospitals, params.get("model_kind", ModelKind.CLASSIFIER), min_nodes)
+    _refuse_without_training_cases(hospitals, params.get("model_kind", ModelKind.CLASSIFIER), min_nodes,
+                                   told=started_by_hospital)
     run = FederatedRun.objects.create(created_by=actor, **params)
     run.hospitals.set(hospitals)
     for hospital in hospitals:
@@ -339,8 +350,8 @@ def start_hospital_run(*, hospital, actor, request=None, model_kind: str, num_ro
         if busy is not None:
             raise DomainError("run_in_progress", f"Run {busy.pk} over these hospitals has not finished yet; start "
                                                  "a new one when it has.", status=409)
-        return start_federated_run(hospitals=hospitals, actor=actor, request=request, model_kind=model_kind,
-                                   num_rounds=num_rounds)
+        return start_federated_run(hospitals=hospitals, actor=actor, request=request, started_by_hospital=hospital,
+                                   model_kind=model_kind, num_rounds=num_rounds)
 
 
 def _event(run: FederatedRun, kind: str, **extra) -> dict:

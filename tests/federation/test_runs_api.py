@@ -271,12 +271,13 @@ def test_an_admin_starts_a_run_over_every_opted_in_hospital(api, opted_in, djang
     refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter"}, format="json")
     assert refused.status_code == 409 and refused.json()["detail"] == (
         "A run of the tumour segmenter needs at least 2 hospitals with cases to train on (tumours whose outline "
-        "a doctor drew or corrected); none of these hospitals has any.")
+        "a doctor drew or corrected); St Anne's has none yet, and too few of the other hospitals taking part have any.")
     outline = np.zeros((64, 64), bool)
     outline[20:30, 20:30] = True
     add_reviewed_case(opted_in.a, "meningioma", mask=outline)
     refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter"}, format="json")
-    assert refused.json()["detail"].endswith("; only St Anne's has any.")
+    assert refused.json()["detail"].endswith("; St Anne's has some, and too few of the other hospitals taking part "
+                                             "have any.")
     add_reviewed_case(opted_in.b, "notumor")  # an empty outline teaches the segmenter only to find nothing
     assert api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter"},
                                       format="json").status_code == 409
@@ -303,8 +304,22 @@ def test_a_segmenter_run_is_refused_where_a_hospitals_only_tumour_outline_is_emp
     outline[20:30, 20:30] = True
     add_reviewed_case(opted_in.a, "meningioma", mask=outline)
     refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter"}, format="json")
-    assert refused.status_code == 409 and refused.json()["detail"].endswith("; only St Anne's has any.")
+    assert refused.status_code == 409 and refused.json()["detail"].endswith("; St Anne's has some, and too few of "
+                                                                          "the other hospitals taking part have any.")
     assert not FederatedRun.objects.exists()
+
+
+def test_an_admin_is_not_told_which_other_hospitals_have_cases(api, opted_in):
+    """Whether another hospital has reviewed cases is that hospital's to tell: the refusal speaks of the
+    admin's own hospital only (the operator, who starts runs for all, is told which)."""
+    outline = np.zeros((64, 64), bool)
+    outline[20:30, 20:30] = True
+    add_reviewed_case(opted_in.b, "glioma", mask=outline)
+    refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter"}, format="json")
+    assert refused.status_code == 409 and refused.json()["error"] == "too_few_training_cases"
+    assert refused.json()["detail"].endswith("; St Anne's has none yet, and too few of the other hospitals taking "
+                                             "part have any.")
+    assert "North General" not in refused.json()["detail"]
 
 
 def test_an_admin_cannot_start_a_second_run_while_one_is_unfinished(api, opted_in):

@@ -214,8 +214,8 @@ def test_admin_starts_a_run_from_the_federation_page(client, world, django_captu
     assert 'action="/h/st-anne/federation/start/"' in html and "data-confirm=\"Start a federated run" in html
     assert "St Anne&#x27;s, North General." in html
     refused = client.post("/h/st-anne/federation/start/", {"model_kind": "classifier", "num_rounds": "4"}, follow=True)
-    assert "needs at least 2 hospitals with cases to train on (scans a doctor has reviewed); none of these " \
-           "hospitals has any." in refused.content.decode()
+    assert "needs at least 2 hospitals with cases to train on (scans a doctor has reviewed); St Anne&#x27;s has " \
+           "none yet, and too few of the other hospitals taking part have any." in refused.content.decode()
     add_reviewed_case(world.a), add_reviewed_case(world.b)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         page = client.post("/h/st-anne/federation/start/", {"model_kind": "classifier", "num_rounds": "4"}, follow=True)
