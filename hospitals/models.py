@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 from encrypted_model_fields.fields import EncryptedCharField, EncryptedDateField, EncryptedTextField
 
@@ -70,6 +71,11 @@ class Hospital(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # Members tell their hospitals apart by name (create_hospital refuses a namesake; this holds
+            # when two are opened at the same moment).
+            models.UniqueConstraint(Lower("name"), name="unique_hospital_name_any_case"),
+        ]
 
     def __str__(self):
         return self.slug

@@ -50,6 +50,21 @@ def create_hospital(*, slug: str, name: str, actor=None) -> Hospital:
                                           "characters.")
     if not name or len(name) > HOSPITAL_NAME_MAX:
         raise DomainError("invalid_name", f"Enter the hospital's name (at most {HOSPITAL_NAME_MAX} characters).")
+    _refuse_taken(slug, name)
+    hospital = Hospital(slug=slug, name=name)
+    hospital.wrapped_data_key, hospital.master_key_id = new_wrapped_data_key(str(hospital.id))
+    try:
+        # The savepoint keeps a hospital opened with the same slug or name at the same moment a clear 409.
+        with transaction.atomic():
+            hospital.save()
+    except IntegrityError:
+        _refuse_taken(slug, name)
+        raise
+    record_audit(actor=actor, hospital=hospital, action="hospital.create", obj=hospital)
+    return hospital
+
+
+def _refuse_taken(slug: str, name: str) -> None:
     if Hospital.objects.filter(slug=slug).exists():
         raise DomainError("slug_taken", f"A hospital with the short name {slug} exists already.", status=409)
     # Members tell their hospitals apart by name (the hospital chooser, the invitation mails).
@@ -57,11 +72,6 @@ def create_hospital(*, slug: str, name: str, actor=None) -> Hospital:
     if namesake is not None:
         raise DomainError("name_taken", f"A hospital named {namesake.name} exists already; choose a name that "
                                         "tells them apart.", status=409)
-    hospital = Hospital(slug=slug, name=name)
-    hospital.wrapped_data_key, hospital.master_key_id = new_wrapped_data_key(str(hospital.id))
-    hospital.save()
-    record_audit(actor=actor, hospital=hospital, action="hospital.create", obj=hospital)
-    return hospital
 
 
 @transaction.atomic
@@ -76,6 +86,7 @@ def open_hospital(*, slug: str, name: str, admin_email: str, actor=None, request
         validate_email(admin_email.strip())
     except ValidationError:
         raise DomainError("invalid_email", "Enter the email address of the hospital's first admin.") from None
+    _check_email_length(admin_email)
     hospital = create_hospital(slug=slug, name=name, actor=actor)
     invitation, token = invite_member(hospital=hospital, email=admin_email, role=Role.ADMIN, actor=actor,
                                       request=request, site_url=site_url)
@@ -119,11 +130,8 @@ def create_patient(
 ) -> Patient:
     _check_date_of_birth(date_of_birth)
     digest = mrn_digest(hospital, medical_record_number)
-    duplicate = DomainError(
-        "duplicate_mrn", "A patient with this medical record number already exists in the hospital.", status=409
-    )
     if digest and Patient.objects.filter(hospital=hospital, mrn_digest=digest).exists():
-        raise duplicate
+        raise _duplicate_mrn()
     try:
         # The savepoint keeps a concurrent insert of the same MRN a clear 409 instead of a broken transaction.
         with transaction.atomic():
@@ -137,9 +145,14 @@ def create_patient(
                 notes=notes,
             )
     except IntegrityError:
-        raise duplicate from None
+        raise _duplicate_mrn() from None
     record_audit(actor=actor, hospital=hospital, action="patient.create", obj=patient, request=request)
     return patient
+
+
+def _duplicate_mrn() -> DomainError:
+    return DomainError("duplicate_mrn", "A patient with this medical record number already exists in the hospital.",
+                       status=409)
 
 
 PATIENT_FIELDS = ("full_name", "date_of_birth", "medical_record_number", "notes")
@@ -178,11 +191,14 @@ def update_patient(*, hospital: Hospital, patient: Patient, actor, request=None,
         patient.mrn_digest = mrn_digest(hospital, patient.medical_record_number)
         taken = Patient.objects.filter(hospital=hospital, mrn_digest=patient.mrn_digest).exclude(pk=patient.pk)
         if patient.mrn_digest and taken.exists():
-            raise DomainError(
-                "duplicate_mrn", "A patient with this medical record number already exists in the hospital.", status=409
-            )
+            raise _duplicate_mrn()
         update_fields.append("mrn_digest")
-    patient.save(update_fields=update_fields)
+    try:
+        # As in create_patient: another record given the same number at the same moment is a clear 409.
+        with transaction.atomic():
+            patient.save(update_fields=update_fields)
+    except IntegrityError:
+        raise _duplicate_mrn() from None
     record_audit(
         actor=actor, hospital=hospital, action="patient.update", obj=patient, request=request,
         detail=", ".join(sorted(changed)),
@@ -201,6 +217,15 @@ def _normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
+EMAIL_MAX = Invitation._meta.get_field("email").max_length
+
+
+def _check_email_length(email: str) -> None:
+    # Mail transport limits an address to 254 characters (RFC 5321), and so does the column it is kept in.
+    if len(_normalise_email(email)) > EMAIL_MAX:
+        raise DomainError("invalid_email", f"An email address has at most {EMAIL_MAX} characters; check this one.")
+
+
 def _find_user_by_email(email: str):
     return get_user_model().objects.filter(email__iexact=_normalise_email(email)).order_by("pk").first()
 
@@ -215,6 +240,7 @@ def invite_member(
     A pending invitation to the same address is replaced; the new invitation's `replaced_sent_at` says
     when the replaced one was sent (None when there was none).
     """
+    _check_email_length(email)
     email = _normalise_email(email)
     if role not in Role.values:
         raise DomainError("invalid_role", f"Role must be one of {', '.join(Role.values)}.")
@@ -230,6 +256,7 @@ def invite_member(
         # A removed patient invited back may be given the record their own account still holds.
         if patient.user_id is not None and patient.user_id != getattr(existing, "pk", None):
             raise DomainError("patient_has_account", "This patient record is already linked to an account.", status=409)
+        _refuse_second_record(hospital, existing, patient)
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         hospital=hospital,
@@ -254,6 +281,18 @@ def invite_member(
     invitation.mail_sent = None
     transaction.on_commit(lambda: _send_invitation(invitation, token, link))
     return invitation, token
+
+
+def _refuse_second_record(hospital: Hospital, account, patient: Patient) -> None:
+    """An account holds one patient record per hospital: a removed patient invited back with another
+    record than the one their account still holds could never accept (the account cannot hold both)."""
+    if account is None:
+        return
+    held = Patient.objects.filter(hospital=hospital, user=account).exclude(pk=patient.pk).first()
+    if held is not None:
+        raise DomainError("patient_has_other_record", "This email address's account already holds another "
+                                                      f"patient record of this hospital ({held.pk}). Invite it "
+                                                      "with that record, or without naming one.", status=409)
 
 
 def _replace_invitations(invitations, *, by: Invitation, actor, request=None):
@@ -530,6 +569,14 @@ def accept_invitation(*, token: str, password: str | None = None, user=None, req
             raise DomainError("account_exists", "An account for this email address was created a moment ago, by "
                                                 "accepting another invitation. Sign in to it, then accept this "
                                                 "invitation again.", status=409) from None
+    if invitation.patient is not None:
+        try:
+            _refuse_second_record(hospital, account, invitation.patient)
+        except DomainError:
+            # The account got its record here after the invitation was sent: this one cannot be used.
+            raise DomainError("patient_has_other_record", f"Your account already holds a patient record at "
+                                                          f"{hospital.name}. Ask the hospital to invite you again.",
+                              status=409) from None
     membership = add_member(hospital=hospital, user=account, role=invitation.role, actor=account, request=request)
     if invitation.patient is not None and invitation.patient.user_id is None:
         invitation.patient.user = account

@@ -29,6 +29,7 @@ EMAIL_FILTER_SESSION = "members_email_filter"
 # An invitation refused because of one value is shown beside that field; the others above the form.
 INVITE_REFUSAL_FIELDS = {
     "already_member": "email",
+    "invalid_email": "email",
     "operator_account": "email",
     "invalid_role": "role",
     "name_required": "full_name",

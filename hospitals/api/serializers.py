@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from hospitals.audit import actor_label_for_export
 from hospitals.models import AuditEvent, Hospital, Invitation, Membership, Patient, Role
+from hospitals.services import EMAIL_MAX
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -54,7 +55,7 @@ class RoleChangeSerializer(serializers.Serializer):
 
 
 class InvitationCreateSerializer(serializers.Serializer):
-    email = serializers.EmailField()
+    email = serializers.EmailField(max_length=EMAIL_MAX)
     role = serializers.ChoiceField(choices=Role.choices)
     patient = serializers.UUIDField(required=False, allow_null=True, help_text="Patient record to link (patient role)")
 

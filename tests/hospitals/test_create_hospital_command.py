@@ -38,7 +38,27 @@ def test_a_taken_slug_or_a_bad_email_is_refused_and_nothing_is_created(world):
     with pytest.raises(CommandError, match="site's address"):
         call_command("create_hospital", "royal", "Royal Infirmary", "--admin-email", "it@royal.example",
                      "--site-url", "neurofed")
+    with pytest.raises(CommandError, match="254 characters"):
+        call_command("create_hospital", "royal", "Royal Infirmary", "--admin-email",
+                     "it@" + ".".join(["royal" * 12] * 5) + ".example", "--site-url", "https://neurofed.example")
     assert not Hospital.objects.filter(slug="royal").exists() and Hospital.objects.count() == 2
+
+
+@pytest.mark.parametrize("slug, name, code", [("st-anne", "Another", "slug_taken"), ("royal", "ST ANNE'S", "name_taken")])
+def test_a_hospital_opened_twice_at_the_same_moment_is_refused_clearly(world, monkeypatch, slug, name, code):
+    """The look-up before the insert cannot see a hospital committed in between: the database's constraints
+    catch it (the name's in any case), and the answer is the same refusal as when it was there before."""
+    from hospitals import services
+    from hospitals.errors import DomainError
+
+    looked_up = services._refuse_taken
+    calls = []
+    # The first look-up runs before the other operator's hospital is committed, so it finds nothing.
+    monkeypatch.setattr(services, "_refuse_taken", lambda *args: calls.append(args) if not calls else looked_up(*args))
+    with pytest.raises(DomainError) as refused:
+        services.create_hospital(slug=slug, name=name)
+    assert refused.value.code == code and len(calls) == 1
+    assert Hospital.objects.count() == 2
 
 
 @pytest.mark.django_db(transaction=True)

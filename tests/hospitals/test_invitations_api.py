@@ -6,6 +6,7 @@ from django.contrib.auth.hashers import check_password
 from django.utils import timezone
 
 from hospitals.models import AuditEvent, Invitation, Membership, Patient, Role
+from hospitals.errors import DomainError
 from hospitals.services import invite_member
 from tests.factories import PASSWORD, make_user
 from tests.hospitals.conftest import url
@@ -243,3 +244,48 @@ def test_the_emailed_token_accepts_the_invitation(world, client_as, django_captu
     token = re.search(r"http://testserver/invite/#(\S+)", body).group(1)
     assert body.count(token) == 2  # the page link and the API instructions carry the same token
     assert api_accept(token, NEW_PASSWORD).status_code == 201
+
+
+def test_a_removed_patient_is_invited_back_only_with_the_record_their_account_holds(world, client_as):
+    """An account holds one patient record per hospital: an invitation naming another could never be accepted."""
+    from hospitals.services import remove_member
+    from tests.factories import make_patient
+
+    own = Patient.objects.get(user=world.patient_a, hospital=world.a)
+    remove_member(hospital=world.a, membership=Membership.objects.get(user=world.patient_a, hospital=world.a),
+                  actor=world.admin_a)
+    other = make_patient(world.a, full_name="Someone Else")
+    invitations = url("hospitals", world.a.slug, "invitations")
+    refused = client_as("admin_a").post(invitations, {"email": world.patient_a.email, "role": "patient",
+                                                      "patient": str(other.id)})
+    assert refused.status_code == 409 and refused.json()["error"] == "patient_has_other_record"
+    assert str(own.pk) in refused.json()["detail"] and not Invitation.objects.exists()
+    accepted = client_as("admin_a").post(invitations, {"email": world.patient_a.email, "role": "patient",
+                                                       "patient": str(own.id)})
+    assert accepted.status_code == 201, accepted.content
+
+
+def test_an_invitation_whose_invitee_got_another_record_since_is_refused_clearly(world):
+    from tests.factories import make_patient
+
+    account = make_user("returning@example.org")
+    named = make_patient(world.a, full_name="Named Record")
+    _, token = invite(world, email=account.email, role=Role.PATIENT, patient=named)
+    make_patient(world.a, full_name="Linked Since", user=account)
+    refused = api_accept(token)
+    assert refused.status_code == 409 and refused.json()["error"] == "patient_has_other_record"
+    assert "Ask the hospital to invite you again" in refused.json()["detail"]
+    assert not Membership.objects.filter(user=account, hospital=world.a).exists()
+    named.refresh_from_db()
+    assert named.user is None
+
+
+def test_an_address_longer_than_mail_allows_is_refused_clearly(world, client_as):
+    too_long = "a" * 60 + "." + "b" * 60 + "@" + "c" * 63 + "." + "d" * 63 + ".example.org"  # valid, 258 characters
+    response = client_as("admin_a").post(url("hospitals", world.a.slug, "invitations"),
+                                         {"email": too_long, "role": "doctor"})
+    assert response.status_code == 400 and "email" in response.json()["fields"]
+    with pytest.raises(DomainError) as refused:
+        invite(world, email=too_long)
+    assert refused.value.code == "invalid_email" and "254 characters" in refused.value.detail
+    assert not Invitation.objects.exists()

@@ -191,3 +191,23 @@ def test_update_patient_mrn_keeps_the_digest_and_uniqueness(world, client_as):
     from hospitals.keys import mrn_digest
 
     assert Patient.objects.get(pk=patient.pk).mrn_digest == mrn_digest(world.a, "SA-3")
+
+
+def test_a_record_number_given_to_another_record_at_the_same_moment_is_a_clear_conflict(world, client_as, monkeypatch):
+    """The look-up before the save cannot see a correction committed in between: the unique constraint
+    catches it, and the answer is the same 409 as when the number was taken before."""
+    first = make_patient(world.a, full_name="First Record", medical_record_number="RN-1")
+    second = make_patient(world.a, full_name="Second Record", medical_record_number="RN-2")
+    save = Patient.save
+
+    def save_after_a_colleague(patient, *args, **kwargs):
+        if patient.pk == second.pk:  # the colleague's correction of the first record lands now
+            Patient.objects.filter(pk=first.pk).update(mrn_digest=patient.mrn_digest)
+        return save(patient, *args, **kwargs)
+
+    monkeypatch.setattr(Patient, "save", save_after_a_colleague)
+    response = client_as("doctor_a").patch(url("hospitals", world.a.slug, "patients", second.pk),
+                                           {"medical_record_number": "RN-9"}, format="json")
+    assert response.status_code == 409 and response.json()["error"] == "duplicate_mrn"
+    second.refresh_from_db()
+    assert second.medical_record_number == "RN-2"
