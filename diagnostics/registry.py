@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from diagnostics.ml import export
@@ -210,11 +210,16 @@ def _ensure_baseline(task: str) -> ModelVersion | None:
     import json
 
     metrics = json.loads(bundle.read_text()).get("validation_metrics", {})
-    with transaction.atomic():
-        version = register_model_version(task=task, version="baseline-" + bundle_sha256(bundle)[:8],
-                                         artifact_path=BUNDLE_NAMES[task], metrics=metrics,
-                                         source=ModelSource.BASELINE, notes="committed baseline weights")
-        return promote_model_version(version)
+    try:
+        with transaction.atomic():
+            version = register_model_version(task=task, version="baseline-" + bundle_sha256(bundle)[:8],
+                                             artifact_path=BUNDLE_NAMES[task], metrics=metrics,
+                                             source=ModelSource.BASELINE, notes="committed baseline weights")
+            return promote_model_version(version)
+    except IntegrityError:
+        # Another process (a second worker, the web's first scan) registered it at the same moment: the
+        # registry holds the baseline either way, and the first scan must not fail over it.
+        return None
 
 
 def active_model_version(task: str) -> ModelVersion | None:
