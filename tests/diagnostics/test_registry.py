@@ -113,3 +113,71 @@ def test_two_processes_finding_the_registry_empty_at_once_both_serve_the_baselin
     assert failed == [] and len(served) == 2
     assert served[0].pk == served[1].pk and served[0].status == ModelStatus.ACTIVE
     assert ModelVersion.objects.filter(task="classify").count() == 1
+
+
+def test_promote_and_rollback_commands(model_dir):
+    from django.core.management import call_command
+
+    call_command("promote_model", "--task", "classify", "--model-version", "a", "--register", str(model_dir / "classifier.json"))
+    call_command("promote_model", "--task", "classify", "--model-version", "b", "--register", str(model_dir / "classifier.json"))
+    call_command("rollback_model", "--task", "classify")
+    assert ModelVersion.objects.get(status=ModelStatus.ACTIVE).version == "a"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rollback_locks_its_rows_in_a_transaction_of_its_own_as_the_command_and_page_need(model_dir):
+    # Outside a test's wrapping transaction, as in production: the locks it takes need one of its own.
+    call_command("promote_model", "--task", "classify", "--model-version", "a", "--register", str(model_dir / "classifier.json"))
+    call_command("promote_model", "--task", "classify", "--model-version", "b", "--register", str(model_dir / "classifier.json"))
+    assert transaction.get_autocommit()
+
+    call_command("rollback_model", "--task", "classify")
+
+    assert ModelVersion.objects.get(status=ModelStatus.ACTIVE).version == "a"
+
+
+def test_promote_model_refuses_bad_bundles_and_taken_versions_with_a_sentence(model_dir, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    call_command("promote_model", "--task", "classify", "--model-version", "a", "--register", str(model_dir / "classifier.json"))
+    not_json = tmp_path / "notes.json"
+    not_json.write_text("{this is not json")
+    for task, version, bundle, message in (
+            ("classify", "b", not_json, "not a model bundle: it is not valid JSON"),
+            ("classify", "b", tmp_path / "missing.json", "cannot read"),
+            ("classify", "b", model_dir / "segmenter.json", "is a segment bundle, not a classify one"),
+            ("segment", "b", model_dir / "classifier.json", "is a classify bundle, not a segment one"),
+            ("classify", "a", model_dir / "classifier.json", "version 'a' is already registered")):
+        with pytest.raises(CommandError, match=message):
+            call_command("promote_model", "--task", task, "--model-version", version, "--register", str(bundle))
+    assert list(ModelVersion.objects.values_list("task", "version", "status")) == [("classify", "a", "active")]
+
+
+def test_a_version_that_scored_lower_than_the_active_one_is_promoted_only_on_purpose(bundle_dir):
+    active = registry.promote_model_version(_register(bundle_dir, "v1", metrics={"macro_f1": 0.97}))
+    weaker = _register(bundle_dir, "fed-3", source="federated", federated_run_id="3", metrics={"macro_f1": 0.531})
+    with pytest.raises(registry.ScoresBelowActive, match=r"scored macro-F1 0\.531 on validation, below the active "
+                                                         r"v1's 0\.970"):
+        registry.promote_model_version(weaker)
+    weaker.refresh_from_db(), active.refresh_from_db()
+    assert (weaker.status, active.status) == (ModelStatus.CANDIDATE, ModelStatus.ACTIVE)
+    assert registry.promote_model_version(weaker, accept_lower_score=True).status == ModelStatus.ACTIVE
+    # As good or better, or with no figure to weigh, a version needs no such acknowledgement.
+    assert registry.promote_model_version(_register(bundle_dir, "v2", metrics={"macro_f1": 0.531})).status == "active"
+    assert registry.promote_model_version(_register(bundle_dir, "v3")).status == ModelStatus.ACTIVE
+    # Segmenters are weighed by their mean Dice, and only against the active segmenter.
+    registry.promote_model_version(_register(bundle_dir, "s1", task="segment", metrics={"dice_mean": 0.779}))
+    assert "mean Dice 0.700" in registry.shortfall_against_active(
+        _register(bundle_dir, "s2", task="segment", metrics={"dice_mean": 0.7}))
+
+
+def test_promote_model_command_refuses_a_lower_score_without_being_told(bundle_dir):
+    registry.promote_model_version(_register(bundle_dir, "v1", metrics={"macro_f1": 0.97}))
+    weaker = _register(bundle_dir, "v2", metrics={"macro_f1": 0.9})
+    with pytest.raises(CommandError, match="below the active v1's 0.970. Not promoted; add --accept-lower-score"):
+        call_command("promote_model", "--task", "classify", "--model-version", "v2")
+    weaker.refresh_from_db()
+    assert weaker.status == ModelStatus.CANDIDATE
+    call_command("promote_model", "--task", "classify", "--model-version", "v2", "--accept-lower-score")
+    weaker.refresh_from_db()
+    assert weaker.status == ModelStatus.ACTIVE
