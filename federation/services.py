@@ -7,6 +7,7 @@ and from the ServerApp process while the run goes on (rounds, dropouts, the outc
 import datetime
 import logging
 import math
+import shutil
 from pathlib import Path
 
 from asgiref.sync import async_to_sync
@@ -534,6 +535,8 @@ def complete_run(run_id, *, model, metrics: dict, wire: dict | None = None) -> F
         if run.finished:
             log.warning("federated run %s ended (%s) while its model was being exported; its model is discarded",
                         run_id, run.status)
+            # Discarded means gone: files no row names would only be found, and trusted, by someone later.
+            shutil.rmtree(_run_folder(run_id), ignore_errors=True)
             return run
         version_id = ""
         if bundle is not None:

@@ -124,6 +124,7 @@ def test_a_run_stopped_while_its_classifier_was_being_exported_registers_no_cand
     run.refresh_from_db()
     assert run.status == RunStatus.STOPPED and not run.model_version_id
     assert not ModelVersion.objects.filter(federated_run_id=str(run.pk)).exists()
+    assert not weights.parent.exists()  # nor are its weights and bundle left behind
 
 
 def test_a_classifier_run_that_finishes_registers_its_candidate(world, federation_home, settings):
