@@ -17,6 +17,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from neurofed.files import publish, staged
+
+
+class KeysExist(Exception):
+    """Files that a new key would replace exist already (their paths, comma-separated)."""
+
 
 def _write(path: Path, data: bytes, private: bool = False) -> Path:
     """Write under a temporary name (created 0600) and rename: a private key is never readable by others,
@@ -40,7 +46,19 @@ def _write(path: Path, data: bytes, private: bool = False) -> Path:
 def _refuse_existing(paths: list[Path]) -> None:
     existing = [path for path in paths if path.exists()]
     if existing:
-        raise FileExistsError(", ".join(str(path) for path in existing))
+        raise KeysExist(", ".join(str(path) for path in existing))
+
+
+def _write_together(folder: Path, files: dict[str, tuple[bytes, bool]]) -> dict[str, Path]:
+    """Write ``{name: (data, private)}`` into ``folder`` as one set: made in a staging folder there, then
+    renamed into place. A failure part-way (a full disk) leaves the previous files as they were: a CA
+    key without its certificate, or a node key without its public half, cuts nodes off as surely as a
+    lost one."""
+    with staged(folder, "keys") as staging:
+        for name, (data, private) in files.items():
+            _write(staging / name, data, private=private)
+        publish(staging, folder)
+    return {name: folder / name for name in files}
 
 
 def _pem_key(key) -> bytes:
@@ -52,8 +70,8 @@ def make_superlink_certificates(folder: Path, hosts: list[str], days: int = 365,
     """ca.crt, ca.key, server.pem, server.key in `folder`. The server certificate names 127.0.0.1 too:
     the SuperLink's own app processes connect to it there.
 
-    Raises ``FileExistsError`` (naming them) when any of those files exists, unless ``force``: a new CA
-    cuts off every node enrolled with the old one.
+    Raises ``KeysExist`` (naming them) when any of those files exists, unless ``force``: a new CA cuts
+    off every node enrolled with the old one. Raises ``OSError`` when ``folder`` cannot be written to.
     """
     folder = Path(folder)
     if not force:
@@ -84,19 +102,21 @@ def make_superlink_certificates(folder: Path, hosts: list[str], days: int = 365,
               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
               .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
               .sign(ca_key, hashes.SHA384()))
-    return {
-        "ca": _write(folder / "ca.crt", ca.public_bytes(serialization.Encoding.PEM)),
-        "ca_key": _write(folder / "ca.key", _pem_key(ca_key), private=True),
-        "cert": _write(folder / "server.pem", server.public_bytes(serialization.Encoding.PEM)),
-        "key": _write(folder / "server.key", _pem_key(server_key), private=True),
-    }
+    written = _write_together(folder, {
+        "ca.crt": (ca.public_bytes(serialization.Encoding.PEM), False),
+        "ca.key": (_pem_key(ca_key), True),
+        "server.pem": (server.public_bytes(serialization.Encoding.PEM), False),
+        "server.key": (_pem_key(server_key), True),
+    })
+    return {"ca": written["ca.crt"], "ca_key": written["ca.key"], "cert": written["server.pem"],
+            "key": written["server.key"]}
 
 
 def make_node_key(folder: Path, name: str, force: bool = False) -> tuple[Path, Path]:
     """<name>.key (private, OpenSSH) and <name>.pub for one node.
 
-    Raises ``FileExistsError`` when either exists, unless ``force``: the registered public key would no
-    longer match the node's key.
+    Raises ``KeysExist`` when either exists, unless ``force``: the registered public key would no longer
+    match the node's key. Raises ``OSError`` when ``folder`` cannot be written to.
     """
     folder = Path(folder)
     if not force:
@@ -105,5 +125,6 @@ def make_node_key(folder: Path, name: str, force: bool = False) -> tuple[Path, P
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                 serialization.NoEncryption())
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return (_write(folder / f"{name}.key", private, private=True),
-            _write(folder / f"{name}.pub", public + f" {name}\n".encode()))
+    written = _write_together(folder, {f"{name}.key": (private, True),
+                                       f"{name}.pub": (public + f" {name}\n".encode(), False)})
+    return written[f"{name}.key"], written[f"{name}.pub"]

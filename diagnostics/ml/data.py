@@ -111,9 +111,15 @@ def _write_atomically(path: Path, write) -> None:
     """Write a cache file under a temporary name and rename it: two training jobs started together
     build the same cache, and neither may read the other's half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".part", delete=False) as f:
-        write(f)
-    os.replace(f.name, path)
+    temporary = tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".part", delete=False)
+    try:
+        with temporary:
+            write(temporary)
+        os.replace(temporary.name, path)
+    except BaseException:
+        # A write cut short (a full disk, Ctrl-C) would otherwise leave a part file that nothing removes.
+        Path(temporary.name).unlink(missing_ok=True)
+        raise
 
 
 def _preprocess_file(args: tuple[str, int]) -> np.ndarray:

@@ -12,15 +12,15 @@ A bundle is a JSON file (``classifier.json`` / ``segmenter.json``) beside the fi
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from neurofed.files import publish, staged
 
 # networks imports Keras (and TensorFlow with it); it is imported where a network is built, so that
 # the web process can read a bundle's file list (bundle_files, for the readiness probe) without it.
@@ -67,35 +67,15 @@ def load_weights_npz(model, path: Path) -> None:
         model.set_weights([archive[f"w{i:03d}"].astype(np.float32) for i in range(len(archive.files))])
 
 
-@contextlib.contextmanager
-def _staged(output_dir: Path, name: str):
-    """A private folder inside ``output_dir`` (same file system, so its files can be renamed into place),
-    removed with whatever is left in it when the block ends."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=f".{name}-", suffix=".partial"))
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _publish(staging: Path, output_dir: Path, bundle_name: str) -> Path:
-    """Rename the staged artefacts into ``output_dir``, the bundle JSON last, and remove ``staging``.
-
-    Until this point the previous bundle in ``output_dir`` is untouched: an export or install that fails
-    or is interrupted while the files are made (minutes) leaves it whole, not a mix of old and new. The
-    renames themselves take milliseconds, and the JSON that names the artefacts comes last.
-    """
-    json_name = f"{bundle_name}.json"
-    for path in sorted(staging.iterdir(), key=lambda p: p.name == json_name):
-        os.replace(path, output_dir / path.name)
-    staging.rmdir()
-    return output_dir / json_name
-
-
 def _write_bundle(staging: Path, output_dir: Path, name: str, bundle: dict) -> dict:
+    """Write the bundle JSON beside its staged artefacts and swap them all in, the JSON last.
+
+    Until then the previous bundle in ``output_dir`` is untouched: an export that fails or is interrupted
+    while the files are made (minutes) leaves it whole, not a mix of old and new.
+    """
     (staging / f"{name}.json").write_text(json.dumps(bundle, indent=2, sort_keys=True))
-    return {**bundle, "bundle_path": str(_publish(staging, output_dir, name))}
+    publish(staging, output_dir, last=f"{name}.json")
+    return {**bundle, "bundle_path": str(output_dir / f"{name}.json")}
 
 
 def classifier_logits(model, x: np.ndarray, test_time_flip: bool) -> np.ndarray:
@@ -146,7 +126,7 @@ def export_classifier(model, output_dir: Path, dataset: "data.ClassificationData
 
     cam_model = networks.classifier_with_features(model)
     width = int(model.get_layer(networks.LOGITS_LAYER).input.shape[-1]) // 4
-    with _staged(output_dir, "classifier") as staging:
+    with staged(output_dir, "classifier") as staging:
         (staging / "classifier.tflite").write_bytes(tflite_bytes(cam_model, input_size))
         save_weights_npz(model, staging / "classifier.weights.npz")
         return _write_bundle(staging, output_dir, "classifier", {
@@ -266,7 +246,7 @@ def export_segmenter(model, output_dir: Path, dataset: "data.SegmentationData", 
     val = dataset.splits == "val"
     from .inference import TFLiteRunner, tumour_mask
 
-    with _staged(output_dir, "segmenter") as staging:
+    with staged(output_dir, "segmenter") as staging:
         # The served file holds float16 weights (half the size; the interpreter computes in float32), so
         # the thresholds are chosen and the figures measured on that very file's logits.
         served = staging / "segmenter.tflite"
@@ -359,10 +339,11 @@ def install_bundle(bundle: dict, model_dir: Path, log=print) -> Path:
     """
     model_dir = Path(model_dir)
     source = Path(bundle["bundle_path"])
-    with _staged(model_dir, source.stem) as staging:
+    with staged(model_dir, source.stem) as staging:
         for path in bundle_files(source):
             shutil.copy2(path, staging / path.name)
-        installed = _publish(staging, model_dir, source.stem)
+        publish(staging, model_dir, last=source.name)
+    installed = model_dir / source.name
     for path in bundle_files(installed):
         log(f"installed {path}")
     return installed

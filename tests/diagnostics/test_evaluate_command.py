@@ -65,3 +65,19 @@ def test_bad_options_and_missing_folders_are_sentences_and_leave_the_previous_re
             call_command("evaluate_model", "--report-dir", str(reports), *extra)
     assert [p.name for p in reports.iterdir()] == ["report.json"]
     assert (reports / "report.json").read_text() == '{"previous": true}'
+
+
+def test_a_report_folder_that_cannot_be_made_is_refused_before_the_evaluation(tmp_path, monkeypatch):
+    import pytest
+    from django.core.management import CommandError
+
+    from diagnostics.ml import data
+
+    def evaluation_started(*args, **kwargs):
+        raise AssertionError("the evaluation started before --report-dir was checked")
+
+    monkeypatch.setattr(data, "kaggle_manifest", evaluation_started)
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(CommandError, match=r"cannot make the report folder .*a-file/reports.*--report-dir"):
+        call_command("evaluate_model", "--model-dir", str(shared_tiny_bundle()),
+                     "--report-dir", str(tmp_path / "a-file" / "reports"))

@@ -147,4 +147,50 @@ def test_widening_mistakes_are_refused_before_any_data_is_read(tmp_path):
     with pytest.raises(CommandError, match=needs):
         call_command("train_model", "--task", "classify", *_common(tmp_path), "--checkpoint", str(narrow),
                      "--checkpoint-width", "4", "--width", "8")
-    assert not (tmp_path / "cache").exists() and not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_sentence_and_a_refused_run_makes_none(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(CommandError, match=r"cannot make the output folder .*a-file/out.*--output-dir"):
+        call_command("train_model", "--task", "gate", "--cache-dir", str(tmp_path / "cache"),
+                     "--output-dir", str(tmp_path / "a-file" / "out"))
+    with pytest.raises(CommandError, match="no data set under"):
+        call_command("train_model", "--task", "classify", "--data-dir", str(tmp_path / "nowhere"),
+                     "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "out"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_an_install_that_fails_midway_leaves_the_live_input_gate_whole(tmp_path, settings, monkeypatch):
+    """Workers read the installed gate on every upload: a copy cut short (a full disk) must not leave
+    them a truncated file, nor the previous one lost."""
+    import shutil
+
+    import numpy as np
+
+    from diagnostics.ml import data, gate
+
+    live = tmp_path / "weights" / "input_gate.json"
+    live.parent.mkdir()
+    live.write_text('{"the": "live gate"}')
+    settings.INPUT_GATE_PATH = live
+    # No data is read and no gate fitted: only how the fitted gate reaches its places is under test.
+    kaggle = data.ClassificationData(np.zeros((3, gate.GATE_SIZE, gate.GATE_SIZE), np.uint8), np.zeros(3, np.int64),
+                                     np.asarray(["train", "calib", "val"]), manifest=[])
+    monkeypatch.setattr(data, "kaggle_dataset", lambda *args, **kwargs: kaggle)
+    fitted = gate.InputGate(np.zeros(2), np.ones(2), np.eye(2), 1.0, 2.0, {})
+    monkeypatch.setattr(gate.InputGate, "fit", classmethod(lambda cls, *args: fitted))
+    monkeypatch.setattr(gate, "measure_gate", lambda *args, **kwargs: {"validation": {}, "synthetic_non_mri": {}})
+
+    def copy_cut_short(source, target, **kwargs):
+        with open(target, "wb") as fh:
+            fh.write(b'{"the": ')
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copy2", copy_cut_short)
+    with pytest.raises(CommandError, match="input_gate.json could not be written.*No space left"):
+        call_command("train_model", "--task", "gate", "--install", "--cache-dir", str(tmp_path / "cache"),
+                     "--output-dir", str(tmp_path / "out"))
+    assert [p.name for p in live.parent.iterdir()] == ["input_gate.json"]  # no staging folder left
+    assert live.read_text() == '{"the": "live gate"}'
+    assert gate.InputGate.load(tmp_path / "out" / "input_gate.json").refuse_threshold == 2.0

@@ -68,3 +68,34 @@ def test_a_node_key_comes_with_how_the_coordinator_enrols_it(tmp_path):
     call_command("federation_certs", "--out", str(tmp_path), "--node", "st-brigid", stdout=out)
     assert "python manage.py federation_enrol_node --hospital" in out.getvalue()
     assert "st-brigid.pub" in out.getvalue() and "flwr supernode register" not in out.getvalue()
+
+
+def test_a_folder_that_cannot_be_written_is_a_sentence_not_a_refusal_to_replace(tmp_path):
+    taken = tmp_path / "certs"
+    taken.write_bytes(b"a file, not a folder")
+    for extra in (["--hosts", "fl.example.org"], ["--hosts", "fl.example.org", "--force"], ["--node", "st-brigid"]):
+        with pytest.raises(CommandError, match=r"--out .*certs is a file, not a folder") as refused:
+            call_command("federation_certs", "--out", str(taken), *extra)
+        assert "already exist" not in str(refused.value)
+    with pytest.raises(CommandError, match=r"Cannot write the keys into --out /proc/nope: .*Nothing was changed"):
+        call_command("federation_certs", "--out", "/proc/nope", "--hosts", "fl.example.org")
+    assert taken.read_bytes() == b"a file, not a folder"
+
+
+def test_a_forced_replacement_that_fails_part_way_keeps_the_whole_previous_set(tmp_path, monkeypatch):
+    # A new CA key beside the old certificate, or the old CA beside a new server key, cuts off every node.
+    from federation import pki
+
+    call_command("federation_certs", "--out", str(tmp_path), "--hosts", "fl.example.org")
+    before = _contents(tmp_path)
+    real_write = pki._write
+
+    def disk_full_at_the_server_certificate(path, data, private=False):
+        if path.name == "server.pem":
+            raise OSError(28, "No space left on device")
+        return real_write(path, data, private)
+
+    monkeypatch.setattr(pki, "_write", disk_full_at_the_server_certificate)
+    with pytest.raises(CommandError, match="No space left on device. Nothing was changed"):
+        call_command("federation_certs", "--out", str(tmp_path), "--hosts", "fl.example.org", "--force")
+    assert _contents(tmp_path) == before  # and no staging folder left beside them

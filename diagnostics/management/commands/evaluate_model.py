@@ -10,8 +10,8 @@ per-class precision/recall/F1, confusion matrix (table and PNG), one-vs-rest ROC
 calibration error before and after temperature scaling, and the logistic-regression baseline beside it.
 Segmentation (the Figshare validation blocks, plus no-tumour validation images): Dice, IoU, 95%
 Hausdorff distance, and how often a no-tumour image gets an empty mask. Latency per image is reported
-for single-image calls. Output: ``report.json`` and ``report.md`` (and ``confusion_matrix.png``), each
-replaced only once the whole evaluation has succeeded, so a failed run leaves the previous report as it was.
+for single-image calls. Output: ``report.json`` and ``report.md`` (and ``confusion_matrix.png``), replaced
+together only once the whole evaluation has succeeded, so a failed run leaves the previous report as it was.
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
+
+from neurofed.files import publish, staged
 
 
 def _batches(items, size):
@@ -63,6 +65,11 @@ class Command(BaseCommand):
             predictor = Predictor.from_model_dir(model_dir, backend=options["backend"])
         except (OSError, ValueError, KeyError) as error:
             raise CommandError(f"the bundles in {model_dir} cannot be loaded: {error}") from error
+        try:
+            report_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # asked now, not once the evaluation's minutes are spent
+            raise CommandError(f"cannot make the report folder {report_dir}: {error.strerror or error}; pass "
+                               "--report-dir a folder you can write to") from error
         manifest = data.kaggle_manifest(data_dir, Path(options["cache_dir"]))
         report = {"model_dir": str(model_dir), "backend": predictor.backend,
                   "evaluated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -75,9 +82,16 @@ class Command(BaseCommand):
         report["latency_ms"] = self._latency(predictor, manifest, data_dir, options["latency_samples"])
         outputs["report.json"] = json.dumps(report, indent=2).encode()
         outputs["report.md"] = self._markdown(report).encode()
-        for name, content in outputs.items():
-            data._write_atomically(report_dir / name, lambda fh: fh.write(content))
+        # Printed first, so that a report that cannot be written (a full disk) still leaves its figures.
         self.stdout.write(self._markdown(report))
+        try:
+            with staged(report_dir, "report") as staging:
+                for name, content in outputs.items():
+                    (staging / name).write_bytes(content)
+                publish(staging, report_dir)
+        except OSError as error:
+            raise CommandError(f"the report could not be written to {report_dir}: {error.strerror or error}; its "
+                               "figures are printed above, and the previous report there is unchanged") from error
         self.stdout.write(f"report written to {report_dir}")
 
     def _classification(self, predictor, manifest, data_dir, model_dir, options):

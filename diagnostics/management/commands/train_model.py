@@ -21,12 +21,15 @@ its checksum and stop serving): register the new bundle with promote_model inste
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from neurofed.files import publish, staged
 
 
 class Command(BaseCommand):
@@ -108,7 +111,6 @@ class Command(BaseCommand):
 
         task, size = options["task"], options["size"]
         output_dir = Path(options["output_dir"] or Path(settings.BASE_DIR) / "var" / "models" / task)
-        output_dir.mkdir(parents=True, exist_ok=True)
         data_dir, cache_dir = Path(options["data_dir"]), Path(options["cache_dir"])
         if not (data_dir / "brain-tumor-mri").is_dir():
             raise CommandError(f"no data set under {data_dir}; pass --data-dir")
@@ -160,6 +162,12 @@ class Command(BaseCommand):
         if task not in ("baseline", "gate"):
             self._check_checkpoint(options, output_dir / "best.weights.h5")
         widened = self._widened_checkpoint(options) if options["checkpoint_width"] else None
+        # Made once every argument is checked, so that a refused run leaves no empty folder behind.
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CommandError(f"cannot make the output folder {output_dir}: {error.strerror or error}; pass "
+                               "--output-dir a folder you can write to") from error
         self.log(f"loading and preprocessing data at {size}px (cached in {cache_dir})")
         kaggle = data.kaggle_dataset(data_dir, cache_dir, size)
         budget = options["time_budget_min"] * 60 if options["time_budget_min"] else None
@@ -394,8 +402,6 @@ class Command(BaseCommand):
         return networks.build_encoder_segmenter(size, decoder_filters=16, trunk=trunk)
 
     def _train_gate(self, kaggle, output_dir: Path, install: bool, data_dir: Path) -> None:
-        import shutil
-
         from diagnostics.ml.gate import GATE_QUANTILE, InputGate, fills_the_frame, measure_gate
         from diagnostics.ml.readers import read_grayscale
 
@@ -405,15 +411,11 @@ class Command(BaseCommand):
         gate.metrics = measure_gate(gate, kaggle.subset("val")[0], validation_fills_frame=filled)
         self.log(f"gate: flag above {gate.flag_threshold:.0f}, refuse above {gate.refuse_threshold:.0f}; "
                  f"validation {gate.metrics['validation']}; synthetic non-MRI {gate.metrics['synthetic_non_mri']}")
-        path = output_dir / "input_gate.json"
-        gate.save(path)
+        path = self._replace_file(output_dir / "input_gate.json", gate.save)
         if install:
-            shutil.copy2(path, settings.INPUT_GATE_PATH)
-            self.log(f"installed {settings.INPUT_GATE_PATH}")
+            self._install(path, Path(settings.INPUT_GATE_PATH))
 
     def _train_baseline(self, kaggle, output_dir: Path, install: bool) -> None:
-        import shutil
-
         from diagnostics.ml.baseline import LogisticBaseline
         from diagnostics.ml.metrics import classification_report
         from diagnostics.ml.readers import CLASS_NAMES
@@ -424,9 +426,25 @@ class Command(BaseCommand):
         report = classification_report(y_val, baseline.predict_proba(x_val), list(CLASS_NAMES))
         metrics = {k: report[k] for k in ("images", "accuracy", "macro_f1", "ece", "roc_auc_ovr_macro")}
         metrics["input_size"] = int(x_train.shape[1])
-        path = output_dir / "baseline_logreg.json"
-        baseline.save(path, metrics)
+        path = self._replace_file(output_dir / "baseline_logreg.json", lambda file: baseline.save(file, metrics))
         self.log(f"baseline validation {metrics}")
         if install:
-            shutil.copy2(path, Path(settings.MODEL_DIR) / path.name)
-            self.log(f"installed {Path(settings.MODEL_DIR) / path.name}")
+            self._install(path, Path(settings.MODEL_DIR) / path.name)
+
+    @staticmethod
+    def _replace_file(path: Path, write) -> Path:
+        """``write(a path)`` in a staging folder beside ``path``, then rename it over ``path``: a worker
+        reading the file sees the old one or the new one, never a part, and a write that fails (a full
+        disk) leaves the old one as it was."""
+        try:
+            with staged(path.parent, path.stem) as staging:
+                write(staging / path.name)
+                publish(staging, path.parent)
+        except OSError as error:
+            raise CommandError(f"{path} could not be written ({error.strerror or error}); the file there is "
+                               "unchanged") from error
+        return path
+
+    def _install(self, source: Path, target: Path) -> None:
+        self._replace_file(target, lambda file: shutil.copy2(source, file))
+        self.log(f"installed {target}")

@@ -25,15 +25,19 @@ class Command(BaseCommand):
 
     def handle(self, *args, out, hosts, node, force, **options):
         folder = Path(out)
+        if folder.exists() and not folder.is_dir():
+            raise CommandError(f"--out {out} is a file, not a folder; pass the folder to write the keys into.")
         if node:
             # The name becomes a file name in --out; a path in it would write elsewhere.
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", node):
                 raise CommandError("--node must be a plain name (letters, digits, '.', '_', '-'), e.g. st-brigid.")
             try:
                 private, public = pki.make_node_key(folder, node, force=force)
-            except FileExistsError as error:
+            except pki.KeysExist as error:
                 raise CommandError(f"{error} already exist(s); a new key would no longer match the public key "
                                    "registered with the coordinator. Pass --force to replace it.") from error
+            except OSError as error:
+                raise self._unwritable(out, error) from error
             # Not `flwr supernode register`: a key registered that way is bound to no hospital, and the
             # coordinator refuses its node as unenrolled.
             self.stdout.write(f"{private} (keep it on the node) and {public} (send it to the coordinator, who "
@@ -45,7 +49,15 @@ class Command(BaseCommand):
             raise CommandError("Give --hosts (the SuperLink's DNS names or IPs) or --node NAME.")
         try:
             paths = pki.make_superlink_certificates(folder, names, force=force)
-        except FileExistsError as error:
+        except pki.KeysExist as error:
             raise CommandError(f"{error} already exist(s); a new CA and SuperLink key would cut off every node "
                                "enrolled with the current ones. Pass --force to replace them.") from error
+        except OSError as error:
+            raise self._unwritable(out, error) from error
         self.stdout.write("\n".join(f"{k}: {v}" for k, v in paths.items()))
+
+    @staticmethod
+    def _unwritable(out: str, error: OSError) -> CommandError:
+        # Nothing was replaced: the keys are made aside and swapped in only once all of them are written.
+        return CommandError(f"Cannot write the keys into --out {out}: {error.strerror or error}. Nothing was "
+                            "changed; pass a folder you can write to.")
