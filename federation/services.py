@@ -219,6 +219,10 @@ def enrol_node(*, hospital, public_key: Path, actor=None, request=None) -> NodeE
     try:
         key_text = Path(public_key).read_text().strip()
         node_id = control.register_node(conf.federation_home(), Path(public_key), name=hospital.slug)
+    except UnicodeDecodeError:  # read before the SuperLink is asked: it is never sent such a file
+        raise DomainError("not_a_public_key", f"{public_key} is not an OpenSSH public key (it is not "
+                                              "text); enrol the <name>.pub file that federation_certs --node wrote.",
+                          status=400) from None
     except (OSError, control.ControlError) as exc:  # OSError: the key file could not be read
         raise DomainError("node_not_registered", f"The SuperLink did not register the key: {exc}",
                           status=409) from None

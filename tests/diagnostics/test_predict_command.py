@@ -124,3 +124,11 @@ def test_the_input_gate_refuses_what_is_no_mri_and_flags_what_is_unusual(tmp_pat
     assert unusual["unusual_image"] is True and unusual["input_distance"] > 0
     assert real["unusual_image"] is False
     assert "UNUSUAL IMAGE" in _run(str(noise)) and "UNUSUAL IMAGE" not in _run(str(kaggle_file("glioma")))
+
+
+def test_a_mask_folder_that_is_a_file_is_a_sentence_not_a_traceback(tmp_path):
+    taken = tmp_path / "masks"
+    taken.write_text("a file already has this name")
+    with pytest.raises(CommandError, match=r"cannot make the mask folder .*masks.*--mask-dir"):
+        _run(str(kaggle_file("glioma")), "--mask-dir", str(taken))
+    assert taken.read_text() == "a file already has this name"

@@ -39,6 +39,21 @@ def test_a_private_key_is_never_sent_to_the_superlink(keys):
         call_command("federation_enrol_node", "--hospital", "st-anne", str(private))
 
 
+def test_a_key_file_that_is_not_text_is_a_sentence_and_never_reaches_the_superlink(monkeypatch, tmp_path):
+    from federation import control
+
+    def superlink_asked(*args, **kwargs):
+        raise AssertionError("the SuperLink was asked to register a file that is no key")
+
+    make_hospital("st-anne")
+    monkeypatch.setattr(control.subprocess, "run", superlink_asked)
+    binary = tmp_path / "st-anne.pub"
+    binary.write_bytes(b"\xff\xfe\x00\x81 not a key")
+    with pytest.raises(CommandError, match=r"st-anne\.pub is not an OpenSSH public key \(it is not text\); enrol "
+                                           r"the <name>\.pub file that federation_certs --node wrote"):
+        call_command("federation_enrol_node", "--hospital", "st-anne", str(binary))
+
+
 def test_a_relative_key_path_reaches_flwr_as_an_absolute_one(monkeypatch, tmp_path, keys):
     # flwr runs in the project's folder, not where the coordinator typed the command.
     import subprocess

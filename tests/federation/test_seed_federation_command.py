@@ -85,3 +85,16 @@ def test_no_outlined_tumour_is_a_copy_of_an_image_the_coordinator_scores_a_class
     copies = [(s.label, scored[j]["label"]) for s, j, d in zip(chosen, distances.argmin(axis=1), distances.min(axis=1))
               if d <= dedup.NEAR_DUPLICATE_BITS]
     assert [pair for pair in copies if pair[0] == pair[1]] == []
+
+
+def test_a_hospital_list_that_names_no_hospital_is_refused(monkeypatch):
+    from federation import datasets
+
+    def import_started(*args, **kwargs):
+        raise AssertionError("the import started without a hospital to import into")
+
+    monkeypatch.setattr(datasets, "kaggle_split", import_started)
+    for hospitals in (",", ",,"):
+        with pytest.raises(CommandError, match=f"--hospitals '{hospitals}' names no hospital; give their slugs "
+                                               "separated by commas"):
+            call_command("seed_federation", "--hospitals", hospitals, "--per-hospital", "2")

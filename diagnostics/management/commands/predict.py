@@ -50,7 +50,11 @@ class Command(BaseCommand):
             self._refuse_shared_mask_names(options["paths"])
         predictor, version_names = self._predictor(options)
         if mask_dir:
-            mask_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                mask_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise CommandError(f"cannot make the mask folder {mask_dir}: {error.strerror or error}; pass "
+                                   "--mask-dir a folder you can write to") from error
         failures = 0
         for raw_path in options["paths"]:
             path = Path(raw_path)

@@ -41,6 +41,12 @@ class Command(BaseCommand):
             return
         if not options["task"] or not options["model_version"]:
             raise CommandError("--task and --model-version are required")
+        for option, value, field in (("--model-version", options["model_version"], "version"),
+                                     ("--run-id", options["run_id"], "federated_run_id")):
+            limit = ModelVersion._meta.get_field(field).max_length
+            if value is not None and len(value) > limit:
+                raise CommandError(f"{option} is {len(value)} characters long; the registry keeps at most {limit}. "
+                                   "Give a shorter one.")
         if options["register"]:
             bundle = Path(options["register"])
             try:

@@ -120,6 +120,9 @@ class Command(BaseCommand):
                **options):
         check_seed_options(per_hospital=per_hospital, alpha=alpha, outlined_per_hospital=outlined_per_hospital)
         slugs = [s for s in hospitals.split(",") if s]
+        if not slugs:
+            raise CommandError(f"--hospitals {hospitals!r} names no hospital; give their slugs separated by commas, "
+                               f"e.g. {DEMO_HOSPITALS}")
         found = {h.slug: h for h in Hospital.objects.filter(slug__in=slugs)}
         missing = [s for s in slugs if s not in found]
         if missing:
