@@ -150,6 +150,16 @@ def test_widening_mistakes_are_refused_before_any_data_is_read(tmp_path):
     assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
 
 
+def test_a_classifier_bundle_the_export_cannot_use_is_refused_before_any_data_is_read(tmp_path):
+    cache = tmp_path / "cache"
+    (tmp_path / "broken.json").write_text("{not json")
+    for bundle in (tmp_path / "broken.json", shared_tiny_bundle() / "segmenter.json"):
+        with pytest.raises(CommandError, match="not a classifier bundle with a 'notumor' class"):
+            call_command("train_model", "--task", "segment", "--size", "48", "--cache-dir", str(cache),
+                         "--output-dir", str(tmp_path / "out"), "--classifier-bundle", str(bundle))
+    assert not cache.exists() and not (tmp_path / "out").exists()
+
+
 def test_an_output_folder_that_cannot_be_made_is_a_sentence_and_a_refused_run_makes_none(tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(CommandError, match=r"cannot make the output folder .*a-file/out.*--output-dir"):

@@ -162,6 +162,8 @@ class Command(BaseCommand):
         if task not in ("baseline", "gate"):
             self._check_checkpoint(options, output_dir / "best.weights.h5")
         widened = self._widened_checkpoint(options) if options["checkpoint_width"] else None
+        if task == "segment":
+            self._check_classifier_bundle(Path(options["classifier_bundle"]))
         # Made once every argument is checked, so that a refused run leaves no empty folder behind.
         try:
             output_dir.mkdir(parents=True, exist_ok=True)
@@ -336,6 +338,21 @@ class Command(BaseCommand):
                  f"copies of segmentation slices left out, {int((~outlined).sum())} left empty and left out)")
         return (np.concatenate([x_train, kaggle.pixels[chosen][outlined]]),
                 np.concatenate([m_train, masks[outlined]]))
+
+    @staticmethod
+    def _check_classifier_bundle(bundle_path: Path) -> None:
+        """Refuse, before the training it would end, a --classifier-bundle the export cannot use (no bundle
+        at all is fine: the empty-mask floor is then the segmenter's alone)."""
+        if not bundle_path.is_file():
+            return
+        try:
+            bundle = json.loads(bundle_path.read_text())
+            usable = isinstance(bundle.get("input_size"), int) and "notumor" in bundle.get("classes", [])
+        except (OSError, ValueError, AttributeError, TypeError):
+            usable = False
+        if not usable:
+            raise CommandError(f"--classifier-bundle {bundle_path} is not a classifier bundle with a 'notumor' class; "
+                               "give the classifier.json that train_model --task classify wrote")
 
     def _classifier_verdicts(self, bundle_path: Path, kaggle, data_dir: Path, cache_dir: Path, *selections):
         """The classifier's "notumor" verdicts on each selection of Kaggle images, or Nones without one."""
