@@ -10,6 +10,8 @@ from celery.signals import setup_logging
 from django.conf import settings
 from kombu import Queue
 
+from neurofed.env import env_int
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "neurofed.settings")
 
 app = Celery("neurofed")
@@ -31,10 +33,10 @@ app.autodiscover_tasks()
 # Diagnostics (pipeline): how long Redis waits before redelivering a task whose worker died without
 # acknowledging it. The default above suits production; crash tests set CELERY_VISIBILITY_TIMEOUT to a few
 # seconds so a killed worker's scan is redelivered within the test.
-if os.environ.get("CELERY_VISIBILITY_TIMEOUT"):
+if env_int("CELERY_VISIBILITY_TIMEOUT", 0):
     app.conf.broker_transport_options = {
         **app.conf.broker_transport_options,
-        "visibility_timeout": int(os.environ["CELERY_VISIBILITY_TIMEOUT"]),
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 0),
     }
 
 

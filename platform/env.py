@@ -12,7 +12,11 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+    """A variable set but left empty (the optional lines of an env file) counts as unset: an empty broker
+    URL would quietly run every analysis inside the web process, an empty MEDIA_ROOT store scans in the
+    working directory."""
+    value = os.environ.get(name, "")
+    return value if value.strip() else default
 
 
 def env_bool(name: str, default: bool = False) -> bool:

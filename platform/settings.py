@@ -136,7 +136,10 @@ SERVICE_TIMEOUT_S = env_int("SERVICE_TIMEOUT_S", 5)
 
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    # 0: a connection per request, closed at its end. The web server is ASGI (daphne), where Django cannot
+    # close a persistent connection when it ages: each one left open by a request thread stays until
+    # PostgreSQL refuses clients ("too many clients already"). A worker may set it higher.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = SERVICE_TIMEOUT_S
 else:
@@ -303,12 +306,15 @@ CSP_REPORT_URI = env_str("CSP_REPORT_URI")
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_TIMEOUT_S", 3600)
 SESSION_SAVE_EVERY_REQUEST = True
 
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").strip().upper()  # "info", as Celery's -l takes it, too
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 

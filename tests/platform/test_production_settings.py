@@ -151,3 +151,27 @@ def test_x_forwarded_proto_is_believed_only_behind_a_proxy(tmp_path, proxies, tr
     result = start(tmp_path, PRINT_PROXY_HEADER, **production(NEUROFED_MASTER_KEY=master_key(),
                                                               TRUSTED_PROXY_COUNT=proxies))
     assert result.stdout.strip() == trusted, result.stderr
+
+
+def test_a_variable_left_empty_counts_as_unset(tmp_path):
+    """An env file's optional lines are often left blank: an empty broker URL would run every analysis in
+    the web process, an empty MEDIA_ROOT store scans in the working directory."""
+    code = ("from django.conf import settings; print(settings.CELERY_BROKER_URL, settings.MEDIA_ROOT, "
+            "settings.LOG_LEVEL, settings.DATABASES['default']['CONN_MAX_AGE'])")
+    result = start(tmp_path, code=code, DEBUG="1", REDIS_URL="redis://127.0.0.1:6379/3", CELERY_BROKER_URL="",
+                   MEDIA_ROOT=" ", LOG_LEVEL="", DATABASE_URL="postgres://postgres@127.0.0.1:5432/neurofed")
+    assert result.returncode == 0, result.stderr
+    broker, media, level, conn_max_age = result.stdout.split()
+    assert broker == "redis://127.0.0.1:6379/3" and media == str(tmp_path / "var" / "media")
+    # Under daphne, a persistent connection is never closed: one per request unless a deployment says so.
+    assert level == "INFO" and conn_max_age == "0"
+
+
+@pytest.mark.parametrize("given, accepted", [("info", True), ("Warning", True), ("verbose", False)])
+def test_the_log_level_is_read_as_celery_reads_it_and_a_wrong_one_is_named(tmp_path, given, accepted):
+    result = start(tmp_path, code="from django.conf import settings; print(settings.LOG_LEVEL)", DEBUG="1",
+                   LOG_LEVEL=given)
+    if accepted:
+        assert result.returncode == 0 and result.stdout.strip() == given.upper(), result.stderr
+    else:
+        assert result.returncode != 0 and "LOG_LEVEL must be DEBUG, INFO" in result.stderr
