@@ -3,8 +3,9 @@
 - ``/healthz`` (liveness): the process answers. No database, cache or network: a database outage must not
   make an orchestrator restart every web process, which would not bring the database back.
 - ``/readyz`` (readiness): whether this process can serve: the database, the cache and channel layer, the
-  Celery broker, the registered models and the master key, each checked with a short timeout. 200 when every check
-  passes, 503 otherwise, so the load balancer sends no user to a process that would fail them.
+  Celery broker, the registered models, the master key (and that it wraps every hospital's data key) and
+  the PHI columns' key, each checked with a short timeout. 200 when every check passes, 503 otherwise, so
+  the load balancer sends no user to a process that would fail them.
 
 Neither asks anyone to sign in (load balancers do not), so the answers reveal nothing a stranger could
 use: no hostnames, URLs, paths or library versions, and never an exception's message (a connection
@@ -15,6 +16,7 @@ sentence; the full error goes to the log, which only IT staff read.
 import asyncio
 import logging
 import uuid
+from pathlib import Path
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -108,7 +110,10 @@ def missing_artifacts(version: ModelVersion) -> list[str]:
     The checksum is the worker's to verify, before it loads a model: hashing megabytes of weights on
     every probe would make the probe the heaviest request this process serves.
     """
-    bundle = registry.resolve_artifact_path(version.artifact_path)
+    return _missing_files(registry.resolve_artifact_path(version.artifact_path))
+
+
+def _missing_files(bundle: Path) -> list[str]:
     try:
         files = export.bundle_files(bundle)
     except (OSError, ValueError):
@@ -118,13 +123,24 @@ def missing_artifacts(version: ModelVersion) -> list[str]:
 
 def check_models() -> dict:
     # Read-only: unlike registry.active_model_version, a probe never registers the baseline bundles; the
-    # worker does that when it first loads a model.
+    # worker does that when it first loads a model. So a task the registry has never held a version of is
+    # served by its committed bundle once a worker runs: a fresh installation is ready before its worker
+    # (perhaps on another host) has started, and uploads wait in the queue for it.
     active = {v.task: v for v in ModelVersion.objects.filter(status=ModelStatus.ACTIVE)}
+    registered = set(ModelVersion.objects.values_list("task", flat=True).distinct())
     versions = {}
     for task in (ModelTask.CLASSIFY, ModelTask.SEGMENT):
         version = active.get(task)
+        if version is None and task not in registered:
+            baseline = Path(settings.MODEL_DIR) / registry.BUNDLE_NAMES[task]
+            if baseline.is_file():
+                if _missing_files(baseline):
+                    raise CheckFailed("model_files_missing", f"The committed {task} model's files are missing or empty.")
+                versions[task] = "baseline, registered by the worker's first analysis"
+                continue
         if version is None:
-            raise CheckFailed("no_active_model", f"No {task} model is active; promote one in the model registry.")
+            raise CheckFailed("no_active_model", f"No {task} model is active; promote one in the model registry "
+                                                 "(manage.py promote_model).")
         if missing_artifacts(version):
             raise CheckFailed("model_files_missing",
                               f"The active {task} model {version.version}'s files are missing or empty.")
@@ -151,12 +167,45 @@ def check_master_key() -> dict:
 
     from hospitals import keys
 
+    from hospitals.models import Hospital
+
     try:
-        keys.known_master_keys()
+        known = keys.known_master_keys()
     except ImproperlyConfigured as problem:
         log.error("readiness: %s", problem)  # names the variable and the decoded length, never the key
         raise CheckFailed("master_key_unusable", "The master key (NEUROFED_MASTER_KEY or its _FILE) cannot be "
                                                  "used; the log says why.") from None
+    # A key that decodes but wraps none of the hospitals' data keys (a restore with another key set, a
+    # secret store mix-up) would fail every upload and scan read in every hospital. A deleted hospital's
+    # key is gone by design.
+    unwrappable = (Hospital.objects.exclude(wrapped_data_key=b"").exclude(master_key_id__in=list(known))
+                   .values_list("slug", "master_key_id"))
+    if unwrappable:
+        log.error("readiness: no configured master key wraps the data keys of %s",
+                  ", ".join(f"{slug} (master key {key_id})" for slug, key_id in unwrappable))
+        raise CheckFailed("master_key_wrong", "The configured master keys do not wrap every hospital's data key; "
+                                              "the log names the hospitals and the key each needs.")
+    return {}
+
+
+def check_field_key() -> dict:
+    """The PHI columns' key (FIELD_ENCRYPTION_KEY) opens what is stored. The field library reads a value it
+    cannot decrypt as the ciphertext itself, so a wrong key would show ciphertext for names, fail pages with
+    a date of birth, and store the ciphertext encrypted again on the next edit, for good."""
+    from cryptography.fernet import InvalidToken
+    from encrypted_model_fields.fields import decrypt_str
+
+    from hospitals.models import Patient
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT full_name FROM {Patient._meta.db_table} ORDER BY created_at DESC LIMIT 1")
+        stored = cursor.fetchone()
+    if stored is not None:
+        try:
+            decrypt_str(stored[0])
+        except InvalidToken:
+            raise CheckFailed("field_key_wrong", "FIELD_ENCRYPTION_KEY does not open the stored patient records; "
+                                                 "set the key they were written with.") from None
     return {}
 
 
@@ -167,6 +216,7 @@ CHECKS = {
     "models": (check_models, "The model registry could not be read."),
     "input_gate": (check_input_gate, "The input gate could not be read."),
     "master_key": (check_master_key, "The master key could not be read."),
+    "field_key": (check_field_key, "The patient records could not be read."),
 }
 
 

@@ -92,7 +92,7 @@ def test_readiness_with_every_service_up_is_200_and_names_the_model_versions(cli
     body = response.json()
     assert body["status"] == "ok"
     assert statuses(response) == {"database": "ok", "cache_and_channel_layer": "ok", "broker": "ok", "models": "ok",
-                                  "input_gate": "ok", "master_key": "ok"}
+                                  "input_gate": "ok", "master_key": "ok", "field_key": "ok"}
     assert body["checks"]["models"]["versions"] == {"classify": "health-classify", "segment": "health-segment"}
     assert "no-cache" in response["Cache-Control"]
     assert_reveals_nothing(response)
@@ -107,7 +107,7 @@ def test_a_dead_broker_makes_readiness_503_naming_the_broker_alone(client, activ
     body = response.json()
     assert body["status"] == "failing"
     assert statuses(response) == {"database": "ok", "cache_and_channel_layer": "ok", "broker": "failing",
-                                  "models": "ok", "input_gate": "ok", "master_key": "ok"}
+                                  "models": "ok", "input_gate": "ok", "master_key": "ok", "field_key": "ok"}
     broker = body["checks"]["broker"]
     assert broker["error"] == "OperationalError"
     assert broker["detail"] == "The task broker did not answer."
@@ -145,8 +145,56 @@ def test_readiness_without_the_segmenter_is_503(client, db, model_dir):
     needs_services()
     version = registry.register_model_version(task=ModelTask.CLASSIFY, version="c1", artifact_path="classifier.json")
     registry.promote_model_version(version)
+    (model_dir / "segmenter.json").unlink()  # and no committed one for the worker to register
     models = client.get("/readyz").json()["checks"]["models"]
     assert models["error"] == "no_active_model" and "segment" in models["detail"]
+
+
+def test_a_fresh_installation_is_ready_before_its_worker_registers_the_committed_models(client, db, model_dir):
+    """Only the worker's first analysis registers the committed bundles; the web process (perhaps on another
+    host, started first) must not be kept out of the load balancer until then."""
+    needs_services()
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.json()
+    assert set(response.json()["checks"]["models"]["versions"]) == {"classify", "segment"}
+    assert not registry.ModelVersion.objects.exists()  # the probe only reads
+    (model_dir / "segmenter.tflite").write_bytes(b"")
+    models = client.get("/readyz").json()["checks"]["models"]
+    assert models["error"] == "model_files_missing" and "segment" in models["detail"]
+
+
+def test_a_master_key_that_wraps_no_hospitals_data_key_makes_readiness_503(client, active_models, settings, world,
+                                                                              caplog):
+    """A key that decodes but is not the one the hospitals' data keys were wrapped with (a restore with
+    another key set) would fail every upload and scan read."""
+    needs_services()
+    assert client.get("/readyz").json()["checks"]["master_key"]["status"] == "ok"
+    settings.MASTER_KEY, settings.MASTER_KEY_FILE = base64.b64encode(secrets.token_bytes(32)).decode(), ""
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    check = response.json()["checks"]["master_key"]
+    assert check["error"] == "master_key_wrong" and world.a.slug not in response.content.decode()
+    assert f"{world.a.slug} (master key {world.a.master_key_id})" in caplog.text
+    assert_reveals_nothing(response)
+
+
+def test_a_field_key_that_does_not_open_the_stored_records_makes_readiness_503(client, active_models, world):
+    """The field library shows a value it cannot decrypt as the ciphertext itself, and an edit would store
+    that encrypted again: a wrong FIELD_ENCRYPTION_KEY must keep the process out of service."""
+    from django.db import connection
+
+    from hospitals.models import Patient
+
+    needs_services()
+    assert client.get("/readyz").json()["checks"]["field_key"]["status"] == "ok"
+    written_elsewhere = Fernet(Fernet.generate_key()).encrypt(b"Ada Lovelace").decode()
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {Patient._meta.db_table} SET full_name = %s", [written_elsewhere])
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    check = response.json()["checks"]["field_key"]
+    assert check["error"] == "field_key_wrong" and "FIELD_ENCRYPTION_KEY" in check["detail"]
+    assert_reveals_nothing(response)
 
 
 def test_a_missing_input_gate_makes_readiness_503_and_uploads_refused_with_a_sentence(client, active_models, settings,
