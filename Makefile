@@ -42,5 +42,9 @@ test: venv browser services
 			echo "pytest was killed by signal $$((status - 128)) while running $$(cat $(TEST_PROGRESS) 2>/dev/null)"; fi; \
 		exit $$status; }
 
+# var/ holds the development database and, where MEDIA_ROOT was left at its default, every stored scan.
 clean:
+	@if [ -z "$(FORCE)" ] && [ -n "$$(find var/media -type f -print -quit 2>/dev/null)" ]; then \
+		echo "var/media holds stored scans: make clean leaves var/ alone (FORCE=1 make clean removes them too)."; \
+		exit 1; fi
 	rm -rf $(VENV) var
