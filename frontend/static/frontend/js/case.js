@@ -202,6 +202,8 @@ form?.addEventListener("submit", async (event) => {
   body.append("last_review_seen", newestReviewShown);
   if (viewer.edited) body.append("mask", await viewer.toPNG(), "mask.png");
   const button = document.getElementById("review-submit");
+  // Disabled while saving, the button drops the focus: it is given back.
+  const fromButton = document.activeElement === button;
   button.disabled = true;
   saving = true;
   try {
@@ -225,6 +227,7 @@ form?.addEventListener("submit", async (event) => {
     showError(message.firstElementChild, error);
   } finally {
     button.disabled = scan.status !== "done";
+    if (fromButton && document.activeElement === document.body) (button.disabled ? message : button).focus();
   }
 });
 

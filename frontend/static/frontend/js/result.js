@@ -4,7 +4,8 @@ import { formatTime } from "./time.js";
 import { ScanViewer, SliceNavigator, escapeHtml } from "./viewer.js";
 
 const initial = JSON.parse(document.getElementById("scan-data").textContent);
-const viewer = new ScanViewer(document.getElementById("viewer"), { width: initial.width, height: initial.height });
+const viewer = new ScanViewer(document.getElementById("viewer"), { width: initial.width, height: initial.height,
+                                                                   zoomable: false });
 const tools = document.getElementById("overlay-tools");
 const outlineBox = document.getElementById("show-outline");
 const heatmapBox = document.getElementById("show-heatmap");
@@ -36,7 +37,7 @@ async function showOverlays(scan) {
   heatmapNote.hidden = !heatmapUrl || !heatmapBox.checked;
   outlineNote.textContent = maskUrl ? outlineWords(scan) : "";
   outlineNote.hidden = !maskUrl || !outlineBox.checked;
-  slices?.setResult(result?.slice_index);
+  slices?.setResult(result?.slice_index, [], [maskUrl && "outline", heatmapUrl && "heatmap"].filter(Boolean));
   if (heatmapUrl && viewer.heatmap.getAttribute("src") !== heatmapUrl) viewer.heatmap.src = heatmapUrl;
   viewer.showHeatmap(Boolean(heatmapUrl) && heatmapBox.checked);
   // A doctor's correction is served at the same URL: reload the mask whenever a review is saved (a second

@@ -6,7 +6,8 @@
 const OUTLINE = [255, 214, 0];
 
 export class ScanViewer {
-  constructor(root, { width, height, editable = false, onEdit = () => {} }) {
+  // zoomable: false (no zoom controls, the patient's): the wheel and a swipe move the page.
+  constructor(root, { width, height, editable = false, zoomable = true, onEdit = () => {} }) {
     // Pixel counts help a doctor who edits the outline; a patient's screen reader says what it shows.
     this.plainWords = !editable;
     this.root = root;
@@ -36,8 +37,12 @@ export class ScanViewer {
     this.view = { scale: 1, x: 0, y: 0 };
     this.cursor = [width / 2, height / 2];
     this.keyStroke = null;
-    this.bindPointer();
     if (editable) this.bindKeyboard();
+    if (!zoomable) {
+      root.classList.add("still");
+      return;
+    }
+    this.bindPointer();
     root.addEventListener("wheel", (event) => {
       event.preventDefault();
       this.zoomBy(event.deltaY < 0 ? 1.25 : 0.8, event.clientX, event.clientY);
@@ -376,9 +381,10 @@ export class SliceNavigator {
   }
 
   // analysed: the slice the result belongs to (null while the member may not see a result);
-  // perSlice: the software's reading of every slice, for staff.
-  setResult(analysed, perSlice = []) {
+  // perSlice: the software's reading of every slice, for staff; overlays: those this member is offered.
+  setResult(analysed, perSlice = [], overlays = ["outline", "heatmap"]) {
     this.analysed = analysed ?? null;
+    this.overlays = overlays;
     this.found = new Set(perSlice.filter((entry) => entry.label !== "notumor").map((entry) => entry.slice));
     this.viewer.setOverlaySlice(this.analysed);
     this.marks.innerHTML = [...this.found].map((i) => `<option value="${i + 1}"></option>`).join("");
@@ -398,15 +404,17 @@ export class SliceNavigator {
     this.input.setAttribute("aria-valuetext", words.join(", "));
     this.label.textContent = words.join(" · ");
     this.back.hidden = this.analysed === null || k === this.analysed;
-    if (this.analysed === null) {
+    const overlays = this.overlays ?? [];
+    const shown = overlays.length > 1 ? "The outline and heatmap belong" : `The ${overlays[0]} belongs`;
+    if (this.analysed === null || !overlays.length) {
       this.note.textContent = "";
     } else if (k === this.analysed) {
       this.note.textContent = this.viewer.editable
-        ? "The outline and heatmap belong to this slice; outline corrections apply to this slice only."
-        : "The outline and heatmap belong to this slice.";
+        ? `${shown} to this slice; outline corrections apply to this slice only.`
+        : `${shown} to this slice.`;
     } else {
-      this.note.textContent = `The outline and heatmap belong to the analysed slice (slice ${this.analysed + 1}) `
-        + `and are not shown here${this.viewer.editable ? "; go back to it to correct the outline" : ""}.`;
+      this.note.textContent = `${shown} to the analysed slice (slice ${this.analysed + 1}) `
+        + `and ${overlays.length > 1 ? "are" : "is"} not shown here${this.viewer.editable ? "; go back to it to correct the outline" : ""}.`;
     }
   }
 }
