@@ -300,6 +300,7 @@ def test_in_embedded_mode_the_admin_is_told_federation_needs_services_and_no_run
     html = client.get("/h/st-anne/federation/").content.decode()
     assert EMBEDDED_SENTENCE in html and "The two modes" in html
     assert "/h/st-anne/federation/start/" not in html and "Start run" not in html
+    assert "has not taken part in a federated run yet." in html and "Start one above" not in html
     page = client.post("/h/st-anne/federation/start/", {"model_kind": "classifier", "num_rounds": "2"}, follow=True)
     assert page.redirect_chain[-1][0] == "/h/st-anne/federation/"
     assert EMBEDDED_SENTENCE in page.content.decode() and "asked to start" not in page.content.decode()
