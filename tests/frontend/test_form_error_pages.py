@@ -31,7 +31,7 @@ def elements(html: str) -> dict:
 
 
 def summary(html: str) -> str:
-    start = html.index('<div class="notice error" role="alert">')
+    start = html.index('<div class="notice error" role="alert" tabindex="-1" autofocus>')
     return html[start:html.index("</div>", start)]
 
 
