@@ -6,6 +6,8 @@ them 0700, whatever the process umask: sealed, a blob still tells how many scans
 large and when, which is no other local user's business.
 """
 
+import hashlib
+import hmac
 import logging
 import os
 import re
@@ -26,14 +28,30 @@ log = logging.getLogger(__name__)
 
 
 class BlobIntegrityError(crypto.DecryptionError):
-    """The blob decrypted, but its plaintext does not match the SHA-256 recorded when it was stored."""
+    """The blob decrypted, but its plaintext does not match the digest recorded when it was stored."""
 
 
 @dataclass(frozen=True)
 class StoredBlob:
     path: str  # relative to MEDIA_ROOT
-    sha256: str  # of the plaintext
+    sha256: str  # of the plaintext, keyed by the hospital: plaintext_digest
     size: int  # of the plaintext
+
+
+def plaintext_digest(hospital, plaintext: bytes) -> str:
+    """The digest kept beside a blob (the `*_sha256` columns) to check what it decrypts to.
+
+    Keyed per hospital, as the upload's content digest is: a plain SHA-256 column would show anyone who
+    reads the database that two hospitals hold the same scan, and would let a known image be confirmed by
+    hashing it. An HMAC over the plaintext's SHA-256 rather than over the plaintext, so that the plain
+    digests of earlier releases convert without decrypting a blob (diagnostics migration 0008).
+    """
+    return keyed_sha256(hospital, crypto.sha256_hex(plaintext))
+
+
+def keyed_sha256(hospital, sha256_hex: str) -> str:
+    key = hmac.new(hospital_data_key(hospital), b"neurofed:blob-digest:v1", hashlib.sha256).digest()
+    return hmac.new(key, bytes.fromhex(sha256_hex), hashlib.sha256).hexdigest()
 
 
 def hospital_root(hospital) -> Path:
@@ -103,7 +121,8 @@ def store_blob(hospital, plaintext: bytes, *, record_type: str, record_id) -> St
         final.unlink(missing_ok=True)
         raise
     return StoredBlob(
-        path=str(final.relative_to(settings.MEDIA_ROOT)), sha256=crypto.sha256_hex(plaintext), size=len(plaintext)
+        path=str(final.relative_to(settings.MEDIA_ROOT)), sha256=plaintext_digest(hospital, plaintext),
+        size=len(plaintext)
     )
 
 
@@ -115,8 +134,12 @@ def read_blob(hospital, relative_path: str, *, record_type: str, record_id, sha2
         raise crypto.DecryptionError("stored blob is missing") from exc
     aad = crypto.blob_associated_data(str(hospital.id), record_type, str(record_id))
     plaintext = crypto.decrypt_blob(hospital_data_key(hospital), sealed, aad)
-    if sha256 is not None and crypto.sha256_hex(plaintext) != sha256:
-        raise BlobIntegrityError("stored blob does not match its recorded SHA-256")
+    if sha256 is not None:
+        plain = crypto.sha256_hex(plaintext)
+        # A plain SHA-256 is one an earlier release stored that migration 0008 could not convert (the
+        # hospital's master key was not configured then); it checks the plaintext as well.
+        if sha256 not in (keyed_sha256(hospital, plain), plain):
+            raise BlobIntegrityError("stored blob does not match its recorded digest")
     return plaintext
 
 

@@ -35,7 +35,9 @@ def test_stored_blob_holds_none_of_its_plaintext(hospital):
         sealed = (Path(settings.MEDIA_ROOT) / stored.path).read_bytes()
         assert not any(magic in sealed for magic in MAGIC), image.name
         assert plaintext[:64] not in sealed and plaintext[-64:] not in sealed
-        assert stored.sha256 == crypto.sha256_hex(plaintext) and stored.size == len(plaintext)
+        # Keyed by the hospital: the database does not show who else holds the same file.
+        assert stored.sha256 == storage.plaintext_digest(hospital, plaintext) != crypto.sha256_hex(plaintext)
+        assert stored.size == len(plaintext)
         opened = storage.read_blob(
             hospital, stored.path, record_type="scan", record_id=image.stem, sha256=stored.sha256
         )
