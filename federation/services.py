@@ -92,7 +92,7 @@ def start_federated_run(*, hospitals, actor=None, request=None, started_by_hospi
     missing = sorted(h.slug for h in hospitals if not h.federation_opt_in)
     if missing:
         raise DomainError("not_opted_in", f"These hospitals have not opted in to federated learning: "
-                                              f"{', '.join(missing)}. Their admins can opt in.")
+                                              f"{', '.join(missing)}. Their admins can opt in.", status=409)
     min_nodes = params.get("min_nodes", 2)
     if len(hospitals) < min_nodes:
         given = f"only {len(hospitals)} was given" if len(hospitals) == 1 else f"{len(hospitals)} were given"

@@ -495,7 +495,9 @@ def usable_invitation(token: str, *, lock: bool = False) -> Invitation:
     if invitation is None:
         raise DomainError("invalid_token", "This invitation token is not valid; ask the hospital for a new invitation.")
     if invitation.accepted_at is not None:
-        raise DomainError("invitation_used", "This invitation has already been used; ask the hospital for a new one.")
+        # 409, as revoking an accepted invitation answers: the same code keeps one status everywhere.
+        raise DomainError("invitation_used", "This invitation has already been used; ask the hospital for a new one.",
+                          status=409)
     if invitation.expires_at <= timezone.now():
         raise DomainError("invitation_expired", "This invitation has expired; ask the hospital for a new one.")
     return invitation

@@ -1,7 +1,8 @@
 """API errors are for people: every error body is {"error": code, "detail": sentence}."""
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.urls import Resolver404, resolve
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
@@ -51,3 +52,20 @@ def _first_message(fields) -> str:
             return str(message)
         return f"{name}: {message}"
     return "The request has invalid fields."
+
+
+def api_not_found(request, unmatched: str = ""):
+    """An /api/ address that names no operation: the error body an API client reads, not an HTML page.
+
+    It also stands in for Django's redirect to the address with a slash, which a client's POST would
+    follow without its body: the answer says which address was meant instead.
+    """
+    detail = "No such API address; the operations are listed at /api/docs/."
+    if not request.path_info.endswith("/"):
+        try:
+            resolve(request.path_info + "/")
+        except Resolver404:
+            pass
+        else:
+            detail = f"API addresses end with a slash: {request.path_info}/"
+    return JsonResponse({"error": "not_found", "detail": detail}, status=404)

@@ -14,17 +14,20 @@ against this schema (tests/conftest.py).
 from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
+from rest_framework.authentication import TokenAuthentication
 from rest_framework.permissions import AllowAny
 
 MEANINGS = {
     400: "The request is malformed or a field is invalid (`invalid`, with each bad field's messages in "
          "`fields`), or the service refuses it as it stands (`error` says why).",
-    401: "Not signed in: send `Authorization: Token <key>` (from /api/v1/auth/token/) or a session cookie.",
+    401: "Not signed in, or the token sent is not valid (revoked): send `Authorization: Token <key>` (from "
+         "/api/v1/auth/token/) or a session cookie.",
     403: "Signed in, but this role may not do this (`permission_denied`, or `forbidden` with the reason).",
     404: "No such hospital or object, or not yours to see: both answer the same (`not_found`).",
     409: "The request conflicts with the current state (`error` says how, `detail` what to do).",
     413: "The upload is larger than the platform takes (`too_large`, `too_many_pixels`, `too_many_frames`).",
-    415: "The uploaded file is of a format or compression not taken here (`detail` names the ones that are).",
+    415: "The body's Content-Type, or the uploaded file's format or compression, is not one this operation "
+         "takes (`detail` names the ones that are).",
     422: "The uploaded file is damaged, empty or not what this operation takes (`detail` says which); nothing "
          "was stored.",
     429: "Too many attempts: wait the number of seconds in `Retry-After`.",
@@ -59,9 +62,12 @@ class AutoSchema(openapi.AutoSchema):
     def _implied_error_statuses(self) -> list[int]:
         statuses = []
         if self.method in ("POST", "PUT", "PATCH") and self.get_request_serializer() is not None:
-            statuses.append(400)
+            statuses += [400, 415]  # 415: a body in a Content-Type the operation's parsers do not read
         permissions = self.view.get_permissions()
-        if not all(isinstance(permission, AllowAny) for permission in permissions):
+        # Open to anyone, an operation still refuses a token that is not valid, where it reads tokens.
+        authenticates = self.method not in getattr(self.view, "unauthenticated_methods", ()) and any(
+            issubclass(authenticator, TokenAuthentication) for authenticator in self.view.authentication_classes)
+        if authenticates or not all(isinstance(permission, AllowAny) for permission in permissions):
             statuses.append(401)
         # A hospital's permission classes know which roles they turn away (hospitals/api/permissions.py).
         if any(getattr(permission, "refuses_some_roles", lambda method: False)(self.method)

@@ -21,9 +21,12 @@ def _schema() -> dict:
 def _path_template(path: str) -> str | None:
     """The schema's name for a request path ("/api/v1/hospitals/{slug}/scans/{scan_id}/"), or None."""
     try:
-        route = resolve(path).route
+        match = resolve(path)
     except Resolver404:
         return None
+    if match.url_name == "api-not-found":
+        return None  # names no operation: tests/platform/test_api_not_found.py holds its answer
+    route = match.route
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)
 
 
@@ -35,6 +38,8 @@ def check_error_is_documented(environ: dict, response) -> None:
     if template is None:
         return
     method = environ["REQUEST_METHOD"].lower()
+    if method == "options":
+        return  # DRF's description of an address, which the schema does not list as an operation
     operation = _schema()["paths"].get(template, {}).get(method)
     assert operation is not None, f"{method.upper()} {template} answered {status} but is not in the schema"
     assert str(status) in operation["responses"], (

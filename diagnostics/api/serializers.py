@@ -213,8 +213,8 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
         "height": scan.height,
         "slice_count": scan.slice_count,
         "pixel_spacing_mm": list(scan.pixel_spacing_mm) if scan.pixel_spacing_mm else None,
-        "created_at": scan.created_at.isoformat() if scan.created_at else None,
-        "finished_at": scan.finished_at.isoformat() if scan.finished_at else None,
+        "created_at": _when(scan.created_at),
+        "finished_at": _when(scan.finished_at),
         "review_state": scan.review_state,
         "reviewed_label": scan.reviewed_label or None,
         # What the patient-facing result is: a doctor's label wins over the model's.
@@ -263,14 +263,14 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
             data["advice"] = advice_while_waiting(scan.hospital) if data["awaiting_review"] else None
         # When the reading the patient sees was last settled by a doctor (the printed result says so).
         last_review = scan.reviews.order_by("-created_at").values_list("created_at", flat=True).first() if reviewed else None
-        data["reviewed_at"] = last_review.isoformat() if last_review else None
+        data["reviewed_at"] = _when(last_review)
         if staff:
             data["reviews"] = [
                 {
                     "id": str(review.id),
                     "reviewer": review.reviewer_id,
                     "reviewer_name": _person(review.reviewer),
-                    "at": review.created_at.isoformat(),
+                    "at": _when(review.created_at),
                     "previous_label": review.previous_label or None,
                     "label": review.label,
                     "label_changed": review.label_changed,
@@ -281,6 +281,11 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
             ]
             data["file_identity"] = identity.as_dict() if identity else None
     return data
+
+
+def _when(moment) -> str | None:
+    """A time as every other body of the API writes it (DRF's DateTimeField: "...Z" in UTC)."""
+    return serializers.DateTimeField().to_representation(moment) if moment else None
 
 
 def _person(user) -> str | None:

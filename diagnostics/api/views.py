@@ -152,12 +152,15 @@ class ScanSearchView(_ScanListing, GenericAPIView):
     """
 
     parser_classes = [JSONParser]
+    # The form the browsable API and OPTIONS describe (post reads the body itself).
+    serializer_class = ScanSearchSerializer
 
     @extend_schema(request=ScanSearchSerializer, responses=ScanSerializer(many=True), parameters=LIST_FILTERS)
     def post(self, request, slug):
-        form = ScanSearchSerializer(data=request.data)
-        if not form.is_valid():
+        if not isinstance(request.data, dict) or "mrn" not in request.data:
             return error("mrn_required", "Send the record number to search for as 'mrn' in a JSON body.", 400)
+        form = ScanSearchSerializer(data=request.data)
+        form.is_valid(raise_exception=True)  # an 'mrn' that is sent but unusable: invalid, naming why
         return self._listing(request, form.validated_data["mrn"].strip())
 
 
@@ -220,7 +223,12 @@ class ScanDetailView(GenericAPIView):
         scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request)
         return Response(scan_data(scan, membership, detail=True))
 
-    @extend_schema(request=ScanRemovalSerializer, responses={204: None, **refusals(400, 403, 409)})
+    # The schema tools leave a DELETE's body out of the docs, so the description says what to send.
+    @extend_schema(request=ScanRemovalSerializer, responses={204: None, **refusals(400, 403, 409)},
+                   description="Remove the scan with its result, reviews and files. Send a JSON body "
+                               '`{"reason": "..."}`: required of an admin (it goes to the audit log, sealed '
+                               "under the hospital's key; write no patient details in it), optional for the "
+                               "patient, who may remove their own upload until a doctor has reviewed it.")
     def delete(self, request, slug, scan_id):
         membership = access_membership(request.user, slug)
         scan = access_scan(request.user, membership.hospital, scan_id, membership, request=request)
@@ -235,6 +243,7 @@ class ScanReviewView(GenericAPIView):
     """A doctor confirms or changes the label; optional corrected mask (PNG) and notes."""
 
     parser_classes = [ScanUploadParser, JSONParser]
+    serializer_class = ReviewInputSerializer  # the form the browsable API and OPTIONS describe
 
     @extend_schema(request=ReviewInputSerializer, responses={201: ScanDetailSerializer, **refusals(403, 409, 413, 415, 422)})
     def post(self, request, slug, scan_id):

@@ -8,11 +8,18 @@ from hospitals.models import Hospital
 
 
 class RoundSerializer(serializers.ModelSerializer):
+    # No attribute of a round: federation.access.round_view adds it for a hospital's admin, whose `nodes`
+    # lists their own sites only; elsewhere it is skipped.
+    other_hospitals = serializers.IntegerField(
+        required=False,  # not read_only, which the schema would list as always present
+        help_text="For a hospital's admin: how many other hospitals' nodes took part in the round (their "
+                  "figures are theirs, so `nodes` leaves them out). Absent for the platform operator.")
+
     class Meta:
         model = FederatedRound
         fields = ["number", "started_at", "finished_at", "duration_s", "global_loss", "global_accuracy",
                   "global_macro_f1", "client_loss", "client_accuracy", "nodes", "dropouts", "bytes_sent",
-                  "bytes_received", "node_compute_s", "server_eval_s"]
+                  "bytes_received", "node_compute_s", "server_eval_s", "other_hospitals"]
 
 
 class RunSerializer(serializers.ModelSerializer):

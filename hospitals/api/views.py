@@ -27,6 +27,14 @@ class AuthTokenView(APIView):
 
     # Tokens only: a browser session must not be able to mint or revoke API tokens without CSRF checks.
     authentication_classes = [TokenAuthentication]
+    # Asking for a token proves who one is by password: a revoked token a client still sends in its
+    # header must not stand in the way of getting a new one (neurofed.api_schema reads this too).
+    unauthenticated_methods = ("POST",)
+
+    def get_authenticators(self):
+        if getattr(self.request, "method", None) in self.unauthenticated_methods:
+            return []
+        return super().get_authenticators()
 
     def get_permissions(self):
         return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]

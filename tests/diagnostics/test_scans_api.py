@@ -552,3 +552,23 @@ def test_the_decoder_behind_every_upload_words_its_size_limit_like_the_api(setti
         services.decode_upload(bytes(1025))
     assert (refused.value.code, refused.value.status) == ("too_large", 413)
     assert refused.value.detail == "The file is larger than 1 KB, the most that can be uploaded."
+
+
+def test_scan_times_are_written_as_every_other_body_writes_them(world, api):
+    scan = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes()).json()["id"])
+    finish(scan, "glioma", 0.9)
+    api(world.colleague).post(scans_url(world.a, f"{scan.id}/review/"), {"label": "glioma"}, format="json")
+    body = api(world.colleague).get(scans_url(world.a, f"{scan.id}/")).json()
+    patient = api(world.colleague).get(f"/api/v1/hospitals/{world.a.slug}/patients/{scan.patient_id}/").json()
+    for moment in (body["created_at"], body["finished_at"], body["reviewed_at"], body["reviews"][0]["at"],
+                   patient["created_at"]):
+        assert moment.endswith("Z"), moment
+
+
+def test_a_record_number_search_with_an_unusable_number_names_the_field(world, api):
+    search = scans_url(world.a, "search/")
+    refused = api(world.colleague).post(search, {"mrn": "9" * 65}, format="json")
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid" and "mrn" in refused.json()["fields"]
+    missing = api(world.colleague).post(search, {}, format="json")
+    assert missing.status_code == 400 and missing.json()["error"] == "mrn_required"
+

@@ -100,7 +100,7 @@ def test_a_hospital_that_has_not_opted_in_cannot_be_enrolled(api, operator, worl
     world.a.federation_opt_in = True
     world.a.save()
     response = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"]}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409  # as a hospital admin's start answers it
     assert response.json()["error"] == "not_opted_in"
     assert "north-general" in response.json()["detail"]
     assert not FederatedRun.objects.exists()
@@ -229,6 +229,10 @@ def test_an_admin_reads_the_global_figures_and_only_their_own_hospitals_node(api
         assert round_1["nodes"] == [{"hospital": "st-anne", "node_id": "12", "num_examples": 120,
                                      "eval_accuracy": 0.6, "train_s": 9.0}]
         assert round_1["other_hospitals"] == 1
+        # Every key an admin reads is one the schema's Round documents.
+        from federation.api.serializers import RoundSerializer
+
+        assert set(round_1) <= set(RoundSerializer().fields)
         assert round_1["dropouts"] == [{"round": 1, "phase": "train", "other_hospital": True}]
         assert body["dropouts"] == [{"round": 2, "phase": "train", "other_hospital": True}]
         assert body["failure_reason"] == "The run failed before it finished. The platform operator has the details."

@@ -217,3 +217,15 @@ def test_attempts_refused_in_a_burst_charge_no_account(world, settings):
     finally:
         for email in emails:
             throttle.forget(email=email)
+
+
+def test_a_revoked_token_still_sent_does_not_stand_in_the_way_of_a_new_one(world):
+    client = APIClient()
+    old = client.post(TOKEN, {"email": world.doctor_a.email, "password": PASSWORD}, format="json").json()["token"]
+    client.credentials(HTTP_AUTHORIZATION=f"Token {old}")
+    assert client.delete(TOKEN).status_code == 204
+    # The client still sends the revoked token with its next request for a token.
+    renewed = client.post(TOKEN, {"email": world.doctor_a.email, "password": PASSWORD}, format="json")
+    assert renewed.status_code == 200 and renewed.json()["token"] != old
+    # Revoking still needs a valid token.
+    assert client.delete(TOKEN).status_code == 401

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 ADDRESSES = ["me/", "hospitals/", "federation/runs/"] + [f"hospitals/st-anne/{path}" for path in (
     "members/", "members/{member}/", "patients/", "patients/{patient}/", "settings/", "invitations/",
-    "invitations/{invitation}/", "audit/", "scans/", "scans/{scan}/",
+    "invitations/{invitation}/", "audit/", "scans/", "scans/{scan}/", "scans/search/", "scans/{scan}/review/",
 )]
 
 
@@ -41,3 +41,5 @@ def test_a_browser_is_answered_as_the_api_answers(client, world, objects, who, a
     assert page.status_code == answered, page.content[:500]
     if answered == 200:
         assert page["Content-Type"].startswith("text/html")
+    # OPTIONS (DRF's description of the address) builds its form from the same serializer as the page.
+    assert client.options(url, HTTP_ACCEPT="application/json").status_code < 500
