@@ -105,7 +105,15 @@ def invite_first_admin(*, hospital: Hospital, email: str, actor, request=None) -
         validate_email(email.strip())
     except ValidationError:
         raise DomainError("invalid_email", "Enter the email address of the hospital's first admin.") from None
-    invitation, token = invite_member(hospital=hospital, email=email, role=Role.ADMIN, actor=actor, request=request)
+    try:
+        invitation, token = invite_member(hospital=hospital, email=email, role=Role.ADMIN, actor=actor,
+                                          request=request)
+    except DomainError as refused:
+        if refused.code != "already_member":
+            raise
+        # Who belongs to a hospital is the hospital's to know, not the operator's (DESIGN §2).
+        raise DomainError("address_refused", "This address cannot be invited as the hospital's first admin; "
+                                             "give another.", status=409) from None
     # One first admin: an earlier invitation, to whichever address, stops working.
     _replace_invitations(Invitation.objects.filter(hospital=hospital, role=Role.ADMIN), by=invitation, actor=actor,
                          request=request)

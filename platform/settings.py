@@ -305,6 +305,9 @@ CSP_REPORT_URI = env_str("CSP_REPORT_URI")
 # count again, which costs one session write per request.
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_TIMEOUT_S", 3600)
 SESSION_SAVE_EVERY_REQUEST = True
+# Flash messages in the session (the database), not in a cookie: "x@example.org is now patient" would
+# otherwise travel with every request in a signed but readable cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").strip().upper()  # "info", as Celery's -l takes it, too
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

@@ -140,3 +140,24 @@ def test_a_hospital_whose_only_admin_is_deactivated_gets_a_first_admin_from_the_
     assert invitation.role == Role.ADMIN and mailoutbox[-1].to == ["head.it@st-anne.example"]
     row = client.get(URL).content.decode().split('<span class="muted">/h/st-anne/</span>')[1].split("</tr>")[0]
     assert "Invited: head.it@st-anne.example, until" in row
+
+
+def test_the_operator_is_not_told_who_belongs_to_a_hospital(client, world, operator):
+    """Refused as a first admin, a member's address and any other refused address read the same: who
+    belongs to a hospital is the hospital's to know (DESIGN §2)."""
+    world.admin_a.is_active = False
+    world.admin_a.save(update_fields=["is_active"])
+    client.force_login(operator)
+    page = client.post("/operator/hospitals/st-anne/invite-admin/", {"email": world.patient_a.email}, follow=True)
+    html = page.content.decode()
+    assert "This address cannot be invited as the hospital&#x27;s first admin; give another." in html
+    assert "member" not in html.split("<main")[1]
+    assert not Invitation.objects.filter(hospital=world.a, email=world.patient_a.email).exists()
+
+
+def test_flash_messages_naming_an_address_stay_on_the_server(client, world, django_capture_on_commit_callbacks):
+    """A message such as "x@example.org is now patient" is kept in the session, not sent in a cookie."""
+    client.force_login(world.admin_a)
+    member = world.a.memberships.get(user=world.doctor_a2)
+    client.post(f"/h/st-anne/members/{member.pk}/role/", {"role": "patient"})
+    assert "messages" not in client.cookies
