@@ -43,7 +43,10 @@ def body_too_large(request) -> Response | None:
     Uploads are held in memory only (settings.FILE_UPLOAD_HANDLERS), and that handler does not take a
     file of a larger body: it would be dropped unseen, and a review stored without the outline it carried.
     """
-    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:  # a server in front normally refuses such a request before it gets here
+        return error("invalid_length", "The request's Content-Length is not a number.", 400)
     if declared > settings.UPLOAD_MAX_BYTES + 64 * 1024:
         return error("too_large", too_large_sentence(settings.UPLOAD_MAX_BYTES), 413)
     return None

@@ -572,3 +572,10 @@ def test_a_record_number_search_with_an_unusable_number_names_the_field(world, a
     missing = api(world.colleague).post(search, {}, format="json")
     assert missing.status_code == 400 and missing.json()["error"] == "mrn_required"
 
+
+
+def test_a_content_length_that_is_not_a_number_is_refused_in_words(world, api):
+    response = api(world.owner).post(scans_url(world.a), data=b"x", content_type="application/octet-stream",
+                                     CONTENT_LENGTH="lots")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_length"
+    assert not Scan.objects.exists()
