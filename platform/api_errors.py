@@ -54,7 +54,7 @@ def _first_message(fields) -> str:
     return "The request has invalid fields."
 
 
-def api_not_found(request, unmatched: str = ""):
+def api_not_found(request):
     """An /api/ address that names no operation: the error body an API client reads, not an HTML page.
 
     It also stands in for Django's redirect to the address with a slash, which a client's POST would

@@ -24,7 +24,7 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("frontend/favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    re_path(r"^api/v1/(?P<unmatched>.*)$", api_not_found, name="api-not-found"),
+    re_path(r"^api/v1/", api_not_found, name="api-not-found"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI's start-up script from its own URL (?script), not inline: the Content-Security-Policy
     # runs no inline script (neurofed/csp.py).
