@@ -1,5 +1,6 @@
 """Doctor review (POST …/scans/<id>/review/, diagnostics.services.review_scan)."""
 
+import datetime
 import io
 import smtplib
 
@@ -183,7 +184,7 @@ def test_the_patient_learns_when_a_doctor_settled_the_reading(world, api, scan):
     api(world.colleague).post(review_url(scan), {"label": "glioma"}, format="json")
     api(world.doctor_a2).post(review_url(scan), {"label": "meningioma"}, format="json")
     latest = Review.objects.filter(scan=scan).latest("created_at").created_at
-    assert api(world.owner).get(detail).json()["reviewed_at"] == latest.isoformat()
+    assert datetime.datetime.fromisoformat(api(world.owner).get(detail).json()["reviewed_at"]) == latest
 
 
 def test_a_review_based_on_an_outdated_page_does_not_replace_a_colleagues_unseen(world, api, scan):
