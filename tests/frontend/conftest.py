@@ -152,6 +152,18 @@ def analysed_scan(queued_scan):
     return queued_scan
 
 
+@pytest.fixture
+def analysed_volume(live, world, api):
+    """Patient A1's five-slice NIfTI volume, analysed as glioma on slice 4 (index 3), found on slices 3-4."""
+    from tests.diagnostics.samples import nifti_bytes
+
+    response = upload(api(world.owner), world.a, nifti_bytes("glioma", 5), name="head.nii")
+    assert response.status_code == 201, response.content
+    scan = Scan.objects.get(pk=response.json()["id"])
+    finish(scan, "glioma", 0.88, slice_index=3, tumour_slices=(2, 3))
+    return scan
+
+
 def open_case(new_page, world, scan):
     """Doctor A1 on the case page of `scan`, once the software's glioma is shown and preselected."""
     doctor = new_page()

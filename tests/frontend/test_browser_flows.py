@@ -356,18 +356,6 @@ def test_a_patient_removes_their_own_scan_after_confirming(world, analysed_scan,
     assert_fits_width(patient)
 
 
-@pytest.fixture
-def analysed_volume(live, world, api):
-    """Patient A1's five-slice NIfTI volume, analysed as glioma on slice 4 (index 3), found on slices 3-4."""
-    from tests.diagnostics.samples import nifti_bytes
-
-    response = upload(api(world.owner), world.a, nifti_bytes("glioma", 5), name="head.nii")
-    assert response.status_code == 201, response.content
-    scan = Scan.objects.get(pk=response.json()["id"])
-    finish(scan, "glioma", 0.88, slice_index=3, tumour_slices=(2, 3))
-    return scan
-
-
 def _shown_slice(page):
     """The slice the scan image shows once loaded, from its ?slice= (None: the page's first image)."""
     page.wait_for_function("() => { const i = document.querySelector('#viewer img.scan');"

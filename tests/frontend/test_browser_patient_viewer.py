@@ -5,9 +5,6 @@ diagnosis from the keyboard keeps their place on the page."""
 import pytest
 
 from diagnostics import services
-from diagnostics.models import Scan
-from tests.diagnostics.helpers import finish, upload
-from tests.diagnostics.samples import nifti_bytes
 from tests.factories import PASSWORD
 from tests.frontend.conftest import PHONE, in_other_thread, open_case, sign_in
 
@@ -15,22 +12,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(trans
               pytest.mark.usefixtures("no_leftover_tasks")]
 
 
-@pytest.fixture
-def volume(live, world, api):
-    """Patient A1's five-slice NIfTI volume, analysed as glioma on slice 4 (index 3)."""
-    response = upload(api(world.owner), world.a, nifti_bytes("glioma", 5), name="head.nii")
-    assert response.status_code == 201, response.content
-    scan = Scan.objects.get(pk=response.json()["id"])
-    finish(scan, "glioma", 0.88, slice_index=3, tumour_slices=(2, 3))
-    return scan
-
-
-def test_a_volume_a_doctor_read_as_no_tumour_speaks_of_no_outline_or_heatmap(world, volume, new_page):
-    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=volume, reviewer=world.doctor_a,
+def test_a_volume_a_doctor_read_as_no_tumour_speaks_of_no_outline_or_heatmap(world, analysed_volume, new_page):
+    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=analysed_volume, reviewer=world.doctor_a,
                                                  label="notumor"))
     patient = new_page(PHONE)
     sign_in(patient, world.owner, PASSWORD)
-    patient.goto(f"/h/st-anne/scans/{volume.id}/")
+    patient.goto(f"/h/st-anne/scans/{analysed_volume.id}/")
     patient.locator("#result-label").wait_for()
     assert patient.locator("#slice-nav .slice-label").inner_text() == "Slice 4 of 5 · analysed slice"
     assert patient.locator("#slice-note").inner_text() == ""
@@ -39,12 +26,12 @@ def test_a_volume_a_doctor_read_as_no_tumour_speaks_of_no_outline_or_heatmap(wor
     assert not patient.locator("canvas.outline").is_visible() and not patient.locator("img.heatmap").is_visible()
 
 
-def test_the_page_scrolls_over_the_patients_scan_and_the_scan_is_not_zoomed(world, volume, new_page):
-    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=volume, reviewer=world.doctor_a,
+def test_the_page_scrolls_over_the_patients_scan_and_the_scan_is_not_zoomed(world, analysed_volume, new_page):
+    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=analysed_volume, reviewer=world.doctor_a,
                                                  label="meningioma"))
     patient = new_page({"width": 1000, "height": 600})
     sign_in(patient, world.owner, PASSWORD)
-    patient.goto(f"/h/st-anne/scans/{volume.id}/")
+    patient.goto(f"/h/st-anne/scans/{analysed_volume.id}/")
     patient.locator("#result-label").wait_for()
     # Only the outline is offered once a doctor has changed the software's reading: the note names it alone.
     assert patient.locator("#slice-note").inner_text() == "The outline belongs to this slice."
@@ -59,8 +46,8 @@ def test_the_page_scrolls_over_the_patients_scan_and_the_scan_is_not_zoomed(worl
     assert patient.locator("#viewer").evaluate("viewer => getComputedStyle(viewer).touchAction") == "auto"
 
 
-def test_a_diagnosis_saved_from_the_keyboard_leaves_the_focus_on_the_button(world, volume, new_page):
-    doctor = open_case(new_page, world, volume)
+def test_a_diagnosis_saved_from_the_keyboard_leaves_the_focus_on_the_button(world, analysed_volume, new_page):
+    doctor = open_case(new_page, world, analysed_volume)
     submit = doctor.locator("#review-submit")
     submit.focus()
     doctor.keyboard.press("Enter")
