@@ -33,7 +33,20 @@ def _local_data(context: Context, config):
     if not hospital.federation_opt_in:
         # The hospital's admin withdrew while the run was going: send nothing more.
         raise PermissionError(f"hospital {hospital.slug} is not opted in to federated learning")
-    return hospital_training_set(hospital, kind=str(config["model-kind"]), image_size=int(config["image-size"]))
+    x, y = hospital_training_set(hospital, kind=str(config["model-kind"]), image_size=int(config["image-size"]))
+    _refuse_too_few_cases(len(x))
+    return x, y
+
+
+def _refuse_too_few_cases(count: int) -> None:
+    """Neither weights trained on, nor figures measured on, fewer cases than this node's own minimum leave it.
+    The minimum is the node's configuration (federation.conf.min_node_cases), whatever the message says."""
+    from federation.conf import min_node_cases
+
+    least = min_node_cases()
+    if count < least:
+        raise PermissionError(f"this hospital has {count} reviewed case{'' if count == 1 else 's'} for this model; "
+                              f"its node takes part with at least {least} (FEDERATION_MIN_NODE_CASES)")
 
 
 def _model(msg: Message, config):
@@ -77,8 +90,6 @@ def train(msg: Message, context: Context) -> Message:
     loading = time.monotonic()
     x, y = _local_data(context, config)
     load_s = time.monotonic() - loading
-    if len(x) == 0:
-        raise ValueError("this hospital has no reviewed cases to train on")
     # The node's own work is timed from here: building the network is part of it, like training.
     started = time.monotonic()
     model = _model(msg, config)
@@ -128,7 +139,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     load_s = time.monotonic() - loading
     started = time.monotonic()
     model = _model(msg, config)
-    result = evaluate_model(model, str(config["model-kind"]), x, y) if len(x) else {}
+    result = evaluate_model(model, str(config["model-kind"]), x, y)
     metrics = {"num-examples": len(x), "eval-s": time.monotonic() - started, "load-s": load_s,
                **_evaluation_metrics(str(config["model-kind"]), result)}
     return Message(RecordDict({"metrics": MetricRecord({k: float(v) if not isinstance(v, int) else v

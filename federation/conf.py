@@ -92,3 +92,14 @@ def run_deadline_s() -> int:
 def superlink_lost_s() -> int:
     """How long the platform tolerates an unreachable SuperLink before it fails the run."""
     return int(_setting("FEDERATION_SUPERLINK_LOST_S", env_int("FEDERATION_SUPERLINK_LOST_S", 60)))
+
+
+def min_node_cases() -> int:
+    """The fewest cases a hospital trains on in a run. A weight update computed from a handful of patients
+    says more about each of them than one from many (and a node's evaluation figures on three cases say
+    what each was), so a node with fewer sends nothing, and the coordinator leaves such a hospital out of
+    its count up front. Each node reads this from its own configuration: a coordinator cannot lower it."""
+    value = int(_setting("FEDERATION_MIN_NODE_CASES", env_int("FEDERATION_MIN_NODE_CASES", 20)))
+    if value < 1:
+        raise ImproperlyConfigured(f"FEDERATION_MIN_NODE_CASES must be at least 1, not {value}")
+    return value

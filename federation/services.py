@@ -54,28 +54,33 @@ def federation_available() -> bool:
 
 def _refuse_without_training_cases(hospitals, model_kind: str, min_nodes: int, told=None) -> None:
     """A run whose nodes have too few cases to train on would tie them up only to fail in its first round
-    (a node without cases answers with an error), so it is refused up front, in words the admin can act on.
-    Only counts are read here, on the coordinator: no case leaves its hospital.
+    (such a node answers with an error: federation/client_app.py), so it is refused up front, in words the
+    admin can act on. A hospital counts when it has at least conf.min_node_cases() of the cases the run
+    trains on. Only counts are read here, on the coordinator: no case leaves its hospital.
 
     `told`: the hospital whose admin asked. Which other hospitals have cases is theirs to know, not this
     admin's (federation/access.py keeps per-site figures apart too), so that admin hears of their own only.
     """
     from diagnostics.training_data import count_reviewed_cases
 
+    from federation.conf import min_node_cases
+
     segmenter = model_kind == ModelKind.SEGMENTER
-    ready = [h for h in hospitals if count_reviewed_cases(h, outlined=segmenter)]
+    least = min_node_cases()
+    ready = [h for h in hospitals if count_reviewed_cases(h, outlined=segmenter) >= least]
     if len(ready) >= min_nodes:
         return
     cases = "tumours whose outline a doctor drew or corrected" if segmenter else "scans a doctor has reviewed"
     if told is not None:
-        which = (f"{told.name} {'has some' if told in ready else 'has none yet'}, and too few of the other "
-                 "hospitals taking part have any")
+        which = (f"{told.name} {'has enough' if told in ready else 'has fewer than that'}, and too few of the other "
+                 "hospitals taking part have enough")
     else:
-        which = (f"only {', '.join(h.name for h in ready)} {'has' if len(ready) == 1 else 'have'} any" if ready
-                 else "none of these hospitals has any")
+        which = (f"only {', '.join(h.name for h in ready)} {'has' if len(ready) == 1 else 'have'} enough" if ready
+                 else "none of these hospitals has enough")
+    each = "1 case" if least == 1 else f"{least} cases"
     raise DomainError("too_few_training_cases",
                       f"A run of the {ModelKind(model_kind).label.lower()} needs at least {min_nodes} hospitals with "
-                      f"cases to train on ({cases}); {which}.", status=409)
+                      f"at least {each} each to train on ({cases}); {which}.", status=409)
 
 
 @transaction.atomic

@@ -72,6 +72,13 @@ def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def _small_federations(settings):
+    """Tests seed a handful of reviewed cases per hospital, far below a node's production minimum
+    (federation.conf.min_node_cases); the tests of that minimum raise it again."""
+    settings.FEDERATION_MIN_NODE_CASES = 1
+
+
 @pytest.fixture
 def world(db):
     """Hospital A with an admin, two doctors and two patients; hospital B with its own admin, doctor, patient.

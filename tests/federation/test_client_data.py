@@ -4,11 +4,13 @@ import hashlib
 
 import numpy as np
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from flwr.app import ConfigRecord, Context, RecordDict
 
 from diagnostics.ml.preprocess import preprocess_slice
 from diagnostics.ml.readers import read_grayscale
 from federation.client_app import _local_data
+from federation.conf import min_node_cases
 from tests.federation.conftest import CLASSES, kaggle_files, seed_hospital
 
 CONFIG = ConfigRecord({"model-kind": "classifier", "image-size": 32, "model-width": 4, "local-epochs": 1,
@@ -48,3 +50,26 @@ def test_a_hospital_that_opted_out_sends_nothing():
     hospital.save(update_fields=["federation_opt_in"])
     with pytest.raises(PermissionError):
         _local_data(node_context("fl-a"), CONFIG)
+
+
+@pytest.mark.django_db
+def test_a_node_with_fewer_cases_than_its_minimum_sends_nothing(settings):
+    """The minimum is the node's own configuration: no message can lower it, and neither a weight update nor
+    evaluation figures from fewer cases leave the node."""
+    seed_hospital("fl-a", per_class=1, offset=0)  # 4 cases
+    settings.FEDERATION_MIN_NODE_CASES = 5
+    with pytest.raises(PermissionError, match=r"this hospital has 4 reviewed cases for this model; its node takes "
+                                              r"part with at least 5 \(FEDERATION_MIN_NODE_CASES\)"):
+        _local_data(node_context("fl-a"), ConfigRecord({**CONFIG, "min-node-cases": 1}))
+    settings.FEDERATION_MIN_NODE_CASES = 4
+    x, _ = _local_data(node_context("fl-a"), CONFIG)
+    assert len(x) == 4
+
+
+def test_a_minimum_below_one_is_a_configuration_error(settings, monkeypatch):
+    del settings.FEDERATION_MIN_NODE_CASES
+    monkeypatch.setenv("FEDERATION_MIN_NODE_CASES", "0")
+    with pytest.raises(ImproperlyConfigured, match=r"^FEDERATION_MIN_NODE_CASES must be at least 1, not 0$"):
+        min_node_cases()
+    monkeypatch.setenv("FEDERATION_MIN_NODE_CASES", "")  # empty counts as unset: the default
+    assert min_node_cases() == 20

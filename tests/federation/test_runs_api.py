@@ -274,14 +274,15 @@ def test_an_admin_starts_a_run_over_every_opted_in_hospital(api, opted_in, djang
     # The segmenter learns only from cases with an outline: the labels-only cases of the fixture are not enough.
     refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter"}, format="json")
     assert refused.status_code == 409 and refused.json()["detail"] == (
-        "A run of the tumour segmenter needs at least 2 hospitals with cases to train on (tumours whose outline "
-        "a doctor drew or corrected); St Anne's has none yet, and too few of the other hospitals taking part have any.")
+        "A run of the tumour segmenter needs at least 2 hospitals with at least 1 case each to train on (tumours "
+        "whose outline a doctor drew or corrected); St Anne's has fewer than that, and too few of the other "
+        "hospitals taking part have enough.")
     outline = np.zeros((64, 64), bool)
     outline[20:30, 20:30] = True
     add_reviewed_case(opted_in.a, "meningioma", mask=outline)
     refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter"}, format="json")
-    assert refused.json()["detail"].endswith("; St Anne's has some, and too few of the other hospitals taking part "
-                                             "have any.")
+    assert refused.json()["detail"].endswith("; St Anne's has enough, and too few of the other hospitals taking part "
+                                             "have enough.")
     add_reviewed_case(opted_in.b, "notumor")  # an empty outline teaches the segmenter only to find nothing
     assert api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter"},
                                       format="json").status_code == 409
@@ -299,6 +300,26 @@ def test_an_admin_starts_a_run_over_every_opted_in_hospital(api, opted_in, djang
     assert AuditEvent.objects.filter(action="federation.run_start", hospital_id=opted_in.b.pk, actor_id=opted_in.admin_a.pk).exists()
 
 
+def test_a_hospital_with_fewer_cases_than_a_nodes_minimum_does_not_count_towards_a_run(api, operator, opted_in,
+                                                                                      settings):
+    """A weight update from a handful of patients says too much about each: a hospital counts towards a run
+    only with FEDERATION_MIN_NODE_CASES cases (its node refuses to train on fewer: test_client_data)."""
+    settings.FEDERATION_MIN_NODE_CASES = 3
+    add_reviewed_case(opted_in.a, "meningioma")  # St Anne's: 2, North General: 1
+    add_reviewed_case(opted_in.b, "pituitary"), add_reviewed_case(opted_in.b, "notumor")  # North General: 3
+    refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {}, format="json")
+    assert refused.status_code == 409 and refused.json()["error"] == "too_few_training_cases"
+    assert refused.json()["detail"] == (
+        "A run of the tumour classifier needs at least 2 hospitals with at least 3 cases each to train on (scans a "
+        "doctor has reviewed); St Anne's has fewer than that, and too few of the other hospitals taking part have "
+        "enough.")
+    by_operator = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"]}, format="json")
+    assert by_operator.status_code == 409 and by_operator.json()["detail"].endswith("; only North General has enough.")
+    assert not FederatedRun.objects.exists()
+    add_reviewed_case(opted_in.a, "glioma")
+    assert api(opted_in.admin_a).post(hospital_runs(opted_in.a), {}, format="json").status_code == 201
+
+
 def test_a_segmenter_run_is_refused_where_a_hospitals_only_tumour_outline_is_empty(api, opted_in):
     """An outline with no pixel (a doctor erased the software's and drew none) gives the node nothing to
     learn a tumour from: the hospital has no case for the segmenter, and the run is refused up front
@@ -308,8 +329,8 @@ def test_a_segmenter_run_is_refused_where_a_hospitals_only_tumour_outline_is_emp
     outline[20:30, 20:30] = True
     add_reviewed_case(opted_in.a, "meningioma", mask=outline)
     refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter"}, format="json")
-    assert refused.status_code == 409 and refused.json()["detail"].endswith("; St Anne's has some, and too few of "
-                                                                          "the other hospitals taking part have any.")
+    assert refused.status_code == 409 and refused.json()["detail"].endswith(
+        "; St Anne's has enough, and too few of the other hospitals taking part have enough.")
     assert not FederatedRun.objects.exists()
 
 
@@ -321,8 +342,8 @@ def test_an_admin_is_not_told_which_other_hospitals_have_cases(api, opted_in):
     add_reviewed_case(opted_in.b, "glioma", mask=outline)
     refused = api(opted_in.admin_a).post(hospital_runs(opted_in.a), {"model_kind": "segmenter"}, format="json")
     assert refused.status_code == 409 and refused.json()["error"] == "too_few_training_cases"
-    assert refused.json()["detail"].endswith("; St Anne's has none yet, and too few of the other hospitals taking "
-                                             "part have any.")
+    assert refused.json()["detail"].endswith("; St Anne's has fewer than that, and too few of the other hospitals "
+                                             "taking part have enough.")
     assert "North General" not in refused.json()["detail"]
 
 

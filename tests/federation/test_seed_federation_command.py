@@ -1,4 +1,7 @@
 """seed_federation: options that cannot work are refused before any hospital is touched."""
+
+import io
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -44,6 +47,24 @@ def test_each_hospital_gets_outlined_tumours_for_the_segmenter():
         assert len(outlines) == 3 and all(np.asarray(mask).any() for mask in outlines)
     with pytest.raises(CommandError, match="--outlined-per-hospital must be 0 or more, not -1"):
         call_command("seed_federation", "--hospitals", "st-brigid", "--outlined-per-hospital", "-1")
+
+
+def test_hospitals_left_below_a_nodes_minimum_are_named(settings):
+    settings.FEDERATION_MIN_NODE_CASES = 4
+    make_hospital("st-brigid"), make_hospital("riverside-general"), make_hospital("northfield")
+    out = io.StringIO()
+    call_command("seed_federation", "--hospitals", "st-brigid", "--per-hospital", "2", "--outlined-per-hospital", "3",
+                 stdout=out)
+    assert "st-brigid has fewer than 4 outlined tumours: runs of the segmenter will not count it" in out.getvalue()
+    out = io.StringIO()
+    call_command("seed_federation", "--hospitals", "riverside-general", "--per-hospital", "1",
+                 "--outlined-per-hospital", "1", stdout=out)
+    assert ("riverside-general has fewer than 4 reviewed cases: no run will count it (FEDERATION_MIN_NODE_CASES)."
+            in out.getvalue())
+    out = io.StringIO()
+    call_command("seed_federation", "--hospitals", "northfield", "--per-hospital", "4", "--outlined-per-hospital", "4",
+                 stdout=out)
+    assert "northfield: " in out.getvalue() and "fewer than" not in out.getvalue()
 
 
 def test_a_node_trains_the_segmenter_on_its_outlined_tumours_and_empty_no_tumour_outlines():

@@ -91,6 +91,26 @@ def test_opt_in_and_out(client, world):
             in page.content.decode())
 
 
+def test_the_admin_sees_the_hospitals_own_case_counts_against_the_minimum(client, world, settings):
+    """Counts only, of this hospital alone: what its node would train on, beside the fewest a run takes."""
+    import numpy as np
+
+    settings.FEDERATION_MIN_NODE_CASES = 20
+    outline = np.zeros((64, 64), bool)
+    outline[20:30, 20:30] = True
+    add_reviewed_case(world.a, "glioma", mask=outline), add_reviewed_case(world.a, "notumor")
+    add_reviewed_case(world.b, "meningioma", mask=outline)
+    client.force_login(world.admin_a)
+    html = client.get("/h/st-anne/federation/").content.decode()
+    counts = re.search(r'<p id="own-cases">(.*?)</p>', html, re.S).group(1)
+    assert counts.startswith("St Anne&#x27;s has 2 reviewed cases, 1 of them a tumour whose outline a doctor drew "
+                             "or corrected. A hospital takes part in a run of the classifier with at least 20 "
+                             "reviewed cases, and in a run of the segmenter with at least 20 outlined tumours")
+    client.force_login(world.admin_b)
+    html = client.get("/h/north-general/federation/").content.decode()
+    assert "North General has 1 reviewed case, 1 of them a tumour" in html
+
+
 @pytest.fixture
 def versions(tmp_path):
     """Two registered classifier versions: v1 active (it served before), v2 a candidate."""
@@ -214,8 +234,9 @@ def test_admin_starts_a_run_from_the_federation_page(client, world, django_captu
     assert 'action="/h/st-anne/federation/start/"' in html and "data-confirm=\"Start a federated run" in html
     assert "St Anne&#x27;s, North General." in html
     refused = client.post("/h/st-anne/federation/start/", {"model_kind": "classifier", "num_rounds": "4"}, follow=True)
-    assert "needs at least 2 hospitals with cases to train on (scans a doctor has reviewed); St Anne&#x27;s has " \
-           "none yet, and too few of the other hospitals taking part have any." in refused.content.decode()
+    assert "needs at least 2 hospitals with at least 1 case each to train on (scans a doctor has reviewed); St " \
+           "Anne&#x27;s has fewer than that, and too few of the other hospitals taking part have enough." \
+           in refused.content.decode()
     add_reviewed_case(world.a), add_reviewed_case(world.b)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         page = client.post("/h/st-anne/federation/start/", {"model_kind": "classifier", "num_rounds": "4"}, follow=True)

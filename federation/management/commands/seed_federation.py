@@ -139,3 +139,22 @@ class Command(BaseCommand):
             self.stdout.write(f"{slug}: {sum(counter.values())} cases " +
                               ", ".join(f"{k}={v}" for k, v in sorted(counter.items())) +
                               (f"; {outlined[slug]} outlined tumours" if outlined else ""))
+        self._warn_below_minimum(chosen)
+
+    def _warn_below_minimum(self, hospitals) -> None:
+        """Name the hospitals a run would not count (their nodes refuse to train on so few cases)."""
+        from diagnostics.training_data import count_reviewed_cases
+
+        from federation.conf import min_node_cases
+
+        least = min_node_cases()
+        for hospital in hospitals:
+            # A hospital's outlined tumours are some of its reviewed cases: short of the second first.
+            if count_reviewed_cases(hospital) < least:
+                short = "reviewed cases: no run will count it"
+            elif count_reviewed_cases(hospital, outlined=True) < least:
+                short = "outlined tumours: runs of the segmenter will not count it"
+            else:
+                continue
+            self.stdout.write(self.style.WARNING(
+                f"{hospital.slug} has fewer than {least} {short} (FEDERATION_MIN_NODE_CASES)."))
