@@ -121,6 +121,17 @@ def test_a_colleagues_review_arriving_while_the_doctor_decides_is_said_in_words(
     assert _save_and_read_message(doctor) == "Saved: Pituitary tumour (was Meningioma)."
 
 
+def test_a_colleagues_later_review_replaces_the_doctors_saved_notice(world, analysed_scan, new_page):
+    """"Saved: …" left up after a colleague's later review would read as the case's standing diagnosis."""
+    doctor = open_case(new_page, world, analysed_scan)
+    doctor.locator("#diagnosis-choices").get_by_label("Pituitary").check()
+    assert _save_and_read_message(doctor) == "Saved: Pituitary tumour (was Glioma)."
+    _colleague_reviews(world, analysed_scan, "meningioma")
+    doctor.locator("#review-message").get_by_text("saved a later review: Meningioma. It is listed under Reviews, "
+                                                  "after yours.").wait_for()
+    assert doctor.locator("#review-message .notice.ok").count() == 0
+
+
 def test_a_review_saved_over_a_colleagues_the_page_never_showed_is_refused_then_shown(world, analysed_scan, new_page):
     doctor = open_case(new_page, world, analysed_scan)
 

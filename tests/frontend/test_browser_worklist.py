@@ -42,6 +42,9 @@ def test_worklist_shows_more_on_request_and_finds_a_record_number(world, crowded
     assert doctor.locator("#pending-count").inner_text() == f"({total})"
     owner_name = patient_of(world.owner, world.a).full_name
     assert pending.get_by_role("link", name=owner_name).count() >= WORKLIST_PAGE_SIZE - 1
+    # A screen reader's list of links tells one patient's scans apart by their upload time.
+    uploaded = pending.locator('tbody tr td[data-label="Uploaded"]').first.inner_text()
+    assert pending.get_by_role("link", name=f"{owner_name}, scan uploaded {uploaded}", exact=True).count() >= 1
     more.click()
     pending.locator(f"tbody tr:nth-child({total})").wait_for()
     assert pending.locator("tbody tr").count() == total and more.count() == 0

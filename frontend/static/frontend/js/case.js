@@ -98,10 +98,15 @@ function noteColleaguesReview(next) {
   const newest = newestReview(next);
   if (!form || saving || !newest || newest.id === newestReviewShown) return;
   newestReviewShown = newest.id;
-  if (!labelChosen && !viewer.edited) return;  // nothing of this doctor's own is at stake
-  const who = newest.reviewer_name || "A colleague";
-  document.getElementById("review-message").innerHTML = `<p class="notice" role="status">${escapeHtml(who)} saved a `
-    + `review meanwhile: ${escapeHtml(labelName(newest.label))}. Read it under Reviews before you save yours.</p>`;
+  const message = document.getElementById("review-message");
+  // "Saved: …" of this doctor's own review would go on reading as the case's standing review.
+  const saidSaved = message.querySelector(".notice.ok");
+  if (!labelChosen && !viewer.edited && !saidSaved) return;  // nothing of this doctor's own is at stake
+  const who = escapeHtml(newest.reviewer_name || "A colleague");
+  const label = escapeHtml(labelName(newest.label));
+  message.innerHTML = `<p class="notice" role="status">${saidSaved
+    ? `${who} saved a later review: ${label}. It is listed under Reviews, after yours.`
+    : `${who} saved a review meanwhile: ${label}. Read it under Reviews before you save yours.`}</p>`;
 }
 
 function renderResult() {

@@ -76,9 +76,13 @@ function table(name) {
     const status = list.reviewed ? REVIEW[scan.review_state] : STATUS[scan.status];
     const state = list.reviewed ? scan.review_state : scan.status;
     const patient = patientNames[scan.patient] || "Patient";
+    const uploaded = escapeHtml(formatTime(scan.created_at));
+    // A patient with several scans, or two patients of one name, would give a screen reader's list of links
+    // the same name twice: the link names the upload time too.
     return `<tr>
-      <td data-label="Patient"><a href="${script.dataset.page}${scan.id}/">${escapeHtml(patient)}</a></td>
-      <td data-label="Uploaded">${escapeHtml(formatTime(scan.created_at))}</td>
+      <td data-label="Patient"><a href="${script.dataset.page}${scan.id}/"
+        aria-label="${escapeHtml(patient)}, scan uploaded ${uploaded}">${escapeHtml(patient)}</a></td>
+      <td data-label="Uploaded">${uploaded}</td>
       <td data-label="Status"><span class="badge ${escapeHtml(state)}">${escapeHtml(status)}</span>${scan.unusual_image
         ? ` <span class="badge unusual" title="Unlike the brain MRIs the software learnt from">Unusual image</span>` : ""}${scan.identity_differs
         ? ` <span class="badge identity" title="The file names another patient ID or birth date than this record">Check patient</span>` : ""}</td>
