@@ -40,17 +40,9 @@ HOSPITAL_SLUG_MAX = Hospital._meta.get_field("slug").max_length
 def create_hospital(*, slug: str, name: str, actor=None) -> Hospital:
     """A new tenant with its own data key. The slug is its address (/h/<slug>/), so it is checked here."""
     slug, name = slug.strip(), " ".join(name.split())
-    try:
-        validate_slug(slug)
-    except ValidationError:
-        raise DomainError("invalid_slug", "The short name may hold only lower-case letters, digits and dashes, "
-                                          "for example st-anne.") from None
-    if slug != slug.lower() or len(slug) > HOSPITAL_SLUG_MAX:
-        raise DomainError("invalid_slug", f"The short name must be lower case and at most {HOSPITAL_SLUG_MAX} "
-                                          "characters.")
-    if not name or len(name) > HOSPITAL_NAME_MAX:
-        raise DomainError("invalid_name", f"Enter the hospital's name (at most {HOSPITAL_NAME_MAX} characters).")
-    _refuse_taken(slug, name)
+    problems = new_hospital_problems(slug=slug, name=name)
+    if problems:
+        raise problems[0]
     hospital = Hospital(slug=slug, name=name)
     hospital.wrapped_data_key, hospital.master_key_id = new_wrapped_data_key(str(hospital.id))
     try:
@@ -58,20 +50,46 @@ def create_hospital(*, slug: str, name: str, actor=None) -> Hospital:
         with transaction.atomic():
             hospital.save()
     except IntegrityError:
-        _refuse_taken(slug, name)
+        problems = _taken(slug, name)
+        if problems:
+            raise problems[0] from None
         raise
     record_audit(actor=actor, hospital=hospital, action="hospital.create", obj=hospital)
     return hospital
 
 
-def _refuse_taken(slug: str, name: str) -> None:
+def new_hospital_problems(*, slug: str, name: str) -> list[DomainError]:
+    """What stops a hospital being opened with this slug and name, at most one refusal for each: a form
+    shows them all at once rather than one per submit."""
+    slug, name = slug.strip(), " ".join(name.split())
+    problems = []
+    try:
+        validate_slug(slug)
+    except ValidationError:
+        problems.append(DomainError("invalid_slug", "The short name may hold only lower-case letters, digits and "
+                                                    "dashes, for example st-anne."))
+    else:
+        if slug != slug.lower() or len(slug) > HOSPITAL_SLUG_MAX:
+            problems.append(DomainError("invalid_slug", f"The short name must be lower case and at most "
+                                                        f"{HOSPITAL_SLUG_MAX} characters."))
+    if not name or len(name) > HOSPITAL_NAME_MAX:
+        problems.append(DomainError("invalid_name", f"Enter the hospital's name (at most {HOSPITAL_NAME_MAX} "
+                                                    "characters)."))
+    fields_wrong = {problem.code for problem in problems}
+    return problems + [taken for taken in _taken(slug, name)
+                       if {"slug_taken": "invalid_slug", "name_taken": "invalid_name"}[taken.code] not in fields_wrong]
+
+
+def _taken(slug: str, name: str) -> list[DomainError]:
+    taken = []
     if Hospital.objects.filter(slug=slug).exists():
-        raise DomainError("slug_taken", f"A hospital with the short name {slug} exists already.", status=409)
+        taken.append(DomainError("slug_taken", f"A hospital with the short name {slug} exists already.", status=409))
     # Members tell their hospitals apart by name (the hospital chooser, the invitation mails).
-    namesake = Hospital.objects.filter(name__iexact=name).first()
+    namesake = Hospital.objects.filter(name__iexact=name).first() if name else None
     if namesake is not None:
-        raise DomainError("name_taken", f"A hospital named {namesake.name} exists already; choose a name that "
-                                        "tells them apart.", status=409)
+        taken.append(DomainError("name_taken", f"A hospital named {namesake.name} exists already; choose a name "
+                                               "that tells them apart.", status=409))
+    return taken
 
 
 @transaction.atomic

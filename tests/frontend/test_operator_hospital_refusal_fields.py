@@ -27,3 +27,18 @@ def test_the_refused_value_is_marked_on_its_own_field(client, world, django_user
     assert sentence in beside
     # The summary above the form links to the field rather than standing alone.
     assert f'<a href="#{field_id}">' in html
+
+
+def test_every_refused_value_is_marked_at_once(client, world, django_user_model):
+    """A short name, a name and an address that are all refused are all said on the first submit."""
+    client.force_login(django_user_model.objects.create_superuser("operator@neurofed.example",
+                                                                  "operator@neurofed.example", PASSWORD))
+    response = client.post(URL, {"name": "north general", "slug": "st-anne", "admin_email": "not-an-address"})
+    html = response.content.decode()
+    assert response.status_code == 400
+    for field_id, sentence in (("id_slug", "A hospital with the short name st-anne exists already."),
+                               ("id_name", "A hospital named North General exists already"),
+                               ("id_admin_email", "Enter a valid email address.")):
+        beside = re.search(rf'<ul class="errorlist" id="{field_id}_error">(.*?)</ul>', html, re.S).group(1)
+        assert sentence in beside and beside.count("<li>") == 1
+        assert f'<a href="#{field_id}">' in html

@@ -51,13 +51,17 @@ def test_a_hospital_opened_twice_at_the_same_moment_is_refused_clearly(world, mo
     from hospitals import services
     from hospitals.errors import DomainError
 
-    looked_up = services._refuse_taken
+    looked_up = services._taken
     calls = []
     # The first look-up runs before the other operator's hospital is committed, so it finds nothing.
-    monkeypatch.setattr(services, "_refuse_taken", lambda *args: calls.append(args) if not calls else looked_up(*args))
+    def first_look_finds_nothing(*args):
+        calls.append(args)
+        return [] if len(calls) == 1 else looked_up(*args)
+
+    monkeypatch.setattr(services, "_taken", first_look_finds_nothing)
     with pytest.raises(DomainError) as refused:
         services.create_hospital(slug=slug, name=name)
-    assert refused.value.code == code and len(calls) == 1
+    assert refused.value.code == code and len(calls) == 2
     assert Hospital.objects.count() == 2
 
 
