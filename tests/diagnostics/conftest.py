@@ -80,6 +80,8 @@ def process_environment(media_root: Path, **extra) -> dict:
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
         # Pooled connections would outlive pytest-django's flush between tests; open one per use.
         DB_CONN_MAX_AGE="0",
+        # Runs and nodes take the handful of cases a test seeds, as in tests/conftest.py's _small_federations.
+        FEDERATION_MIN_NODE_CASES="1",
         PATH=f"{PYTHON_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     env.update({key: str(value) for key, value in extra.items()})

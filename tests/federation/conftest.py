@@ -86,8 +86,6 @@ def federation(transactional_db, shared_media_root, settings, tmp_path):
         # Small deadlines so the failure paths end within the test's time.
         "FEDERATION_NODE_WAIT_S": "60",
         "FEDERATION_PHASE_TIMEOUT_S": "300",
-        # The nodes train on the handful of cases a test seeds (production's minimum: conf.min_node_cases).
-        "FEDERATION_MIN_NODE_CASES": "1",
         "OMP_NUM_THREADS": "1",
         "TF_NUM_INTRAOP_THREADS": "1",
         "TF_NUM_INTEROP_THREADS": "1",
