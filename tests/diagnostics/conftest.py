@@ -223,10 +223,15 @@ def running_worker(django_db_blocker, live_media_root, log_dir, *, queues=("diag
     purge_queues(*queues)
 
 
+# How long the broker waits before redelivering a task whose worker died without acknowledging it: seconds
+# here, so a killed worker's task comes back within a test (production's is an hour: platform/celery.py).
+VISIBILITY_TIMEOUT_S = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "8"))
+
+
 @pytest.fixture(scope="module")
 def celery_worker_process(django_db_setup, django_db_blocker, live_media_root, tmp_path_factory):
     yield from running_worker(django_db_blocker, live_media_root, tmp_path_factory.mktemp("worker"),
-                              CELERY_VISIBILITY_TIMEOUT=os.environ.get("CELERY_VISIBILITY_TIMEOUT", "8"))
+                              CELERY_VISIBILITY_TIMEOUT=VISIBILITY_TIMEOUT_S)
 
 
 class ServerProcess:

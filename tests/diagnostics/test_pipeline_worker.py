@@ -15,6 +15,7 @@ from websockets.sync.client import connect
 from diagnostics.models.scans import Diagnosis, Scan
 from tests.diagnostics import samples
 from tests.diagnostics.helpers import multipart, patient_of
+from tests.diagnostics.conftest import VISIBILITY_TIMEOUT_S
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -125,6 +126,10 @@ def test_worker_killed_mid_scan_finishes_it_once_after_restart(world, live, cele
     celery_worker_process.kill()
     scan.refresh_from_db()
     assert scan.status == "processing" and not Diagnosis.objects.filter(scan=scan).exists()
+    # The worker comes back once the broker would redeliver the task. Redis redelivers from a sweep that a
+    # worker runs as it starts and then only about every 100 s (kombu's restore_visible), so a worker back
+    # sooner than that would sit idle for a minute and a half before it sees the task again.
+    time.sleep(VISIBILITY_TIMEOUT_S + 1)
     celery_worker_process.start()
     deadline = time.monotonic() + 240
     while scan.status not in ("done", "failed") and time.monotonic() < deadline:
