@@ -83,6 +83,18 @@ def _refuse_without_training_cases(hospitals, model_kind: str, min_nodes: int, t
                       f"at least {each} each to train on ({cases}); {which}.", status=409)
 
 
+def training_case_counts(hospital) -> dict:
+    """What this hospital's node would train on, beside the fewest a run counts a hospital with (counts only,
+    of this hospital alone: what its admin may know)."""
+    from diagnostics.training_data import count_reviewed_cases
+
+    from federation.conf import min_node_cases
+
+    return {"reviewed_cases": count_reviewed_cases(hospital),
+            "outlined_tumours": count_reviewed_cases(hospital, outlined=True),
+            "minimum_cases": min_node_cases()}
+
+
 @transaction.atomic
 def start_federated_run(*, hospitals, actor=None, request=None, started_by_hospital=None, **params) -> FederatedRun:
     """Record a run over opted-in hospitals and have the federation worker submit it after commit.

@@ -55,6 +55,16 @@ class RunPromoteSerializer(serializers.Serializer):
     accept_lower_score = serializers.BooleanField(default=False)
 
 
+class TrainingCasesSerializer(serializers.Serializer):
+    reviewed_cases = serializers.IntegerField(read_only=True, help_text="Scans a doctor of this hospital has "
+                                                                        "reviewed: what a classifier run trains on.")
+    outlined_tumours = serializers.IntegerField(read_only=True, help_text="Reviewed tumours whose outline a doctor "
+                                                                          "drew or corrected: what a segmenter run "
+                                                                          "trains on.")
+    minimum_cases = serializers.IntegerField(read_only=True, help_text="The fewest of these a hospital takes part "
+                                                                       "in a run with (FEDERATION_MIN_NODE_CASES).")
+
+
 class StartHospitalRunSerializer(serializers.Serializer):
     model_kind = serializers.ChoiceField(ModelKind.choices, default=ModelKind.CLASSIFIER)
     num_rounds = serializers.IntegerField(min_value=1, max_value=HOSPITAL_RUN_MAX_ROUNDS,

@@ -84,3 +84,13 @@ class HospitalRunStartView(APIView):
         run.refresh_from_db()  # a run the task queue refused has failed already
         return Response(s.RunSerializer(run, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
+
+
+class HospitalTrainingCasesView(APIView):
+    """How many cases a hospital's node would train on, against the minimum a run counts it with: the
+    hospital's admin reads them before starting a run (only counts, and only of this hospital)."""
+
+    @extend_schema(responses={200: s.TrainingCasesSerializer, **refusals(403)})
+    def get(self, request, slug):
+        membership = access_membership(request.user, slug, roles=(Role.ADMIN,))
+        return Response(s.TrainingCasesSerializer(services.training_case_counts(membership.hospital)).data)

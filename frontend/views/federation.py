@@ -43,7 +43,7 @@ def dashboard(request, membership):
     # The start form gives way to the run that holds the hospitals (a start would be refused meanwhile).
     busy_run = services.unfinished_run_over([hospital, *partners]) if hospital.federation_opt_in else None
     context = {
-        "own_cases": own_cases(hospital),
+        "own_cases": services.training_case_counts(hospital),
         "rows": rows, "versions": model_versions(), "model_kinds": ModelKind.choices,
         "busy_run": busy_run, "busy_run_is_ours": busy_run is not None and busy_run.hospitals.filter(pk=hospital.pk).exists(),
         "max_rounds": services.HOSPITAL_RUN_MAX_ROUNDS, "default_rounds": services.HOSPITAL_RUN_DEFAULT_ROUNDS,
@@ -54,16 +54,6 @@ def dashboard(request, membership):
         "federation_unavailable": "" if services.federation_available() else services.NEEDS_SERVICES_MODE,
     }
     return render_page(request, "frontend/admin/federation.html", context, membership=membership)
-
-
-def own_cases(hospital) -> dict:
-    """What the hospital's node would train on, against the fewest a run counts a hospital with: counts only."""
-    from diagnostics.training_data import count_reviewed_cases
-
-    from federation.conf import min_node_cases
-
-    return {"reviewed": count_reviewed_cases(hospital), "outlined": count_reviewed_cases(hospital, outlined=True),
-            "least": min_node_cases()}
 
 
 @require_POST

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.django_db
 ADDRESSES = ["me/", "hospitals/", "federation/runs/"] + [f"hospitals/st-anne/{path}" for path in (
     "members/", "members/{member}/", "patients/", "patients/{patient}/", "settings/", "invitations/",
     "invitations/{invitation}/", "audit/", "scans/", "scans/{scan}/", "scans/search/", "scans/{scan}/review/",
+    "federation/cases/",
 )]
 
 
