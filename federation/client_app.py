@@ -33,20 +33,29 @@ def _local_data(context: Context, config):
     if not hospital.federation_opt_in:
         # The hospital's admin withdrew while the run was going: send nothing more.
         raise PermissionError(f"hospital {hospital.slug} is not opted in to federated learning")
-    x, y = hospital_training_set(hospital, kind=str(config["model-kind"]), image_size=int(config["image-size"]))
-    _refuse_too_few_cases(len(x))
+    kind = str(config["model-kind"])
+    x, y = hospital_training_set(hospital, kind=kind, image_size=int(config["image-size"]))
+    _refuse_too_few_cases(x, y, kind)
     return x, y
 
 
-def _refuse_too_few_cases(count: int) -> None:
+def _refuse_too_few_cases(x, y, kind: str) -> None:
     """Neither weights trained on, nor figures measured on, fewer cases than this node's own minimum leave it.
-    The minimum is the node's configuration (federation.conf.min_node_cases), whatever the message says."""
+    The minimum is the node's configuration (federation.conf.min_node_cases), whatever the message says.
+
+    The segmenter's cases are counted as the coordinator counts them: tumours with an outline. Its "no
+    tumour" cases (empty outlines) train it too, but a node with one tumour among twenty of them would
+    send an update that says much about that one patient."""
     from federation.conf import min_node_cases
+    from federation.learning import MODEL_SEGMENTER
 
     least = min_node_cases()
+    segmenter = kind == MODEL_SEGMENTER
+    count = int(sum(bool(mask.any()) for mask in y)) if segmenter else len(x)
     if count < least:
-        raise PermissionError(f"this hospital has {count} reviewed case{'' if count == 1 else 's'} for this model; "
-                              f"its node takes part with at least {least} (FEDERATION_MIN_NODE_CASES)")
+        what = "outlined tumour" if segmenter else "reviewed case"
+        raise PermissionError(f"this hospital has {count} {what}{'' if count == 1 else 's'} for this model; its "
+                              f"node takes part with at least {least} (FEDERATION_MIN_NODE_CASES)")
 
 
 def _model(msg: Message, config):

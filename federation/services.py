@@ -52,14 +52,18 @@ def federation_available() -> bool:
     return bool(settings.CELERY_BROKER_URL)
 
 
-def _refuse_without_training_cases(hospitals, model_kind: str, min_nodes: int, told=None) -> None:
-    """A run whose nodes have too few cases to train on would tie them up only to fail in its first round
-    (such a node answers with an error: federation/client_app.py), so it is refused up front, in words the
-    admin can act on. A hospital counts when it has at least conf.min_node_cases() of the cases the run
-    trains on. Only counts are read here, on the coordinator: no case leaves its hospital.
+def _hospitals_with_enough_cases(hospitals, model_kind: str, min_nodes: int, told=None) -> list:
+    """The hospitals a run goes over: those with at least conf.min_node_cases() of the cases it trains on.
 
-    `told`: the hospital whose admin asked. Which other hospitals have cases is theirs to know, not this
-    admin's (federation/access.py keeps per-site figures apart too), so that admin hears of their own only.
+    A hospital with fewer would only fail every round (its node refuses: federation/client_app.py), and a
+    run sized for it adds central DP noise for a contributor that never sends an update. So it is left out
+    up front or the run refused, in words the admin can act on. Only counts are read here, on the
+    coordinator: no case leaves its hospital.
+
+    `told`: the hospital whose admin asked; the run goes over it and the other hospitals that have enough.
+    Which other hospitals have cases is theirs to know, not this admin's (federation/access.py keeps
+    per-site figures apart too), so that admin hears of their own only. The operator, who chose the
+    hospitals, is told which of them fall short.
     """
     from diagnostics.training_data import count_reviewed_cases
 
@@ -68,15 +72,20 @@ def _refuse_without_training_cases(hospitals, model_kind: str, min_nodes: int, t
     segmenter = model_kind == ModelKind.SEGMENTER
     least = min_node_cases()
     ready = [h for h in hospitals if count_reviewed_cases(h, outlined=segmenter) >= least]
-    if len(ready) >= min_nodes:
-        return
+    short = [h for h in hospitals if h not in ready]
+    if told is not None and told in ready and len(ready) >= min_nodes:
+        return ready
+    if told is None and not short:
+        return ready
     cases = "tumours whose outline a doctor drew or corrected" if segmenter else "scans a doctor has reviewed"
-    if told is not None:
-        which = (f"{told.name} {'has enough' if told in ready else 'has fewer than that'}, and too few of the other "
-                 "hospitals taking part have enough")
+    if told is None:
+        names = ", ".join(h.name for h in short)
+        which = (f"{names} {'has' if len(short) == 1 else 'have'} fewer than that: leave "
+                 f"{'it' if len(short) == 1 else 'them'} out, or start the run once more cases are reviewed there")
+    elif told not in ready:
+        which = f"{told.name} has fewer than that"
     else:
-        which = (f"only {', '.join(h.name for h in ready)} {'has' if len(ready) == 1 else 'have'} enough" if ready
-                 else "none of these hospitals has enough")
+        which = f"{told.name} has enough, and too few of the other hospitals taking part have enough"
     each = "1 case" if least == 1 else f"{least} cases"
     raise DomainError("too_few_training_cases",
                       f"A run of the {ModelKind(model_kind).label.lower()} needs at least {min_nodes} hospitals with "
@@ -97,7 +106,8 @@ def training_case_counts(hospital) -> dict:
 
 @transaction.atomic
 def start_federated_run(*, hospitals, actor=None, request=None, started_by_hospital=None, **params) -> FederatedRun:
-    """Record a run over opted-in hospitals and have the federation worker submit it after commit.
+    """Record a run over opted-in hospitals with enough cases to train on (_hospitals_with_enough_cases) and
+    have the federation worker submit it after commit.
 
     Hospitals opt in through their settings (hospitals.services.update_hospital_settings).
     `started_by_hospital`: the hospital whose admin starts it (None for the operator); refusals tell
@@ -114,8 +124,8 @@ def start_federated_run(*, hospitals, actor=None, request=None, started_by_hospi
     if len(hospitals) < min_nodes:
         given = f"only {len(hospitals)} was given" if len(hospitals) == 1 else f"{len(hospitals)} were given"
         raise DomainError("too_few_hospitals", f"A run needs at least {min_nodes} hospitals; {given}.")
-    _refuse_without_training_cases(hospitals, params.get("model_kind", ModelKind.CLASSIFIER), min_nodes,
-                                   told=started_by_hospital)
+    hospitals = _hospitals_with_enough_cases(hospitals, params.get("model_kind", ModelKind.CLASSIFIER), min_nodes,
+                                             told=started_by_hospital)
     run = FederatedRun.objects.create(created_by=actor, **params)
     run.hospitals.set(hospitals)
     for hospital in hospitals:

@@ -11,6 +11,7 @@ from diagnostics.ml.preprocess import preprocess_slice
 from diagnostics.ml.readers import read_grayscale
 from federation.client_app import _local_data
 from federation.conf import min_node_cases
+from tests.factories import add_reviewed_case, make_hospital
 from tests.federation.conftest import CLASSES, kaggle_files, seed_hospital
 
 CONFIG = ConfigRecord({"model-kind": "classifier", "image-size": 32, "model-width": 4, "local-epochs": 1,
@@ -60,7 +61,7 @@ def test_a_node_with_fewer_cases_than_its_minimum_sends_nothing(settings):
     settings.FEDERATION_MIN_NODE_CASES = 5
     with pytest.raises(PermissionError, match=r"this hospital has 4 reviewed cases for this model; its node takes "
                                               r"part with at least 5 \(FEDERATION_MIN_NODE_CASES\)"):
-        _local_data(node_context("fl-a"), ConfigRecord({**CONFIG, "min-node-cases": 1}))
+        _local_data(node_context("fl-a"), CONFIG)
     settings.FEDERATION_MIN_NODE_CASES = 4
     x, _ = _local_data(node_context("fl-a"), CONFIG)
     assert len(x) == 4
@@ -73,3 +74,24 @@ def test_a_minimum_below_one_is_a_configuration_error(settings, monkeypatch):
         min_node_cases()
     monkeypatch.setenv("FEDERATION_MIN_NODE_CASES", "")  # empty counts as unset: the default
     assert min_node_cases() == 20
+
+
+@pytest.mark.django_db
+def test_a_segmenter_node_counts_its_outlined_tumours_not_its_empty_outlines(settings):
+    """"No tumour" cases train the segmenter too, with empty outlines, but one tumour among them would send
+    an update that says much about that one patient: the node counts tumours, as the coordinator does."""
+    hospital = make_hospital("fl-a", "Fl A")
+    hospital.federation_opt_in = True
+    hospital.save(update_fields=["federation_opt_in"])
+    outline = np.zeros((64, 64), bool)
+    outline[20:30, 20:30] = True
+    add_reviewed_case(hospital, "glioma", mask=outline)
+    add_reviewed_case(hospital, "notumor"), add_reviewed_case(hospital, "notumor")
+    settings.FEDERATION_MIN_NODE_CASES = 2
+    segmenter = ConfigRecord({**CONFIG, "model-kind": "segmenter"})
+    with pytest.raises(PermissionError, match=r"this hospital has 1 outlined tumour for this model; its node takes "
+                                              r"part with at least 2"):
+        _local_data(node_context("fl-a"), segmenter)
+    add_reviewed_case(hospital, "pituitary", mask=outline)
+    x, masks = _local_data(node_context("fl-a"), segmenter)
+    assert len(x) == 4 and sum(bool(mask.any()) for mask in masks) == 2

@@ -55,11 +55,11 @@ def test_hospitals_left_below_a_nodes_minimum_are_named(settings):
     out = io.StringIO()
     call_command("seed_federation", "--hospitals", "st-brigid", "--per-hospital", "2", "--outlined-per-hospital", "3",
                  stdout=out)
-    assert "st-brigid has fewer than 4 outlined tumours: runs of the segmenter will not count it" in out.getvalue()
+    assert "st-brigid has fewer than 4 outlined tumours: runs of the segmenter leave it out" in out.getvalue()
     out = io.StringIO()
     call_command("seed_federation", "--hospitals", "riverside-general", "--per-hospital", "1",
                  "--outlined-per-hospital", "1", stdout=out)
-    assert ("riverside-general has fewer than 4 reviewed cases: no run will count it (FEDERATION_MIN_NODE_CASES)."
+    assert ("riverside-general has fewer than 4 reviewed cases: runs leave it out (FEDERATION_MIN_NODE_CASES)."
             in out.getvalue())
     out = io.StringIO()
     call_command("seed_federation", "--hospitals", "northfield", "--per-hospital", "4", "--outlined-per-hospital", "4",

@@ -103,9 +103,15 @@ def test_the_admin_sees_the_hospitals_own_case_counts_against_the_minimum(client
     client.force_login(world.admin_a)
     html = client.get("/h/st-anne/federation/").content.decode()
     counts = re.search(r'<p id="own-cases">(.*?)</p>', html, re.S).group(1)
-    assert counts.startswith("St Anne&#x27;s has 2 reviewed cases, 1 of them a tumour whose outline a doctor drew "
-                             "or corrected. A hospital takes part in a run of the classifier with at least 20 "
-                             "reviewed cases, and in a run of the segmenter with at least 20 outlined tumours")
+    assert counts == ("St Anne&#x27;s has 2 reviewed cases, 1 of them a tumour whose outline a doctor drew or "
+                      "corrected. A run leaves out a hospital with fewer than 20 reviewed cases (for the classifier) "
+                      "or 20 outlined tumours (for the segmenter): an update from fewer patients would say too much "
+                      "about each. St Anne&#x27;s has too few for either yet.")
+    settings.FEDERATION_MIN_NODE_CASES = 2
+    assert "St Anne&#x27;s has too few for the segmenter yet." in client.get("/h/st-anne/federation/").content.decode()
+    settings.FEDERATION_MIN_NODE_CASES = 1
+    assert "too few" not in client.get("/h/st-anne/federation/").content.decode()
+    settings.FEDERATION_MIN_NODE_CASES = 20
     client.force_login(world.admin_b)
     html = client.get("/h/north-general/federation/").content.decode()
     assert "North General has 1 reviewed case, 1 of them a tumour" in html
@@ -235,7 +241,7 @@ def test_admin_starts_a_run_from_the_federation_page(client, world, django_captu
     assert "St Anne&#x27;s, North General." in html
     refused = client.post("/h/st-anne/federation/start/", {"model_kind": "classifier", "num_rounds": "4"}, follow=True)
     assert "needs at least 2 hospitals with at least 1 case each to train on (scans a doctor has reviewed); St " \
-           "Anne&#x27;s has fewer than that, and too few of the other hospitals taking part have enough." \
+           "Anne&#x27;s has fewer than that." \
            in refused.content.decode()
     add_reviewed_case(world.a), add_reviewed_case(world.b)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:

@@ -151,9 +151,9 @@ class Command(BaseCommand):
         for hospital in hospitals:
             # A hospital's outlined tumours are some of its reviewed cases: short of the second first.
             if count_reviewed_cases(hospital) < least:
-                short = "reviewed cases: no run will count it"
+                short = "reviewed cases: runs leave it out"
             elif count_reviewed_cases(hospital, outlined=True) < least:
-                short = "outlined tumours: runs of the segmenter will not count it"
+                short = "outlined tumours: runs of the segmenter leave it out"
             else:
                 continue
             self.stdout.write(self.style.WARNING(
