@@ -127,9 +127,13 @@ def test_a_colleagues_later_review_replaces_the_doctors_saved_notice(world, anal
     doctor.locator("#diagnosis-choices").get_by_label("Pituitary").check()
     assert _save_and_read_message(doctor) == "Saved: Pituitary tumour (was Glioma)."
     _colleague_reviews(world, analysed_scan, "meningioma")
-    doctor.locator("#review-message").get_by_text("saved a later review: Meningioma. It is listed under Reviews, "
-                                                  "after yours.").wait_for()
+    doctor.locator("#review-message").get_by_text("saved a later review: Meningioma. It is listed under "
+                                                  "Reviews.").wait_for()
     assert doctor.locator("#review-message .notice.ok").count() == 0
+    # A second later review replaces the first one's sentence in turn.
+    _colleague_reviews(world, analysed_scan, "notumor")
+    doctor.locator("#review-message").get_by_text("saved a later review: No tumour.").wait_for()
+    assert doctor.locator("#review-message .notice").count() == 1
 
 
 def test_a_review_saved_over_a_colleagues_the_page_never_showed_is_refused_then_shown(world, analysed_scan, new_page):

@@ -99,14 +99,18 @@ function noteColleaguesReview(next) {
   if (!form || saving || !newest || newest.id === newestReviewShown) return;
   newestReviewShown = newest.id;
   const message = document.getElementById("review-message");
-  // "Saved: …" of this doctor's own review would go on reading as the case's standing review.
-  const saidSaved = message.querySelector(".notice.ok");
-  if (!labelChosen && !viewer.edited && !saidSaved) return;  // nothing of this doctor's own is at stake
+  const deciding = labelChosen || viewer.edited;
+  // "Saved: …" of this doctor's own review, or an earlier later-review sentence, would go on reading as
+  // the case's standing review.
+  const standing = message.querySelector(".notice.ok, [data-later-review]");
+  if (!deciding && !standing) return;  // nothing of this doctor's own is at stake
   const who = escapeHtml(newest.reviewer_name || "A colleague");
   const label = escapeHtml(labelName(newest.label));
-  message.innerHTML = `<p class="notice" role="status">${saidSaved
-    ? `${who} saved a later review: ${label}. It is listed under Reviews, after yours.`
-    : `${who} saved a review meanwhile: ${label}. Read it under Reviews before you save yours.`}</p>`;
+  message.innerHTML = deciding
+    ? `<p class="notice" role="status">${who} saved a review meanwhile: ${label}. Read it under Reviews before you `
+      + "save yours.</p>"
+    : `<p class="notice" role="status" data-later-review>${who} saved a later review: ${label}. It is listed under `
+      + "Reviews.</p>";
 }
 
 function renderResult() {
