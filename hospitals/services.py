@@ -75,14 +75,17 @@ def new_hospital_problems(*, slug: str, name: str) -> list[DomainError]:
     if not name or len(name) > HOSPITAL_NAME_MAX:
         problems.append(DomainError("invalid_name", f"Enter the hospital's name (at most {HOSPITAL_NAME_MAX} "
                                                     "characters)."))
-    fields_wrong = {problem.code for problem in problems}
-    return problems + [taken for taken in _taken(slug, name)
-                       if {"slug_taken": "invalid_slug", "name_taken": "invalid_name"}[taken.code] not in fields_wrong]
+    elif "\x00" in name:  # PostgreSQL text holds no NUL: refused here, before it reaches a query
+        problems.append(DomainError("invalid_name", "The hospital's name may not hold control characters."))
+    wrong = {problem.code for problem in problems}
+    # Only a valid value is looked up: it is what would be stored, and an invalid one is refused already.
+    return problems + _taken(slug if "invalid_slug" not in wrong else "", name if "invalid_name" not in wrong else "")
 
 
 def _taken(slug: str, name: str) -> list[DomainError]:
+    """The refusals for a slug or name another hospital holds already; an empty value is not looked up."""
     taken = []
-    if Hospital.objects.filter(slug=slug).exists():
+    if slug and Hospital.objects.filter(slug=slug).exists():
         taken.append(DomainError("slug_taken", f"A hospital with the short name {slug} exists already.", status=409))
     # Members tell their hospitals apart by name (the hospital chooser, the invitation mails).
     namesake = Hospital.objects.filter(name__iexact=name).first() if name else None
@@ -100,15 +103,29 @@ def open_hospital(*, slug: str, name: str, admin_email: str, actor=None, request
     Returns the hospital, the invitation and its token (mailed once the transaction commits; the token
     is returned too, for an operator whose mail does not reach the hospital yet).
     """
-    try:
-        validate_email(admin_email.strip())
-    except ValidationError:
-        raise DomainError("invalid_email", "Enter the email address of the hospital's first admin.") from None
-    _check_email_length(admin_email)
+    problems = open_hospital_problems(slug=slug, name=name, admin_email=admin_email)
+    if problems:
+        raise problems[0]
     hospital = create_hospital(slug=slug, name=name, actor=actor)
     invitation, token = invite_member(hospital=hospital, email=admin_email, role=Role.ADMIN, actor=actor,
                                       request=request, site_url=site_url)
     return hospital, invitation, token
+
+
+def open_hospital_problems(*, slug: str, name: str, admin_email: str) -> list[DomainError]:
+    """What stops open_hospital with these values, at most one refusal for each of them (the address's
+    first), for a form to show all at once."""
+    try:
+        validate_email(admin_email.strip())
+        _check_email_length(admin_email)
+        _refuse_operator(_find_user_by_email(admin_email))
+    except ValidationError:
+        address = [DomainError("invalid_email", "Enter the email address of the hospital's first admin.")]
+    except DomainError as refused:
+        address = [refused]
+    else:
+        address = []
+    return address + new_hospital_problems(slug=slug, name=name)
 
 
 @transaction.atomic

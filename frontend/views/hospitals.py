@@ -12,7 +12,7 @@ from frontend.forms import NewHospitalForm
 from frontend.views.base import operator_page, render_page, report_invitation_mail
 from hospitals.errors import DomainError
 from hospitals.models import Hospital
-from hospitals.services import hospitals_for_operator, invite_first_admin, new_hospital_problems, open_hospital
+from hospitals.services import hospitals_for_operator, invite_first_admin, open_hospital, open_hospital_problems
 
 # A refusal about one value is shown beside that field, marked invalid; the others above the form.
 OPEN_REFUSAL_FIELDS = {
@@ -30,8 +30,8 @@ def hospitals(request):
     form = NewHospitalForm(request.POST if request.method == "POST" else None)
     if form.is_bound:
         # Every field's refusal at once, the form's own and the service's, not one per submit.
-        data = {field: form.data.get(field, "") for field in ("slug", "name")}
-        for problem in new_hospital_problems(**data):
+        data = {field: form.data.get(field, "") for field in ("slug", "name", "admin_email")}
+        for problem in open_hospital_problems(**data):
             if OPEN_REFUSAL_FIELDS[problem.code] not in form.errors:
                 form.add_error(OPEN_REFUSAL_FIELDS[problem.code], problem.detail)
     if form.is_valid():

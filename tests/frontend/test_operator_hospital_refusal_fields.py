@@ -42,3 +42,23 @@ def test_every_refused_value_is_marked_at_once(client, world, django_user_model)
         beside = re.search(rf'<ul class="errorlist" id="{field_id}_error">(.*?)</ul>', html, re.S).group(1)
         assert sentence in beside and beside.count("<li>") == 1
         assert f'<a href="#{field_id}">' in html
+
+
+@pytest.mark.parametrize("fields, field_id", [({"slug": "a\x00b"}, "id_slug"), ({"name": "Good\x00Name"}, "id_name")])
+def test_a_nul_character_is_refused_on_its_field_not_a_server_error(client, world, django_user_model, fields,
+                                                                     field_id):
+    client.force_login(django_user_model.objects.create_superuser("operator@neurofed.example",
+                                                                  "operator@neurofed.example", PASSWORD))
+    response = client.post(URL, {"name": "Royal Infirmary", "slug": "royal", "admin_email": "it@royal.example",
+                                 **fields})
+    assert response.status_code == 400
+    assert re.search(rf'<ul class="errorlist" id="{field_id}_error">', response.content.decode())
+
+
+def test_the_operators_own_address_is_refused_beside_a_taken_short_name(client, world, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("operator@neurofed.example",
+                                                                  "operator@neurofed.example", PASSWORD))
+    html = client.post(URL, {"name": "Royal Infirmary", "slug": "st-anne",
+                             "admin_email": "Operator@neurofed.example"}).content.decode()
+    assert re.search(r'<ul class="errorlist" id="id_slug_error">.*exists already', html, re.S)
+    assert re.search(r'<ul class="errorlist" id="id_admin_email_error">.*platform operator', html, re.S)

@@ -73,3 +73,12 @@ def test_an_invitation_mail_that_fails_is_not_reported_as_emailed(capsys, unreac
     assert "emailed;" not in out and "could not be emailed" in err
     printed = re.search(r"give them this link in person: (\S+)", out).group(1)
     assert usable_invitation(printed.partition("#")[2]).email == "it@royal.example"
+
+
+def test_a_name_with_a_nul_character_is_refused_before_any_query(world):
+    from hospitals import services
+    from hospitals.errors import DomainError
+
+    with pytest.raises(DomainError) as refused:
+        services.create_hospital(slug="royal", name="Royal\x00Infirmary")
+    assert refused.value.code == "invalid_name" and Hospital.objects.count() == 2
