@@ -225,7 +225,7 @@ def running_worker(django_db_blocker, live_media_root, log_dir, *, queues=("diag
 
 # How long the broker waits before redelivering a task whose worker died without acknowledging it: seconds
 # here, so a killed worker's task comes back within a test (production's is an hour: platform/celery.py).
-VISIBILITY_TIMEOUT_S = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "8"))
+VISIBILITY_TIMEOUT_S = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT") or "8")
 
 
 @pytest.fixture(scope="module")
