@@ -203,7 +203,9 @@ def operator(request):
     context = {
         "runs": runs,
         "versions": model_versions(),
-        "hospitals": Hospital.objects.filter(federation_opt_in=True),
+        # Beside each name its case counts (only counts): a run is refused over a hospital with too few.
+        "hospitals": [(hospital, services.training_case_counts(hospital))
+                      for hospital in Hospital.objects.filter(federation_opt_in=True).order_by("name")],
         "strategies": Strategy.choices,
         "model_kinds": ModelKind.choices,
         "federation_unavailable": "" if services.federation_available() else services.NEEDS_SERVICES_MODE,

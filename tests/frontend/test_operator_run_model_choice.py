@@ -40,3 +40,18 @@ def test_an_unknown_model_starts_nothing_and_says_what_to_choose(operator_client
                                                           "model_kind": "gan"}, follow=True)
     assert "Choose the model to train: the tumour classifier or the tumour segmenter." in page.content.decode()
     assert not FederatedRun.objects.exists()
+
+
+def test_the_operator_sees_each_hospitals_case_counts_and_is_told_which_fall_short(operator_client, world, settings):
+    settings.FEDERATION_MIN_NODE_CASES = 2
+    outline = np.zeros((64, 64), dtype=np.uint8)
+    outline[20:40, 20:40] = 1
+    add_reviewed_case(world.a, mask=outline), add_reviewed_case(world.a, "notumor"), add_reviewed_case(world.b)
+    html = operator_client.get("/operator/federation/").content.decode()
+    assert "North General <span class=\"muted\">(1 reviewed case, 0 outlined tumours)</span>" in html
+    assert "St Anne&#x27;s <span class=\"muted\">(2 reviewed cases, 1 outlined tumour)</span>" in html
+    assert "A run takes hospitals with at least 2 of the cases it trains on" in html
+    page = operator_client.post("/operator/federation/", {"hospitals": ["st-anne", "north-general"]}, follow=True)
+    assert "North General has fewer than that: leave it out, or start the run once more cases are reviewed " \
+           "there." in page.content.decode()
+    assert not FederatedRun.objects.exists()
