@@ -107,6 +107,31 @@ def versions_stored_at(bundle_path: str | Path) -> list[ModelVersion]:
             if resolve_artifact_path(version.artifact_path).resolve() == path]
 
 
+def serving_problem(task: str, bundle_path: str | Path) -> str | None:
+    """Why the bundle could not serve scans, or None: it is loaded as a worker loads it and one made-up
+    slice is predicted. Registered and promoted as it is, a bundle that fails here would fail every scan.
+    A segmenter is tried beside the active classifier, as it will serve (no classifier: not tried)."""
+    import numpy as np
+
+    from diagnostics.ml.inference import Predictor
+
+    path = resolve_artifact_path(bundle_path)
+    rows, cols = np.mgrid[:96, :96]
+    trial = (np.clip(1.2 - np.hypot(rows - 48, cols - 48) / 40, 0, 1) * 200).astype(np.uint8)  # a bright disc
+    try:
+        if task == ModelTask.CLASSIFY:
+            predictor = Predictor(path, None, backend="tflite", num_threads=1)
+        else:
+            classifier = active_model_version(ModelTask.CLASSIFY)
+            if classifier is None:
+                return None
+            predictor = Predictor(verify_model_version(classifier), path, backend="tflite", num_threads=1)
+        predictor.predict(trial)
+    except Exception as error:  # noqa: BLE001 - whatever a broken bundle raises, it is refused in words
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
 @transaction.atomic
 def register_model_version(*, task: str, version: str, artifact_path: str | Path, metrics: dict | None = None,
                            source: str = ModelSource.CENTRALISED, federated_run_id: str | None = None,

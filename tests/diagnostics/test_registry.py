@@ -1,3 +1,4 @@
+import json
 import shutil
 import threading
 
@@ -151,6 +152,31 @@ def test_promote_model_refuses_bad_bundles_and_taken_versions_with_a_sentence(mo
         with pytest.raises(CommandError, match=message):
             call_command("promote_model", "--task", task, "--model-version", version, "--register", str(bundle))
     assert list(ModelVersion.objects.values_list("task", "version", "status")) == [("classify", "a", "active")]
+
+
+def test_promote_model_refuses_a_bundle_that_cannot_serve_and_a_promotion_it_was_not_asked_for(model_dir,
+                                                                                                 tmp_path):
+    """A bundle whose files do not load would fail every scan once active: it is tried as a worker loads it,
+    and refused. --candidate-only without a bundle to register would have promoted the version named."""
+    call_command("promote_model", "--task", "classify", "--model-version", "a", "--register",
+                 str(model_dir / "classifier.json"), "--candidate-only")
+    assert ModelVersion.objects.get(version="a").status == ModelStatus.CANDIDATE
+    with pytest.raises(CommandError, match="--candidate-only registers a bundle without promoting it"):
+        call_command("promote_model", "--task", "classify", "--model-version", "a", "--candidate-only")
+    assert ModelVersion.objects.get(version="a").status == ModelStatus.CANDIDATE
+    with pytest.raises(CommandError, match="--task and --model-version are required"):
+        call_command("promote_model", "--task", "classify", "--model-version", "   ")
+    broken = tmp_path / "classifier.json"
+    broken.write_text(json.dumps({"task": "classify"}))
+    with pytest.raises(CommandError, match=r"cannot serve scans \(KeyError: 'classes'\); nothing was registered"):
+        call_command("promote_model", "--task", "classify", "--model-version", "b", "--register", str(broken))
+    (tmp_path / "segmenter.json").write_text(json.dumps({"task": "segment", "tflite": "missing.tflite",
+                                                         "input_size": 160}))
+    call_command("promote_model", "--task", "classify", "--model-version", "a")  # the classifier it is tried beside
+    with pytest.raises(CommandError, match="cannot serve scans"):
+        call_command("promote_model", "--task", "segment", "--model-version", "s", "--register",
+                     str(tmp_path / "segmenter.json"))
+    assert list(ModelVersion.objects.values_list("version", flat=True).order_by("version")) == ["a"]
 
 
 def test_a_version_that_scored_lower_than_the_active_one_is_promoted_only_on_purpose(bundle_dir):

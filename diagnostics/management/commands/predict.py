@@ -115,6 +115,9 @@ class Command(BaseCommand):
             raise CommandError(f"{error}; register one with promote_model or pass --model-dir") from error
         except ModelIntegrityError as error:
             raise CommandError(f"{error}; promote another version or roll back with rollback_model") from error
+        except (OSError, ValueError, KeyError) as error:
+            raise CommandError(f"the active model cannot be loaded ({type(error).__name__}: {error}); promote "
+                               "another version or roll back with rollback_model") from error
         return predictor, {task: v.version for task, v in predictor.model_versions.items() if v is not None}
 
     @staticmethod

@@ -39,8 +39,12 @@ class Command(BaseCommand):
                 self.stdout.write(f"{version.task:9} {version.version:24} {version.status:9} {version.source:11} "
                                   f"{version.created_at:%Y-%m-%d %H:%M} {version.artifact_path}")
             return
-        if not options["task"] or not options["model_version"]:
+        if not options["task"] or not (options["model_version"] or "").strip():
             raise CommandError("--task and --model-version are required")
+        options["model_version"] = options["model_version"].strip()
+        if options["candidate_only"] and not options["register"]:
+            raise CommandError("--candidate-only registers a bundle without promoting it: give the bundle with "
+                               "--register BUNDLE_JSON (without --register, a registered version is promoted)")
         for option, value, field in (("--model-version", options["model_version"], "version"),
                                      ("--run-id", options["run_id"], "federated_run_id")):
             limit = ModelVersion._meta.get_field(field).max_length
@@ -60,6 +64,10 @@ class Command(BaseCommand):
             if bundle_task != options["task"]:
                 raise CommandError(f"{bundle} is a {bundle_task or 'task-less'} bundle, not a {options['task']} one; "
                                    "give the matching --task or the right bundle file")
+            problem = registry.serving_problem(options["task"], bundle)
+            if problem:
+                raise CommandError(f"{bundle} cannot serve scans ({problem}); nothing was registered. Give the "
+                                   "bundle file that train_model or a federated run wrote, with its files beside it")
             if ModelVersion.objects.filter(task=options["task"], version=options["model_version"]).exists():
                 raise CommandError(f"{options['task']} version {options['model_version']!r} is already registered; "
                                    "choose another --model-version (promote_model --list shows the versions)")
