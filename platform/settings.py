@@ -21,6 +21,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("NEUROFED_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", True)
+# seed_demo makes accounts whose passwords the README prints, a platform operator's among them: on a
+# development installation only, unless this says otherwise (a shared demonstration server).
+DEMO_ACCOUNTS_ALLOWED = env_bool("NEUROFED_ALLOW_DEMO_ACCOUNTS", DEBUG)
 TESTING = "pytest" in sys.modules or env_bool("NEUROFED_TESTING", False)
 
 

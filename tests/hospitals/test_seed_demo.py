@@ -4,7 +4,7 @@ import json
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import check_password
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from hospitals.models import AuditEvent, Hospital, Membership, Patient
 
@@ -62,3 +62,12 @@ def test_seed_demo_twice_changes_nothing_and_still_prints_every_account():
     assert "nothing changed" in out and "DEMO ONLY" in out
     assert out.count("@") == 19 and "demo-admin-" in out and "demo-operator-" in out
     assert snapshot() == before
+
+
+def test_seed_demo_refuses_a_production_installation(settings):
+    """Its passwords are in the README: on a server with DEBUG off it makes no account unless told the
+    server is a demonstration one."""
+    settings.DEMO_ACCOUNTS_ALLOWED = False
+    with pytest.raises(CommandError, match="refuses to run with DEBUG off.*NEUROFED_ALLOW_DEMO_ACCOUNTS=1"):
+        call_command("seed_demo")
+    assert not Hospital.objects.exists() and not get_user_model().objects.exists()

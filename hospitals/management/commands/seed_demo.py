@@ -8,6 +8,7 @@ must never be used for real accounts. Running the command again changes nothing.
 import datetime
 import json
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -72,6 +73,10 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the credentials as a JSON list only.")
 
     def handle(self, *args, **options):
+        if not settings.DEMO_ACCOUNTS_ALLOWED:
+            raise CommandError("seed_demo makes accounts whose passwords are published, a platform operator's "
+                               "among them, so it refuses to run with DEBUG off. On a demonstration server that "
+                               "holds no real patient, set NEUROFED_ALLOW_DEMO_ACCOUNTS=1.")
         credentials, created = [], 0
         for spec in DEMO_HOSPITALS:
             with transaction.atomic():
