@@ -99,3 +99,17 @@ def test_a_forced_replacement_that_fails_part_way_keeps_the_whole_previous_set(t
     with pytest.raises(CommandError, match="No space left on device. Nothing was changed"):
         call_command("federation_certs", "--out", str(tmp_path), "--hosts", "fl.example.org", "--force")
     assert _contents(tmp_path) == before  # and no staging folder left beside them
+
+
+def test_host_names_are_trimmed_and_one_that_is_no_host_name_is_refused(tmp_path):
+    from cryptography import x509
+
+    call_command("federation_certs", "--out", str(tmp_path / "ok"), "--hosts", "fl.example.org, 10.0.0.5 ,")
+    certificate = x509.load_pem_x509_certificate((tmp_path / "ok" / "server.pem").read_bytes())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "fl.example.org" in names.get_values_for_type(x509.DNSName)
+    assert all(name.strip() == name for name in names.get_values_for_type(x509.DNSName))
+    assert "10.0.0.5" in [str(ip) for ip in names.get_values_for_type(x509.IPAddress)]
+    with pytest.raises(CommandError, match=r"--hosts: 'bad host name!' is neither a DNS name nor an IP address"):
+        call_command("federation_certs", "--out", str(tmp_path / "bad"), "--hosts", "fl.example.org,bad host name!")
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())

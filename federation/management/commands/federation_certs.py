@@ -4,6 +4,7 @@ Existing keys are never replaced without --force: a new CA cuts off every enroll
 key no longer matches the public key registered with the coordinator.
 """
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -44,9 +45,16 @@ class Command(BaseCommand):
                               f"enrols it for the hospital: python manage.py federation_enrol_node --hospital "
                               f"<hospital slug> {public.name})")
             return
-        names = [h for h in hosts.split(",") if h]
+        names = [h.strip() for h in hosts.split(",") if h.strip()]
         if not names:
             raise CommandError("Give --hosts (the SuperLink's DNS names or IPs) or --node NAME.")
+        # A name that is neither would go into the certificate as a DNS name no node could match, and TLS
+        # would fail on every node later, far from here.
+        wrong = [name for name in names if not _is_host_name_or_ip(name)]
+        if wrong:
+            raise CommandError(f"--hosts: {', '.join(repr(name) for name in wrong)} is neither a DNS name nor an IP "
+                               "address; give the names nodes reach the SuperLink by, separated by commas, e.g. "
+                               "fl.example.org,10.0.0.5")
         try:
             paths = pki.make_superlink_certificates(folder, names, force=force)
         except pki.KeysExist as error:
@@ -61,3 +69,15 @@ class Command(BaseCommand):
         # Nothing was replaced: the keys are made aside and swapped in only once all of them are written.
         return CommandError(f"Cannot write the keys into --out {out}: {error.strerror or error}. Nothing was "
                             "changed; pass a folder you can write to.")
+
+
+HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _is_host_name_or_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    return len(name) <= 253 and all(HOST_LABEL.fullmatch(label) for label in name.rstrip(".").split("."))
