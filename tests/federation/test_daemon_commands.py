@@ -143,3 +143,14 @@ def test_the_demo_says_why_a_wildcard_address_is_refused(settings, spawned):
 ])
 def test_which_superlink_addresses_are_refused(address, refused):
     assert bool(conf.address_problem(address)) == refused
+
+
+@pytest.mark.django_db
+def test_the_demo_starts_nothing_for_a_hospital_that_is_not_taking_part(opted_in, spawned):
+    make_hospital("riverside", "Riverside")  # not opted in
+    with pytest.raises(CommandError, match=r"--hospitals: nowhere, riverside are not a hospital that takes part in "
+                                           r"federated learning .*nothing was started"):
+        call_command("federation_demo", "--hospitals", "st-brigid, nowhere,riverside")
+    assert spawned == []
+    with pytest.raises(Spawned):
+        call_command("federation_demo", "--hospitals", " st-brigid ")

@@ -20,10 +20,17 @@ class Command(BaseCommand):
             raise CommandError(str(problem)) from None
         if not daemons.is_loopback(address):
             raise CommandError("The demo federation runs on loopback; for several sites see docs/federation.md.")
-        slugs = [s for s in hospitals.split(",") if s] or list(
+        slugs = [s.strip() for s in hospitals.split(",") if s.strip()] or list(
             Hospital.objects.filter(federation_opt_in=True).order_by("slug").values_list("slug", flat=True))
         if not slugs:
             raise CommandError("No hospital has opted in to federated learning (see seed_federation).")
+        opted_in = set(Hospital.objects.filter(slug__in=slugs, federation_opt_in=True).values_list("slug", flat=True))
+        # A node for a hospital that does not exist, or has not opted in, could only refuse every task.
+        refused = [slug for slug in slugs if slug not in opted_in]
+        if refused:
+            raise CommandError(f"--hospitals: {', '.join(refused)} {'is' if len(refused) == 1 else 'are'} not a "
+                               "hospital that takes part in federated learning (see seed_federation --opt-in); "
+                               "nothing was started.")
         home = conf.federation_home()
         host, port = address.rsplit(":", 1)
         started = [daemons.start_superlink(home, host=host, port=int(port))]
