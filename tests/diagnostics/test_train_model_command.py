@@ -76,22 +76,35 @@ def _common(tmp_path, size="48"):
 
 @pytest.mark.django_db  # --install looks up whether the installed bundle is a registered version
 def test_epochs_size_and_checkpoint_mistakes_are_refused_before_any_data_is_read(tmp_path):
+    import h5py
+
     out = tmp_path / "out"
     out.mkdir()
-    (out / "best.weights.h5").write_bytes(b"the weights this run starts from")
+    with h5py.File(out / "best.weights.h5", "w") as weights:
+        weights["start"] = [1.0, 2.0]  # the weights this run starts from
+    starting = (out / "best.weights.h5").read_bytes()
+    (tmp_path / "notes.weights.h5").write_bytes(b"not weights at all")
     for task, extra, message in (
             ("classify", ["--epochs", "0"], "without a --checkpoint it would export untrained"),
             ("segment", ["--epochs", "0", "--install"], "without a --checkpoint it would export untrained"),
             ("classify", ["--epochs", "-1"], "--epochs must be 0 or more"),
+            ("classify", ["--time-budget-min", "0"], "--time-budget-min must be above 0, not 0.0"),
+            ("segment", ["--time-budget-min", "-5"], "--time-budget-min must be above 0, not -5.0"),
+            ("classify", ["--peak-lr", "0"], "--peak-lr must be above 0"),
+            ("classify", ["--batch-size", "-8"], "--batch-size must be above 0, not -8"),
+            ("segment", ["--threads", "-1"], r"--threads must be 0 \(all cores\) or more, not -1"),
             ("segment", ["--size", "-48"], "--size must be a positive number"),
             ("classify", ["--checkpoint", str(tmp_path / "missing.weights.h5")], "no checkpoint file at"),
             ("segment", ["--checkpoint", str(tmp_path / "missing.weights.h5"), "--epochs", "0"],
              "no checkpoint file at"),
-            ("classify", ["--checkpoint", str(out / "best.weights.h5")], "training would overwrite it")):
+            ("classify", ["--checkpoint", str(out / "best.weights.h5")], "training would overwrite it"),
+            ("classify", ["--checkpoint", str(tmp_path / "notes.weights.h5")], "is not a weights file"),
+            ("segment", ["--checkpoint", str(tmp_path / "notes.weights.h5"), "--epochs", "0"],
+             "is not a weights file")):
         with pytest.raises(CommandError, match=message):
             call_command("train_model", "--task", task, *_common(tmp_path), *extra)
     assert not (tmp_path / "cache").exists()
-    assert (out / "best.weights.h5").read_bytes() == b"the weights this run starts from"
+    assert (out / "best.weights.h5").read_bytes() == starting
     assert sorted(p.name for p in out.iterdir()) == ["best.weights.h5"]
 
 

@@ -104,6 +104,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         import tensorflow as tf
 
+        if options["threads"] < 0:  # TensorFlow would take it, and abort the process at its first operation
+            raise CommandError(f"--threads must be 0 (all cores) or more, not {options['threads']}")
         if options["threads"]:
             tf.config.threading.set_intra_op_parallelism_threads(options["threads"])
             tf.config.threading.set_inter_op_parallelism_threads(options["threads"])
@@ -135,6 +137,11 @@ class Command(BaseCommand):
             raise CommandError("--size must be a positive number of pixels")
         if options["epochs"] < 0:
             raise CommandError("--epochs must be 0 or more")
+        # A budget of 0 or less would stop nothing (fit runs for --epochs), or never stop at all.
+        for option, value in (("--time-budget-min", options["time_budget_min"]), ("--peak-lr", options["peak_lr"]),
+                              ("--batch-size", options["batch_size"])):
+            if value is not None and not value > 0:
+                raise CommandError(f"{option} must be above 0, not {value}")
         if task == "gate":
             from diagnostics.ml.gate import GATE_SIZE
 
@@ -172,7 +179,7 @@ class Command(BaseCommand):
                                "--output-dir a folder you can write to") from error
         self.log(f"loading and preprocessing data at {size}px (cached in {cache_dir})")
         kaggle = data.kaggle_dataset(data_dir, cache_dir, size)
-        budget = options["time_budget_min"] * 60 if options["time_budget_min"] else None
+        budget = options["time_budget_min"] * 60 if options["time_budget_min"] is not None else None
         checkpoint = output_dir / "best.weights.h5"
         common = dict(peak_lr=options["peak_lr"], time_budget_s=budget, checkpoint_path=checkpoint,
                       seed=options["seed"], log=self.log)
@@ -259,6 +266,11 @@ class Command(BaseCommand):
             return
         if not Path(checkpoint).is_file():
             raise CommandError(f"no checkpoint file at {checkpoint}; pass the path of a *.weights.h5 file")
+        import h5py
+
+        if not h5py.is_hdf5(checkpoint):  # Keras would say so only after the data is loaded, in a traceback
+            raise CommandError(f"{checkpoint} is not a weights file (*.weights.h5, which train_model writes as "
+                               "best.weights.h5 in its --output-dir)")
         if options["epochs"] > 0 and Path(checkpoint).resolve() == best.resolve():
             # Training writes its best epoch there from the first epoch on, over the starting weights.
             raise CommandError(f"--checkpoint {checkpoint} is where this run writes its own best epoch, and "
