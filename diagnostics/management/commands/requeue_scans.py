@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from diagnostics.services import requeue_stalled_scans, stalled_scans
-from hospitals.models import Hospital
+from hospitals.command_options import check_age_min, chosen_hospital
 
 
 class Command(BaseCommand):
@@ -27,13 +27,8 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="list how many would be scheduled, change nothing")
 
     def handle(self, *args, hospital=None, older_than_min=15, dry_run=False, verbosity=1, **options):
-        if older_than_min < 1:
-            raise CommandError("--older-than-min must be at least 1: a scan uploaded a moment ago is not stalled.")
-        chosen = None
-        if hospital:
-            chosen = Hospital.objects.filter(slug=hospital).first()
-            if chosen is None:
-                raise CommandError(f"No hospital with the slug {hospital!r}.")
+        check_age_min(older_than_min, least=1, why="a scan uploaded a moment ago is not stalled.")
+        chosen = chosen_hospital(hospital)
         older_than = timedelta(minutes=older_than_min)
         count = stalled_scans(hospital=chosen, older_than=older_than).count()
         where = f"at {chosen.slug}" if chosen else "at every hospital"

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from diagnostics.decode_check import diagnoses_to_check, verify_decodes
-from hospitals.models import Hospital
+from hospitals.command_options import chosen_hospital
 
 
 class Command(BaseCommand):
@@ -24,11 +24,7 @@ class Command(BaseCommand):
                                  "to now (on the version that analysed them)")
 
     def handle(self, *args, hospital=None, record_missing=False, verbosity=1, **options):
-        chosen = None
-        if hospital:
-            chosen = Hospital.objects.filter(slug=hospital).first()
-            if chosen is None:
-                raise CommandError(f"No hospital with the slug {hospital!r}.")
+        chosen = chosen_hospital(hospital)
         bar = tqdm(total=diagnoses_to_check(chosen).count(), unit="scan", desc="Decoding",
                    file=self.stderr._out, disable=verbosity < 1)
         try:

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from federation.services import requeue_unwatched_runs, unwatched_runs
+from hospitals.command_options import check_age_min
 
 
 class Command(BaseCommand):
@@ -26,9 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="list the runs that would be queued, change nothing")
 
     def handle(self, *args, older_than_min=5, dry_run=False, verbosity=1, **options):
-        if older_than_min < 1:
-            raise CommandError("--older-than-min must be at least 1: a live follower says it is alive only every "
-                               "30 s.")
+        check_age_min(older_than_min, least=1, why="a live follower says it is alive only every 30 s.")
         older_than = timedelta(minutes=older_than_min)
         run_ids = list(unwatched_runs(older_than=older_than).values_list("id", flat=True))
         if dry_run or not run_ids:

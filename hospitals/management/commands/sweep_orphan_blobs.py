@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import filesizeformat
 from tqdm import tqdm
 
-from hospitals.models import Hospital
+from hospitals.command_options import check_age_min, chosen_hospital
 from hospitals.storage import find_orphan_candidates, sweep_orphan_blobs
 
 # A blob's row commits within seconds of its write (an upload, an analysis, a review); the floor leaves
@@ -35,14 +35,9 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="list the files that would go, delete nothing")
 
     def handle(self, *args, hospital=None, older_than_min=60, dry_run=False, verbosity=1, **options):
-        if older_than_min < MIN_OLDER_THAN:
-            raise CommandError(f"--older-than-min must be at least {MIN_OLDER_THAN} minutes: a younger file may "
-                               "belong to a write whose row has not committed yet.")
-        chosen = None
-        if hospital:
-            chosen = Hospital.objects.filter(slug=hospital).first()
-            if chosen is None:
-                raise CommandError(f"No hospital with the slug {hospital!r}.")
+        check_age_min(older_than_min, least=MIN_OLDER_THAN,
+                      why="a younger file may belong to a write whose row has not committed yet.")
+        chosen = chosen_hospital(hospital)
         candidates = find_orphan_candidates(hospital=chosen, older_than=timedelta(minutes=older_than_min))
         bar = tqdm(total=len(candidates.files), unit="file", desc="Checking", file=self.stderr._out,
                    disable=verbosity < 1)
