@@ -230,6 +230,23 @@ def requeue_unwatched_runs(*, older_than: datetime.timedelta, progress=None) -> 
     return queued, refused
 
 
+def _refuse_unusable_node_key(path, key_text: str) -> None:
+    """Flower authenticates nodes by elliptic-curve keys in OpenSSH form (what federation_certs --node
+    writes); any other key is refused here, in words, rather than by the SuperLink."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+
+    try:
+        key = load_ssh_public_key(key_text.encode())
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        key = None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        found = "" if key is None else f" but an {type(key).__name__.removesuffix('PublicKey')} key"
+        raise DomainError("not_a_public_key", f"{path} is not an elliptic-curve (ECDSA) public key{found}; enrol "
+                                              "the <name>.pub file that federation_certs --node wrote.", status=400)
+
+
 def enrol_node(*, hospital, public_key: Path, actor=None, request=None) -> NodeEnrolment:
     """Register a hospital's node key with the SuperLink and bind the node id it gets to the hospital.
 
@@ -245,6 +262,7 @@ def enrol_node(*, hospital, public_key: Path, actor=None, request=None) -> NodeE
     _refuse_if_enrolled(hospital)
     try:
         key_text = Path(public_key).read_text().strip()
+        _refuse_unusable_node_key(public_key, key_text)  # checked here: the SuperLink answers such a key in a 500
         node_id = control.register_node(conf.federation_home(), Path(public_key), name=hospital.slug)
     except UnicodeDecodeError:  # read before the SuperLink is asked: it is never sent such a file
         raise DomainError("not_a_public_key", f"{public_key} is not an OpenSSH public key (it is not "

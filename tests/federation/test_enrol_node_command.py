@@ -54,6 +54,30 @@ def test_a_key_file_that_is_not_text_is_a_sentence_and_never_reaches_the_superli
         call_command("federation_enrol_node", "--hospital", "st-anne", str(binary))
 
 
+@pytest.mark.parametrize("key_text, found", [
+    ("", ""), ("garbage, not a key", ""), ("ssh-ed25519 AAAA broken", ""), (None, " but an Ed25519 key")])
+def test_a_key_that_is_not_an_elliptic_curve_key_is_a_sentence_and_never_reaches_the_superlink(
+        monkeypatch, tmp_path, key_text, found):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from federation import control
+
+    def superlink_asked(*args, **kwargs):
+        raise AssertionError("the SuperLink was asked to register a key it cannot use")
+
+    make_hospital("st-anne")
+    monkeypatch.setattr(control.subprocess, "run", superlink_asked)
+    if key_text is None:
+        key_text = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    public = tmp_path / "st-anne.pub"
+    public.write_text(key_text)
+    with pytest.raises(CommandError, match=rf"st-anne\.pub is not an elliptic-curve \(ECDSA\) public key{found}; "
+                                           r"enrol the <name>\.pub file that federation_certs --node wrote"):
+        call_command("federation_enrol_node", "--hospital", "st-anne", str(public))
+
+
 def test_a_relative_key_path_reaches_flwr_as_an_absolute_one(monkeypatch, tmp_path, keys):
     # flwr runs in the project's folder, not where the coordinator typed the command.
     import subprocess
