@@ -54,6 +54,9 @@ def test_a_hospital_without_cases_is_refused():
     ("seeds", "0,one", "--seeds takes comma-separated numbers"),
     ("rounds", 0, "must be positive"),
     ("proximal_mu", -0.1, "--proximal-mu cannot be negative"),
+    ("alpha", 0.0, r"--alpha \(the Dirichlet concentration\) must be above 0"),
+    ("image_size", 8, "--image-size must be at least 16"),
+    ("learning_rate", 0.0, "--learning-rate above 0"),
 ])
 def test_the_command_refuses_bad_options_before_loading_anything(option, value, message):
     with pytest.raises(CommandError, match=message):
