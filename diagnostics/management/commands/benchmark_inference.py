@@ -1,4 +1,5 @@
-"""Latency and throughput of the served models, each beside a reference measured in the same run.
+"""Latency and throughput of the models in --model-dir (the committed bundles by default), each beside a
+reference measured in the same run.
 
     manage.py benchmark_inference [--model-dir DIR] [--runs 5] [--calls 30] [--json PATH]
 
@@ -21,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
+
+from neurofed.files import publish, staged
 
 
 def time_calls(function, calls: int) -> list[float]:
@@ -52,12 +55,24 @@ class Command(BaseCommand):
         from diagnostics.ml.baseline import LogisticBaseline, image_features
         from diagnostics.ml.inference import Predictor, load_keras
 
-        model_dir = Path(options["model_dir"])
-        predictor = Predictor.from_model_dir(model_dir)
-        classifier, cam_model = load_keras(predictor.classifier_info, model_dir)
-        segmenter = load_keras(predictor.segmenter_info, model_dir)[1] if predictor.segmenter_info else None
-        images = [readers.read_grayscale(p) for p, _ in readers.list_kaggle_images(
-            Path(options["data_dir"]) / "brain-tumor-mri" / "Training")[::97][:16]]
+        model_dir, json_path = Path(options["model_dir"]), options["json"] and Path(options["json"])
+        training = Path(options["data_dir"]) / "brain-tumor-mri" / "Training"
+        if options["runs"] < 1 or options["calls"] < 1:
+            raise CommandError("--runs and --calls must be at least 1")
+        if not (model_dir / "classifier.json").is_file():
+            raise CommandError(f"no classifier bundle (classifier.json) in --model-dir {model_dir}")
+        if not training.is_dir():
+            raise CommandError(f"no brain-tumor-mri/Training folder under --data-dir {options['data_dir']}")
+        if json_path and not json_path.parent.is_dir():  # found before the minutes of timing, not after
+            raise CommandError(f"--json {json_path}: no folder {json_path.parent} to write it in")
+        try:
+            predictor = Predictor.from_model_dir(model_dir)
+            classifier, cam_model = load_keras(predictor.classifier_info, model_dir)
+            segmenter = load_keras(predictor.segmenter_info, model_dir)[1] if predictor.segmenter_info else None
+        except (OSError, ValueError, KeyError) as error:
+            raise CommandError(f"the bundles in {model_dir} cannot be loaded ({type(error).__name__}: {error})") \
+                from error
+        images = [readers.read_grayscale(p) for p, _ in readers.list_kaggle_images(training)[::97][:16]]
         size_c = predictor.classify_size
         x_c = {b: np.stack([preprocess.preprocess_slice(i, size_c).pixels for i in images[:b]])[..., None].astype(np.float32)
                for b in (1, 16)}
@@ -113,5 +128,7 @@ class Command(BaseCommand):
         lines += [f"| {r['stage']} | {r['batch']} | {r['variant']} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} "
                   f"| {r['images_per_s']:.1f} |" for r in results]
         self.stdout.write("\n".join(lines))
-        if options["json"]:
-            Path(options["json"]).write_text(json.dumps(results, indent=2))
+        if json_path:
+            with staged(json_path.parent, json_path.name) as staging:  # whole, or the earlier file left as it was
+                (staging / json_path.name).write_text(json.dumps(results, indent=2))
+                publish(staging, json_path.parent)
