@@ -186,3 +186,5 @@ def test_benchmark_pipeline_reports_latency_throughput_and_memory(world, live, c
     memory = figures["peak_rss_mb"]
     assert 0 < memory["web"] < 400, memory  # the web process never loads TensorFlow
     assert any(name.startswith("worker (pool") for name in memory)
+    # The token it made to upload with goes with the run; the doctor had none.
+    assert not Token.objects.filter(user=world.doctor_a).exists()

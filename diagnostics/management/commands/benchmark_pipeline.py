@@ -26,6 +26,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.test import Client
 from rest_framework.authtoken.models import Token
+from tqdm import tqdm
 
 from diagnostics.ml.readers import CLASS_NAMES
 from hospitals.models import Hospital, Membership, Role
@@ -84,15 +85,40 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
     def handle(self, *args, **options):
+        if options["count"] < 1 or options["concurrency"] < 1 or not options["timeout"] > 0:
+            raise CommandError("--count and --concurrency must be at least 1, and --timeout above 0")
         hospital = Hospital.objects.filter(slug=options["hospital"]).first()
+        if hospital is None:
+            raise CommandError(f"No hospital with the slug {options['hospital']!r}.")
         user = get_user_model().objects.filter(email=options["doctor"]).first()
-        if hospital is None or user is None or not Membership.objects.filter(
+        if user is None or not Membership.objects.filter(
                 hospital=hospital, user=user, role__in=[Role.DOCTOR, Role.ADMIN]).exists():
-            raise CommandError("--doctor must name a doctor or admin of --hospital")
+            raise CommandError(f"--doctor must name a doctor or admin of {hospital.slug}")
+        base = options["url"].rstrip("/")
+        self._check_server(base)  # before anything is written: the patient record, a token
         images = self._images(options["count"])
         patient = create_patient(hospital=hospital, full_name=f"Benchmark {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        token = Token.objects.get_or_create(user=user)[0].key
-        base = options["url"].rstrip("/")
+        self.stderr.write(f"uploading for the patient record {patient.pk} (\"{patient.full_name}\"), which keeps "
+                          "the benchmark's scans")
+        token, token_made = Token.objects.get_or_create(user=user)
+        try:
+            self._run(options, hospital, user, patient, token.key, base, images)
+        finally:
+            if token_made:  # the doctor's own token, if they had one, is theirs to keep
+                token.delete()
+
+    @staticmethod
+    def _check_server(base: str) -> None:
+        if not base.startswith(("http://", "https://")):
+            raise CommandError(f"--url {base!r} must start with http:// or https://, e.g. http://127.0.0.1:8000")
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=10):
+                pass
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            reason = getattr(error, "reason", None) or error
+            raise CommandError(f"no NeuroFed server answers at {base} ({reason}); start one, or give its --url")
+
+    def _run(self, options, hospital, user, patient, token, base, images):
 
         done_at: dict[str, float] = {}
         done_event = threading.Condition()
@@ -120,9 +146,11 @@ class Command(BaseCommand):
             uploads = list(pool.map(one, images))
         ids = {scan_id for scan_id, _ in uploads}
         deadline = time.monotonic() + options["timeout"]
-        with done_event:
+        with tqdm(total=len(ids), desc="analysed", unit="scan", file=self.stderr._out,
+                  disable=options["verbosity"] < 1) as bar, done_event:
             while not ids <= set(done_at) and time.monotonic() < deadline:
                 done_event.wait(1.0)
+                bar.update(len(ids & set(done_at)) - bar.n)
         stop.set()
         listener.join(5)
         missing = ids - set(done_at)

@@ -1,0 +1,34 @@
+"""benchmark_pipeline: what it refuses before it writes anything (the run itself: test_pipeline_worker.py)."""
+
+import socket
+
+import pytest
+from django.core.management import CommandError, call_command
+from rest_framework.authtoken.models import Token
+
+from hospitals.models import Patient
+
+pytestmark = pytest.mark.django_db
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again on leaving: nothing listens there
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"count": 0}, "--count and --concurrency must be at least 1, and --timeout above 0"),
+    ({"concurrency": -2}, "--count and --concurrency must be at least 1"),
+    ({"hospital": "nowhere"}, "No hospital with the slug 'nowhere'"),
+    ({"doctor": "patient1@st-anne.example"}, "--doctor must name a doctor or admin of st-anne"),
+    ({"url": "127.0.0.1:8000"}, "must start with http:// or https://"),
+    ({"url": None}, r"no NeuroFed server answers at http://127\.0\.0\.1:\d+ .*; start one, or give its --url"),
+])
+def test_what_cannot_work_is_refused_before_a_patient_or_a_token_is_made(world, options, message):
+    given = {"url": f"http://127.0.0.1:{_closed_port()}", "hospital": "st-anne", "doctor": world.doctor_a.email,
+             **{key: value for key, value in options.items() if value is not None}}
+    patients = Patient.objects.count()
+    with pytest.raises(CommandError, match=message):
+        call_command("benchmark_pipeline", **given)
+    assert Patient.objects.count() == patients and not Token.objects.exists()
