@@ -129,6 +129,19 @@ def test_the_input_gate_refuses_what_is_no_mri_and_flags_what_is_unusual(tmp_pat
 def test_a_mask_folder_that_is_a_file_is_a_sentence_not_a_traceback(tmp_path):
     taken = tmp_path / "masks"
     taken.write_text("a file already has this name")
-    with pytest.raises(CommandError, match=r"cannot make the mask folder .*masks.*--mask-dir"):
+    with pytest.raises(CommandError, match=r"--mask-dir .*masks is a file; give a folder to write the masks in"):
         _run(str(kaggle_file("glioma")), "--mask-dir", str(taken))
     assert taken.read_text() == "a file already has this name"
+
+
+def test_a_folder_given_as_a_scan_is_named_as_one(tmp_path):
+    import io
+
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 of 2 files could not be diagnosed"):
+        call_command("predict", str(tmp_path), str(kaggle_file("glioma")), "--json", "--model-dir",
+                     str(shared_tiny_bundle()), stdout=out)
+    folder, scan = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert folder == {"file": str(tmp_path), "error": "unreadable",
+                      "detail": "This is a folder; give the scan files in it."}
+    assert scan["label"]

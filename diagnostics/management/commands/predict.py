@@ -50,6 +50,8 @@ class Command(BaseCommand):
             self._refuse_shared_mask_names(options["paths"])
         predictor, version_names = self._predictor(options)
         if mask_dir:
+            if mask_dir.exists() and not mask_dir.is_dir():
+                raise CommandError(f"--mask-dir {mask_dir} is a file; give a folder to write the masks in")
             try:
                 mask_dir.mkdir(parents=True, exist_ok=True)
             except OSError as error:
@@ -59,9 +61,15 @@ class Command(BaseCommand):
         for raw_path in options["paths"]:
             path = Path(raw_path)
             try:
+                if path.is_dir():
+                    raise ScanDecodeError("unreadable", "This is a folder; give the scan files in it.")
                 if not path.is_file():
                     raise ScanDecodeError("unreadable", "No such file.")
-                scan = decode_scan(path.read_bytes(), max_pixels=MAX_PIXELS, max_frames=MAX_FRAMES)
+                try:
+                    data = path.read_bytes()
+                except OSError as error:
+                    raise ScanDecodeError("unreadable", f"Cannot be read ({error.strerror or error}).") from None
+                scan = decode_scan(data, max_pixels=MAX_PIXELS, max_frames=MAX_FRAMES)
                 # The same input gate as an upload: the classifier would name a class for any picture.
                 services.refuse_what_is_no_brain_mri(scan)
                 record = self._diagnose(predictor, scan, path, mask_dir)
