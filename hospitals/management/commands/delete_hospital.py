@@ -10,7 +10,7 @@ class Command(BaseCommand):
     help = "Crypto-shred a hospital: destroy its data key, delete its rows and remove its files."
 
     def add_arguments(self, parser):
-        parser.add_argument("slug")
+        parser.add_argument("slug", help="the hospital's short name, as in its addresses (/h/<slug>/)")
         parser.add_argument(
             "--yes-destroy-all-data",
             dest="confirm",
@@ -21,19 +21,17 @@ class Command(BaseCommand):
     def handle(self, *args, slug, confirm, **options):
         hospital = Hospital.objects.filter(slug=slug).first()
         if hospital is None:
-            raise CommandError(f"No hospital with slug {slug!r}")
-        counts = {
-            "members": hospital.memberships.count(),
-            "patients": hospital.patients.count(),
-        }
+            raise CommandError(f"No hospital with the slug {slug!r}.")
+        # Scans include the training cases imported for federated learning, which belong to no patient record.
+        held = (f"{hospital.memberships.count()} memberships, {hospital.patients.count()} patient records and "
+                f"{hospital.scans.count()} scans")
         if confirm != slug:
             raise CommandError(
-                f"This destroys {slug}'s data key, {counts['members']} memberships, {counts['patients']} patient "
-                f"records and every stored file, irreversibly. Rerun with --yes-destroy-all-data {slug} to confirm."
+                f"This destroys {slug}'s data key, {held} with every stored file, irreversibly. Rerun with "
+                f"--yes-destroy-all-data {slug} to confirm."
             )
         deletion = delete_hospital(hospital=hospital)
-        deleted = (f"Hospital {slug} deleted: data key destroyed, {counts['members']} memberships and "
-                   f"{counts['patients']} patient records removed")
+        deleted = f"Hospital {slug} deleted: data key destroyed, {held} removed"
         if not deletion.files_left:
             self.stdout.write(self.style.SUCCESS(f"{deleted}, files deleted."))
             return
