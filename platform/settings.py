@@ -27,6 +27,20 @@ DEMO_ACCOUNTS_ALLOWED = env_bool("NEUROFED_ALLOW_DEMO_ACCOUNTS", DEBUG)
 TESTING = "pytest" in sys.modules or env_bool("NEUROFED_TESTING", False)
 
 
+def _check_fernet_keys(variable: str, keys) -> None:
+    """A key that is no Fernet key would fail only when the first PHI column is read, deep in an import."""
+    from cryptography.fernet import Fernet
+
+    for position, key in enumerate([keys] if isinstance(keys, str) else keys, 1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise ImproperlyConfigured(
+                f"{variable}: key {position} is not a Fernet key (44 characters of URL-safe base64, 32 bytes); make "
+                "one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            ) from None
+
+
 def _dev_key_file(name: str, make) -> str:
     """Read, or create once, a development key kept in a git-ignored file, and say so."""
     path = VAR_DIR / name
@@ -73,6 +87,7 @@ FIELD_ENCRYPTION_KEY = env_secret("FIELD_ENCRYPTION_KEY", debug=DEBUG) or _dev_k
 )
 if "," in FIELD_ENCRYPTION_KEY:
     FIELD_ENCRYPTION_KEY = [k.strip() for k in FIELD_ENCRYPTION_KEY.split(",") if k.strip()]
+_check_fernet_keys("FIELD_ENCRYPTION_KEY", FIELD_ENCRYPTION_KEY)
 
 INSTALLED_APPS = [
     "daphne",

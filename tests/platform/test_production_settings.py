@@ -86,6 +86,12 @@ def test_field_encryption_keys_are_a_list_newest_first(tmp_path):
     assert result.stdout.split()[2] == "list"
 
 
+def test_a_field_key_that_is_no_fernet_key_is_named_at_start(tmp_path):
+    result = start(tmp_path, DEBUG="1", FIELD_ENCRYPTION_KEY=f"{Fernet.generate_key().decode()},{secrets.token_hex(32)}")
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEY: key 2 is not a Fernet key (44 characters of URL-safe base64" in result.stderr
+
+
 def deploy_check(tmp_path, **env):
     clean = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES and not k.startswith("EMAIL_")}
     clean.update(DJANGO_SETTINGS_MODULE="neurofed.settings", NEUROFED_VAR_DIR=str(tmp_path / "var"), **env)
