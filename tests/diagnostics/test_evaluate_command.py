@@ -81,3 +81,14 @@ def test_a_report_folder_that_cannot_be_made_is_refused_before_the_evaluation(tm
     with pytest.raises(CommandError, match=r"cannot make the report folder .*a-file/reports.*--report-dir"):
         call_command("evaluate_model", "--model-dir", str(shared_tiny_bundle()),
                      "--report-dir", str(tmp_path / "a-file" / "reports"))
+
+
+def test_a_smoke_run_says_so_and_writes_strict_json(tmp_path):
+    """A --limit run's figures must not pass for the validation figures, and a class it never saw has no
+    figure: null in the JSON, never NaN (which JSON does not have)."""
+    call_command("evaluate_model", "--model-dir", str(shared_tiny_bundle()), "--report-dir", str(tmp_path),
+                 "--task", "classify", "--limit", "3", "--latency-samples", "1", stdout=io.StringIO())
+    report = json.loads((tmp_path / "report.json").read_text(),
+                        parse_constant=lambda name: (_ for _ in ()).throw(AssertionError(f"{name} in report.json")))
+    assert report["limited_to_first"] == 3
+    assert "**Smoke run**: only the first 3 files of each set" in (tmp_path / "report.md").read_text()

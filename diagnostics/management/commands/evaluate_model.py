@@ -16,6 +16,7 @@ together only once the whole evaluation has succeeded, so a failed run leaves th
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -30,6 +31,16 @@ from neurofed.files import publish, staged
 def _batches(items, size):
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 class Command(BaseCommand):
@@ -73,6 +84,8 @@ class Command(BaseCommand):
         manifest = data.kaggle_manifest(data_dir, Path(options["cache_dir"]))
         report = {"model_dir": str(model_dir), "backend": predictor.backend,
                   "evaluated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if options["limit"] is not None:  # a smoke run's figures must never pass for the validation figures
+            report["limited_to_first"] = options["limit"]
         outputs = {}
         if options["task"] in ("classify", "all"):
             report["classification"], outputs["confusion_matrix.png"] = self._classification(
@@ -80,7 +93,8 @@ class Command(BaseCommand):
         if options["task"] in ("segment", "all") and predictor.segmenter_info:
             report["segmentation"] = self._segmentation(predictor, manifest, data_dir, options)
         report["latency_ms"] = self._latency(predictor, manifest, data_dir, options["latency_samples"])
-        outputs["report.json"] = json.dumps(report, indent=2).encode()
+        # JSON has no NaN (a metric of an empty class, in a smoke run): such a figure is written as null.
+        outputs["report.json"] = json.dumps(_json_safe(report), indent=2, allow_nan=False).encode()
         outputs["report.md"] = self._markdown(report).encode()
         # Printed first, so that a report that cannot be written (a full disk) still leaves its figures.
         self.stdout.write(self._markdown(report))
@@ -203,6 +217,9 @@ class Command(BaseCommand):
     @staticmethod
     def _markdown(report) -> str:
         lines = [f"# Model evaluation ({report['evaluated']}, backend {report['backend']})", ""]
+        if "limited_to_first" in report:
+            lines += [f"**Smoke run**: only the first {report['limited_to_first']} files of each set were evaluated; "
+                      "these are not the validation figures.", ""]
         result = report.get("classification")
         if result:
             lines += ["## Classification (validation split)", "",
