@@ -119,3 +119,16 @@ def test_a_hospital_list_that_names_no_hospital_is_refused(monkeypatch):
         with pytest.raises(CommandError, match=f"--hospitals '{hospitals}' names no hospital; give their slugs "
                                                "separated by commas"):
             call_command("seed_federation", "--hospitals", hospitals, "--per-hospital", "2")
+
+
+def test_asking_for_more_cases_than_the_training_set_holds_is_said(monkeypatch):
+    from federation import datasets
+
+    first_rows = datasets.kaggle_split("train")[:8]
+    monkeypatch.setattr(datasets, "kaggle_split", lambda split: first_rows)
+    make_hospital("st-brigid"), make_hospital("riverside-general")
+    out = io.StringIO()
+    call_command("seed_federation", "--hospitals", "st-brigid,riverside-general", "--per-hospital", "5",
+                 "--outlined-per-hospital", "0", stdout=out)
+    assert ("--per-hospital 5 is more than the shared training set holds for 2 hospitals: st-brigid got 4, "
+            "riverside-general got 4." in out.getvalue())

@@ -50,7 +50,9 @@ class Command(BaseCommand):
         parser.add_argument("--task", choices=["classify", "segment", "all"], default="all")
         parser.add_argument("--model-dir", default=str(settings.MODEL_DIR))
         parser.add_argument("--data-dir", default=str(settings.NEUROFED_DATA_DIR))
-        parser.add_argument("--cache-dir", default=str(Path(settings.BASE_DIR) / "var" / "cache"))
+        parser.add_argument("--cache-dir", default=str(Path(settings.VAR_DIR) / "cache"),
+                            help="preprocessed images (NEUROFED_VAR_DIR/cache by default, which the federation's "
+                                 "coordinator reads too)")
         parser.add_argument("--report-dir", default=str(Path(settings.BASE_DIR) / "reports" / "evaluation"))
         parser.add_argument("--backend", choices=["auto", "tflite", "keras"], default="auto")
         parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N files (smoke runs)")

@@ -40,7 +40,9 @@ class Command(BaseCommand):
                             help="baseline = the logistic-regression floor on simple image features; gate = the "
                                  "check that an upload looks like a brain MRI (diagnostics/ml/gate.py)")
         parser.add_argument("--data-dir", default=str(settings.NEUROFED_DATA_DIR))
-        parser.add_argument("--cache-dir", default=str(Path(settings.BASE_DIR) / "var" / "cache"))
+        parser.add_argument("--cache-dir", default=str(Path(settings.VAR_DIR) / "cache"),
+                            help="preprocessed images (NEUROFED_VAR_DIR/cache by default, which the federation's "
+                                 "coordinator reads too)")
         parser.add_argument("--output-dir", default=None, help="default: var/models/<task>")
         parser.add_argument("--size", type=int, default=128, help="model input side in pixels")
         parser.add_argument("--epochs", type=int, default=60, help="upper bound; 0 = export the checkpoint only")

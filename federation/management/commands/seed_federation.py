@@ -139,6 +139,11 @@ class Command(BaseCommand):
             self.stdout.write(f"{slug}: {sum(counter.values())} cases " +
                               ", ".join(f"{k}={v}" for k, v in sorted(counter.items())) +
                               (f"; {outlined[slug]} outlined tumours" if outlined else ""))
+        short = {slug: sum(counter.values()) for slug, counter in counts.items() if sum(counter.values()) < per_hospital}
+        if short:
+            self.stdout.write(self.style.WARNING(
+                f"--per-hospital {per_hospital} is more than the shared training set holds for "
+                f"{len(counts)} hospitals: {', '.join(f'{slug} got {n}' for slug, n in short.items())}."))
         self._warn_below_minimum(chosen)
 
     def _warn_below_minimum(self, hospitals) -> None:
