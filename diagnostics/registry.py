@@ -108,24 +108,30 @@ def versions_stored_at(bundle_path: str | Path) -> list[ModelVersion]:
 
 
 def serving_problem(task: str, bundle_path: str | Path) -> str | None:
-    """Why the bundle could not serve scans, or None: it is loaded as a worker loads it and one made-up
-    slice is predicted. Registered and promoted as it is, a bundle that fails here would fail every scan.
-    A segmenter is tried beside the active classifier, as it will serve (no classifier: not tried)."""
+    """Why the bundle could not serve scans, or None: it is loaded as a CPU worker loads it (TFLite; a GPU
+    worker's Keras weights are not tried) and one made-up slice is predicted. Registered and promoted as it
+    is, a bundle that fails here would fail every scan. A segmenter is tried beside the active classifier,
+    as it will serve (none, or one that does not verify: not tried)."""
     import numpy as np
 
     from diagnostics.ml.inference import Predictor
 
-    path = resolve_artifact_path(bundle_path)
+    path = Path(bundle_path).resolve()  # as given on the command line, not under MODEL_DIR
     rows, cols = np.mgrid[:96, :96]
     trial = (np.clip(1.2 - np.hypot(rows - 48, cols - 48) / 40, 0, 1) * 200).astype(np.uint8)  # a bright disc
     try:
         if task == ModelTask.CLASSIFY:
             predictor = Predictor(path, None, backend="tflite", num_threads=1)
         else:
-            classifier = active_model_version(ModelTask.CLASSIFY)
-            if classifier is None:
+            # Read without _ensure_baseline: trying a bundle registers and promotes nothing.
+            classifier = ModelVersion.objects.filter(task=ModelTask.CLASSIFY, status=ModelStatus.ACTIVE).first()
+            try:
+                classifier_bundle = verify_model_version(classifier) if classifier else None
+            except ModelIntegrityError:
+                classifier_bundle = None
+            if classifier_bundle is None:  # nothing sound to try it beside; its own fault is not shown
                 return None
-            predictor = Predictor(verify_model_version(classifier), path, backend="tflite", num_threads=1)
+            predictor = Predictor(classifier_bundle, path, backend="tflite", num_threads=1)
         predictor.predict(trial)
     except Exception as error:  # noqa: BLE001 - whatever a broken bundle raises, it is refused in words
         return f"{type(error).__name__}: {error}"

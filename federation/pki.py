@@ -95,7 +95,9 @@ def make_superlink_certificates(folder: Path, hosts: list[str], days: int = 365,
         except ValueError:
             names.append(x509.DNSName(host))
     server = (x509.CertificateBuilder()
-              .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0] if hosts else "superlink")]))
+              .subject_name(x509.Name([x509.NameAttribute(
+                  # A common name holds at most 64 characters; TLS checks the alternative names below anyway.
+                  NameOID.COMMON_NAME, hosts[0] if hosts and len(hosts[0]) <= 64 else "superlink")]))
               .issuer_name(ca_name).public_key(server_key.public_key()).serial_number(x509.random_serial_number())
               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days))
               .add_extension(x509.SubjectAlternativeName(names), critical=False)

@@ -15,9 +15,10 @@ from tests.diagnostics.ml.helpers import requires_data
     ({"data_dir": "/nonexistent/data"}, "no brain-tumor-mri/Training folder under --data-dir"),
     ({"json": "/nonexistent/folder/figures.json"}, "no folder /nonexistent/folder to write it in"),
 ])
-def test_options_that_cannot_work_are_refused_before_any_timing(options, message):
+def test_options_that_cannot_work_are_refused_before_any_timing(options, message, tmp_path):
+    (tmp_path / "brain-tumor-mri" / "Training").mkdir(parents=True)  # checked for, never read before timing
     with pytest.raises(CommandError, match=message):
-        call_command("benchmark_inference", **options)
+        call_command("benchmark_inference", **{"data_dir": str(tmp_path), **options})
 
 
 @requires_data

@@ -179,6 +179,21 @@ def test_promote_model_refuses_a_bundle_that_cannot_serve_and_a_promotion_it_was
     assert list(ModelVersion.objects.values_list("version", flat=True).order_by("version")) == ["a"]
 
 
+def test_a_bundle_given_by_a_relative_path_is_tried_where_it_is(model_dir, tmp_path, monkeypatch):
+    """As the docs give it (--register var/models/classify/classifier.json): relative to where the command
+    runs, not to MODEL_DIR, both for the trial and for the registration."""
+    trained = tmp_path / "var" / "models" / "classify"
+    shutil.copytree(model_dir, trained)
+    monkeypatch.chdir(tmp_path)
+    call_command("promote_model", "--task", "classify", "--model-version", "t", "--register",
+                 "var/models/classify/classifier.json", "--candidate-only")
+    assert ModelVersion.objects.get(version="t").artifact_path == str(trained / "classifier.json")
+    (trained / "classifier.json").write_text(json.dumps({"task": "classify"}))  # broken there, whole in MODEL_DIR
+    with pytest.raises(CommandError, match="cannot serve scans"):
+        call_command("promote_model", "--task", "classify", "--model-version", "u", "--register",
+                     "var/models/classify/classifier.json")
+
+
 def test_a_version_that_scored_lower_than_the_active_one_is_promoted_only_on_purpose(bundle_dir):
     active = registry.promote_model_version(_register(bundle_dir, "v1", metrics={"macro_f1": 0.97}))
     weaker = _register(bundle_dir, "fed-3", source="federated", federated_run_id="3", metrics={"macro_f1": 0.531})

@@ -110,6 +110,12 @@ def test_host_names_are_trimmed_and_one_that_is_no_host_name_is_refused(tmp_path
     assert "fl.example.org" in names.get_values_for_type(x509.DNSName)
     assert all(name.strip() == name for name in names.get_values_for_type(x509.DNSName))
     assert "10.0.0.5" in [str(ip) for ip in names.get_values_for_type(x509.IPAddress)]
+    long_name = "a" * 60 + ".example.org"  # past a common name's 64 characters
+    call_command("federation_certs", "--out", str(tmp_path / "more"), "--hosts",
+                 f"{long_name},*.fl.example.org,neurofed_superlink")
+    certificate = x509.load_pem_x509_certificate((tmp_path / "more" / "server.pem").read_bytes())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {long_name, "*.fl.example.org", "neurofed_superlink"} <= set(names.get_values_for_type(x509.DNSName))
     with pytest.raises(CommandError, match=r"--hosts: 'bad host name!' is neither a DNS name nor an IP address"):
         call_command("federation_certs", "--out", str(tmp_path / "bad"), "--hosts", "fl.example.org,bad host name!")
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())

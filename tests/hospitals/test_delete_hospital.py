@@ -59,7 +59,7 @@ def test_key_is_overwritten_before_the_row_goes(world):
 def test_command_needs_the_slug_repeated(world):
     add_reviewed_case(world.a)  # an imported training case: a scan of no patient record
     with pytest.raises(CommandError, match=r"This destroys st-anne's data key, 5 memberships, 2 patient records and "
-                                           r"1 scans with every stored file.*--yes-destroy-all-data st-anne"):
+                                           r"1 scan with every stored file.*--yes-destroy-all-data st-anne"):
         call_command("delete_hospital", "st-anne", stdout=io.StringIO())
     with pytest.raises(CommandError, match="--yes-destroy-all-data st-anne"):
         call_command("delete_hospital", "st-anne", "--yes-destroy-all-data", "north-general", stdout=io.StringIO())

@@ -68,6 +68,6 @@ def test_seed_demo_refuses_a_production_installation(settings):
     """Its passwords are in the README: on a server with DEBUG off it makes no account unless told the
     server is a demonstration one."""
     settings.DEMO_ACCOUNTS_ALLOWED = False
-    with pytest.raises(CommandError, match="refuses to run with DEBUG off.*NEUROFED_ALLOW_DEMO_ACCOUNTS=1"):
+    with pytest.raises(CommandError, match="runs only where NEUROFED_ALLOW_DEMO_ACCOUNTS allows it.*set NEUROFED_ALLOW_DEMO_ACCOUNTS=1"):
         call_command("seed_demo")
     assert not Hospital.objects.exists() and not get_user_model().objects.exists()

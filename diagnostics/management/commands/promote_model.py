@@ -64,13 +64,13 @@ class Command(BaseCommand):
             if bundle_task != options["task"]:
                 raise CommandError(f"{bundle} is a {bundle_task or 'task-less'} bundle, not a {options['task']} one; "
                                    "give the matching --task or the right bundle file")
-            problem = registry.serving_problem(options["task"], bundle)
-            if problem:
-                raise CommandError(f"{bundle} cannot serve scans ({problem}); nothing was registered. Give the "
-                                   "bundle file that train_model or a federated run wrote, with its files beside it")
             if ModelVersion.objects.filter(task=options["task"], version=options["model_version"]).exists():
                 raise CommandError(f"{options['task']} version {options['model_version']!r} is already registered; "
                                    "choose another --model-version (promote_model --list shows the versions)")
+            problem = registry.serving_problem(options["task"], bundle.resolve())
+            if problem:
+                raise CommandError(f"{bundle} cannot serve scans ({problem}); nothing was registered. Give the "
+                                   "bundle file that train_model or a federated run wrote, with its files beside it")
             try:
                 version = registry.register_model_version(
                     task=options["task"], version=options["model_version"], artifact_path=str(bundle.resolve()),

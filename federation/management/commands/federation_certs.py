@@ -71,7 +71,8 @@ class Command(BaseCommand):
                             "changed; pass a folder you can write to.")
 
 
-HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+# Underscores too: container service names (neurofed_superlink) have them, and nodes connect by them.
+HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
 def _is_host_name_or_ip(name: str) -> bool:
@@ -80,4 +81,7 @@ def _is_host_name_or_ip(name: str) -> bool:
         return True
     except ValueError:
         pass
-    return len(name) <= 253 and all(HOST_LABEL.fullmatch(label) for label in name.rstrip(".").split("."))
+    labels = name.rstrip(".").split(".")
+    if labels[0] == "*" and len(labels) > 2:  # a wildcard name, *.example.org
+        labels = labels[1:]
+    return len(name) <= 253 and all(HOST_LABEL.fullmatch(label) for label in labels)

@@ -74,10 +74,10 @@ class Command(BaseCommand):
             raise CommandError("--proximal-mu cannot be negative")
         if min(o["rounds"], o["local_epochs"], o["hospitals"], o["per_hospital"], o["batch_size"]) < 1:
             raise CommandError("--rounds, --local-epochs, --hospitals, --per-hospital and --batch-size must be positive")
-        check_seed_options(per_hospital=o["per_hospital"], alpha=o["alpha"])
         if o["image_size"] < 16 or o["width"] < 1 or o["node_batch_size"] < 0 or not o["learning_rate"] > 0:
             raise CommandError("--image-size must be at least 16, --width at least 1, --node-batch-size 0 (from "
                                "--batch-size) or more, and --learning-rate above 0")
+        check_seed_options(per_hospital=o["per_hospital"], alpha=o["alpha"])
         node_batch = o["node_batch_size"] or max(1, round(o["batch_size"] / o["hospitals"]))
         size, width = o["image_size"], o["width"]
         held_out = {split: shared_split(split, image_size=size) for split in splits}

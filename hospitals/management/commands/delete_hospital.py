@@ -23,8 +23,9 @@ class Command(BaseCommand):
         if hospital is None:
             raise CommandError(f"No hospital with the slug {slug!r}.")
         # Scans include the training cases imported for federated learning, which belong to no patient record.
-        held = (f"{hospital.memberships.count()} memberships, {hospital.patients.count()} patient records and "
-                f"{hospital.scans.count()} scans")
+        held = ", ".join(_counted(count, what) for count, what in (
+            (hospital.memberships.count(), "membership"), (hospital.patients.count(), "patient record")))
+        held += f" and {_counted(hospital.scans.count(), 'scan')}"
         if confirm != slug:
             raise CommandError(
                 f"This destroys {slug}'s data key, {held} with every stored file, irreversibly. Rerun with "
@@ -42,3 +43,7 @@ class Command(BaseCommand):
             "not be removed (the log says why). They are unreadable without the destroyed key. Fix the cause "
             "and run manage.py sweep_orphan_blobs, which removes them."
         )
+
+
+def _counted(count: int, what: str) -> str:
+    return f"{count} {what}{'' if count == 1 else 's'}"

@@ -75,8 +75,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if not settings.DEMO_ACCOUNTS_ALLOWED:
             raise CommandError("seed_demo makes accounts whose passwords are published, a platform operator's "
-                               "among them, so it refuses to run with DEBUG off. On a demonstration server that "
-                               "holds no real patient, set NEUROFED_ALLOW_DEMO_ACCOUNTS=1.")
+                               "among them, so it runs only where NEUROFED_ALLOW_DEMO_ACCOUNTS allows it (by "
+                               "default, with DEBUG on). On a demonstration server that holds no real patient, set "
+                               "NEUROFED_ALLOW_DEMO_ACCOUNTS=1.")
         credentials, created = [], 0
         for spec in DEMO_HOSPITALS:
             with transaction.atomic():
