@@ -41,8 +41,8 @@ HEADLINE_METRICS = {ModelTask.CLASSIFY: ("macro_f1", "macro-F1"), ModelTask.SEGM
 
 
 def shortfall_against_active(model_version: ModelVersion) -> str | None:
-    """A sentence when ``model_version`` scored lower on validation than its task's active version; else
-    None (it scored as well or better, or either has no such figure to weigh)."""
+    """A sentence when ``model_version`` scored lower on validation than its task's active version, or has no
+    figure to weigh against the active one's; else None (as well or better, or the active has no figure)."""
     active = (ModelVersion.objects.filter(task=model_version.task, status=ModelStatus.ACTIVE)
               .exclude(pk=model_version.pk).first())
     return _shortfall(model_version, active)
@@ -61,10 +61,19 @@ def _shortfall(model_version: ModelVersion, active: ModelVersion | None) -> str 
     if metric is None or active is None or active.pk == model_version.pk:
         return None
     mine, theirs = model_version.metrics.get(metric), active.metrics.get(metric)
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (mine, theirs)) or mine >= theirs:
+    if not _is_figure(theirs):
         return None
-    return (f"The {ModelTask(model_version.task).label.lower()} model {model_version.version} scored {words} "
-            f"{mine:.3f} on validation, below the active {active.version}'s {theirs:.3f}.")
+    model = f"The {ModelTask(model_version.task).label.lower()} model {model_version.version}"
+    if not _is_figure(mine):
+        # A bundle registered by hand may carry no figures: unweighed, it is not taken for as good.
+        return f"{model} has no {words} on validation to weigh against the active {active.version}'s {theirs:.3f}."
+    if mine >= theirs:
+        return None
+    return f"{model} scored {words} {mine:.3f} on validation, below the active {active.version}'s {theirs:.3f}."
+
+
+def _is_figure(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def resolve_artifact_path(artifact_path: str | Path) -> Path:

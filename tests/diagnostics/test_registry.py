@@ -203,9 +203,16 @@ def test_a_version_that_scored_lower_than_the_active_one_is_promoted_only_on_pur
     weaker.refresh_from_db(), active.refresh_from_db()
     assert (weaker.status, active.status) == (ModelStatus.CANDIDATE, ModelStatus.ACTIVE)
     assert registry.promote_model_version(weaker, accept_lower_score=True).status == ModelStatus.ACTIVE
-    # As good or better, or with no figure to weigh, a version needs no such acknowledgement.
+    # As good or better, a version needs no such acknowledgement.
     assert registry.promote_model_version(_register(bundle_dir, "v2", metrics={"macro_f1": 0.531})).status == "active"
-    assert registry.promote_model_version(_register(bundle_dir, "v3")).status == ModelStatus.ACTIVE
+    # One with no figure cannot be weighed: it is not taken for as good, but replaces the active one on purpose.
+    unweighed = _register(bundle_dir, "v3")
+    with pytest.raises(registry.ScoresBelowActive, match=r"model v3 has no macro-F1 on validation to weigh against "
+                                                         r"the active v2's 0\.531"):
+        registry.promote_model_version(unweighed)
+    assert registry.promote_model_version(unweighed, accept_lower_score=True).status == ModelStatus.ACTIVE
+    # Against an active version with no figure either, there is nothing to fall short of.
+    assert registry.promote_model_version(_register(bundle_dir, "v4")).status == ModelStatus.ACTIVE
     # Segmenters are weighed by their mean Dice, and only against the active segmenter.
     registry.promote_model_version(_register(bundle_dir, "s1", task="segment", metrics={"dice_mean": 0.779}))
     assert "mean Dice 0.700" in registry.shortfall_against_active(
