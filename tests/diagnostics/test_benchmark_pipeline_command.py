@@ -32,3 +32,40 @@ def test_what_cannot_work_is_refused_before_a_patient_or_a_token_is_made(world, 
     with pytest.raises(CommandError, match=message):
         call_command("benchmark_pipeline", **given)
     assert Patient.objects.count() == patients and not Token.objects.exists()
+
+
+@pytest.fixture
+def answering_server():
+    """Something that answers /healthz, as a NeuroFed server does; the benchmark itself is stopped before
+    it uploads (the whole run is in test_pipeline_worker.py)."""
+    import http.server
+    import threading
+
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("had_token", [False, True])
+def test_the_token_it_made_is_taken_back_and_a_doctors_own_is_kept(world, answering_server, monkeypatch, had_token):
+    from diagnostics.management.commands import benchmark_pipeline
+
+    own = Token.objects.create(user=world.doctor_a).key if had_token else None
+
+    def stopped(self, options, hospital, user, patient, token, base, images):
+        assert Token.objects.get(user=user).key == token  # it uploads with a token of the doctor's
+        raise CommandError("stopped before uploading")
+
+    monkeypatch.setattr(benchmark_pipeline.Command, "_run", stopped)
+    with pytest.raises(CommandError, match="stopped before uploading"):
+        call_command("benchmark_pipeline", url=answering_server, hospital="st-anne", doctor=world.doctor_a.email)
+    assert list(Token.objects.filter(user=world.doctor_a).values_list("key", flat=True)) == ([own] if own else [])
