@@ -103,10 +103,10 @@ def open_hospital(*, slug: str, name: str, admin_email: str, actor=None, request
     Returns the hospital, the invitation and its token (mailed once the transaction commits; the token
     is returned too, for an operator whose mail does not reach the hospital yet).
     """
-    problems = open_hospital_problems(slug=slug, name=name, admin_email=admin_email)
-    if problems:
-        raise problems[0]
-    hospital = create_hospital(slug=slug, name=name, actor=actor)
+    address = _first_admin_address_problems(admin_email)
+    if address:
+        raise address[0]
+    hospital = create_hospital(slug=slug, name=name, actor=actor)  # which refuses a slug or name it cannot take
     invitation, token = invite_member(hospital=hospital, email=admin_email, role=Role.ADMIN, actor=actor,
                                       request=request, site_url=site_url)
     return hospital, invitation, token
@@ -115,17 +115,19 @@ def open_hospital(*, slug: str, name: str, admin_email: str, actor=None, request
 def open_hospital_problems(*, slug: str, name: str, admin_email: str) -> list[DomainError]:
     """What stops open_hospital with these values, at most one refusal for each of them (the address's
     first), for a form to show all at once."""
+    return _first_admin_address_problems(admin_email) + new_hospital_problems(slug=slug, name=name)
+
+
+def _first_admin_address_problems(admin_email: str) -> list[DomainError]:
     try:
         validate_email(admin_email.strip())
         _check_email_length(admin_email)
         _refuse_operator(_find_user_by_email(admin_email))
     except ValidationError:
-        address = [DomainError("invalid_email", "Enter the email address of the hospital's first admin.")]
+        return [DomainError("invalid_email", "Enter the email address of the hospital's first admin.")]
     except DomainError as refused:
-        address = [refused]
-    else:
-        address = []
-    return address + new_hospital_problems(slug=slug, name=name)
+        return [refused]
+    return []
 
 
 @transaction.atomic

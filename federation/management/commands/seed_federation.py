@@ -150,16 +150,15 @@ class Command(BaseCommand):
 
     def _warn_below_minimum(self, hospitals) -> None:
         """Name the hospitals a run would not count (their nodes refuse to train on so few cases)."""
-        from diagnostics.training_data import count_reviewed_cases
+        from federation.services import training_case_counts
 
-        from federation.conf import min_node_cases
-
-        least = min_node_cases()
         for hospital in hospitals:
+            cases = training_case_counts(hospital)
+            least = cases["minimum_cases"]
             # A hospital's outlined tumours are some of its reviewed cases: short of the second first.
-            if count_reviewed_cases(hospital) < least:
+            if cases["reviewed_cases"] < least:
                 short = "reviewed cases: runs leave it out"
-            elif count_reviewed_cases(hospital, outlined=True) < least:
+            elif cases["outlined_tumours"] < least:
                 short = "outlined tumours: runs of the segmenter leave it out"
             else:
                 continue

@@ -25,7 +25,8 @@ class Command(BaseCommand):
         finally:
             bar.close()
         tables = ", ".join(f"{count} {label}" for label, count in report.rows_by_table.items())
-        self.stdout.write(self.style.SUCCESS(f"{report.rows} row(s) re-encrypted under the first key in FIELD_ENCRYPTION_KEY: {tables}."))
+        self.stdout.write(self.style.SUCCESS(f"{report.rows} row(s) re-encrypted under the first key in "
+                                             f"FIELD_ENCRYPTION_KEY: {tables}."))
         if report.rows and not report.rows_under_older_key and field_key_count() > 1:
             # Indistinguishable from a rerun, so a warning and not an error; but after the old key was left
             # first, dropping "the older keys" would leave every token under a key no longer configured.
