@@ -83,11 +83,40 @@ def _keep_optimizer_state(context: Context, state) -> None:
         del context.state[OPTIMIZER_STATE]
 
 
+def participation_problem(context: Context, kind: str) -> str | None:
+    """Why this node will not take part in a run of a `kind` model, or None, from counts only: the same
+    rules `_local_data` enforces before every round (opted in, at least this node's own minimum of cases),
+    said before the first one."""
+    from diagnostics.training_data import count_reviewed_cases
+
+    from federation.conf import min_node_cases
+    from federation.learning import MODEL_SEGMENTER
+
+    hospital = _hospital(context)
+    if not hospital.federation_opt_in:
+        return f"hospital {hospital.slug} is not opted in to federated learning"
+    segmenter = kind == MODEL_SEGMENTER
+    count = count_reviewed_cases(hospital, outlined=segmenter)
+    least = min_node_cases()
+    if count < least:
+        what = "outlined tumour" if segmenter else "reviewed case"
+        return (f"this hospital has {count} {what}{'' if count == 1 else 's'} for this model; its node takes "
+                f"part with at least {least} (FEDERATION_MIN_NODE_CASES)")
+    return None
+
+
 @app.query("identify")
 def identify(msg: Message, context: Context) -> Message:
-    """Say which hospital this node serves, so the coordinator samples only a run's hospitals."""
-    return Message(RecordDict({"identity": ConfigRecord({"hospital": str(context.node_config["hospital"])})}),
-                   reply_to=msg)
+    """Say which hospital this node serves, so the coordinator samples only a run's hospitals, and, when the
+    query names the run's model, whether this node declines it: a node that will refuse every round is
+    left out at once rather than dropping out of each one."""
+    identity = ConfigRecord({"hospital": str(context.node_config["hospital"])})
+    query = msg.content.config_records.get("config")
+    if query is not None and "model-kind" in query:
+        problem = participation_problem(context, str(query["model-kind"]))
+        if problem:
+            identity["declined"] = problem
+    return Message(RecordDict({"identity": identity}), reply_to=msg)
 
 
 @app.train()

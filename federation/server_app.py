@@ -12,7 +12,9 @@ strategy (so they apply to FedAvg, FedProx, FedAdam and the DP wrappers alike):
   runs it), and only the run's hospitals are sampled. Where nodes are enrolled (node authentication),
   a node is believed only for the hospital its key was enrolled for; and a hospital is served by one
   node, so a second node claiming it is refused (it would count the hospital's cases twice, or be an
-  impostor);
+  impostor). The question names the run's model, so a node that will refuse every round of it (its own
+  minimum of cases, FEDERATION_MIN_NODE_CASES, may be higher than the coordinator's) declines at once and
+  is recorded as a dropout before round 1 instead of dropping out of each round;
 - deadlines: Flower waits forever for `min_available_nodes`; here too few nodes for `node_wait_s` ends the
   run with a reason, and too few replies in a round ends it too;
 - the wire: a reply may carry only the model's arrays (same shapes as sent) and numeric metrics from a
@@ -35,6 +37,7 @@ MODEL_METRICS = {"eval-loss", "eval-accuracy", "eval-macro-f1", "eval-dice"}
 TRAIN_METRICS = {"num-examples", "train-loss", "train-accuracy", "train-s", "load-s", *MODEL_METRICS}
 EVALUATE_METRICS = {"num-examples", "eval-s", "load-s", *MODEL_METRICS}
 IDENTIFY = "query.identify"
+DECLINE_REASON_CHARS = 300
 # What nodes send their weights as (learning.pack_weights), whatever the coordinator's aggregate became.
 WEIGHTS_DTYPE = "float32"
 # Flower's own grid waits 3 s between pulls of replies, a large share of a short round. Each pull is one
@@ -141,11 +144,15 @@ class RoundLog:
 
 class FederationGrid(Grid):
     def __init__(self, grid: Grid, *, hospitals: set[str], min_nodes: int, node_wait_s: float,
-                 on_round_start=None, on_dropout=None, enrolled: dict[int, str] | None = None):
+                 on_round_start=None, on_dropout=None, enrolled: dict[int, str] | None = None,
+                 model_kind: str | None = None):
         self.grid = grid
         self.enrolled = enrolled
-        # Nodes whose identity was refused: not asked again during this run.
+        # Told to nodes when they are asked who they are, so one that will refuse this model says so then.
+        self.model_kind = model_kind
+        # Nodes whose identity was refused, or that declined the run: not asked again during this run.
         self.refused_nodes: dict[int, str] = {}
+        self.declined_nodes: dict[int, str] = {}
         self.hospitals = set(hospitals)
         self.min_nodes = min_nodes
         self.node_wait_s = node_wait_s
@@ -177,7 +184,8 @@ class FederationGrid(Grid):
     # -- Which nodes serve the run ------------------------------------------------------------------
     def get_node_ids(self):
         connected = list(self.grid.get_node_ids())
-        unknown = [n for n in connected if n not in self.node_hospital and n not in self.refused_nodes]
+        unknown = [n for n in connected
+                   if n not in self.node_hospital and n not in self.refused_nodes and n not in self.declined_nodes]
         if unknown:
             self._identify(unknown, connected)
         eligible, served = [], set()
@@ -197,20 +205,21 @@ class FederationGrid(Grid):
                     f"Only {len(eligible)} of the {self.min_nodes} nodes this run needs were connected for "
                     f"{self.node_wait_s:.0f} s (connected: {', '.join(have) or 'none'})."
                     + "".join(f" Node {n} was refused: {why}." for n, why in sorted(self.refused_nodes.items()))
+                    + "".join(f" Node {n} declined: {why}." for n, why in sorted(self.declined_nodes.items()))
                 )
         else:
             self._short_since = None
         return eligible
 
     def _identify(self, node_ids: list[int], connected: list[int]) -> None:
-        messages = [Message(RecordDict(), dst_node_id=n, message_type=IDENTIFY) for n in node_ids]
+        messages = [Message(self._identify_query(), dst_node_id=n, message_type=IDENTIFY) for n in node_ids]
         # A node's first task waits for its executor and, on a busy machine, for a fork to load the app.
         replies, destinations = self._exchange(messages, timeout=max(30.0, self.node_wait_s))
         for reply in replies:
             if reply.has_error():
                 continue
             identity = reply.content.config_records.get("identity")
-            if identity is None or set(identity.keys()) != {"hospital"}:
+            if identity is None or not {"hospital"} <= set(identity.keys()) <= {"hospital", "declined"}:
                 self._reject(reply, "identity reply with unexpected content")
                 continue
             node_id = destinations.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
@@ -221,11 +230,29 @@ class FederationGrid(Grid):
                 self.refused_nodes[node_id] = problem
                 self._reject(reply, f"identity refused: {problem}")
                 continue
+            # A node of a hospital outside the run may decline too; it is not sampled either way.
+            if "declined" in identity and claimed in self.hospitals:
+                self._decline(node_id, claimed, identity["declined"])
+                continue
             self.node_hospital[node_id] = claimed
         for node_id in node_ids:
             # A node that does not say who it serves is not used, but asked again next time.
             if node_id in self.node_hospital:
                 log.info("node %s serves hospital %s", node_id, self.node_hospital[node_id])
+
+    def _identify_query(self) -> RecordDict:
+        return RecordDict({"config": ConfigRecord({"model-kind": self.model_kind})} if self.model_kind else {})
+
+    def _decline(self, node_id: int, hospital: str, why) -> None:
+        """A node of the run's hospitals that will refuse every round of this model (too few cases by its own
+        minimum, its hospital opted out) is left out, and recorded once, as a dropout before the first round.
+        The reason is the node's own sentence, cut short: it is shown to people, not interpreted."""
+        why = str(why)[:DECLINE_REASON_CHARS]
+        self.declined_nodes[node_id] = f"{hospital}: {why}"
+        entry = {"round": 0, "phase": "join", "hospital": hospital, "node_id": str(node_id),
+                 "reason": f"declined: {why}"}
+        log.warning("node %s (%s) declined the run: %s", node_id, hospital, why)
+        self._on_dropout(None, entry)
 
     # -- Exchanges ------------------------------------------------------------------------------------
     def _exchange(self, messages, timeout):
@@ -448,7 +475,7 @@ def main(grid: Grid, context: Context) -> None:
 
         fed_grid = FederationGrid(grid, hospitals=hospitals, min_nodes=run.min_nodes,
                                   node_wait_s=conf.node_wait_s(), on_round_start=round_started, on_dropout=dropout,
-                                  enrolled=services.enrolled_nodes())
+                                  enrolled=services.enrolled_nodes(), model_kind=run.model_kind)
 
         def evaluate_fn(server_round: int, arrays: ArrayRecord):
             started = time.monotonic()

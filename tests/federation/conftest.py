@@ -54,9 +54,10 @@ class Federation:
         self.superlink = daemons.start_superlink(self.home, port=self.port, env_extra=self.env)
         return self.superlink
 
-    def start_node(self, slug: str):
+    def start_node(self, slug: str, **env: str):
+        """`env`: the node's own settings over the test's, as a hospital's IT would set them."""
         self.nodes[slug] = daemons.start_node(self.home, hospital_slug=slug, superlink=self.superlink_address,
-                                              runtime_port=_port(), env_extra=self.env)
+                                              runtime_port=_port(), env_extra={**self.env, **env})
         return self.nodes[slug]
 
     def logs(self) -> str:

@@ -9,7 +9,7 @@ from flwr.app import ConfigRecord, Context, RecordDict
 
 from diagnostics.ml.preprocess import preprocess_slice
 from diagnostics.ml.readers import read_grayscale
-from federation.client_app import _local_data
+from federation.client_app import _local_data, participation_problem
 from federation.conf import min_node_cases
 from tests.factories import add_reviewed_case, make_hospital
 from tests.federation.conftest import CLASSES, kaggle_files, seed_hospital
@@ -95,3 +95,24 @@ def test_a_segmenter_node_counts_its_outlined_tumours_not_its_empty_outlines(set
     add_reviewed_case(hospital, "pituitary", mask=outline)
     x, masks = _local_data(node_context("fl-a"), segmenter)
     assert len(x) == 4 and sum(bool(mask.any()) for mask in masks) == 2
+
+
+@pytest.mark.django_db
+def test_a_node_says_before_the_first_round_that_it_will_refuse_a_model(settings):
+    """Asked who it is, a node answers from counts alone what _local_data would refuse every round: the
+    coordinator leaves it out at once instead of seeing it drop out of each round."""
+    hospital = seed_hospital("fl-a", per_class=1, offset=0)  # 4 reviewed cases, none outlined
+    settings.FEDERATION_MIN_NODE_CASES = 4
+    assert participation_problem(node_context("fl-a"), "classifier") is None
+    assert participation_problem(node_context("fl-a"), "segmenter") == (
+        "this hospital has 0 outlined tumours for this model; its node takes part with at least 4 "
+        "(FEDERATION_MIN_NODE_CASES)")
+    settings.FEDERATION_MIN_NODE_CASES = 5
+    assert participation_problem(node_context("fl-a"), "classifier") == (
+        "this hospital has 4 reviewed cases for this model; its node takes part with at least 5 "
+        "(FEDERATION_MIN_NODE_CASES)")
+    settings.FEDERATION_MIN_NODE_CASES = 1
+    hospital.federation_opt_in = False
+    hospital.save(update_fields=["federation_opt_in"])
+    assert participation_problem(node_context("fl-a"), "classifier") == (
+        "hospital fl-a is not opted in to federated learning")

@@ -153,6 +153,30 @@ def test_a_killed_node_is_recorded_and_too_few_nodes_fail_the_run(federation):
     assert {d["hospital"] for d in run.dropouts} >= {"fl-b", "fl-c"}
 
 
+def test_a_node_whose_own_minimum_its_hospital_falls_short_of_declines_the_run_before_round_one(federation):
+    """The coordinator counts C in (its minimum is the test's 1); C's node is set to want 50 cases. It says
+    so when asked who it is: the run goes on over A and B, and C is recorded once, before round 1, rather
+    than as a dropout of every round."""
+    hospitals = [seed_hospital(f"fl-{n}", per_class=2, offset=10 * i) for i, n in enumerate("abc")]
+    federation.start_superlink()
+    federation.start_node("fl-a")
+    federation.start_node("fl-b")
+    federation.start_node("fl-c", FEDERATION_MIN_NODE_CASES="50")
+    run = make_run(hospitals, num_rounds=2)
+    thread, result = follow_in_background(run)
+    thread.join(timeout=420)
+    assert not thread.is_alive(), "the run hung"
+    run.refresh_from_db()
+    assert result["status"] == RunStatus.COMPLETED, f"{run.failure_reason}\n{federation.logs()}"
+    for row in run.rounds.all():
+        assert {n["hospital"] for n in row.nodes} == {"fl-a", "fl-b"}
+        assert row.dropouts == []
+    [declined] = run.dropouts
+    assert declined["round"] == 0 and declined["phase"] == "join" and declined["hospital"] == "fl-c"
+    assert declined["reason"] == ("declined: this hospital has 8 reviewed cases for this model; its node takes "
+                                  "part with at least 50 (FEDERATION_MIN_NODE_CASES)")
+
+
 def test_a_killed_superlink_fails_the_run_within_the_platform_deadline(federation, settings):
     settings.FEDERATION_SUPERLINK_LOST_S = 10
     a = seed_hospital("fl-a", per_class=2, offset=0)

@@ -53,6 +53,14 @@ def test_run_page_moves_with_the_run(world, running, new_page):
     page.wait_for_function("document.querySelectorAll('#accuracy-chart circle').length === 4")
     assert "69.0%" in page.locator("#rounds-table").inner_text()
 
+    # A node that declined the run before round 1 is named on the run, not on a round; another hospital's
+    # without its name or its reason.
+    declined = {"round": 0, "phase": "join", "hospital": "north-general", "node_id": "9",
+                "reason": "declined: this hospital has 4 reviewed cases for this model"}
+    in_other_thread(lambda: services.record_dropout(running.pk, declined))
+    page.get_by_text("Did not join: another hospital.").wait_for()
+    assert "4 reviewed cases" not in page.content()
+
     in_other_thread(lambda: services.fail_run(running.pk, "Only one hospital answered round 3; two are needed."))
     page.locator("#run-status").get_by_text("Failed").wait_for()
     # The reason may quote another hospital's node: the operator reads it, an admin is told who has it.

@@ -60,6 +60,14 @@ function render() {
   const failure = document.getElementById("run-failure");
   failure.hidden = !run.failure_reason;
   failure.textContent = run.failure_reason || "";
+  // A node that will refuse every round of this model (too few cases by its own minimum) declines before
+  // round 1: no round row names it, so the run says it here.
+  const declined = (run.dropouts || []).filter((d) => d.phase === "join");
+  const declinedLine = document.getElementById("run-declined");
+  declinedLine.hidden = !declined.length;
+  declinedLine.textContent = declined.length
+    ? `Did not join: ${declined.map((d) => (d.reason ? `${dropoutName(d)} (${d.reason})` : dropoutName(d))).join("; ")}.`
+    : "";
   lineChart(document.getElementById("loss-chart"), {
     series: seriesOf("eval_loss", "global_loss"), xMax: run.num_rounds, title: "Loss per round, per hospital and for the global model",
   });
