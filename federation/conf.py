@@ -40,10 +40,11 @@ def superlink_address(given: str | None = None) -> str:
 def address_problem(address: str) -> str:
     """Why `address` cannot be the SuperLink's address, or "".
 
-    The one address is where the SuperLink listens and also where everything connects to it: its own
-    health check, its SuperExec, the `flwr` config the platform's workers use, the nodes; and TLS checks
-    its host against the certificate's names. Nothing can connect to a wildcard (0.0.0.0, ::), and no
-    certificate is made for one, so the SuperLink would start and then never be reached.
+    The address is where everything connects to the SuperLink: the nodes and, unless it listens on every
+    interface (superlink_listen_all), its own health check, its SuperExec and the `flwr` config the
+    platform's workers use; TLS checks its host against the certificate's names. Nothing can connect to a
+    wildcard (0.0.0.0, ::), and no certificate is made for one, so a SuperLink addressed so would start
+    and then never be reached; listening on every interface is its own setting.
     """
     host, colon, port = address.rpartition(":")
     if not colon or not port.isdigit():
@@ -56,8 +57,20 @@ def address_problem(address: str) -> str:
     if wildcard:
         return ("a wildcard address can be listened on but never connected to, and the SuperLink connects to "
                 "its own address. Give the host name the nodes reach it by, the one its certificate was made "
-                "for (federation_certs --hosts), e.g. fl.example.org:9092.")
+                "for (federation_certs --hosts), e.g. fl.example.org:9092; to listen on every interface, set "
+                "FEDERATION_SUPERLINK_LISTEN_ALL=1 (federation_superlink --listen-all) as well.")
     return ""
+
+
+def superlink_listen_all() -> bool:
+    """Whether the SuperLink listens on every IPv4 interface (0.0.0.0) instead of on its address's host.
+
+    For a coordinator whose public name is not one of its own interfaces: in a container, or behind NAT
+    or a load balancer. Nodes still connect by FEDERATION_SUPERLINK_ADDRESS, the name on its certificate;
+    the SuperLink's own connections (its health check, its SuperExec, the `flwr` configuration the
+    federation worker reads) then go to 127.0.0.1, which every certificate federation_certs makes names.
+    """
+    return bool(_setting("FEDERATION_SUPERLINK_LISTEN_ALL", env_bool("FEDERATION_SUPERLINK_LISTEN_ALL", False)))
 
 
 def tls_dir() -> Path | None:

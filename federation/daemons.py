@@ -254,12 +254,18 @@ def wait_for_superlink(address: str, timeout: float = 60, tls: Tls | None = None
 
 
 def start_superlink(home: Path, *, port: int, host: str = "127.0.0.1", tls: Tls | None = None,
-                    node_auth: bool = False, env_extra: dict | None = None, wait: bool = True) -> Daemon:
-    """Start a SuperLink whose state (runs, nodes) lives in home/state.db, so a restart keeps its runs."""
-    address = f"{host}:{port}"
+                    node_auth: bool = False, env_extra: dict | None = None, wait: bool = True,
+                    listen_all: bool = False) -> Daemon:
+    """Start a SuperLink whose state (runs, nodes) lives in home/state.db, so a restart keeps its runs.
+
+    `listen_all`: listen on 0.0.0.0 (conf.superlink_listen_all). Nodes still connect by `host`; the
+    SuperLink's own connections go to 127.0.0.1 (Flower's SuperExec does the same).
+    """
+    address = f"127.0.0.1:{port}" if listen_all else f"{host}:{port}"
     flwr_home = home / "superlink"
     write_cli_config(flwr_home, address, tls)
-    command = superlink_command(host=host, port=port, database=home / "state.db", tls=tls, node_auth=node_auth)
+    command = superlink_command(host=WILDCARD_HOST if listen_all else host, port=port, database=home / "state.db",
+                                tls=tls, node_auth=node_auth)
     env = daemon_env(flwr_home, env_extra)
     if node_auth:
         # Its ServerApps then admit only enrolled nodes, each for its own hospital (server_app.admission_problem).
@@ -303,6 +309,9 @@ def start_node(home: Path, *, hospital_slug: str, superlink: str, runtime_port: 
             Daemon(f"node-{name}", node, log_path).stop()
             raise
     return Daemon(f"node-{name}", node, log_path, children=children)
+
+
+WILDCARD_HOST = "0.0.0.0"
 
 
 def is_loopback(address: str) -> bool:

@@ -91,6 +91,25 @@ def test_the_superlink_says_whether_it_authenticates_nodes(monkeypatch, settings
     assert said in out.getvalue()
 
 
+def test_listening_on_every_interface_binds_the_wildcard_and_connects_locally(settings, tmp_path, tls_folder,
+                                                                             spawned):
+    """Nodes connect by the address; the SuperLink binds 0.0.0.0, and the `flwr` configuration the
+    federation worker reads points at 127.0.0.1, which the certificate names."""
+    settings.FEDERATION_HOME = tmp_path / "federation"
+    settings.FEDERATION_SUPERLINK_LISTEN_ALL = True
+    with pytest.raises(Spawned):
+        call_command("federation_superlink", "--address", "fl.example.org:9443", "--tls-dir", str(tls_folder))
+    assert (_option(spawned[0], "--host"), _option(spawned[0], "--port")) == ("0.0.0.0", "9443")
+    cli_config = (settings.FEDERATION_HOME / "superlink" / "config.toml").read_text()
+    assert 'address = "127.0.0.1:9443"' in cli_config
+
+
+def test_listening_on_every_interface_without_tls_is_refused(spawned):
+    with pytest.raises(CommandError, match=r"^Listening on every interface needs TLS: give --tls-dir"):
+        call_command("federation_superlink", "--address", "127.0.0.1:9092", "--listen-all")
+    assert spawned == []
+
+
 @pytest.fixture
 def opted_in(db):
     hospital = make_hospital("st-brigid")

@@ -48,6 +48,49 @@ def test_registered_node_connects_over_tls_and_others_are_refused(federation, tm
     assert "SuperNode ID" not in rogue_log and "SuperNode ID" not in plain_log
 
 
+def _accepts_connections(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_a_superlink_listening_on_every_interface_serves_a_run_to_nodes_that_connect_by_name(federation,
+                                                                                                tmp_path):
+    """A coordinator in a container: it binds 0.0.0.0, nodes connect over TLS by a name on its certificate,
+    and its own SuperExec starts the run's ServerApp through 127.0.0.1. The run over A and B (A's node
+    alone connected) gets as far as the ServerApp's node check."""
+    from federation.models import FederatedRun, RunStatus
+    from federation.tasks import follow_run
+    from tests.federation.conftest import seed_hospital
+
+    a, b = seed_hospital("fl-a", per_class=1, offset=0), seed_hospital("fl-b", per_class=0, offset=0)
+    certs = pki.make_superlink_certificates(tmp_path / "tls", ["fl-coordinator.test"])
+    tls = daemons.Tls(ca=certs["ca"], cert=certs["cert"], key=certs["key"])
+    home, env = federation.home, {**federation.env, "FEDERATION_NODE_WAIT_S": "10"}
+    port = daemons.free_port()
+    federation.superlink = daemons.start_superlink(home, host="fl-coordinator.test", port=port, tls=tls,
+                                                   env_extra=env, listen_all=True)
+    # Every address of the loopback network reaches a socket bound to 0.0.0.0, not only 127.0.0.1.
+    assert _accepts_connections("127.0.0.2", port)
+    # The nodes reach it by a name on its certificate. fl-coordinator.test resolves nowhere here, so the
+    # run below also shows that the coordinator never connects to its own public name.
+    federation.nodes["a"] = daemons.start_node(home, hospital_slug="fl-a", superlink=f"localhost:{port}",
+                                               tls=tls, env_extra=env)
+    assert wait_for(lambda: control.online_nodes(home), timeout=60), federation.logs()
+
+    run = FederatedRun.objects.create(num_rounds=1, local_epochs=1, batch_size=8, image_size=32, model_width=4,
+                                      validation_per_class=1, min_nodes=2)
+    run.hospitals.set([a, b])
+    assert follow_run(run.pk, poll_s=0.5) == RunStatus.FAILED
+    run.refresh_from_db()
+    assert "Only 1 of the 2 nodes this run needs were connected" in run.failure_reason, federation.logs()
+    assert "connected: fl-a" in run.failure_reason
+
+
 def test_an_enrolled_node_serves_only_the_hospital_its_key_was_enrolled_for(federation, tmp_path):
     """A and B enrol one node each. B's key, started claiming to be A's node, is refused: the run over
     A and B sees one node and fails with the reason, before any case is read."""
@@ -57,7 +100,7 @@ def test_an_enrolled_node_serves_only_the_hospital_its_key_was_enrolled_for(fede
     from hospitals.errors import DomainError
     from tests.federation.conftest import seed_hospital
 
-    a, b = seed_hospital("fl-a", per_class=0, offset=0), seed_hospital("fl-b", per_class=0, offset=0)
+    a, b = seed_hospital("fl-a", per_class=1, offset=0), seed_hospital("fl-b", per_class=0, offset=0)
     certs = pki.make_superlink_certificates(tmp_path / "tls", ["127.0.0.1"])
     tls = daemons.Tls(ca=certs["ca"], cert=certs["cert"], key=certs["key"])
     key_a, pub_a = pki.make_node_key(tmp_path / "keys", "fl-a")
