@@ -39,7 +39,21 @@ def exception_handler(exc, context):
     else:
         fields = data if isinstance(data, dict) else as_serializer_error(exc)
         response.data = {"error": "invalid", "detail": _first_message(fields), "fields": fields}
+    response.data = _encodable(response.data)
     return response
+
+
+def _encodable(value):
+    """The body with every lone surrogate written as its escape. A choice field's refusal quotes the value it
+    refused, and a JSON string may carry half a surrogate pair ("\\ud800"), which no UTF-8 body can hold:
+    left in, the 400 became a 500."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encodable(item) for item in value]
+    return value
 
 
 def _first_message(fields) -> str:

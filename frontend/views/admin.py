@@ -106,6 +106,10 @@ def _filter_members(request, hospital):
     """The filter form, posted: the email part goes to the session, the role to the address."""
     showing_everyone = request.POST["filter"] == "everyone"
     email = "" if showing_everyone else request.POST.get("email", "").strip()[:254]
+    if "\x00" in email:
+        # Kept in the session, it would fail every later showing of the page, the reset form with it.
+        messages.error(request, "An email filter cannot contain a NUL character.")
+        return redirect(_members_url(hospital))
     emails = {**request.session.get(EMAIL_FILTER_SESSION, {}), str(hospital.pk): email}
     request.session[EMAIL_FILTER_SESSION] = {key: value for key, value in emails.items() if value}
     role = "" if showing_everyone else request.POST.get("role", "")
@@ -178,26 +182,46 @@ def invitation_revoke(request, membership, invitation_id):
     return _back_to_members(hospital, request.POST)
 
 
+# Each setting's value as the page showed it travels back with the form under this prefix.
+SHOWN_SETTING_PREFIX = "shown_"
+
+
+def _settings_as_posted(values: dict) -> dict[str, str]:
+    """Settings as the form posts them (the checkbox "on" or nothing), to compare a submission with what
+    its page showed."""
+    return {**{name: str(values[name] or "") for name in services.SETTINGS_FIELDS},
+            "federation_opt_in": "on" if values["federation_opt_in"] else ""}
+
+
 @hospital_page(roles=ADMIN)
 def hospital_settings(request, membership):
     """The hospital's settings. A refused value is shown again as submitted, its sentence beside its
     field, and nothing is saved; a saved form redirects, so a reload never repeats it."""
     hospital = membership.hospital
     values = {name: getattr(hospital, name) for name in services.SETTINGS_FIELDS}
+    shown = _settings_as_posted(values)
     errors, refused = {}, ""
     if request.method == "POST":
-        values = {
+        posted = _settings_as_posted({
             "patients_see_ai_results": request.POST.get("patients_see_ai_results", ""),
             "federation_opt_in": request.POST.get("federation_opt_in") == "on",
             "emergency_phone": request.POST.get("emergency_phone", "").strip(),
             "time_zone": request.POST.get("time_zone", "").strip(),
-        }
+        })
+        values = {**posted, "federation_opt_in": posted["federation_opt_in"] == "on"}
+        was_shown = {name: request.POST.get(SHOWN_SETTING_PREFIX + name) for name in posted}
         errors = services.settings_refusals(hospital, **values)
         if values["patients_see_ai_results"] not in AIResultVisibility.values:
             errors["patients_see_ai_results"] = "Choose when patients see AI results."
+        # The form posts every setting, but only those the admin changed on it are saved: another admin's
+        # change since the page was shown (here, or opting in on the Federation page) stands. A form
+        # without what it showed (an older page) saves everything, as before.
+        changes = {name: values[name] for name in posted
+                   if was_shown[name] is None or posted[name] != was_shown[name]}
+        shown = {name: shown[name] if was_shown[name] is None else was_shown[name] for name in shown}
         if not errors:
             try:
-                services.update_hospital_settings(hospital=hospital, actor=request.user, request=request, **values)
+                services.update_hospital_settings(hospital=hospital, actor=request.user, request=request, **changes)
             except DomainError as refusal:
                 refused = refusal.detail
             else:
@@ -208,6 +232,7 @@ def hospital_settings(request, membership):
         "time_zones": time_zone_names(),
         "default_time_zone": settings.TIME_ZONE,
         "values": values,
+        "shown": {SHOWN_SETTING_PREFIX + name: value for name, value in shown.items()},
         "errors": errors,
         "refused": refused,
     }

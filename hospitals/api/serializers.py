@@ -125,6 +125,13 @@ class HospitalSettingsSerializer(serializers.ModelSerializer):
                                                    "and invitation mails give times in; empty for the deployment's"}}
 
 
+class AuditQuerySerializer(serializers.Serializer):
+    """The audit list's filter: a NUL or a lone surrogate is a 400 here, not a database error."""
+
+    action = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                   max_length=AuditEvent._meta.get_field("action").max_length)
+
+
 class AuditEventSerializer(serializers.ModelSerializer):
     note = serializers.SerializerMethodField(help_text="Words a person typed, such as why a scan was removed; "
                                                        "stored sealed under the hospital's key.")

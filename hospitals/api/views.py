@@ -264,12 +264,15 @@ class AuditEventListView(generics.ListAPIView):
     permission_classes = [IsHospitalAdmin]
     serializer_class = s.AuditEventSerializer
 
-    @extend_schema(parameters=[OpenApiParameter("action", str, description="Only events with this action")])
+    @extend_schema(parameters=[OpenApiParameter("action", str, description="Only events with this action")],
+                   responses={200: s.AuditEventSerializer(many=True), **refusals(400)})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        return audit_trail(self.membership.hospital, action=self.request.query_params.get("action", ""))
+        query = s.AuditQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return audit_trail(self.membership.hospital, action=query.validated_data.get("action", ""))
 
     def get_serializer_context(self):
         context = {**super().get_serializer_context(), "patient_actors": {}}

@@ -381,6 +381,16 @@ def test_members_page_filters_by_role_and_email_within_the_hospital(client, worl
     assert len(_member_rows(client.get("/h/st-anne/members/").content.decode())) == 5
 
 
+def test_an_email_filter_with_a_nul_is_refused_and_the_page_still_shows(client, world):
+    client.force_login(world.admin_a)
+    _show_members(client, email="doctor")
+    response = client.post("/h/st-anne/members/", {"filter": "show", "role": "", "email": "a\x00b"}, follow=True)
+    assert response.status_code == 200
+    assert "An email filter cannot contain a NUL character." in response.content.decode()
+    # The filter it refused did not replace the one before.
+    assert _member_rows(response.content.decode()) == ["doctor1@st-anne.example", "doctor2@st-anne.example"]
+
+
 def test_the_email_filter_is_never_put_in_an_address(client, world):
     """What is typed is part of someone's address, often a patient's: access logs, proxies and the
     browser's history keep addresses, so it travels in the form's body and stays in the session."""

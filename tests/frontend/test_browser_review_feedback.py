@@ -121,6 +121,20 @@ def test_a_colleagues_review_arriving_while_the_doctor_decides_is_said_in_words(
     assert _save_and_read_message(doctor) == "Saved: Pituitary tumour (was Meningioma)."
 
 
+def test_notes_typed_under_the_standing_diagnosis_keep_it_when_a_colleague_changes_it(world, analysed_scan, new_page):
+    """Notes are a review begun: a colleague's review is announced, and the diagnosis the notes were written
+    about stays selected, so saving them never confirms the colleague's diagnosis under them."""
+    doctor = open_case(new_page, world, analysed_scan)
+    doctor.get_by_label("Notes").fill("Agree with glioma: ring enhancement.")
+    _colleague_reviews(world, analysed_scan, "meningioma")
+    doctor.locator("#review-message").get_by_text("saved a review meanwhile: Meningioma.").wait_for()
+    assert _chosen(doctor) == "glioma"
+    assert doctor.locator("#review-submit").inner_text() == "Save changed diagnosis"
+    assert _save_and_read_message(doctor) == "Saved: Glioma (was Meningioma)."
+    latest = analysed_scan.reviews.order_by("created_at").last()
+    assert (latest.label, latest.notes) == ("glioma", "Agree with glioma: ring enhancement.")
+
+
 def test_a_colleagues_later_review_replaces_the_doctors_saved_notice(world, analysed_scan, new_page):
     """"Saved: …" left up after a colleague's later review would read as the case's standing diagnosis."""
     doctor = open_case(new_page, world, analysed_scan)

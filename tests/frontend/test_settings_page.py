@@ -82,3 +82,46 @@ def test_the_page_says_patients_see_what_a_doctor_reviewed_kept_or_changed(clien
     assert "Only after a doctor reviews the scan" in page
     assert "doctor confirms" not in page and "confirmed result" not in page
     assert "whether the doctor kept the AI's finding or changed it" in page
+
+
+def _form_fields(page: str) -> dict:
+    """What a browser would post from the settings page as it was rendered, unchanged."""
+    fields = dict(re.findall(r'<input type="hidden" name="(shown_\w+)" value="([^"]*)"', page))
+    fields["patients_see_ai_results"] = re.search(r'name="patients_see_ai_results" value="(\w+)" checked', page)[1]
+    if re.search(r'name="federation_opt_in" checked', page):
+        fields["federation_opt_in"] = "on"
+    fields["emergency_phone"] = re.search(r'name="emergency_phone"[^>]*value="([^"]*)"', page)[1]
+    return fields
+
+
+def test_a_form_opened_before_another_admin_opted_in_does_not_opt_the_hospital_out(client, world):
+    """Only what the admin changed on the page is saved: the other settings stand as another admin (or the
+    Federation page) left them after the page was shown."""
+    client.force_login(world.admin_a)
+    fields = _form_fields(client.get("/h/st-anne/settings/").content.decode())
+    assert "federation_opt_in" not in fields and fields["shown_federation_opt_in"] == ""
+    type(world.a).objects.filter(pk=world.a.pk).update(federation_opt_in=True, time_zone="Europe/Paris")
+    response = client.post("/h/st-anne/settings/", {**fields, "emergency_phone": "112"})
+    assert response.status_code == 302
+    world.a.refresh_from_db()
+    assert (world.a.emergency_phone, world.a.federation_opt_in, world.a.time_zone) == ("112", True, "Europe/Paris")
+    # Unticked on the page, it is saved.
+    fields = _form_fields(client.get("/h/st-anne/settings/").content.decode())
+    assert fields.pop("federation_opt_in") == "on"
+    assert client.post("/h/st-anne/settings/", fields).status_code == 302
+    world.a.refresh_from_db()
+    assert world.a.federation_opt_in is False and world.a.emergency_phone == "112"
+
+
+def test_a_refused_form_keeps_what_its_page_first_showed(client, world):
+    client.force_login(world.admin_a)
+    fields = _form_fields(client.get("/h/st-anne/settings/").content.decode())
+    type(world.a).objects.filter(pk=world.a.pk).update(federation_opt_in=True)
+    refused = client.post("/h/st-anne/settings/", {**fields, "emergency_phone": "call me"})
+    assert refused.status_code == 400
+    # Corrected and saved again from the refused page: still not an opt-out nobody chose.
+    again = _form_fields(refused.content.decode())
+    assert again["shown_federation_opt_in"] == "" and "federation_opt_in" not in again
+    assert client.post("/h/st-anne/settings/", {**again, "emergency_phone": "112"}).status_code == 302
+    world.a.refresh_from_db()
+    assert world.a.federation_opt_in is True and world.a.emergency_phone == "112"

@@ -162,3 +162,11 @@ def test_a_patient_is_kept_in_the_trail_by_account_id_and_shown_by_record(world,
     body = client_as("admin_a").get(url("hospitals", world.a.slug, "audit"), {"action": "scan.upload"}).json()
     assert [e["actor_label"] for e in body["results"]] == [f"patient {record.pk}"] * 2
     assert world.owner.email not in str(body)
+
+
+@pytest.mark.parametrize("action, sentence", [("x\x00", "Null characters are not allowed."),
+                                              ("a" * 65, "Ensure this field has no more than 64 characters.")])
+def test_an_action_filter_the_trail_cannot_hold_is_a_400(world, client_as, action, sentence):
+    response = client_as("admin_a").get(url("hospitals", world.a.slug, "audit"), {"action": action})
+    assert response.status_code == 400
+    assert response.json()["detail"] == f"action: {sentence}"

@@ -257,3 +257,14 @@ def test_an_admin_whose_account_is_deactivated_does_not_count_as_the_other_admin
     admin.refresh_from_db()
     assert admin.role == Role.ADMIN
     assert client.delete(url("hospitals", world.a.slug, "members", gone.id)).status_code == 204
+
+
+def test_a_refused_choice_that_quotes_half_a_surrogate_pair_is_still_a_400(world, client_as):
+    """JSON may carry a lone surrogate ("\\ud800"); the refusal quotes it, escaped, as UTF-8 can."""
+    member = Membership.objects.get(hospital=world.a, user=world.doctor_a)
+    response = client_as("admin_a").patch(url("hospitals", world.a.slug, "members", member.pk),
+                                          data='{"role": "\\ud800"}', content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == 'role: "\\ud800" is not a valid choice.'
+    member.refresh_from_db()
+    assert member.role == "doctor"

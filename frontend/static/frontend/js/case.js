@@ -99,7 +99,11 @@ function noteColleaguesReview(next) {
   if (!form || saving || !newest || newest.id === newestReviewShown) return;
   newestReviewShown = newest.id;
   const message = document.getElementById("review-message");
-  const deciding = labelChosen || viewer.edited;
+  const notesTyped = Boolean(form.elements.notes.value.trim());
+  const deciding = labelChosen || viewer.edited || notesTyped;
+  // Notes are written against the diagnosis on screen: it stays selected rather than follow the
+  // colleague's, so saving them cannot quietly confirm a diagnosis they were not written about.
+  if (notesTyped && form.elements.label.value) labelChosen = true;
   // "Saved: …" of this doctor's own review, or an earlier later-review sentence, would go on reading as
   // the case's standing review.
   const standing = message.querySelector(".notice.ok, [data-later-review]");
