@@ -101,7 +101,15 @@ def _tumour_probability(probabilities: dict) -> float:
 
 
 def _slice_thickness_mm(data: bytes, kind: str) -> float | None:
-    """Distance between slices of a volume, for the volume estimate; None when the file does not say."""
+    """Distance between slices of a volume, for the volume estimate; None when the file does not say, or
+    says what measures no head (readers.plausible_step_mm)."""
+    from diagnostics.ml.readers import plausible_step_mm
+
+    step = _stated_slice_step_mm(data, kind)
+    return step if step is not None and plausible_step_mm(step) else None
+
+
+def _stated_slice_step_mm(data: bytes, kind: str) -> float | None:
     try:
         if kind == "nifti":
             from diagnostics.ml.readers import nifti_header, nifti_voxel_sizes_mm

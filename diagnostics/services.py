@@ -333,8 +333,9 @@ def requeue_failed_scan(scan: Scan, data: bytes, *, actor=None, request=None) ->
 def enqueue_analysis(scan_id) -> bool:
     """Schedule the analysis of a stored scan; False when the task queue could not take it.
 
-    A broker outage must not lose the upload: the scan stays queued with its file, and is scheduled
-    again when the same file is uploaded again or an operator re-queues it.
+    A broker outage must not lose the upload: the scan stays queued with its file, and `requeue_scans`
+    (from cron, every 10 minutes) schedules it again. Uploading the same file again does not: it returns
+    the queued scan, which may be waiting its turn, and a second task for it would only be redundant.
     """
     from diagnostics.tasks import ANALYSIS_HARD_LIMIT_GRACE_S, analyse_scan  # the task module imports this one
 

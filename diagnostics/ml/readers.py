@@ -43,6 +43,7 @@ ERROR_CODES = {
     "no_brain_slices": "No slice of the scan contains an image of a head.",
     "not_brain_mri": "The picture does not look like a brain MRI.",
     "empty": "The file is empty.",
+    "extreme_shape": "An image is far longer one way than the other, which an MRI slice never is.",
 }
 
 # A gzip or zip bomb must be stopped while it inflates, not after.
@@ -90,9 +91,18 @@ def sniff_type(data: bytes) -> str:
     return "unknown"
 
 
+# The longest an image may be next to its width (either way). An MRI slice is about square; a strip of
+# slices side by side is not one image, and preprocessing squares the head's box, so a 512 × 32768 strip
+# within the pixel limit took 14 GB to analyse.
+MAX_ASPECT_RATIO = 4
+
+
 def _check_pixels(height: int, width: int, max_pixels: int) -> None:
     if height * width > max_pixels:
         raise ScanDecodeError("too_many_pixels", too_many_pixels_sentence(width, height, max_pixels))
+    if max(height, width) > MAX_ASPECT_RATIO * max(min(height, width), 1):
+        raise ScanDecodeError("extreme_shape", f"The image is {width} × {height} pixels: far longer one way "
+                                               "than the other, which an MRI slice never is.")
 
 
 # A pixel is strongly coloured when its channels differ by more than this (of 255). Grayscale MRI
@@ -219,15 +229,20 @@ def _check_rle_expansion(dataset, rows: int, columns: int, frames: int) -> None:
                 raise ScanDecodeError("too_large", "The DICOM pixel data expands to more than its image size.")
 
 
+def _decoded_size(dataset, frames: int) -> int:
+    """What the decoder allocates for the pixel data, in bytes, from the header."""
+    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    bytes_per_sample = (int(dataset.get("BitsAllocated", 8) or 8) + 7) // 8
+    return int(dataset.Rows) * int(dataset.Columns) * frames * samples * bytes_per_sample
+
+
 def _read_dicom_pixels(dataset, frames: int, max_bytes: int) -> np.ndarray:
     from pydicom.pixels import get_decoder
     from pydicom.uid import JPEGExtended12Bit, RLELossless
 
     rows, columns = int(dataset.Rows), int(dataset.Columns)
-    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
-    bytes_per_sample = (int(dataset.get("BitsAllocated", 8) or 8) + 7) // 8
-    # What the decoder will allocate, from the header: compressed pixel data must not expand past it.
-    if rows * columns * frames * samples * bytes_per_sample > max_bytes:
+    # Compressed pixel data must not expand past what the header says.
+    if _decoded_size(dataset, frames) > max_bytes:
         raise ScanDecodeError("too_large", "The DICOM image data is larger than accepted.")
     syntax = dataset.file_meta.get("TransferSyntaxUID")
     if syntax is not None and syntax.is_compressed:
@@ -264,6 +279,7 @@ class _DicomImage:
     spacing_mm: tuple[float, float] | None
     identifiers: dict[str, str]
     position: float  # along the series: ImagePositionPatient along the slice normal, else InstanceNumber
+    decoded_bytes: int  # what its pixel data took decoded (_decoded_size), against a series' limit
 
 
 # What a patient calls the common other kinds of scan (DICOM's Modality codes).
@@ -329,7 +345,7 @@ def _read_dicom_unguarded(data: bytes, max_pixels: int, max_frames: int, max_byt
     spacing = dicom_pixel_measure(dataset, "PixelSpacing")
     spacing_mm = _positive_spacing(spacing)
     return _DicomImage([frame for frame in pixels], spacing_mm, _dicom_identifiers(dataset),
-                       dicom_position_along_normal(dataset))
+                       dicom_position_along_normal(dataset), _decoded_size(dataset, frames))
 
 
 def dicom_pixel_measure(dataset, keyword: str):
@@ -351,12 +367,22 @@ def dicom_pixel_measure(dataset, keyword: str):
     return None
 
 
+# A pixel or slice step outside this range (mm) measures no human head: a header that says 1e200 (or a
+# unit mixed up) gives no mm figure at all, rather than an area or volume of infinity that no page or
+# JSON body can show.
+PLAUSIBLE_STEP_MM = (1e-3, 50.0)
+
+
+def plausible_step_mm(value) -> bool:
+    return bool(np.isfinite(value) and PLAUSIBLE_STEP_MM[0] <= value <= PLAUSIBLE_STEP_MM[1])
+
+
 def _positive_spacing(spacing) -> tuple[float, float] | None:
     try:
         row, column = (float(value) for value in spacing)
     except (TypeError, ValueError):  # absent, or not two numbers
         return None
-    return (row, column) if all(np.isfinite(v) and v > 0 for v in (row, column)) else None
+    return (row, column) if plausible_step_mm(row) and plausible_step_mm(column) else None
 
 
 def _numbers(values, count: int) -> np.ndarray | None:
@@ -426,6 +452,9 @@ def _decode_dicom_zip(data: bytes, max_pixels: int, max_frames: int, max_bytes: 
     entries = []
     identifiers: dict[str, str] = {}
     spacing = None
+    # The limits hold for the series as a whole, and are spent as members decode: a zip of many members
+    # each within them would otherwise be decoded in full (gigabytes) before its total was refused.
+    bytes_left = max_bytes
     for member in members:
         try:
             with archive.open(member) as handle:
@@ -435,7 +464,18 @@ def _decode_dicom_zip(data: bytes, max_pixels: int, max_frames: int, max_bytes: 
             raise ScanDecodeError("unreadable", "A file in the zip archive is damaged.") from error
         if sniff_type(content) != "dicom":
             raise ScanDecodeError("unsupported_type", "A zip upload must contain only DICOM files of one series.")
-        image = _read_dicom(content, max_pixels, max_frames, max_bytes)
+        frames_left = max_frames - len(entries)
+        if frames_left < 1:
+            raise _too_many_series_frames(max_frames)
+        if bytes_left < 1:
+            raise ScanDecodeError("too_large", "The series' images hold more data than accepted.")
+        try:
+            image = _read_dicom(content, max_pixels, frames_left, bytes_left)
+        except ScanDecodeError as refusal:
+            if refusal.code == "too_many_frames":
+                raise _too_many_series_frames(max_frames) from refusal
+            raise
+        bytes_left -= image.decoded_bytes
         identifiers = identifiers or image.identifiers
         spacing = spacing or image.spacing_mm
         entries.extend((image.position, index, frame) for index, frame in enumerate(image.frames))
@@ -450,6 +490,11 @@ def _decode_dicom_zip(data: bytes, max_pixels: int, max_frames: int, max_bytes: 
     return DecodedScan("dicom_series", [frame for _, _, frame in entries], spacing, identifiers)
 
 
+def _too_many_series_frames(max_frames: int) -> ScanDecodeError:
+    return ScanDecodeError("too_many_frames", f"The series has more than {max_frames} frames; the limit is "
+                                              f"{max_frames}.")
+
+
 def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
     import nibabel as nib
 
@@ -460,6 +505,9 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
     try:
         raw_header = nifti_header(data)
         volume = image_class.from_bytes(data)
+        if len(volume.shape) == 2:
+            # nibabel reorients 3-D and 4-D images only: a single slice is a volume one slice deep.
+            volume = image_class(np.asanyarray(volume.dataobj)[..., None], volume.affine, volume.header)
         orientation = nib.io_orientation(volume.affine)  # stored axis -> RAS axis, as the next line uses
         volume = nib.as_closest_canonical(volume)  # RAS: the third axis runs foot to head (axial)
         shape = volume.shape
@@ -495,6 +543,7 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
         # Rows of a shown slice run along the canonical second axis (y), columns along the first (x).
         canonical = {int(output): float(size) for (output, _), size in zip(orientation, sizes)}
         spacing = (canonical[1], canonical[0]) if {0, 1} <= canonical.keys() else None
+        spacing = spacing if spacing and all(plausible_step_mm(step) for step in spacing) else None
     return DecodedScan("nifti", slices, spacing, {})
 
 

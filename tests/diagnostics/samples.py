@@ -301,4 +301,5 @@ BAD_INPUTS = {
     "dicom_missing_codec": (dicom_needing_a_missing_codec, "scan.dcm", "unsupported_compression"),
     "dicom_zip_mixed_sizes": (dicom_series_of_mixed_sizes, "series.zip", "mixed_sizes"),
     "png_garbage_body": (png_with_garbage_body, "scan.png", "unreadable"),
+    "png_strip_of_slices": (lambda: array_png(np.tile(slice_array("glioma"), (1, 5))), "scan.png", "extreme_shape"),
 }

@@ -260,3 +260,35 @@ def test_series_with_an_orientation_that_cannot_be_used_is_ordered_by_z(orientat
     scan = decode_scan(buffer.getvalue(), **LIMITS)
     expected = [kaggle_slice("meningioma", i).astype(np.float32) * 16 for i in (1, 2, 0)]
     assert all(np.array_equal(s, e) for s, e in zip(scan.slices, expected))
+
+
+# --- Measurements no head has ---------------------------------------------------------------------
+
+
+def test_a_pixel_spacing_no_head_has_is_no_spacing():
+    """1e200 mm made every tumour infinitely large, which no page or JSON body can show."""
+    from tests.diagnostics.samples import dataset_bytes, dicom_dataset
+
+    for spacing in ([1e200, 1e200], [0.5, 80.0], [1e-9, 0.5]):
+        ds = dicom_dataset([kaggle_slice("glioma")])
+        ds.PixelSpacing = spacing
+        ds.SliceThickness = 5.0
+        assert decode_scan(dataset_bytes(ds), **LIMITS).pixel_spacing_mm is None, spacing
+    ds = dicom_dataset([kaggle_slice("glioma")])
+    ds.SliceThickness = 1e200
+    assert analysis._slice_thickness_mm(dataset_bytes(ds), "dicom") is None
+    data = _nifti(_upright_volume().astype(np.int16), np.diag([1e30, 1e30, 1e30, 1.0]))
+    assert decode_scan(data, **LIMITS).pixel_spacing_mm is None
+    assert analysis._slice_thickness_mm(data, "nifti") is None
+
+
+def test_a_single_slice_nifti_is_turned_as_its_affine_says():
+    """nibabel reorients 3-D images only; a 2-D one with a flipped x axis was refused as damaged."""
+    upright = kaggle_slice("glioma")
+    stored = np.rot90(upright, k=-1).astype(np.int16)  # as _upright_volume stores each slice
+    flipped = _nifti(stored[::-1, :], np.diag([-0.9, 0.9, 4.0, 1.0]))
+    as_stored = decode_scan(_nifti(stored, np.diag([0.9, 0.9, 4.0, 1.0])), **LIMITS).slices
+    from_flipped = decode_scan(flipped, **LIMITS).slices
+    assert len(as_stored) == len(from_flipped) == 1
+    assert np.array_equal(as_stored[0], from_flipped[0])
+    assert np.array_equal(as_stored[0], upright.astype(np.float32))

@@ -103,6 +103,42 @@ def test_limits_are_enforced_before_decoding():
     assert _error_code(gzip.compress(b"\0" * 10_000), max_decompressed_bytes=1000) == "too_large"
 
 
+def test_an_image_far_longer_than_wide_is_refused_before_it_is_analysed():
+    """A 512 x 32768 strip within the pixel limit took 14 GB to preprocess (its head box is squared)."""
+    strip = np.tile(kaggle_slice("glioma")[:64, :64], (1, 5))  # 64 x 320: five times longer than wide
+    buffer = io.BytesIO()
+    Image.fromarray(strip).save(buffer, format="PNG")
+    with pytest.raises(ScanDecodeError) as refused:
+        decode_scan(buffer.getvalue(), **LIMITS)
+    assert refused.value.code == "extreme_shape"
+    assert refused.value.detail == ("The image is 320 × 64 pixels: far longer one way than the other, which an "
+                                    "MRI slice never is.")
+    assert _error_code(nifti_bytes(np.random.rand(16, 80, 3) * 100)) == "extreme_shape"
+    buffer = io.BytesIO()
+    Image.fromarray(strip[:, :256]).save(buffer, format="PNG")  # four times: still taken
+    assert len(decode_scan(buffer.getvalue(), **LIMITS).slices) == 1
+
+
+def test_a_zipped_series_is_refused_as_its_frames_pass_the_limit_not_after_all_are_decoded(monkeypatch):
+    from tests.diagnostics.samples import dataset_bytes, dicom_dataset
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(4):  # two frames each
+            ds = dicom_dataset([kaggle_slice("glioma", 2 * i), kaggle_slice("glioma", 2 * i + 1)], instance=i + 1)
+            archive.writestr(f"IM{i}.dcm", dataset_bytes(ds))
+    decoded = []
+    read_dicom = readers._read_dicom
+    monkeypatch.setattr(readers, "_read_dicom", lambda *args: decoded.append(args[2]) or read_dicom(*args))
+    with pytest.raises(ScanDecodeError) as refused:
+        decode_scan(buffer.getvalue(), **{**LIMITS, "max_frames": 5})
+    assert refused.value.code == "too_many_frames"
+    assert refused.value.detail == "The series has more than 5 frames; the limit is 5."
+    # Each member was given what the earlier ones left; the fourth was never decoded.
+    assert decoded == [5, 3, 1]
+    assert len(decode_scan(buffer.getvalue(), **{**LIMITS, "max_frames": 8}).slices) == 8
+
+
 def test_corrupted_and_foreign_input_get_clear_codes():
     jpeg = kaggle_file("notumor").read_bytes()
     assert _error_code(jpeg[:400]) == "unreadable"

@@ -21,6 +21,7 @@ const NEXT_STEP = {
   unsupported_compression: CHOOSE_ANOTHER,
   mixed_sizes: CHOOSE_ANOTHER,
   no_brain_slices: CHOOSE_ANOTHER,
+  extreme_shape: CHOOSE_ANOTHER,
   too_many_frames: TOO_BIG,
   too_many_pixels: TOO_BIG,
   too_large: TOO_BIG,
