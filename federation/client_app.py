@@ -92,7 +92,13 @@ def participation_problem(context: Context, kind: str) -> str | None:
     from federation.conf import min_node_cases
     from federation.learning import MODEL_SEGMENTER
 
-    hospital = _hospital(context)
+    from hospitals.models import Hospital
+
+    try:
+        hospital = _hospital(context)
+    except Hospital.DoesNotExist:
+        # A node configured with a hospital that is not (or no longer) on the platform: say so, once.
+        return f"no hospital {context.node_config['hospital']} on this platform"
     if not hospital.federation_opt_in:
         return f"hospital {hospital.slug} is not opted in to federated learning"
     segmenter = kind == MODEL_SEGMENTER

@@ -116,3 +116,4 @@ def test_a_node_says_before_the_first_round_that_it_will_refuse_a_model(settings
     hospital.save(update_fields=["federation_opt_in"])
     assert participation_problem(node_context("fl-a"), "classifier") == (
         "hospital fl-a is not opted in to federated learning")
+    assert participation_problem(node_context("fl-gone"), "classifier") == "no hospital fl-gone on this platform"
