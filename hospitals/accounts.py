@@ -1,6 +1,6 @@
 """Signing in by email, with a brake on password guessing.
 
-Each account is looked up by email (case-insensitive) and checked by Django's authentication backends
+Each account is looked up by email (in any letter case: hospitals/emails.py) and checked by Django's authentication backends
 (Argon2). The sign-in page and the API token endpoint both come through here, so both are held by the
 same brake (hospitals/throttle.py): a handful of failures per account, more per client address, per
 `LOGIN_FAILURE_WINDOW_S`, after which attempts are refused without checking the password.
@@ -14,6 +14,7 @@ from django.contrib.auth import authenticate, get_user, get_user_model
 from rest_framework.authtoken.models import Token
 
 from hospitals import throttle
+from hospitals.emails import account_by_email
 from hospitals.errors import DomainError
 from hospitals.passwords import MAX_PASSWORD_LENGTH
 
@@ -21,7 +22,7 @@ from hospitals.passwords import MAX_PASSWORD_LENGTH
 def authenticate_by_email(request, email: str, password: str):
     """The active user with this email and password, or a DomainError (400 wrong, 429 too many failures)."""
     attempt = throttle.begin_attempt(request, email)
-    account = get_user_model().objects.filter(email__iexact=email.strip()).order_by("pk").first()
+    account = account_by_email(email)
     # With no such account authenticate() still hashes once, so timing does not tell which emails exist.
     username = account.get_username() if account is not None else email
     # No stored password is longer than the cap: one that is fails without the cost of hashing it.

@@ -13,7 +13,12 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.models import Group
+from django.db.models.functions import Lower
+
+from hospitals.accounts import password_changed
+from hospitals.emails import accounts_with_email
 
 User = get_user_model()
 
@@ -30,7 +35,7 @@ class OperatorAccountCreationForm(BaseUserCreationForm):
     def clean_email(self):
         email = self.cleaned_data["email"].strip().lower()
         # One sentence whoever holds the address: the operator must not learn who has a hospital account.
-        if User.objects.filter(email__iexact=email).exists() or User.objects.filter(username__iexact=email).exists():
+        if accounts_with_email(email).exists() or User.objects.alias(key=Lower("username")).filter(key=email).exists():
             raise forms.ValidationError("This address cannot be used for a new operator account.")
         return email
 
@@ -58,3 +63,24 @@ class OperatorAccountAdmin(UserAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(is_staff=True, memberships__isnull=True).distinct()
+
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:  # saved; a refused form is shown again
+            password_changed(self.get_object(request, unquote(id)))
+        return response
+
+
+# A new password ends the account's API tokens wherever it is set (hospitals.accounts.password_changed); the
+# admin's own "Change password" page is the admin site's, so it is wrapped here.
+_admin_password_change = admin.site.password_change
+
+
+def _password_change_ending_tokens(request, extra_context=None):
+    response = _admin_password_change(request, extra_context)
+    if request.method == "POST" and response.status_code == 302:
+        password_changed(request.user)
+    return response
+
+
+admin.site.password_change = _password_change_ending_tokens

@@ -21,3 +21,15 @@ class MaximumLengthValidator:
 
     def get_help_text(self):
         return f"Your password can have at most {self.max_length} characters."
+
+
+class NoNulCharacterValidator:
+    """A NUL cannot be typed into a sign-in form, and every form refuses one, so a password holding one
+    (posted by a script to a page that reads the raw field) would lock its account out until a reset."""
+
+    def validate(self, password, user=None):
+        if "\x00" in password:
+            raise ValidationError("A password cannot contain a NUL character.", code="password_has_nul")
+
+    def get_help_text(self):
+        return "Your password cannot contain a NUL character."

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from hospitals import keys, storage
 from hospitals.audit import record_audit
+from hospitals.emails import account_by_email, email_key
 from hospitals.errors import DomainError
 from hospitals.keys import mrn_digest, new_wrapped_data_key
 from hospitals.models import Hospital, Invitation, Membership, Patient, Role
@@ -259,7 +260,7 @@ def _token_digest(token: str) -> str:
 
 
 def _normalise_email(email: str) -> str:
-    return email.strip().lower()
+    return email_key(email)
 
 
 EMAIL_MAX = Invitation._meta.get_field("email").max_length
@@ -272,7 +273,7 @@ def _check_email_length(email: str) -> None:
 
 
 def _find_user_by_email(email: str):
-    return get_user_model().objects.filter(email__iexact=_normalise_email(email)).order_by("pk").first()
+    return account_by_email(email)
 
 
 @transaction.atomic

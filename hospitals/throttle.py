@@ -22,6 +22,7 @@ from django.core.cache import cache
 from django.utils.crypto import salted_hmac
 
 from hospitals.audit import client_address, record_audit
+from hospitals.emails import email_key
 from hospitals.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def _window() -> int:
 
 
 def _account(email: str) -> _Counter:
-    return _Counter("account", _digest("account", email.strip().lower()), settings.LOGIN_FAILURE_LIMIT)
+    return _Counter("account", _digest("account", email_key(email)), settings.LOGIN_FAILURE_LIMIT)
 
 
 def _counters(request, email: str) -> list[_Counter]:

@@ -185,6 +185,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
     # At most 256 characters (hospitals.passwords.MAX_PASSWORD_LENGTH): each sign-in hashes what is typed.
     {"NAME": "hospitals.passwords.MaximumLengthValidator"},
+    {"NAME": "hospitals.passwords.NoNulCharacterValidator"},
 ]
 # The brake on password guessing (hospitals/throttle.py): failed sign-ins per account, and per client
 # address for one client trying many accounts, within a window that opens at the first failure.

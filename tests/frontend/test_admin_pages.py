@@ -4,6 +4,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -165,6 +166,15 @@ def test_invitation_link_creates_the_account_and_signs_in(client, invite):
     assert client.get("/h/st-anne/", follow=True).status_code == 200
     again = client.post(f"/invite/{token}/", {"password": "a-long-new-secret-5", "password_again": "a-long-new-secret-5"})
     assert again.status_code == 200 and "You have accepted this invitation" in again.content.decode()
+
+
+def test_a_password_with_a_nul_is_refused_rather_than_stored_where_no_sign_in_can_use_it(client, invite):
+    token = invite("fresh@st-anne.example")
+    nul = "good-pass\x00word-1"
+    refused = client.post(f"/invite/{token}/", {"password": nul, "password_again": nul})
+    assert refused.status_code == 200
+    assert "A password cannot contain a NUL character." in refused.content.decode()
+    assert not get_user_model().objects.filter(email="fresh@st-anne.example").exists()
 
 
 def test_back_after_accepting_tells_the_one_who_accepted_and_nobody_else(client, world, invite):

@@ -58,3 +58,23 @@ def test_an_account_added_in_the_admin_is_an_operator_who_signs_in_by_email(clie
         refused = client.post("/admin/auth/user/add/", {"email": taken, "password1": secret, "password2": secret})
         assert "This address cannot be used for a new operator account." in refused.content.decode()
         assert "already exists" not in refused.content.decode()
+
+
+def test_a_password_set_in_the_admin_ends_the_accounts_api_tokens(client, operator):
+    """A token works like the password it was minted with, as on the site's own password page."""
+    second = make_user("second.operator@neurofed.example", is_superuser=True, is_staff=True)
+    Token.objects.create(user=second), Token.objects.create(user=operator)
+    client.force_login(operator)
+    refused = client.post(f"/admin/auth/user/{second.pk}/password/", {"password1": "short", "password2": "other"})
+    assert refused.status_code == 200 and Token.objects.filter(user=second).exists()
+    new = "a-new-operator-secret-2026"
+    assert client.post(f"/admin/auth/user/{second.pk}/password/",
+                       {"password1": new, "password2": new}).status_code == 302
+    assert not Token.objects.filter(user=second).exists()
+    assert Token.objects.filter(user=operator).exists()
+    # The operator's own, on the admin's "Change password" page.
+    from tests.factories import PASSWORD
+
+    assert client.post("/admin/password_change/", {"old_password": PASSWORD, "new_password1": new,
+                                                   "new_password2": new}).status_code == 302
+    assert not Token.objects.filter(user=operator).exists()

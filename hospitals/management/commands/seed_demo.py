@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from hospitals.emails import account_by_email, accounts_with_email
 from hospitals.models import Hospital, Membership, Patient, Role
 from hospitals.services import add_member, create_hospital, create_patient
 
@@ -106,7 +107,7 @@ class Command(BaseCommand):
 
     def _ensure_operator(self) -> int:
         email, password = DEMO_OPERATOR
-        if get_user_model().objects.filter(email__iexact=email).exists():
+        if accounts_with_email(email).exists():
             return 0
         get_user_model().objects.create_superuser(username=email, email=email, password=password)
         return 1
@@ -114,7 +115,7 @@ class Command(BaseCommand):
     def _ensure_person(self, hospital, email, role, first, last, born, n) -> int:
         created = 0
         User = get_user_model()
-        user = User.objects.filter(email__iexact=email).first()
+        user = account_by_email(email)
         if user is None:
             # A patient's name is PHI, kept encrypted on their patient record; the account's own name
             # columns are plain text, so only staff are named there.
