@@ -36,8 +36,24 @@ class ScoresBelowActive(ValueError):
     """Promoting would replace the active version with one that scored lower on validation."""
 
 
+class ActiveModelChanged(LookupError):
+    """A rollback meant from one version found another serving: a second click, or another operator."""
+
+
 # The validation figure by which a version is weighed against the active one before it replaces it.
 HEADLINE_METRICS = {ModelTask.CLASSIFY: ("macro_f1", "macro-F1"), ModelTask.SEGMENT: ("dice_mean", "mean Dice")}
+
+
+def active_versions() -> dict[str, int]:
+    """{task: pk of its active version}: what a page compares against, sent back with its forms."""
+    return dict(ModelVersion.objects.filter(status=ModelStatus.ACTIVE).values_list("task", "pk"))
+
+
+def _lock_task(task: str) -> None:
+    """Lock every version of ``task``, always in one order: promotions and rollbacks of a task then run one
+    at a time, and each reads the active version as the one before it left it. Locking only the active
+    row let two promotions both weigh their candidate against the same, soon retired, version."""
+    list(ModelVersion.objects.select_for_update().filter(task=task).order_by("pk").values_list("pk", flat=True))
 
 
 def shortfall_against_active(model_version: ModelVersion) -> str | None:
@@ -174,26 +190,31 @@ def _record_model_change(action: str, version: ModelVersion, replaced: ModelVers
 
 
 @transaction.atomic
-def promote_model_version(model_version: ModelVersion, *, accept_lower_score: bool = False, actor=None,
-                          request=None) -> ModelVersion:
+def promote_model_version(model_version: ModelVersion, *, accept_lower_score: bool = False,
+                          accepted_against: int | None = None, actor=None, request=None) -> ModelVersion:
     """Make ``model_version`` the active one of its task; the previous active one is retired.
 
     One model serves every hospital, so a version that scored lower on validation than the active one
     is refused (``ScoresBelowActive``) unless the operator says, with ``accept_lower_score``, that this
-    is meant (a federated model trained on the hospitals' own cases may be worth it). Every hospital's
-    audit log records the change, by ``actor`` (None: the platform itself).
+    is meant (a federated model trained on the hospitals' own cases may be worth it). A page says which
+    active version the lower score was accepted against (``accepted_against``, its pk): once another
+    serves, the acceptance no longer holds and the candidate is weighed against that one. Every
+    hospital's audit log records the change, by ``actor`` (None: the platform itself).
     """
-    model_version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
+    _lock_task(model_version.task)
+    model_version = ModelVersion.objects.get(pk=model_version.pk)
     if model_version.status == ModelStatus.ACTIVE:
         # Already serving (a second press, a retried request): nothing changes, and it keeps its start.
         return model_version
     verify_model_version(model_version)
-    shortfall = None if accept_lower_score else shortfall_against_active(model_version)
+    current = (ModelVersion.objects.filter(task=model_version.task, status=ModelStatus.ACTIVE)
+               .exclude(pk=model_version.pk))
+    replaced = current.first()
+    accepted = accept_lower_score and (accepted_against is None
+                                       or (replaced is not None and replaced.pk == accepted_against))
+    shortfall = None if accepted else _shortfall(model_version, replaced)
     if shortfall:
         raise ScoresBelowActive(shortfall)
-    current = (ModelVersion.objects.select_for_update()
-               .filter(task=model_version.task, status=ModelStatus.ACTIVE).exclude(pk=model_version.pk))
-    replaced = current.first()
     current.update(status=ModelStatus.RETIRED)
     model_version.status = ModelStatus.ACTIVE
     model_version.activated_at = timezone.now()
@@ -218,13 +239,19 @@ def tasks_with_earlier_version() -> set[str]:
 
 
 @transaction.atomic
-def rollback_model(task: str, *, actor=None, request=None) -> ModelVersion:
+def rollback_model(task: str, *, from_version: int | None = None, actor=None, request=None) -> ModelVersion:
     """Re-activate the version that was active before the current one; the current one is retired.
+    ``from_version``: the pk of the version a page meant to go back from; another serving now (a second
+    click went back already) is refused with ``ActiveModelChanged``, rather than going back twice.
     Every hospital's audit log records the change."""
-    current = ModelVersion.objects.select_for_update().filter(task=task, status=ModelStatus.ACTIVE).first()
+    _lock_task(task)
+    current = ModelVersion.objects.filter(task=task, status=ModelStatus.ACTIVE).first()
     if current is None:
         raise NoActiveModel(f"There is no active {_task_words(task)} model to go back from.")
-    previous = (_served_before().select_for_update().filter(task=task)
+    if from_version is not None and current.pk != from_version:
+        raise ActiveModelChanged(f"The {_task_words(task)} model serving is now {current.version}, not the version "
+                                 "you meant to go back from; nothing was changed.")
+    previous = (_served_before().filter(task=task)
                 .exclude(pk=current.pk).order_by("-activated_at", "-id").first())
     if previous is None:
         raise NoActiveModel(f"There is no earlier {_task_words(task)} model to go back to.")

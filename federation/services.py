@@ -644,9 +644,11 @@ def candidate_shortfall(run: FederatedRun) -> str | None:
     return shortfall_against_active(version) if version is not None else None
 
 
-def promote_federated_model(*, run: FederatedRun, actor=None, request=None, accept_lower_score: bool = False):
+def promote_federated_model(*, run: FederatedRun, actor=None, request=None, accept_lower_score: bool = False,
+                            accepted_against: int | None = None):
     """Make the run's candidate model the one that diagnoses new scans (registry.promote_model_version:
-    one that scored lower than the active model only with ``accept_lower_score``)."""
+    one that scored lower than the active model only with ``accept_lower_score``, against the active
+    version ``accepted_against`` when a page names it)."""
     if run.status != RunStatus.COMPLETED or not run.model_version_id:
         raise DomainError("no_candidate", f"Run {run.pk} has no registered candidate model to promote.", status=409)
     from diagnostics.models.registry import ModelStatus, ModelVersion
@@ -660,8 +662,8 @@ def promote_federated_model(*, run: FederatedRun, actor=None, request=None, acce
         if version.status == ModelStatus.ACTIVE:
             return version
         try:
-            version = promote_model_version(version, accept_lower_score=accept_lower_score, actor=actor,
-                                            request=request)
+            version = promote_model_version(version, accept_lower_score=accept_lower_score,
+                                            accepted_against=accepted_against, actor=actor, request=request)
         except ModelIntegrityError as exc:
             raise DomainError("model_integrity", str(exc), status=409) from None
         except ScoresBelowActive as lower:

@@ -227,6 +227,9 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
         "image_url": _url("scan-image", scan),
     }
     if visible:
+        # The tumour's size and place are the outline's: a patient whose scan a doctor read as "no tumour"
+        # is shown neither, as the outline itself is withheld (access.may_see_outline).
+        measured = may_see_outline(scan, membership)
         data["result"] = {
             "label": diagnosis.label,
             "probabilities": diagnosis.probabilities,
@@ -235,10 +238,10 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
             "segmenter_version": _model_version(diagnosis.segmenter_version),
             "slice_index": diagnosis.slice_index,
             "slices_analysed": diagnosis.slices_analysed,
-            "tumour_area_px": diagnosis.tumour_area_px,
-            "tumour_area_mm2": diagnosis.tumour_area_mm2,
-            "tumour_volume_mm3": diagnosis.tumour_volume_mm3,
-            "bbox": diagnosis.bbox,
+            "tumour_area_px": diagnosis.tumour_area_px if measured else None,
+            "tumour_area_mm2": diagnosis.tumour_area_mm2 if measured else None,
+            "tumour_volume_mm3": diagnosis.tumour_volume_mm3 if measured else None,
+            "bbox": diagnosis.bbox if measured else None,
             "timings_ms": diagnosis.timings,
             "mask_url": _url("scan-mask", scan) if _outline_to_show(scan, diagnosis, membership) else None,
             "heatmap_url": _url("scan-heatmap", scan)

@@ -117,10 +117,12 @@ def model_versions():
     rows = []
     versions = list(ModelVersion.objects.all()[:50])
     shortfalls = registry.shortfalls_against_active(versions)
+    # Sent back with each form: what the page weighed a version against, and what a rollback goes back from.
+    active = registry.active_versions()
     for version in versions:
         metrics = [(name, version.metrics[name]) for name in SHOWN_METRICS
                    if isinstance(version.metrics.get(name), (int, float))]
-        rows.append({"version": version, "metrics": metrics,
+        rows.append({"version": version, "metrics": metrics, "active_version": active.get(version.task),
                      "may_roll_back": version.status == ModelStatus.ACTIVE and version.task in may_roll_back,
                      "shortfall": shortfalls.get(version.pk)})
     return rows
@@ -132,6 +134,12 @@ NOT_PROMOTED_LOWER = "It was not promoted; tick “Accept the lower score” to 
 
 def _accepts_lower_score(request) -> bool:
     return request.POST.get("accept_lower_score") == "1"
+
+
+def _whole_number(text) -> int | None:
+    """A positive id as a form or address gives it ("²" and "٣" are digits to str.isdigit, not to int())."""
+    text = str(text or "")
+    return int(text) if text.isascii() and text.isdigit() and 0 < len(text) <= 18 else None
 
 
 def _back(request):
@@ -147,11 +155,12 @@ def model_promote(request, version_id):
     from diagnostics import registry
     from diagnostics.models.registry import ModelVersion
 
-    version = ModelVersion.objects.filter(pk=version_id).first() if str(version_id).isdigit() else None
+    version = ModelVersion.objects.filter(pk=_whole_number(version_id)).first() if _whole_number(version_id) else None
     if version is None:
         return not_found(request)
     try:
         promoted = registry.promote_model_version(version, accept_lower_score=_accepts_lower_score(request),
+                                                  accepted_against=_whole_number(request.POST.get("accepted_against")),
                                                   actor=request.user, request=request)
     except registry.ModelIntegrityError as refused:
         messages.error(request, str(refused))
@@ -166,10 +175,16 @@ def model_promote(request, version_id):
 @operator_page
 def model_rollback(request, task):
     from diagnostics import registry
+    from diagnostics.models.registry import ModelTask
 
+    if task not in ModelTask.values:
+        return not_found(request)
     try:
-        restored = registry.rollback_model(task, actor=request.user, request=request)
-    except (registry.NoActiveModel, registry.ModelIntegrityError) as refused:
+        # The version the page showed serving: a second click, or another operator's rollback, is refused
+        # instead of going back one version more.
+        restored = registry.rollback_model(task, from_version=_whole_number(request.POST.get("from_version")),
+                                           actor=request.user, request=request)
+    except (registry.NoActiveModel, registry.ActiveModelChanged, registry.ModelIntegrityError) as refused:
         messages.error(request, str(refused))
     else:
         messages.success(request, f"Rolled back: {restored.get_task_display()} {restored.version} serves again.")
@@ -179,25 +194,7 @@ def model_rollback(request, task):
 @operator_page
 def operator(request):
     if request.method == "POST":
-        model_kind = request.POST.get("model_kind") or ModelKind.CLASSIFIER
-        try:
-            if model_kind not in ModelKind.values:
-                raise DomainError("invalid_model_kind", "Choose the model to train: the tumour classifier or the "
-                                                        "tumour segmenter.")
-            run = services.start_federated_run(
-                hospitals=Hospital.objects.filter(slug__in=request.POST.getlist("hospitals")),
-                actor=request.user, request=request, model_kind=model_kind,
-                num_rounds=max(1, min(200, int(request.POST.get("num_rounds") or 3))),
-                strategy=request.POST.get("strategy") if request.POST.get("strategy") in Strategy.values
-                else Strategy.FEDAVG,
-                min_nodes=2,
-            )
-        except DomainError as refused:
-            messages.error(request, refused.detail)
-        except ValueError:
-            messages.error(request, "The number of rounds must be a whole number.")
-        else:
-            messages.success(request, f"Run {run.pk} was asked to start; its progress is below.")
+        _start_run(request)
         return redirect("frontend:operator")
     runs = visible_runs(request.user).prefetch_related("hospitals", "rounds")[:50]
     context = {
@@ -213,11 +210,46 @@ def operator(request):
     return render_page(request, "frontend/operator.html", context)
 
 
+# The start form's fields, named as the form labels them, for its refusals.
+START_FORM_LABELS = {"hospitals": "Hospitals", "model_kind": "Model", "num_rounds": "Rounds", "strategy": "Strategy"}
+
+
+def _start_run(request) -> None:
+    """The operator's start form, checked as the API checks a run (StartRunSerializer): a value it refuses is
+    said, not changed into another (200 rounds for 100000, FedAvg for an unknown strategy) or dropped (an
+    unknown hospital)."""
+    from federation.api.serializers import StartRunSerializer
+
+    if not request.POST.getlist("hospitals"):
+        messages.error(request, "Choose the hospitals the run goes over: at least two. Nothing was started.")
+        return
+    chosen = {name: request.POST[name] for name in ("model_kind", "num_rounds", "strategy") if request.POST.get(name)}
+    posted = {"hospitals": request.POST.getlist("hospitals"), "min_nodes": 2, **chosen}
+    form = StartRunSerializer(data=posted)
+    if not form.is_valid():
+        field, problems = next(iter(form.errors.items()))
+        problem = problems[0] if isinstance(problems, list) else next(iter(problems.values()))[0]
+        messages.error(request, f"{START_FORM_LABELS.get(field, field)}: {problem} Nothing was started.")
+        return
+    params = dict(form.validated_data)
+    try:
+        run = services.start_federated_run(hospitals=params.pop("hospitals"), actor=request.user, request=request,
+                                           **params)
+    except DomainError as refused:
+        messages.error(request, refused.detail)
+    else:
+        messages.success(request, f"Run {run.pk} was asked to start; its progress is below.")
+
+
 @operator_page
 def operator_run(request, run_id):
     run = access_run(request.user, run_id)
+    from diagnostics.registry import active_versions
+
+    candidate = _candidate_version(run)
     context = {"run": run, "data": RunSerializer(run, context={"viewer": request.user}).data,
-               "candidate": _candidate_version(run), "shortfall": services.candidate_shortfall(run),
+               "candidate": candidate, "shortfall": services.candidate_shortfall(run),
+               "active_version": active_versions().get(candidate.task) if candidate else None,
                "hospital_names": hospital_names(run), "ws_path": f"/ws/federation/runs/{run.pk}/"}
     return render_page(request, "frontend/admin/run.html", context)
 
@@ -250,8 +282,9 @@ def operator_run_stop(request, run_id):
 def operator_run_promote(request, run_id):
     run = access_run(request.user, run_id)
     try:
-        version = services.promote_federated_model(run=run, actor=request.user, request=request,
-                                                   accept_lower_score=_accepts_lower_score(request))
+        version = services.promote_federated_model(
+            run=run, actor=request.user, request=request, accept_lower_score=_accepts_lower_score(request),
+            accepted_against=_whole_number(request.POST.get("accepted_against")))
     except DomainError as refused:
         lower = services.candidate_shortfall(run) if refused.code == "scores_below_active" else None
         messages.error(request, f"{lower} {NOT_PROMOTED_LOWER}" if lower else refused.detail)

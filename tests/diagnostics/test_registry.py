@@ -229,3 +229,66 @@ def test_promote_model_command_refuses_a_lower_score_without_being_told(bundle_d
     call_command("promote_model", "--task", "classify", "--model-version", "v2", "--accept-lower-score")
     weaker.refresh_from_db()
     assert weaker.status == ModelStatus.ACTIVE
+
+
+def test_a_rollback_meant_from_one_version_goes_back_once(bundle_dir):
+    """A second click, or a second tab showing the same page, must not go back two versions."""
+    registry.promote_model_version(_register(bundle_dir, "v1"))
+    v2 = registry.promote_model_version(_register(bundle_dir, "v2"))
+    v3 = registry.promote_model_version(_register(bundle_dir, "v3"))
+    assert registry.rollback_model("classify", from_version=v3.pk).pk == v2.pk
+    with pytest.raises(registry.ActiveModelChanged, match=r"^The classification model serving is now v2, not the "
+                                                          r"version you meant to go back from; nothing was changed\.$"):
+        registry.rollback_model("classify", from_version=v3.pk)
+    assert ModelVersion.objects.get(task="classify", status=ModelStatus.ACTIVE).pk == v2.pk
+
+
+def test_a_lower_score_accepted_against_one_active_version_does_not_hold_against_the_next(bundle_dir):
+    v1 = registry.promote_model_version(_register(bundle_dir, "v1", metrics={"macro_f1": 0.9}))
+    weaker = _register(bundle_dir, "v2", metrics={"macro_f1": 0.5})
+    v3 = registry.promote_model_version(_register(bundle_dir, "v3", metrics={"macro_f1": 0.99}))
+    # Accepted on a page that weighed it against v1; v3 serves now, and it falls short of that one too.
+    with pytest.raises(registry.ScoresBelowActive, match=r"below the active v3's 0\.990"):
+        registry.promote_model_version(weaker, accept_lower_score=True, accepted_against=v1.pk)
+    assert registry.promote_model_version(weaker, accept_lower_score=True, accepted_against=v3.pk).status == "active"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_two_promotions_at_once_the_second_is_weighed_against_the_first(bundle_dir, monkeypatch):
+    """C serves (0.70); A (0.95) and B (0.80) are promoted at the same moment. Whichever goes second must be
+    weighed against the first: B, second, falls short of A and is refused."""
+    registry.promote_model_version(_register(bundle_dir, "C", metrics={"macro_f1": 0.70}))
+    a = _register(bundle_dir, "A", metrics={"macro_f1": 0.95})
+    b = _register(bundle_dir, "B", metrics={"macro_f1": 0.80})
+    verify = registry.verify_model_version
+    inside_a, release_a = threading.Event(), threading.Event()
+
+    def verify_holding_a(version):
+        if version.pk == a.pk:
+            inside_a.set()
+            release_a.wait(10)
+        return verify(version)
+
+    monkeypatch.setattr(registry, "verify_model_version", verify_holding_a)
+    outcome = {}
+
+    def promote(version):
+        try:
+            outcome[version.version] = registry.promote_model_version(version).status
+        except registry.ScoresBelowActive as refused:
+            outcome[version.version] = refused
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=promote, args=(a,))
+    first.start()
+    assert inside_a.wait(10)
+    second = threading.Thread(target=promote, args=(b,))
+    second.start()
+    second.join(1)
+    assert second.is_alive(), "B's promotion did not wait for A's"
+    release_a.set()
+    first.join(10), second.join(10)
+    assert outcome["A"] == ModelStatus.ACTIVE
+    assert isinstance(outcome["B"], registry.ScoresBelowActive) and "below the active A's 0.950" in str(outcome["B"])
+    assert ModelVersion.objects.get(task="classify", status=ModelStatus.ACTIVE).version == "A"

@@ -168,10 +168,13 @@ def test_a_patient_read_no_tumour_by_a_doctor_is_not_shown_the_softwares_outline
     assert api(world.colleague).post(review_url(scan), {"label": "notumor"}, format="json").status_code == 201
     mine = api(world.owner).get(f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/").json()
     assert mine["label"] == "notumor" and mine["result"]["mask_url"] is None
+    # Nor the size and place of the tumour the doctor says is not there.
+    measures = ("tumour_area_px", "tumour_area_mm2", "tumour_volume_mm3", "bbox")
+    assert [mine["result"][name] for name in measures] == [None] * 4
     assert api(world.owner).get(f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/mask.png").status_code == 404
     # Staff still see what the software drew, beside the doctor's reading.
     staff = api(world.colleague).get(f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/").json()
-    assert staff["result"]["mask_url"]
+    assert staff["result"]["mask_url"] and staff["result"]["tumour_area_px"] and staff["result"]["bbox"]
     assert api(world.colleague).get(staff["result"]["mask_url"]).status_code == 200
     # A later reading of a tumour brings the outline back for the patient.
     api(world.doctor_a2).post(review_url(scan), {"label": "glioma"}, format="json")

@@ -382,6 +382,71 @@ def test_operator_promotes_a_version_that_scored_lower_only_by_accepting_the_low
     assert weaker.status == "active"
 
 
+def test_the_lower_score_box_holds_only_against_the_version_the_page_weighed_it_against(
+        client, versions, django_user_model, tmp_path):
+    from diagnostics import registry
+
+    v1, _ = versions
+    weaker = register_classifier(tmp_path, "federated-4", {"accuracy": 0.53, "macro_f1": 0.531})
+    client.force_login(django_user_model.objects.create_superuser("op8@neurofed.example", "op8@neurofed.example",
+                                                                  "op-password-18"))
+    html = client.get("/operator/federation/").content.decode()
+    assert f'name="accepted_against" value="{v1.pk}"' in html
+    # Another operator promotes a better version meanwhile; the box ticked against v1 does not carry over.
+    better = registry.promote_model_version(register_classifier(tmp_path, "v9", {"macro_f1": 0.99}))
+    page = client.post(f"/operator/models/{weaker.pk}/promote/", {"accept_lower_score": "1",
+                                                                  "accepted_against": str(v1.pk)}, follow=True)
+    assert "below the active v9&#x27;s 0.990" in page.content.decode()
+    weaker.refresh_from_db(), better.refresh_from_db()
+    assert (weaker.status, better.status) == ("candidate", "active")
+
+
+def test_a_second_roll_back_from_the_same_page_goes_back_no_further(client, versions, django_user_model, tmp_path):
+    from diagnostics import registry
+
+    v1, v2 = versions
+    registry.promote_model_version(v2)
+    v3 = registry.promote_model_version(register_classifier(tmp_path, "v3", {"macro_f1": 0.9}))
+    client.force_login(django_user_model.objects.create_superuser("op9@neurofed.example", "op9@neurofed.example",
+                                                                  "op-password-19"))
+    html = client.get("/operator/federation/").content.decode()
+    assert f'name="from_version" value="{v3.pk}"' in html
+    for _ in range(2):  # a double click
+        page = client.post("/operator/models/classify/rollback/", {"from_version": str(v3.pk)}, follow=True)
+    assert "The classification model serving is now v2" in page.content.decode()
+    v2.refresh_from_db()
+    assert v2.status == "active"
+
+
+@pytest.mark.parametrize("address", ["/operator/models/%C2%B2/promote/", "/operator/models/%00/rollback/",
+                                     "/operator/models/classify%00/rollback/", "/operator/models/999999999999999999999/promote/"])
+def test_model_addresses_that_name_nothing_are_not_found(client, django_user_model, address):
+    client.force_login(django_user_model.objects.create_superuser("op10@neurofed.example", "op10@neurofed.example",
+                                                                  "op-password-20"))
+    assert client.post(address).status_code == 404
+
+
+@pytest.mark.parametrize("posted, said", [
+    ({"num_rounds": "-5"}, "Rounds: Ensure this value is greater than or equal to 1. Nothing was started."),
+    ({"num_rounds": "100000"}, "Rounds: Ensure this value is less than or equal to 200. Nothing was started."),
+    ({"num_rounds": "two"}, "Rounds: A valid integer is required. Nothing was started."),
+    ({"strategy": "nope"}, "Strategy: &quot;nope&quot; is not a valid choice. Nothing was started."),
+    ({"hospitals": ["st-anne", "gone"]}, "Hospitals: Unknown hospitals: gone. Nothing was started."),
+    ({"hospitals": ["st-anne\x00"]}, "Hospitals: Null characters are not allowed. Nothing was started."),
+    ({"hospitals": []}, "Choose the hospitals the run goes over: at least two. Nothing was started."),
+])
+def test_the_operators_start_form_says_what_it_refuses_rather_than_changing_it(client, world, django_user_model,
+                                                                               posted, said):
+    world.a.federation_opt_in = world.b.federation_opt_in = True
+    world.a.save(), world.b.save()
+    add_reviewed_case(world.a), add_reviewed_case(world.b)
+    client.force_login(django_user_model.objects.create_superuser("op11@neurofed.example", "op11@neurofed.example",
+                                                                  "op-password-21"))
+    page = client.post("/operator/federation/", {"hospitals": ["st-anne", "north-general"], **posted}, follow=True)
+    assert page.status_code == 200 and said in page.content.decode()
+    assert not FederatedRun.objects.exists()
+
+
 def test_run_lists_say_one_round_and_name_the_model(client, world, django_user_model):
     run = FederatedRun.objects.create(status=RunStatus.COMPLETED, num_rounds=1, model_kind="segmenter")
     run.hospitals.set([world.a, world.b])
