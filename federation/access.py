@@ -75,6 +75,9 @@ def round_view(payload: dict, own: frozenset[str] | None) -> dict:
         nodes = payload["nodes"] or []
         payload["nodes"] = [node for node in nodes if node.get("hospital") in own]
         payload["other_hospitals"] = len({node.get("hospital") for node in nodes} - own)
+        if payload["other_hospitals"] and "node_compute_s" in payload:
+            # The slowest node's load and training time: one hospital's timing, which grows with its cases.
+            payload["node_compute_s"] = None
     if "dropouts" in payload:
         payload["dropouts"] = _dropouts_view(payload["dropouts"], own)
     return payload

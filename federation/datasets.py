@@ -60,6 +60,25 @@ def kaggle_split(split: str, *, limit_per_class: int = 0) -> list[dict]:
     return rows
 
 
+# BatchNorm statistics settle within a few hundred images (learning.recalibrate_batchnorm reads at most
+# 16 batches of 64).
+STATISTICS_IMAGES_PER_CLASS = 64
+
+
+def coordinator_statistics_images(*, kind: str, image_size: int) -> np.ndarray:
+    """Images the coordinator owns, for the global model's BatchNorm statistics under central DP: the shared
+    set's calibration split (not the validation split the rounds are measured on), preprocessed."""
+    from diagnostics.ml.data import figshare_dataset, load_classification_arrays
+
+    from federation.learning import MODEL_SEGMENTER
+
+    if kind == MODEL_SEGMENTER:
+        data = figshare_dataset(settings.NEUROFED_DATA_DIR, _cache_dir(), image_size)
+        return data.pixels[data.splits == "calib"][: 4 * STATISTICS_IMAGES_PER_CLASS]
+    rows = kaggle_split("calib", limit_per_class=STATISTICS_IMAGES_PER_CLASS)
+    return load_classification_arrays([settings.NEUROFED_DATA_DIR / r["path"] for r in rows], image_size)
+
+
 def coordinator_validation_set(*, kind: str, image_size: int, limit_per_class: int = 0):
     """The coordinator's own validation data: the shared set's held-out split, preprocessed."""
     from diagnostics.ml.data import figshare_dataset, load_classification_arrays

@@ -145,8 +145,11 @@ class RoundLog:
 class FederationGrid(Grid):
     def __init__(self, grid: Grid, *, hospitals: set[str], min_nodes: int, node_wait_s: float,
                  on_round_start=None, on_dropout=None, enrolled: dict[int, str] | None = None,
-                 model_kind: str | None = None):
+                 model_kind: str | None = None, cases_on_record=None):
         self.grid = grid
+        # hospital slug -> how many reviewed cases the platform holds for it: the most a node's reply may
+        # weigh in the average (None: the claim is taken).
+        self.cases_on_record = cases_on_record
         self.enrolled = enrolled
         # Told to nodes when they are asked who they are, so one that will refuse this model says so then.
         self.model_kind = model_kind
@@ -311,6 +314,8 @@ class FederationGrid(Grid):
                 answered.add(node_id)
                 continue
             answered.add(node_id)
+            if kind == "train":
+                self._cap_claimed_cases(node_id, hospital, reply)
             accepted.append(reply)
             self._record_reply(round_log, node_id, hospital, kind, reply)
         for node_id in destinations - answered:
@@ -323,6 +328,19 @@ class FederationGrid(Grid):
             )
         keep_common_metrics(accepted)
         return accepted
+
+    def _cap_claimed_cases(self, node_id: int, hospital: str, reply: Message) -> None:
+        """A train reply's num-examples weighs its update in the average: a node claiming more cases than
+        its hospital has reviewed on the platform would take the average over. It weighs as that many."""
+        if self.cases_on_record is None:
+            return
+        metrics = reply.content.metric_records["metrics"]
+        claimed = int(metrics["num-examples"])
+        ceiling = self.cases_on_record(hospital)
+        if ceiling is not None and claimed > ceiling:
+            log.warning("node %s (%s) claimed %d cases; its hospital has %d reviewed: weighed as %d",
+                        node_id, hospital, claimed, ceiling, ceiling)
+            metrics["num-examples"] = max(int(ceiling), 1)
 
     def _reject(self, reply: Message, problem: str) -> None:
         entry = {"node_id": str(reply.metadata.src_node_id), "problem": problem}
@@ -406,27 +424,104 @@ def with_server_step(strategy, step: float, trainable):
     return strategy
 
 
-def build_strategy(run, num_nodes: int, trainable=None):
-    from flwr.serverapp.strategy import (
-        DifferentialPrivacyServerSideFixedClipping,
-        FedAdam,
-        FedAvg,
-        FedProx,
-    )
+def _reply_weights(reply: Message) -> np.ndarray:
+    return reply.content.array_records["arrays"].to_numpy_ndarrays()[0]
+
+
+def with_central_dp(strategy, *, noise_multiplier: float, clipping_norm: float, trainable: np.ndarray,
+                    statistics=None, rng=None):
+    """Central differential privacy over the nodes' weight updates (DP-FedAvg with fixed clipping; McMahan et
+    al., ICLR 2018), done here rather than by Flower's wrapper, which sized its noise for the hospitals asked
+    and added it to the whole weights vector:
+
+    - each reply's update of the trainable weights (its weights minus the global model sent) is clipped to
+      `clipping_norm` (L2); an update of zero stays zero;
+    - the clipped updates are averaged with equal weights: weighted by case counts, one hospital's update
+      could move the average by more than `clipping_norm / n`, the sensitivity the noise is sized for;
+    - Gaussian noise of standard deviation `noise_multiplier * clipping_norm / n` is added, `n` the number
+      of replies averaged in this round, not of the hospitals asked (a hospital that dropped out does not
+      leave the others with too little noise);
+    - BatchNorm's statistics are not taken from the nodes: they are functions of their patients' scans that
+      no noise covers, and noise on a variance can turn it negative. `statistics(weights)` sets them from
+      the coordinator's own images (main: its calibration split); without it they stay as sent.
+
+    The wrapped strategy still aggregates the round's metrics; what DP covers is the model's weights.
+    """
+    configure_train, aggregate_train = strategy.configure_train, strategy.aggregate_train
+    sent: dict[str, np.ndarray] = {}
+    # Unseeded: noise a node could predict would protect nothing.
+    rng = rng or np.random.default_rng()
+
+    def configure_and_remember(server_round, arrays, config, grid):
+        sent["weights"] = arrays.to_numpy_ndarrays()[0]
+        return configure_train(server_round, arrays, config, grid)
+
+    def aggregate_privately(server_round, replies):
+        replies = list(replies)
+        arrays, metrics = aggregate_train(server_round, replies)
+        if arrays is None or "weights" not in sent:
+            return arrays, metrics
+        before = sent["weights"].astype(np.float64)
+        updates = []
+        for reply in replies:
+            update = _reply_weights(reply).astype(np.float64)[trainable] - before[trainable]
+            norm = float(np.linalg.norm(update))
+            updates.append(update * (clipping_norm / norm) if norm > clipping_norm else update)
+        deviation = noise_multiplier * clipping_norm / len(updates)
+        weights = before.copy()
+        weights[trainable] += np.mean(updates, axis=0) + rng.normal(0.0, deviation, size=updates[0].shape)
+        weights = weights.astype(np.float32)
+        return ArrayRecord([statistics(weights) if statistics is not None else weights]), metrics
+
+    strategy.configure_train = configure_and_remember
+    strategy.aggregate_train = aggregate_privately
+    return strategy
+
+
+def with_averaged_statistics(strategy, trainable: np.ndarray):
+    """FedAdam's server optimizer steps every entry of the weights vector, BatchNorm's statistics too, where
+    its momentum can carry a variance below zero (and the model to NaN); those entries take the nodes'
+    average by cases instead, as in with_server_step."""
+    aggregate_train = strategy.aggregate_train
+
+    def aggregate_and_average_statistics(server_round, replies):
+        replies = list(replies)
+        arrays, metrics = aggregate_train(server_round, replies)
+        if arrays is None or not replies:
+            return arrays, metrics
+        cases = np.asarray([float(r.content.metric_records["metrics"]["num-examples"]) for r in replies])
+        average = np.average(np.stack([_reply_weights(r) for r in replies]), axis=0, weights=cases)
+        stepped = arrays.to_numpy_ndarrays()[0]
+        return ArrayRecord([np.where(trainable, stepped, average).astype(stepped.dtype)]), metrics
+
+    strategy.aggregate_train = aggregate_and_average_statistics
+    return strategy
+
+
+def build_strategy(run, trainable=None, statistics=None):
+    """The run's strategy. `trainable`: learning.trainable_mask of the model (None: every entry, as in
+    tests of plain vectors); `statistics`: what sets BatchNorm's statistics under central DP."""
+    from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
     common = {"min_train_nodes": run.min_nodes, "min_evaluate_nodes": run.min_nodes,
               "min_available_nodes": run.min_nodes}
+    dp = run.dp_noise_multiplier is not None
+    if dp and run.strategy == "fedadam":
+        # FedAdam's moments would be kept from the averages before the noise, and its step multiplies the
+        # sensitivity; the API refuses the combination (StartRunSerializer).
+        raise ValueError("central differential privacy is applied with FedAvg or FedProx, not FedAdam")
     if run.strategy == "fedprox":
         strategy = FedProx(proximal_mu=run.proximal_mu, **common)
     elif run.strategy == "fedadam":
         strategy = FedAdam(eta=run.server_learning_rate, **common)
+        if trainable is not None:
+            strategy = with_averaged_statistics(strategy, trainable)
     else:
         strategy = FedAvg(**common)
-    if run.dp_noise_multiplier is not None:
-        strategy = DifferentialPrivacyServerSideFixedClipping(
-            strategy, noise_multiplier=run.dp_noise_multiplier, clipping_norm=run.dp_clipping_norm or 1.0,
-            num_sampled_clients=num_nodes,
-        )
+    if dp:
+        strategy = with_central_dp(strategy, noise_multiplier=run.dp_noise_multiplier,
+                                   clipping_norm=run.dp_clipping_norm or 1.0, statistics=statistics,
+                                   trainable=trainable if trainable is not None else slice(None))
     if run.strategy != "fedadam" and trainable is not None:
         # Outside the DP wrapper: the step scales the noisy average, which is post-processing and keeps
         # the guarantee; inside, it would scale the clipped updates' sensitivity before the noise is added.
@@ -453,7 +548,7 @@ def main(grid: Grid, context: Context) -> None:
 
     django.setup()
     from federation import conf, learning, services
-    from federation.datasets import coordinator_validation_set
+    from federation.datasets import coordinator_statistics_images, coordinator_validation_set
     from federation.models import FederatedRun
 
     run_id = int(context.run_config["platform-run-id"])
@@ -475,7 +570,9 @@ def main(grid: Grid, context: Context) -> None:
 
         fed_grid = FederationGrid(grid, hospitals=hospitals, min_nodes=run.min_nodes,
                                   node_wait_s=conf.node_wait_s(), on_round_start=round_started, on_dropout=dropout,
-                                  enrolled=services.enrolled_nodes(), model_kind=run.model_kind)
+                                  enrolled=services.enrolled_nodes(), model_kind=run.model_kind,
+                                  cases_on_record=lambda slug: _guarded("count a hospital's cases",
+                                                                        services.cases_on_record, slug))
 
         def evaluate_fn(server_round: int, arrays: ArrayRecord):
             started = time.monotonic()
@@ -492,7 +589,18 @@ def main(grid: Grid, context: Context) -> None:
                                "model-width": run.model_width, "num-rounds": run.num_rounds,
                                "learning-rate": float(run.learning_rate),
                                "logit-adjustment": bool(run.logit_adjustment), "seed": int(run.seed)})
-        strategy = build_strategy(run, num_nodes=len(hospitals), trainable=learning.trainable_mask(model))
+        statistics = None
+        if run.dp_noise_multiplier is not None:
+            # Under central DP, BatchNorm's statistics come from the coordinator's own images
+            # (with_central_dp), not from the hospitals' updates.
+            own_images = coordinator_statistics_images(kind=run.model_kind, image_size=run.image_size)
+
+            def statistics(weights):
+                learning.unpack_arrays(model, [weights])
+                learning.recalibrate_batchnorm(model, own_images)
+                return learning.pack_weights(model)
+
+        strategy = build_strategy(run, trainable=learning.trainable_mask(model), statistics=statistics)
         result = strategy.start(
             grid=fed_grid, initial_arrays=ArrayRecord([learning.pack_weights(model)]), num_rounds=run.num_rounds,
             timeout=conf.phase_timeout_s(), train_config=config, evaluate_config=config, evaluate_fn=evaluate_fn,

@@ -55,15 +55,16 @@ def federation_available() -> bool:
 def _hospitals_with_enough_cases(hospitals, model_kind: str, min_nodes: int, told=None) -> list:
     """The hospitals a run goes over: those with at least conf.min_node_cases() of the cases it trains on.
 
-    A hospital with fewer would only fail every round (its node refuses: federation/client_app.py), and a
-    run sized for it adds central DP noise for a contributor that never sends an update. So it is left out
-    up front or the run refused, in words the admin can act on. Only counts are read here, on the
-    coordinator: no case leaves its hospital.
+    A hospital with fewer would only fail every round (its node refuses: federation/client_app.py). So it
+    is left out up front or the run refused, in words the admin can act on. Only counts are read here, on
+    the coordinator: no case leaves its hospital.
 
     `told`: the hospital whose admin asked; the run goes over it and the other hospitals that have enough.
-    Which other hospitals have cases is theirs to know, not this admin's (federation/access.py keeps
-    per-site figures apart too), so that admin hears of their own only. The operator, who chose the
-    hospitals, is told which of them fall short.
+    How many cases other hospitals have is theirs to know, not this admin's (federation/access.py keeps
+    per-site figures apart too), so the refusal speaks of their own only. The run does list the hospitals
+    it goes over, as every run does for its participants: an admin who compares that list with the
+    opted-in partners can tell which fell short of the minimum, but not by how much. The operator, who
+    chose the hospitals, is told which of them fall short.
     """
     from diagnostics.training_data import count_reviewed_cases
 
@@ -102,6 +103,16 @@ def training_case_counts(hospital) -> dict:
     return {"reviewed_cases": count_reviewed_cases(hospital),
             "outlined_tumours": count_reviewed_cases(hospital, outlined=True),
             "minimum_cases": min_node_cases()}
+
+
+def cases_on_record(slug: str) -> int | None:
+    """How many reviewed cases hospital `slug` holds on the platform (None: no such hospital): the most its
+    node's update may weigh in a round's average (server_app.FederationGrid)."""
+    from diagnostics.training_data import count_reviewed_cases
+    from hospitals.models import Hospital
+
+    hospital = Hospital.objects.filter(slug=slug).first()
+    return count_reviewed_cases(hospital) if hospital is not None else None
 
 
 @transaction.atomic

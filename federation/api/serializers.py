@@ -106,6 +106,14 @@ class StartRunSerializer(serializers.Serializer):
         return [found[s] for s in dict.fromkeys(slugs)]
 
     def validate(self, data):
-        if data.get("dp_noise_multiplier") is not None and data.get("dp_clipping_norm") is None:
+        dp = data.get("dp_noise_multiplier") is not None
+        if dp and data.get("dp_clipping_norm") is None:
             raise serializers.ValidationError({"dp_clipping_norm": "Differential privacy needs a clipping norm."})
+        if not dp and data.get("dp_clipping_norm") is not None:
+            # Alone it would turn nothing on: no clipping happens without the noise it is sized for.
+            raise serializers.ValidationError({"dp_noise_multiplier": "A clipping norm is used only with a noise "
+                                                                      "multiplier: give both, or neither."})
+        if dp and data.get("strategy") == Strategy.FEDADAM:
+            raise serializers.ValidationError({"strategy": "Differential privacy is applied with FedAvg or FedProx: "
+                                                           "FedAdam's server optimizer would weaken its guarantee."})
         return data

@@ -177,6 +177,28 @@ def test_a_node_whose_own_minimum_its_hospital_falls_short_of_declines_the_run_b
                                   "part with at least 50 (FEDERATION_MIN_NODE_CASES)")
 
 
+def test_a_run_under_central_dp_completes_with_batchnorm_statistics_from_the_coordinators_images(federation):
+    """Noise on the weights only: the statistics are set from the coordinator's calibration images each
+    round, so every variance stays positive and the model measures finite figures."""
+    from federation import learning
+
+    a, b = seed_hospital("fl-a", per_class=2, offset=0), seed_hospital("fl-b", per_class=2, offset=40)
+    federation.start_superlink()
+    federation.start_node(a.slug)
+    federation.start_node(b.slug)
+    run = make_run([a, b], num_rounds=1, dp_noise_multiplier=0.5, dp_clipping_norm=5.0)
+    thread, result = follow_in_background(run)
+    thread.join(timeout=420)
+    assert not thread.is_alive(), "the run hung"
+    run.refresh_from_db()
+    assert result["status"] == RunStatus.COMPLETED, f"{run.failure_reason}\n{federation.logs()}"
+    assert 0.0 <= run.rounds.get(number=1).global_accuracy <= 1.0
+    model = learning.build_model("classifier", run.image_size, run.model_width)
+    model.load_weights(run.weights_path)
+    variances = [v.numpy() for v in model.weights if "moving_variance" in v.path]
+    assert variances and all((v > 0).all() for v in variances)
+
+
 def test_a_killed_superlink_fails_the_run_within_the_platform_deadline(federation, settings):
     settings.FEDERATION_SUPERLINK_LOST_S = 10
     a = seed_hospital("fl-a", per_class=2, offset=0)

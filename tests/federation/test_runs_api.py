@@ -112,6 +112,14 @@ def test_unknown_hospitals_and_dp_without_a_clipping_norm_are_refused(api, opera
     response = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "dp_noise_multiplier": 1.0},
                                   format="json")
     assert response.status_code == 400 and "dp_clipping_norm" in response.json()["fields"]
+    # A clipping norm alone turned nothing on; with FedAdam the server optimizer weakens the guarantee.
+    response = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "dp_clipping_norm": 1.0},
+                                  format="json")
+    assert response.status_code == 400 and "dp_noise_multiplier" in response.json()["fields"]
+    response = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "dp_noise_multiplier": 1.0,
+                                         "dp_clipping_norm": 1.0, "strategy": "fedadam"}, format="json")
+    assert response.status_code == 400 and "FedAvg or FedProx" in response.json()["fields"]["strategy"][0]
+    assert not FederatedRun.objects.exists()
 
 
 @pytest.mark.parametrize("who", ["admin_a", "doctor_a", "outsider"])
@@ -212,7 +220,7 @@ def run_with_sites(opted_in):
                    final_metrics={"accuracy": 0.6, "wire": {"inspected_replies": 3, "rejected_replies": [
                        {"node_id": "77", "problem": "metrics ['patient-ids'] are not on the list"}]}})
     FederatedRound.objects.create(
-        run=run, number=1, started_at=run.created_at, global_accuracy=0.61, client_accuracy=0.62,
+        run=run, number=1, started_at=run.created_at, global_accuracy=0.61, client_accuracy=0.62, node_compute_s=31.0,
         nodes=[{"hospital": "north-general", "node_id": "77", "num_examples": 412, "eval_accuracy": 0.64,
                 "train_s": 31.0},
                {"hospital": "st-anne", "node_id": "12", "num_examples": 120, "eval_accuracy": 0.6, "train_s": 9.0}],
@@ -229,6 +237,8 @@ def test_an_admin_reads_the_global_figures_and_only_their_own_hospitals_node(api
         assert round_1["nodes"] == [{"hospital": "st-anne", "node_id": "12", "num_examples": 120,
                                      "eval_accuracy": 0.6, "train_s": 9.0}]
         assert round_1["other_hospitals"] == 1
+        # The slowest node's time is B's (31 s, growing with its cases): withheld beside another hospital.
+        assert round_1["node_compute_s"] is None
         # Every key an admin reads is one the schema's Round documents.
         from federation.api.serializers import RoundSerializer
 
@@ -251,7 +261,7 @@ def test_an_admin_reads_the_global_figures_and_only_their_own_hospitals_node(api
 def test_the_operator_reads_every_sites_figures(api, operator, run_with_sites):
     body = api(operator).get(f"{RUNS}{run_with_sites.pk}/").json()
     assert [n["hospital"] for n in body["rounds"][0]["nodes"]] == ["north-general", "st-anne"]
-    assert "other_hospitals" not in body["rounds"][0]
+    assert "other_hospitals" not in body["rounds"][0] and body["rounds"][0]["node_compute_s"] == 31.0
     assert body["dropouts"][0]["reason"] == B_ERROR and B_ERROR in body["failure_reason"]
     assert body["final_metrics"]["wire"]["rejected_replies"][0]["node_id"] == "77"
 
