@@ -11,11 +11,11 @@ from types import SimpleNamespace
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user, get_user_model
-from rest_framework.authtoken.models import Token
 
 from hospitals import throttle
 from hospitals.emails import account_by_email
 from hospitals.errors import DomainError
+from hospitals.models import ApiToken
 from hospitals.passwords import MAX_PASSWORD_LENGTH
 
 
@@ -46,7 +46,7 @@ def password_changed(user) -> None:
     A token works like the password it was minted with. Whoever changes a password to lock out someone
     who had it must lock out their token too; the owner signs in to the API again.
     """
-    Token.objects.filter(user=user).delete()
+    ApiToken.objects.filter(user=user).delete()
 
 
 def display_name(user) -> str:

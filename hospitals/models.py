@@ -217,3 +217,16 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only")
+
+
+class ApiToken(models.Model):
+    """An API token (`Authorization: Token <secret>`), kept as the SHA-256 of its secret, as invitations
+    are: a copy of the database or a backup hands out no credential. The secret is shown once, when the
+    token is issued (hospitals.api_tokens)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

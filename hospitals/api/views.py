@@ -6,8 +6,6 @@ which leaves the caller's membership on the view; nothing here queries tenant da
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +14,7 @@ from hospitals import services
 from hospitals.accounts import authenticate_by_email
 from hospitals.access import access_invitation, access_member, access_patient, visible_patients
 from hospitals.api import serializers as s
+from hospitals.api_tokens import DigestTokenAuthentication, issue_token
 from hospitals.api.permissions import IsHospitalAdmin, MembersReadAdminsWrite, MembersReadStaffWrite
 from hospitals.audit import audit_trail, note_reader, patient_actors, record_audit
 from hospitals.models import Invitation, Membership
@@ -26,7 +25,7 @@ class AuthTokenView(APIView):
     """Exchange email and password for an API token (`Authorization: Token <token>`); DELETE revokes it."""
 
     # Tokens only: a browser session must not be able to mint or revoke API tokens without CSRF checks.
-    authentication_classes = [TokenAuthentication]
+    authentication_classes = [DigestTokenAuthentication]
     # Asking for a token proves who one is by password: a revoked token a client still sends in its
     # header must not stand in the way of getting a new one (neurofed.api_schema reads this too).
     unauthenticated_methods = ("POST",)
@@ -44,12 +43,12 @@ class AuthTokenView(APIView):
         form = s.TokenRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         user = authenticate_by_email(request._request, form.validated_data["email"], form.validated_data["password"])
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        _, secret = issue_token(user)
+        return Response({"token": secret})
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request):
-        Token.objects.filter(user=request.user).delete()
+        request.auth.delete()  # the token this request came with; the account's others stay
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -4,9 +4,9 @@ import socket
 
 import pytest
 from django.core.management import CommandError, call_command
-from rest_framework.authtoken.models import Token
 
-from hospitals.models import Patient
+from hospitals.api_tokens import issue_token, token_digest
+from hospitals.models import ApiToken, Patient
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,7 @@ def test_what_cannot_work_is_refused_before_a_patient_or_a_token_is_made(world, 
     patients = Patient.objects.count()
     with pytest.raises(CommandError, match=message):
         call_command("benchmark_pipeline", **given)
-    assert Patient.objects.count() == patients and not Token.objects.exists()
+    assert Patient.objects.count() == patients and not ApiToken.objects.exists()
 
 
 @pytest.fixture
@@ -59,13 +59,14 @@ def answering_server():
 def test_the_token_it_made_is_taken_back_and_a_doctors_own_is_kept(world, answering_server, monkeypatch, had_token):
     from diagnostics.management.commands import benchmark_pipeline
 
-    own = Token.objects.create(user=world.doctor_a).key if had_token else None
+    own = issue_token(world.doctor_a)[0].digest if had_token else None
 
     def stopped(self, options, hospital, user, patient, token, base, images):
-        assert Token.objects.get(user=user).key == token  # it uploads with a token of the doctor's
+        # It uploads with a token of the doctor's account, one of its own.
+        assert ApiToken.objects.get(digest=token_digest(token)).user == user and token_digest(token) != own
         raise CommandError("stopped before uploading")
 
     monkeypatch.setattr(benchmark_pipeline.Command, "_run", stopped)
     with pytest.raises(CommandError, match="stopped before uploading"):
         call_command("benchmark_pipeline", url=answering_server, hospital="st-anne", doctor=world.doctor_a.email)
-    assert list(Token.objects.filter(user=world.doctor_a).values_list("key", flat=True)) == ([own] if own else [])
+    assert list(ApiToken.objects.filter(user=world.doctor_a).values_list("digest", flat=True)) == ([own] if own else [])

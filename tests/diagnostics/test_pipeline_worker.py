@@ -8,11 +8,12 @@ import urllib.request
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from diagnostics.models.scans import Diagnosis, Scan
+from hospitals.api_tokens import issue_token
+from hospitals.models import ApiToken
 from tests.diagnostics import samples
 from tests.diagnostics.helpers import multipart, patient_of
 from tests.diagnostics.conftest import VISIBILITY_TIMEOUT_S
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transa
 
 def http(server, method, path, user, body=None, content_type=None):
     request = urllib.request.Request(server.url + path, data=body, method=method)
-    request.add_header("Authorization", f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    request.add_header("Authorization", f"Token {issue_token(user)[1]}")
     if content_type:
         request.add_header("Content-Type", content_type)
     try:
@@ -187,4 +188,4 @@ def test_benchmark_pipeline_reports_latency_throughput_and_memory(world, live, c
     assert 0 < memory["web"] < 400, memory  # the web process never loads TensorFlow
     assert any(name.startswith("worker (pool") for name in memory)
     # The token it made to upload with goes with the run; the doctor had none.
-    assert not Token.objects.filter(user=world.doctor_a).exists()
+    assert not ApiToken.objects.filter(user=world.doctor_a).exists()

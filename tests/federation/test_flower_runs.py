@@ -11,11 +11,11 @@ import time
 import pytest
 from django.db import connection
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from websockets.sync.client import connect
 
 from federation.models import FederatedRound, FederatedRun, RunStatus
 from federation.tasks import follow_run
+from hospitals.api_tokens import issue_token
 from tests.factories import make_user
 from tests.federation.conftest import seed_hospital
 
@@ -59,7 +59,7 @@ def http_post(server, path, user, body):
     import urllib.request
 
     request = urllib.request.Request(server.url + path, data=json.dumps(body).encode(), method="POST")
-    request.add_header("Authorization", f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    request.add_header("Authorization", f"Token {issue_token(user)[1]}")
     request.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.status, json.loads(response.read())

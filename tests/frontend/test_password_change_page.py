@@ -3,9 +3,9 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from hospitals.api_tokens import issue_token
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +16,7 @@ NEW = "a-new-long-passphrase-2026"
 
 def api_status(token) -> int:
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return api.get("/api/v1/me/").status_code
 
 
@@ -37,7 +37,7 @@ def test_the_form_names_every_field(client, world):
 
 
 def test_a_change_keeps_this_sign_in_ends_the_others_and_tells_the_owner(world, mailoutbox):
-    token = Token.objects.create(user=world.owner)
+    _, token = issue_token(world.owner)
     assert api_status(token) == 200
     here, elsewhere = Client(), Client()
     here.login(username=world.owner.email, password=PASSWORD)

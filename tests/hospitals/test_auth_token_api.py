@@ -2,10 +2,10 @@ import logging
 import time
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from hospitals.models import AuditEvent
+from hospitals.api_tokens import token_digest
+from hospitals.models import ApiToken, AuditEvent
 from tests.factories import PASSWORD, make_user
 from tests.hospitals.conftest import url
 
@@ -26,7 +26,9 @@ def test_token_for_email_and_password_authenticates_the_api(world):
     response = client.post(TOKEN, {"email": "Doctor1@ST-ANNE.example", "password": PASSWORD}, format="json")
     assert response.status_code == 200, response.content
     token = response.json()["token"]
-    assert Token.objects.get(key=token).user == world.doctor_a
+    # Kept as its digest: the database holds no token anyone could send.
+    assert ApiToken.objects.get(digest=token_digest(token)).user == world.doctor_a
+    assert not ApiToken.objects.filter(digest=token).exists()
 
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     me = client.get(url("me"))
@@ -35,14 +37,41 @@ def test_token_for_email_and_password_authenticates_the_api(world):
     assert client.get(url("hospitals", world.b.slug, "patients")).status_code == 404
 
 
-def test_the_same_token_is_returned_until_revoked(world):
+def test_each_client_gets_a_token_of_its_own_and_revoking_one_leaves_the_others(world):
+    """A digest cannot be handed out again: each sign-in issues a new token, and DELETE ends the one sent."""
+    first_client, second_client = APIClient(), APIClient()
+    first = first_client.post(TOKEN, {"email": "doctor1@st-anne.example", "password": PASSWORD}).json()["token"]
+    second = second_client.post(TOKEN, {"email": "doctor1@st-anne.example", "password": PASSWORD}).json()["token"]
+    assert first != second
+    first_client.credentials(HTTP_AUTHORIZATION=f"Token {first}")
+    second_client.credentials(HTTP_AUTHORIZATION=f"Token {second}")
+    assert first_client.delete(TOKEN).status_code == 204
+    assert first_client.get(url("me")).status_code == 401
+    assert second_client.get(url("me")).status_code == 200
+
+
+def test_an_account_keeps_its_newest_tokens_only(world, monkeypatch):
+    from hospitals import api_tokens
+
+    monkeypatch.setattr(api_tokens, "MAX_TOKENS_PER_ACCOUNT", 3)
+    secrets = [api_tokens.issue_token(world.doctor_a)[1] for _ in range(5)]
+    kept = set(ApiToken.objects.filter(user=world.doctor_a).values_list("digest", flat=True))
+    assert kept == {token_digest(secret) for secret in secrets[2:]}
+
+
+def test_a_token_kept_in_clear_before_is_digested_by_the_migration_and_still_works(world):
+    """Tokens DRF stored in clear (before migration 0008): their holders go on signing in with them."""
+    from importlib import import_module
+
+    from django.apps import apps as global_apps
+    from rest_framework.authtoken.models import Token
+
+    clear = Token.objects.create(user=world.doctor_a).key
+    import_module("hospitals.migrations.0008_api_tokens").digest_the_tokens_in_clear(global_apps, None)
+    assert not Token.objects.exists()
     client = APIClient()
-    first = client.post(TOKEN, {"email": "doctor1@st-anne.example", "password": PASSWORD}).json()["token"]
-    second = client.post(TOKEN, {"email": "doctor1@st-anne.example", "password": PASSWORD}).json()["token"]
-    assert first == second
-    client.credentials(HTTP_AUTHORIZATION=f"Token {first}")
-    assert client.delete(TOKEN).status_code == 204
-    assert client.get(url("me")).status_code == 401
+    client.credentials(HTTP_AUTHORIZATION=f"Token {clear}")
+    assert client.get(url("me")).json()["user"]["email"] == world.doctor_a.email
 
 
 @pytest.mark.parametrize(
@@ -53,7 +82,7 @@ def test_wrong_credentials_say_the_same_thing(world, email, password):
     response = APIClient().post(TOKEN, {"email": email, "password": password})
     assert response.status_code == 400
     assert response.json() == {"error": "invalid_credentials", "detail": "The email address or password is not correct."}
-    assert not Token.objects.exists()
+    assert not ApiToken.objects.exists()
 
 
 def test_inactive_account_gets_no_token(world):
@@ -99,7 +128,7 @@ def test_five_failures_lock_the_account_even_against_the_right_password(world):
     assert locked.status_code == 429
     assert locked.json() == LOCKED
     assert 890 <= int(locked["Retry-After"]) <= 900
-    assert not Token.objects.filter(user=world.doctor_a2).exists()
+    assert not ApiToken.objects.filter(user=world.doctor_a2).exists()
     # Another account from the same client is not held.
     assert client.post(TOKEN, {"email": "doctor1@st-anne.example", "password": PASSWORD}).status_code == 200
 

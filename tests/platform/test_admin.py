@@ -3,6 +3,8 @@
 import pytest
 from rest_framework.authtoken.models import Token
 
+from hospitals.api_tokens import issue_token
+from hospitals.models import ApiToken
 from tests.factories import make_user
 
 
@@ -18,7 +20,7 @@ def test_the_operator_cannot_list_or_open_anyones_api_token(client, world, opera
     assert index.status_code == 200 and "Users" in index.content.decode()
     assert "authtoken" not in index.content.decode() and "Tokens" not in index.content.decode()
     for url in ("/admin/authtoken/tokenproxy/", f"/admin/authtoken/tokenproxy/{world.doctor_a.pk}/change/",
-                "/admin/authtoken/token/"):
+                "/admin/authtoken/token/", "/admin/hospitals/apitoken/"):
         response = client.get(url, follow=True)
         assert token.key not in response.content.decode(), url
         assert response.status_code == 404, url
@@ -63,18 +65,18 @@ def test_an_account_added_in_the_admin_is_an_operator_who_signs_in_by_email(clie
 def test_a_password_set_in_the_admin_ends_the_accounts_api_tokens(client, operator):
     """A token works like the password it was minted with, as on the site's own password page."""
     second = make_user("second.operator@neurofed.example", is_superuser=True, is_staff=True)
-    Token.objects.create(user=second), Token.objects.create(user=operator)
+    issue_token(second), issue_token(operator)
     client.force_login(operator)
     refused = client.post(f"/admin/auth/user/{second.pk}/password/", {"password1": "short", "password2": "other"})
-    assert refused.status_code == 200 and Token.objects.filter(user=second).exists()
+    assert refused.status_code == 200 and ApiToken.objects.filter(user=second).exists()
     new = "a-new-operator-secret-2026"
     assert client.post(f"/admin/auth/user/{second.pk}/password/",
                        {"password1": new, "password2": new}).status_code == 302
-    assert not Token.objects.filter(user=second).exists()
-    assert Token.objects.filter(user=operator).exists()
+    assert not ApiToken.objects.filter(user=second).exists()
+    assert ApiToken.objects.filter(user=operator).exists()
     # The operator's own, on the admin's "Change password" page.
     from tests.factories import PASSWORD
 
     assert client.post("/admin/password_change/", {"old_password": PASSWORD, "new_password1": new,
                                                    "new_password2": new}).status_code == 302
-    assert not Token.objects.filter(user=operator).exists()
+    assert not ApiToken.objects.filter(user=operator).exists()
