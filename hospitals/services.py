@@ -804,7 +804,10 @@ def delete_hospital(*, hospital: Hospital, actor=None) -> HospitalDeletion:
     deletion = HospitalDeletion()
     hospital = Hospital.objects.select_for_update().get(pk=hospital.pk)
     size = len(bytes(hospital.wrapped_data_key or b""))
-    # Overwrite before deleting, so the row image PostgreSQL keeps until vacuum holds no key either.
+    # Overwritten before deleting, so the deleted row's last version holds random bytes. Its earlier
+    # versions (kept until vacuum) and the write-ahead log still hold the wrapped key, as a database
+    # backup does: only the master key opens them, so rotating it afterwards (rotate_master_key, then
+    # destroying the old one) completes the shredding (docs/foundation.md).
     hospital.wrapped_data_key = secrets.token_bytes(size or 64)
     hospital.master_key_id = "destroyed"
     hospital.save(update_fields=["wrapped_data_key", "master_key_id"])

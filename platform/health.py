@@ -197,12 +197,15 @@ def check_field_key() -> dict:
 
     from hospitals.models import Patient
 
+    # The newest record and the oldest: a key list that lost the older key (a rotation's previous one)
+    # opens what was written since, not what was written before.
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT full_name FROM {Patient._meta.db_table} ORDER BY created_at DESC LIMIT 1")
-        stored = cursor.fetchone()
-    if stored is not None:
+        cursor.execute(f"(SELECT full_name FROM {Patient._meta.db_table} ORDER BY created_at DESC LIMIT 1) UNION ALL "
+                       f"(SELECT full_name FROM {Patient._meta.db_table} ORDER BY created_at ASC LIMIT 1)")
+        stored = cursor.fetchall()
+    for (value,) in stored:
         try:
-            decrypt_str(stored[0])
+            decrypt_str(value)
         except InvalidToken:
             raise CheckFailed("field_key_wrong", "FIELD_ENCRYPTION_KEY does not open the stored patient records; "
                                                  "set the key they were written with.") from None

@@ -286,8 +286,10 @@ UPLOAD_MAX_FRAMES = env_int("UPLOAD_MAX_FRAMES", 512)
 # alike for every process.
 ANALYSIS_TIME_LIMIT_S = env_int("ANALYSIS_TIME_LIMIT_S", 300)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
-# An upload is a scan in the clear, often a DICOM whose header names the patient: it stays in memory
-# and is never spooled to a temporary file, which a killed worker would leave on disk. The upload view
+# An upload is a scan in the clear, often a DICOM whose header names the patient: Django keeps it in
+# memory and never spools it to a temporary file, which a killed worker would leave on disk. (daphne's
+# HTTP layer, Twisted, does spool a request body over 100 kB to TMPDIR before Django sees it: the README
+# has TMPDIR point at memory in production.) The upload view
 # refuses a body over the limit before it is read, so memory holds at most one limit's worth.
 FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 64 * 1024

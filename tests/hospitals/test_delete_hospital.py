@@ -52,7 +52,8 @@ def test_key_is_overwritten_before_the_row_goes(world):
     statements = [q["sql"] for q in queries.captured_queries if '"hospitals_hospital"' in q["sql"]]
     overwrite = next(i for i, sql in enumerate(statements) if sql.startswith("UPDATE") and "wrapped_data_key" in sql)
     delete = next(i for i, sql in enumerate(statements) if sql.startswith("DELETE"))
-    # The row's last version carries random bytes, not the wrapped key, in whatever the database keeps.
+    # The row's last version carries random bytes, not the wrapped key (its earlier versions keep it until
+    # vacuum, wrapped by the master key: docs/foundation.md).
     assert overwrite < delete
 
 

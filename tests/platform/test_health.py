@@ -197,6 +197,24 @@ def test_a_field_key_that_does_not_open_the_stored_records_makes_readiness_503(c
     assert_reveals_nothing(response)
 
 
+def test_a_field_key_list_that_lost_the_older_key_is_found_though_the_newest_record_opens(client, active_models,
+                                                                                          world):
+    """A rotation's previous key dropped by mistake: records written since open, the older ones do not."""
+    from django.db import connection
+
+    from hospitals.models import Patient
+    from tests.factories import make_patient
+
+    needs_services()
+    oldest = Patient.objects.order_by("created_at").first()
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {Patient._meta.db_table} SET full_name = %s WHERE id = %s",
+                       [Fernet(Fernet.generate_key()).encrypt(b"Ada Lovelace").decode(), oldest.pk])
+    make_patient(world.a, "Grace Hopper")  # the newest, written under the key configured now
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.json()["checks"]["field_key"]["error"] == "field_key_wrong"
+
+
 def test_a_missing_input_gate_makes_readiness_503_and_uploads_refused_with_a_sentence(client, active_models, settings,
                                                                                      tmp_path, world, api):
     settings.INPUT_GATE_PATH = tmp_path / "no-gate.json"
