@@ -55,11 +55,14 @@ SUBMIT_ATTEMPTS = 3
 SUBMIT_TIMEOUT_S = 180  # one `flwr run`: it builds and sends the app bundle
 
 
-def submit_run(federation_home: Path, platform_run_id: int, *, attempts: int = SUBMIT_ATTEMPTS) -> str:
+def submit_run(federation_home: Path, platform_run_id: int, *, since: datetime.datetime | None = None,
+               attempts: int = SUBMIT_ATTEMPTS) -> str:
     """Start a run of our Flower app on the SuperLink; returns Flower's run id (a uint64, as text).
 
     `flwr run` has been seen to exit 0 with no output on a loaded machine; before trying again, the
     SuperLink is asked whether the run exists after all, so a platform run is never started twice.
+    `since`: the platform run's creation, so that a Flower run of an earlier database with the same
+    number is not taken for it (find_submitted).
     """
     error = None
     for _ in range(attempts):
@@ -67,7 +70,7 @@ def submit_run(federation_home: Path, platform_run_id: int, *, attempts: int = S
             return _submit_once(federation_home, platform_run_id)
         except (ControlError, subprocess.TimeoutExpired) as exc:
             error = exc
-            existing = find_submitted(federation_home, platform_run_id)
+            existing = find_submitted(federation_home, platform_run_id, since=since)
             if existing:
                 return existing
     raise error

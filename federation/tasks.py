@@ -112,7 +112,7 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None, follower: str 
             if not services.record_following(run_id, follower):
                 return _left_to_another(run)
             try:
-                flower_run_id = control.submit_run(home, run.pk)
+                flower_run_id = control.submit_run(home, run.pk, since=run.created_at)
             except Exception as exc:  # noqa: BLE001 - any failure to submit ends the run with its reason
                 services.fail_run(run_id, f"Could not submit the run to the SuperLink: {exc}")
                 return RunStatus.FAILED
