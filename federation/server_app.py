@@ -43,6 +43,9 @@ WEIGHTS_DTYPE = "float32"
 # Flower's own grid waits 3 s between pulls of replies, a large share of a short round. Each pull is one
 # query on the SuperLink's SQLite state: cheap at five pulls a second.
 POLL_S = 0.2
+# Flower's sampler asks for the nodes about once a second while it waits for them; calls further apart
+# than this belong to different waits (a round's sampling, the next round's).
+SAMPLER_POLL_GAP_S = 5.0
 
 
 def inspect_reply(content: RecordDict, kind: str, sent_shapes=None) -> str | None:
@@ -164,6 +167,8 @@ class FederationGrid(Grid):
         self.inspected_replies = 0
         self.rejected_replies: list[dict] = []
         self._short_since: float | None = None
+        self._asked_since: float | None = None
+        self._last_asked: float | None = None
         self._on_round_start = on_round_start or (lambda log_: None)
         self._on_dropout = on_dropout or (lambda log_, entry: None)
 
@@ -186,6 +191,10 @@ class FederationGrid(Grid):
 
     # -- Which nodes serve the run ------------------------------------------------------------------
     def get_node_ids(self):
+        asked = time.monotonic()
+        if self._last_asked is None or asked - self._last_asked > SAMPLER_POLL_GAP_S:
+            self._asked_since = asked
+        self._last_asked = asked
         connected = list(self.grid.get_node_ids())
         unknown = [n for n in connected
                    if n not in self.node_hospital and n not in self.refused_nodes and n not in self.declined_nodes]
@@ -212,6 +221,13 @@ class FederationGrid(Grid):
                 )
         else:
             self._short_since = None
+            # Enough for the run, yet asked again and again: Flower sized its sample from an earlier answer
+            # with more nodes, and waits for that many, with no deadline, after one of them left.
+            if time.monotonic() - self._asked_since > self.node_wait_s + SAMPLER_POLL_GAP_S:
+                have = sorted({self.node_hospital[n] for n in eligible})
+                raise RunAborted(
+                    f"A node left while the round was choosing its nodes, and the round waited "
+                    f"{self.node_wait_s:.0f} s for it (connected: {', '.join(have)}).")
         return eligible
 
     def _identify(self, node_ids: list[int], connected: list[int]) -> None:
@@ -279,6 +295,7 @@ class FederationGrid(Grid):
         return replies, destinations
 
     def send_and_receive(self, messages, *, timeout=None):
+        self._last_asked = None  # the round went on: whatever asks for the nodes next starts a new wait
         messages = list(messages)
         if not messages:
             return []
