@@ -49,7 +49,7 @@ def active_versions() -> dict[str, int]:
     return dict(ModelVersion.objects.filter(status=ModelStatus.ACTIVE).values_list("task", "pk"))
 
 
-def _lock_task(task: str) -> None:
+def lock_task(task: str) -> None:
     """Lock every version of ``task``, always in one order: promotions and rollbacks of a task then run one
     at a time, and each reads the active version as the one before it left it. Locking only the active
     row let two promotions both weigh their candidate against the same, soon retired, version."""
@@ -201,7 +201,7 @@ def promote_model_version(model_version: ModelVersion, *, accept_lower_score: bo
     serves, the acceptance no longer holds and the candidate is weighed against that one. Every
     hospital's audit log records the change, by ``actor`` (None: the platform itself).
     """
-    _lock_task(model_version.task)
+    lock_task(model_version.task)
     model_version = ModelVersion.objects.get(pk=model_version.pk)
     if model_version.status == ModelStatus.ACTIVE:
         # Already serving (a second press, a retried request): nothing changes, and it keeps its start.
@@ -244,7 +244,7 @@ def rollback_model(task: str, *, from_version: int | None = None, actor=None, re
     ``from_version``: the pk of the version a page meant to go back from; another serving now (a second
     click went back already) is refused with ``ActiveModelChanged``, rather than going back twice.
     Every hospital's audit log records the change."""
-    _lock_task(task)
+    lock_task(task)
     current = ModelVersion.objects.filter(task=task, status=ModelStatus.ACTIVE).first()
     if current is None:
         raise NoActiveModel(f"There is no active {_task_words(task)} model to go back from.")

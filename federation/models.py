@@ -54,7 +54,7 @@ class FederatedRun(models.Model):
     # Seeds the global model's initial weights and the nodes' shuffling: two runs with the same seed and
     # options differ only by thread timing, and one run can be repeated over seeds to measure its spread.
     seed = models.PositiveIntegerField(default=0)
-    # Central differential privacy (Flower's server-side fixed clipping wrapper); off when null.
+    # Central differential privacy (server_app.with_central_dp: DP-FedAvg with fixed clipping); off when null.
     dp_noise_multiplier = models.FloatField(null=True, blank=True)
     dp_clipping_norm = models.FloatField(null=True, blank=True)
     # Per class, from the coordinator's validation split; 0 means the whole split.

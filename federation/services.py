@@ -663,13 +663,17 @@ def promote_federated_model(*, run: FederatedRun, actor=None, request=None, acce
     if run.status != RunStatus.COMPLETED or not run.model_version_id:
         raise DomainError("no_candidate", f"Run {run.pk} has no registered candidate model to promote.", status=409)
     from diagnostics.models.registry import ModelStatus, ModelVersion
-    from diagnostics.registry import ModelIntegrityError, ScoresBelowActive, promote_model_version
+    from diagnostics.registry import ModelIntegrityError, ScoresBelowActive, lock_task, promote_model_version
 
     with transaction.atomic():
-        # Locked: of two promotions at once, the second finds the model serving and records nothing.
-        version = ModelVersion.objects.select_for_update().filter(pk=run.model_version_id).first()
+        version = ModelVersion.objects.filter(pk=run.model_version_id).first()
         if version is None:
             raise DomainError("no_candidate", f"Run {run.pk}'s model version is no longer registered.", status=409)
+        # Every version of the task, in the one order every promotion and rollback locks them (locking the
+        # candidate first deadlocked against a promotion of another version): of two promotions of this
+        # run's model at once, the second finds it serving and records nothing.
+        lock_task(version.task)
+        version.refresh_from_db()
         if version.status == ModelStatus.ACTIVE:
             return version
         try:

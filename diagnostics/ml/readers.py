@@ -506,11 +506,15 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
         raw_header = nifti_header(data)
         volume = image_class.from_bytes(data)
         if len(volume.shape) == 2:
-            # nibabel reorients 3-D and 4-D images only: a single slice is a volume one slice deep.
+            # nibabel reorients 3-D and 4-D images only: a single slice is a volume one slice deep. Its size
+            # is checked from the header first, before its pixels are read and scaled.
+            _check_pixels(volume.shape[0], volume.shape[1], max_pixels)
             volume = image_class(np.asanyarray(volume.dataobj)[..., None], volume.affine, volume.header)
         orientation = nib.io_orientation(volume.affine)  # stored axis -> RAS axis, as the next line uses
         volume = nib.as_closest_canonical(volume)  # RAS: the third axis runs foot to head (axial)
         shape = volume.shape
+    except ScanDecodeError:
+        raise
     except Exception as error:  # nibabel raises assorted types on a bad header
         raise ScanDecodeError("unreadable", "The NIfTI file is damaged or truncated.") from error
     if len(shape) < 2 or len(shape) > 4:

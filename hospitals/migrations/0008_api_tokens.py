@@ -37,6 +37,7 @@ class Migration(migrations.Migration):
                 'ordering': ['-created_at', '-id'],
             },
         ),
-        # Tokens handed out in clear cannot be taken back by a migration; going back leaves them digested.
+        # The clear tokens are gone once digested, so going back cannot restore them: it drops the digests
+        # with their table, and every API client signs in again.
         migrations.RunPython(digest_the_tokens_in_clear, migrations.RunPython.noop),
     ]

@@ -104,13 +104,21 @@ def _dp_run(noise=0.5, clip=1.0, strategy="fedavg"):
                         dp_clipping_norm=clip)
 
 
+class FourNodes:
+    def get_node_ids(self):
+        return [1, 2, 3, 4]
+
+
 def test_dp_noise_is_sized_for_the_replies_averaged_not_the_hospitals_asked():
-    """Four hospitals asked, two replied: the noise is that of an average of two."""
+    """Four hospitals asked, two replied: the noise is that of an average of two (Flower's wrapper sized it
+    for the four asked, half what two replies need)."""
     size = 20_000
     before = np.zeros(size)
-    replies = [train_reply(before, 1), train_reply(before, 1)]
-    moved = one_round(build_strategy(_dp_run(), trainable=np.ones(size, bool)), before, replies)
-    assert np.std(moved) == pytest.approx(0.5 * 1.0 / 2, rel=0.05)
+    strategy = build_strategy(_dp_run(), trainable=np.ones(size, bool))
+    asked = strategy.configure_train(1, ArrayRecord([before.astype(np.float32)]), ConfigRecord({}), FourNodes())
+    assert len(list(asked)) == 4
+    arrays, _ = strategy.aggregate_train(1, [train_reply(before, 1), train_reply(before, 1)])
+    assert np.std(arrays.to_numpy_ndarrays()[0]) == pytest.approx(0.5 * 1.0 / 2, rel=0.05)
 
 
 def test_under_dp_each_update_is_clipped_and_counts_the_same_whatever_its_cases():

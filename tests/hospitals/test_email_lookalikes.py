@@ -17,10 +17,11 @@ LOOKALIKE = "alice@gmaıl.com"  # a dotless i, which upper-cases to "I"
 
 
 def test_an_address_finds_its_account_in_any_case_and_a_look_alike_finds_none():
-    alice = make_user("alice@gmail.com")
+    alice, alise = make_user("alice@gmail.com"), make_user("alise@gmail.com")
     assert account_by_email("  Alice@GMAIL.com ") == alice
     assert account_by_email(LOOKALIKE) is None
     assert account_by_email("aliſe@gmail.com") is None  # a long s, which upper-cases to "S"
+    assert account_by_email("ALISE@gmail.com") == alise
 
 
 def test_an_invitation_to_an_address_is_never_accepted_into_a_look_alikes_account():

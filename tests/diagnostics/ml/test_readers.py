@@ -119,6 +119,18 @@ def test_an_image_far_longer_than_wide_is_refused_before_it_is_analysed():
     assert len(decode_scan(buffer.getvalue(), **LIMITS).slices) == 1
 
 
+def test_a_single_slice_nifti_is_measured_by_its_header_before_its_pixels_are_read():
+    """A 97 kB gzipped slice declaring 10000 x 10000 pixels had its pixels read and scaled (about 1 GB)
+    before the limit refused it. Here the header alone says so: the pixels it declares are not even there."""
+    import nibabel as nib
+
+    header = nib.Nifti1Header()
+    header.set_data_shape((10000, 10000))
+    header.set_data_dtype(np.uint8)
+    declared_only = header.binaryblock + b"\0" * 4 + b"\0" * 64  # vox_offset 352, then a few bytes of data
+    assert _error_code(declared_only) == "too_many_pixels"
+
+
 def test_a_zipped_series_is_refused_as_its_frames_pass_the_limit_not_after_all_are_decoded(monkeypatch):
     from tests.diagnostics.samples import dataset_bytes, dicom_dataset
 
