@@ -28,6 +28,7 @@ import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from PIL import Image
 
@@ -312,7 +313,8 @@ def requeue_failed_scan(scan: Scan, data: bytes, *, actor=None, request=None) ->
                 if replacement:
                     _on_commit_robust(delete_blob, replacement.path)
             else:
-                fields = dict(failure_code="", failure_reason="", attempts=0, started_at=None, finished_at=None)
+                fields = dict(failure_code="", failure_reason="", attempts=0, crashes=0, started_retries=None,
+                              started_at=None, finished_at=None, queued_at=timezone.now())
                 if replacement:
                     fields.update(blob_path=replacement.path, blob_sha256=replacement.sha256,
                                   blob_size=replacement.size)
@@ -354,8 +356,10 @@ def stalled_scans(*, hospital: Hospital | None, older_than: timedelta):
     its task is gone (a worker whose retries ran out while the database was down, a broker that lost
     its unacknowledged messages), and nothing else would ever finish the scan."""
     cutoff = timezone.now() - older_than
-    scans = Scan.objects.filter(Q(status=ScanStatus.QUEUED, created_at__lt=cutoff)
-                                | Q(status=ScanStatus.PROCESSING, started_at__lt=cutoff))
+    # A failed scan queued again is measured from then, not from its first upload.
+    scans = (Scan.objects.alias(queued_since=Coalesce("queued_at", "created_at"))
+             .filter(Q(status=ScanStatus.QUEUED, queued_since__lt=cutoff)
+                     | Q(status=ScanStatus.PROCESSING, started_at__lt=cutoff)))
     if hospital is not None:
         scans = scans.filter(hospital=hospital)
     return scans.order_by("created_at")
@@ -394,22 +398,28 @@ def _transition(scan: Scan, to: str, **fields) -> None:
 def start_analysis(scan_id, retries: int = 0) -> Scan | None:
     """Mark a scan processing and return it; None when it is finished already (a redelivered task).
 
-    `retries` is how often the task asked to be retried (a transient error); every other earlier
-    start ended with its worker dead. After MAX_ANALYSIS_ATTEMPTS of those the scan fails instead.
+    `retries` is how often this delivery's task asked to be retried (a transient error). A scan found
+    processing was started by a delivery that did not finish: when that one's retry count is not below
+    this one's, it did not ask for a retry either, so its worker died or its task was lost (requeue_scans
+    sends a new task, whose count starts again at 0). Those are counted as crashes, per scan rather than
+    per task, and after MAX_ANALYSIS_ATTEMPTS of them the scan fails instead of killing another worker.
+    A duplicate delivery (requeue_scans beside a slow task) counts as one too, erring towards patience.
     """
     with transaction.atomic():
         scan = Scan.objects.select_for_update().filter(pk=scan_id).first()
         if scan is None or scan.status in TERMINAL:
             return None
-        # An estimate, erring towards patience: a transient error raised before this point still counts
-        # as a retry, and a duplicate delivery (requeue_scans beside a slow task) as a start.
-        if scan.attempts - retries >= MAX_ANALYSIS_ATTEMPTS:
+        crashes = scan.crashes
+        if scan.status == ScanStatus.PROCESSING and (scan.started_retries is None or retries <= scan.started_retries):
+            crashes += 1
+        if crashes >= MAX_ANALYSIS_ATTEMPTS:
             _transition(scan, ScanStatus.FAILED, failure_code="analysis_crashed", finished_at=timezone.now(),
-                        failure_reason="The analysis of this scan stopped unexpectedly several times; "
-                                       "the team has been told.")
-            logger.error("scan %s failed: its analysis was interrupted %d times", scan.id, scan.attempts)
+                        crashes=crashes, failure_reason="The analysis of this scan stopped unexpectedly several "
+                                                        "times; the team has been told.")
+            logger.error("scan %s failed: its analysis was interrupted %d times", scan.id, crashes)
             return None
-        _transition(scan, ScanStatus.PROCESSING, started_at=timezone.now(), attempts=scan.attempts + 1)
+        _transition(scan, ScanStatus.PROCESSING, started_at=timezone.now(), attempts=scan.attempts + 1,
+                    crashes=crashes, started_retries=retries)
     return scan
 
 

@@ -62,8 +62,10 @@ class MemberSocketConsumer(AsyncJsonWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive_json(self, content, **kwargs):
-        """Clients only listen; anything they send is ignored."""
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """Clients only listen; anything they send is ignored, unparsed. Parsed as JSON (the base class's
+        receive), a frame that is not JSON, or a binary one, raised in the consumer and ended it without
+        its disconnect, which leaves its channel in the group."""
 
     async def relay(self, message):
         """Send the user's view of a channel-layer event, or close the socket if they may no longer watch."""

@@ -64,6 +64,12 @@ class Scan(models.Model):
     failure_code = models.CharField(max_length=40, blank=True, default="")
     failure_reason = models.CharField(max_length=300, blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Starts whose delivery neither finished nor asked for a retry (its worker died, or its task was lost),
+    # and the retry count of the delivery that started the scan last: services.start_analysis.
+    crashes = models.PositiveSmallIntegerField(default=0)
+    started_retries = models.PositiveSmallIntegerField(null=True, blank=True)
+    # When a failed scan was queued again (None: as uploaded, created_at): what requeue_scans measures from.
+    queued_at = models.DateTimeField(null=True, blank=True)
 
     BLOB_PATH_FIELDS = ("blob_path",)  # the columns naming a stored blob (hospitals.storage.blob_path_fields)
     # The file exactly as uploaded (it is the clinical record), encrypted.

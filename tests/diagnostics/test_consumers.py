@@ -181,3 +181,26 @@ def test_events_queued_behind_the_one_that_closes_the_socket_are_dropped_quietly
         return output
 
     assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4404}
+
+
+def test_what_a_client_sends_is_ignored_whatever_it_is_and_the_socket_goes_on(world, scan):
+    """A frame that is not JSON, or a binary one, raised in the consumer before: the socket ended without its
+    disconnect, and its channel stayed in the scan's group."""
+
+    async def scenario():
+        communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns),
+                                             f"/ws/hospitals/{world.a.slug}/scans/{scan.id}/")
+        communicator.scope["user"] = world.owner
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.receive_json_from(timeout=5)  # the scan's state now
+        await communicator.send_to(text_data="not json {")
+        await communicator.send_to(bytes_data=b"\x00\xff")
+        await communicator.send_json_to({"type": "anything"})
+        assert await communicator.receive_nothing(timeout=0.5)
+        await sync_to_async(services.start_analysis)(scan.id)
+        status = (await communicator.receive_json_from(timeout=5))["status"]
+        await communicator.disconnect()
+        return status
+
+    assert async_to_sync(scenario)() == "processing"

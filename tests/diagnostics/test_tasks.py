@@ -153,3 +153,25 @@ def test_a_worker_loads_the_models_unless_its_queues_leave_out_diagnostics(monke
         queues.select(selected)
     tasks._note_whether_worker_analyses_scans(sender=SimpleNamespace(app=app, hostname="test@host"))
     assert tasks._worker_analyses_scans is loads_models
+
+
+def test_a_task_sent_again_by_requeue_scans_after_transient_retries_is_not_taken_for_a_crash_loop(scan):
+    """Its task started it three times, asking each time for a retry (the database was down), and was then
+    lost: requeue_scans sends a new task, whose retry count starts again at 0. One crash, not three."""
+    for retries in range(3):
+        assert services.start_analysis(scan.id, retries=retries) is not None
+    started = services.start_analysis(scan.id, retries=0)
+    assert started is not None and started.status == ScanStatus.PROCESSING and started.crashes == 1
+
+
+def test_a_failed_scan_queued_again_is_not_stalled_for_having_been_uploaded_long_ago(world, scan):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    Scan.objects.filter(pk=scan.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    services.fail_scan(scan.id, "no_model", "No model.")
+    scan.refresh_from_db()
+    services.requeue_failed_scan(scan, samples.jpeg_bytes("glioma", 30))  # the same file, uploaded again
+    assert not services.stalled_scans(hospital=None, older_than=timedelta(minutes=15)).filter(pk=scan.pk).exists()
+    assert services.stalled_scans(hospital=None, older_than=timedelta(0)).filter(pk=scan.pk).exists()
