@@ -223,6 +223,10 @@ def _start_run(request) -> None:
     if not request.POST.getlist("hospitals"):
         messages.error(request, "Choose the hospitals the run goes over: at least two. Nothing was started.")
         return
+    if (request.POST.get("model_kind") or ModelKind.CLASSIFIER) not in ModelKind.values:
+        messages.error(request, "Choose the model to train: the tumour classifier or the tumour segmenter. "
+                                "Nothing was started.")
+        return
     chosen = {name: request.POST[name] for name in ("model_kind", "num_rounds", "strategy") if request.POST.get(name)}
     posted = {"hospitals": request.POST.getlist("hospitals"), "min_nodes": 2, **chosen}
     form = StartRunSerializer(data=posted)
