@@ -198,11 +198,13 @@ def check_field_key() -> dict:
     from hospitals.models import Patient
 
     # The newest record and the oldest: a key list that lost the older key (a rotation's previous one)
-    # opens what was written since, not what was written before.
+    # opens what was written since, not what was written before. Two plain queries: the embedded mode's
+    # SQLite takes no parenthesised SELECT in a UNION.
+    stored = []
     with connection.cursor() as cursor:
-        cursor.execute(f"(SELECT full_name FROM {Patient._meta.db_table} ORDER BY created_at DESC LIMIT 1) UNION ALL "
-                       f"(SELECT full_name FROM {Patient._meta.db_table} ORDER BY created_at ASC LIMIT 1)")
-        stored = cursor.fetchall()
+        for order in ("DESC", "ASC"):
+            cursor.execute(f"SELECT full_name FROM {Patient._meta.db_table} ORDER BY created_at {order} LIMIT 1")
+            stored.extend(cursor.fetchall())
     for (value,) in stored:
         try:
             decrypt_str(value)

@@ -21,3 +21,6 @@ def test_every_migration_applies_and_reverts_on_the_embedded_sqlite_database(tmp
         done = manage(*arguments)
         assert done.returncode == 0, done.stderr[-3000:]
     assert "[X] 0006_blob_path_indexes" in manage("showmigrations", "diagnostics").stdout
+    # The readiness checks that read the database read SQLite's too (the field key's did not parse there).
+    checked = manage("shell", "-c", "from neurofed.health import run_check; print(run_check('field_key'))")
+    assert "'status': 'ok'" in checked.stdout, checked.stdout + checked.stderr[-3000:]
