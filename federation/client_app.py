@@ -46,16 +46,25 @@ def _refuse_too_few_cases(x, y, kind: str) -> None:
     The segmenter's cases are counted as the coordinator counts them: tumours with an outline. Its "no
     tumour" cases (empty outlines) train it too, but a node with one tumour among twenty of them would
     send an update that says much about that one patient."""
+    from federation.learning import MODEL_SEGMENTER
+
+    count = int(sum(bool(mask.any()) for mask in y)) if kind == MODEL_SEGMENTER else len(x)
+    problem = _too_few_cases(count, kind)
+    if problem:
+        raise PermissionError(problem)
+
+
+def _too_few_cases(count: int, kind: str) -> str | None:
+    """The sentence when `count` cases of a `kind` model fall short of this node's own minimum, else None."""
     from federation.conf import min_node_cases
     from federation.learning import MODEL_SEGMENTER
 
     least = min_node_cases()
-    segmenter = kind == MODEL_SEGMENTER
-    count = int(sum(bool(mask.any()) for mask in y)) if segmenter else len(x)
-    if count < least:
-        what = "outlined tumour" if segmenter else "reviewed case"
-        raise PermissionError(f"this hospital has {count} {what}{'' if count == 1 else 's'} for this model; its "
-                              f"node takes part with at least {least} (FEDERATION_MIN_NODE_CASES)")
+    if count >= least:
+        return None
+    what = "outlined tumour" if kind == MODEL_SEGMENTER else "reviewed case"
+    return (f"this hospital has {count} {what}{'' if count == 1 else 's'} for this model; its node takes part "
+            f"with at least {least} (FEDERATION_MIN_NODE_CASES)")
 
 
 def _model(msg: Message, config):
@@ -88,11 +97,9 @@ def participation_problem(context: Context, kind: str) -> str | None:
     rules `_local_data` enforces before every round (opted in, at least this node's own minimum of cases),
     said before the first one."""
     from diagnostics.training_data import count_reviewed_cases
-
-    from federation.conf import min_node_cases
-    from federation.learning import MODEL_SEGMENTER
-
     from hospitals.models import Hospital
+
+    from federation.learning import MODEL_SEGMENTER
 
     try:
         hospital = _hospital(context)
@@ -101,14 +108,7 @@ def participation_problem(context: Context, kind: str) -> str | None:
         return f"no hospital {context.node_config['hospital']} on this platform"
     if not hospital.federation_opt_in:
         return f"hospital {hospital.slug} is not opted in to federated learning"
-    segmenter = kind == MODEL_SEGMENTER
-    count = count_reviewed_cases(hospital, outlined=segmenter)
-    least = min_node_cases()
-    if count < least:
-        what = "outlined tumour" if segmenter else "reviewed case"
-        return (f"this hospital has {count} {what}{'' if count == 1 else 's'} for this model; its node takes "
-                f"part with at least {least} (FEDERATION_MIN_NODE_CASES)")
-    return None
+    return _too_few_cases(count_reviewed_cases(hospital, outlined=kind == MODEL_SEGMENTER), kind)
 
 
 @app.query("identify")
