@@ -15,6 +15,7 @@ from hospitals.accounts import authenticate_by_email
 from hospitals.errors import DomainError
 from hospitals.models import Role
 from hospitals.passwords import MAX_PASSWORD_LENGTH
+from neurofed.mail_after_response import send_after_response
 
 logger = logging.getLogger(__name__)
 
@@ -178,8 +179,10 @@ class ChooseNewPasswordForm(WeakPasswordOnItsField, SetPasswordForm):
 
 
 class ResetPasswordForm(PasswordResetForm):
-    """Django's, sending the mail as Django does, but a failure is logged by the account and the error's
-    type: Django logs the whole exception, and a refused recipient's names the address, often a patient's."""
+    """Django's, with the mail sent after the response (neurofed.mail_after_response): the page mails only
+    addresses with an account, so waiting for the relay would let its timing tell which have one. A failure
+    is logged by the account and the error's type: Django logs the whole exception, and a refused
+    recipient's names the address, often a patient's."""
 
     def send_mail(self, subject_template_name, email_template_name, context, from_email, to_email,
                   html_email_template_name=None):
@@ -188,9 +191,9 @@ class ResetPasswordForm(PasswordResetForm):
                                          [to_email])
         if html_email_template_name is not None:
             message.attach_alternative(loader.render_to_string(html_email_template_name, context), "text/html")
-        try:
-            message.send()
-        except Exception as exc:
-            # The page says a mail was sent either way: it must not tell whether the address has an account.
-            logger.error("could not email user %s a password-reset link (%s)", context["user"].pk,
-                         type(exc).__name__)
+        account = context["user"].pk
+
+        def failed(exc):
+            logger.error("could not email user %s a password-reset link (%s)", account, type(exc).__name__)
+
+        send_after_response(message.send, failed=failed)

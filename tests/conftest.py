@@ -73,6 +73,13 @@ def _media_root(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _mail_sent_in_the_request(settings):
+    """Tests read mail.outbox as soon as a response returns; tests/frontend/test_password_reset_timing.py
+    turns the sending after the response back on."""
+    settings.MAIL_AFTER_RESPONSE = False
+
+
+@pytest.fixture(autouse=True)
 def _small_federations(settings):
     """Tests seed a handful of reviewed cases per hospital, far below a node's production minimum
     (federation.conf.min_node_cases); the tests of that minimum raise it again."""

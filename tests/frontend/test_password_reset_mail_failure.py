@@ -11,6 +11,8 @@ import threading
 
 import pytest
 
+from neurofed.mail_after_response import wait_for_mails
+
 pytestmark = pytest.mark.django_db
 
 
@@ -44,11 +46,15 @@ def refusing_relay(settings):
     server.server_close()
 
 
+@pytest.mark.parametrize("after_response", [True, False], ids=["sent after the response", "sent in the request"])
 def test_a_refused_reset_mail_is_logged_by_account_and_type_not_by_address(client, world, refusing_relay, caplog,
-                                                                           forget_sign_in_brakes):
+                                                                           forget_sign_in_brakes, settings,
+                                                                           after_response):
+    settings.MAIL_AFTER_RESPONSE = after_response
     caplog.set_level(logging.DEBUG)
     response = client.post("/accounts/password-reset/", {"email": world.patient_a.email})
     # The same page as a mail sent: the page must not tell whether the address has an account.
     assert response["Location"] == "/accounts/password-reset/sent/"
+    assert wait_for_mails()
     assert "SMTPRecipientsRefused" in caplog.text and str(world.patient_a.pk) in caplog.text
     assert world.patient_a.email not in caplog.text
