@@ -1,8 +1,10 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from federation.access import own_sites, run_view
 from federation.learning import DEFAULT_PEAK_LR, DEFAULT_SERVER_STEP
 from federation.models import FederatedRound, FederatedRun, ModelKind, Strategy
+from federation.privacy_budget import run_guarantee
 from federation.services import HOSPITAL_RUN_DEFAULT_ROUNDS, HOSPITAL_RUN_MAX_ROUNDS
 from hospitals.models import Hospital
 
@@ -22,19 +24,29 @@ class RoundSerializer(serializers.ModelSerializer):
                   "bytes_received", "node_compute_s", "server_eval_s", "other_hospitals"]
 
 
+class PrivacyGuaranteeSerializer(serializers.Serializer):
+    epsilon = serializers.FloatField(read_only=True)
+    delta = serializers.FloatField(read_only=True)
+    rounds = serializers.IntegerField(read_only=True, help_text="the rounds it holds for: the run's planned "
+                                                                "rounds (one stopped early released fewer)")
+
+
 class RunSerializer(serializers.ModelSerializer):
     """A run as its watcher may see it: pass context={"viewer": user} (or the request); without a viewer
     no hospital's own figures are shown."""
 
     hospitals = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     rounds = RoundSerializer(many=True, read_only=True)
+    dp_guarantee = serializers.SerializerMethodField(
+        help_text="Central differential privacy: (ε, δ) for everything one hospital contributes, against "
+                  "whoever receives the rounds' models (federation/privacy_budget.py); null without it")
 
     class Meta:
         model = FederatedRun
         fields = ["id", "status", "hospitals", "model_kind", "strategy", "num_rounds", "local_epochs", "batch_size",
                   "image_size", "model_width", "min_nodes", "proximal_mu", "server_learning_rate",
                   "server_step", "learning_rate", "logit_adjustment", "seed", "dp_noise_multiplier",
-                  "dp_clipping_norm", "validation_per_class", "flower_run_id", "failure_reason", "dropouts", "final_metrics",
+                  "dp_clipping_norm", "dp_guarantee", "validation_per_class", "flower_run_id", "failure_reason", "dropouts", "final_metrics",
                   "model_version_id", "created_at", "started_at", "finished_at", "rounds"]
         read_only_fields = fields
 
@@ -45,6 +57,10 @@ class RunSerializer(serializers.ModelSerializer):
             viewer = self.context.get("viewer", getattr(request, "user", None))
             self.context["own_sites"] = own_sites(viewer)
         return self.context["own_sites"]
+
+    @extend_schema_field(PrivacyGuaranteeSerializer(allow_null=True))
+    def get_dp_guarantee(self, run):
+        return run_guarantee(run)
 
     def to_representation(self, instance):
         return run_view(super().to_representation(instance), self._own_sites())
@@ -93,7 +109,10 @@ class StartRunSerializer(serializers.Serializer):
     seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0,
                                     help_text="initial weights and the nodes' shuffling; repeat a run over seeds "
                                               "to see its spread")
-    dp_noise_multiplier = serializers.FloatField(min_value=0.0, max_value=100.0, required=False, allow_null=True)
+    dp_noise_multiplier = serializers.FloatField(
+        min_value=0.0, max_value=100.0, required=False, allow_null=True,
+        help_text="central differential privacy: Gaussian noise of this many times dp_clipping_norm on the sum of "
+                  "the nodes' clipped updates; the run's dp_guarantee gives the (ε, δ) it buys")
     dp_clipping_norm = serializers.FloatField(min_value=1e-6, max_value=1e6, required=False, allow_null=True)
     # The column's range: more than the split holds means the whole split, as 0 does.
     validation_per_class = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
@@ -107,6 +126,10 @@ class StartRunSerializer(serializers.Serializer):
 
     def validate(self, data):
         dp = data.get("dp_noise_multiplier") is not None
+        if data.get("dp_noise_multiplier") == 0:
+            raise serializers.ValidationError({"dp_noise_multiplier": "A noise multiplier of 0 adds no noise and "
+                                                                      "protects nothing: leave both out for a run "
+                                                                      "without differential privacy."})
         if dp and data.get("dp_clipping_norm") is None:
             raise serializers.ValidationError({"dp_clipping_norm": "Differential privacy needs a clipping norm."})
         if not dp and data.get("dp_clipping_norm") is not None:

@@ -41,7 +41,14 @@ def test_operator_starts_a_run_and_its_task_is_queued(api, operator, opted_in, d
     body = response.json()
     assert body["status"] == "pending" and sorted(body["hospitals"]) == ["north-general", "st-anne"]
     assert body["strategy"] == "fedprox" and body["dp_noise_multiplier"] == 0.5
+    # Noise of half the clipping norm over two rounds: μ = 2·√2 / 0.5, a weak guarantee.
+    assert body["dp_guarantee"] == {"epsilon": pytest.approx(39.38, abs=0.01), "delta": 1e-5, "rounds": 2}
     assert len(callbacks) == 1  # follow_federated_run.delay after commit
+
+
+def test_a_run_without_differential_privacy_has_no_guarantee(api, operator, opted_in):
+    response = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "num_rounds": 2}, format="json")
+    assert response.status_code == 201 and response.json()["dp_guarantee"] is None
 
 
 def test_in_embedded_mode_a_run_is_refused_with_a_sentence_and_not_created(api, operator, opted_in, settings):
@@ -119,6 +126,10 @@ def test_unknown_hospitals_and_dp_without_a_clipping_norm_are_refused(api, opera
     response = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "dp_noise_multiplier": 1.0,
                                          "dp_clipping_norm": 1.0, "strategy": "fedadam"}, format="json")
     assert response.status_code == 400 and "FedAvg or FedProx" in response.json()["fields"]["strategy"][0]
+    # No noise protects nothing: refused rather than reported as differential privacy.
+    response = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "dp_noise_multiplier": 0,
+                                         "dp_clipping_norm": 1.0}, format="json")
+    assert response.status_code == 400 and "adds no noise" in response.json()["fields"]["dp_noise_multiplier"][0]
     assert not FederatedRun.objects.exists()
 
 

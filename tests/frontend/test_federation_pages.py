@@ -79,6 +79,23 @@ def test_the_operators_run_page_embeds_every_hospitals_node(client, world, runs,
     assert [n["hospital"] for n in data["rounds"][0]["nodes"]] == ["st-anne", "north-general"]
 
 
+def test_run_pages_give_a_private_runs_guarantee_and_say_nothing_of_one_without(client, world, runs,
+                                                                               django_user_model):
+    both, _ = runs
+    private = FederatedRun.objects.create(status=RunStatus.RUNNING, num_rounds=5, dp_noise_multiplier=10.0,
+                                          dp_clipping_norm=2.0)
+    private.hospitals.set([world.a, world.b])
+    client.force_login(world.admin_a)
+    html = client.get(f"/h/st-anne/federation/runs/{private.pk}/").content.decode()
+    # μ = 2·√5 / 10: ε 1.76 at δ = 1e-5 (tests/federation/test_privacy_budget.py).
+    assert "over its 5 rounds, <strong>ε = 1.76</strong> at δ = 10<sup>−5</sup>" in html
+    assert "noise multiplier 10.0, clipping norm 2.0" in html
+    assert 'id="run-privacy"' not in client.get(f"/h/st-anne/federation/runs/{both.pk}/").content.decode()
+    client.force_login(django_user_model.objects.create_superuser("op4@neurofed.example", "op4@neurofed.example",
+                                                                  "op-password-12"))
+    assert "<strong>ε = 1.76</strong>" in client.get(f"/operator/federation/runs/{private.pk}/").content.decode()
+
+
 def test_opt_in_and_out(client, world):
     client.force_login(world.admin_a)
     client.post("/h/st-anne/federation/", {"federation_opt_in": "on"})
