@@ -70,11 +70,10 @@ def reviewed_cases(hospital) -> Iterator[tuple[np.ndarray, str, np.ndarray | Non
 def _case(hospital, scan, slice_index: int, review) -> tuple[np.ndarray, str, np.ndarray | None]:
     data = read_blob(hospital, scan.blob_path, record_type=services.SCAN_BLOB, record_id=scan.id,
                      sha256=scan.blob_sha256)
-    if scan.kind == "png" and scan.source == "import":
-        image = _decode_png(data)  # the importer wrote a plain 8-bit PNG: skip the generic decoder
-    else:
-        slices = services.decode_on_record(data).slices
-        image = slices[min(slice_index, len(slices) - 1)]
+    # The decoder the upload or import was checked with (EXIF turned, 16 bits kept), so the image is the
+    # one the doctor's or importer's outline was drawn on.
+    slices = services.decode_on_record(data).slices
+    image = slices[min(slice_index, len(slices) - 1)]
     if scan.reviewed_label == "notumor":
         return image, scan.reviewed_label, np.zeros(image.shape[:2], bool)
     mask = None

@@ -37,6 +37,41 @@ def test_import_is_idempotent_and_accepts_file_bytes(world):
         create_reviewed_case(world.a, image, "tumour")
 
 
+def _png(array, **options) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", **options)
+    return buffer.getvalue()
+
+
+def test_an_imported_16_bit_png_trains_as_its_values_not_a_saturated_copy(world):
+    eight_bits = samples.slice_array("glioma", 3)
+    create_reviewed_case(world.a, _png(eight_bits.astype(np.uint16) * 16), "glioma")  # a 12-bit slice
+    [(image, _, _)] = list(reviewed_cases(world.a))
+    # Cut to 8 bits, half the slice had come out pure white.
+    assert np.array_equal(image, eight_bits.astype(np.float32) * 16)
+
+
+def test_an_imported_png_turned_by_its_exif_trains_on_the_image_its_outline_was_drawn_on(world):
+    from PIL import Image
+
+    from diagnostics import services
+
+    square = samples.slice_array("glioma", 3)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned by 90 degrees
+    data = _png(square, exif=exif.tobytes())
+    shown = services.decode_upload(data).slices[0]
+    outline = shown > np.percentile(shown, 99)
+    create_reviewed_case(world.a, data, "glioma", mask=outline)
+    [(image, _, mask)] = list(reviewed_cases(world.a))
+    assert not np.array_equal(shown, square)  # the case is a real test of the turn
+    assert np.array_equal(image, shown) and np.array_equal(mask, outline)
+
+
 def test_reviewed_uploads_are_training_data_of_their_own_hospital_only(world, api):
     mine = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 11)).json()["id"])
     unreviewed = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.jpeg_bytes("glioma", 12)).json()["id"])
