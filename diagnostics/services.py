@@ -537,13 +537,16 @@ def _mask_png_from_upload(data: bytes, scan: Scan) -> tuple[bytes, bool]:
 
 
 def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", mask_png: bytes | None = None,
-                last_review_seen: str | None = None, request=None) -> Review:
+                last_review_seen: str | None = None, outline_based_on: str | None = None, request=None) -> Review:
     """A doctor confirms or changes a scan's label, optionally with a corrected mask and notes.
 
     `last_review_seen` is the id of the newest review the doctor was shown ("" for none); when a
     colleague has saved one since, the review is refused (409) rather than replacing theirs unseen: the
     latest review decides the label, and an outline drawn over the model's would undo the colleague's.
-    None skips the check.
+    `outline_based_on`, sent with a mask, is the id of the review whose outline the doctor corrected (""
+    for the software's); unless that outline still stands, the mask is refused (409 outline_conflict):
+    a doctor may have read a colleague's review and kept drawing over the outline it replaced.
+    None skips either check.
     """
     if label not in CLASS_NAMES:
         raise UploadRejected("invalid_label", f"The label must be one of: {', '.join(CLASS_NAMES)}.", 400)
@@ -565,6 +568,12 @@ def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", 
                 if str(latest or "") != last_review_seen.strip():
                     raise UploadRejected("review_conflict", "Another doctor reviewed this scan after you opened it; "
                                                             "look at their review, then save yours again.", 409)
+            if stored is not None and outline_based_on is not None:
+                standing = standing_outline_correction(locked)
+                if str(standing.id if standing else "") != outline_based_on.strip():
+                    raise UploadRejected("outline_conflict", "Another doctor corrected this scan's outline after you "
+                                                             "began correcting it; load their outline, then correct "
+                                                             "it again if you need to.", 409)
             diagnosis = Diagnosis.objects.filter(scan=locked).first()
             model_label = diagnosis.label if diagnosis else ""
             previous = locked.reviewed_label or model_label

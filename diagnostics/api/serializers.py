@@ -23,6 +23,9 @@ class ReviewInputSerializer(serializers.Serializer):
     # Optional, and worth sending: the id of the newest review shown when the doctor decided ("" for
     # none). A review saved by a colleague since then makes this one a 409 instead of silently replacing it.
     last_review_seen = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    # Optional, and worth sending with a mask: the id of the review whose outline the mask corrects ("" for
+    # the software's). Unless that outline still stands, the mask is a 409 (outline_conflict).
+    outline_based_on = serializers.CharField(required=False, allow_blank=True, max_length=64)
 
 
 class ScanRemovalSerializer(serializers.Serializer):

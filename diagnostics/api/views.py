@@ -260,15 +260,16 @@ class ScanReviewView(GenericAPIView):
         form.is_valid(raise_exception=True)
         mask = form.validated_data.get("mask")
         try:
-            services.review_scan(
+            review = services.review_scan(
                 hospital=membership.hospital, scan=scan, reviewer=request.user, label=form.validated_data["label"],
                 notes=form.validated_data.get("notes", ""), mask_png=mask.read() if mask else None,
-                last_review_seen=form.validated_data.get("last_review_seen"), request=request,
+                last_review_seen=form.validated_data.get("last_review_seen"),
+                outline_based_on=form.validated_data.get("outline_based_on"), request=request,
             )
         except services.UploadRejected as rejected:
             return error(rejected.code, rejected.detail, rejected.status)
-        scan.refresh_from_db()
-        return Response(scan_data(scan, membership, detail=True), status=status.HTTP_201_CREATED)
+        # The scan as the review left it: read again, it may already be gone (an admin removed it since).
+        return Response(scan_data(review.scan, membership, detail=True), status=status.HTTP_201_CREATED)
 
 
 class _ScanPNGView(GenericAPIView):

@@ -209,6 +209,51 @@ def test_a_review_based_on_an_outdated_page_does_not_replace_a_colleagues_unseen
     assert current.json()["reviewed_label"] == "glioma" and Review.objects.filter(scan=scan).count() == 2
 
 
+def test_an_outline_drawn_over_one_a_colleague_has_replaced_is_refused(world, api, scan):
+    """The second doctor read the colleague's review (so last_review_seen is current) but kept drawing over
+    the software's outline, which theirs replaced: that mask must not undo the colleague's outline."""
+    first = api(world.doctor_a2).post(
+        review_url(scan), {"label": "glioma", "last_review_seen": "", "outline_based_on": "",
+                           "mask": SimpleUploadedFile("m.png", mask_png())}, format="multipart")
+    assert first.status_code == 201, first.content
+    theirs = first.json()["reviews"][-1]["id"]
+    over_the_softwares = api(world.colleague).post(
+        review_url(scan), {"label": "glioma", "last_review_seen": theirs, "outline_based_on": "",
+                           "mask": SimpleUploadedFile("m.png", mask_png())}, format="multipart")
+    assert over_the_softwares.status_code == 409 and over_the_softwares.json()["error"] == "outline_conflict"
+    assert "load their outline" in over_the_softwares.json()["detail"]
+    assert Review.objects.filter(scan=scan).count() == 1
+    assert len(stored_files()) == 4  # the refused outline left no file
+    # A label alone changes no outline; a correction of the standing outline is taken.
+    assert api(world.colleague).post(review_url(scan), {"label": "meningioma", "last_review_seen": theirs,
+                                                        "outline_based_on": ""}, format="json").status_code == 201
+    seen = Review.objects.filter(scan=scan).latest("created_at").id
+    over_theirs = api(world.colleague).post(
+        review_url(scan), {"label": "glioma", "last_review_seen": str(seen), "outline_based_on": theirs,
+                           "mask": SimpleUploadedFile("m.png", mask_png())}, format="multipart")
+    assert over_theirs.status_code == 201, over_theirs.content
+    assert over_theirs.json()["reviews"][-1]["mask_changed"]
+
+
+def test_a_review_answers_even_when_the_scan_is_removed_before_the_answer(world, api, scan, monkeypatch):
+    from diagnostics import services
+    from hospitals.models import Membership
+
+    review_scan = services.review_scan
+
+    def reviewed_then_removed(**kwargs):
+        review = review_scan(**kwargs)
+        services.remove_scan(hospital=world.a, scan=Scan.objects.get(pk=scan.pk), reason="wrong patient",
+                             membership=Membership.objects.get(user=world.admin_a, hospital=world.a))
+        return review
+
+    monkeypatch.setattr(services, "review_scan", reviewed_then_removed)
+    response = api(world.colleague).post(review_url(scan), {"label": "meningioma"}, format="json")
+    # The review was taken; what the answer shows is the scan as it left it.
+    assert response.status_code == 201 and response.json()["reviewed_label"] == "meningioma"
+    assert not Scan.objects.filter(pk=scan.pk).exists()
+
+
 def test_a_review_too_large_to_take_is_refused_not_stored_without_its_outline(world, api, scan, settings):
     """A body over the limit is never read into memory: its outline would be dropped unseen and the review
     stored without it, as if the doctor had left the software's outline alone."""

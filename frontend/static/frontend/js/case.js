@@ -89,6 +89,12 @@ form?.addEventListener("change", (event) => { if (event.target.name === "label")
 // page has not shown yet makes the server refuse it (409 review_conflict) rather than replace it unseen.
 const newestReview = (s) => (s.reviews || []).at(-1) || null;
 let newestReviewShown = newestReview(initial)?.id ?? "";
+// The review whose outline this page loaded ("" for the software's): a correction is sent as based on it,
+// and the server refuses it (409 outline_conflict) once a colleague's outline has replaced that one.
+const standingOutline = (s) => (s.reviews || []).filter((r) => r.mask_changed).at(-1)?.id ?? "";
+let outlineBasis = standingOutline(initial);
+const LOAD_THEIR_OUTLINE = '<p><button type="button" class="secondary" data-load-outline>Load their outline '
+  + "(discards your strokes)</button></p>";
 // While this doctor's review is on its way, the socket may bring it back before the save's answer does:
 // only that answer tells the page which review is their own, so until it comes nothing is announced.
 let saving = false;
@@ -110,12 +116,30 @@ function noteColleaguesReview(next) {
   if (!deciding && !standing) return;  // nothing of this doctor's own is at stake
   const who = escapeHtml(newest.reviewer_name || "A colleague");
   const label = escapeHtml(labelName(newest.label));
-  message.innerHTML = deciding
+  // Strokes under way were drawn over the outline theirs replaced: saving them would undo theirs unseen.
+  const outlineReplaced = viewer.edited && newest.mask_changed;
+  message.innerHTML = outlineReplaced
+    ? `<p class="notice" role="status">${who} saved a review meanwhile: ${label}, with a corrected outline. Your `
+      + "strokes are on the outline theirs replaced: load theirs, then correct it if you need to.</p>"
+      + LOAD_THEIR_OUTLINE
+    : deciding
     ? `<p class="notice" role="status">${who} saved a review meanwhile: ${label}. Read it under Reviews before you `
       + "save yours.</p>"
     : `<p class="notice" role="status" data-later-review>${who} saved a later review: ${label}. It is listed under `
       + "Reviews.</p>";
 }
+
+// The standing outline replaces this doctor's strokes, at their word.
+document.getElementById("review-message")?.addEventListener("click", async (event) => {
+  if (!event.target.closest("[data-load-outline]")) return;
+  viewer.edited = false;
+  loadedMask = null;
+  await render(scan);
+  viewer.onEdit();
+  const message = document.getElementById("review-message");
+  message.innerHTML = '<p class="notice" role="status">Their outline is loaded; correct it if you need to.</p>';
+  viewer.canvas.focus();
+});
 
 function renderResult() {
   const body = document.getElementById("ai-body");
@@ -175,7 +199,11 @@ async function render(next) {
   const key = result?.mask_url ? `${scan.review_state}|${(scan.reviews || []).length}` : null;
   if (key && key !== loadedMask && !viewer.edited) {
     loadedMask = key;
+    const basis = standingOutline(scan);
     await viewer.loadMask(`${result.mask_url}?v=${encodeURIComponent(key)}`);
+    outlineBasis = basis;
+  } else if (!key && !viewer.edited) {
+    outlineBasis = standingOutline(scan);
   }
   viewer.showOutline(outlineBox.checked);
   if (form) {
@@ -213,7 +241,10 @@ form?.addEventListener("submit", async (event) => {
   body.append("label", label);
   body.append("notes", form.elements.notes.value);
   body.append("last_review_seen", newestReviewShown);
-  if (viewer.edited) body.append("mask", await viewer.toPNG(), "mask.png");
+  if (viewer.edited) {
+    body.append("mask", await viewer.toPNG(), "mask.png");
+    body.append("outline_based_on", outlineBasis);
+  }
   const button = document.getElementById("review-submit");
   // Disabled while saving, the button drops the focus: it is given back.
   const fromButton = document.activeElement === button;
@@ -235,9 +266,11 @@ form?.addEventListener("submit", async (event) => {
     // older one, is refused if that is stale, and the refusal shows the newer review.
     saving = false;
     // The colleague's review is fetched first, so the doctor reads it; saving again then sends theirs as seen.
-    if (error.code === "review_conflict") await following.refresh();
+    if (error.code === "review_conflict" || error.code === "outline_conflict") await following.refresh();
     message.innerHTML = `<p class="notice error" role="alert"></p>`;
     showError(message.firstElementChild, error);
+    // Whichever refusal came first, strokes on an outline a colleague has replaced can only be saved over theirs.
+    if (viewer.edited && outlineBasis !== standingOutline(scan)) message.insertAdjacentHTML("beforeend", LOAD_THEIR_OUTLINE);
   } finally {
     button.disabled = scan.status !== "done";
     if (fromButton && document.activeElement === document.body) (button.disabled ? message : button).focus();

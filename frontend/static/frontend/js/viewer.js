@@ -30,6 +30,7 @@ export class ScanViewer {
     this.canvas.height = height;
     this.context = this.canvas.getContext("2d");
     this.mask = new Uint8Array(width * height);
+    this.loaded = this.mask.slice();
     this.history = [];
     this.edited = false;
     this.tool = editable ? "brush" : "pan";
@@ -64,6 +65,9 @@ export class ScanViewer {
       for (let i = 0; i < this.mask.length; i++) this.mask[i] = pixels[i * 4] > 127 ? 1 : 0;
     }
     this.history = [];
+    // What was loaded: once undo has dropped its oldest steps (it keeps 30), an empty history no longer
+    // means the outline is back as loaded, so undo compares with this.
+    this.loaded = this.mask.slice();
     this.edited = false;
     this.draw();
   }
@@ -197,7 +201,7 @@ export class ScanViewer {
     const previous = this.history.pop();
     if (!previous) return;
     this.mask = previous;
-    this.edited = this.history.length > 0;
+    this.edited = this.mask.some((value, i) => value !== this.loaded[i]);
     this.draw();
     this.announce();
     this.onEdit();

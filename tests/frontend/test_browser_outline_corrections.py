@@ -1,0 +1,122 @@
+"""Case page: the outline a doctor saves is the one on screen, drawn over the outline that stands.
+
+Two doctors correcting one scan: a colleague's outline saved while this doctor draws must not be
+replaced, unseen, by strokes drawn over the outline theirs replaced. And strokes still on screen are
+saved, whatever undo's history has dropped.
+"""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diagnostics import services
+from hospitals.storage import read_blob
+from tests.frontend.conftest import in_other_thread, open_case
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("no_leftover_tasks")]
+
+
+def stroke(page, y, x0, x1):
+    box = page.locator("canvas.outline").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * y, steps=6)
+    page.mouse.up()
+
+
+def outline_on_canvas_at(page, fx, fy) -> bool:
+    return page.evaluate("""([fx, fy]) => {
+        const c = document.querySelector('canvas.outline');
+        return c.getContext('2d').getImageData(Math.floor(c.width * fx), Math.floor(c.height * fy), 1, 1).data[3] > 0;
+    }""", [fx, fy])
+
+
+def standing_outline(scan) -> np.ndarray:
+    review = services.standing_outline_correction(scan)
+    png = read_blob(scan.hospital, review.mask_path, record_type=services.REVIEW_MASK_BLOB, record_id=review.id,
+                    sha256=review.mask_sha256)
+    return np.asarray(Image.open(io.BytesIO(png))) > 0
+
+
+def colleagues_outline(scan) -> bytes:
+    """A region low on the left, where the software outlined nothing."""
+    theirs = np.zeros((scan.height, scan.width), np.uint8)
+    theirs[int(scan.height * 0.40):int(scan.height * 0.50), int(scan.width * 0.10):int(scan.width * 0.30)] = 255
+    return services.encode_png(theirs)
+
+
+def theirs_kept(scan) -> bool:
+    return bool(standing_outline(scan)[int(scan.height * 0.45), int(scan.width * 0.20)])
+
+
+def test_a_colleagues_outline_arriving_under_unsaved_strokes_is_offered_and_never_undone(world, analysed_scan,
+                                                                                         new_page):
+    scan = analysed_scan
+    doctor = open_case(new_page, world, scan)
+    stroke(doctor, 0.70, 0.60, 0.80)
+    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=scan, reviewer=world.doctor_a2,
+                                                 label="glioma", mask_png=colleagues_outline(scan),
+                                                 last_review_seen=""))
+    message = doctor.locator("#review-message")
+    message.get_by_text("with a corrected outline").wait_for()
+    assert not outline_on_canvas_at(doctor, 0.20, 0.45)  # the doctor's strokes stay until they choose
+
+    # Saved anyway, the strokes drawn over the software's outline are refused; the colleague's stands.
+    doctor.locator("#review-submit").click()
+    message.locator(".notice.error").wait_for()
+    assert "load their outline" in message.inner_text()
+    assert scan.reviews.count() == 1 and theirs_kept(scan)
+
+    message.get_by_role("button", name="Load their outline").click()
+    message.get_by_text("Their outline is loaded").wait_for()
+    assert outline_on_canvas_at(doctor, 0.20, 0.45)
+    assert doctor.locator("#mask-state").inner_text() == "Outline unchanged."
+    stroke(doctor, 0.70, 0.60, 0.80)  # corrected on top of theirs, saved
+    doctor.locator("#review-submit").click()
+    message.locator(".notice.ok").wait_for()
+    assert "outline corrected" in message.inner_text()
+    assert scan.reviews.count() == 2 and theirs_kept(scan)
+
+
+def test_after_a_save_refused_for_a_colleagues_outline_saving_again_does_not_undo_it(world, analysed_scan,
+                                                                                     new_page):
+    scan = analysed_scan
+    doctor = open_case(new_page, world, scan)
+    stroke(doctor, 0.70, 0.60, 0.80)
+
+    def colleague_saves_first(route):
+        in_other_thread(lambda: services.review_scan(hospital=world.a, scan=scan, reviewer=world.doctor_a2,
+                                                     label="glioma", mask_png=colleagues_outline(scan)))
+        route.continue_()
+
+    doctor.route("**/review/", colleague_saves_first, times=1)
+    message = doctor.locator("#review-message")
+    doctor.locator("#review-submit").click()
+    message.locator(".notice.error").wait_for()
+    doctor.locator("#reviews li").first.wait_for()
+    message.get_by_role("button", name="Load their outline").wait_for()
+    # As the refusal invites, the doctor saves again without loading the colleague's outline: refused again.
+    doctor.locator("#review-submit").click()
+    message.get_by_text("load their outline").wait_for()
+    message.get_by_role("button", name="Load their outline").wait_for()
+    assert scan.reviews.count() == 1 and theirs_kept(scan)
+
+
+def test_strokes_still_on_screen_after_undo_ran_out_of_history_are_saved(world, analysed_scan, new_page):
+    scan = analysed_scan
+    doctor = open_case(new_page, world, scan)
+    # 35 strokes, then 30 undos: undo keeps 30 steps, so the first five strokes stay on screen.
+    for i in range(35):
+        stroke(doctor, 0.55 + i * 0.012, 0.70, 0.75)
+    doctor.locator("#viewer").focus()
+    for _ in range(30):
+        doctor.keyboard.press("z")
+    assert outline_on_canvas_at(doctor, 0.72, 0.55)
+    assert doctor.locator("#mask-state").inner_text().startswith("Outline corrected")
+    doctor.locator("#review-submit").click()
+    doctor.locator("#review-message .notice.ok").wait_for()
+    review = scan.reviews.get()
+    assert review.mask_changed and standing_outline(scan)[int(scan.height * 0.556), int(scan.width * 0.72)]
