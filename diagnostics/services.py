@@ -637,11 +637,12 @@ def _stored_files(scan: Scan) -> list[str]:
 
 
 def may_remove_scan(scan: Scan, membership) -> bool:
-    """remove_scan's rule, for pages deciding whether to offer it: an admin always, the patient until
-    a doctor has reviewed the scan, a doctor never."""
+    """remove_scan's rule, for pages deciding whether to offer it: an admin always, the patient their own
+    upload until a doctor has reviewed it, a doctor never."""
     if membership.role == Role.ADMIN:
         return True
-    return membership.role == Role.PATIENT and scan.review_state == ReviewState.UNREVIEWED
+    return (membership.role == Role.PATIENT and scan.uploaded_by_id == membership.user_id
+            and scan.review_state == ReviewState.UNREVIEWED)
 
 
 def remove_scan(*, hospital, scan: Scan, membership, reason: str = "", request=None) -> None:
@@ -669,6 +670,10 @@ def remove_scan(*, hospital, scan: Scan, membership, reason: str = "", request=N
         locked = Scan.objects.select_for_update().filter(pk=scan.pk, hospital=hospital).first()
         if locked is None:
             raise DomainError("not_found", "This scan has already been removed.", status=404)
+        if membership.role == Role.PATIENT and locked.uploaded_by_id != membership.user_id:
+            # Staff uploaded it for the patient: a clinical image the hospital chose to keep on the record.
+            raise DomainError("uploaded_by_hospital", "The hospital uploaded this scan for you, so only the "
+                                                      "hospital can remove it; ask them if it is wrong.", status=403)
         if membership.role == Role.PATIENT and locked.review_state != ReviewState.UNREVIEWED:
             raise DomainError("reviewed", "A doctor has reviewed this scan, so it is part of your record; "
                                           "ask the hospital to remove it.", status=409)

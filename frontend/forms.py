@@ -125,7 +125,8 @@ class PatientRecordForm(forms.Form):
         error_messages={"invalid": "Enter the date of birth as year-month-day, for example 1980-04-23."},
     )
     medical_record_number = forms.CharField(label="Medical record number", max_length=64, required=False, strip=True)
-    notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=10000)
+    notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=10000,
+                            help_text="For the hospital's staff; the patient does not see them.")
 
 
 class NewHospitalForm(forms.Form):

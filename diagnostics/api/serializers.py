@@ -230,9 +230,10 @@ def scan_data(scan, membership, *, detail: bool = False) -> dict:
         "image_url": _url("scan-image", scan),
     }
     if visible:
-        # The tumour's size and place are the outline's: a patient whose scan a doctor read as "no tumour"
-        # is shown neither, as the outline itself is withheld (access.may_see_outline).
-        measured = may_see_outline(scan, membership)
+        # The tumour's size and place are the software's outline's: a patient whose scan a doctor read as
+        # "no tumour" is shown neither, as the outline itself is withheld (access.may_see_outline), nor once a
+        # doctor's outline has replaced the software's (they would measure an outline the doctor rejected).
+        measured = may_see_outline(scan, membership) and (staff or not scan.doctor_outline)
         data["result"] = {
             "label": diagnosis.label,
             "probabilities": diagnosis.probabilities,

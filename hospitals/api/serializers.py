@@ -105,7 +105,8 @@ class PatientSerializer(serializers.ModelSerializer):
     has_account = serializers.SerializerMethodField()
     full_name = serializers.CharField(max_length=200)
     medical_record_number = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    notes = serializers.CharField(required=False, allow_blank=True, default="")
+    notes = serializers.CharField(required=False, allow_blank=True, default="",
+                                  help_text="Staff notes; absent from a patient's reading of their own record.")
 
     class Meta:
         model = Patient
@@ -114,6 +115,15 @@ class PatientSerializer(serializers.ModelSerializer):
 
     def get_has_account(self, patient) -> bool:
         return patient.user_id is not None
+
+    def to_representation(self, patient):
+        data = super().to_representation(patient)
+        # Staff write the notes to each other (the record page says so), not to the patient: only a staff
+        # reader, named by context={"membership": ...}, gets them.
+        membership = self.context.get("membership")
+        if membership is None or membership.role == Role.PATIENT:
+            data.pop("notes")
+        return data
 
 
 class HospitalSettingsSerializer(serializers.ModelSerializer):

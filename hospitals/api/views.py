@@ -142,6 +142,9 @@ class PatientListView(generics.ListCreateAPIView):
     def get_queryset(self):
         return visible_patients(self.request.user, self.membership.hospital, self.membership)
 
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "membership": self.membership}
+
     def list(self, request, *args, **kwargs):
         response = super().list(request, *args, **kwargs)
         # A list shows names and dates of birth, so reading it is a PHI read like opening one record.
@@ -168,7 +171,7 @@ class PatientDetailView(APIView):
         patient = access_patient(
             request.user, self.membership.hospital, patient_id, membership=self.membership, request=request
         )
-        return Response(s.PatientSerializer(patient).data)
+        return Response(s.PatientSerializer(patient, context={"membership": self.membership}).data)
 
     @extend_schema(request=s.PatientSerializer, responses={200: s.PatientSerializer, **refusals(409)})
     def patch(self, request, slug, patient_id):
@@ -180,7 +183,7 @@ class PatientDetailView(APIView):
         patient = services.update_patient(
             hospital=hospital, patient=patient, actor=request.user, request=request, **form.validated_data
         )
-        return Response(s.PatientSerializer(patient).data)
+        return Response(s.PatientSerializer(patient, context={"membership": self.membership}).data)
 
 
 class HospitalSettingsView(APIView):

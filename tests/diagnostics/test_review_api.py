@@ -181,6 +181,26 @@ def test_a_patient_read_no_tumour_by_a_doctor_is_not_shown_the_softwares_outline
     assert api(world.owner).get(f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/mask.png").status_code == 200
 
 
+@pytest.mark.parametrize("outline", ["erased", "redrawn"])
+def test_a_patient_is_not_given_the_softwares_size_of_an_outline_a_doctor_replaced(world, api, scan, outline):
+    drawn = mask_png() if outline == "redrawn" else _empty_png()
+    assert api(world.colleague).post(review_url(scan), {"label": "glioma", "mask": SimpleUploadedFile("m.png", drawn)},
+                                     format="multipart").status_code == 201
+    measures = ("tumour_area_px", "tumour_area_mm2", "tumour_volume_mm3", "bbox")
+    mine = api(world.owner).get(f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/").json()
+    assert [mine["result"][name] for name in measures] == [None] * 4
+    assert (mine["result"]["mask_url"] is not None) == (outline == "redrawn")  # the doctor's outline, if drawn
+    # Staff read them as the software's, beside the doctor's outline.
+    staff = api(world.colleague).get(f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/").json()
+    assert staff["result"]["tumour_area_px"] and staff["result"]["bbox"]
+
+
+def _empty_png(shape=(224, 224)) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros(shape, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def test_the_patient_learns_when_a_doctor_settled_the_reading(world, api, scan):
     detail = f"/api/v1/hospitals/{scan.hospital.slug}/scans/{scan.id}/"
     assert api(world.owner).get(detail).json()["reviewed_at"] is None

@@ -73,6 +73,25 @@ def test_a_reviewed_scan_is_part_of_the_record_and_stays(world, api, scan, djang
     assert not AuditEvent.objects.filter(action="scan.delete").exists()
 
 
+def test_a_scan_staff_uploaded_for_the_patient_is_the_hospitals_to_remove(world, api, client,
+                                                                        django_capture_on_commit_callbacks):
+    from tests.diagnostics.helpers import patient_of
+
+    record = patient_of(world.owner, world.a)
+    response = upload(api(world.colleague), world.a, samples.jpeg_bytes("glioma", 12), patient=str(record.pk))
+    staff_upload = Scan.objects.get(pk=response.json()["id"])
+    finish(staff_upload, "glioma", 0.8)
+    refused = remove(api(world.owner), staff_upload, django_capture_on_commit_callbacks)
+    assert refused.status_code == 403 and refused.json()["error"] == "uploaded_by_hospital"
+    # The page neither offers it nor does it.
+    client.force_login(world.owner)
+    assert b'id="remove-scan"' not in client.get(f"/h/st-anne/scans/{staff_upload.pk}/").content
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/h/st-anne/scans/{staff_upload.pk}/remove/")
+    assert Scan.objects.filter(pk=staff_upload.pk).exists() and len(stored_files()) == 3
+    assert not AuditEvent.objects.filter(action="scan.delete").exists()
+
+
 def test_a_colleague_doctor_may_see_but_not_remove(world, api, scan, django_capture_on_commit_callbacks):
     response = remove(api(world.colleague), scan, django_capture_on_commit_callbacks, reason="wrong patient")
     assert response.status_code == 403 and response.json()["error"] == "forbidden"

@@ -211,3 +211,15 @@ def test_a_record_number_given_to_another_record_at_the_same_moment_is_a_clear_c
     assert response.status_code == 409 and response.json()["error"] == "duplicate_mrn"
     second.refresh_from_db()
     assert second.medical_record_number == "RN-2"
+
+
+def test_the_staffs_notes_are_not_the_patients_to_read(world, client_as):
+    patient = record_of(world.owner, world.a)
+    changed = client_as("doctor_a").patch(url("hospitals", world.a.slug, "patients", patient.id),
+                                          {"notes": "Discuss the follow-up with the family first"}, format="json")
+    assert changed.status_code == 200 and changed.json()["notes"] == "Discuss the follow-up with the family first"
+    assert client_as("admin_a").get(url("hospitals", world.a.slug, "patients", patient.id)).json()["notes"]
+    own = client_as("owner").get(url("hospitals", world.a.slug, "patients", patient.id)).json()
+    listed = client_as("owner").get(url("hospitals", world.a.slug, "patients")).json()["results"]
+    assert own["full_name"] == patient.full_name and "notes" not in own
+    assert [record["id"] for record in listed] == [str(patient.id)] and "notes" not in listed[0]
