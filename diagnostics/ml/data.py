@@ -2,7 +2,10 @@
 
 Decoding and preprocessing thousands of JPEGs takes longer than a training epoch on a small CPU, so it
 is done once: ``kaggle_dataset(data_dir, cache_dir, size)`` and ``figshare_dataset(...)`` write
-``<cache_dir>/*.npz`` and reuse them while the data and the preprocessing version stay the same.
+``<cache_dir>/*.npz`` and reuse them while the data and the preprocessing version stay the same. Each
+cache file is named by a fingerprint of what it was built from (the files' names, sizes and modification
+times; for the pixels, the manifest with every file's SHA-256), so a cache folder shared by several data
+folders, or a data folder that gained or lost files, never serves another set's images.
 
 Public helpers for other callers (federated clients, evaluation scripts):
 
@@ -11,6 +14,7 @@ Public helpers for other callers (federated clients, evaluation scripts):
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -39,19 +43,41 @@ def _map(function, items, workers: int):
         return list(pool.map(function, items, chunksize=32))
 
 
+def _fingerprint(lines) -> str:
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(line.encode("utf-8", "surrogateescape") + b"\n")
+    return digest.hexdigest()[:16]
+
+
+def _listing(data_dir: Path, files) -> list[str]:
+    """One line per (path, label): where the file is under data_dir, its size and modification time."""
+    lines = []
+    for path, label in files:
+        stat = Path(path).stat()
+        lines.append(f"{Path(path).relative_to(data_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}\0{label}")
+    return lines
+
+
+def _figshare_listing(data_dir: Path, slices) -> list[str]:
+    return _listing(data_dir, [(s.image_path, s.label) for s in slices] + [(s.mask_path, "") for s in slices])
+
+
 def kaggle_manifest(data_dir: str | Path, cache_dir: str | Path, workers: int = 2) -> list[dict]:
     """Every Kaggle training image with its duplicate group and split ("train", "calib", "val" or
-    "conflict" for copies filed under two different classes). Cached as JSON."""
+    "conflict" for copies filed under two different classes). Cached as JSON, under a name that
+    fingerprints the files it was built from."""
     data_dir, cache_dir = Path(data_dir), Path(cache_dir)
-    cache_file = cache_dir / "kaggle_manifest.json"
-    if cache_file.exists():
-        return json.loads(cache_file.read_text())
     kaggle_root = data_dir / "brain-tumor-mri" / "Training"
     items = readers.list_kaggle_images(kaggle_root)
-    hashes = _map(_hash_file, [str(p) for p, _ in items], workers)
     # Many Kaggle images are Figshare slices; neighbouring Figshare slice numbers are mostly one
     # patient, so Kaggle images matching slices of the same Figshare block are grouped too.
     figshare = readers.list_figshare_slices(data_dir / "figshare-brain-tumor-seg")
+    built_from = _fingerprint(_listing(data_dir, items) + _figshare_listing(data_dir, figshare))
+    cache_file = cache_dir / f"kaggle_manifest_{built_from}.json"
+    if cache_file.exists():
+        return json.loads(cache_file.read_text())
+    hashes = _map(_hash_file, [str(p) for p, _ in items], workers)
     copied = _figshare_slices_copied(np.asarray([h for _, h in hashes], dtype=np.uint64),
                                      [label for _, label in items], figshare, workers)
     first_in_block: dict[tuple[int, str], int] = {}
@@ -148,7 +174,8 @@ class ClassificationData:
 def kaggle_dataset(data_dir: str | Path, cache_dir: str | Path, size: int, workers: int = 2) -> ClassificationData:
     data_dir, cache_dir = Path(data_dir), Path(cache_dir)
     manifest = kaggle_manifest(data_dir, cache_dir, workers)
-    cache_file = cache_dir / f"kaggle_{size}_v{PREPROCESS_VERSION}.npy"
+    built_from = _fingerprint(f"{m['path']}\0{m['sha256']}" for m in manifest)
+    cache_file = cache_dir / f"kaggle_{size}_v{PREPROCESS_VERSION}_{built_from}.npy"
     if cache_file.exists():
         pixels = np.load(cache_file)
     else:
@@ -177,7 +204,8 @@ class SegmentationData:
 def figshare_dataset(data_dir: str | Path, cache_dir: str | Path, size: int, workers: int = 2) -> SegmentationData:
     data_dir, cache_dir = Path(data_dir), Path(cache_dir)
     slices = readers.list_figshare_slices(data_dir / "figshare-brain-tumor-seg")
-    cache_file = cache_dir / f"figshare_{size}_v{PREPROCESS_VERSION}.npz"
+    built_from = _fingerprint(_figshare_listing(data_dir, slices))
+    cache_file = cache_dir / f"figshare_{size}_v{PREPROCESS_VERSION}_{built_from}.npz"
     if cache_file.exists():
         cached = np.load(cache_file)
         pixels, masks = cached["pixels"], cached["masks"]
