@@ -70,6 +70,14 @@ class DecodedScan:
     slices: list[np.ndarray]  # 2-D grayscale, uint8 or float32
     pixel_spacing_mm: tuple[float, float] | None = None  # (row, column) spacing
     patient_identifiers: dict[str, str] = field(default_factory=dict)
+    # Where each slice lies in the file, when that is not simply its position here: a NIfTI volume's blank
+    # slices are left out, and its axial axis may be stored head to foot. Index along the stored axis.
+    slice_numbers: list[int] | None = None
+    slices_in_file: int | None = None
+
+    def slice_number(self, position: int) -> int:
+        """The file's own index of slices[position] (0-based), as a viewer of the file numbers it."""
+        return self.slice_numbers[position] if self.slice_numbers is not None else position
 
 
 def sniff_type(data: bytes) -> str:
@@ -540,7 +548,13 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
     # RAS voxel (i, j) runs left->right, posterior->anterior; rotate so anterior is up, as radiologists
     # (and the training images) show an axial slice.
     slices = [np.rot90(array[:, :, k]).astype(np.float32) for k in range(array.shape[2])]
-    slices = [s for s in slices if has_content(s)]
+    kept = [k for k, s in enumerate(slices) if has_content(s)]
+    slices = [slices[k] for k in kept]
+    # The stored axis that became the canonical axial one, and whether it was stored head to foot.
+    stored = [(int(axis), float(direction)) for axis, direction in orientation]
+    flipped = any(axis == 2 and direction < 0 for axis, direction in stored)
+    count = array.shape[2]
+    numbers = [count - 1 - k if flipped else k for k in kept]
     sizes = nifti_voxel_sizes_mm(raw_header)
     spacing = None
     if sizes is not None:
@@ -548,7 +562,7 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
         canonical = {int(output): float(size) for (output, _), size in zip(orientation, sizes)}
         spacing = (canonical[1], canonical[0]) if {0, 1} <= canonical.keys() else None
         spacing = spacing if spacing and all(plausible_step_mm(step) for step in spacing) else None
-    return DecodedScan("nifti", slices, spacing, {})
+    return DecodedScan("nifti", slices, spacing, {}, slice_numbers=numbers, slices_in_file=count)
 
 
 # NIfTI's xyzt_units name the unit of the voxel sizes and of the affines; "unknown" is read as mm, as

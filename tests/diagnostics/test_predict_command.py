@@ -68,9 +68,69 @@ def test_a_file_that_fails_after_decoding_is_reported_and_the_batch_goes_on(tmp_
         call_command("predict", str(first), str(second), "--json", "--mask-dir", str(masks),
                      "--model-dir", str(shared_tiny_bundle()), stdout=out)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert lines[0]["file"] == str(first) and lines[0]["error"] == "prediction_failed"
+    assert lines[0]["file"] == str(first) and lines[0]["error"] == "mask_not_written"
     assert lines[1]["file"] == str(second) and lines[1]["label"]
+    assert sorted(path.name for path in masks.iterdir()) == [f"{first.name}.png", f"{second.name}.png"]
     assert (masks / f"{second.name}.png").is_file()
+
+
+def test_a_mask_that_cannot_be_written_whole_leaves_the_earlier_one_as_it_was(tmp_path, monkeypatch):
+    scan = kaggle_file("glioma")
+    masks = tmp_path / "masks"
+    _run(str(scan), "--mask-dir", str(masks))
+    earlier = (masks / f"{scan.name}.png").read_bytes()
+
+    def disk_fills_up(self, fp, *args, **kwargs):
+        fp.write(b"\x89PNG half a mask")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", disk_fills_up)
+    import io
+
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 of 1 files"):
+        call_command("predict", str(scan), "--json", "--mask-dir", str(masks), "--model-dir",
+                     str(shared_tiny_bundle()), stdout=out)
+    assert json.loads(out.getvalue())["error"] == "mask_not_written"
+    assert [path.name for path in masks.iterdir()] == [f"{scan.name}.png"]  # no part file left
+    assert (masks / f"{scan.name}.png").read_bytes() == earlier
+
+
+def test_a_mask_that_would_overwrite_an_input_is_refused_before_anything_is_written(tmp_path):
+    scan, named_like_its_mask = tmp_path / "x.jpg", tmp_path / "x.jpg.png"
+    scan.write_bytes(kaggle_file("glioma").read_bytes())
+    Image.open(kaggle_file("meningioma")).save(named_like_its_mask)
+    before = named_like_its_mask.read_bytes()
+    with pytest.raises(CommandError, match=r"the mask of .*x\.jpg would overwrite the input file .*x\.jpg\.png"):
+        _run(str(scan), str(named_like_its_mask), "--mask-dir", str(tmp_path))
+    assert named_like_its_mask.read_bytes() == before
+
+
+def test_a_volumes_slice_is_reported_as_the_file_numbers_it(tmp_path):
+    from tests.diagnostics.ml.helpers import nifti_bytes
+
+    head = kaggle_slice("glioma").astype(np.float32)
+    volume = np.zeros(head.shape[::-1] + (8,), np.float32)
+    volume[:, :, 3] = volume[:, :, 4] = np.rot90(head, -1)  # slices 0-2 and 5-7 are air
+    path = tmp_path / "volume.nii"
+    path.write_bytes(nifti_bytes(volume))
+    [line] = [json.loads(line) for line in _run(str(path), "--json").splitlines()]
+    assert line["slices"] == 8 and line["slice"] in (3, 4)
+    assert f"[slice {line['slice'] + 1} of 8]" in _run(str(path))
+
+
+def test_a_file_name_that_is_not_utf_8_is_printed_with_escapes(tmp_path):
+    import io
+    import os
+
+    from django.core.management.base import OutputWrapper
+
+    name = tmp_path / os.fsdecode(b"lat\xe9.jpg")
+    name.write_bytes(kaggle_file("glioma").read_bytes())
+    terminal = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # strict, as a UTF-8 terminal's stdout
+    call_command("predict", str(name), "--model-dir", str(shared_tiny_bundle()), stdout=OutputWrapper(terminal))
+    terminal.flush()
+    assert "lat\\xe9.jpg: " in terminal.buffer.getvalue().decode()
 
 
 def test_files_whose_masks_would_share_a_name_are_refused_before_any_is_diagnosed(tmp_path):

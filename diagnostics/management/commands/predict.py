@@ -4,18 +4,25 @@
 
 Per file: the label, the calibrated probabilities and, when a tumour is found, its area and bounding
 box. A file with several slices (DICOM series, NIfTI volume) is summarised by its most suspicious slice
-(the one with the lowest no-tumour probability), whose index is reported. ``--json`` prints one JSON
+(the one with the lowest no-tumour probability), whose index is reported: ``slice`` (0-based) of
+``slices``, as the file numbers them (a NIfTI volume along its stored axial axis, blank slices counted,
+though only slices with content are diagnosed). ``--json`` prints one JSON
 object per line with ``file``, ``label``, ``probabilities`` and the extras (``unusual_image`` is the
 input gate's flag, diagnostics/ml/gate.py); a file that cannot be read, or is no brain MRI
 (``not_brain_mri``, as an upload would be refused), gives a line with ``error`` and ``detail`` and the
 command exits with status 1 at the end.
 ``--mask-dir DIR`` writes each file's tumour mask as ``DIR/<file name>.png`` (0 or 255, input size); two
 files with the same name (``a/x.png``, ``b/x.png``) are refused up front, since their masks would
-overwrite each other. A file that fails at any step is reported and the others are still diagnosed.
+overwrite each other, and so is a mask that would overwrite one of the input files, or a folder that
+cannot be written to. A mask is written whole or not at all: a mask of an earlier run stays as it was
+when writing the new one fails. A file that fails at any step is reported and the others are still
+diagnosed.
 """
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +35,33 @@ MAX_FRAMES = 2048
 
 def most_suspicious(predictions) -> int:
     return int(np.argmin([p.probabilities.get("notumor", 0.0) for p in predictions]))
+
+
+def shown(path: str) -> str:
+    """A file name as a terminal can print it: one that is not valid UTF-8 (Python holds its bytes as
+    surrogates) shows them as \\x escapes instead of stopping the output."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class MaskNotWritten(Exception):
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+def write_mask(mask: np.ndarray, target: Path) -> None:
+    """The mask as a 0/255 PNG at `target`, whole or not at all: under a temporary name, then renamed."""
+    from PIL import Image
+
+    temporary = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".part",
+                                            delete=False)
+    try:
+        with temporary:
+            Image.fromarray(mask.astype(np.uint8) * 255).save(temporary, format="PNG")
+        os.replace(temporary.name, target)
+    except BaseException:
+        Path(temporary.name).unlink(missing_ok=True)
+        raise
 
 
 class Command(BaseCommand):
@@ -48,15 +82,10 @@ class Command(BaseCommand):
         mask_dir = Path(options["mask_dir"]) if options["mask_dir"] else None
         if mask_dir:
             self._refuse_shared_mask_names(options["paths"])
+            self._refuse_masks_over_inputs(options["paths"], mask_dir)
         predictor, version_names = self._predictor(options)
         if mask_dir:
-            if mask_dir.exists() and not mask_dir.is_dir():
-                raise CommandError(f"--mask-dir {mask_dir} is a file; give a folder to write the masks in")
-            try:
-                mask_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise CommandError(f"cannot make the mask folder {mask_dir}: {error.strerror or error}; pass "
-                                   "--mask-dir a folder you can write to") from error
+            self._prepare_mask_dir(mask_dir)
         failures = 0
         for raw_path in options["paths"]:
             path = Path(raw_path)
@@ -73,7 +102,7 @@ class Command(BaseCommand):
                 # The same input gate as an upload: the classifier would name a class for any picture.
                 services.refuse_what_is_no_brain_mri(scan)
                 record = self._diagnose(predictor, scan, path, mask_dir)
-            except (ScanDecodeError, services.UploadRejected) as error:
+            except (ScanDecodeError, services.UploadRejected, MaskNotWritten) as error:
                 failures += 1
                 self._emit_error(options["json"], raw_path, error.code, error.detail)
                 continue
@@ -86,7 +115,7 @@ class Command(BaseCommand):
             if options["json"]:
                 self.stdout.write(json.dumps(record))
             else:
-                self.stdout.write(self._human(record))
+                self.stdout.write(self._human({**record, "file": shown(raw_path)}))
         if failures:
             raise CommandError(f"{failures} of {len(options['paths'])} files could not be diagnosed")
 
@@ -100,6 +129,29 @@ class Command(BaseCommand):
             raise CommandError(f"{' and '.join(shared[0])} would write their masks to the same file "
                                f"<mask dir>/{Path(shared[0][0]).name}.png; run them in separate batches with "
                                "separate --mask-dir folders")
+
+    @staticmethod
+    def _refuse_masks_over_inputs(paths, mask_dir: Path) -> None:
+        inputs = {Path(raw_path).resolve() for raw_path in paths}
+        for raw_path in paths:
+            target = (mask_dir / f"{Path(raw_path).name}.png").resolve()
+            if target in inputs:
+                raise CommandError(f"the mask of {shown(raw_path)} would overwrite the input file "
+                                   f"{shown(str(target))}; give --mask-dir a folder that holds none of the inputs")
+
+    @staticmethod
+    def _prepare_mask_dir(mask_dir: Path) -> None:
+        """The folder exists and takes a file, before any scan is diagnosed: found out per mask, every
+        diagnosis of the batch would be lost to it."""
+        if mask_dir.exists() and not mask_dir.is_dir():
+            raise CommandError(f"--mask-dir {shown(str(mask_dir))} is a file; give a folder to write the masks in")
+        try:
+            mask_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=mask_dir, prefix=".write-check-"):
+                pass
+        except OSError as error:
+            raise CommandError(f"cannot write masks in {shown(str(mask_dir))}: {error.strerror or error}; pass "
+                               "--mask-dir a folder you can write to") from error
 
     @staticmethod
     def _predictor(options):
@@ -137,17 +189,21 @@ class Command(BaseCommand):
         prediction = predictions[chosen]
         verdict = services.gate_verdict(scan.slices[chosen])
         if mask_dir:
-            from PIL import Image
-
-            Image.fromarray(prediction.mask.astype(np.uint8) * 255).save(mask_dir / f"{path.name}.png")
-        return {**prediction.summary(), "slice": chosen, "slices": len(predictions), "kind": scan.kind,
+            target = mask_dir / f"{path.name}.png"
+            try:
+                write_mask(prediction.mask, target)
+            except OSError as error:
+                raise MaskNotWritten("mask_not_written", f"Its mask could not be written to {shown(str(target))} "
+                                                         f"({error.strerror or error}).") from error
+        return {**prediction.summary(), "slice": scan.slice_number(chosen),
+                "slices": scan.slices_in_file or len(predictions), "kind": scan.kind,
                 "unusual_image": verdict.unusual, "input_distance": round(verdict.distance, 1)}
 
     def _emit_error(self, as_json: bool, path: str, code: str, detail: str) -> None:
         if as_json:
             self.stdout.write(json.dumps({"file": path, "error": code, "detail": detail}))
         else:
-            self.stderr.write(f"{path}: {code}: {detail}")
+            self.stderr.write(f"{shown(path)}: {code}: {detail}")
 
     @staticmethod
     def _human(record: dict) -> str:

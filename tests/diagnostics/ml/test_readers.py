@@ -92,6 +92,21 @@ def test_nifti_volume_keeps_only_slices_with_a_head(compress):
     assert scan.pixel_spacing_mm == pytest.approx((0.9, 0.9))
 
 
+@pytest.mark.parametrize("stored", ["foot to head", "head to foot"])
+def test_a_volumes_slices_keep_the_numbers_the_file_gives_them(stored):
+    import nibabel as nib
+
+    head = kaggle_slice("pituitary").astype(np.float32)
+    volume = np.zeros(head.shape[::-1] + (8,), np.float32)
+    for k in (3, 4):  # the rest is air
+        volume[:, :, k] = np.rot90(head, -1)
+    affine = np.diag([0.9, 0.9, 5.0 if stored == "foot to head" else -5.0, 1.0])
+    scan = decode_scan(nib.Nifti1Image(volume, affine).to_bytes(), **LIMITS)
+    assert len(scan.slices) == 2 and scan.slices_in_file == 8
+    # Foot to head in the decoded order, whichever way the file stores them.
+    assert [scan.slice_number(i) for i in range(2)] == ([3, 4] if stored == "foot to head" else [4, 3])
+
+
 def test_blank_volume_has_no_brain_slices():
     assert _error_code(nifti_bytes(np.zeros((64, 64, 4)))) == "no_brain_slices"
 
