@@ -167,13 +167,25 @@ def serving_problem(task: str, bundle_path: str | Path) -> str | None:
 def register_model_version(*, task: str, version: str, artifact_path: str | Path, metrics: dict | None = None,
                            source: str = ModelSource.CENTRALISED, federated_run_id: str | None = None,
                            notes: str = "") -> ModelVersion:
-    """Record a new candidate version, computing the checksum of its bundle now."""
+    """Record a new candidate version, computing the checksum of its bundle now.
+
+    The metrics are what promotions weigh versions by, so they must be an object of named figures; a
+    NaN or infinity (a diverged run's loss) is kept as null, which JSON and PostgreSQL can hold.
+    """
+    from diagnostics.ml.metrics import json_safe
+
+    if metrics is not None and not isinstance(metrics, dict):
+        raise ValueError(f"its validation metrics must be an object of named figures, not a {type(metrics).__name__}")
+    longest = ModelVersion._meta.get_field("artifact_path").max_length
+    if len(str(artifact_path)) > longest:
+        raise ValueError(f"the bundle's path is longer than the {longest} characters the registry keeps; move "
+                         "the bundle to a shorter path")
     path = resolve_artifact_path(artifact_path)
     if source == ModelSource.FEDERATED and not federated_run_id:
         raise ValueError("a federated model version needs the id of the run that produced it")
     return ModelVersion.objects.create(
         task=task, version=version, artifact_path=str(artifact_path), artifact_sha256=bundle_sha256(path),
-        metrics=metrics or {}, source=source, federated_run_id=federated_run_id, notes=notes,
+        metrics=json_safe(metrics or {}), source=source, federated_run_id=federated_run_id, notes=notes,
         status=ModelStatus.CANDIDATE)
 
 

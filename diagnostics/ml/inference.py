@@ -198,6 +198,31 @@ def load_keras(bundle: dict, bundle_dir: Path):
     return model, model
 
 
+# What a bundle must name, whichever backend serves it, with the JSON types it must have.
+_BUNDLE_FIELDS = {
+    "classifier": {"classes": list, "temperature": (int, float), "input_size": int, "keras_weights": str,
+                   "tflite": str},
+    "segmenter": {"input_size": int, "tflite": str},
+}
+
+
+def read_bundle(path: Path, kind: str) -> dict:
+    """A bundle's JSON, checked for what the predictor reads of it: a damaged or hand-edited one is a
+    ValueError that names the field, not a TypeError deep in loading."""
+    info = json.loads(Path(path).read_text())
+    if not isinstance(info, dict):
+        raise ValueError(f"{path} is not a {kind} bundle: it holds a JSON {type(info).__name__}, not an object")
+    for name, kinds in _BUNDLE_FIELDS[kind].items():
+        value = info.get(name)
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise ValueError(f"{path} is not a usable {kind} bundle: its {name!r} is {value!r}")
+    if info["input_size"] <= 0:
+        raise ValueError(f"{path} is not a usable {kind} bundle: its input_size is {info['input_size']}")
+    if kind == "classifier" and not all(isinstance(name, str) for name in info["classes"]):
+        raise ValueError(f"{path} is not a usable classifier bundle: its classes are not names")
+    return info
+
+
 class Predictor:
     """Classifier + segmenter + heatmap for 2-D slices; load once per process, then call ``predict``."""
 
@@ -211,7 +236,7 @@ class Predictor:
         self.model_versions: dict = {}  # filled by the registry loader: task -> ModelVersion
         num_threads = num_threads or min(4, os.cpu_count() or 1)
         classifier_bundle = Path(classifier_bundle)
-        self.classifier_info = json.loads(classifier_bundle.read_text())
+        self.classifier_info = read_bundle(classifier_bundle, "classifier")
         self.classes = list(self.classifier_info["classes"])
         self.temperature = float(self.classifier_info["temperature"])
         self.classify_size = int(self.classifier_info["input_size"])
@@ -219,7 +244,7 @@ class Predictor:
             names = sorted(weights.files)
             # The dense head is the last layer with weights: kernel, then bias.
             self.dense_kernel = weights[names[-2]].astype(np.float32)
-        self.segmenter_info = json.loads(Path(segmenter_bundle).read_text()) if segmenter_bundle else None
+        self.segmenter_info = read_bundle(Path(segmenter_bundle), "segmenter") if segmenter_bundle else None
         if backend == "tflite":
             self._classify = TFLiteRunner(classifier_bundle.parent / self.classifier_info["tflite"], num_threads)
             self._segment = (TFLiteRunner(Path(segmenter_bundle).parent / self.segmenter_info["tflite"], num_threads)

@@ -3,6 +3,8 @@ confusion matrix, one-vs-rest ROC-AUC, ECE) and segmentation (Dice, IoU, 95th-pe
 bootstrap interval that resamples patients' slices together."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage
 
@@ -133,3 +135,15 @@ def segmentation_metrics(predicted_masks, true_masks, clusters=None) -> dict:
         result["dice_mean_interval95"] = cluster_bootstrap_interval(dices, clusters)
         result["dice_interval_blocks"] = len(set(clusters))
     return result
+
+
+def json_safe(value):
+    """`value` with every NaN or infinity (a diverged model's loss, an undefined score) as None: JSON
+    has neither, and PostgreSQL's JSON columns refuse them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value

@@ -205,3 +205,16 @@ def test_a_folder_given_as_a_scan_is_named_as_one(tmp_path):
     assert folder == {"file": str(tmp_path), "error": "unreadable",
                       "detail": "This is a folder; give the scan files in it."}
     assert scan["label"]
+
+
+@pytest.mark.parametrize("damage", [{"classes": None}, {"input_size": None}, {"tflite": None}, {"input_size": 0},
+                                    "[]"])
+def test_a_damaged_bundle_is_a_sentence_naming_what_is_wrong(tmp_path, damage):
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(shared_tiny_bundle(), bundle)
+    info = json.loads((bundle / "classifier.json").read_text())
+    (bundle / "classifier.json").write_text(damage if isinstance(damage, str) else json.dumps({**info, **damage}))
+    with pytest.raises(CommandError, match=r"the bundles in .* cannot be loaded: .*classifier\.json is not a"):
+        call_command("predict", str(kaggle_file("glioma")), "--model-dir", str(bundle))

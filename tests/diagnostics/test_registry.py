@@ -41,6 +41,36 @@ def test_register_records_checksum_and_provenance(bundle_dir):
         _register(bundle_dir, "fed-2", source="federated")
 
 
+def test_metrics_that_name_no_figures_are_refused_and_non_finite_ones_kept_as_null(bundle_dir):
+    with pytest.raises(ValueError, match="must be an object of named figures, not a list"):
+        _register(bundle_dir, "v1", metrics=[0.99])
+    registry.promote_model_version(_register(bundle_dir, "v0", metrics={"macro_f1": 0.9}))
+    version = _register(bundle_dir, "v2", metrics={"macro_f1": float("nan"), "per_class": {"glioma": float("inf")}})
+    version.refresh_from_db()
+    assert version.metrics == {"macro_f1": None, "per_class": {"glioma": None}}
+    assert sorted(ModelVersion.objects.values_list("version", flat=True)) == ["v0", "v2"]
+    # The versions page weighs it against the active one as a version without the figure.
+    assert "macro-F1" in registry.shortfalls_against_active([version])[version.pk]
+
+
+def test_a_bundle_path_longer_than_the_registry_keeps_is_a_sentence(tmp_path, bundle_dir):
+    deep = tmp_path / ("d" * 200) / ("e" * 200) / ("f" * 100)
+    shutil.copytree(bundle_dir, deep)
+    with pytest.raises(CommandError, match="longer than the 500 characters the registry keeps"):
+        call_command("promote_model", "--task", "classify", "--model-version", "v1", "--register",
+                     str(deep / "classifier.json"))
+    assert not ModelVersion.objects.exists()
+
+
+def test_bundle_metrics_of_the_wrong_shape_are_refused_by_the_command(bundle_dir):
+    info = json.loads((bundle_dir / "classifier.json").read_text())
+    (bundle_dir / "classifier.json").write_text(json.dumps({**info, "validation_metrics": [0.99]}))
+    with pytest.raises(CommandError, match="cannot register .*object of named figures"):
+        call_command("promote_model", "--task", "classify", "--model-version", "v1", "--register",
+                     str(bundle_dir / "classifier.json"))
+    assert not ModelVersion.objects.exists()
+
+
 def test_at_most_one_active_version_per_task(bundle_dir):
     first = registry.promote_model_version(_register(bundle_dir, "v1"))
     second = registry.promote_model_version(_register(bundle_dir, "v2"))

@@ -16,7 +16,6 @@ together only once the whole evaluation has succeeded, so a failed run leaves th
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -25,22 +24,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from diagnostics.ml.metrics import json_safe
 from neurofed.files import publish, staged
 
 
 def _batches(items, size):
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    return value
 
 
 class Command(BaseCommand):
@@ -96,7 +86,7 @@ class Command(BaseCommand):
             report["segmentation"] = self._segmentation(predictor, manifest, data_dir, options)
         report["latency_ms"] = self._latency(predictor, manifest, data_dir, options["latency_samples"])
         # JSON has no NaN (a metric of an empty class, in a smoke run): such a figure is written as null.
-        outputs["report.json"] = json.dumps(_json_safe(report), indent=2, allow_nan=False).encode()
+        outputs["report.json"] = json.dumps(json_safe(report), indent=2, allow_nan=False).encode()
         outputs["report.md"] = self._markdown(report).encode()
         # Printed first, so that a report that cannot be written (a full disk) still leaves its figures.
         self.stdout.write(self._markdown(report))
