@@ -178,7 +178,7 @@ def test_an_output_folder_that_cannot_be_made_is_a_sentence_and_a_refused_run_ma
     with pytest.raises(CommandError, match=r"cannot make the output folder .*a-file/out.*--output-dir"):
         call_command("train_model", "--task", "gate", "--cache-dir", str(tmp_path / "cache"),
                      "--output-dir", str(tmp_path / "a-file" / "out"))
-    with pytest.raises(CommandError, match="no data set under"):
+    with pytest.raises(CommandError, match="no brain-tumor-mri folder under"):
         call_command("train_model", "--task", "classify", "--data-dir", str(tmp_path / "nowhere"),
                      "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "out"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
@@ -217,3 +217,30 @@ def test_an_install_that_fails_midway_leaves_the_live_input_gate_whole(tmp_path,
     assert [p.name for p in live.parent.iterdir()] == ["input_gate.json"]  # no staging folder left
     assert live.read_text() == '{"the": "live gate"}'
     assert gate.InputGate.load(tmp_path / "out" / "input_gate.json").refuse_threshold == 2.0
+
+
+def test_mistakes_found_only_after_the_data_had_loaded_are_refused_before_it_is_read(tmp_path):
+    import json
+    import shutil
+
+    from diagnostics.ml import networks
+
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    common = ["--size", "48", "--cache-dir", str(cache), "--output-dir", str(out)]
+    segmenter_weights = tmp_path / "segmenter.weights.h5"
+    networks.build_segmenter(48, base_filters=4).save_weights(segmenter_weights)
+    no_weights = tmp_path / "bundle"
+    shutil.copytree(shared_tiny_bundle(), no_weights)
+    (no_weights / json.loads((no_weights / "segmenter.json").read_text())["keras_weights"]).unlink()
+    only_classification = tmp_path / "data"
+    (only_classification / "brain-tumor-mri").mkdir(parents=True)
+    for task, extra, message in (
+            ("classify", ["--checkpoint", str(segmenter_weights)], "does not hold the weights of the classifier"),
+            ("segment", ["--checkpoint", str(segmenter_weights), "--width", "6"],
+             "does not hold the weights of the U-Net"),
+            ("classify", ["--width", "-1"], "--width must be a positive number of filters"),
+            ("segment", ["--ensemble-of", str(no_weights / "segmenter.json")], "cannot load the segmenter bundles"),
+            ("classify", ["--data-dir", str(only_classification)], "no figshare-brain-tumor-seg folder under")):
+        with pytest.raises(CommandError, match=message):
+            call_command("train_model", "--task", task, *common, *extra)
+    assert not cache.exists() and not out.exists()

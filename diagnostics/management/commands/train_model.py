@@ -114,10 +114,16 @@ class Command(BaseCommand):
         from diagnostics.ml import data, networks, training
 
         task, size = options["task"], options["size"]
-        output_dir = Path(options["output_dir"] or Path(settings.BASE_DIR) / "var" / "models" / task)
+        output_dir = Path(options["output_dir"] or Path(settings.VAR_DIR) / "models" / task)
         data_dir, cache_dir = Path(options["data_dir"]), Path(options["cache_dir"])
-        if not (data_dir / "brain-tumor-mri").is_dir():
-            raise CommandError(f"no data set under {data_dir}; pass --data-dir")
+        # Both sets, whatever the task: the classification split groups the Kaggle images that copy
+        # Figshare slices, so it reads the segmentation set too.
+        for folder in ("brain-tumor-mri", "figshare-brain-tumor-seg"):
+            if not (data_dir / folder).is_dir():
+                raise CommandError(f"no {folder} folder under {data_dir}; pass --data-dir the folder that holds "
+                                   "brain-tumor-mri/ and figshare-brain-tumor-seg/ (see the data's README)")
+        if options["width"] is not None and options["width"] < 1:
+            raise CommandError(f"--width must be a positive number of filters, not {options['width']}")
         if options["small_tumour_copies"] < 1:
             raise CommandError("--small-tumour-copies must be at least 1")
         if not 0 < options["small_tumour_fraction"] < 1:
@@ -170,6 +176,7 @@ class Command(BaseCommand):
                      f"{ensemble.count_params():,} parameters")
         if task not in ("baseline", "gate"):
             self._check_checkpoint(options, output_dir / "best.weights.h5")
+            self._check_checkpoint_fits(options)
         widened = self._widened_checkpoint(options) if options["checkpoint_width"] else None
         if task == "segment":
             self._check_classifier_bundle(Path(options["classifier_bundle"]))
@@ -279,6 +286,31 @@ class Command(BaseCommand):
                                "training would overwrite it; copy it elsewhere first or choose another --output-dir")
 
     @staticmethod
+    def _check_checkpoint_fits(options) -> None:
+        """Load the --checkpoint into the network this run builds, before minutes of data loading: weights
+        of another network (a segmenter's for a classifier, another width) fail Keras only after them."""
+        from diagnostics.ml import networks
+
+        if not options["checkpoint"] or options["ensemble_of"] or options["checkpoint_width"]:
+            return  # no checkpoint, or one _widened_checkpoint loads and checks itself
+        size, task = options["size"], options["task"]
+        if task == "classify":
+            model, what = networks.build_classifier(size, width=options["width"] or 48), "classifier"
+        elif options["architecture"] == "unet":
+            model = networks.build_segmenter(size, base_filters=options["width"] or 12,
+                                             mirror_channel=options["mirror_channel"])
+            what = "U-Net"
+        else:
+            trunk = networks.build_classifier(size, width=options["width"] or 40)
+            model, what = networks.build_encoder_segmenter(size, decoder_filters=16, trunk=trunk), "encoder U-Net"
+        try:
+            model.load_weights(options["checkpoint"])
+        except (ValueError, OSError) as error:
+            raise CommandError(f"{options['checkpoint']} does not hold the weights of the {what} this run builds "
+                               f"(--task {task}, --size {size}, --width, --architecture and --mirror-channel as "
+                               f"given): {error}") from error
+
+    @staticmethod
     def _refuse_to_overwrite_registered(task: str, output_dir: Path, options) -> None:
         """A registered version's files stay as they were registered: writing over them would make that
         version fail its checksum, and every scan it serves would fail with it."""
@@ -309,6 +341,9 @@ class Command(BaseCommand):
             return export.segmenter_ensemble_from_bundles(bundle_paths, size)
         except ValueError as error:
             raise CommandError(str(error)) from error
+        except OSError as error:  # a bundle whose weights file is missing or unreadable
+            raise CommandError(f"cannot load the segmenter bundles {', '.join(map(str, bundle_paths))}: "
+                               f"{error.strerror or error} ({getattr(error, 'filename', None) or ''})") from error
 
     def _repeat_slices(self, options, scorer, x_train, m_train):
         """The training slices with small tumours, and those ``scorer`` (the checkpoint unless
@@ -422,7 +457,7 @@ class Command(BaseCommand):
             self.log(f"pretraining the trunk as a classifier for {options['pretrain_min']:g} min on {int(train.sum())} "
                      f"images ({int(((kaggle.splits == 'train') & copies).sum())} copies of Figshare calibration or "
                      "validation slices left out)")
-            checkpoint = Path(options["output_dir"] or Path(settings.BASE_DIR) / "var" / "models" / "segment")
+            checkpoint = Path(options["output_dir"] or Path(settings.VAR_DIR) / "models" / "segment")
             checkpoint = checkpoint / "trunk.weights.h5"
             training.train_classifier(trunk, kaggle.pixels[train], kaggle.labels[train], 10_000, 64,
                                       validation=(kaggle.pixels[calib], kaggle.labels[calib]),
