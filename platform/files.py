@@ -12,6 +12,7 @@ not a mix of old and new.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -36,8 +37,15 @@ def publish(staging: Path, folder: Path, last: str | None = None) -> None:
     """Rename every file made in ``staging`` into ``folder`` (the one named ``last`` after the others: the
     file that names the rest, so that it never names one not there yet), and remove ``staging``.
 
-    Until this point the files in ``folder`` are untouched; the renames themselves take milliseconds.
+    Until this point the files in ``folder`` are untouched; the renames themselves take milliseconds. A
+    folder in the place of one of the files is found before any is renamed, so the set is not left
+    half replaced (``IsADirectoryError``).
     """
-    for path in sorted(Path(staging).iterdir(), key=lambda p: p.name == last):
+    files = sorted(Path(staging).iterdir(), key=lambda p: p.name == last)
+    for path in files:
+        if (Path(folder) / path.name).is_dir():
+            raise IsADirectoryError(errno.EISDIR, "a folder has the name of a file to be written",
+                                    str(Path(folder) / path.name))
+    for path in files:
         os.replace(path, Path(folder) / path.name)
     Path(staging).rmdir()

@@ -14,11 +14,14 @@ from tests.diagnostics.ml.helpers import requires_data
     ({"model_dir": "/nonexistent/models"}, r"no classifier bundle \(classifier.json\) in --model-dir"),
     ({"data_dir": "/nonexistent/data"}, "no brain-tumor-mri/Training folder under --data-dir"),
     ({"json": "/nonexistent/folder/figures.json"}, "no folder /nonexistent/folder to write it in"),
+    ({"json": "{tmp}/brain-tumor-mri"}, "is a folder; give the name of the file to write"),
 ])
 def test_options_that_cannot_work_are_refused_before_any_timing(options, message, tmp_path):
     (tmp_path / "brain-tumor-mri" / "Training").mkdir(parents=True)  # checked for, never read before timing
     with pytest.raises(CommandError, match=message):
-        call_command("benchmark_inference", **{"data_dir": str(tmp_path), **options})
+        call_command("benchmark_inference", **{"data_dir": str(tmp_path),
+                                               **{k: v.replace("{tmp}", str(tmp_path)) if isinstance(v, str) else v
+                                                  for k, v in options.items()}})
 
 
 @requires_data

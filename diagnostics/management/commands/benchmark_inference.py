@@ -65,6 +65,8 @@ class Command(BaseCommand):
             raise CommandError(f"no brain-tumor-mri/Training folder under --data-dir {options['data_dir']}")
         if json_path and not json_path.parent.is_dir():  # found before the minutes of timing, not after
             raise CommandError(f"--json {json_path}: no folder {json_path.parent} to write it in")
+        if json_path and json_path.is_dir():
+            raise CommandError(f"--json {json_path} is a folder; give the name of the file to write")
         try:
             predictor = Predictor.from_model_dir(model_dir)
             classifier, cam_model = load_keras(predictor.classifier_info, model_dir)
@@ -129,6 +131,10 @@ class Command(BaseCommand):
                   f"| {r['images_per_s']:.1f} |" for r in results]
         self.stdout.write("\n".join(lines))
         if json_path:
-            with staged(json_path.parent, json_path.name) as staging:  # whole, or the earlier file left as it was
-                (staging / json_path.name).write_text(json.dumps(results, indent=2))
-                publish(staging, json_path.parent)
+            try:
+                with staged(json_path.parent, json_path.name) as staging:  # whole, or the earlier file as it was
+                    (staging / json_path.name).write_text(json.dumps(results, indent=2))
+                    publish(staging, json_path.parent)
+            except OSError as error:
+                raise CommandError(f"the results could not be written to {json_path}: {error.strerror or error}; "
+                                   "they are printed above") from error
