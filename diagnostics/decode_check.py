@@ -13,6 +13,7 @@ import hmac
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.core.exceptions import ImproperlyConfigured
 
 from diagnostics import services
 from diagnostics.models.scans import Diagnosis
@@ -71,7 +72,9 @@ def _check(diagnosis: Diagnosis, report: DecodeReport) -> None:
         data = read_blob(diagnosis.hospital, scan.blob_path, record_type=services.SCAN_BLOB, record_id=scan.id,
                          sha256=scan.blob_sha256)
         slices = services.decode_on_record(data).slices
-    except (DecryptionError, services.UploadRejected):
+    except (DecryptionError, services.UploadRejected, ImproperlyConfigured, OSError, ValueError):
+        # Listed rather than ending the run: a key not configured (checked up front by the command), a file
+        # this user may not read, a path that is not the platform's. Other scans still get checked.
         if services.scan_exists(scan.id):
             report.unreadable.append(scan.id)
         return  # else removed since the list was read (services.remove_scan)

@@ -135,7 +135,8 @@ class NewHospitalForm(forms.Form):
     name = forms.CharField(label="Hospital name", max_length=200, strip=True,
                            error_messages={"required": "Enter the hospital's name."})
     slug = forms.CharField(label="Short name for addresses", max_length=60, strip=True,
-                           help_text="Lower-case letters, digits and dashes; its pages live at /h/short-name/.",
+                           help_text="Lower-case letters, digits and dashes, starting with a letter or digit; "
+                                     "its pages live at /h/short-name/.",
                            error_messages={"required": "Enter a short name, for example st-anne."})
     admin_email = forms.EmailField(label="First admin's email", max_length=254,
                                    error_messages={"required": "Enter the email address of the first admin.",

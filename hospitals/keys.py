@@ -69,6 +69,15 @@ def known_master_keys() -> dict[str, bytes]:
     return keys
 
 
+def hospitals_without_their_master_key() -> list[tuple[str, str]]:
+    """(slug, master key id) of each hospital whose data key no configured master key wraps: a restore under
+    another key set, or a rotation's previous key dropped too soon. A deleted hospital's key is gone by design."""
+    from hospitals.models import Hospital
+
+    return list(Hospital.objects.exclude(wrapped_data_key=b"").exclude(master_key_id__in=list(known_master_keys()))
+                .order_by("slug").values_list("slug", "master_key_id"))
+
+
 def new_wrapped_data_key(hospital_id: str) -> tuple[bytes, str]:
     """A fresh data key for a new hospital, wrapped under the current master key."""
     master = current_master_key()

@@ -6,6 +6,7 @@ and a sentence; the API passes them on as they are.
 
 import hashlib
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -15,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.core.validators import validate_email, validate_slug
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.urls import NoReverseMatch, reverse
@@ -35,6 +36,7 @@ SETTINGS_FIELDS = ("patients_see_ai_results", "federation_opt_in", "emergency_ph
 
 HOSPITAL_NAME_MAX = Hospital._meta.get_field("name").max_length
 HOSPITAL_SLUG_MAX = Hospital._meta.get_field("slug").max_length
+SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
 @transaction.atomic
@@ -64,15 +66,14 @@ def new_hospital_problems(*, slug: str, name: str) -> list[DomainError]:
     shows them all at once rather than one per submit."""
     slug, name = slug.strip(), " ".join(name.split())
     problems = []
-    try:
-        validate_slug(slug)
-    except ValidationError:
+    # Starting with a letter or digit: IT names the hospital on the command line (delete_hospital,
+    # --hospital), where a leading dash reads as an option.
+    if not SLUG_PATTERN.fullmatch(slug):
         problems.append(DomainError("invalid_slug", "The short name may hold only lower-case letters, digits and "
-                                                    "dashes, for example st-anne."))
-    else:
-        if slug != slug.lower() or len(slug) > HOSPITAL_SLUG_MAX:
-            problems.append(DomainError("invalid_slug", f"The short name must be lower case and at most "
-                                                        f"{HOSPITAL_SLUG_MAX} characters."))
+                                                    "dashes, and starts with a letter or digit, for example st-anne."))
+    elif len(slug) > HOSPITAL_SLUG_MAX:
+        problems.append(DomainError("invalid_slug", f"The short name must be at most {HOSPITAL_SLUG_MAX} "
+                                                    "characters."))
     if not name or len(name) > HOSPITAL_NAME_MAX:
         problems.append(DomainError("invalid_name", f"Enter the hospital's name (at most {HOSPITAL_NAME_MAX} "
                                                     "characters)."))

@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 
@@ -59,11 +59,14 @@ def hospital_root(hospital) -> Path:
 
 
 def _absolute(relative_path: str) -> Path:
-    root = Path(settings.MEDIA_ROOT).resolve()
-    path = (root / relative_path).resolve()
-    if root not in path.parents:
+    """The file of a stored path, which must lie under MEDIA_ROOT. Judged by the path's own parts, not by
+    resolving links: IT may mount another disk at a folder under MEDIA_ROOT (a hospital's, or all of
+    them), and a resolved path there would look like an escape; the paths stored are the platform's own."""
+    relative = PurePosixPath(relative_path)
+    if not relative.parts or relative.is_absolute() or any(part in ("..", ".") for part in relative.parts) \
+            or "\\" in relative_path or "\x00" in relative_path:
         raise ValueError("blob path escapes MEDIA_ROOT")
-    return path
+    return Path(settings.MEDIA_ROOT).resolve() / relative
 
 
 def _fsync_directory(directory: Path) -> None:

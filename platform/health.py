@@ -167,10 +167,8 @@ def check_master_key() -> dict:
 
     from hospitals import keys
 
-    from hospitals.models import Hospital
-
     try:
-        known = keys.known_master_keys()
+        keys.known_master_keys()
     except ImproperlyConfigured as problem:
         log.error("readiness: %s", problem)  # names the variable and the decoded length, never the key
         raise CheckFailed("master_key_unusable", "The master key (NEUROFED_MASTER_KEY or its _FILE) cannot be "
@@ -178,8 +176,7 @@ def check_master_key() -> dict:
     # A key that decodes but wraps none of the hospitals' data keys (a restore with another key set, a
     # secret store mix-up) would fail every upload and scan read in every hospital. A deleted hospital's
     # key is gone by design.
-    unwrappable = (Hospital.objects.exclude(wrapped_data_key=b"").exclude(master_key_id__in=list(known))
-                   .values_list("slug", "master_key_id"))
+    unwrappable = keys.hospitals_without_their_master_key()
     if unwrappable:
         log.error("readiness: no configured master key wraps the data keys of %s",
                   ", ".join(f"{slug} (master key {key_id})" for slug, key_id in unwrappable))

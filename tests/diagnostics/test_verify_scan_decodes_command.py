@@ -111,3 +111,28 @@ def test_at_verbosity_0_no_progress_bar(db):
     call_command("verify_scan_decodes", verbosity=0, stdout=out, stderr=err)
     assert "0 diagnosed scan(s) at every hospital decode as when they were analysed." in out.getvalue()
     assert err.getvalue() == ""
+
+
+def test_a_copy_without_a_hospitals_master_key_is_a_sentence_naming_it(scans, world, settings):
+    from tests.hospitals.conftest import new_key
+
+    settings.MASTER_KEY, settings.MASTER_KEY_FILE = new_key(), ""
+    settings.PREVIOUS_MASTER_KEY, settings.PREVIOUS_MASTER_KEY_FILE = "", ""
+    with pytest.raises(CommandError, match=r"no configured master key wraps the data key of north-general .*st-anne"):
+        verify()
+
+
+def test_a_scan_whose_file_cannot_be_opened_is_named_and_the_others_are_checked(scans, world, monkeypatch):
+    """Run as another OS user than the one that wrote the blobs (they are 0600)."""
+    denied = Path(scans["jpeg"].blob_path).name
+    read_bytes = Path.read_bytes
+
+    def refuse_one(self):
+        if self.name == denied:
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse_one)
+    with pytest.raises(CommandError, match=f"1 scan\\(s\\) no longer decode or open: {scans['jpeg'].id}") as failed:
+        verify()
+    assert str(scans["nifti"].id) not in str(failed.value)

@@ -82,3 +82,14 @@ def test_a_name_with_a_nul_character_is_refused_before_any_query(world):
     with pytest.raises(DomainError) as refused:
         services.create_hospital(slug="royal", name="Royal\x00Infirmary")
     assert refused.value.code == "invalid_name" and Hospital.objects.count() == 2
+
+
+@pytest.mark.parametrize("slug", ["-north", "north_general", "North", ""])
+def test_a_short_name_the_commands_could_not_take_is_refused(world, slug):
+    """A leading dash reads as an option on delete_hospital's command line (and --hospital's)."""
+    from hospitals import services
+    from hospitals.errors import DomainError
+
+    with pytest.raises(DomainError) as refused:
+        services.create_hospital(slug=slug, name="North General Infirmary")
+    assert refused.value.code == "invalid_slug" and Hospital.objects.count() == 2

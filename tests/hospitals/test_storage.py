@@ -90,8 +90,26 @@ def test_integrity_hash_mismatch_is_reported(hospital):
 def test_missing_blob_and_escaping_paths(hospital):
     with pytest.raises(crypto.DecryptionError, match="missing"):
         storage.read_blob(hospital, f"hospitals/{hospital.id}/scan/none.bin", record_type="scan", record_id="1")
-    with pytest.raises(ValueError, match="escapes"):
-        storage.read_blob(hospital, "../../etc/passwd", record_type="scan", record_id="1")
+    for outside in ("../../etc/passwd", "/etc/passwd", f"hospitals/{hospital.id}/../../../x.bin", ""):
+        with pytest.raises(ValueError, match="escapes"):
+            storage.read_blob(hospital, outside, record_type="scan", record_id="1")
+
+
+def test_blobs_stay_readable_when_the_hospitals_folder_is_on_another_disk(hospital, tmp_path):
+    """IT may mount a larger disk at MEDIA_ROOT/hospitals, or link it there."""
+    import os
+
+    other_disk = tmp_path / "bigdisk" / "hospitals"
+    other_disk.mkdir(parents=True)
+    media = Path(settings.MEDIA_ROOT)
+    media.mkdir(parents=True, exist_ok=True)
+    os.symlink(other_disk, media / "hospitals")
+    stored = storage.store_blob(hospital, b"scan bytes", record_type="scan", record_id="1")
+    assert (other_disk / str(hospital.id)).is_dir()
+    assert storage.read_blob(hospital, stored.path, record_type="scan", record_id="1",
+                             sha256=stored.sha256) == b"scan bytes"
+    storage.delete_blob(stored.path)
+    assert not any(path.is_file() for path in other_disk.rglob("*"))
 
 
 def test_delete_blob(hospital):

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from diagnostics.decode_check import diagnoses_to_check, verify_decodes
 from hospitals.command_options import chosen_hospital
+from hospitals.keys import hospitals_without_their_master_key
 
 
 class Command(BaseCommand):
@@ -25,6 +26,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, hospital=None, record_missing=False, verbosity=1, **options):
         chosen = chosen_hospital(hospital)
+        missing = [(slug, key_id) for slug, key_id in hospitals_without_their_master_key()
+                   if chosen is None or slug == chosen.slug]
+        if missing:
+            # Every scan of such a hospital would be listed as unreadable, for want of a key, not a decoder.
+            raise CommandError("no configured master key wraps the data key of "
+                               + ", ".join(f"{slug} (master key {key_id})" for slug, key_id in missing)
+                               + "; set NEUROFED_PREVIOUS_MASTER_KEY to the key the hospital was wrapped with, "
+                                 "as for the copy's backup (docs/foundation.md, \"Encryption\")")
         bar = tqdm(total=diagnoses_to_check(chosen).count(), unit="scan", desc="Decoding",
                    file=self.stderr._out, disable=verbosity < 1)
         try:
