@@ -571,9 +571,9 @@ def review_scan(*, hospital, scan: Scan, reviewer, label: str, notes: str = "", 
             if stored is not None and outline_based_on is not None:
                 standing = standing_outline_correction(locked)
                 if str(standing.id if standing else "") != outline_based_on.strip():
-                    raise UploadRejected("outline_conflict", "Another doctor corrected this scan's outline after you "
-                                                             "began correcting it; load their outline, then correct "
-                                                             "it again if you need to.", 409)
+                    raise UploadRejected("outline_conflict", "The outline you corrected is no longer the one that "
+                                                             "stands: a review saved since corrected it; load their "
+                                                             "outline, then correct it again if you need to.", 409)
             diagnosis = Diagnosis.objects.filter(scan=locked).first()
             model_label = diagnosis.label if diagnosis else ""
             previous = locked.reviewed_label or model_label

@@ -31,8 +31,15 @@ def delta_at(epsilon: float, mu: float) -> float:
     return float(ndtr(-epsilon / mu + mu / 2) - math.exp(epsilon + log_ndtr(-epsilon / mu - mu / 2)))
 
 
+# Past this μ the closed form loses its precision (ε near μ²/2 is the difference of two such numbers), and
+# no figure would mean anything: ε is infinite for all a reader needs to know.
+MU_BEYOND_MEANING = 1e4
+
+
 def epsilon_for(mu: float, delta: float) -> float:
     """The least ε for which a μ-GDP mechanism is (ε, δ)-DP (δ(ε) falls as ε grows)."""
+    if not mu < MU_BEYOND_MEANING:
+        return math.inf
     if delta_at(0.0, mu) <= delta:
         return 0.0
     low, high = 0.0, 1.0
@@ -59,8 +66,8 @@ DELTA = 1e-5
 
 def run_guarantee(run) -> dict | None:
     """A run's guarantee over its planned rounds (one stopped early released fewer, so it holds); None
-    without central DP."""
+    without central DP. An ε beyond meaning is None: JSON has no infinity."""
     if not run.dp_noise_multiplier:
         return None
-    return {"epsilon": run_epsilon(run.dp_noise_multiplier, run.num_rounds, DELTA), "delta": DELTA,
-            "rounds": run.num_rounds}
+    epsilon = run_epsilon(run.dp_noise_multiplier, run.num_rounds, DELTA)
+    return {"epsilon": epsilon if math.isfinite(epsilon) else None, "delta": DELTA, "rounds": run.num_rounds}

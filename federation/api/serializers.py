@@ -25,7 +25,8 @@ class RoundSerializer(serializers.ModelSerializer):
 
 
 class PrivacyGuaranteeSerializer(serializers.Serializer):
-    epsilon = serializers.FloatField(read_only=True)
+    epsilon = serializers.FloatField(read_only=True, allow_null=True,
+                                     help_text="null: the noise is too weak for any figure to mean something")
     delta = serializers.FloatField(read_only=True)
     rounds = serializers.IntegerField(read_only=True, help_text="the rounds it holds for: the run's planned "
                                                                 "rounds (one stopped early released fewer)")
@@ -87,6 +88,10 @@ class StartHospitalRunSerializer(serializers.Serializer):
                                           default=HOSPITAL_RUN_DEFAULT_ROUNDS)
 
 
+# z = 0.1 over one round is already ε ≈ 284 at δ = 1e-5 (federation/privacy_budget.py).
+MIN_NOISE_MULTIPLIER = 0.1
+
+
 class StartRunSerializer(serializers.Serializer):
     hospitals = serializers.ListField(child=serializers.SlugField(), min_length=1, max_length=100)
     model_kind = serializers.ChoiceField(ModelKind.choices, default=ModelKind.CLASSIFIER)
@@ -129,6 +134,11 @@ class StartRunSerializer(serializers.Serializer):
         if data.get("dp_noise_multiplier") == 0:
             raise serializers.ValidationError({"dp_noise_multiplier": "A noise multiplier of 0 adds no noise and "
                                                                       "protects nothing: leave both out for a run "
+                                                                      "without differential privacy."})
+        if dp and data["dp_noise_multiplier"] < MIN_NOISE_MULTIPLIER:
+            raise serializers.ValidationError({"dp_noise_multiplier": f"Below {MIN_NOISE_MULTIPLIER} the noise "
+                                                                      "protects nothing worth the name (ε above 280 "
+                                                                      "after one round); leave both out for a run "
                                                                       "without differential privacy."})
         if dp and data.get("dp_clipping_norm") is None:
             raise serializers.ValidationError({"dp_clipping_norm": "Differential privacy needs a clipping norm."})

@@ -218,3 +218,15 @@ def test_a_damaged_bundle_is_a_sentence_naming_what_is_wrong(tmp_path, damage):
     (bundle / "classifier.json").write_text(damage if isinstance(damage, str) else json.dumps({**info, **damage}))
     with pytest.raises(CommandError, match=r"the bundles in .* cannot be loaded: .*classifier\.json is not a"):
         call_command("predict", str(kaggle_file("glioma")), "--model-dir", str(bundle))
+
+
+def test_masks_get_the_mode_a_plain_write_gives_and_long_names_still_fit(tmp_path):
+    import os
+
+    long_name = tmp_path / ("s" * 240 + ".jpg")  # its mask's name, 248 bytes, is near the usual 255 limit
+    long_name.write_bytes(kaggle_file("glioma").read_bytes())
+    masks = tmp_path / "masks"
+    _run(str(long_name), "--mask-dir", str(masks))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (masks / f"{long_name.name}.png").stat().st_mode & 0o777 == 0o666 & ~umask

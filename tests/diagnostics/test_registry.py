@@ -198,7 +198,7 @@ def test_promote_model_refuses_a_bundle_that_cannot_serve_and_a_promotion_it_was
         call_command("promote_model", "--task", "classify", "--model-version", "   ")
     broken = tmp_path / "classifier.json"
     broken.write_text(json.dumps({"task": "classify"}))
-    with pytest.raises(CommandError, match=r"cannot serve scans \(KeyError: 'classes'\); nothing was registered"):
+    with pytest.raises(CommandError, match=r"cannot serve scans \(ValueError: .*its 'classes' is None\); nothing was registered"):
         call_command("promote_model", "--task", "classify", "--model-version", "b", "--register", str(broken))
     (tmp_path / "segmenter.json").write_text(json.dumps({"task": "segment", "tflite": "missing.tflite",
                                                          "input_size": 160}))

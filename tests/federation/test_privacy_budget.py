@@ -50,5 +50,15 @@ def test_a_round_of_clipped_updates_has_sensitivity_twice_the_norm_and_rounds_co
 def test_more_noise_or_fewer_rounds_give_a_smaller_epsilon_and_weak_noise_does_not_overflow():
     assert run_epsilon(10.0, 5, DELTA) < run_epsilon(5.0, 5, DELTA) < run_epsilon(5.0, 20, DELTA)
     # A noise multiplier near 0 protects nearly nothing: a huge ε, not an error.
-    assert math.isfinite(run_epsilon(1e-6, 200, DELTA)) and run_epsilon(1e-6, 200, DELTA) > 1e12
+    assert math.isfinite(run_epsilon(0.01, 200, DELTA)) and run_epsilon(0.01, 200, DELTA) > 1e6
+    assert run_epsilon(1e-10, 3, DELTA) == math.inf
+
+
+def test_a_run_stored_with_noise_beyond_meaning_is_shown_without_a_figure():
+    from federation.models import FederatedRun
+    from federation.privacy_budget import run_guarantee
+
+    assert run_guarantee(FederatedRun(dp_noise_multiplier=1e-12, dp_clipping_norm=1.0, num_rounds=3)) == {
+        "epsilon": None, "delta": DELTA, "rounds": 3}
+    assert run_guarantee(FederatedRun(dp_noise_multiplier=None, num_rounds=3)) is None
     assert run_epsilon(100.0, 1, DELTA) < 0.1

@@ -130,6 +130,10 @@ def test_unknown_hospitals_and_dp_without_a_clipping_norm_are_refused(api, opera
     response = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "dp_noise_multiplier": 0,
                                          "dp_clipping_norm": 1.0}, format="json")
     assert response.status_code == 400 and "adds no noise" in response.json()["fields"]["dp_noise_multiplier"][0]
+    # Nor noise too weak for any figure to mean something: it had made every run listing a 500.
+    response = api(operator).post(RUNS, {"hospitals": ["st-anne", "north-general"], "dp_noise_multiplier": 1e-10,
+                                         "dp_clipping_norm": 1.0}, format="json")
+    assert response.status_code == 400 and "protects nothing worth the name" in response.content.decode()
     assert not FederatedRun.objects.exists()
 
 

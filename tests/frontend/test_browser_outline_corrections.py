@@ -120,3 +120,24 @@ def test_strokes_still_on_screen_after_undo_ran_out_of_history_are_saved(world, 
     doctor.locator("#review-message .notice.ok").wait_for()
     review = scan.reviews.get()
     assert review.mask_changed and standing_outline(scan)[int(scan.height * 0.556), int(scan.width * 0.72)]
+
+
+def test_strokes_on_a_case_whose_outline_the_page_cannot_show_are_not_saved_over_it(world, live, new_page):
+    """An imported case has no software result to draw its outline from: strokes on the empty canvas
+    would replace an outline nobody on this page has seen."""
+    from diagnostics.training_data import create_reviewed_case
+    from tests.diagnostics import samples
+    from tests.factories import PASSWORD
+    from tests.frontend.conftest import sign_in
+
+    image, mask, label = samples.figshare_case(1)
+    imported = create_reviewed_case(world.a, image, label, mask=mask, reviewer=world.doctor_a2)
+    page = new_page()
+    sign_in(page, world.doctor_a, PASSWORD)
+    page.goto(f"/h/st-anne/scans/{imported.pk}/")
+    page.locator("#reviews li").first.wait_for()
+    stroke(page, 0.70, 0.60, 0.80)
+    page.locator(f'input[name="label"][value="{label}"]').check()
+    page.locator("#review-submit").click()
+    page.locator("#review-message").get_by_text("cannot be corrected here").wait_for()
+    assert imported.reviews.count() == 1

@@ -94,6 +94,9 @@ def test_run_pages_give_a_private_runs_guarantee_and_say_nothing_of_one_without(
     client.force_login(django_user_model.objects.create_superuser("op4@neurofed.example", "op4@neurofed.example",
                                                                   "op-password-12"))
     assert "<strong>ε = 1.76</strong>" in client.get(f"/operator/federation/runs/{private.pk}/").content.decode()
+    FederatedRun.objects.filter(pk=private.pk).update(dp_noise_multiplier=1e-12)
+    assert "<strong>no meaningful guarantee</strong>" in client.get(
+        f"/operator/federation/runs/{private.pk}/").content.decode()
 
 
 def test_opt_in_and_out(client, world):

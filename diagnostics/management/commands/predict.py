@@ -53,11 +53,15 @@ def write_mask(mask: np.ndarray, target: Path) -> None:
     """The mask as a 0/255 PNG at `target`, whole or not at all: under a temporary name, then renamed."""
     from PIL import Image
 
-    temporary = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".part",
-                                            delete=False)
+    # A short name of its own: the target's name may already be near the file system's limit.
+    temporary = tempfile.NamedTemporaryFile(dir=target.parent, prefix=".mask-", suffix=".part", delete=False)
     try:
         with temporary:
             Image.fromarray(mask.astype(np.uint8) * 255).save(temporary, format="PNG")
+        # The mode a plain write gives (temporary files are private), for whoever reads the masks next.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary.name, 0o666 & ~umask)
         os.replace(temporary.name, target)
     except BaseException:
         Path(temporary.name).unlink(missing_ok=True)

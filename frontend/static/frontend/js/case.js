@@ -92,7 +92,11 @@ let newestReviewShown = newestReview(initial)?.id ?? "";
 // The review whose outline this page loaded ("" for the software's): a correction is sent as based on it,
 // and the server refuses it (409 outline_conflict) once a colleague's outline has replaced that one.
 const standingOutline = (s) => (s.reviews || []).filter((r) => r.mask_changed).at(-1)?.id ?? "";
-let outlineBasis = standingOutline(initial);
+// null: an outline stands that this page cannot show (an imported case has no result to draw it from), so
+// strokes drawn here would be drawn over nothing the doctor has seen.
+const outlineOnScreen = (s) => (s.result?.mask_url || !standingOutline(s) ? standingOutline(s) : null);
+let outlineBasis = outlineOnScreen(initial);
+const OUTLINE_NOT_SHOWN = "This case's outline cannot be shown on this page, so it cannot be corrected here.";
 const LOAD_THEIR_OUTLINE = '<p><button type="button" class="secondary" data-load-outline>Load their outline '
   + "(discards your strokes)</button></p>";
 // While this doctor's review is on its way, the socket may bring it back before the save's answer does:
@@ -132,11 +136,15 @@ function noteColleaguesReview(next) {
 // The standing outline replaces this doctor's strokes, at their word.
 document.getElementById("review-message")?.addEventListener("click", async (event) => {
   if (!event.target.closest("[data-load-outline]")) return;
+  const message = document.getElementById("review-message");
+  if (!scan.result?.mask_url) {
+    message.innerHTML = `<p class="notice error" role="alert">${OUTLINE_NOT_SHOWN}</p>`;
+    return;
+  }
   viewer.edited = false;
   loadedMask = null;
   await render(scan);
   viewer.onEdit();
-  const message = document.getElementById("review-message");
   message.innerHTML = '<p class="notice" role="status">Their outline is loaded; correct it if you need to.</p>';
   viewer.canvas.focus();
 });
@@ -203,7 +211,7 @@ async function render(next) {
     await viewer.loadMask(`${result.mask_url}?v=${encodeURIComponent(key)}`);
     outlineBasis = basis;
   } else if (!key && !viewer.edited) {
-    outlineBasis = standingOutline(scan);
+    outlineBasis = outlineOnScreen(scan);
   }
   viewer.showOutline(outlineBox.checked);
   if (form) {
@@ -235,6 +243,11 @@ form?.addEventListener("submit", async (event) => {
   const label = form.elements.label.value;
   if (!label) {
     message.innerHTML = `<p class="notice error">Choose a diagnosis first.</p>`;
+    return;
+  }
+  if (viewer.edited && outlineBasis === null) {
+    message.innerHTML = `<p class="notice error" role="alert">${OUTLINE_NOT_SHOWN} Undo your strokes to save the `
+      + "diagnosis.</p>";
     return;
   }
   const body = new FormData();

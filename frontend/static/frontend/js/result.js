@@ -116,7 +116,8 @@ function render(scan) {
     // The software reads any picture; one unlike the MRIs it learnt from is read by a doctor first.
     html = `<div class="card"><p>This image does not look like the brain MRIs the software was trained on, so a doctor
       will look at it before any result is shown here; this page updates by itself.</p>
-      <p>If you uploaded the wrong file, you can remove it and upload the MRI image or file the hospital gave you.</p></div>`;
+      ${document.getElementById("remove-scan") ? "<p>If you uploaded the wrong file, you can remove it and upload "
+        + "the MRI image or file the hospital gave you.</p>" : ""}</div>`;
   } else if (scan.awaiting_review) {
     html = `<div class="card"><p>Your scan has been analysed. A doctor will review it before the result is shown here; this page updates by itself.</p></div>`;
   }
