@@ -71,7 +71,8 @@ def test_a_first_admin_whose_mail_fails_is_not_said_to_be_sent(client, world, op
     ({"slug": "st-anne"}, "exists already"),
     ({"name": " st  anne's"}, "named St Anne&#x27;s exists already"),
     ({"slug": "St Anne"}, "lower-case letters, digits and dashes"),
-    ({"slug": "Royal"}, "must be lower case"),
+    ({"slug": "Royal"}, "lower-case letters, digits and dashes"),
+    ({"slug": "-royal"}, "starts with a letter or digit"),
     ({"admin_email": "not-an-address"}, "Enter a valid email address."),
     ({"name": ""}, "Enter the hospital&#x27;s name."),
 ])
