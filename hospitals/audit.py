@@ -224,7 +224,14 @@ def patient_accounts(hospital, ids) -> dict:
         return {}
     roles = dict(Membership.objects.filter(hospital_id=hospital.pk, user_id__in=ids).values_list("user_id", "role"))
     records = dict(Patient.objects.filter(hospital_id=hospital.pk, user_id__in=ids).values_list("user_id", "pk"))
+    # A patient removed from the hospital who never had a record (invited without naming one) has neither a
+    # role nor a record here any more; their removal's audit event still says they were a patient.
+    unknown = {f"{Role.PATIENT}, account {actor_id}": actor_id for actor_id in ids
+               if actor_id not in roles and actor_id not in records}
+    removed_patients = {unknown[detail] for detail in AuditEvent.objects.filter(
+        hospital_id=hospital.pk, action="membership.remove", detail__in=list(unknown)).values_list("detail", flat=True)}
     return {
         actor_id: records.get(actor_id) for actor_id in ids
         if roles.get(actor_id) == Role.PATIENT or (actor_id not in roles and actor_id in records)
+        or actor_id in removed_patients
     }

@@ -161,6 +161,9 @@ class Invitation(models.Model):
     patient = models.ForeignKey(
         Patient, null=True, blank=True, on_delete=models.CASCADE, related_name="invitations"
     )
+    # The record was made from this invitation's details, or from those of one it replaced: sending again
+    # may correct it. A record the hospital held before is never rewritten from an invitation.
+    made_the_record = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]

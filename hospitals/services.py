@@ -280,7 +280,7 @@ def _find_user_by_email(email: str):
 @transaction.atomic
 def invite_member(
     *, hospital: Hospital, email: str, role: str, actor, patient: Patient | None = None, request=None,
-    site_url: str = "",
+    site_url: str = "", made_the_record: bool = False,
 ) -> tuple[Invitation, str]:
     """Invite an email address with a role. Returns the invitation and its token, which only the email sees.
 
@@ -291,6 +291,9 @@ def invite_member(
     email = _normalise_email(email)
     if role not in Role.values:
         raise DomainError("invalid_role", f"Role must be one of {', '.join(Role.values)}.")
+    # One invitation per address at a time: two admins inviting it at once would otherwise each replace only
+    # what was committed before, and leave two working links with different roles.
+    _lock_hospital(hospital)
     existing = _find_user_by_email(email)
     _refuse_operator(existing)
     if existing is not None and Membership.objects.filter(hospital=hospital, user=existing).exists():
@@ -304,12 +307,19 @@ def invite_member(
         if patient.user_id is not None and patient.user_id != getattr(existing, "pk", None):
             raise DomainError("patient_has_account", "This patient record is already linked to an account.", status=409)
         _refuse_second_record(hospital, existing, patient)
+        # Whoever accepted first would get the record, and its scans: one address at a time.
+        elsewhere = (Invitation.objects.filter(patient=patient, accepted_at__isnull=True, expires_at__gt=timezone.now())
+                     .exclude(email=email))
+        if elsewhere.exists():
+            raise DomainError("patient_invited_elsewhere", "A pending invitation to another address already names "
+                                                           "this patient record; revoke it first.", status=409)
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         hospital=hospital,
         email=email,
         role=role,
         patient=patient,
+        made_the_record=made_the_record and patient is not None,
         token_digest=_token_digest(token),
         invited_by=actor,
         expires_at=timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS),
@@ -364,8 +374,9 @@ def invite_patient(
 ) -> tuple[Invitation, str]:
     """Invite a patient together with their record, so that they can upload from their first sign-in.
 
-    Sending again to the same address reuses the record the replaced invitation named (corrected with
-    the new details), instead of leaving it behind as a duplicate that would block its own MRN. A patient
+    Sending again to the same address reuses the record the replaced invitation named, instead of leaving
+    it behind as a duplicate that would block its own MRN: corrected with the new details when an invitation
+    made it, else (a record the hospital held before) only when the details agree with it. A patient
     removed from the hospital and invited back gets the record their account still holds here (one
     account, one record per hospital), when the details agree with it. So does
     a record number the hospital already holds for a patient without an account (a record made for a
@@ -376,6 +387,7 @@ def invite_patient(
     if not full_name:
         raise DomainError("name_required", "Enter the patient's full name.")
     _check_date_of_birth(date_of_birth)
+    _lock_hospital(hospital)  # the pending invitation read here is the one invite_member replaces
     pending = (
         Invitation.objects.filter(
             hospital=hospital, email=_normalise_email(email), accepted_at__isnull=True, patient__user__isnull=True
@@ -386,11 +398,23 @@ def invite_patient(
     )
     returning = None if pending is not None else _record_of_address(hospital, email)
     held = None if pending or returning else _patient_without_account(hospital, medical_record_number)
-    if pending is not None:
+    made = False
+    if pending is not None and pending.made_the_record:
         patient = update_patient(
             hospital=hospital, patient=pending.patient, actor=actor, request=request, full_name=full_name,
             date_of_birth=date_of_birth, medical_record_number=medical_record_number.strip(),
         )
+        made = True
+    elif pending is not None:
+        try:
+            patient = _confirmed_holder(pending.patient, full_name, date_of_birth,
+                                        mrn_digest(hospital, medical_record_number.strip()))
+        except DomainError:
+            raise DomainError("record_mismatch", "The invitation pending for this address names a patient record "
+                                                 "the hospital held before, with other details, and an invitation "
+                                                 "does not rewrite it. Check the name, date of birth and record "
+                                                 "number against that record, or revoke that invitation to invite "
+                                                 "someone else.", status=409) from None
     elif returning is not None:
         patient = _confirmed_returning(hospital, returning, full_name, date_of_birth, medical_record_number)
     elif held is not None:
@@ -400,18 +424,20 @@ def invite_patient(
             hospital=hospital, full_name=full_name, date_of_birth=date_of_birth,
             medical_record_number=medical_record_number.strip(), actor=actor, request=request,
         )
+        made = True
     return invite_member(hospital=hospital, email=email, role=Role.PATIENT, actor=actor, patient=patient,
-                         request=request)
+                         request=request, made_the_record=made)
 
 
-def _confirmed_holder(patient: Patient, full_name: str, date_of_birth) -> Patient:
+def _confirmed_holder(patient: Patient, full_name: str, date_of_birth, typed_mrn: str = "") -> Patient:
     """The held record, if the invitation describes the same person; a refusal otherwise.
 
     A record number alone is one typo away from another patient: giving an account to the record it
     names would show that patient's scans to the invitee. So the name (and the date of birth, where
-    both are known) must agree with the record, and the record is never rewritten from the invitation.
+    both are known, and the record number's digest `typed_mrn`, where one was typed) must agree with the
+    record, and the record is never rewritten from the invitation.
     """
-    if not _describes(patient, full_name, date_of_birth):
+    if not _describes(patient, full_name, date_of_birth) or (typed_mrn and typed_mrn != patient.mrn_digest):
         raise DomainError("mrn_mismatch", "The hospital holds this medical record number for a patient with other "
                                           "details. Check the number, name and date of birth against the record.",
                           status=409)

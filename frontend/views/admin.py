@@ -156,6 +156,8 @@ def member_role(request, membership, member_id):
 def member_remove(request, membership, member_id):
     hospital = membership.hospital
     member = access_member(request.user, hospital, member_id, membership=membership)
+    # Asked before the removal: a deleted membership's pk is None.
+    removing_self = member.pk == membership.pk
     try:
         services.remove_member(hospital=hospital, membership=member, actor=request.user, request=request)
     except DomainError as refused:
@@ -163,7 +165,7 @@ def member_remove(request, membership, member_id):
         return _back_to_members(hospital, request.POST)
     messages.success(request, f"{member.user.email} is no longer a member of {hospital.name}.")
     # An admin who removed themselves can no longer open this hospital's pages.
-    if member.pk == membership.pk:
+    if removing_self:
         return redirect("frontend:home")
     return _back_to_members(hospital, request.POST)
 

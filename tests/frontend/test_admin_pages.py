@@ -689,3 +689,16 @@ def test_invitation_for_the_signed_in_address_offers_to_accept(client, world, in
     client.force_login(world.doctor_b)
     html = client.get(f"/invite/{token}/", follow=True).content.decode()
     assert "Accepting adds this account" in html and 'id="wrong-account"' not in html
+
+
+def test_an_admin_who_removes_themselves_is_sent_home_not_to_a_page_now_closed_to_them(client, world):
+    from hospitals.models import Membership, Role
+    from hospitals.services import change_role
+
+    other = Membership.objects.get(hospital=world.a, user=world.doctor_a2)
+    change_role(hospital=world.a, membership=other, role=Role.ADMIN, actor=world.admin_a)
+    mine = Membership.objects.get(hospital=world.a, user=world.admin_a)
+    client.force_login(world.admin_a)
+    response = client.post(f"/h/st-anne/members/{mine.pk}/remove/")
+    assert not Membership.objects.filter(pk=mine.pk).exists()
+    assert response.status_code == 302 and response["Location"] == "/"
