@@ -32,6 +32,22 @@ from django.core.management.base import BaseCommand, CommandError
 from neurofed.files import publish, staged
 
 
+def untrained_network(options, trunk=None):
+    """The network (and its name for messages) this run trains, as its options build it, before any weights
+    are loaded: one place, so the checkpoint check builds what training builds. An encoder U-Net is built
+    on `trunk` when given (a pretrained classifier), else on a fresh one."""
+    from diagnostics.ml import networks
+
+    size, width = options["size"], options["width"]
+    if options["task"] == "classify":
+        return networks.build_classifier(size, width=width or 48), "classifier"
+    if options["architecture"] == "unet":
+        return networks.build_segmenter(size, base_filters=width or 12,
+                                        mirror_channel=options["mirror_channel"]), "U-Net"
+    trunk = trunk if trunk is not None else networks.build_classifier(size, width=width or 40)
+    return networks.build_encoder_segmenter(size, decoder_filters=16, trunk=trunk), "encoder U-Net"
+
+
 class Command(BaseCommand):
     help = "Train the tumour classifier or segmenter from scratch and export a model bundle."
 
@@ -200,7 +216,7 @@ class Command(BaseCommand):
             self._train_gate(kaggle, output_dir, options["install"], data_dir)
             return
         if task == "classify":
-            model = networks.build_classifier(size, width=options["width"] or 48)
+            model, _ = untrained_network(options)
             x_train, y_train = kaggle.subset("train")
             calibration = kaggle.subset("calib")
             self.log(f"classifier: {model.count_params():,} parameters; train {len(x_train)}, "
@@ -289,20 +305,10 @@ class Command(BaseCommand):
     def _check_checkpoint_fits(options) -> None:
         """Load the --checkpoint into the network this run builds, before minutes of data loading: weights
         of another network (a segmenter's for a classifier, another width) fail Keras only after them."""
-        from diagnostics.ml import networks
-
         if not options["checkpoint"] or options["ensemble_of"] or options["checkpoint_width"]:
             return  # no checkpoint, or one _widened_checkpoint loads and checks itself
         size, task = options["size"], options["task"]
-        if task == "classify":
-            model, what = networks.build_classifier(size, width=options["width"] or 48), "classifier"
-        elif options["architecture"] == "unet":
-            model = networks.build_segmenter(size, base_filters=options["width"] or 12,
-                                             mirror_channel=options["mirror_channel"])
-            what = "U-Net"
-        else:
-            trunk = networks.build_classifier(size, width=options["width"] or 40)
-            model, what = networks.build_encoder_segmenter(size, decoder_filters=16, trunk=trunk), "encoder U-Net"
+        model, what = untrained_network(options)
         try:
             model.load_weights(options["checkpoint"])
         except (ValueError, OSError) as error:
@@ -441,15 +447,13 @@ class Command(BaseCommand):
     def _build_segmenter(self, options, kaggle, data_dir):
         from diagnostics.ml import data, networks, training
 
-        size = options["size"]
         if options["architecture"] == "unet":
             if options["pretrain_min"]:
                 raise CommandError("--pretrain-min needs --architecture encoder-unet")
-            return networks.build_segmenter(size, base_filters=options["width"] or 12,
-                                            mirror_channel=options["mirror_channel"])
+            return untrained_network(options)[0]
         if options["mirror_channel"]:
             raise CommandError("--mirror-channel needs --architecture unet")
-        trunk = networks.build_classifier(size, width=options["width"] or 40)
+        trunk = networks.build_classifier(options["size"], width=options["width"] or 40)
         if options["pretrain_min"] and not options["checkpoint"]:
             copies = data.kaggle_copies_of_figshare(kaggle.manifest, data_dir, ("calib", "val"))
             train = (kaggle.splits == "train") & ~copies
@@ -465,7 +469,7 @@ class Command(BaseCommand):
                                       seed=options["seed"], log=self.log)
             trunk.load_weights(checkpoint)
             self.log(f"trunk on the calibration images: {training.evaluate_classifier(trunk, kaggle.pixels[calib], kaggle.labels[calib])}")
-        return networks.build_encoder_segmenter(size, decoder_filters=16, trunk=trunk)
+        return untrained_network(options, trunk=trunk)[0]
 
     def _train_gate(self, kaggle, output_dir: Path, install: bool, data_dir: Path) -> None:
         from diagnostics.ml.gate import GATE_QUANTILE, InputGate, fills_the_frame, measure_gate
