@@ -399,7 +399,9 @@ def invite_patient(
     returning = None if pending is not None else _record_of_address(hospital, email)
     held = None if pending or returning else _patient_without_account(hospital, medical_record_number)
     made = False
-    if pending is not None and pending.made_the_record:
+    # An invitation's own record is corrected by sending again only while nothing else hangs on it: once
+    # a scan has been filed under it, it is the patient's record like any other.
+    if pending is not None and pending.made_the_record and not pending.patient.scans.exists():
         patient = update_patient(
             hospital=hospital, patient=pending.patient, actor=actor, request=request, full_name=full_name,
             date_of_birth=date_of_birth, medical_record_number=medical_record_number.strip(),
@@ -413,8 +415,9 @@ def invite_patient(
             raise DomainError("record_mismatch", "The invitation pending for this address names a patient record "
                                                  "the hospital held before, with other details, and an invitation "
                                                  "does not rewrite it. Check the name, date of birth and record "
-                                                 "number against that record, or revoke that invitation to invite "
-                                                 "someone else.", status=409) from None
+                                                 "number against that record (correct the record on its patient "
+                                                 "page if it is the record that is wrong), or revoke that "
+                                                 "invitation to invite someone else.", status=409) from None
     elif returning is not None:
         patient = _confirmed_returning(hospital, returning, full_name, date_of_birth, medical_record_number)
     elif held is not None:
@@ -614,6 +617,12 @@ def accept_invitation(*, token: str, password: str | None = None, user=None, req
     `user` is whoever is signed in while accepting (or None): a signed-in user can accept only an
     invitation for their own email address.
     """
+    # The hospital first, as inviting takes it before the invitations: taken the other way round, an
+    # invitation sent again while it is accepted deadlocked the two.
+    hospital_id = Invitation.objects.filter(token_digest=_token_digest(token or "")).values_list(
+        "hospital_id", flat=True).first()
+    if hospital_id is not None:
+        _lock_hospital(Hospital(pk=hospital_id))
     invitation = usable_invitation(token, lock=True)
     hospital = invitation.hospital
     signed_in = user is not None and user.is_authenticated
@@ -667,9 +676,11 @@ def accept_invitation(*, token: str, password: str | None = None, user=None, req
 
 
 def _lock_hospital(hospital: Hospital) -> None:
-    # Every change to the set of admins takes this row lock first, so two admins demoting each other at
-    # the same moment cannot both succeed and leave the hospital without one.
-    Hospital.objects.select_for_update().filter(pk=hospital.pk).first()
+    # Every change to the set of admins, and every invitation, takes this row lock first, so two admins
+    # demoting each other at the same moment cannot both succeed and leave the hospital without one. "No
+    # key": it excludes the other takers, but not the inserts (uploads, memberships) whose foreign key
+    # only reads the row.
+    Hospital.objects.select_for_update(no_key=True).filter(pk=hospital.pk).first()
 
 
 def _reread_member(membership: Membership) -> None:

@@ -2,6 +2,7 @@
 before is never rewritten from an invitation; an invited patient always has a record to upload to."""
 
 import threading
+import time
 from datetime import date
 
 import pytest
@@ -114,3 +115,77 @@ def test_two_admins_inviting_one_address_at_once_leave_one_usable_invitation(wor
         thread.join(timeout=30)
     pending = Invitation.objects.filter(hospital=world.a, email="x@example.org", accepted_at__isnull=True)
     assert list(pending.values_list("role", flat=True)) == ["admin"]  # the later one replaced the first
+
+
+def _at_once(accept, resend):
+    """Run both in their own transactions; what each raised, by name."""
+    raised = {}
+
+    def run(name, work):
+        def go():
+            try:
+                work()
+            except Exception as error:  # noqa: BLE001 - reported to the test
+                raised[name] = error
+            finally:
+                connection.close()
+        return go
+
+    threads = [threading.Thread(target=run("accept", accept)), threading.Thread(target=run("resend", resend))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return raised
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("resend_by", ["invite_member", "invite_patient"])
+def test_an_invitation_sent_again_while_it_is_accepted_is_refused_in_words_not_deadlocked(world, monkeypatch,
+                                                                                           resend_by):
+    from hospitals import services
+
+    if resend_by == "invite_member":
+        _, token = invite_member(hospital=world.a, email="x@example.org", role=Role.DOCTOR, actor=world.admin_a)
+        resend = lambda: invite_member(hospital=world.a, email="x@example.org", role=Role.DOCTOR,  # noqa: E731
+                                       actor=world.admin_a)
+    else:
+        _, token = invite_patient(hospital=world.a, email="x@example.org", full_name="Ada Lovlace",
+                                  actor=world.admin_a)
+        resend = lambda: invite_patient(hospital=world.a, email="x@example.org",  # noqa: E731
+                                        full_name="Ada Lovelace", actor=world.admin_a)
+    accepting = threading.Event()
+    add_member = services.add_member
+
+    def slow_add_member(**fields):
+        accepting.set()  # the invitation is locked by now; the admin sends it again meanwhile
+        time.sleep(0.5)
+        return add_member(**fields)
+
+    monkeypatch.setattr(services, "add_member", slow_add_member)
+
+    def resend_meanwhile():
+        accepting.wait(10)
+        resend()
+
+    raised = _at_once(lambda: accept(token), resend_meanwhile)
+    assert "accept" not in raised
+    # The acceptance went first; sending again then finds a member, and says so.
+    assert isinstance(raised.get("resend"), DomainError) and raised["resend"].code == "already_member"
+    assert Membership.objects.filter(hospital=world.a, user__email="x@example.org").exists()
+
+
+def test_an_invitations_own_record_is_not_rewritten_once_a_scan_is_filed_under_it(world):
+    from diagnostics import services as diagnostics_services
+    from tests.diagnostics import samples
+
+    invite_patient(hospital=world.a, email="family@st-anne.example", full_name="Ada Lovelace",
+                   medical_record_number="MRN-1815", actor=world.admin_a)
+    record = Invitation.objects.get(email="family@st-anne.example").patient
+    diagnostics_services.upload_scan(hospital=world.a, patient=record, data=samples.jpeg_bytes("glioma", 3),
+                                     uploaded_by=world.doctor_a)
+    with pytest.raises(DomainError) as refused:
+        invite_patient(hospital=world.a, email="family@st-anne.example", full_name="Bob Smith", actor=world.admin_a)
+    record.refresh_from_db()
+    assert refused.value.code == "record_mismatch" and "correct the record on its patient page" in refused.value.detail
+    assert (record.full_name, record.medical_record_number) == ("Ada Lovelace", "MRN-1815")
