@@ -217,6 +217,11 @@ def patient_actors(hospital, events) -> dict:
     return patient_accounts(hospital, {event.actor_id for event in events if event.actor_id is not None})
 
 
+def member_removal_detail(role: str, account_id) -> str:
+    """What a membership.remove event keeps of the member whose row goes: their role and account id."""
+    return f"{role}, account {account_id}"
+
+
 def patient_accounts(hospital, ids) -> dict:
     """Which of the accounts `ids` are this hospital's patients (see patient_actors), each with their
     patient record's id (or None)."""
@@ -226,7 +231,7 @@ def patient_accounts(hospital, ids) -> dict:
     records = dict(Patient.objects.filter(hospital_id=hospital.pk, user_id__in=ids).values_list("user_id", "pk"))
     # A patient removed from the hospital who never had a record (invited without naming one) has neither a
     # role nor a record here any more; their removal's audit event still says they were a patient.
-    unknown = {f"{Role.PATIENT}, account {actor_id}": actor_id for actor_id in ids
+    unknown = {member_removal_detail(Role.PATIENT, actor_id): actor_id for actor_id in ids
                if actor_id not in roles and actor_id not in records}
     removed_patients = {unknown[detail] for detail in AuditEvent.objects.filter(
         hospital_id=hospital.pk, action="membership.remove", detail__in=list(unknown)).values_list("detail", flat=True)}

@@ -78,6 +78,11 @@ def hospitals_without_their_master_key() -> list[tuple[str, str]]:
                 .order_by("slug").values_list("slug", "master_key_id"))
 
 
+def named_with_their_master_keys(hospitals: list[tuple[str, str]]) -> str:
+    """(slug, master key id) pairs as logs and commands name them."""
+    return ", ".join(f"{slug} (master key {key_id})" for slug, key_id in hospitals)
+
+
 def new_wrapped_data_key(hospital_id: str) -> tuple[bytes, str]:
     """A fresh data key for a new hospital, wrapped under the current master key."""
     master = current_master_key()

@@ -23,7 +23,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from hospitals import keys, storage
-from hospitals.audit import record_audit
+from hospitals.audit import member_removal_detail, record_audit
 from hospitals.emails import account_by_email, email_key
 from hospitals.errors import DomainError
 from hospitals.keys import mrn_digest, new_wrapped_data_key
@@ -772,7 +772,7 @@ def remove_member(*, hospital: Hospital, membership: Membership, actor, request=
         actor=actor, hospital=hospital, action="membership.remove", obj=membership, request=request,
         # The membership row goes, so the trail keeps whose it was (an id, as everywhere in the trail):
         # the audit page names the removed member by it.
-        detail=f"{membership.role}, account {membership.user_id}",
+        detail=member_removal_detail(membership.role, membership.user_id),
     )
     # The patient record stays with the hospital (it is the hospital's medical record); without the
     # membership the person can no longer reach it.

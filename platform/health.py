@@ -179,7 +179,7 @@ def check_master_key() -> dict:
     unwrappable = keys.hospitals_without_their_master_key()
     if unwrappable:
         log.error("readiness: no configured master key wraps the data keys of %s",
-                  ", ".join(f"{slug} (master key {key_id})" for slug, key_id in unwrappable))
+                  keys.named_with_their_master_keys(unwrappable))
         raise CheckFailed("master_key_wrong", "The configured master keys do not wrap every hospital's data key; "
                                               "the log names the hospitals and the key each needs.")
     return {}

@@ -550,9 +550,8 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
     slices = [np.rot90(array[:, :, k]).astype(np.float32) for k in range(array.shape[2])]
     kept = [k for k, s in enumerate(slices) if has_content(s)]
     slices = [slices[k] for k in kept]
-    # The stored axis that became the canonical axial one, and whether it was stored head to foot.
-    stored = [(int(axis), float(direction)) for axis, direction in orientation]
-    flipped = any(axis == 2 and direction < 0 for axis, direction in stored)
+    # Whether the stored axis that became the canonical axial one ran head to foot.
+    flipped = any(int(axis) == 2 and direction < 0 for axis, direction in orientation)
     count = array.shape[2]
     numbers = [count - 1 - k if flipped else k for k in kept]
     sizes = nifti_voxel_sizes_mm(raw_header)

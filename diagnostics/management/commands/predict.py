@@ -21,12 +21,13 @@ diagnosed.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
+
+from neurofed.files import publish, staged
 
 # Limits for files given on the command line; uploads have their own, stricter ones.
 MAX_PIXELS = 8192 * 8192
@@ -50,22 +51,13 @@ class MaskNotWritten(Exception):
 
 
 def write_mask(mask: np.ndarray, target: Path) -> None:
-    """The mask as a 0/255 PNG at `target`, whole or not at all: under a temporary name, then renamed."""
+    """The mask as a 0/255 PNG at `target`, whole or not at all (neurofed.files)."""
     from PIL import Image
 
-    # A short name of its own: the target's name may already be near the file system's limit.
-    temporary = tempfile.NamedTemporaryFile(dir=target.parent, prefix=".mask-", suffix=".part", delete=False)
-    try:
-        with temporary:
-            Image.fromarray(mask.astype(np.uint8) * 255).save(temporary, format="PNG")
-        # The mode a plain write gives (temporary files are private), for whoever reads the masks next.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary.name, 0o666 & ~umask)
-        os.replace(temporary.name, target)
-    except BaseException:
-        Path(temporary.name).unlink(missing_ok=True)
-        raise
+    with staged(target.parent, "mask") as staging:
+        with open(staging / target.name, "wb") as handle:
+            Image.fromarray(mask.astype(np.uint8) * 255).save(handle, format="PNG")
+        publish(staging, target.parent)
 
 
 class Command(BaseCommand):

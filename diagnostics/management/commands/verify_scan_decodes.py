@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from diagnostics.decode_check import diagnoses_to_check, verify_decodes
 from hospitals.command_options import chosen_hospital
-from hospitals.keys import hospitals_without_their_master_key
+from hospitals.keys import hospitals_without_their_master_key, named_with_their_master_keys
 
 
 class Command(BaseCommand):
@@ -31,8 +31,7 @@ class Command(BaseCommand):
         if missing:
             # Every scan of such a hospital would be listed as unreadable, for want of a key, not a decoder.
             raise CommandError("no configured master key wraps the data key of "
-                               + ", ".join(f"{slug} (master key {key_id})" for slug, key_id in missing)
-                               + "; set NEUROFED_PREVIOUS_MASTER_KEY to the key the hospital was wrapped with, "
+                               + named_with_their_master_keys(missing) + "; set NEUROFED_PREVIOUS_MASTER_KEY to the key the hospital was wrapped with, "
                                  "as for the copy's backup (docs/foundation.md, \"Encryption\")")
         bar = tqdm(total=diagnoses_to_check(chosen).count(), unit="scan", desc="Decoding",
                    file=self.stderr._out, disable=verbosity < 1)
