@@ -126,10 +126,17 @@ def test_notes_typed_under_the_standing_diagnosis_keep_it_when_a_colleague_chang
     about stays selected, so saving them never confirms the colleague's diagnosis under them."""
     doctor = open_case(new_page, world, analysed_scan)
     doctor.get_by_label("Notes").fill("Agree with glioma: ring enhancement.")
+    # The colleague's review makes the page fetch the outline again; held here, the form must not wait for it.
+    held_masks = []
+    doctor.route("**/mask.png?*", lambda route: held_masks.append(route))
     _colleague_reviews(world, analysed_scan, "meningioma")
     doctor.locator("#review-message").get_by_text("saved a review meanwhile: Meningioma.").wait_for()
     assert _chosen(doctor) == "glioma"
     assert doctor.locator("#review-submit").inner_text() == "Save changed diagnosis"
+    assert held_masks, "the page did not fetch the outline again"
+    for request in held_masks:
+        request.continue_()
+    doctor.unroute("**/mask.png?*")
     assert _save_and_read_message(doctor) == "Saved: Glioma (was Meningioma)."
     latest = analysed_scan.reviews.order_by("created_at").last()
     assert (latest.label, latest.notes) == ("glioma", "Agree with glioma: ring enhancement.")

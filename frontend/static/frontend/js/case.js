@@ -203,6 +203,16 @@ async function render(next) {
   if (result?.heatmap_url && !viewer.heatmap.getAttribute("src")) viewer.heatmap.src = result.heatmap_url;
   slices?.setResult(result?.slice_index, result?.per_slice || []);
   viewer.showHeatmap(Boolean(result?.heatmap_url) && heatmapBox.checked);
+  // The form follows the scan before the outline reloads: a colleague's review announced above must not
+  // sit beside a button still worded for the diagnosis it replaced while the mask is fetched.
+  if (form) {
+    const ready = scan.status === "done";
+    document.getElementById("review-submit").disabled = !ready;
+    if (!labelChosen && currentLabel()) {
+      for (const radio of form.elements.label) radio.checked = radio.value === currentLabel();
+    }
+    updateSubmitLabel();
+  }
   // Reload the outline when a review changed it, but never under a doctor's unsaved correction.
   const key = result?.mask_url ? `${scan.review_state}|${(scan.reviews || []).length}` : null;
   if (key && key !== loadedMask && !viewer.edited) {
@@ -214,14 +224,6 @@ async function render(next) {
     outlineBasis = outlineOnScreen(scan);
   }
   viewer.showOutline(outlineBox.checked);
-  if (form) {
-    const ready = scan.status === "done";
-    document.getElementById("review-submit").disabled = !ready;
-    if (!labelChosen && currentLabel()) {
-      for (const radio of form.elements.label) radio.checked = radio.value === currentLabel();
-    }
-    updateSubmitLabel();
-  }
 }
 
 const following = followScan(initial, render);
