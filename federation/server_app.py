@@ -106,13 +106,12 @@ def keep_common_metrics(replies: list[Message]) -> None:
             del metrics[name]
 
 
-def admission_problem(node_id: int, claimed: str, *, enrolled: dict[int, str] | None,
-                      holders: dict[str, int]) -> str | None:
-    """Why a node's claim to serve `claimed` is refused, or None.
+def admission_problem(node_id: int, claimed: str, *, enrolled: dict[int, str] | None) -> str | None:
+    """Why a node's claim to serve `claimed` is refused for the whole run, or None.
 
     `enrolled`: {node id: hospital} bound at enrolment, or None where nodes are not enrolled (one machine,
-    where the platform starts every node itself). `holders`: {hospital: node id} of the nodes already
-    admitted and still connected.
+    where the platform starts every node itself). A hospital another connected node already serves is not
+    a refusal: that node may be a dead one the SuperLink still lists (FederationGrid.waiting_nodes).
     """
     if enrolled is not None:
         bound = enrolled.get(node_id)
@@ -120,9 +119,6 @@ def admission_problem(node_id: int, claimed: str, *, enrolled: dict[int, str] | 
             return "its key is not enrolled for any hospital"
         if bound != claimed:
             return f"it says it serves {claimed} but its key is enrolled for {bound}"
-    holder = holders.get(claimed)
-    if holder is not None and holder != node_id:
-        return f"{claimed} is already served by node {holder}"
     return None
 
 
@@ -158,6 +154,10 @@ class FederationGrid(Grid):
         self.model_kind = model_kind
         # Nodes whose identity was refused, or that declined the run: not asked again during this run.
         self.refused_nodes: dict[int, str] = {}
+        # node id -> hospital, for a node claiming a hospital another connected node serves: a node restarted
+        # under a new id while the SuperLink still lists its dead predecessor (for about a minute). It serves
+        # the hospital once that holder is gone.
+        self.waiting_nodes: dict[int, str] = {}
         self.declined_nodes: dict[int, str] = {}
         self.hospitals = set(hospitals)
         self.min_nodes = min_nodes
@@ -196,10 +196,11 @@ class FederationGrid(Grid):
             self._asked_since = asked
         self._last_asked = asked
         connected = list(self.grid.get_node_ids())
-        unknown = [n for n in connected
-                   if n not in self.node_hospital and n not in self.refused_nodes and n not in self.declined_nodes]
+        unknown = [n for n in connected if n not in self.node_hospital and n not in self.refused_nodes
+                   and n not in self.declined_nodes and n not in self.waiting_nodes]
         if unknown:
             self._identify(unknown, connected)
+        self._admit_waiting(connected)
         eligible, served = [], set()
         for node_id in connected:
             hospital = self.node_hospital.get(node_id)
@@ -243,8 +244,7 @@ class FederationGrid(Grid):
                 continue
             node_id = destinations.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
             claimed = str(identity["hospital"])
-            holders = {slug: n for n, slug in self.node_hospital.items() if n in connected}
-            problem = admission_problem(node_id, claimed, enrolled=self.enrolled, holders=holders)
+            problem = admission_problem(node_id, claimed, enrolled=self.enrolled)
             if problem:
                 self.refused_nodes[node_id] = problem
                 self._reject(reply, f"identity refused: {problem}")
@@ -253,11 +253,30 @@ class FederationGrid(Grid):
             if "declined" in identity and claimed in self.hospitals:
                 self._decline(node_id, claimed, identity["declined"])
                 continue
+            holder = self._holders(connected).get(claimed)
+            if holder is not None and holder != node_id:
+                log.info("node %s says it serves %s, which node %s serves: it waits for that node to leave",
+                         node_id, claimed, holder)
+                self.waiting_nodes[node_id] = claimed
+                continue
             self.node_hospital[node_id] = claimed
         for node_id in node_ids:
             # A node that does not say who it serves is not used, but asked again next time.
             if node_id in self.node_hospital:
                 log.info("node %s serves hospital %s", node_id, self.node_hospital[node_id])
+
+    def _holders(self, connected: list[int]) -> dict[str, int]:
+        """{hospital: node id} of the admitted nodes still connected."""
+        return {slug: n for n, slug in self.node_hospital.items() if n in connected}
+
+    def _admit_waiting(self, connected: list[int]) -> None:
+        for node_id, hospital in list(self.waiting_nodes.items()):
+            if node_id not in connected:
+                del self.waiting_nodes[node_id]  # gone too: asked again if it comes back
+            elif hospital not in self._holders(connected):
+                log.info("node %s serves hospital %s, whose earlier node has left", node_id, hospital)
+                del self.waiting_nodes[node_id]
+                self.node_hospital[node_id] = hospital
 
     def _identify_query(self) -> RecordDict:
         return RecordDict({"config": ConfigRecord({"model-kind": self.model_kind})} if self.model_kind else {})

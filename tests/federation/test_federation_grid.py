@@ -1,6 +1,9 @@
 """What FederationGrid does between Flower's strategy and the nodes, without Flower processes: a node cannot
 claim more cases than its hospital has reviewed (its num-examples weighs its update in FedAvg's average),
-and a sampler left waiting for a node that left ends the run."""
+a sampler left waiting for a node that left ends the run, and a node restarted under a new id serves its
+hospital once the SuperLink no longer lists the old one."""
+
+from types import SimpleNamespace
 
 import pytest
 
@@ -82,3 +85,32 @@ def test_rounds_that_follow_each_other_quickly_are_not_taken_for_a_wait(monkeypa
         with pytest.raises(server_app.RunAborted, match="only 0 of 1 nodes replied"):
             fed.send_and_receive([train_reply([0.0], 1)])
         time.sleep(0.25)
+
+
+class Restarting:
+    """fl-a's node 1 dies and comes back as node 3; the SuperLink lists the dead node 1 a while longer."""
+
+    def __init__(self):
+        self.answers = iter([[1, 2], [1, 2, 3], [2, 3], [2, 3]])
+
+    def get_node_ids(self):
+        return next(self.answers)
+
+
+def _identities(hospital_of):
+    def exchange(messages, timeout):
+        return [SimpleNamespace(has_error=lambda: False,
+                                content=SimpleNamespace(config_records={"identity": {"hospital": hospital_of[n]}}),
+                                metadata=SimpleNamespace(reply_to_message_id="", src_node_id=n))
+                for n in (m.metadata.dst_node_id for m in messages)], {}
+    return exchange
+
+
+def test_a_restarted_node_serves_its_hospital_once_the_superlink_no_longer_lists_its_predecessor(monkeypatch):
+    fed = FederationGrid(Restarting(), hospitals={"fl-a", "fl-b"}, min_nodes=2, node_wait_s=600)
+    monkeypatch.setattr(fed, "_exchange", _identities({1: "fl-a", 2: "fl-b", 3: "fl-a"}))
+    assert sorted(fed.get_node_ids()) == [1, 2]
+    assert sorted(fed.get_node_ids()) == [1, 2]  # one node per hospital: 3 waits while 1 is listed
+    assert fed.waiting_nodes == {3: "fl-a"} and not fed.refused_nodes
+    assert sorted(fed.get_node_ids()) == [2, 3]
+    assert fed.node_hospital[3] == "fl-a" and not fed.waiting_nodes
