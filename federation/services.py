@@ -623,21 +623,34 @@ def fail_run(run_id, reason: str, *, status: str = RunStatus.FAILED) -> bool:
     return bool(updated)
 
 
-def stop_federated_run(*, run: FederatedRun, actor=None, request=None) -> FederatedRun:
-    """Ask the SuperLink to stop the run, and record it stopped."""
+def stop_flower_run(flower_run_id: str, home=None) -> None:
+    """Ask the SuperLink to stop a Flower run; a failure is logged, not raised."""
     from federation import conf, control
 
+    try:
+        control.stop_run(home or conf.federation_home(), flower_run_id)
+    except Exception as exc:  # noqa: BLE001 - the follower stops it once the SuperLink answers again
+        log.warning("could not stop flower run %s: %s", flower_run_id, exc)
+
+
+def stop_federated_run(*, run: FederatedRun, actor=None, request=None) -> FederatedRun:
+    """Ask the SuperLink to stop the run, and record it stopped.
+
+    A stop the SuperLink did not take (unreachable for a moment) is taken up by the run's follower, which
+    stops the Flower run of a run it finds stopped (tasks.follow_run)."""
     if run.finished:
         raise DomainError("run_finished", f"Run {run.pk} has already finished ({run.status}).", status=409)
     if run.flower_run_id:
-        try:
-            control.stop_run(conf.federation_home(), run.flower_run_id)
-        except Exception as exc:  # noqa: BLE001 - a SuperLink that is gone has stopped the run too
-            log.warning("could not stop flower run %s: %s", run.flower_run_id, exc)
+        stop_flower_run(run.flower_run_id)
     if not fail_run(run.pk, "Stopped by the platform operator.", status=RunStatus.STOPPED):
         # It ended while the stop was on its way: its outcome stands, and nothing was stopped.
         run.refresh_from_db()
         raise DomainError("run_finished", f"Run {run.pk} has already finished ({run.status}).", status=409)
+    submitted_meanwhile = FederatedRun.objects.filter(pk=run.pk).values_list("flower_run_id", flat=True).get()
+    if submitted_meanwhile and submitted_meanwhile != run.flower_run_id:
+        # Its follower recorded the Flower run between this request's read and the stop: that run is
+        # stopped too, or its ServerApp would train on the nodes to the end, beside the next run.
+        stop_flower_run(submitted_meanwhile)
     for hospital in run.hospitals.all():
         record_audit(actor=actor, hospital=hospital, action="federation.run_stop", obj=run, request=request)
     run.refresh_from_db()

@@ -52,9 +52,10 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None, follower: str 
 
     follower = follower or uuid.uuid4().hex
     run = FederatedRun.objects.get(pk=run_id)
-    if run.finished and run.flower_run_id:
-        return run.status
     home = home or conf.federation_home()
+    if run.finished and run.flower_run_id:
+        _stop_flower_run_of_stopped(home, run, poll_s)
+        return run.status
     if not run.flower_run_id and services.earlier_unfinished_run(run) is not None:
         if run.finished:
             # Stopped while it waited its turn: never submitted (a run is submitted only once no earlier one is
@@ -121,7 +122,7 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None, follower: str 
         if run.finished and not run.flower_run_id:
             # Stopped while it was being submitted: the stop found no Flower run to end, and the nodes
             # would train it to the end for nobody. End it here.
-            _stop_flower_run(home, flower_run_id)
+            services.stop_flower_run(flower_run_id, home)
             return run.status
     # From the run's start (its ServerApp's), not this delivery's: a delivery after a worker died must not
     # give the run a fresh deadline. Until the ServerApp has started, from when this delivery began following.
@@ -131,11 +132,12 @@ def follow_run(run_id: int, *, poll_s: float = POLL_S, home=None, follower: str 
     while True:
         run.refresh_from_db()
         if run.finished:
+            _stop_flower_run_of_stopped(home, run, poll_s)
             return run.status
         if not still_following():
             return _left_to_another(run)
         if timezone.now() > (run.started_at or following_since) + deadline:
-            _stop_flower_run(home, flower_run_id)
+            services.stop_flower_run(flower_run_id, home)
             services.fail_run(run_id, f"The run passed its deadline of {conf.run_deadline_s()} s and was stopped.")
             run.refresh_from_db()
             return run.status
@@ -174,10 +176,28 @@ def _left_to_another(run) -> str:
     return run.status
 
 
-def _stop_flower_run(home, flower_run_id: str) -> None:
-    from federation import control
+def _stop_flower_run_of_stopped(home, run, poll_s: float) -> None:
+    """A run recorded stopped whose Flower run goes on is stopped on the SuperLink: the operator's stop
+    reached the SuperLink not at all (unreachable for a moment) or before the run was submitted. Left
+    going, its ServerApp would train on the hospitals' nodes to the end, beside the next run over them,
+    which no longer waits for it. Asked until the SuperLink answers, for as long as a run is followed."""
+    from federation import conf, control, services
+    from federation.models import RunStatus
 
-    try:
-        control.stop_run(home, flower_run_id)
-    except Exception:  # noqa: BLE001 - a SuperLink that is gone has stopped the run too
-        log.exception("could not stop flower run %s", flower_run_id)
+    if run.status != RunStatus.STOPPED or not run.flower_run_id:
+        return
+    unreachable_since = time.monotonic()
+    while True:
+        try:
+            state = control.run_state(home, run.flower_run_id)
+            break
+        except Exception as exc:  # noqa: BLE001 - connection refused, reset, timeouts...
+            if time.monotonic() - unreachable_since > conf.superlink_lost_s():
+                log.warning("could not ask the SuperLink about stopped run %s (flower run %s): %s",
+                            run.pk, run.flower_run_id, exc)
+                return
+            time.sleep(poll_s)
+    if not state.finished:
+        log.warning("federated run %s is stopped but its flower run %s was still going: stopping it",
+                    run.pk, run.flower_run_id)
+        services.stop_flower_run(run.flower_run_id, home)

@@ -96,3 +96,39 @@ def test_a_follower_taken_over_while_it_asked_the_superlink_does_not_submit_the_
     assert submitted == []
     run.refresh_from_db()
     assert status == RunStatus.PENDING and run.flower_run_id == "" and run.followed_by == "handed-again"
+
+
+def test_a_follower_that_finds_its_run_stopped_stops_the_flower_run_still_going(world, monkeypatch, tmp_path):
+    """The operator's stop did not reach the SuperLink (unreachable for a moment): the follower stops it."""
+    stopped = []
+    monkeypatch.setattr(control, "run_state", lambda home, rid: control.FlowerRunState("running", "", ""))
+    monkeypatch.setattr(control, "stop_run", lambda home, flower_run_id: stopped.append(flower_run_id))
+    run = run_over(world.a, world.b, status=RunStatus.STOPPED, flower_run_id="4242",
+                   failure_reason="Stopped by the platform operator.")
+    assert follow_run(run.pk, poll_s=0.01, home=tmp_path) == RunStatus.STOPPED
+    assert stopped == ["4242"]
+
+    # Stopped while this delivery followed it: the same.
+    going = run_over(world.a, world.b, status=RunStatus.RUNNING, flower_run_id="4343", started_at=timezone.now())
+
+    def stop_meanwhile(home, rid):
+        services.fail_run(going.pk, "Stopped by the platform operator.", status=RunStatus.STOPPED)
+        return control.FlowerRunState("running", "", "")
+
+    monkeypatch.setattr(control, "run_state", stop_meanwhile)
+    assert follow_run(going.pk, poll_s=0.01, home=tmp_path) == RunStatus.STOPPED
+    assert stopped == ["4242", "4343"]
+
+
+def test_a_stopped_run_whose_flower_run_has_ended_is_left_alone(world, monkeypatch, tmp_path):
+    stopped = []
+    monkeypatch.setattr(control, "run_state", lambda home, rid: control.FlowerRunState("finished", "stopped", ""))
+    monkeypatch.setattr(control, "stop_run", lambda home, flower_run_id: stopped.append(flower_run_id))
+    run = run_over(world.a, world.b, status=RunStatus.STOPPED, flower_run_id="4242")
+    assert follow_run(run.pk, poll_s=0.01, home=tmp_path) == RunStatus.STOPPED
+    assert stopped == []
+
+
+def test_a_follower_gives_up_asking_about_a_stopped_run_when_the_superlink_stays_away(world, no_superlink):
+    run = run_over(world.a, world.b, status=RunStatus.STOPPED, flower_run_id="4242")
+    assert follow_run(run.pk, poll_s=0.05, home=no_superlink) == RunStatus.STOPPED

@@ -205,6 +205,22 @@ def test_a_stop_that_comes_after_the_run_ended_is_refused_and_leaves_no_stop_in_
     assert not AuditEvent.objects.filter(action="federation.run_stop").exists()
 
 
+def test_a_stop_racing_the_runs_submission_stops_the_flower_run_its_follower_recorded(operator, opted_in,
+                                                                                      monkeypatch):
+    """The stop read the run before its follower recorded the Flower run: that run is stopped all the same,
+    or its ServerApp would train on the hospitals' nodes to the end, beside the next run."""
+    from federation import control, services
+
+    stopped = []
+    monkeypatch.setattr(control, "stop_run", lambda home, flower_run_id: stopped.append(flower_run_id))
+    run = make_run(opted_in.a, opted_in.b, status=RunStatus.PENDING)
+    read_before_the_submission = FederatedRun.objects.get(pk=run.pk)
+    services.mark_submitted(run.pk, "4242")
+    services.stop_federated_run(run=read_before_the_submission, actor=operator)
+    run.refresh_from_db()
+    assert (run.status, run.flower_run_id, stopped) == (RunStatus.STOPPED, "4242", ["4242"])
+
+
 def test_a_run_without_a_candidate_cannot_be_promoted(api, operator, opted_in):
     run = make_run(opted_in.a, opted_in.b, status=RunStatus.FAILED)
     response = api(operator).post(f"{RUNS}{run.pk}/promote/")
