@@ -237,6 +237,28 @@ def _check_rle_expansion(dataset, rows: int, columns: int, frames: int) -> None:
                 raise ScanDecodeError("too_large", "The DICOM pixel data expands to more than its image size.")
 
 
+def _check_compressed_image_sizes(dataset, rows: int, columns: int, frames: int) -> None:
+    # Pillow decodes a JPEG or JPEG 2000 frame at the size its own codestream gives, whatever Rows and
+    # Columns say, so the pixel limit checked on them would not hold: a 224 × 224 header over a
+    # 13000 × 13000 codestream took gigabytes. Opening a codestream reads its header only.
+    from itertools import islice
+
+    from PIL import Image
+    from pydicom.encaps import generate_frames
+
+    for frame in islice(generate_frames(dataset.PixelData, number_of_frames=frames), frames):
+        try:
+            with Image.open(io.BytesIO(frame)) as image:
+                width, height = image.size
+        except Exception as error:  # Pillow raises many types for a damaged codestream, a bomb among them
+            raise ScanDecodeError("unreadable", "The DICOM pixel data is damaged.") from error
+        if (width, height) != (columns, rows):
+            raise ScanDecodeError(
+                "unreadable",
+                f"The DICOM file is damaged: its header says the image is {columns} × {rows} pixels, but its "
+                f"compressed image data is {width} × {height}.")
+
+
 def _decoded_size(dataset, frames: int) -> int:
     """What the decoder allocates for the pixel data, in bytes, from the header."""
     samples = int(dataset.get("SamplesPerPixel", 1) or 1)
@@ -245,8 +267,9 @@ def _decoded_size(dataset, frames: int) -> int:
 
 
 def _read_dicom_pixels(dataset, frames: int, max_bytes: int) -> np.ndarray:
+    """The pixel data as (frames, rows, columns[, samples]), exactly as the header describes it."""
     from pydicom.pixels import get_decoder
-    from pydicom.uid import JPEGExtended12Bit, RLELossless
+    from pydicom.uid import JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit, JPEGExtended12Bit, RLELossless
 
     rows, columns = int(dataset.Rows), int(dataset.Columns)
     # Compressed pixel data must not expand past what the header says.
@@ -275,10 +298,25 @@ def _read_dicom_pixels(dataset, frames: int, max_bytes: int) -> np.ndarray:
             )
         if syntax == RLELossless:
             _check_rle_expansion(dataset, rows, columns, frames)
+        elif syntax in (JPEGBaseline8Bit, JPEGExtended12Bit, JPEG2000Lossless, JPEG2000):
+            _check_compressed_image_sizes(dataset, rows, columns, frames)
     try:
-        return dataset.pixel_array.astype(np.float32)
+        # Only the frames the header counts: pydicom otherwise returns every frame the data holds, past
+        # the frame limit checked on NumberOfFrames.
+        dataset.pixel_array_options(allow_excess_frames=False)
+        pixels = dataset.pixel_array.astype(np.float32)
     except Exception as error:  # pydicom raises many types for bad pixel data; its text is not for people
         raise ScanDecodeError("unreadable", "The DICOM pixel data is damaged.") from error
+    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    expected = (rows, columns) + ((samples,) if samples > 1 else ())
+    if pixels.shape == expected:
+        pixels = pixels[None]
+    if pixels.shape != (frames, *expected):
+        shape = " × ".join(str(n) for n in pixels.shape)
+        raise ScanDecodeError("unreadable", f"The DICOM file is damaged: its pixel data decodes to {shape} values, "
+                                            f"not the {frames} frame(s) of {columns} × {rows} pixels its header "
+                                            "describes.")
+    return pixels
 
 
 @dataclass
@@ -344,12 +382,8 @@ def _read_dicom_unguarded(data: bytes, max_pixels: int, max_frames: int, max_byt
     pixels = pixels * slope + intercept
     if str(dataset.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         pixels = pixels.max() - pixels
-    if pixels.ndim == 4:  # colour frames: reduce to grayscale
+    if pixels.ndim == 4:  # colour frames (SamplesPerPixel above 1): reduce to grayscale
         pixels = pixels.mean(axis=-1)
-    elif pixels.ndim == 3 and frames == 1:
-        pixels = pixels.mean(axis=-1)[None]
-    elif pixels.ndim == 2:
-        pixels = pixels[None]
     spacing = dicom_pixel_measure(dataset, "PixelSpacing")
     spacing_mm = _positive_spacing(spacing)
     return _DicomImage([frame for frame in pixels], spacing_mm, _dicom_identifiers(dataset),
@@ -503,6 +537,17 @@ def _too_many_series_frames(max_frames: int) -> ScanDecodeError:
                                               f"{max_frames}.")
 
 
+def _check_nifti_holds_its_voxels(header, size: int) -> None:
+    # nibabel allocates the array its header declares before it finds the file short of it: a 384-byte
+    # upload declaring 4096 × 4096 × 64 voxels took 2 GB. Only the first volume of a time series is read.
+    # `header` as written (nifti_header): a loaded image's own header no longer gives the file's data offset.
+    voxels = int(np.prod(header.get_data_shape()[:3], dtype=np.int64))
+    needed = int(header.get_data_offset()) + voxels * header.get_data_dtype().itemsize
+    if needed > size:
+        raise ScanDecodeError("unreadable", f"The NIfTI file is truncated: its header describes {needed:,} bytes "
+                                            f"of image data and header, and the file holds {size:,}.")
+
+
 def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
     import nibabel as nib
 
@@ -517,6 +562,7 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
             # nibabel reorients 3-D and 4-D images only: a single slice is a volume one slice deep. Its size
             # is checked from the header first, before its pixels are read and scaled.
             _check_pixels(volume.shape[0], volume.shape[1], max_pixels)
+            _check_nifti_holds_its_voxels(raw_header, len(data))
             volume = image_class(np.asanyarray(volume.dataobj)[..., None], volume.affine, volume.header)
         orientation = nib.io_orientation(volume.affine)  # stored axis -> RAS axis, as the next line uses
         volume = nib.as_closest_canonical(volume)  # RAS: the third axis runs foot to head (axial)
@@ -531,6 +577,7 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
     depth = shape[2] if len(shape) >= 3 else 1
     if depth > max_frames:
         raise ScanDecodeError("too_many_frames", f"The volume has {depth} slices; the limit is {max_frames}.")
+    _check_nifti_holds_its_voxels(raw_header, len(data))
     try:
         if len(shape) == 4:  # a time series: the first volume is the anatomy
             array = np.asarray(volume.dataobj[..., 0], dtype=np.float32)

@@ -237,6 +237,38 @@ def rle_dicom_bomb(side: int = 64, runs: int = 100_000) -> bytes:
     return dataset_bytes(ds)
 
 
+def compressed_dicom(frames: list[np.ndarray], codec: str = "JPEG", *, rows: int | None = None,
+                     columns: int | None = None) -> bytes:
+    """An 8-bit MR DICOM whose frames are compressed by Pillow as `codec` ("JPEG" or "JPEG2000"), with the
+    header's Rows and Columns those of the frames unless given."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit
+
+    codestreams = []
+    for frame in frames:
+        buffer = io.BytesIO()
+        Image.fromarray(frame.astype(np.uint8)).save(buffer, codec, **({"quality": 95} if codec == "JPEG" else {}))
+        codestreams.append(buffer.getvalue())
+    ds = dicom_dataset([np.zeros((rows or frames[0].shape[0], columns or frames[0].shape[1]), dtype=np.uint8)])
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    if len(frames) > 1:
+        ds.NumberOfFrames = len(frames)
+    ds.PixelData = encapsulate(codestreams)
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit if codec == "JPEG" else JPEG2000Lossless
+    return dataset_bytes(ds)
+
+
+def dicom_with_frames_beyond_its_header(declared: int | None, held: int) -> bytes:
+    """An MR DICOM whose pixel data holds `held` frames and whose NumberOfFrames says `declared` (None: absent)."""
+    ds = dicom_dataset([slice_array("glioma", i) for i in range(held)])
+    if declared is None:
+        del ds.NumberOfFrames
+    else:
+        ds.NumberOfFrames = declared
+    return dataset_bytes(ds)
+
+
 def dicom_needing_a_missing_codec() -> bytes:
     from pydicom.encaps import encapsulate
     from pydicom.uid import JPEGLSLossless

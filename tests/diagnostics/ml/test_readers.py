@@ -223,6 +223,61 @@ def test_rle_dicom_is_decoded_and_a_segment_that_outgrows_its_image_refused():
     assert _error_code(samples.rle_dicom_bomb(64, 100_000)) == "too_large"
 
 
+@pytest.mark.parametrize("codec", ["JPEG", "JPEG2000"])
+def test_compressed_dicom_is_decoded_and_a_codestream_larger_than_its_header_refused_unread(codec, monkeypatch):
+    """Pillow decodes a codestream at its own size: a 224 x 224 header over a 13000 x 13000 JPEG took
+    gigabytes, past the pixel limit checked on the header."""
+    from PIL import ImageFile
+
+    from tests.diagnostics import samples
+
+    pixels = kaggle_slice("glioma")[:128, :128]
+    scan = decode_scan(samples.compressed_dicom([pixels, pixels[::-1]], codec), **LIMITS)
+    assert [s.shape for s in scan.slices] == [(128, 128), (128, 128)]
+    assert np.abs(scan.slices[0] - pixels).mean() < 2 and np.abs(scan.slices[1] - pixels[::-1]).mean() < 2
+
+    decoded = []
+    load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: decoded.append(image.size) or load(image))
+    bomb = samples.compressed_dicom([np.zeros((600, 600))], codec, rows=64, columns=64)
+    with pytest.raises(ScanDecodeError) as refused:
+        decode_scan(bomb, **LIMITS)
+    assert refused.value.code == "unreadable" and decoded == []
+    assert refused.value.detail == ("The DICOM file is damaged: its header says the image is 64 × 64 pixels, but "
+                                    "its compressed image data is 600 × 600.")
+
+
+def test_frames_beyond_a_dicoms_header_are_not_read():
+    """pydicom returns every frame the data holds: past the frame limit checked on NumberOfFrames, and, under
+    a header saying one frame, three frames were averaged as colour samples into a 3 x 224 strip."""
+    from tests.diagnostics import samples
+
+    scan = decode_scan(samples.dicom_with_frames_beyond_its_header(2, 6), **{**LIMITS, "max_frames": 2})
+    assert len(scan.slices) == 2
+    scan = decode_scan(samples.dicom_with_frames_beyond_its_header(None, 3), **LIMITS)
+    assert [s.shape for s in scan.slices] == [(224, 224)]
+    assert np.allclose(scan.slices[0], samples.slice_array("glioma", 0).astype(np.float32) * 16)
+
+
+def test_a_nifti_declaring_more_voxels_than_it_holds_is_refused_before_they_are_allocated(monkeypatch):
+    """nibabel allocates what the header declares before finding the data short: a 384-byte upload declaring
+    4096 x 4096 x 64 voxels took 2 GB."""
+    import nibabel.arrayproxy
+
+    allocated = []
+    read = nibabel.arrayproxy.array_from_file
+    monkeypatch.setattr(nibabel.arrayproxy, "array_from_file",
+                        lambda shape, dtype, *args, **kwargs: allocated.append(shape) or read(shape, dtype, *args,
+                                                                                              **kwargs))
+    whole = nifti_bytes(np.random.rand(32, 32, 6) * 100)
+    assert len(decode_scan(whole, **LIMITS).slices) > 0 and allocated
+    allocated.clear()
+    with pytest.raises(ScanDecodeError) as refused:
+        decode_scan(whole[:-100], **LIMITS)
+    assert refused.value.code == "unreadable" and allocated == []
+    assert refused.value.detail.startswith("The NIfTI file is truncated: its header describes ")
+
+
 def test_declared_image_size_is_checked_against_the_limit_before_decoding():
     assert _error_code(dicom_bytes(kaggle_slice("glioma")), max_decompressed_bytes=50_000) == "too_large"
 
