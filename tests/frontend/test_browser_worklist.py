@@ -91,6 +91,40 @@ def reviewed_scan(live, world, api):
     return scan
 
 
+def test_rows_shown_on_request_stay_when_a_live_event_reloads_the_lists_meanwhile(world, crowded_worklist, new_page,
+                                                                                 api):
+    """A live event's reload waits for a "Show more" under way, then asks for its rows too: side by side,
+    whichever answered last undid the other, and the rows the doctor asked for vanished."""
+    import time
+
+    from tests.frontend.conftest import in_other_thread
+
+    total = WORKLIST_PAGE_SIZE + 3
+    doctor = new_page()
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    pending = doctor.locator("#pending")
+    doctor.get_by_text("Live updates on").wait_for()
+    held, reloads_while_held = [], []
+    doctor.on("request", lambda request: reloads_while_held.append(request.url)
+              if held and "review_state=unreviewed" in request.url and "offset=0" in request.url else None)
+    doctor.route(lambda url: f"offset={WORKLIST_PAGE_SIZE}&" in url or url.endswith(f"offset={WORKLIST_PAGE_SIZE}"),
+                 lambda route: held.append(route))
+    pending.get_by_role("button", name="Show 3 more").click()
+    deadline = time.monotonic() + 20
+    while not held and time.monotonic() < deadline:
+        doctor.wait_for_timeout(50)
+    assert held, "the page did not ask for more rows"
+    # A new upload: a live event, whose reload starts half a second later unless it waits its turn.
+    in_other_thread(lambda: upload(api(world.owner), world.a, jpeg_bytes("meningioma", 7)))
+    doctor.wait_for_timeout(2000)
+    assert reloads_while_held == []
+    for route in held:
+        route.continue_()
+    # The rows asked for, then the event's reload of as many rows: 53 shown of the 54 now waiting.
+    pending.get_by_role("button", name="Show 1 more").wait_for()
+    assert pending.locator("tbody tr").count() == total
+
+
 def test_a_reviewed_row_names_the_softwares_class_beside_its_confidence_and_times_agree(world, reviewed_scan,
                                                                                        new_page):
     # A browser in another time zone and locale than the site's.

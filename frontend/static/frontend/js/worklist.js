@@ -124,17 +124,25 @@ async function learnNames(scans) {
   }
 }
 
-// A filter change or a live event starts a new generation; an answer from an older one is dropped, so a
-// slow "Show more" cannot append rows to a list that was reloaded meanwhile.
-let generation = 0;
+// One change to the lists at a time: a reload waits for a "Show more" under way and then asks for its
+// rows too, and a "Show more" waits for a reload under way and goes on from the reloaded rows. Side by
+// side, the later answer undid the other: rows a doctor asked for vanished when a live event's reload
+// came back, or were dropped as belonging to a list since reloaded.
+let queue = Promise.resolve();
+const inTurn = (work) => (queue = queue.then(work, work));
+// A filter change makes a "Show more" still waiting its turn moot: the list it would extend is gone.
+let filterChanges = 0;
 
-async function load({ reset = false } = {}) {
-  const mine = ++generation;
+function load({ reset = false } = {}) {
+  if (reset) filterChanges++;
+  return inTurn(() => reload(reset));
+}
+
+async function reload(reset) {
   try {
     const answers = await Promise.all(Object.values(lists).map((list) =>
       fetchRows(list, reset ? PAGE : Math.max(PAGE, list.scans.length))));
     await learnNames(answers.flatMap((answer) => answer.results));
-    if (mine !== generation) return;
     Object.values(lists).forEach((list, index) => {
       list.scans = answers[index].results;
       list.count = answers[index].count;
@@ -147,14 +155,12 @@ async function load({ reset = false } = {}) {
   }
 }
 
-async function showMore(name, button) {
+async function showMore(name, button, askedUnder) {
+  if (askedUnder !== filterChanges) return;
   const list = lists[name];
-  const mine = generation;
-  button.disabled = true;
   try {
     const answer = await fetchPage(list, PAGE, list.scans.length);
     await learnNames(answer.results);
-    if (mine !== generation) return;
     const before = list.scans.length;
     const shown = new Set(list.scans.map((scan) => scan.id));
     // A scan that moved down since the last page (a newer upload pushed it) is not listed twice.
@@ -181,7 +187,10 @@ function reloadSoon() {
 for (const name of Object.keys(lists)) {
   document.getElementById(name).addEventListener("click", (event) => {
     const button = event.target.closest("button[data-more]");
-    if (button) showMore(button.dataset.more, button);
+    if (!button) return;
+    button.disabled = true;
+    const askedUnder = filterChanges;
+    inTurn(() => showMore(button.dataset.more, button, askedUnder));
   });
 }
 // A choice in a list reloads at once; the record number waits for Find (or Enter): its own "change" event
