@@ -99,8 +99,10 @@ def test_after_a_save_refused_for_a_colleagues_outline_saving_again_does_not_und
     doctor.locator("#reviews li").first.wait_for()
     message.get_by_role("button", name="Load their outline").wait_for()
     # As the refusal invites, the doctor saves again without loading the colleague's outline: refused again.
-    doctor.locator("#review-submit").click()
-    message.get_by_text("load their outline").wait_for()
+    # (The first refusal's words are still on screen: the second is known by its answer.)
+    with doctor.expect_response("**/review/") as second:
+        doctor.locator("#review-submit").click()
+    assert second.value.status == 409 and second.value.json()["error"] == "outline_conflict"
     message.get_by_role("button", name="Load their outline").wait_for()
     assert scan.reviews.count() == 1 and theirs_kept(scan)
 
@@ -141,3 +143,30 @@ def test_strokes_on_a_case_whose_outline_the_page_cannot_show_are_not_saved_over
     page.locator("#review-submit").click()
     page.locator("#review-message").get_by_text("cannot be corrected here").wait_for()
     assert imported.reviews.count() == 1
+
+
+def test_the_outline_cannot_be_drawn_on_before_it_has_loaded(world, analysed_scan, new_page):
+    """Strokes drawn while the outline's PNG was on its way were wiped when it came, while the page said they
+    would be sent with the diagnosis: the socket's first refresh showed the outline before it had loaded."""
+    from tests.factories import PASSWORD
+    from tests.frontend.conftest import sign_in
+
+    doctor = new_page()
+    sign_in(doctor, world.doctor_a, PASSWORD)
+    held = []
+    doctor.route("**/mask.png?*", lambda route: held.append(route))
+    with doctor.expect_response(lambda response: response.url.endswith(f"/scans/{analysed_scan.id}/")):
+        doctor.goto(f"/h/st-anne/scans/{analysed_scan.id}/", wait_until="domcontentloaded")  # then the refresh
+    doctor.wait_for_timeout(500)
+    outline = doctor.locator("canvas.outline")
+    assert held and outline.is_hidden()
+    for route in held:
+        route.continue_()
+    doctor.unroute("**/mask.png?*")
+    outline.wait_for()
+    assert outline.get_attribute("aria-label") != "No outline"
+    stroke(doctor, 0.70, 0.60, 0.80)
+    doctor.locator("#review-submit").click()
+    saved = doctor.locator("#review-message .notice.ok")
+    saved.wait_for()
+    assert saved.inner_text() == "Saved: Glioma confirmed, outline corrected."

@@ -31,6 +31,9 @@ export class ScanViewer {
     this.context = this.canvas.getContext("2d");
     this.mask = new Uint8Array(width * height);
     this.loaded = this.mask.slice();
+    // Loads of the mask asked for, and the one whose mask is shown (loadMask).
+    this.maskRequests = 0;
+    this.maskLanded = 0;
     this.history = [];
     this.edited = false;
     this.tool = editable ? "brush" : "pan";
@@ -50,26 +53,41 @@ export class ScanViewer {
     }, { passive: false });
   }
 
+  // The outline stays hidden, so it cannot be drawn on, until the newest load has landed: strokes drawn on
+  // it meanwhile were wiped when the mask arrived, while the page said they would be sent. Of two loads
+  // under way, only the newer one's mask is kept, whichever answers last.
   async loadMask(url) {
-    this.mask.fill(0);
-    if (url) {
-      const image = new Image();
-      image.src = url;
-      await image.decode();
-      const scratch = document.createElement("canvas");
-      scratch.width = this.width;
-      scratch.height = this.height;
-      const context = scratch.getContext("2d");
-      context.drawImage(image, 0, 0, this.width, this.height);
-      const pixels = context.getImageData(0, 0, this.width, this.height).data;
-      for (let i = 0; i < this.mask.length; i++) this.mask[i] = pixels[i * 4] > 127 ? 1 : 0;
+    const request = ++this.maskRequests;
+    this.applyOverlays();
+    const mask = new Uint8Array(this.width * this.height);  // none, if the load fails
+    try {
+      if (url) {
+        const image = new Image();
+        image.src = url;
+        await image.decode();
+        const scratch = document.createElement("canvas");
+        scratch.width = this.width;
+        scratch.height = this.height;
+        const context = scratch.getContext("2d");
+        context.drawImage(image, 0, 0, this.width, this.height);
+        const pixels = context.getImageData(0, 0, this.width, this.height).data;
+        for (let i = 0; i < mask.length; i++) mask[i] = pixels[i * 4] > 127 ? 1 : 0;
+      }
+    } finally {
+      if (request === this.maskRequests) this.landMask(mask);
     }
+  }
+
+  landMask(mask) {
+    this.mask.set(mask);
     this.history = [];
     // What was loaded: once undo has dropped its oldest steps (it keeps 30), an empty history no longer
     // means the outline is back as loaded, so undo compares with this.
     this.loaded = this.mask.slice();
     this.edited = false;
     this.draw();
+    this.maskLanded = this.maskRequests;
+    this.applyOverlays();
   }
 
   // A light fill inside, a solid line on the border: the outline reads on any grey level.
@@ -105,7 +123,7 @@ export class ScanViewer {
 
   applyOverlays() {
     const here = this.overlaysApply();
-    const hiding = !(this.wanted.outline && here);
+    const hiding = !(this.wanted.outline && here) || this.maskLanded !== this.maskRequests;
     // Focus on a canvas that disappears would fall to the page, where the viewer's keys do nothing: it moves
     // to the viewer itself (where a page made the viewer focusable; elsewhere focus() does nothing).
     if (hiding && document.activeElement === this.canvas) this.root.focus();
