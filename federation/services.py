@@ -140,7 +140,12 @@ def start_federated_run(*, hospitals, actor=None, request=None, started_by_hospi
     run = FederatedRun.objects.create(created_by=actor, **params)
     run.hospitals.set(hospitals)
     for hospital in hospitals:
-        record_audit(actor=actor, hospital=hospital, action="federation.run_start", obj=run, request=request)
+        if started_by_hospital is None or hospital.pk == started_by_hospital.pk:
+            record_audit(actor=actor, hospital=hospital, action="federation.run_start", obj=run, request=request)
+        else:
+            # Who at another hospital pressed Start, and from which address, is that hospital's to know.
+            record_audit(actor=None, hospital=hospital, action="federation.run_start", obj=run,
+                         detail=f"Started by an admin of {started_by_hospital.name}.")
     transaction.on_commit(lambda: _hand_to_federation_worker(run.pk))
     return run
 

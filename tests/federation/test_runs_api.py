@@ -337,7 +337,12 @@ def test_an_admin_starts_a_run_over_every_opted_in_hospital(api, opted_in, djang
     assert (run.model_kind, run.num_rounds, run.created_by) == ("segmenter", 5, opted_in.admin_a)
     assert (run.strategy, run.local_epochs, run.image_size) == ("fedavg", 1, 128)  # the platform's defaults
     assert len(callbacks) == 1
-    assert AuditEvent.objects.filter(action="federation.run_start", hospital_id=opted_in.b.pk, actor_id=opted_in.admin_a.pk).exists()
+    started = AuditEvent.objects.filter(action="federation.run_start")
+    assert started.filter(hospital_id=opted_in.a.pk, actor_id=opted_in.admin_a.pk).exists()
+    # The other hospital reads which hospital started it, not who there, nor from which address.
+    assert list(started.filter(hospital_id=opted_in.b.pk).values_list("actor_id", "actor_label", "client_address",
+                                                                      "detail")) == \
+        [(None, "", None, f"Started by an admin of {opted_in.a.name}.")]
 
 
 def test_a_hospital_with_fewer_cases_than_a_nodes_minimum_does_not_count_towards_a_run(api, operator, opted_in,
