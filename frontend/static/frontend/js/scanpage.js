@@ -32,9 +32,17 @@ export function renderStatus(scan) {
 export function followScan(initial, onChange) {
   let scan = initial;
   const wsPath = document.getElementById("page-script").dataset.ws;
+  // Events in quick succession overlap their refreshes: an answer to an earlier one that lands after a
+  // later one's is older news (a scan "being analysed" after it was shown analysed), and is dropped.
+  let asked = 0;
+  let shown = 0;
   const refresh = async () => {
+    const mine = ++asked;
     try {
-      scan = await api(scan.url);
+      const next = await api(scan.url);
+      if (mine < shown) return;
+      shown = mine;
+      scan = next;
       document.getElementById("signed-out")?.remove();  // signed in again meanwhile, in another tab
       onChange(scan);
     } catch (error) {
