@@ -7,6 +7,7 @@ decrypts with that hospital's data key, so the pixels never leave the node.
 from collections.abc import Iterator
 
 import numpy as np
+from django.db.models import Q
 from PIL import Image
 
 from diagnostics import services
@@ -14,7 +15,7 @@ from diagnostics.models.scans import Diagnosis, DoctorOutline, ReviewState, Scan
 from hospitals.crypto import DecryptionError
 from hospitals.storage import read_blob
 
-__all__ = ["reviewed_cases", "count_reviewed_cases", "create_reviewed_case"]
+__all__ = ["reviewed_cases", "count_reviewed_cases", "count_segmenter_cases", "create_reviewed_case"]
 
 create_reviewed_case = services.create_reviewed_case
 
@@ -37,6 +38,12 @@ def count_reviewed_cases(hospital, *, outlined: bool = False) -> int:
     if outlined:
         reviewed = reviewed.exclude(reviewed_label="notumor").filter(doctor_outline=DoctorOutline.DRAWN)
     return reviewed.count()
+
+
+def count_segmenter_cases(hospital) -> int:
+    """How many of `reviewed_cases(hospital)` come with an outline the segmenter trains on: the tumours
+    counted by ``count_reviewed_cases(outlined=True)`` and every "No tumour" case (an empty outline)."""
+    return _reviewed(hospital).filter(Q(reviewed_label="notumor") | Q(doctor_outline=DoctorOutline.DRAWN)).count()
 
 
 def _decode_png(data: bytes) -> np.ndarray:

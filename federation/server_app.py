@@ -608,7 +608,8 @@ def main(grid: Grid, context: Context) -> None:
                                   node_wait_s=conf.node_wait_s(), on_round_start=round_started, on_dropout=dropout,
                                   enrolled=services.enrolled_nodes(), model_kind=run.model_kind,
                                   cases_on_record=lambda slug: _guarded("count a hospital's cases",
-                                                                        services.cases_on_record, slug))
+                                                                        services.cases_on_record, slug,
+                                                                        run.model_kind))
 
         def evaluate_fn(server_round: int, arrays: ArrayRecord):
             started = time.monotonic()

@@ -105,14 +105,17 @@ def training_case_counts(hospital) -> dict:
             "minimum_cases": min_node_cases()}
 
 
-def cases_on_record(slug: str) -> int | None:
-    """How many reviewed cases hospital `slug` holds on the platform (None: no such hospital): the most its
-    node's update may weigh in a round's average (server_app.FederationGrid)."""
-    from diagnostics.training_data import count_reviewed_cases
+def cases_on_record(slug: str, model_kind: str = ModelKind.CLASSIFIER) -> int | None:
+    """How many cases hospital `slug` holds on the platform for training `model_kind` (None: no such
+    hospital): the most its node's update may weigh in a round's average (server_app.FederationGrid).
+    A segmenter trains only on the reviewed cases with an outline (datasets.hospital_training_set)."""
+    from diagnostics.training_data import count_reviewed_cases, count_segmenter_cases
     from hospitals.models import Hospital
 
     hospital = Hospital.objects.filter(slug=slug).first()
-    return count_reviewed_cases(hospital) if hospital is not None else None
+    if hospital is None:
+        return None
+    return count_segmenter_cases(hospital) if model_kind == ModelKind.SEGMENTER else count_reviewed_cases(hospital)
 
 
 @transaction.atomic

@@ -32,10 +32,18 @@ def test_a_true_claim_is_left_as_it_is():
 
 
 @pytest.mark.django_db
-def test_the_platform_counts_a_hospitals_reviewed_cases():
+def test_the_platform_counts_the_cases_a_hospitals_node_trains_each_model_on():
+    import numpy as np
+
     hospital = make_hospital("fl-a", "Fl A")
+    outline = np.zeros((64, 64), bool)
+    outline[20:30, 20:30] = True
     add_reviewed_case(hospital), add_reviewed_case(hospital, "notumor")
-    assert cases_on_record("fl-a") == 2 and cases_on_record("fl-gone") is None
+    add_reviewed_case(hospital, "meningioma", mask=outline)
+    assert cases_on_record("fl-a") == 3 and cases_on_record("fl-gone") is None
+    # The segmenter learns from outlines: the tumour outlined and the empty one of "No tumour", not the
+    # glioma whose outline no doctor drew.
+    assert cases_on_record("fl-a", "segmenter") == 2
 
 
 class Shrinking:
