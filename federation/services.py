@@ -676,6 +676,21 @@ def candidate_shortfall(run: FederatedRun) -> str | None:
     return shortfall_against_active(version) if version is not None else None
 
 
+def version_of_candidates_task(run: FederatedRun, name: str) -> int | None:
+    """The pk of the model version called `name` of the task of the run's candidate (None: the run has no
+    candidate, which promote_federated_model refuses): what an API client names as ``accepted_against``."""
+    from diagnostics.models.registry import ModelTask, ModelVersion
+
+    candidate = ModelVersion.objects.filter(pk=run.model_version_id).first() if run.model_version_id else None
+    if candidate is None:
+        return None
+    found = ModelVersion.objects.filter(task=candidate.task, version=name).values_list("pk", flat=True).first()
+    if found is None:
+        raise DomainError("unknown_version", f"No {ModelTask(candidate.task).label.lower()} model version is called "
+                                             f"{name!r}; name the active version the refusal named.")
+    return found
+
+
 def promote_federated_model(*, run: FederatedRun, actor=None, request=None, accept_lower_score: bool = False,
                             accepted_against: int | None = None):
     """Make the run's candidate model the one that diagnoses new scans (registry.promote_model_version:

@@ -70,6 +70,11 @@ class RunSerializer(serializers.ModelSerializer):
 class RunPromoteSerializer(serializers.Serializer):
     # One model serves every hospital: one that scored lower than the active model is promoted only on purpose.
     accept_lower_score = serializers.BooleanField(default=False)
+    accepted_against = serializers.CharField(
+        required=False, max_length=64,
+        help_text="With accept_lower_score: the active version the lower score was accepted against, as the "
+                  "scores_below_active refusal names it (e.g. \"v3\"). If another version serves by the time the "
+                  "promotion is made, the acceptance does not hold and the candidate is weighed against that one.")
 
 
 class TrainingCasesSerializer(serializers.Serializer):

@@ -65,8 +65,10 @@ class RunPromoteView(APIView):
         _require_operator(request)
         accept = s.RunPromoteSerializer(data=request.data)
         accept.is_valid(raise_exception=True)
-        services.promote_federated_model(run=run, actor=request.user, request=request,
-                                         accept_lower_score=accept.validated_data["accept_lower_score"])
+        named = accept.validated_data.get("accepted_against")
+        services.promote_federated_model(
+            run=run, actor=request.user, request=request, accept_lower_score=accept.validated_data["accept_lower_score"],
+            accepted_against=services.version_of_candidates_task(run, named) if named is not None else None)
         run.refresh_from_db()
         return Response(s.RunSerializer(run, context={"request": request}).data)
 

@@ -485,6 +485,31 @@ def test_a_run_model_that_scored_lower_than_the_active_one_is_promoted_only_on_p
     assert candidate.status == "active"
 
 
+def test_a_lower_score_accepted_against_one_version_does_not_replace_another_promoted_since(api, operator, opted_in,
+                                                                                             tmp_path):
+    """The refusal named v1; by the time the operator accepts the lower score, v2 serves: the acceptance was
+    not about v2, so the candidate is weighed against it and refused again."""
+    from diagnostics import registry
+    from tests.diagnostics.helpers import register_classifier
+
+    registry.promote_model_version(register_classifier(tmp_path, "v1", {"macro_f1": 0.97}))
+    candidate = register_classifier(tmp_path, "federated-9", {"macro_f1": 0.4})
+    run = make_run(opted_in.a, opted_in.b, status=RunStatus.COMPLETED, model_version_id=str(candidate.pk))
+    assert "below the active v1's" in api(operator).post(f"{RUNS}{run.pk}/promote/", {}, format="json").json()["detail"]
+    registry.promote_model_version(register_classifier(tmp_path, "v2", {"macro_f1": 0.98}))
+    promote = f"{RUNS}{run.pk}/promote/"
+    refused = api(operator).post(promote, {"accept_lower_score": True, "accepted_against": "v1"}, format="json")
+    assert refused.status_code == 409 and "below the active v2's 0.980" in refused.json()["detail"]
+    unknown = api(operator).post(promote, {"accept_lower_score": True, "accepted_against": "v9"}, format="json")
+    assert unknown.status_code == 400 and unknown.json()["error"] == "unknown_version"
+    candidate.refresh_from_db()
+    assert candidate.status == "candidate"
+    accepted = api(operator).post(promote, {"accept_lower_score": True, "accepted_against": "v2"}, format="json")
+    assert accepted.status_code == 200
+    candidate.refresh_from_db()
+    assert candidate.status == "active"
+
+
 def test_promoting_a_runs_model_again_changes_nothing_and_is_recorded_once(api, operator, opted_in, tmp_path):
     """A second press of Promote, or a retried request, finds the model already serving: each hospital's
     audit log says once that it was promoted, and the model keeps the time it began serving."""
