@@ -548,6 +548,17 @@ def _check_nifti_holds_its_voxels(header, size: int) -> None:
                                             f"of image data and header, and the file holds {size:,}.")
 
 
+def _canonical_extent(stored: tuple[int, ...], orientation) -> tuple[int, int, int]:
+    """(rows, columns, slices) of the first volume of an image of shape `stored` once reoriented to RAS
+    (`orientation`: nib.io_orientation of its affine); a 2-D image is one slice deep, as it is read."""
+    if len(stored) == 2:
+        return stored[0], stored[1], 1
+    extent = [0, 0, 0]
+    for axis, (output, _) in enumerate(orientation[:3]):
+        extent[int(output)] = int(stored[axis])
+    return extent[0], extent[1], extent[2]
+
+
 def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
     import nibabel as nib
 
@@ -558,33 +569,28 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
     try:
         raw_header = nifti_header(data)
         volume = image_class.from_bytes(data)
-        if len(volume.shape) == 2:
-            # nibabel reorients 3-D and 4-D images only: a single slice is a volume one slice deep. Its size
-            # is checked from the header first, before its pixels are read and scaled.
-            _check_pixels(volume.shape[0], volume.shape[1], max_pixels)
-            _check_nifti_holds_its_voxels(raw_header, len(data))
+        stored = volume.shape
+        if not 2 <= len(stored) <= 4:
+            raise ScanDecodeError("unreadable", f"A NIfTI image of shape {stored} is not a 2-D or 3-D scan.")
+        # Limits from the header, in the axes the slices are shown in, before a voxel is read: reorienting
+        # reads the whole array, and nibabel allocates what the header declares before finding it missing.
+        rows, columns, depth = _canonical_extent(stored, nib.io_orientation(volume.affine))
+        _check_pixels(rows, columns, max_pixels)
+        if depth > max_frames:
+            raise ScanDecodeError("too_many_frames", f"The volume has {depth} slices; the limit is {max_frames}.")
+        _check_nifti_holds_its_voxels(raw_header, len(data))
+        if len(stored) == 2:
+            # nibabel reorients 3-D and 4-D images only: a single slice is a volume one slice deep.
             volume = image_class(np.asanyarray(volume.dataobj)[..., None], volume.affine, volume.header)
+        elif len(stored) == 4:
+            volume = volume.slicer[..., 0]  # a time series: the first volume is the anatomy, and only it is read
         orientation = nib.io_orientation(volume.affine)  # stored axis -> RAS axis, as the next line uses
         volume = nib.as_closest_canonical(volume)  # RAS: the third axis runs foot to head (axial)
-        shape = volume.shape
+        array = np.asarray(volume.dataobj, dtype=np.float32)
     except ScanDecodeError:
         raise
-    except Exception as error:  # nibabel raises assorted types on a bad header
+    except Exception as error:  # nibabel raises assorted types on a bad header or short data
         raise ScanDecodeError("unreadable", "The NIfTI file is damaged or truncated.") from error
-    if len(shape) < 2 or len(shape) > 4:
-        raise ScanDecodeError("unreadable", f"A NIfTI image of shape {shape} is not a 2-D or 3-D scan.")
-    _check_pixels(shape[0], shape[1], max_pixels)
-    depth = shape[2] if len(shape) >= 3 else 1
-    if depth > max_frames:
-        raise ScanDecodeError("too_many_frames", f"The volume has {depth} slices; the limit is {max_frames}.")
-    _check_nifti_holds_its_voxels(raw_header, len(data))
-    try:
-        if len(shape) == 4:  # a time series: the first volume is the anatomy
-            array = np.asarray(volume.dataobj[..., 0], dtype=np.float32)
-        else:
-            array = np.asarray(volume.dataobj, dtype=np.float32)
-    except Exception as error:
-        raise ScanDecodeError("unreadable", "The NIfTI image data is damaged or truncated.") from error
     if not np.isfinite(array).all():
         # Masked and registered volumes mark "no data" outside the brain with NaN: that is background,
         # as dark as the darkest voxel measured.

@@ -269,13 +269,23 @@ def test_a_nifti_declaring_more_voxels_than_it_holds_is_refused_before_they_are_
     monkeypatch.setattr(nibabel.arrayproxy, "array_from_file",
                         lambda shape, dtype, *args, **kwargs: allocated.append(shape) or read(shape, dtype, *args,
                                                                                               **kwargs))
-    whole = nifti_bytes(np.random.rand(32, 32, 6) * 100)
-    assert len(decode_scan(whole, **LIMITS).slices) > 0 and allocated
-    allocated.clear()
-    with pytest.raises(ScanDecodeError) as refused:
-        decode_scan(whole[:-100], **LIMITS)
-    assert refused.value.code == "unreadable" and allocated == []
-    assert refused.value.detail.startswith("The NIfTI file is truncated: its header describes ")
+    import nibabel as nib
+
+    volume = np.random.rand(32, 32, 6) * 100
+    # As stored (RAS), in the radiological layout (LAS, which is reoriented: that reads every voxel), and as
+    # a time series of two volumes (only the first is read).
+    assert len(decode_scan(nifti_bytes(volume), **LIMITS).slices) > 0 and allocated  # what the spy sees
+    for whole in (nifti_bytes(volume), nib.Nifti1Image(volume.astype(np.float32), np.diag([-1.0, 1, 1, 1])).to_bytes(),
+                  nifti_bytes(np.stack([volume, volume], axis=-1))):
+        assert len(decode_scan(whole, **LIMITS).slices) > 0
+        allocated.clear()
+        with pytest.raises(ScanDecodeError) as refused:
+            decode_scan(whole[:5000], **LIMITS)  # short of the first volume
+        assert refused.value.code == "unreadable" and allocated == []
+        assert refused.value.detail.startswith("The NIfTI file is truncated: its header describes ")
+    # The first volume of a time series is all it must hold.
+    series = nifti_bytes(np.stack([volume, volume], axis=-1))
+    assert len(decode_scan(series[:352 + 32 * 32 * 6 * 4], **LIMITS).slices) > 0
 
 
 def test_declared_image_size_is_checked_against_the_limit_before_decoding():
