@@ -170,3 +170,70 @@ def test_the_outline_cannot_be_drawn_on_before_it_has_loaded(world, analysed_sca
     saved = doctor.locator("#review-message .notice.ok")
     saved.wait_for()
     assert saved.inner_text() == "Saved: Glioma confirmed, outline corrected."
+
+
+def test_of_two_outline_reloads_the_newer_outline_and_its_basis_are_kept_whichever_answers_last(world,
+                                                                                                analysed_scan,
+                                                                                                new_page):
+    """A colleague confirms, then corrects the outline; the first reload's PNG comes last. The outline shown
+    is the correction, and a stroke on it is sent as based on it: not refused as drawn over the replaced one."""
+    import time
+
+    scan = analysed_scan
+    doctor = open_case(new_page, world, scan)
+    doctor.locator("canvas.outline").wait_for()
+    held = []
+    doctor.route("**/mask.png?*", lambda route: route.continue_() if held else held.append(route))
+    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=scan, reviewer=world.doctor_a2,
+                                                 label="glioma", last_review_seen=""))
+    deadline = time.monotonic() + 20
+    while not held and time.monotonic() < deadline:
+        doctor.wait_for_timeout(50)
+    assert held, "the page did not reload the outline"
+    confirmed = scan.reviews.get()
+    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=scan, reviewer=world.doctor_a2,
+                                                 label="glioma", mask_png=colleagues_outline(scan),
+                                                 last_review_seen=str(confirmed.id)))
+    doctor.locator("canvas.outline").wait_for()  # the newer reload has landed
+    held[0].continue_()
+    doctor.wait_for_timeout(500)
+    assert outline_on_canvas_at(doctor, 0.20, 0.45)
+    stroke(doctor, 0.70, 0.60, 0.80)
+    with doctor.expect_response("**/review/") as answer:
+        doctor.locator("#review-submit").click()
+    assert answer.value.status == 201, answer.value.json()
+
+
+def test_a_keyboard_user_keeps_the_focus_on_the_outline_editor_through_a_reload(world, analysed_scan, new_page):
+    doctor = open_case(new_page, world, analysed_scan)
+    canvas = doctor.locator("canvas.outline")
+    canvas.wait_for()
+    canvas.focus()
+    doctor.keyboard.press("ArrowLeft")  # moving the brush, nothing painted
+    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=analysed_scan, reviewer=world.doctor_a2,
+                                                 label="meningioma"))
+    doctor.locator("#reviews").get_by_text("Meningioma (was Glioma)").wait_for()
+    doctor.wait_for_function("() => !document.querySelector('canvas.outline').hidden")
+    assert doctor.evaluate("() => document.activeElement.matches('canvas.outline')")
+
+
+def test_a_stroke_being_drawn_when_a_colleagues_review_arrives_is_kept_and_sent(world, analysed_scan, new_page):
+    """The outline is not reloaded under a stroke under way (Space held): it would wipe it, while the page then
+    said it would be sent."""
+    doctor = open_case(new_page, world, analysed_scan)
+    canvas = doctor.locator("canvas.outline")
+    canvas.wait_for()
+    canvas.focus()
+    doctor.keyboard.down(" ")
+    doctor.keyboard.press("ArrowLeft")
+    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=analysed_scan, reviewer=world.doctor_a2,
+                                                 label="glioma"))
+    doctor.locator("#reviews li").first.wait_for()
+    doctor.wait_for_timeout(500)
+    doctor.keyboard.press("ArrowLeft")
+    doctor.keyboard.up(" ")
+    assert "it is sent with your diagnosis" in doctor.locator("#mask-state").inner_text()
+    doctor.locator("#review-submit").click()
+    saved = doctor.locator("#review-message .notice.ok")
+    saved.wait_for()
+    assert saved.inner_text() == "Saved: Glioma confirmed, outline corrected."

@@ -213,14 +213,16 @@ async function render(next) {
     }
     updateSubmitLabel();
   }
-  // Reload the outline when a review changed it, but never under a doctor's unsaved correction.
+  // Reload the outline when a review changed it, but never under a doctor's unsaved correction (nor one
+  // being drawn).
   const key = result?.mask_url ? `${scan.review_state}|${(scan.reviews || []).length}` : null;
-  if (key && key !== loadedMask && !viewer.edited) {
+  if (key && key !== loadedMask && !viewer.unsaved) {
     loadedMask = key;
     const basis = standingOutline(scan);
     await viewer.loadMask(`${result.mask_url}?v=${encodeURIComponent(key)}`);
-    outlineBasis = basis;
-  } else if (!key && !viewer.edited) {
+    // Of two reloads under way the viewer keeps the newer outline, whichever answers last: so its basis.
+    if (loadedMask === key) outlineBasis = basis;
+  } else if (!key && !viewer.unsaved) {
     outlineBasis = outlineOnScreen(scan);
   }
   viewer.showOutline(outlineBox.checked);

@@ -34,6 +34,8 @@ export class ScanViewer {
     // Loads of the mask asked for, and the one whose mask is shown (loadMask).
     this.maskRequests = 0;
     this.maskLanded = 0;
+    this.focusBack = false;
+    this.pointerStroke = false;
     this.history = [];
     this.edited = false;
     this.tool = editable ? "brush" : "pan";
@@ -58,6 +60,8 @@ export class ScanViewer {
   // under way, only the newer one's mask is kept, whichever answers last.
   async loadMask(url) {
     const request = ++this.maskRequests;
+    // Hiding the editor moves the keyboard's focus to the viewer; it comes back when the outline does.
+    this.focusBack ||= document.activeElement === this.canvas;
     this.applyOverlays();
     const mask = new Uint8Array(this.width * this.height);  // none, if the load fails
     try {
@@ -88,7 +92,13 @@ export class ScanViewer {
     this.draw();
     this.maskLanded = this.maskRequests;
     this.applyOverlays();
+    if (this.focusBack && !this.canvas.hidden && document.activeElement === this.root) this.canvas.focus();
+    this.focusBack = false;
   }
+
+  // Strokes not saved, or one still being drawn (a pointer held down, Space held): the outline on screen is
+  // the doctor's, and a reload of the stored one would wipe it.
+  get unsaved() { return this.edited || Boolean(this.keyStroke) || this.pointerStroke; }
 
   // A light fill inside, a solid line on the border: the outline reads on any grey level.
   draw() {
@@ -313,6 +323,7 @@ export class ScanViewer {
         this.paint(point[0], point[1], value);
         this.draw();
         drag = { kind: "paint", last: point, value };
+        this.pointerStroke = true;
       } else {
         drag = { kind: "pan", x: event.clientX, y: event.clientY };
       }
@@ -334,6 +345,7 @@ export class ScanViewer {
     });
     const end = () => {
       if (drag?.kind === "paint") {
+        this.pointerStroke = false;
         this.edited = true;
         this.announce();
         this.onEdit();
