@@ -1,6 +1,7 @@
 """API errors are for people: every error body is {"error": code, "detail": sentence}."""
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.urls import Resolver404, resolve
 from rest_framework import exceptions
@@ -10,6 +11,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from hospitals.errors import DomainError
+from neurofed.parsers import RequestBodyTooLarge
 
 
 def exception_handler(exc, context):
@@ -25,6 +27,8 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
+    elif isinstance(exc, RequestDataTooBig):  # a body Django read itself, or a form's fields, over the limit
+        exc = RequestBodyTooLarge.over(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -2,8 +2,8 @@
 
 Every error body is `{"error": code, "detail": sentence}` (api_errors.py), with `fields` for invalid
 input. Each operation documents the statuses it answers with that body, so that a hospital's integrator
-reading /api/docs/ knows which to handle. Four follow from the operation itself and are added here: 400
-when it takes a body, 401 when it needs a signed-in caller, 403 when its hospital permission turns some
+reading /api/docs/ knows which to handle. Some follow from the operation itself and are added here: 400
+and 413 when it takes a body, 401 when it needs a signed-in caller, 403 when its hospital permission turns some
 roles away, 404 when its path names a hospital or an object (missing and not yours answer alike). The
 rest only the view's own code knows (403 for a role checked there, 409 for a conflict with the current
 state, 413 / 415 / 422 / 503 for an upload, 429 for too many attempts, 500 for a stored file that cannot
@@ -25,7 +25,8 @@ MEANINGS = {
     403: "Signed in, but this role may not do this (`permission_denied`, or `forbidden` with the reason).",
     404: "No such hospital or object, or not yours to see: both answer the same (`not_found`).",
     409: "The request conflicts with the current state (`error` says how, `detail` what to do).",
-    413: "The upload is larger than the platform takes (`too_large`, `too_many_pixels`, `too_many_frames`).",
+    413: "The upload or the request body is larger than the platform takes (`too_large`, `too_many_pixels`, "
+         "`too_many_frames`).",
     415: "The body's Content-Type, or the uploaded file's format or compression, is not one this operation "
          "takes (`detail` names the ones that are).",
     422: "The uploaded file is damaged, empty or not what this operation takes (`detail` says which); nothing "
@@ -62,7 +63,9 @@ class AutoSchema(openapi.AutoSchema):
     def _implied_error_statuses(self) -> list[int]:
         statuses = []
         if self.method in ("POST", "PUT", "PATCH") and self.get_request_serializer() is not None:
-            statuses += [400, 415]  # 415: a body in a Content-Type the operation's parsers do not read
+            # 413: a body over DATA_UPLOAD_MAX_MEMORY_SIZE (neurofed.parsers); 415: a body in a Content-Type
+            # the operation's parsers do not read.
+            statuses += [400, 413, 415]
         permissions = self.view.get_permissions()
         # Open to anyone, an operation still refuses a token that is not valid, where it reads tokens.
         authenticates = self.method not in getattr(self.view, "unauthenticated_methods", ()) and any(

@@ -245,6 +245,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "neurofed.pagination.LimitOffsetWithCeiling",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "neurofed.api_errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "neurofed.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "NeuroFed API",
@@ -288,7 +293,10 @@ UPLOAD_MAX_FRAMES = env_int("UPLOAD_MAX_FRAMES", 512)
 # Celery stamps the limit on each task where it is queued (the web process, requeue_scans), so set it
 # alike for every process.
 ANALYSIS_TIME_LIMIT_S = env_int("ANALYSIS_TIME_LIMIT_S", 300)
-DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
+# Bodies other than files: a form's fields, a JSON request (neurofed.parsers). None needs more than a few
+# kilobytes; files are counted apart, against UPLOAD_MAX_BYTES.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
+API_MAX_JSON_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
 # An upload is a scan in the clear, often a DICOM whose header names the patient: Django keeps it in
 # memory and never spools it to a temporary file, which a killed worker would leave on disk. (daphne's
 # HTTP layer, Twisted, does spool a request body over 100 kB to TMPDIR before Django sees it: the README
