@@ -241,6 +241,7 @@ def upload_scan(*, hospital, patient, data: bytes, uploaded_by=None, request=Non
     existing = Scan.objects.filter(hospital=hospital, patient=patient, content_digest=digest).first()
     if existing is not None and existing.status != ScanStatus.FAILED:
         return existing, False
+    _refuse_when_too_many_waiting(hospital, uploaded_by)
     if existing is not None:
         try:
             return requeue_failed_scan(existing, data, actor=uploaded_by, request=request), False
@@ -278,6 +279,23 @@ def upload_scan(*, hospital, patient, data: bytes, uploaded_by=None, request=Non
         raise
     logger.info("scan %s uploaded to %s (%s, %d slices)", scan.id, hospital.slug, scan.kind, scan.slice_count)
     return scan, True
+
+
+def _refuse_when_too_many_waiting(hospital, uploaded_by) -> None:
+    """One account has at most UPLOAD_MAX_WAITING of its uploads waiting for their analysis at a hospital.
+
+    Every hospital's analyses share the workers' queue, each may take minutes, and an upload costs its
+    decoding here and a stored file: without a bound, one account uploading in a loop would hold every
+    other hospital's diagnoses back. A patient has a scan or two at a time, a doctor a patient's series.
+    """
+    limit = settings.UPLOAD_MAX_WAITING
+    if uploaded_by is None or not limit:
+        return
+    waiting = Scan.objects.filter(hospital=hospital, uploaded_by=uploaded_by,
+                                  status__in=[ScanStatus.QUEUED, ScanStatus.PROCESSING]).count()
+    if waiting >= limit:
+        raise UploadRejected("too_many_waiting", f"{waiting} scans you uploaded are still waiting for their "
+                                                 "analysis; upload more once some of them are analysed.", 409)
 
 
 def _stored_blob_intact(scan: Scan) -> bool:

@@ -287,6 +287,8 @@ INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 4096 * 4096)
 UPLOAD_MAX_FRAMES = env_int("UPLOAD_MAX_FRAMES", 512)
+# The most uploads of one account that may wait for their analysis at a hospital at once (0: no limit).
+UPLOAD_MAX_WAITING = env_int("UPLOAD_MAX_WAITING", 20)
 # How long one scan's analysis may run before it is stopped and the scan failed (seconds). A volume
 # at the frame limit takes well under a minute on two CPU cores; an analysis still running long after
 # that is hung, and would hold the hospital's diagnostics worker until the broker redelivered it.
