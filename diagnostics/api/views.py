@@ -22,6 +22,7 @@ from diagnostics.api.serializers import (ReviewInputSerializer, ScanDetailSerial
 from diagnostics.limits import too_large_sentence
 from diagnostics.ml.readers import CLASS_NAMES
 from diagnostics.models.scans import Diagnosis, ReviewState, ScanSource, ScanStatus
+from diagnostics.shown_slices import shown_slices
 from hospitals.access import access_membership, access_patient, visible_patients
 from hospitals.audit import record_audit
 from hospitals.crypto import DecryptionError
@@ -330,9 +331,7 @@ class ScanImageView(_ScanPNGView):
     what = "image"
 
     def render(self, request, scan, membership):
-        data = read_blob(scan.hospital, scan.blob_path, record_type=services.SCAN_BLOB, record_id=scan.id,
-                         sha256=scan.blob_sha256)
-        slices = services.decode_on_record(data).slices
+        slices = shown_slices(scan)
         # The analysed slice is the one the model flagged: showing it by default would tell a patient
         # where the tumour was found before a doctor has reviewed the result.
         diagnosis = self.shown_diagnosis(scan, membership)
@@ -343,7 +342,7 @@ class ScanImageView(_ScanPNGView):
             raise Http404("No such slice") from None
         if not 0 <= index < len(slices):
             raise Http404("No such slice")
-        return services.encode_png(services.to_uint8(slices[index]))
+        return services.encode_png(slices[index])
 
 
 class ScanMaskView(_ScanPNGView):

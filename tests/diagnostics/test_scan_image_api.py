@@ -86,3 +86,21 @@ def test_a_stored_scan_over_limits_lowered_since_its_upload_is_an_error_in_words
     settings.UPLOAD_MAX_PIXELS = 100
     response = api(world.colleague).get(image_url(volume))
     assert response.status_code == 500 and response.json()["error"] == "unavailable"
+
+
+def test_browsing_a_volumes_slices_decodes_its_stored_file_once(world, api, volume, monkeypatch):
+    """Each slice is a request of its own: decoding the whole file for each took about a second apiece for
+    a 512-slice volume."""
+    from diagnostics import services, shown_slices
+
+    shown_slices.forget_all()
+    decoded = []
+    decode = services.decode_on_record
+    monkeypatch.setattr(services, "decode_on_record", lambda data: decoded.append(len(data)) or decode(data))
+    client = api(world.doctor_a)
+    pngs = [slice_png(client, volume, index) for index in (0, 1, 2, 1)]
+    assert len(decoded) == 1 and pngs[1] == pngs[3] and len(set(pngs[:3])) == 3
+    # A patient's request is checked as ever: the scan is theirs, the outsider's is not found.
+    assert api(world.owner).get(image_url(volume), {"slice": 1}).content == pngs[1]
+    assert api(world.outsider).get(image_url(volume), {"slice": 1}).status_code == 404
+    assert len(decoded) == 1
