@@ -191,6 +191,8 @@ def _stop_flower_run_of_stopped(home, run, poll_s: float) -> None:
         try:
             state = control.run_state(home, run.flower_run_id)
             break
+        except control.ControlError:
+            return  # the SuperLink answered, and holds no such run: nothing goes on to stop
         except Exception as exc:  # noqa: BLE001 - connection refused, reset, timeouts...
             if time.monotonic() - unreachable_since > conf.superlink_lost_s():
                 log.warning("could not ask the SuperLink about stopped run %s (flower run %s): %s",

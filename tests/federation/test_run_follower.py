@@ -129,6 +129,22 @@ def test_a_stopped_run_whose_flower_run_has_ended_is_left_alone(world, monkeypat
     assert stopped == []
 
 
+def test_a_stopped_run_the_superlink_no_longer_holds_is_left_at_once(world, monkeypatch, tmp_path, settings):
+    """The SuperLink answered: it is not unreachable, and there is nothing to wait for."""
+    settings.FEDERATION_SUPERLINK_LOST_S = 60
+    asked = []
+
+    def unknown(home, rid):
+        asked.append(rid)
+        raise control.ControlError(f"the SuperLink does not know run {rid}")
+
+    monkeypatch.setattr(control, "run_state", unknown)
+    monkeypatch.setattr(control, "stop_run", lambda home, rid: pytest.fail("nothing to stop"))
+    run = run_over(world.a, world.b, status=RunStatus.STOPPED, flower_run_id="4242")
+    assert follow_run(run.pk, poll_s=0.01, home=tmp_path) == RunStatus.STOPPED
+    assert asked == ["4242"]  # asked once, not again and again for a minute
+
+
 def test_a_follower_gives_up_asking_about_a_stopped_run_when_the_superlink_stays_away(world, no_superlink):
     run = run_over(world.a, world.b, status=RunStatus.STOPPED, flower_run_id="4242")
     assert follow_run(run.pk, poll_s=0.05, home=no_superlink) == RunStatus.STOPPED
