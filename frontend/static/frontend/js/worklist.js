@@ -130,12 +130,14 @@ async function learnNames(scans) {
 // came back, or were dropped as belonging to a list since reloaded.
 let queue = Promise.resolve();
 const inTurn = (work) => (queue = queue.then(work, work));
-// A filter change makes a "Show more" still waiting its turn moot: the list it would extend is gone.
+// A filter change makes a reload or a "Show more" still waiting its turn moot: the lists they would load
+// or extend are gone, and the change's own reload follows.
 let filterChanges = 0;
 
 function load({ reset = false } = {}) {
   if (reset) filterChanges++;
-  return inTurn(() => reload(reset));
+  const askedUnder = filterChanges;
+  return inTurn(() => (askedUnder === filterChanges ? reload(reset) : undefined));
 }
 
 async function reload(reset) {
