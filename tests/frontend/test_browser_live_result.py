@@ -29,7 +29,9 @@ def test_patient_uploads_and_sees_the_result_arrive_live(immediate_results, new_
         {"name": kaggle_image("glioma", 5).name, "mimeType": "image/jpeg", "buffer": jpeg_bytes("glioma", 5)}
     )
     page.get_by_role("button", name="Upload").click()
-    page.wait_for_url("**/h/st-anne/scans/*/")
+    # The web process checks the upload with the input gate, loading it on this first upload: on a busy
+    # machine that alone has taken most of the default 20 s.
+    page.wait_for_url("**/h/st-anne/scans/*/", timeout=90_000)
     # A marker that a reload would wipe: the result must come over the websocket, not a new page.
     page.evaluate("window.__sameDocument = true")
     page.get_by_text("Live updates on").wait_for()
