@@ -237,3 +237,27 @@ def test_a_stroke_being_drawn_when_a_colleagues_review_arrives_is_kept_and_sent(
     saved = doctor.locator("#review-message .notice.ok")
     saved.wait_for()
     assert saved.inner_text() == "Saved: Glioma confirmed, outline corrected."
+
+
+def test_a_colleagues_outline_arriving_during_a_stroke_is_announced_with_theirs_to_load(world, analysed_scan,
+                                                                                      new_page):
+    """The outline is not reloaded under a stroke under way; the doctor is told theirs replaced the one
+    under the stroke, as for strokes already finished, rather than find out by a refused save."""
+    scan = analysed_scan
+    doctor = open_case(new_page, world, scan)
+    canvas = doctor.locator("canvas.outline")
+    canvas.wait_for()
+    canvas.focus()
+    doctor.keyboard.down(" ")
+    doctor.keyboard.press("ArrowLeft")
+    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=scan, reviewer=world.doctor_a2,
+                                                 label="glioma", mask_png=colleagues_outline(scan),
+                                                 last_review_seen=""))
+    message = doctor.locator("#review-message")
+    message.get_by_role("button", name="Load their outline").wait_for()
+    assert "saved a review meanwhile: Glioma, with a corrected outline" in message.inner_text()
+    doctor.keyboard.press("ArrowLeft")
+    doctor.keyboard.up(" ")
+    message.get_by_role("button", name="Load their outline").click()
+    message.get_by_text("Their outline is loaded").wait_for()
+    assert outline_on_canvas_at(doctor, 0.20, 0.45)

@@ -110,7 +110,7 @@ function noteColleaguesReview(next) {
   newestReviewShown = newest.id;
   const message = document.getElementById("review-message");
   const notesTyped = Boolean(form.elements.notes.value.trim());
-  const deciding = labelChosen || viewer.edited || notesTyped;
+  const deciding = labelChosen || viewer.unsaved || notesTyped;
   // Notes are written against the diagnosis on screen: it stays selected rather than follow the
   // colleague's, so saving them cannot quietly confirm a diagnosis they were not written about.
   if (notesTyped && form.elements.label.value) labelChosen = true;
@@ -121,7 +121,7 @@ function noteColleaguesReview(next) {
   const who = escapeHtml(newest.reviewer_name || "A colleague");
   const label = escapeHtml(labelName(newest.label));
   // Strokes under way were drawn over the outline theirs replaced: saving them would undo theirs unseen.
-  const outlineReplaced = viewer.edited && newest.mask_changed;
+  const outlineReplaced = viewer.unsaved && newest.mask_changed;
   message.innerHTML = outlineReplaced
     ? `<p class="notice" role="status">${who} saved a review meanwhile: ${label}, with a corrected outline. Your `
       + "strokes are on the outline theirs replaced: load theirs, then correct it if you need to.</p>"
@@ -297,7 +297,7 @@ form?.addEventListener("submit", async (event) => {
 // An outline correction or notes not yet saved would be lost silently by leaving: the browser asks first.
 window.addEventListener("beforeunload", (event) => {
   if (document.getElementById("scan-gone")) return;  // removed meanwhile: nothing left to save
-  if (viewer.edited || form?.elements.notes.value.trim()) {
+  if (viewer.unsaved || form?.elements.notes.value.trim()) {
     event.preventDefault();
     event.returnValue = "";
   }

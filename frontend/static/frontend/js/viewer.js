@@ -344,8 +344,8 @@ export class ScanViewer {
       }
     });
     const end = () => {
+      this.pointerStroke = false;  // whatever ends: a second pointer's pan ends the stroke's drag too
       if (drag?.kind === "paint") {
-        this.pointerStroke = false;
         this.edited = true;
         this.announce();
         this.onEdit();
