@@ -281,6 +281,12 @@ def upload_scan(*, hospital, patient, data: bytes, uploaded_by=None, request=Non
     return scan, True
 
 
+def _forget_shown_slices(scan_id) -> None:
+    from diagnostics import shown_slices  # it decodes through this module
+
+    shown_slices.forget(scan_id)
+
+
 def _refuse_when_too_many_waiting(hospital, uploaded_by) -> None:
     """One account has at most UPLOAD_MAX_WAITING of its uploads waiting for their analysis at a hospital.
 
@@ -704,6 +710,7 @@ def remove_scan(*, hospital, scan: Scan, membership, reason: str = "", request=N
         locked.delete()
         for path in paths:
             _on_commit_robust(delete_blob, path)
+        _on_commit_robust(_forget_shown_slices, scan.pk)
         if told is not None:
             _on_commit_robust(patient_mail.tell_patient_scan_removed, hospital=hospital, scan_id=scan.pk,
                               uploaded_at=locked.created_at, user=told)

@@ -1,16 +1,20 @@
-"""The slices of the scans last shown, as 8-bit images, kept in each web process.
+"""The slices of the scans last shown, as 8-bit images, kept in each web process for a few minutes.
 
 A viewer browsing a volume asks for each slice by a request of its own, and every request decoded the
 whole stored file to answer with one slice: about a second and 430 MB each for a 512-slice volume, so a
 doctor scrolling through it kept the web process busy for minutes. The decoded slices of the last few
-scans are kept, within a byte budget, by the scan and the digest of its stored file (a file stored anew is
-decoded anew). Access is checked by the view before it asks, at every request.
+scans are kept, within a byte budget and for KEEP_S at most, by the scan, the digest of its stored file
+(a file stored anew is decoded anew) and the decoding limits. Access is checked by the view before it
+asks, at every request; a scan removed through this process is forgotten at once, and any other process
+forgets it within KEEP_S, so a removed scan's pixels do not stay in memory.
 """
 
 import threading
+import time
 from collections import OrderedDict
 
 import numpy as np
+from django.conf import settings
 
 from diagnostics import services
 from hospitals.storage import read_blob
@@ -18,28 +22,38 @@ from hospitals.storage import read_blob
 # Enough for a few volumes at once (a 512 × 256 × 256 volume takes 32 MiB as 8-bit slices); a scan larger
 # than this alone is decoded for each request, as before.
 BUDGET_BYTES = 256 * 1024 * 1024
+KEEP_S = 600
 
 _lock = threading.Lock()
-_kept: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
+_kept: OrderedDict[tuple, tuple[float, list[np.ndarray]]] = OrderedDict()
 
 
 def shown_slices(scan) -> list[np.ndarray]:
     """Every slice of `scan` as shown (services.to_uint8), decoded from its stored file or kept from before."""
-    key = (scan.id, scan.blob_sha256)
+    key = (scan.id, scan.blob_sha256, settings.UPLOAD_MAX_BYTES, settings.UPLOAD_MAX_PIXELS,
+           settings.UPLOAD_MAX_FRAMES)
+    now = time.monotonic()
     with _lock:
+        for old in [k for k, (decoded_at, _) in _kept.items() if now - decoded_at > KEEP_S]:
+            del _kept[old]
         if key in _kept:
             _kept.move_to_end(key)
-            return _kept[key]
+            return _kept[key][1]
     data = read_blob(scan.hospital, scan.blob_path, record_type=services.SCAN_BLOB, record_id=scan.id,
                      sha256=scan.blob_sha256)
     slices = [services.to_uint8(image) for image in services.decode_on_record(data).slices]
-    size = sum(image.nbytes for image in slices)
-    if size <= BUDGET_BYTES:
+    if sum(image.nbytes for image in slices) <= BUDGET_BYTES:
         with _lock:
-            _kept[key] = slices
-            while sum(image.nbytes for kept in _kept.values() for image in kept) > BUDGET_BYTES:
+            _kept[key] = (now, slices)
+            while sum(image.nbytes for _, kept in _kept.values() for image in kept) > BUDGET_BYTES:
                 _kept.popitem(last=False)
     return slices
+
+
+def forget(scan_id) -> None:
+    with _lock:
+        for key in [key for key in _kept if key[0] == scan_id]:
+            del _kept[key]
 
 
 def forget_all() -> None:

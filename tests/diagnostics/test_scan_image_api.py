@@ -104,3 +104,39 @@ def test_browsing_a_volumes_slices_decodes_its_stored_file_once(world, api, volu
     assert api(world.owner).get(image_url(volume), {"slice": 1}).content == pngs[1]
     assert api(world.outsider).get(image_url(volume), {"slice": 1}).status_code == 404
     assert len(decoded) == 1
+
+
+def test_a_removed_scans_slices_are_forgotten_and_none_are_kept_long(world, api, volume, monkeypatch,
+                                                                     django_capture_on_commit_callbacks):
+    """A removed patient's pixels must not stay in a web process's memory: forgotten by the process that
+    removed the scan, and by every other within KEEP_S."""
+    from diagnostics import shown_slices
+
+    shown_slices.forget_all()
+    slice_png(api(world.doctor_a), volume, 1)
+    assert [key[0] for key in shown_slices._kept] == [volume.id]
+    with django_capture_on_commit_callbacks(execute=True):
+        removed = api(world.owner).delete(f"/api/v1/hospitals/{volume.hospital.slug}/scans/{volume.id}/")
+    assert removed.status_code == 204
+    assert not shown_slices._kept
+
+    from diagnostics import services
+
+    other = Scan.objects.get(pk=upload(api(world.owner), world.a, samples.nifti_bytes("meningioma", 4)).json()["id"])
+    decoded = []
+    decode = services.decode_on_record
+    monkeypatch.setattr(services, "decode_on_record", lambda data: decoded.append(1) or decode(data))
+    slice_png(api(world.doctor_a), other, 0)
+    slice_png(api(world.doctor_a), other, 1)
+    monkeypatch.setattr(shown_slices, "KEEP_S", -1)
+    slice_png(api(world.doctor_a), other, 2)  # what was kept has expired: decoded again
+    assert len(decoded) == 2
+
+
+def test_slices_kept_are_decoded_again_under_other_limits(world, api, volume, settings):
+    from diagnostics import shown_slices
+
+    shown_slices.forget_all()
+    slice_png(api(world.doctor_a), volume, 1)
+    settings.UPLOAD_MAX_PIXELS = 100  # the stored file no longer decodes within the limits
+    assert api(world.doctor_a).get(image_url(volume), {"slice": 1}).status_code == 500
