@@ -82,3 +82,15 @@ def test_the_api_keeps_answering_its_405s_in_json(api, world):
     response = api(world.admin_a).get("/api/v1/invitations/accept/")
     assert response.status_code == 405 and response["Content-Type"] == "application/json"
     assert "button" not in response.content.decode()
+
+
+def test_a_form_larger_than_the_site_accepts_is_answered_in_words(client, world, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
+    client.force_login(world.admin_a)
+    response = client.post("/h/st-anne/settings/", {"name": "x" * 10_000})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "larger than the site accepts" in words(html) and "Nothing was changed" in words(html)
+    assert 'class="site-header"' in html
+    world.a.refresh_from_db()
+    assert world.a.name != "x" * 10_000
