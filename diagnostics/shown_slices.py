@@ -5,8 +5,9 @@ whole stored file to answer with one slice: about a second and 430 MB each for a
 doctor scrolling through it kept the web process busy for minutes. The decoded slices of the last few
 scans are kept, within a byte budget and for KEEP_S at most, by the scan, the digest of its stored file
 (a file stored anew is decoded anew) and the decoding limits. Access is checked by the view before it
-asks, at every request; a scan removed through this process is forgotten at once, and any other process
-forgets it within KEEP_S, so a removed scan's pixels do not stay in memory.
+asks, at every request. A scan removed through this process is forgotten at once; whatever a process
+keeps is swept out KEEP_S after it was decoded, requests or none, so a removed scan's pixels (or a deleted
+hospital's) do not stay in memory.
 """
 
 import threading
@@ -26,6 +27,7 @@ KEEP_S = 600
 
 _lock = threading.Lock()
 _kept: OrderedDict[tuple, tuple[float, list[np.ndarray]]] = OrderedDict()
+_sweeper: threading.Timer | None = None
 
 
 def shown_slices(scan) -> list[np.ndarray]:
@@ -34,8 +36,7 @@ def shown_slices(scan) -> list[np.ndarray]:
            settings.UPLOAD_MAX_FRAMES)
     now = time.monotonic()
     with _lock:
-        for old in [k for k, (decoded_at, _) in _kept.items() if now - decoded_at > KEEP_S]:
-            del _kept[old]
+        _drop_expired(now)
         if key in _kept:
             _kept.move_to_end(key)
             return _kept[key][1]
@@ -47,7 +48,31 @@ def shown_slices(scan) -> list[np.ndarray]:
             _kept[key] = (now, slices)
             while sum(image.nbytes for _, kept in _kept.values() for image in kept) > BUDGET_BYTES:
                 _kept.popitem(last=False)
+            _sweep_later()
     return slices
+
+
+def _drop_expired(now: float) -> None:
+    for key in [key for key, (decoded_at, _) in _kept.items() if now - decoded_at > KEEP_S]:
+        del _kept[key]
+
+
+def _sweep_later() -> None:
+    """Have a timer sweep expired slices out, one timer at a time, for as long as any are kept."""
+    global _sweeper
+    if _sweeper is None and _kept:
+        oldest = min(decoded_at for decoded_at, _ in _kept.values())
+        _sweeper = threading.Timer(max(oldest + KEEP_S - time.monotonic(), 0) + 1, _sweep)
+        _sweeper.daemon = True
+        _sweeper.start()
+
+
+def _sweep() -> None:
+    global _sweeper
+    with _lock:
+        _sweeper = None
+        _drop_expired(time.monotonic())
+        _sweep_later()
 
 
 def forget(scan_id) -> None:
@@ -57,5 +82,9 @@ def forget(scan_id) -> None:
 
 
 def forget_all() -> None:
+    global _sweeper
     with _lock:
         _kept.clear()
+        if _sweeper is not None:
+            _sweeper.cancel()
+            _sweeper = None

@@ -140,3 +140,18 @@ def test_slices_kept_are_decoded_again_under_other_limits(world, api, volume, se
     slice_png(api(world.doctor_a), volume, 1)
     settings.UPLOAD_MAX_PIXELS = 100  # the stored file no longer decodes within the limits
     assert api(world.doctor_a).get(image_url(volume), {"slice": 1}).status_code == 500
+
+
+def test_kept_slices_are_swept_out_without_another_request(world, api, volume, monkeypatch):
+    """A process that shows no other scan still forgets what it keeps (a deleted hospital's scans too)."""
+    import time
+
+    from diagnostics import shown_slices
+
+    shown_slices.forget_all()
+    monkeypatch.setattr(shown_slices, "KEEP_S", 0.1)
+    slice_png(api(world.doctor_a), volume, 1)
+    deadline = time.monotonic() + 10
+    while shown_slices._kept and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not shown_slices._kept
