@@ -261,3 +261,26 @@ def test_a_colleagues_outline_arriving_during_a_stroke_is_announced_with_theirs_
     message.get_by_role("button", name="Load their outline").click()
     message.get_by_text("Their outline is loaded").wait_for()
     assert outline_on_canvas_at(doctor, 0.20, 0.45)
+
+
+def test_strokes_over_an_outline_that_failed_to_load_are_not_sent_as_a_correction_of_it(world, analysed_scan,
+                                                                                       new_page):
+    """A colleague's outline whose PNG did not load leaves the viewer empty: strokes drawn there would have
+    been sent as based on the outline that stands, which the doctor never saw."""
+    scan = analysed_scan
+    doctor = open_case(new_page, world, scan)
+    doctor.locator("canvas.outline").wait_for()
+    doctor.route("**/mask.png?*", lambda route: route.abort())
+    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=scan, reviewer=world.doctor_a2,
+                                                 label="glioma", mask_png=colleagues_outline(scan),
+                                                 last_review_seen=""))
+    doctor.locator("#reviews").get_by_text("outline corrected").wait_for()
+    doctor.locator("canvas.outline").wait_for()  # shown again, empty, once the load has failed
+    posted = []
+    doctor.on("request", lambda request: posted.append(request.url) if request.method == "POST" else None)
+    stroke(doctor, 0.70, 0.60, 0.80)
+    doctor.locator("#review-submit").click()
+    refusal = doctor.locator("#review-message .notice.error")
+    refusal.wait_for()
+    assert "cannot be corrected here" in refusal.inner_text() and posted == []
+    assert scan.reviews.count() == 1 and theirs_kept(scan)

@@ -91,6 +91,6 @@ def test_a_form_larger_than_the_site_accepts_is_answered_in_words(client, world,
     html = response.content.decode()
     assert response.status_code == 400
     assert "larger than the site accepts" in words(html) and "Nothing was changed" in words(html)
-    assert 'class="site-header"' in html
+    assert 'class="site-header"' in html and "Sign out" in html  # still signed in, and shown so
     world.a.refresh_from_db()
     assert world.a.name != "x" * 10_000

@@ -219,9 +219,20 @@ async function render(next) {
   if (key && key !== loadedMask && !viewer.unsaved) {
     loadedMask = key;
     const basis = standingOutline(scan);
-    await viewer.loadMask(`${result.mask_url}?v=${encodeURIComponent(key)}`);
+    let loaded = true;
+    try {
+      await viewer.loadMask(`${result.mask_url}?v=${encodeURIComponent(key)}`);
+    } catch (error) {
+      // Not loaded (the connection, the server): the viewer shows no outline, so strokes would be drawn
+      // over none the doctor has seen; they are refused until a later render loads it (it tries again).
+      console.error(error);
+      loaded = false;
+    }
     // Of two reloads under way the viewer keeps the newer outline, whichever answers last: so its basis.
-    if (loadedMask === key) outlineBasis = basis;
+    if (loadedMask === key) {
+      outlineBasis = loaded ? basis : null;
+      if (!loaded) loadedMask = null;
+    }
   } else if (!key && !viewer.unsaved) {
     outlineBasis = outlineOnScreen(scan);
   }

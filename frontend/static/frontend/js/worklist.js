@@ -158,7 +158,10 @@ async function reload(reset) {
 }
 
 async function showMore(name, button, askedUnder) {
-  if (askedUnder !== filterChanges) return;
+  if (askedUnder !== filterChanges) {
+    button.disabled = false;  // gone with the list it extended, unless the filter's reload failed
+    return;
+  }
   const list = lists[name];
   try {
     const answer = await fetchPage(list, PAGE, list.scans.length);
