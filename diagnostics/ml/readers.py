@@ -574,7 +574,8 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
             raise ScanDecodeError("unreadable", f"A NIfTI image of shape {stored} is not a 2-D or 3-D scan.")
         # Limits from the header, in the axes the slices are shown in, before a voxel is read: reorienting
         # reads the whole array, and nibabel allocates what the header declares before finding it missing.
-        rows, columns, depth = _canonical_extent(stored, nib.io_orientation(volume.affine))
+        orientation = nib.io_orientation(volume.affine)  # stored axis -> RAS axis, as reorienting uses
+        rows, columns, depth = _canonical_extent(stored, orientation)
         _check_pixels(rows, columns, max_pixels)
         if depth > max_frames:
             raise ScanDecodeError("too_many_frames", f"The volume has {depth} slices; the limit is {max_frames}.")
@@ -584,7 +585,6 @@ def _decode_nifti(data: bytes, max_pixels: int, max_frames: int) -> DecodedScan:
             volume = image_class(np.asanyarray(volume.dataobj)[..., None], volume.affine, volume.header)
         elif len(stored) == 4:
             volume = volume.slicer[..., 0]  # a time series: the first volume is the anatomy, and only it is read
-        orientation = nib.io_orientation(volume.affine)  # stored axis -> RAS axis, as the next line uses
         volume = nib.as_closest_canonical(volume)  # RAS: the third axis runs foot to head (axial)
         array = np.asarray(volume.dataobj, dtype=np.float32)
     except ScanDecodeError:

@@ -217,17 +217,23 @@ def test_a_keyboard_user_keeps_the_focus_on_the_outline_editor_through_a_reload(
     assert doctor.evaluate("() => document.activeElement.matches('canvas.outline')")
 
 
-def test_a_stroke_being_drawn_when_a_colleagues_review_arrives_is_kept_and_sent(world, analysed_scan, new_page):
-    """The outline is not reloaded under a stroke under way (Space held): it would wipe it, while the page then
-    said it would be sent."""
-    doctor = open_case(new_page, world, analysed_scan)
+def _colleague_reviews_during_a_keyboard_stroke(doctor, world, scan, **review):
+    """The doctor holds Space on the outline editor, brush moving, while a colleague saves a review (a
+    glioma, with `review`'s outline and last review seen); Space is still held when this returns."""
     canvas = doctor.locator("canvas.outline")
     canvas.wait_for()
     canvas.focus()
     doctor.keyboard.down(" ")
     doctor.keyboard.press("ArrowLeft")
-    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=analysed_scan, reviewer=world.doctor_a2,
-                                                 label="glioma"))
+    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=scan, reviewer=world.doctor_a2,
+                                                 label="glioma", **review))
+
+
+def test_a_stroke_being_drawn_when_a_colleagues_review_arrives_is_kept_and_sent(world, analysed_scan, new_page):
+    """The outline is not reloaded under a stroke under way (Space held): it would wipe it, while the page then
+    said it would be sent."""
+    doctor = open_case(new_page, world, analysed_scan)
+    _colleague_reviews_during_a_keyboard_stroke(doctor, world, analysed_scan)
     doctor.locator("#reviews li").first.wait_for()
     doctor.wait_for_timeout(500)
     doctor.keyboard.press("ArrowLeft")
@@ -245,14 +251,8 @@ def test_a_colleagues_outline_arriving_during_a_stroke_is_announced_with_theirs_
     under the stroke, as for strokes already finished, rather than find out by a refused save."""
     scan = analysed_scan
     doctor = open_case(new_page, world, scan)
-    canvas = doctor.locator("canvas.outline")
-    canvas.wait_for()
-    canvas.focus()
-    doctor.keyboard.down(" ")
-    doctor.keyboard.press("ArrowLeft")
-    in_other_thread(lambda: services.review_scan(hospital=world.a, scan=scan, reviewer=world.doctor_a2,
-                                                 label="glioma", mask_png=colleagues_outline(scan),
-                                                 last_review_seen=""))
+    _colleague_reviews_during_a_keyboard_stroke(doctor, world, scan, mask_png=colleagues_outline(scan),
+                                                last_review_seen="")
     message = doctor.locator("#review-message")
     message.get_by_role("button", name="Load their outline").wait_for()
     assert "saved a review meanwhile: Glioma, with a corrected outline" in message.inner_text()
